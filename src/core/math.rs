@@ -1,0 +1,21 @@
+//! Transcendental functions through `libm`, so that native and wasm builds agree bit for bit
+//! (std's `exp`/`ln` call the platform's C library, which differs between targets).
+
+#[inline]
+pub fn exp(x: f64) -> f64 {
+    libm::exp(x)
+}
+
+#[inline]
+pub fn ln(x: f64) -> f64 {
+    libm::log(x)
+}
+
+/// ln Σ exp(x_i), stable for large x.
+pub fn logsumexp(xs: &[f64]) -> f64 {
+    let max = xs.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    if !max.is_finite() {
+        return max;
+    }
+    max + ln(xs.iter().map(|x| exp(x - max)).sum())
+}

@@ -1,0 +1,9 @@
+//! The pure core: all math and simulation, no yew/web-sys. Tested natively with `cargo test`.
+
+pub mod experiment;
+pub mod math;
+pub mod params;
+pub mod progress;
+pub mod rng;
+pub mod slate_world;
+pub mod stats;

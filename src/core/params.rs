@@ -1,0 +1,349 @@
+//! Lesson parameters as data.
+//!
+//! Each lesson has one parameter struct with defaults. It describes its fields once (`specs`), and
+//! everything else is generic: parsing the URL hash or CLI arguments, range checks, cross-field
+//! checks, serialising back to a query string. A lesson can only run with a [`Checked`] value, and
+//! the only way to get one is [`check`] (unchecked → checked, as linfa's parameter guards do).
+
+use std::fmt;
+
+/// What kind of value a parameter takes, and its allowed range.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Kind {
+    /// Integer in min..=max; `log` makes the slider logarithmic.
+    Int { min: i64, max: i64, log: bool },
+    /// Real in min..=max.
+    Float { min: f64, max: f64, log: bool },
+    /// One of the listed (value, label) pairs.
+    Choice(&'static [(&'static str, &'static str)]),
+    /// A 64-bit seed.
+    Seed,
+}
+
+/// One parameter: its URL/CLI name, the label next to its control, a one-line help text.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Spec {
+    pub name: &'static str,
+    pub label: &'static str,
+    pub help: &'static str,
+    pub kind: Kind,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Value {
+    Int(i64),
+    Float(f64),
+    Choice(&'static str),
+    Seed(u64),
+}
+
+impl fmt::Display for Value {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Value::Int(v) => write!(f, "{v}"),
+            Value::Float(v) => write!(f, "{v}"),
+            Value::Choice(v) => write!(f, "{v}"),
+            Value::Seed(v) => write!(f, "{v}"),
+        }
+    }
+}
+
+/// A problem with one parameter, addressed to the control of that name.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Issue {
+    pub param: &'static str,
+    pub message: String,
+}
+
+/// A lesson's parameter struct.
+pub trait LessonParams: Default + Clone + PartialEq + fmt::Debug + 'static {
+    fn specs() -> &'static [Spec];
+    fn get(&self, name: &str) -> Value;
+    /// Store a value that already passed the range check of its spec.
+    fn set(&mut self, name: &str, value: Value);
+    /// Checks between fields (K ≤ P, memory budgets...). Empty when all is well.
+    fn cross_check(&self) -> Vec<Issue>;
+    /// Whether a control matters for the current values (e.g. the temperature only for softmax).
+    fn is_active(&self, _name: &str) -> bool {
+        true
+    }
+}
+
+/// Parameters that passed every check. Only [`check`] makes one.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Checked<P>(P);
+
+impl<P> std::ops::Deref for Checked<P> {
+    type Target = P;
+    fn deref(&self) -> &P {
+        &self.0
+    }
+}
+
+pub fn spec_of<P: LessonParams>(name: &str) -> Option<&'static Spec> {
+    P::specs().iter().find(|s| s.name == name)
+}
+
+/// Parse one value against its spec; the error says what was wrong in words a learner reads.
+pub fn parse_value(spec: &Spec, text: &str) -> Result<Value, String> {
+    let text = text.trim();
+    match spec.kind {
+        Kind::Int { min, max, .. } => {
+            let v: i64 = parse_number(text)
+                .and_then(|x| {
+                    if x.fract() == 0.0 && x.abs() < 9e15 {
+                        Some(x as i64)
+                    } else {
+                        None
+                    }
+                })
+                .ok_or_else(|| format!("“{text}” is not a whole number"))?;
+            if v < min || v > max {
+                return Err(format!("{v} is outside {min}…{max}"));
+            }
+            Ok(Value::Int(v))
+        }
+        Kind::Float { min, max, .. } => {
+            let v = parse_number(text).ok_or_else(|| format!("“{text}” is not a number"))?;
+            if !(min..=max).contains(&v) {
+                return Err(format!("{v} is outside {min}…{max}"));
+            }
+            Ok(Value::Float(v))
+        }
+        Kind::Choice(options) => options
+            .iter()
+            .find(|(value, _)| *value == text)
+            .map(|(value, _)| Value::Choice(value))
+            .ok_or_else(|| {
+                let names: Vec<&str> = options.iter().map(|(v, _)| *v).collect();
+                format!("“{text}” is not one of {}", names.join(", "))
+            }),
+        Kind::Seed => text
+            .parse::<u64>()
+            .map(Value::Seed)
+            .map_err(|_| format!("“{text}” is not a seed (a whole number 0…18446744073709551615)")),
+    }
+}
+
+/// Accepts 1000, 1e3, 1_000 and 1,000.
+fn parse_number(text: &str) -> Option<f64> {
+    let cleaned: String = text.chars().filter(|c| *c != '_' && *c != ',').collect();
+    cleaned.parse::<f64>().ok().filter(|v| v.is_finite())
+}
+
+/// Set one parameter from text, with its range check. Cross-field checks are [`check`]'s job.
+pub fn set_from_text<P: LessonParams>(params: &mut P, name: &str, text: &str) -> Result<(), Issue> {
+    let spec = spec_of::<P>(name).ok_or_else(|| Issue {
+        param: "",
+        message: format!("there is no parameter “{name}”"),
+    })?;
+    let value = parse_value(spec, text).map_err(|message| Issue { param: spec.name, message })?;
+    params.set(spec.name, value);
+    Ok(())
+}
+
+/// unchecked → checked.
+pub fn check<P: LessonParams>(params: P) -> Result<Checked<P>, Vec<Issue>> {
+    let mut issues = Vec::new();
+    for spec in P::specs() {
+        let text = params.get(spec.name).to_string();
+        if let Err(message) = parse_value(spec, &text) {
+            issues.push(Issue { param: spec.name, message });
+        }
+    }
+    issues.extend(params.cross_check());
+    if issues.is_empty() {
+        Ok(Checked(params))
+    } else {
+        Err(issues)
+    }
+}
+
+/// Parse a query string (`a=1&b=x`, the part of the URL hash after `?`). Bad or unknown values are
+/// reported and replaced by their defaults; the result always passes [`check`].
+pub fn from_query<P: LessonParams>(query: &str) -> (Checked<P>, Vec<Issue>) {
+    let mut params = P::default();
+    let mut issues = Vec::new();
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (name, raw) = pair.split_once('=').unwrap_or((pair, ""));
+        let name = percent_decode(name);
+        let text = percent_decode(raw);
+        match spec_of::<P>(&name) {
+            None => issues.push(Issue { param: "", message: format!("unknown parameter “{name}” ignored") }),
+            Some(spec) => match parse_value(spec, &text) {
+                Ok(v) => params.set(spec.name, v),
+                Err(message) => issues.push(Issue {
+                    param: spec.name,
+                    message: format!("{message}; using the default {}", P::default().get(spec.name)),
+                }),
+            },
+        }
+    }
+    // Fields that conflict with each other fall back to their defaults, one at a time, until the
+    // whole passes (bounded: each round resets at least one field).
+    for _ in 0..=P::specs().len() {
+        let conflicts = params.cross_check();
+        let Some(first) = conflicts.first() else { break };
+        let default = P::default().get(first.param);
+        issues.push(Issue {
+            param: first.param,
+            message: format!("{}; using the default {default}", first.message),
+        });
+        params.set(first.param, default);
+    }
+    let checked = check(params).unwrap_or_else(|_| check(P::default()).expect("defaults must be valid"));
+    (checked, issues)
+}
+
+/// The canonical query string of a parameter set, in spec order.
+pub fn to_query<P: LessonParams>(params: &P) -> String {
+    P::specs()
+        .iter()
+        .map(|s| format!("{}={}", s.name, percent_encode(&params.get(s.name).to_string())))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+fn percent_encode(text: &str) -> String {
+    let mut out = String::new();
+    for b in text.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => out.push(b as char),
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' if i + 2 < bytes.len() => {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok());
+                match hex {
+                    Some(v) => {
+                        out.push(v);
+                        i += 3;
+                    }
+                    None => {
+                        out.push(b'%');
+                        i += 1;
+                    }
+                }
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    #[derive(Clone, Debug, PartialEq)]
+    pub struct Demo {
+        pub items: i64,
+        pub slate: i64,
+        pub rate: f64,
+        pub mode: &'static str,
+        pub seed: u64,
+    }
+    impl Default for Demo {
+        fn default() -> Self {
+            Demo { items: 10, slate: 3, rate: 0.5, mode: "a", seed: 1 }
+        }
+    }
+    const SPECS: &[Spec] = &[
+        Spec { name: "items", label: "P", help: "", kind: Kind::Int { min: 2, max: 100, log: false } },
+        Spec { name: "slate", label: "K", help: "", kind: Kind::Int { min: 1, max: 10, log: false } },
+        Spec { name: "rate", label: "r", help: "", kind: Kind::Float { min: 0.0, max: 1.0, log: false } },
+        Spec { name: "mode", label: "m", help: "", kind: Kind::Choice(&[("a", "A"), ("b", "B")]) },
+        Spec { name: "seed", label: "seed", help: "", kind: Kind::Seed },
+    ];
+    impl LessonParams for Demo {
+        fn specs() -> &'static [Spec] {
+            SPECS
+        }
+        fn get(&self, name: &str) -> Value {
+            match name {
+                "items" => Value::Int(self.items),
+                "slate" => Value::Int(self.slate),
+                "rate" => Value::Float(self.rate),
+                "mode" => Value::Choice(self.mode),
+                _ => Value::Seed(self.seed),
+            }
+        }
+        fn set(&mut self, name: &str, value: Value) {
+            match (name, value) {
+                ("items", Value::Int(v)) => self.items = v,
+                ("slate", Value::Int(v)) => self.slate = v,
+                ("rate", Value::Float(v)) => self.rate = v,
+                ("mode", Value::Choice(v)) => self.mode = v,
+                ("seed", Value::Seed(v)) => self.seed = v,
+                other => panic!("bad set {other:?}"),
+            }
+        }
+        fn cross_check(&self) -> Vec<Issue> {
+            if self.slate > self.items {
+                vec![Issue { param: "slate", message: format!("K = {} exceeds P = {}", self.slate, self.items) }]
+            } else {
+                vec![]
+            }
+        }
+    }
+
+    #[test]
+    fn round_trip() {
+        let mut p = Demo::default();
+        p.items = 42;
+        p.rate = 0.125;
+        p.mode = "b";
+        p.seed = u64::MAX;
+        let q = to_query(&p);
+        let (back, issues) = from_query::<Demo>(&q);
+        assert!(issues.is_empty(), "{issues:?}");
+        assert_eq!(*back, p);
+    }
+
+    #[test]
+    fn bad_values_fall_back_one_by_one() {
+        let (p, issues) = from_query::<Demo>("items=abc&rate=0.25&mode=zzz&seed=-3&bogus=1");
+        assert_eq!(p.items, 10);
+        assert_eq!(p.rate, 0.25);
+        assert_eq!(p.mode, "a");
+        assert_eq!(p.seed, 1);
+        let named: Vec<&str> = issues.iter().map(|i| i.param).collect();
+        assert_eq!(named, vec!["items", "mode", "seed", ""]);
+        assert!(issues[0].message.contains("not a whole number"));
+    }
+
+    #[test]
+    fn conflicts_reset_the_offending_field() {
+        let (p, issues) = from_query::<Demo>("items=5&slate=8");
+        assert_eq!(p.items, 5);
+        assert_eq!(p.slate, 3);
+        assert_eq!(issues.len(), 1);
+        assert!(check(Demo { slate: 9, items: 4, ..Demo::default() }).is_err());
+    }
+
+    #[test]
+    fn out_of_range_and_formats() {
+        let spec = &SPECS[0];
+        assert!(parse_value(spec, "1e3").is_err());
+        assert_eq!(parse_value(spec, "1e1").unwrap(), Value::Int(10));
+        assert_eq!(parse_value(spec, " 1_0 ").unwrap(), Value::Int(10));
+        assert!(parse_value(spec, "2.5").is_err());
+        assert_eq!(percent_decode("a%20b%zz%"), "a b%zz%");
+    }
+}

@@ -1,0 +1,444 @@
+//! Lesson 1, "The slate world": log data from a logging policy and look at it — the rows, the CTR
+//! by position, how small slate propensities get, and exact vs simulated CTR.
+
+use super::policy::{Logging, LoggingKind, Oracle, PlackettLuce};
+use super::simulate::{ab_test, deterministic_ctr, log_data, policy_ctr, PolicyCtr};
+use super::{log10, ClickModel, SyntheticSpec, World, MAX_SLATE};
+use crate::core::experiment::Experiment;
+use crate::core::params::{Checked, Issue, Kind, LessonParams, Spec, Value};
+use crate::core::progress::{staged, Progress};
+use crate::core::rng::{self, Stream};
+use crate::core::stats::{quantile, Histogram, MeanSe, Running};
+use serde::{Deserialize, Serialize};
+
+/// Largest P·d a browser tab is asked to hold for this lesson (f64: 32 MB).
+pub const MAX_CATALOGUE_NUMBERS: i64 = 4_000_000;
+/// Work allowed for exact enumeration of a policy's CTR (users × slates × K).
+pub const ENUMERATION_BUDGET: f64 = 3e7;
+/// Work allowed for exact per-position propensities (tables × P × K² × quadrature nodes).
+pub const MARGINALS_BUDGET: f64 = 4e9;
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct SlateWorldParams {
+    pub world: &'static str,
+    pub click_model: &'static str,
+    pub items: i64,
+    pub slate_size: i64,
+    pub dim: i64,
+    pub contexts: i64,
+    pub topics: i64,
+    pub users: i64,
+    pub logging: &'static str,
+    pub temperature: f64,
+    pub logs: i64,
+    pub seed: u64,
+}
+
+impl Default for SlateWorldParams {
+    fn default() -> Self {
+        SlateWorldParams {
+            world: "toy",
+            click_model: "prr",
+            items: 200,
+            slate_size: 4,
+            dim: 16,
+            contexts: 20,
+            topics: 8,
+            users: 1000,
+            logging: "uniform",
+            temperature: 1.0,
+            logs: 20_000,
+            seed: 2,
+        }
+    }
+}
+
+pub const WORLDS: &[(&str, &str)] = &[("toy", "Toy: 7 items, 4 contexts, slates of 2–4"), ("synthetic", "Synthetic: choose P, K, d")];
+pub const CLICK_MODELS: &[(&str, &str)] = &[("prr", "PRR oracle (one click at most)"), ("pbm", "Position-based (independent clicks)")];
+pub const LOGGING: &[(&str, &str)] = &[
+    ("uniform", "Uniform without replacement"),
+    ("popularity", "Popularity-proportional"),
+    ("softmax", "Softmax on scores (Plackett–Luce)"),
+];
+
+const SPECS: &[Spec] = &[
+    Spec { name: "world", label: "World", help: "the notebook's toy world, or a synthetic one of any size", kind: Kind::Choice(WORLDS) },
+    Spec { name: "click_model", label: "Click model", help: "how users click on a slate", kind: Kind::Choice(CLICK_MODELS) },
+    Spec { name: "items", label: "Catalogue size P", help: "items in the synthetic catalogue", kind: Kind::Int { min: 2, max: 200_000, log: true } },
+    Spec { name: "slate_size", label: "Slate size K", help: "positions in a banner", kind: Kind::Int { min: 1, max: MAX_SLATE as i64, log: false } },
+    Spec { name: "dim", label: "Embedding dimension d", help: "dimension of item and context embeddings", kind: Kind::Int { min: 2, max: 128, log: true } },
+    Spec { name: "contexts", label: "Context categories", help: "kinds of users (z)", kind: Kind::Int { min: 1, max: 100, log: false } },
+    Spec { name: "topics", label: "Topics", help: "item topics; each context likes 1 + Poisson(1) of them", kind: Kind::Int { min: 1, max: 64, log: false } },
+    Spec { name: "users", label: "Users", help: "size of the user population", kind: Kind::Int { min: 1, max: 100_000, log: true } },
+    Spec { name: "logging", label: "Logging policy π₀", help: "the policy that filled the logged slates", kind: Kind::Choice(LOGGING) },
+    Spec { name: "temperature", label: "Softmax temperature τ", help: "lower = more peaked on the best items", kind: Kind::Float { min: 0.05, max: 20.0, log: true } },
+    Spec { name: "logs", label: "Logged impressions N", help: "rows in the logged dataset (and impressions of the A/B test)", kind: Kind::Int { min: 10, max: 2_000_000, log: true } },
+    Spec { name: "seed", label: "Seed", help: "same seed and parameters → same numbers", kind: Kind::Seed },
+];
+
+impl LessonParams for SlateWorldParams {
+    fn specs() -> &'static [Spec] {
+        SPECS
+    }
+
+    fn get(&self, name: &str) -> Value {
+        match name {
+            "world" => Value::Choice(self.world),
+            "click_model" => Value::Choice(self.click_model),
+            "items" => Value::Int(self.items),
+            "slate_size" => Value::Int(self.slate_size),
+            "dim" => Value::Int(self.dim),
+            "contexts" => Value::Int(self.contexts),
+            "topics" => Value::Int(self.topics),
+            "users" => Value::Int(self.users),
+            "logging" => Value::Choice(self.logging),
+            "temperature" => Value::Float(self.temperature),
+            "logs" => Value::Int(self.logs),
+            "seed" => Value::Seed(self.seed),
+            other => unreachable!("no parameter {other}"),
+        }
+    }
+
+    fn set(&mut self, name: &str, value: Value) {
+        match (name, value) {
+            ("world", Value::Choice(v)) => self.world = v,
+            ("click_model", Value::Choice(v)) => self.click_model = v,
+            ("items", Value::Int(v)) => self.items = v,
+            ("slate_size", Value::Int(v)) => self.slate_size = v,
+            ("dim", Value::Int(v)) => self.dim = v,
+            ("contexts", Value::Int(v)) => self.contexts = v,
+            ("topics", Value::Int(v)) => self.topics = v,
+            ("users", Value::Int(v)) => self.users = v,
+            ("logging", Value::Choice(v)) => self.logging = v,
+            ("temperature", Value::Float(v)) => self.temperature = v,
+            ("logs", Value::Int(v)) => self.logs = v,
+            ("seed", Value::Seed(v)) => self.seed = v,
+            (name, value) => unreachable!("{name} cannot hold {value:?}"),
+        }
+    }
+
+    fn cross_check(&self) -> Vec<Issue> {
+        let mut issues = Vec::new();
+        let synthetic = self.world == "synthetic";
+        if synthetic && self.slate_size > self.items {
+            issues.push(Issue {
+                param: "slate_size",
+                message: format!("a slate of K = {} needs at least {} items, P is {}", self.slate_size, self.slate_size, self.items),
+            });
+        }
+        if synthetic && self.items * self.dim.max(self.contexts) > MAX_CATALOGUE_NUMBERS {
+            issues.push(Issue {
+                param: "items",
+                message: format!(
+                    "P × max(d, contexts) = {} numbers is more than a browser tab should hold here ({}); lower P or d, or run the CLI",
+                    self.items * self.dim.max(self.contexts),
+                    MAX_CATALOGUE_NUMBERS
+                ),
+            });
+        }
+        if self.logs * (self.slate_size.max(4)) > 8_000_000 {
+            issues.push(Issue {
+                param: "logs",
+                message: format!("N × K = {} logged positions is too many for one tab (8,000,000); lower N or use the CLI", self.logs * self.slate_size.max(4)),
+            });
+        }
+        if synthetic && self.logging != "uniform" {
+            let tables = if self.logging == "softmax" { self.contexts } else { 1 } as f64;
+            let k = self.slate_size as f64;
+            let work = tables * self.items as f64 * k * k * 250.0;
+            if work > MARGINALS_BUDGET {
+                issues.push(Issue {
+                    param: "items",
+                    message: format!(
+                        "exact per-position propensities of this policy would take ≈{:.0} G operations; lower P, K or the contexts",
+                        work / 1e9
+                    ),
+                });
+            }
+        }
+        issues
+    }
+
+    fn is_active(&self, name: &str) -> bool {
+        match name {
+            "items" | "slate_size" | "dim" | "contexts" | "topics" => self.world == "synthetic",
+            "temperature" => self.logging == "softmax",
+            _ => true,
+        }
+    }
+}
+
+impl SlateWorldParams {
+    pub fn click_model(&self) -> ClickModel {
+        if self.click_model == "pbm" {
+            ClickModel::Pbm
+        } else {
+            ClickModel::Prr
+        }
+    }
+
+    pub fn logging_kind(&self) -> LoggingKind {
+        logging_kind(self.logging, self.temperature)
+    }
+
+    /// The world these parameters describe.
+    pub fn build_world(&self) -> World {
+        if self.world == "synthetic" {
+            World::synthetic(
+                self.seed,
+                SyntheticSpec {
+                    items: self.items as u32,
+                    slate_size: self.slate_size as u32,
+                    dim: self.dim as u32,
+                    categories: self.contexts as u32,
+                    topics: self.topics as u32,
+                    users: self.users as u32,
+                    engagement_features: 4,
+                },
+                self.click_model(),
+            )
+        } else {
+            World::toy(self.seed, self.users as u32, self.click_model())
+        }
+    }
+}
+
+pub fn logging_kind(name: &str, temperature: f64) -> LoggingKind {
+    match name {
+        "popularity" => LoggingKind::Popularity,
+        "softmax" => LoggingKind::Softmax { temperature },
+        _ => LoggingKind::Uniform,
+    }
+}
+
+/// One logged row, as shown in the lesson's table.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RowView {
+    pub user: u32,
+    pub context: String,
+    pub engagement: Vec<f64>,
+    pub slate: Vec<String>,
+    pub clicks: Vec<u8>,
+    pub slate_propensity: f64,
+    pub position_propensity: Vec<f64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PositionCtr {
+    pub position: u32,
+    pub impressions: u64,
+    pub clicks: u64,
+    pub ctr: f64,
+    pub se: f64,
+}
+
+/// Quantiles of log10 π₀(A|x) over sampled slates of size k.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PropensityQuantiles {
+    pub k: u32,
+    pub p05: f64,
+    pub median: f64,
+    pub p95: f64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PropensityCurve {
+    pub policy: String,
+    pub points: Vec<PropensityQuantiles>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SlateWorldReport {
+    pub world: String,
+    pub items: u32,
+    pub categories: u32,
+    pub users: u32,
+    pub slate_sizes: (u32, u32),
+    pub logging: String,
+    /// Number of distinct ordered slates the world can show.
+    pub slate_count: f64,
+    pub first_rows: Vec<RowView>,
+    pub logged_ctr: MeanSe,
+    pub ctr_by_position: Vec<PositionCtr>,
+    pub log10_propensity: Histogram,
+    /// Median log10 slate propensity of the logged rows.
+    pub median_log10_propensity: f64,
+    pub propensity_vs_k: Vec<PropensityCurve>,
+    /// Exact (or Monte-Carlo) CTR of every logging policy and of the oracle.
+    pub policy_ctr: Vec<PolicyCtr>,
+    /// The chosen logging policy deployed on N fresh impressions.
+    pub ab_test: MeanSe,
+}
+
+pub struct SlateWorldLesson;
+
+/// Rows shown in the table.
+pub const SHOWN_ROWS: usize = 12;
+/// Slates sampled per K for the propensity-vs-K curves.
+const SWEEP_SLATES: u32 = 2000;
+
+impl Experiment for SlateWorldLesson {
+    type Params = SlateWorldParams;
+    type Report = SlateWorldReport;
+
+    fn run(params: &Checked<SlateWorldParams>, progress: &mut dyn Progress) -> SlateWorldReport {
+        progress.report(0.0, "building the world");
+        let world = params.build_world();
+        let policy = PlackettLuce::new(&world, params.logging_kind());
+        let n = params.logs as u32;
+        let data = log_data(&world, &policy, n, params.seed, &mut staged(progress, 0.05, 0.55));
+
+        let first_rows = data.rows.iter().take(SHOWN_ROWS).map(|row| {
+            let u = &world.users[row.user as usize];
+            RowView {
+                user: row.user,
+                context: world.category_names[u.category as usize].clone(),
+                engagement: u.engagement.clone(),
+                slate: row.slate.iter().map(|&a| world.item_names[a as usize].clone()).collect(),
+                clicks: row.clicks.clone(),
+                slate_propensity: row.slate_propensity,
+                position_propensity: row.position_propensity.clone(),
+            }
+        });
+
+        let max_size = world.slate_sizes.max as usize;
+        let mut shown = vec![0u64; max_size];
+        let mut clicked = vec![0u64; max_size];
+        for row in &data.rows {
+            for (k, c) in row.clicks.iter().enumerate() {
+                shown[k] += 1;
+                clicked[k] += u64::from(*c);
+            }
+        }
+        let ctr_by_position = (0..max_size)
+            .map(|k| {
+                let p = clicked[k] as f64 / shown[k].max(1) as f64;
+                PositionCtr {
+                    position: k as u32 + 1,
+                    impressions: shown[k],
+                    clicks: clicked[k],
+                    ctr: p,
+                    se: (p * (1.0 - p) / shown[k].max(1) as f64).sqrt(),
+                }
+            })
+            .collect();
+
+        let mut log_props: Vec<f64> = data.rows.iter().map(|r| log10(r.slate_propensity)).collect();
+        let log10_propensity = Histogram::of(&log_props, 30);
+        log_props.sort_by(f64::total_cmp);
+        let median_log10_propensity = quantile(&log_props, 0.5);
+
+        progress.report(0.55, "propensities as K grows");
+        let kinds = [LoggingKind::Uniform, LoggingKind::Popularity, LoggingKind::Softmax { temperature: params.temperature }];
+        let policies: Vec<PlackettLuce> =
+            kinds.iter().map(|k| if *k == policy.kind { policy.clone() } else { PlackettLuce::new(&world, *k) }).collect();
+        let propensity_vs_k = policies.iter().map(|p| propensity_curve(&world, p, params.seed)).collect();
+
+        let mut policy_ctr_rows = Vec::new();
+        for (i, p) in policies.iter().enumerate() {
+            progress.report(0.6 + 0.25 * i as f64 / 3.0, "exact CTR of each policy");
+            policy_ctr_rows.push(policy_ctr(&world, p, ENUMERATION_BUDGET, 20_000, params.seed));
+        }
+        policy_ctr_rows.push(deterministic_ctr(&world, &Oracle));
+
+        let ab = ab_test(&world, &Logging { policy: &policy }, n, params.seed, &mut staged(progress, 0.85, 1.0));
+        progress.report(1.0, "done");
+
+        SlateWorldReport {
+            world: world.name.clone(),
+            items: world.items(),
+            categories: world.categories(),
+            users: world.users.len() as u32,
+            slate_sizes: (world.slate_sizes.min, world.slate_sizes.max),
+            logging: policy.kind.label(),
+            slate_count: super::simulate::slate_count(&world),
+            first_rows: first_rows.collect(),
+            logged_ctr: data.ctr(),
+            ctr_by_position,
+            log10_propensity,
+            median_log10_propensity,
+            propensity_vs_k,
+            policy_ctr: policy_ctr_rows,
+            ab_test: ab,
+        }
+    }
+}
+
+/// Quantiles of log10 π₀(A|x) for K = 1..min(P, MAX_SLATE), from slates sampled for random users.
+fn propensity_curve(world: &World, policy: &PlackettLuce, seed: u64) -> PropensityCurve {
+    let mut rng = rng::seeded(seed, Stream::Sweep);
+    let mut slate = Vec::new();
+    let top = world.items().min(MAX_SLATE);
+    let points = (1..=top)
+        .map(|k| {
+            let mut values: Vec<f64> = (0..SWEEP_SLATES)
+                .map(|_| {
+                    let user = rng::index(&mut rng, world.users.len() as u32);
+                    let z = world.users[user as usize].category;
+                    policy.sample(z, k, &mut rng, &mut slate);
+                    log10(policy.slate_propensity(z, &slate))
+                })
+                .collect();
+            values.sort_by(f64::total_cmp);
+            PropensityQuantiles { k, p05: quantile(&values, 0.05), median: quantile(&values, 0.5), p95: quantile(&values, 0.95) }
+        })
+        .collect();
+    PropensityCurve { policy: policy.kind.label(), points }
+}
+
+/// Unused-variable guard for `Running` in docs; keeps the import honest when features change.
+#[allow(dead_code)]
+fn _running() -> Running {
+    Running::default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::experiment::run_query;
+    use crate::core::params::{check, from_query, to_query};
+
+    #[test]
+    fn defaults_are_valid_and_round_trip() {
+        let p = SlateWorldParams::default();
+        assert!(check(p.clone()).is_ok());
+        let (back, issues) = from_query::<SlateWorldParams>(&to_query(&p));
+        assert!(issues.is_empty());
+        assert_eq!(*back, p);
+    }
+
+    #[test]
+    fn too_large_catalogue_is_refused_with_a_message() {
+        let (p, issues) = from_query::<SlateWorldParams>("world=synthetic&items=200000&dim=128");
+        assert_eq!(p.items, SlateWorldParams::default().items);
+        assert!(issues[0].message.contains("browser tab"), "{issues:?}");
+    }
+
+    #[test]
+    fn report_is_deterministic_and_sane() {
+        let q = "world=toy&logs=3000&seed=5";
+        let a = run_query::<SlateWorldLesson>(q, &mut ()).unwrap();
+        let b = run_query::<SlateWorldLesson>(q, &mut ()).unwrap();
+        assert_eq!(a, b);
+        let r: SlateWorldReport = serde_json::from_str(&a).unwrap();
+        assert_eq!(r.first_rows.len(), SHOWN_ROWS);
+        assert_eq!(r.policy_ctr.len(), 4);
+        assert!(r.policy_ctr[3].ctr > r.policy_ctr[0].ctr, "oracle beats uniform");
+        // Uniform propensities for K = 2 of 7 are exactly 1/42.
+        let k2 = &r.propensity_vs_k[0].points[1];
+        assert!((k2.median - log10(1.0 / 42.0)).abs() < 1e-12);
+        assert!(run_query::<SlateWorldLesson>("logs=abc", &mut ()).is_err());
+    }
+
+    #[test]
+    fn synthetic_world_runs_with_every_policy() {
+        for logging in ["uniform", "popularity", "softmax"] {
+            let q = format!("world=synthetic&items=300&slate_size=5&logs=2000&users=200&logging={logging}");
+            let r: SlateWorldReport = serde_json::from_str(&run_query::<SlateWorldLesson>(&q, &mut ()).unwrap()).unwrap();
+            assert_eq!(r.ctr_by_position.len(), 5);
+            assert!(r.logged_ctr.mean > 0.0 && r.logged_ctr.mean < 1.0);
+            // P = 300, K = 5: far too many slates to enumerate.
+            assert!(matches!(r.policy_ctr[0].method, super::super::simulate::CtrMethod::MonteCarlo { .. }));
+        }
+    }
+}

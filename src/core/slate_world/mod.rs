@@ -1,0 +1,467 @@
+//! The slate world: a catalogue, a population of users, and a click model.
+//!
+//! Everything the later lessons simulate comes from here. A user (context) x = (z, y) has a
+//! context category z (with an embedding g(z)) and engagement features y. Showing a slate
+//! A = (a_1..a_K) gives one of K+1 outcomes under the PRR oracle:
+//!
+//! θ_0 = exp(y·φ + b),  θ_k = exp(g(z)·Ψ_{a_k} + γ_k) + exp(α_k),  outcome ~ Categorical(θ / Σθ),
+//!
+//! so P(click) = 1 − θ_0/Z. The reward of a slate is whether anything was clicked: not a sum of
+//! per-item rewards, because the K items compete for one click. A position-based model (PBM:
+//! independent clicks with probability examination_k · attraction(z, a)) is the alternative.
+//!
+//! Submodules: [`policy`] (logging policies with exact propensities), [`simulate`] (logged data, exact
+//! and Monte-Carlo CTR, A/B tests) and [`lesson`] (lesson 1's experiment).
+
+pub mod lesson;
+pub mod policy;
+pub mod simulate;
+
+use crate::core::math::{exp, ln};
+use crate::core::rng::{self, Rng, Stream};
+use serde::{Deserialize, Serialize};
+
+/// Largest slate any world produces.
+pub const MAX_SLATE: u32 = 10;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClickModel {
+    /// PRR oracle: one click at most, K+1 competing outcomes.
+    Prr,
+    /// Position-based model: independent clicks, examination 1/k.
+    Pbm,
+}
+
+/// A user of the population: a context category z and engagement features y.
+#[derive(Clone, Debug, PartialEq)]
+pub struct User {
+    pub category: u32,
+    pub engagement: Vec<f64>,
+    /// ln θ_0 = y·φ + b: how reluctant this user is to click at all.
+    pub log_no_click: f64,
+}
+
+/// How many positions a banner has: fixed K, or uniform in min..=max (the toy world).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SlateSizes {
+    pub min: u32,
+    pub max: u32,
+}
+
+#[derive(Clone, Debug)]
+pub struct World {
+    pub name: String,
+    pub item_names: Vec<String>,
+    pub category_names: Vec<String>,
+    pub dim: u32,
+    /// Ψ: P × d, row-major.
+    pub item_embeddings: Vec<f64>,
+    pub item_topic: Vec<u32>,
+    /// Popularity weights (> 0) used by the popularity logging policy.
+    pub item_popularity: Vec<f64>,
+    /// g(z): C × d, row-major.
+    pub category_embeddings: Vec<f64>,
+    pub users: Vec<User>,
+    /// γ_k (position effect) and α_k (noise clicks), for k = 1..MAX_SLATE.
+    pub position_gamma: Vec<f64>,
+    pub position_alpha: Vec<f64>,
+    pub slate_sizes: SlateSizes,
+    pub click_model: ClickModel,
+    /// exp(g(z)·Ψ_a), C × P, cached because every simulation needs it.
+    exp_affinity: Vec<f64>,
+}
+
+/// The toy world's catalogue and categories (as in the PRR notebook).
+pub const TOY_ITEMS: [&str; 7] = ["running shoes", "phone", "boots", "mic", "carpet", "pillow", "tennis balls"];
+pub const TOY_CATEGORIES: [&str; 4] = ["sports", "tech", "house", "fashion"];
+
+/// Affinity g(z)·Ψ_a of each toy category (row) for each toy item (column).
+const TOY_AFFINITY: [[f64; 7]; 4] = [
+    // shoes phone boots mic  carpet pillow tennis
+    [4.6, 1.0, 3.2, 0.8, 0.5, 0.6, 4.4], // sports
+    [0.8, 4.6, 0.6, 4.2, 0.7, 0.5, 0.7], // tech
+    [0.6, 0.8, 0.9, 0.7, 4.3, 4.6, 0.4], // house
+    [3.4, 1.6, 4.6, 0.6, 1.2, 0.9, 0.8], // fashion
+];
+
+/// Scale of g(z) in the synthetic world: a matching item scores ≈ 4, an unrelated one ≈ 0.
+const AFFINITY_STRENGTH: f64 = 4.0;
+/// Shift of the toy affinity table, calibrated so that uniform logging clicks ≈ 6 % as in the notebook.
+const TOY_SHIFT: f64 = 3.0;
+
+/// Parameters of a synthetic world (the toy world has none but the seed).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SyntheticSpec {
+    pub items: u32,
+    pub slate_size: u32,
+    pub dim: u32,
+    pub categories: u32,
+    pub topics: u32,
+    pub users: u32,
+    pub engagement_features: u32,
+}
+
+impl World {
+    /// The notebook's toy world: 7 items, 4 categories, slates of 2–4, 2 engagement features with
+    /// φ ~ N(8, 0.1²) each plus a bias b ~ N(0, 1), α_k ~ N(0, 1), γ_k = 1 − (k−1)/40.
+    pub fn toy(seed: u64, users: u32, click_model: ClickModel) -> World {
+        let mut rng = rng::seeded(seed, Stream::World);
+        let dim = TOY_CATEGORIES.len() as u32;
+        // Item a's embedding is its column of affinities; category z's embedding is one-hot(z),
+        // so g(z)·Ψ_a is exactly the table above.
+        let mut item_embeddings = vec![0.0; TOY_ITEMS.len() * dim as usize];
+        for (a, row) in item_embeddings.chunks_mut(dim as usize).enumerate() {
+            for z in 0..dim as usize {
+                row[z] = TOY_AFFINITY[z][a] - TOY_SHIFT;
+            }
+        }
+        let mut category_embeddings = vec![0.0; (dim * dim) as usize];
+        for z in 0..dim as usize {
+            category_embeddings[z * dim as usize + z] = 1.0;
+        }
+        let item_topic = (0..TOY_ITEMS.len())
+            .map(|a| (0..4).max_by(|&x, &y| TOY_AFFINITY[x][a].total_cmp(&TOY_AFFINITY[y][a])).unwrap() as u32)
+            .collect();
+        let item_popularity = vec![1.0, 1.4, 0.8, 0.6, 0.5, 0.9, 0.7];
+        let (phi, bias) = engagement_weights(&mut rng, 2, 8.0);
+        let (position_gamma, position_alpha) = position_effects(&mut rng);
+        let population = population(seed, users, 4, 2, &phi, bias, |rng| rng::index(rng, 4));
+        World::assemble(
+            "toy".into(),
+            TOY_ITEMS.iter().map(|s| s.to_string()).collect(),
+            TOY_CATEGORIES.iter().map(|s| s.to_string()).collect(),
+            dim,
+            item_embeddings,
+            item_topic,
+            item_popularity,
+            category_embeddings,
+            population,
+            position_gamma,
+            position_alpha,
+            SlateSizes { min: 2, max: 4 },
+            click_model,
+        )
+    }
+
+    /// A synthetic world (the PRR paper's larger setting, scaled to a browser tab): items around
+    /// `topics` random unit directions with log-normal norms (the norm is the popularity), context
+    /// categories that like 1 + Poisson(1) topics, g(z) = 4 · mean of their topic directions.
+    pub fn synthetic(seed: u64, spec: SyntheticSpec, click_model: ClickModel) -> World {
+        let mut rng = rng::seeded(seed, Stream::World);
+        let d = spec.dim as usize;
+        let topics: Vec<Vec<f64>> = (0..spec.topics).map(|_| unit_vector(&mut rng, d)).collect();
+        let mut item_embeddings = Vec::with_capacity(spec.items as usize * d);
+        let mut item_topic = Vec::with_capacity(spec.items as usize);
+        let mut item_popularity = Vec::with_capacity(spec.items as usize);
+        let noise_scale = 0.6 / (d as f64).sqrt();
+        for _ in 0..spec.items {
+            let topic = rng::index(&mut rng, spec.topics);
+            let norm = exp(0.35 * rng::normal(&mut rng));
+            for j in 0..d {
+                item_embeddings.push(norm * (topics[topic as usize][j] + noise_scale * rng::normal(&mut rng)));
+            }
+            item_topic.push(topic);
+            item_popularity.push(norm);
+        }
+        let mut category_embeddings = Vec::with_capacity(spec.categories as usize * d);
+        let mut category_names = Vec::new();
+        for c in 0..spec.categories {
+            let liked = (1 + rng::poisson(&mut rng, 1.0)).min(spec.topics);
+            let mut chosen: Vec<u32> = Vec::new();
+            while (chosen.len() as u32) < liked {
+                let t = rng::index(&mut rng, spec.topics);
+                if !chosen.contains(&t) {
+                    chosen.push(t);
+                }
+            }
+            chosen.sort_unstable();
+            let mut g = vec![0.0; d];
+            for t in &chosen {
+                for j in 0..d {
+                    g[j] += AFFINITY_STRENGTH * topics[*t as usize][j] / chosen.len() as f64;
+                }
+            }
+            category_embeddings.extend_from_slice(&g);
+            let names: Vec<String> = chosen.iter().map(|t| format!("t{t}")).collect();
+            category_names.push(format!("z{c} ({})", names.join("+")));
+        }
+        let (phi, bias) = engagement_weights(&mut rng, spec.engagement_features, 18.0 / spec.engagement_features as f64);
+        let (position_gamma, position_alpha) = position_effects(&mut rng);
+        let categories = spec.categories;
+        let population = population(seed, spec.users, categories, spec.engagement_features, &phi, bias, |rng| {
+            rng::index(rng, categories)
+        });
+        World::assemble(
+            "synthetic".into(),
+            (0..spec.items).map(|a| format!("item {a}")).collect(),
+            category_names,
+            spec.dim,
+            item_embeddings,
+            item_topic,
+            item_popularity,
+            category_embeddings,
+            population,
+            position_gamma,
+            position_alpha,
+            SlateSizes { min: spec.slate_size, max: spec.slate_size },
+            click_model,
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn assemble(
+        name: String,
+        item_names: Vec<String>,
+        category_names: Vec<String>,
+        dim: u32,
+        item_embeddings: Vec<f64>,
+        item_topic: Vec<u32>,
+        item_popularity: Vec<f64>,
+        category_embeddings: Vec<f64>,
+        users: Vec<User>,
+        position_gamma: Vec<f64>,
+        position_alpha: Vec<f64>,
+        slate_sizes: SlateSizes,
+        click_model: ClickModel,
+    ) -> World {
+        let mut world = World {
+            name,
+            item_names,
+            category_names,
+            dim,
+            item_embeddings,
+            item_topic,
+            item_popularity,
+            category_embeddings,
+            users,
+            position_gamma,
+            position_alpha,
+            slate_sizes,
+            click_model,
+            exp_affinity: Vec::new(),
+        };
+        let (items, categories) = (world.items(), world.categories());
+        let mut cache = Vec::with_capacity((items * categories) as usize);
+        for z in 0..categories {
+            for a in 0..items {
+                cache.push(exp(world.affinity(z, a)));
+            }
+        }
+        world.exp_affinity = cache;
+        world
+    }
+
+    pub fn items(&self) -> u32 {
+        self.item_topic.len() as u32
+    }
+
+    pub fn categories(&self) -> u32 {
+        self.category_names.len() as u32
+    }
+
+    pub fn item_embedding(&self, a: u32) -> &[f64] {
+        let d = self.dim as usize;
+        &self.item_embeddings[a as usize * d..(a as usize + 1) * d]
+    }
+
+    pub fn category_embedding(&self, z: u32) -> &[f64] {
+        let d = self.dim as usize;
+        &self.category_embeddings[z as usize * d..(z as usize + 1) * d]
+    }
+
+    /// g(z)·Ψ_a: how much category z likes item a.
+    pub fn affinity(&self, z: u32, a: u32) -> f64 {
+        dot(self.category_embedding(z), self.item_embedding(a))
+    }
+
+    /// exp(g(z)·Ψ_a), cached.
+    #[inline]
+    pub fn exp_affinity(&self, z: u32, a: u32) -> f64 {
+        self.exp_affinity[(z * self.items() + a) as usize]
+    }
+
+    /// Probability of each outcome: entry 0 = no click, entry k = click at position k (PRR), or the
+    /// per-position click probabilities with entry 0 = P(no click at all) (PBM).
+    pub fn outcome_probabilities(&self, user: &User, slate: &[u32], out: &mut Vec<f64>) {
+        out.clear();
+        match self.click_model {
+            ClickModel::Prr => {
+                out.push(1.0);
+                let theta0 = exp(user.log_no_click);
+                let mut total = theta0;
+                for (k, &a) in slate.iter().enumerate() {
+                    let theta = self.exp_affinity(user.category, a) * exp(self.position_gamma[k]) + exp(self.position_alpha[k]);
+                    out.push(theta);
+                    total += theta;
+                }
+                out[0] = theta0;
+                out.iter_mut().for_each(|t| *t /= total);
+            }
+            ClickModel::Pbm => {
+                out.push(1.0);
+                for (k, &a) in slate.iter().enumerate() {
+                    let p = self.pbm_click(user, k as u32, a);
+                    out[0] *= 1.0 - p;
+                    out.push(p);
+                }
+            }
+        }
+    }
+
+    /// PBM: examination 1/k times attraction σ(g(z)·Ψ_a + γ_k − ln θ_0).
+    fn pbm_click(&self, user: &User, position: u32, a: u32) -> f64 {
+        let examination = 1.0 / (position + 1) as f64;
+        let logit = self.affinity(user.category, a) + self.position_gamma[position as usize] - user.log_no_click;
+        examination / (1.0 + exp(-logit))
+    }
+
+    /// Expected reward (probability of at least one click) of showing `slate` to `user`.
+    pub fn expected_reward(&self, user: &User, slate: &[u32]) -> f64 {
+        match self.click_model {
+            ClickModel::Prr => {
+                let mut clicks = 0.0;
+                for (k, &a) in slate.iter().enumerate() {
+                    clicks += self.exp_affinity(user.category, a) * exp(self.position_gamma[k]) + exp(self.position_alpha[k]);
+                }
+                let theta0 = exp(user.log_no_click);
+                clicks / (theta0 + clicks)
+            }
+            ClickModel::Pbm => {
+                let mut none = 1.0;
+                for (k, &a) in slate.iter().enumerate() {
+                    none *= 1.0 - self.pbm_click(user, k as u32, a);
+                }
+                1.0 - none
+            }
+        }
+    }
+
+    /// Draw the per-position clicks of one impression into `clicks` (0/1 per position).
+    pub fn sample_clicks(&self, user: &User, slate: &[u32], rng: &mut Rng, scratch: &mut Vec<f64>, clicks: &mut Vec<u8>) {
+        clicks.clear();
+        clicks.resize(slate.len(), 0);
+        self.outcome_probabilities(user, slate, scratch);
+        match self.click_model {
+            ClickModel::Prr => {
+                let outcome = rng::categorical(rng, scratch);
+                if outcome > 0 {
+                    clicks[outcome as usize - 1] = 1;
+                }
+            }
+            ClickModel::Pbm => {
+                for k in 0..slate.len() {
+                    clicks[k] = u8::from(rng::uniform(rng) < scratch[k + 1]);
+                }
+            }
+        }
+    }
+
+    /// Draw the slate size of one impression.
+    pub fn sample_slate_size(&self, rng: &mut Rng) -> u32 {
+        self.slate_sizes.min + rng::index(rng, self.slate_sizes.max - self.slate_sizes.min + 1)
+    }
+}
+
+pub fn dot(x: &[f64], y: &[f64]) -> f64 {
+    x.iter().zip(y).map(|(a, b)| a * b).sum()
+}
+
+fn unit_vector(rng: &mut Rng, d: usize) -> Vec<f64> {
+    let v: Vec<f64> = (0..d).map(|_| rng::normal(rng)).collect();
+    let norm = dot(&v, &v).sqrt().max(1e-12);
+    v.into_iter().map(|x| x / norm).collect()
+}
+
+/// φ_f ~ N(mean, 0.1²) per engagement feature, and a bias b ~ N(0, 1).
+fn engagement_weights(rng: &mut Rng, features: u32, mean: f64) -> (Vec<f64>, f64) {
+    let phi = (0..features).map(|_| mean + 0.1 * rng::normal(rng)).collect();
+    (phi, rng::normal(rng))
+}
+
+/// γ_k = 1 − (k−1)/40 (earlier positions are seen more) and α_k ~ N(0, 1) (noise clicks).
+fn position_effects(rng: &mut Rng) -> (Vec<f64>, Vec<f64>) {
+    let gamma = (0..MAX_SLATE).map(|k| 1.0 - k as f64 / 40.0).collect();
+    let alpha = (0..MAX_SLATE).map(|_| rng::normal(rng)).collect();
+    (gamma, alpha)
+}
+
+/// The user population: each user has a category and y ~ U[0,1]^F, θ_0 = exp(y·φ + b).
+fn population(
+    seed: u64,
+    users: u32,
+    _categories: u32,
+    features: u32,
+    phi: &[f64],
+    bias: f64,
+    mut category: impl FnMut(&mut Rng) -> u32,
+) -> Vec<User> {
+    let mut rng = rng::seeded(seed, Stream::Users);
+    (0..users)
+        .map(|_| {
+            let category = category(&mut rng);
+            let engagement: Vec<f64> = (0..features).map(|_| rng::uniform(&mut rng)).collect();
+            let log_no_click = dot(&engagement, phi) + bias;
+            User { category, engagement, log_no_click }
+        })
+        .collect()
+}
+
+/// ln of a positive number, for propensities (kept here so callers need not import libm).
+pub fn log10(x: f64) -> f64 {
+    ln(x) / std::f64::consts::LN_10
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub fn small_synthetic(seed: u64) -> World {
+        World::synthetic(
+            seed,
+            SyntheticSpec { items: 12, slate_size: 3, dim: 8, categories: 3, topics: 4, users: 50, engagement_features: 2 },
+            ClickModel::Prr,
+        )
+    }
+
+    #[test]
+    fn outcome_probabilities_sum_to_one() {
+        let w = small_synthetic(1);
+        let mut out = Vec::new();
+        for model in [ClickModel::Prr, ClickModel::Pbm] {
+            let mut w = w.clone();
+            w.click_model = model;
+            for u in &w.users[..10] {
+                w.outcome_probabilities(u, &[0, 5, 7], &mut out);
+                match model {
+                    ClickModel::Prr => assert!((out.iter().sum::<f64>() - 1.0).abs() < 1e-12),
+                    ClickModel::Pbm => assert!(out.iter().all(|p| (0.0..=1.0).contains(p))),
+                }
+                let r = w.expected_reward(u, &[0, 5, 7]);
+                assert!((r - (1.0 - out[0])).abs() < 1e-12);
+            }
+        }
+    }
+
+    #[test]
+    fn reward_is_not_additive() {
+        // Two good items compete for one click: the slate is worth less than the sum of the two
+        // single-item banners.
+        let w = World::toy(3, 100, ClickModel::Prr);
+        let u = w.users.iter().find(|u| u.category == 0).unwrap();
+        let both = w.expected_reward(u, &[0, 6]);
+        let first = w.expected_reward(u, &[0]);
+        let second = w.expected_reward(u, &[6]);
+        assert!(both < first + second);
+    }
+
+    #[test]
+    fn worlds_are_reproducible() {
+        let a = small_synthetic(9);
+        let b = small_synthetic(9);
+        assert_eq!(a.item_embeddings, b.item_embeddings);
+        assert_eq!(a.users, b.users);
+        let c = small_synthetic(10);
+        assert_ne!(a.item_embeddings, c.item_embeddings);
+    }
+}
