@@ -1,6 +1,11 @@
 //! Reward-optimizing recommendation, as an interactive tutorial.
 //!
 //! `core` holds all the math and simulation (pure Rust, tested natively); `lessons` is the one
-//! list of lessons; `ui` (wasm only) wires parameters to the core and results to plots.
+//! list of lessons; `ui` (wasm only) wires parameters to the core and results to plots; `worker`
+//! runs experiments off the main thread.
 
 pub mod core;
+pub mod lesson_text;
+pub mod lessons;
+#[cfg(target_arch = "wasm32")]
+pub mod ui;

@@ -1,1 +1,197 @@
-fn main(){}
+//! `rorec`: the command-line twin of the tutorial. Runs any lesson's experiment with the same
+//! parameter names as the page's URL and prints the same JSON report; writes logged datasets as
+//! CSV; serves the built app on 127.0.0.1.
+
+use reward_reco::core::params::Kind;
+use reward_reco::lessons::{self, Lesson, LESSONS};
+use std::io::{BufRead, BufReader, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+const USAGE: &str = "usage:
+  rorec list                                  the lessons
+  rorec params <lesson>                       a lesson's parameters, ranges and defaults
+  rorec run <lesson> [--name value | name=value | '#/<lesson>?query']... [--csv FILE] [--pretty]
+                                              run the experiment, print its report as JSON
+  rorec url <lesson> [parameters...]          the page address for these parameters
+  rorec serve [--dir DIR] [--port PORT]       serve the built app (default dist/, port 8000)";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("list") => {
+            for l in LESSONS {
+                println!("{:<16} {} — {}", l.id, l.title(), l.blurb);
+            }
+            Ok(())
+        }
+        Some("params") => lesson_arg(&args).map(print_params),
+        Some("run") => lesson_arg(&args).and_then(|l| run(l, &args[2..])),
+        Some("url") => lesson_arg(&args).and_then(|l| {
+            let (query, _) = parse_params(l, &args[2..])?;
+            println!("#/{}?{}", l.id, query);
+            Ok(())
+        }),
+        Some("serve") => serve(&args[1..]),
+        _ => Err(USAGE.to_string()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("{message}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn lesson_arg(args: &[String]) -> Result<&'static Lesson, String> {
+    let id = args.get(1).ok_or(USAGE)?;
+    lessons::find(id).ok_or_else(|| format!("no lesson “{id}”; `rorec list` shows them"))
+}
+
+fn print_params(lesson: &Lesson) {
+    let (defaults, _) = (lesson.canonical)("");
+    println!("{} parameters (URL and CLI names):", lesson.id);
+    for spec in (lesson.specs)() {
+        let range = match spec.kind {
+            Kind::Int { min, max, .. } => format!("integer {min}…{max}"),
+            Kind::Float { min, max, .. } => format!("number {min}…{max}"),
+            Kind::Choice(options) => options.iter().map(|(v, _)| *v).collect::<Vec<_>>().join(" | "),
+            Kind::Seed => "seed (u64)".into(),
+        };
+        let default = defaults
+            .split('&')
+            .find_map(|kv| kv.strip_prefix(&format!("{}=", spec.name)))
+            .unwrap_or("");
+        println!("  --{:<14} {:<44} default {:<10} {}", spec.name, range, default, spec.help);
+    }
+}
+
+/// Parameters from `--name value`, `--name=value`, `name=value` or a pasted page address.
+/// Returns the canonical query and the remaining options.
+fn parse_params(lesson: &Lesson, args: &[String]) -> Result<(String, Vec<(String, String)>), String> {
+    let mut pairs: Vec<String> = Vec::new();
+    let mut options = Vec::new();
+    let mut i = 0;
+    while i < args.len() {
+        let arg = &args[i];
+        if let Some(name) = arg.strip_prefix("--") {
+            let (name, value) = match name.split_once('=') {
+                Some((n, v)) => (n.to_string(), v.to_string()),
+                None if name == "pretty" => (name.to_string(), String::new()),
+                None => {
+                    i += 1;
+                    (name.to_string(), args.get(i).cloned().ok_or(format!("--{name} needs a value"))?)
+                }
+            };
+            if matches!(name.as_str(), "csv" | "pretty") {
+                options.push((name, value));
+            } else {
+                pairs.push(format!("{name}={value}"));
+            }
+        } else if let Some((_, query)) = arg.split_once('?') {
+            pairs.extend(query.split('&').map(String::from));
+        } else if arg.contains('=') {
+            pairs.extend(arg.split('&').map(String::from));
+        } else {
+            return Err(format!("cannot read “{arg}”\n{USAGE}"));
+        }
+        i += 1;
+    }
+    let (query, issues) = (lesson.canonical)(&pairs.join("&"));
+    if !issues.is_empty() {
+        let lines: Vec<String> = issues.iter().map(|i| format!("  {}: {}", i.param, i.message)).collect();
+        return Err(format!("bad parameters:\n{}", lines.join("\n")));
+    }
+    Ok((query, options))
+}
+
+fn run(lesson: &Lesson, args: &[String]) -> Result<(), String> {
+    let (query, options) = parse_params(lesson, args)?;
+    let mut last = -1.0;
+    let mut progress = |fraction: f64, stage: &str| {
+        if fraction - last >= 0.1 || fraction >= 1.0 && last < 1.0 {
+            eprintln!("[{:>3.0}%] {stage}", fraction * 100.0);
+            last = fraction;
+        }
+    };
+    let json = (lesson.run)(&query, &mut progress)?;
+    if options.iter().any(|(n, _)| n == "pretty") {
+        let value: serde_json::Value = serde_json::from_str(&json).map_err(|e| e.to_string())?;
+        println!("{}", serde_json::to_string_pretty(&value).unwrap());
+    } else {
+        println!("{json}");
+    }
+    if let Some((_, file)) = options.iter().find(|(n, _)| n == "csv") {
+        let csv_fn = lesson.dataset_csv.ok_or(format!("{} has no dataset to write", lesson.id))?;
+        std::fs::write(file, csv_fn(&query)?).map_err(|e| format!("{file}: {e}"))?;
+        eprintln!("wrote {file}");
+    }
+    Ok(())
+}
+
+fn serve(args: &[String]) -> Result<(), String> {
+    let mut dir = PathBuf::from("dist");
+    let mut port = 8000u16;
+    let mut i = 0;
+    while i < args.len() {
+        match args[i].as_str() {
+            "--dir" => dir = PathBuf::from(args.get(i + 1).ok_or("--dir needs a folder")?),
+            "--port" => port = args.get(i + 1).and_then(|p| p.parse().ok()).ok_or("--port needs a number")?,
+            other => return Err(format!("cannot read “{other}”\n{USAGE}")),
+        }
+        i += 2;
+    }
+    if !dir.join("index.html").exists() {
+        return Err(format!("{} has no index.html: build the app first (.ci/serve does both)", dir.display()));
+    }
+    let listener = TcpListener::bind(("127.0.0.1", port)).map_err(|e| format!("port {port}: {e}"))?;
+    println!("Serving {} — open http://127.0.0.1:{port}/", dir.display());
+    for stream in listener.incoming().flatten() {
+        let dir = dir.clone();
+        std::thread::spawn(move || {
+            let _ = respond(stream, &dir);
+        });
+    }
+    Ok(())
+}
+
+fn respond(mut stream: TcpStream, dir: &Path) -> std::io::Result<()> {
+    let mut reader = BufReader::new(stream.try_clone()?);
+    let mut request = String::new();
+    reader.read_line(&mut request)?;
+    loop {
+        let mut header = String::new();
+        if reader.read_line(&mut header)? <= 2 {
+            break;
+        }
+    }
+    let path = request.split_whitespace().nth(1).unwrap_or("/");
+    let path = path.split(['?', '#']).next().unwrap_or("/");
+    let relative = path.trim_start_matches('/');
+    let file = if relative.is_empty() { dir.join("index.html") } else { dir.join(relative) };
+    // No escaping the folder.
+    let safe = !relative.split('/').any(|part| part == "..");
+    match std::fs::read(&file) {
+        Ok(body) if safe => {
+            let mime = match file.extension().and_then(|e| e.to_str()) {
+                Some("html") => "text/html; charset=utf-8",
+                Some("js") | Some("mjs") => "text/javascript; charset=utf-8",
+                Some("wasm") => "application/wasm",
+                Some("css") => "text/css; charset=utf-8",
+                Some("png") => "image/png",
+                Some("svg") => "image/svg+xml",
+                Some("json") => "application/json",
+                _ => "application/octet-stream",
+            };
+            write!(stream, "HTTP/1.1 200 OK\r\nContent-Type: {mime}\r\nContent-Length: {}\r\nCache-Control: no-cache\r\nConnection: close\r\n\r\n", body.len())?;
+            stream.write_all(&body)
+        }
+        _ => {
+            let body = b"not found";
+            write!(stream, "HTTP/1.1 404 Not Found\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len())?;
+            stream.write_all(body)
+        }
+    }
+}

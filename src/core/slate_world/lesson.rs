@@ -8,7 +8,7 @@ use crate::core::experiment::Experiment;
 use crate::core::params::{Checked, Issue, Kind, LessonParams, Spec, Value};
 use crate::core::progress::{staged, Progress};
 use crate::core::rng::{self, Stream};
-use crate::core::stats::{quantile, Histogram, MeanSe, Running};
+use crate::core::stats::{quantile, Histogram, MeanSe};
 use serde::{Deserialize, Serialize};
 
 /// Largest P·d a browser tab is asked to hold for this lesson (f64: 32 MB).
@@ -386,12 +386,6 @@ fn propensity_curve(world: &World, policy: &PlackettLuce, seed: u64) -> Propensi
     PropensityCurve { policy: policy.kind.label(), points }
 }
 
-/// Unused-variable guard for `Running` in docs; keeps the import honest when features change.
-#[allow(dead_code)]
-fn _running() -> Running {
-    Running::default()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -441,4 +435,15 @@ mod tests {
             assert!(matches!(r.policy_ctr[0].method, super::super::simulate::CtrMethod::MonteCarlo { .. }));
         }
     }
+}
+
+/// The lesson's full logged dataset as CSV (for the CLI's `--csv`).
+pub fn dataset_csv(query: &str) -> Result<String, String> {
+    let (params, issues) = crate::core::params::from_query::<SlateWorldParams>(query);
+    if let Some(issue) = issues.first() {
+        return Err(format!("{}: {}", issue.param, issue.message));
+    }
+    let world = params.build_world();
+    let policy = PlackettLuce::new(&world, params.logging_kind());
+    Ok(log_data(&world, &policy, params.logs as u32, params.seed, &mut ()).to_csv(&world))
 }

@@ -1,0 +1,83 @@
+//! The one list of lessons. A lesson = a core module (`core::<name>`), a UI module
+//! (`ui::lessons::<name>`, wasm only) and a text (`lessons/<id>.md`); registering it here makes it
+//! appear in the table of contents, the worker and the CLI.
+
+use crate::core::experiment::{run_query, Experiment};
+use crate::core::params::{from_query, to_query, Issue};
+use crate::core::progress::Progress;
+use crate::core::slate_world::lesson::SlateWorldLesson;
+use crate::lesson_text::{text, LessonText};
+
+pub struct Lesson {
+    /// URL and CLI name, and the name of the text file in `lessons/`.
+    pub id: &'static str,
+    /// One line for the table of contents.
+    pub blurb: &'static str,
+    /// Run the experiment for a query string; the report as JSON.
+    pub run: fn(&str, &mut dyn Progress) -> Result<String, String>,
+    /// Parse a query: the canonical query of the values used, and what was wrong.
+    pub canonical: fn(&str) -> (String, Vec<Issue>),
+    /// The parameter specs, for the CLI's help.
+    pub specs: fn() -> &'static [crate::core::params::Spec],
+    /// The lesson's logged dataset as CSV, where it has one.
+    pub dataset_csv: Option<fn(&str) -> Result<String, String>>,
+    #[cfg(target_arch = "wasm32")]
+    pub view: fn(crate::ui::lesson_page::LessonProps) -> yew::Html,
+}
+
+impl Lesson {
+    pub fn text(&self) -> &'static LessonText {
+        text(self.id).unwrap_or_else(|| panic!("lessons/{}.md is missing", self.id))
+    }
+
+    pub fn title(&self) -> &'static str {
+        self.text().title
+    }
+}
+
+fn canonical<E: Experiment>(query: &str) -> (String, Vec<Issue>) {
+    let (params, issues) = from_query::<E::Params>(query);
+    (to_query(&*params), issues)
+}
+
+fn specs<E: Experiment>() -> &'static [crate::core::params::Spec] {
+    <E::Params as crate::core::params::LessonParams>::specs()
+}
+
+pub static LESSONS: &[Lesson] = &[Lesson {
+    id: "slate-world",
+    blurb: "Slates, clicks, propensities: the world every later lesson simulates",
+    run: run_query::<SlateWorldLesson>,
+    canonical: canonical::<SlateWorldLesson>,
+    specs: specs::<SlateWorldLesson>,
+    dataset_csv: Some(crate::core::slate_world::lesson::dataset_csv),
+    #[cfg(target_arch = "wasm32")]
+    view: crate::ui::lessons::slate_world::view,
+}];
+
+pub fn find(id: &str) -> Option<&'static Lesson> {
+    LESSONS.iter().find(|l| l.id == id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_lesson_has_a_text_with_sections() {
+        for lesson in LESSONS {
+            assert!(!lesson.title().is_empty());
+            assert!(lesson.text().sections.len() >= 2, "{}", lesson.id);
+        }
+        // Formulas became MathML at build time.
+        let html: String = LESSONS[0]
+            .text()
+            .sections
+            .iter()
+            .flat_map(|s| s.parts.iter())
+            .filter_map(|p| if let crate::lesson_text::Part::Html(h) = p { Some(*h) } else { None })
+            .collect();
+        assert!(html.contains("<math"), "no MathML");
+        assert!(!html.contains("$$"), "unrendered display math");
+    }
+}
