@@ -102,6 +102,11 @@ fn render(markdown: &str) -> Result<String, String> {
 
 fn math<'a>(tex: &str, style: latex2mathml::DisplayStyle, error: &mut Option<String>) -> Event<'a> {
     match latex2mathml::latex_to_mathml(tex, style) {
+        // latex2mathml reports some errors inside its output rather than as an Err.
+        Ok(mathml) if mathml.contains("PARSE ERROR") => {
+            error.get_or_insert_with(|| format!("formula `{tex}`: {mathml}"));
+            Event::Text(CowStr::from(String::new()))
+        }
         Ok(mathml) => Event::Html(CowStr::from(mathml)),
         Err(e) => {
             error.get_or_insert_with(|| format!("formula `{tex}`: {e}"));

@@ -7,5 +7,6 @@
 pub mod core;
 pub mod lesson_text;
 pub mod lessons;
+pub mod plot;
 #[cfg(target_arch = "wasm32")]
 pub mod ui;

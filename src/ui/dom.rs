@@ -1,0 +1,95 @@
+//! Small helpers around web-sys.
+
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+
+pub fn window() -> web_sys::Window {
+    web_sys::window().expect("a window")
+}
+
+pub fn document() -> web_sys::Document {
+    window().document().expect("a document")
+}
+
+/// The part of the URL after `#`.
+pub fn hash() -> String {
+    window().location().hash().unwrap_or_default().trim_start_matches('#').to_string()
+}
+
+/// Replace the URL hash without a history entry or a `hashchange` event.
+pub fn replace_hash(hash: &str) {
+    if let Ok(history) = window().history() {
+        let _ = history.replace_state_with_url(&JsValue::NULL, "", Some(&format!("#{hash}")));
+    }
+}
+
+/// Offer `text` as a file download.
+pub fn download_text(file_name: &str, mime: &str, text: &str) {
+    let parts = js_sys::Array::of1(&JsValue::from_str(text));
+    let options = web_sys::BlobPropertyBag::new();
+    options.set_type(mime);
+    if let Ok(blob) = web_sys::Blob::new_with_str_sequence_and_options(&parts, &options) {
+        if let Ok(url) = web_sys::Url::create_object_url_with_blob(&blob) {
+            download_url(file_name, &url);
+            let _ = web_sys::Url::revoke_object_url(&url);
+        }
+    }
+}
+
+pub fn download_url(file_name: &str, url: &str) {
+    if let Ok(a) = document().create_element("a") {
+        let a: web_sys::HtmlAnchorElement = a.unchecked_into();
+        a.set_href(url);
+        a.set_download(file_name);
+        a.click();
+    }
+}
+
+/// Shown by the panic hook: the message and a way back, never a blank page. Written with plain
+/// DOM calls because after a panic the wasm instance (and Yew) can no longer run.
+pub fn show_panic_panel(message: &str) {
+    let doc = document();
+    if doc.get_element_by_id("panic-panel").is_some() {
+        return;
+    }
+    let Ok(panel) = doc.create_element("div") else { return };
+    panel.set_id("panic-panel");
+    panel.set_attribute("role", "alert").ok();
+    let escaped = message.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;");
+    panel.set_inner_html(&format!(
+        "<h2>Something went wrong in this lesson</h2><p>The page stopped because of an internal error. \
+         Your parameters are kept in the address bar.</p><pre>{escaped}</pre>\
+         <button id=\"panic-reload\" onclick=\"location.reload()\">Reload lesson</button>"
+    ));
+    if let Some(body) = doc.body() {
+        let _ = body.append_child(&panel);
+    }
+}
+
+/// A random seed for the "new seed" button (Math.random is fine: the seed is then in the URL).
+pub fn random_seed() -> u64 {
+    (js_sys::Math::random() * 1e9) as u64
+}
+
+pub fn device_pixel_ratio() -> f64 {
+    window().device_pixel_ratio().max(1.0)
+}
+
+/// Ask for full screen (presenter mode); refusals (headless, iframes) are fine.
+pub fn request_fullscreen(on: bool) {
+    let doc = document();
+    if on {
+        if let Some(el) = doc.document_element() {
+            let _ = el.request_fullscreen();
+        }
+    } else if doc.fullscreen_element().is_some() {
+        doc.exit_fullscreen();
+    }
+}
+
+/// Exposed for the browser tests: the last report a lesson received, as JSON.
+pub fn publish_report(lesson: &str, json: &str) {
+    let w = window();
+    let _ = js_sys::Reflect::set(&w, &JsValue::from_str("__rorecLastLesson"), &JsValue::from_str(lesson));
+    let _ = js_sys::Reflect::set(&w, &JsValue::from_str("__rorecLastReport"), &JsValue::from_str(json));
+}

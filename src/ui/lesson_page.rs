@@ -1,0 +1,129 @@
+//! What every lesson page shares: parameters from the URL, the experiment run in the worker, the
+//! shared widgets (`{{params}}`, `{{controls …}}`, `{{run}}`), and the prose with its sections.
+
+use crate::core::experiment::Experiment as CoreExperiment;
+use crate::core::params::{from_query, to_query, Issue};
+use crate::lesson_text::{LessonText, Part};
+use crate::ui::widgets::{url_issues_notice, ParamPanel, RunControls};
+use crate::ui::worker::{use_experiment, Experiment, RunState};
+use std::rc::Rc;
+use yew::prelude::*;
+
+#[derive(Properties, Clone, PartialEq)]
+pub struct LessonProps {
+    pub lesson_id: &'static str,
+    /// The query part of the URL hash (`a=1&b=2`).
+    pub query: AttrValue,
+    /// Presenter mode: the one section to show.
+    pub section: Option<usize>,
+    /// Parameters changed: the app writes the new query into the URL.
+    pub on_query: Callback<String>,
+}
+
+/// A lesson's live state, handed to its UI module.
+pub struct LessonState<E: CoreExperiment> {
+    pub params: E::Params,
+    pub url_issues: Rc<Vec<Issue>>,
+    pub run: UseReducerHandle<RunState<E::Report>>,
+    /// The latest report, if any.
+    pub report: Option<Rc<E::Report>>,
+    experiment: Experiment<E::Report>,
+    canonical: String,
+    auto_run: UseStateHandle<bool>,
+    on_query: Callback<String>,
+}
+
+#[hook]
+pub fn use_lesson<E: CoreExperiment + 'static>(props: &LessonProps) -> LessonState<E> {
+    let parsed = use_memo(props.query.clone(), |q| {
+        let (params, issues) = from_query::<E::Params>(q);
+        ((*params).clone(), Rc::new(issues))
+    });
+    let (params, url_issues) = (parsed.0.clone(), parsed.1.clone());
+    let canonical = to_query(&params);
+    let experiment = use_experiment::<E::Report>(props.lesson_id);
+    let auto_run = use_state(|| true);
+    {
+        let (run, auto) = (experiment.run.clone(), *auto_run);
+        use_effect_with(canonical.clone(), move |query| {
+            if auto {
+                run.emit(query.clone());
+            }
+        });
+    }
+    LessonState {
+        params,
+        url_issues,
+        run: experiment.state.clone(),
+        report: experiment.state.report.clone(),
+        experiment,
+        canonical,
+        auto_run,
+        on_query: props.on_query.clone(),
+    }
+}
+
+impl<E: CoreExperiment + 'static> LessonState<E> {
+    /// `{{params}}` (all controls) and `{{controls a b}}` (some), and `{{run}}`.
+    fn shared_widget(&self, name: &str, args: &[&str]) -> Option<Html> {
+        let on_change = self.on_query.reform(|p: E::Params| to_query(&p));
+        match name {
+            "params" | "controls" => {
+                let only = (name == "controls").then(|| args.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+                let id_prefix: AttrValue = if name == "params" { "param".into() } else { format!("ctl-{}", args.join("-")).into() };
+                Some(html! {
+                    <ParamPanel<E::Params> params={self.params.clone()} {on_change} {only} {id_prefix} url_issues={self.url_issues.clone()} />
+                })
+            }
+            "run" => {
+                let canonical = self.canonical.clone();
+                let on_run = self.experiment.run.reform(move |_| canonical.clone());
+                let on_reset = self.on_query.reform(|_| to_query(&<E::Params as Default>::default()));
+                let auto_run = self.auto_run.clone();
+                let on_auto_run = Callback::from(move |on: bool| auto_run.set(on));
+                Some(html! {
+                    <RunControls status={self.run.status.clone()} elapsed_ms={self.run.elapsed_ms}
+                        {on_run} on_cancel={self.experiment.cancel.clone()} {on_reset}
+                        auto_run={*self.auto_run} {on_auto_run} />
+                })
+            }
+            _ => None,
+        }
+    }
+
+    /// The report is from other parameters than those shown (a run is under way or was cancelled).
+    pub fn is_stale(&self) -> bool {
+        self.run.report_query != self.canonical
+    }
+
+    /// Render the lesson's text with its widgets; `widget` draws the lesson's own widgets.
+    pub fn render(&self, text: &LessonText, section: Option<usize>, widget: impl Fn(&str, &[&str]) -> Html) -> Html {
+        let render_part = |part: &Part| match part {
+            Part::Html(h) => Html::from_html_unchecked(AttrValue::from(*h)),
+            Part::Widget(spec) => {
+                let mut words = spec.split_whitespace();
+                let name = words.next().unwrap_or_default();
+                let args: Vec<&str> = words.collect();
+                let inner = self.shared_widget(name, &args).unwrap_or_else(|| widget(name, &args));
+                html! { <div class={classes!("widget", self.is_stale().then_some("stale"))} data-widget={name.to_string()}>{ inner }</div> }
+            }
+        };
+        let sections = text.sections.iter().enumerate().filter(|(i, _)| section.is_none_or(|s| s == *i));
+        html! {
+            <article class="lesson">
+                if section.is_none_or(|s| s == 0) { <h1>{ text.title }</h1> }
+                { url_issues_notice(&self.url_issues) }
+                { for sections.map(|(i, s)| html! {
+                    <section class="lesson-section" data-section={i.to_string()} aria-label={s.heading}>
+                        { for s.parts.iter().map(render_part) }
+                    </section>
+                }) }
+            </article>
+        }
+    }
+}
+
+/// Placeholder shown by a lesson widget before the first report arrives.
+pub fn waiting() -> Html {
+    html! { <p class="hint waiting">{ "computing…" }</p> }
+}

@@ -1,0 +1,3 @@
+//! One UI module per lesson: it turns the lesson's report into plots and tables.
+
+pub mod slate_world;

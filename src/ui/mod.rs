@@ -1,0 +1,51 @@
+//! The browser app (wasm only): a thin layer that wires lesson parameters to the core and the
+//! core's reports to plots and tables. No math lives here.
+
+pub mod app;
+pub mod dom;
+pub mod lesson_page;
+pub mod lessons;
+pub mod plot;
+pub mod widgets;
+pub mod worker;
+
+use wasm_bindgen::prelude::*;
+
+/// Start the app in the page (called by index.html).
+#[wasm_bindgen]
+pub fn run_app() {
+    // Through Yew, which would otherwise replace our hook with its own when rendering starts.
+    yew::set_custom_panic_hook(Box::new(|info| {
+        console_error_panic_hook::hook(info);
+        dom::show_panic_panel(&info.to_string());
+    }));
+    let root = dom::document().get_element_by_id("app").expect("index.html has #app");
+    root.set_inner_html(""); // the "Loading…" line
+    yew::Renderer::<app::App>::with_root(root).render();
+}
+
+/// Run one experiment (called by www/worker.js, inside a Web Worker). `progress(fraction, stage)`
+/// is called as it goes; the report comes back as JSON.
+#[wasm_bindgen]
+pub fn worker_run(lesson: &str, query: &str, progress: &js_sys::Function) -> Result<String, JsValue> {
+    std::panic::set_hook(Box::new(|info| {
+        console_error_panic_hook::hook(info);
+        worker::post_panic(&info.to_string());
+    }));
+    let lesson = crate::lessons::find(lesson).ok_or_else(|| JsValue::from_str(&format!("no lesson {lesson}")))?;
+    let mut last = -1.0;
+    let mut report = |fraction: f64, stage: &str| {
+        // Throttled: a message per 1 % is plenty for a progress bar.
+        if fraction - last >= 0.01 || fraction >= 1.0 {
+            last = fraction;
+            let _ = progress.call2(&JsValue::NULL, &JsValue::from_f64(fraction), &JsValue::from_str(stage));
+        }
+    };
+    (lesson.run)(query, &mut report).map_err(|e| JsValue::from_str(&e))
+}
+
+/// For the browser tests: panic on purpose, to check that the error panel appears.
+#[wasm_bindgen]
+pub fn debug_panic() {
+    panic!("deliberate panic requested by debug_panic()");
+}

@@ -1,0 +1,199 @@
+//! The plot widget: draws a [`PlotSpec`] with plotters on a canvas sized to its column and to the
+//! screen's pixel ratio (sharp on HiDPI), with "CSV" and "PNG" downloads.
+
+use crate::plot::{PlotSpec, Style};
+use crate::ui::dom;
+use plotters::element::DashedPathElement;
+use plotters::prelude::*;
+use plotters_canvas::CanvasBackend;
+use std::rc::Rc;
+use wasm_bindgen::prelude::*;
+use web_sys::HtmlCanvasElement;
+use yew::prelude::*;
+
+/// Okabe–Ito: distinguishable with every kind of colour vision.
+const PALETTE: [RGBColor; 8] = [
+    RGBColor(0, 114, 178),
+    RGBColor(213, 94, 0),
+    RGBColor(0, 158, 115),
+    RGBColor(204, 121, 167),
+    RGBColor(230, 159, 0),
+    RGBColor(86, 180, 233),
+    RGBColor(120, 120, 120),
+    RGBColor(240, 228, 66),
+];
+
+pub fn color(index: u32) -> RGBColor {
+    PALETTE[index as usize % PALETTE.len()]
+}
+
+#[derive(Properties, PartialEq)]
+pub struct PlotProps {
+    pub spec: Rc<PlotSpec>,
+    /// CSS height in pixels.
+    #[prop_or(300.0)]
+    pub height: f64,
+}
+
+#[component]
+pub fn Plot(props: &PlotProps) -> Html {
+    let canvas = use_node_ref();
+    let resize_tick = use_state(|| 0u32);
+    let error = use_state(|| None::<String>);
+    {
+        // Redraw when the window (or presenter mode) changes the column's width.
+        let resize_tick = resize_tick.clone();
+        use_effect_with((), move |_| {
+            let listener = Closure::<dyn FnMut()>::new(move || resize_tick.set(js_sys::Math::random().to_bits() as u32));
+            let window = dom::window();
+            let _ = window.add_event_listener_with_callback("resize", listener.as_ref().unchecked_ref());
+            move || {
+                let _ = window.remove_event_listener_with_callback("resize", listener.as_ref().unchecked_ref());
+            }
+        });
+    }
+    {
+        let (canvas, spec, height, error) = (canvas.clone(), props.spec.clone(), props.height, error.clone());
+        use_effect_with((spec, *resize_tick), move |(spec, _)| {
+            if let Some(el) = canvas.cast::<HtmlCanvasElement>() {
+                let result = draw(&el, spec, height);
+                if *error != result.as_ref().err().cloned() {
+                    error.set(result.err());
+                }
+            }
+        });
+    }
+    let on_csv = {
+        let spec = props.spec.clone();
+        Callback::from(move |_| dom::download_text(&format!("{}.csv", spec.id), "text/csv", &spec.to_csv()))
+    };
+    let on_png = {
+        let (canvas, id) = (canvas.clone(), props.spec.id.clone());
+        Callback::from(move |_| {
+            if let Some(el) = canvas.cast::<HtmlCanvasElement>() {
+                if let Ok(url) = el.to_data_url() {
+                    dom::download_url(&format!("{id}.png"), &url);
+                }
+            }
+        })
+    };
+    html! {
+        <figure class="plot" data-plot={props.spec.id.clone()}>
+            <canvas ref={canvas} role="img" aria-label={props.spec.title.clone()} style={format!("height:{}px", props.height)} />
+            if let Some(e) = &*error { <p class="inline-error">{ format!("This plot could not be drawn: {e}") }</p> }
+            <figcaption>
+                <button class="small" onclick={on_csv} title="Download the plotted data as CSV">{ "CSV" }</button>
+                <button class="small" onclick={on_png} title="Save the plot as a PNG image">{ "PNG" }</button>
+            </figcaption>
+        </figure>
+    }
+}
+
+fn tick_label(v: f64, is_log10: bool) -> String {
+    if is_log10 {
+        let r = v.round();
+        if (v - r).abs() < 1e-9 {
+            format!("1e{r}")
+        } else {
+            format!("1e{v:.1}")
+        }
+    } else {
+        let a = v.abs();
+        if a != 0.0 && !(1e-3..1e5).contains(&a) {
+            format!("{v:.0e}")
+        } else {
+            let s = format!("{v:.4}");
+            s.trim_end_matches('0').trim_end_matches('.').to_string()
+        }
+    }
+}
+
+/// Draw at device pixels: canvas.width = CSS width × devicePixelRatio, fonts and lines scaled.
+pub fn draw(canvas: &HtmlCanvasElement, spec: &PlotSpec, css_height: f64) -> Result<(), String> {
+    let ratio = dom::device_pixel_ratio();
+    let css_width = canvas.parent_element().map(|p| p.client_width() as f64).unwrap_or(600.0).max(200.0);
+    canvas.set_width((css_width * ratio) as u32);
+    canvas.set_height((css_height * ratio) as u32);
+    canvas.style().set_property("width", &format!("{css_width}px")).ok();
+    let px = |v: f64| (v * ratio).round() as i32;
+    let font = |size: f64| ("sans-serif", size * ratio).into_font();
+    let backend = CanvasBackend::with_canvas_object(canvas.clone()).ok_or("no 2-D context")?;
+    let root = backend.into_drawing_area();
+    let e = |err: DrawingAreaErrorKind<_>| format!("{err:?}");
+    root.fill(&WHITE).map_err(e)?;
+    let ((x0, x1), (y0, y1)) = spec.ranges();
+    let mut chart = ChartBuilder::on(&root)
+        .caption(&spec.title, font(15.0))
+        .margin(px(10.0))
+        .x_label_area_size(px(44.0))
+        .y_label_area_size(px(62.0))
+        .build_cartesian_2d(x0..x1, y0..y1)
+        .map_err(e)?;
+    let x_ticks = spec.x_ticks.clone();
+    let x_format = move |v: &f64| match &x_ticks {
+        Some(ticks) => ticks.iter().find(|(t, _)| (t - v).abs() < 1e-6).map(|(_, l)| l.clone()).unwrap_or_default(),
+        None => tick_label(*v, spec.x_is_log10),
+    };
+    let y_format = |v: &f64| tick_label(*v, spec.y_is_log10);
+    let mut mesh = chart.configure_mesh();
+    mesh.x_desc(spec.x_label.as_str())
+        .y_desc(spec.y_label.as_str())
+        .label_style(font(12.0))
+        .axis_desc_style(font(13.0))
+        .x_label_formatter(&x_format)
+        .y_label_formatter(&y_format)
+        .light_line_style(RGBColor(238, 238, 238))
+        .bold_line_style(RGBColor(220, 220, 220));
+    if let Some(ticks) = &spec.x_ticks {
+        mesh.x_labels(ticks.len() + 1);
+    }
+    mesh.draw().map_err(e)?;
+    let stroke = px(2.0).max(1) as u32;
+    for series in &spec.series {
+        let c = color(series.color);
+        let style = c.stroke_width(stroke);
+        let points = series.points.iter().copied().filter(|(x, y)| x.is_finite() && y.is_finite());
+        let legend_style = style;
+        let anno = match series.style {
+            Style::Line | Style::LinePoints if series.dashed => chart
+                .draw_series(DashedLineSeries::new(points.clone(), px(6.0), px(4.0), style))
+                .map_err(e)?,
+            Style::Line | Style::LinePoints => chart.draw_series(LineSeries::new(points.clone(), style)).map_err(e)?,
+            Style::Points => chart.draw_series(points.clone().map(|p| Circle::new(p, px(3.0), c.filled()))).map_err(e)?,
+            Style::Bars { width } => chart
+                .draw_series(points.clone().map(|(x, y)| Rectangle::new([(x - width / 2.0, 0.0), (x + width / 2.0, y)], c.mix(0.85).filled())))
+                .map_err(e)?,
+        };
+        anno.label(series.name.as_str()).legend(move |(x, y)| {
+            Rectangle::new([(x, y - px(4.0)), (x + px(14.0), y + px(4.0))], legend_style.color.filled())
+        });
+        if series.style == Style::LinePoints {
+            chart.draw_series(points.clone().map(|p| Circle::new(p, px(3.0), c.filled()))).map_err(e)?;
+        }
+        if let Some(errors) = &series.errors {
+            let bars = series.points.iter().zip(errors).filter(|((x, y), err)| x.is_finite() && y.is_finite() && err.is_finite());
+            let dark = RGBColor(40, 40, 40).stroke_width(px(1.5).max(1) as u32);
+            chart.draw_series(bars.map(|((x, y), err)| PathElement::new(vec![(*x, y - err), (*x, y + err)], dark))).map_err(e)?;
+        }
+    }
+    for marker in &spec.markers {
+        let c = color(marker.color);
+        chart
+            .draw_series(std::iter::once(DashedPathElement::new(vec![(marker.x, y0), (marker.x, y1)].into_iter(), px(5.0), px(4.0), c.stroke_width(stroke))))
+            .map_err(e)?
+            .label(marker.label.as_str())
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + px(14.0), y)], c.stroke_width(stroke)));
+    }
+    if spec.series.len() + spec.markers.len() > 1 {
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.85))
+            .border_style(RGBColor(200, 200, 200))
+            .label_font(font(12.0))
+            .position(SeriesLabelPosition::UpperRight)
+            .draw()
+            .map_err(e)?;
+    }
+    root.present().map_err(e)?;
+    Ok(())
+}

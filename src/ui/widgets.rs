@@ -1,0 +1,289 @@
+//! Shared widgets, written once: parameter controls (slider + number entry with inline
+//! validation, choice, seed with "new seed"), run / cancel / reset with a progress bar, tables.
+
+use crate::core::params::{self, Issue, Kind, LessonParams, Spec, Value};
+use crate::plot::TableSpec;
+use crate::ui::dom;
+use crate::ui::worker::RunStatus;
+use std::collections::HashMap;
+use std::rc::Rc;
+use web_sys::{HtmlInputElement, HtmlSelectElement};
+use yew::prelude::*;
+
+#[derive(Properties, PartialEq)]
+pub struct ParamPanelProps<P: LessonParams> {
+    pub params: P,
+    pub on_change: Callback<P>,
+    /// Show only these parameters (a section's own controls); all when None.
+    #[prop_or_default]
+    pub only: Option<Vec<String>>,
+    /// Problems found in the URL, shown next to their controls until edited.
+    #[prop_or_default]
+    pub url_issues: Rc<Vec<Issue>>,
+    /// Element ids are `<id_prefix>-<name>`: unique when a parameter appears in several panels.
+    #[prop_or(AttrValue::Static("param"))]
+    pub id_prefix: AttrValue,
+}
+
+/// A panel of controls for a lesson's parameter struct.
+#[component]
+pub fn ParamPanel<P: LessonParams>(props: &ParamPanelProps<P>) -> Html {
+    // What the learner typed but is not (yet) valid, with the message explaining why.
+    let drafts = use_state(HashMap::<&'static str, (String, Option<String>)>::new);
+    {
+        let drafts = drafts.clone();
+        use_effect_with(props.params.clone(), move |_| drafts.set(HashMap::new()));
+    }
+    let commit = {
+        let (drafts, params, on_change) = (drafts.clone(), props.params.clone(), props.on_change.clone());
+        Callback::from(move |(name, text): (&'static str, String)| {
+            let mut next = params.clone();
+            let mut map = (*drafts).clone();
+            match params::set_from_text(&mut next, name, &text) {
+                Err(issue) => {
+                    map.insert(name, (text, Some(issue.message)));
+                    drafts.set(map);
+                }
+                Ok(()) => match next.cross_check().into_iter().next() {
+                    Some(issue) => {
+                        map.insert(name, (text, Some(issue.message)));
+                        drafts.set(map);
+                    }
+                    None => {
+                        map.remove(name);
+                        drafts.set(map);
+                        if next != params {
+                            on_change.emit(next);
+                        }
+                    }
+                },
+            }
+        })
+    };
+    let preview = {
+        let drafts = drafts.clone();
+        Callback::from(move |(name, text): (&'static str, String)| {
+            let mut map = (*drafts).clone();
+            map.insert(name, (text, None));
+            drafts.set(map);
+        })
+    };
+    let specs = P::specs().iter().filter(|s| props.only.as_ref().is_none_or(|only| only.iter().any(|o| o == s.name)));
+    html! {
+        <div class={classes!("param-panel", props.only.is_some().then_some("compact"))}>
+            { for specs.map(|spec| {
+                let value = props.params.get(spec.name);
+                let draft = drafts.get(spec.name).cloned();
+                let url_issue = props.url_issues.iter().find(|i| i.param == spec.name).map(|i| i.message.clone());
+                let message = draft.as_ref().and_then(|(_, m)| m.clone()).or(if draft.is_none() { url_issue } else { None });
+                let text = draft.map(|(t, _)| t).unwrap_or_else(|| value.to_string());
+                control(spec, &props.id_prefix, &value, text, message, props.params.is_active(spec.name), &commit, &preview)
+            }) }
+        </div>
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn control(
+    spec: &'static Spec,
+    id_prefix: &str,
+    value: &Value,
+    text: String,
+    message: Option<String>,
+    active: bool,
+    commit: &Callback<(&'static str, String)>,
+    preview: &Callback<(&'static str, String)>,
+) -> Html {
+    let name = spec.name;
+    let id = format!("{id_prefix}-{name}");
+    let on_text_change = {
+        let commit = commit.clone();
+        Callback::from(move |e: Event| commit.emit((name, e.target_unchecked_into::<HtmlInputElement>().value())))
+    };
+    let input_box = |extra: Html| {
+        html! {
+            <div class={classes!("control", (!active).then_some("inactive"), message.is_some().then_some("invalid"))} data-param={name}>
+                <label for={id.clone()} title={spec.help}>{ spec.label }</label>
+                <div class="control-row">
+                    { extra }
+                    <input id={id.clone()} class="number" type="text" inputmode="decimal" value={text.clone()}
+                        disabled={!active} onchange={on_text_change.clone()} aria-invalid={message.is_some().to_string()} />
+                </div>
+                if let Some(m) = &message { <p class="inline-error" role="alert">{ m.clone() }</p> }
+                else if !active { <p class="hint">{ "not used by the current choices" }</p> }
+            </div>
+        }
+    };
+    match spec.kind {
+        Kind::Int { .. } | Kind::Float { .. } => {
+            let (lo, hi, log) = match spec.kind {
+                Kind::Int { min, max, log } => (min as f64, max as f64, log),
+                Kind::Float { min, max, log } => (min, max, log),
+                _ => unreachable!(),
+            };
+            let is_int = matches!(spec.kind, Kind::Int { .. });
+            let current = text.trim().parse::<f64>().ok().unwrap_or(match value {
+                Value::Int(v) => *v as f64,
+                Value::Float(v) => *v,
+                _ => lo,
+            });
+            let to_pos = move |v: f64| -> f64 {
+                if log && lo > 0.0 {
+                    (v.max(lo).ln() - lo.ln()) / (hi.ln() - lo.ln()) * 1000.0
+                } else {
+                    (v - lo) / (hi - lo) * 1000.0
+                }
+            };
+            let from_pos = move |p: f64| -> String {
+                let v = if log && lo > 0.0 { (lo.ln() + p / 1000.0 * (hi.ln() - lo.ln())).exp() } else { lo + p / 1000.0 * (hi - lo) };
+                if is_int {
+                    format!("{}", v.round() as i64)
+                } else {
+                    let digits = if v.abs() >= 10.0 { 1 } else if v.abs() >= 1.0 { 2 } else { 3 };
+                    format!("{v:.digits$}")
+                }
+            };
+            let on_input = {
+                let preview = preview.clone();
+                Callback::from(move |e: InputEvent| {
+                    let pos: f64 = e.target_unchecked_into::<HtmlInputElement>().value().parse().unwrap_or(0.0);
+                    preview.emit((name, from_pos(pos)));
+                })
+            };
+            let on_release = {
+                let commit = commit.clone();
+                Callback::from(move |e: Event| {
+                    let pos: f64 = e.target_unchecked_into::<HtmlInputElement>().value().parse().unwrap_or(0.0);
+                    commit.emit((name, from_pos(pos)));
+                })
+            };
+            let slider = html! {
+                <input class="slider" type="range" min="0" max="1000" step="1" aria-label={spec.label}
+                    value={format!("{:.0}", to_pos(current).clamp(0.0, 1000.0))} disabled={!active}
+                    oninput={on_input} onchange={on_release} />
+            };
+            input_box(slider)
+        }
+        Kind::Choice(options) => {
+            let on_select = {
+                let commit = commit.clone();
+                Callback::from(move |e: Event| commit.emit((name, e.target_unchecked_into::<HtmlSelectElement>().value())))
+            };
+            let selected = value.to_string();
+            html! {
+                <div class={classes!("control", "choice", (!active).then_some("inactive"))} data-param={name}>
+                    <label for={id.clone()} title={spec.help}>{ spec.label }</label>
+                    <select id={id} onchange={on_select} disabled={!active}>
+                        { for options.iter().map(|(v, label)| html! { <option value={*v} selected={selected == *v}>{ *label }</option> }) }
+                    </select>
+                    if let Some(m) = &message { <p class="inline-error" role="alert">{ m.clone() }</p> }
+                </div>
+            }
+        }
+        _ => {
+            // Seed: a number and a "new seed" button.
+            let on_new = {
+                let commit = commit.clone();
+                Callback::from(move |_| commit.emit((name, dom::random_seed().to_string())))
+            };
+            input_box(html! { <button class="small" onclick={on_new} title="Draw a fresh random seed">{ "new seed" }</button> })
+        }
+    }
+}
+
+#[derive(Properties, PartialEq)]
+pub struct RunControlsProps {
+    pub status: RunStatus,
+    /// Wall time of the last finished run.
+    pub elapsed_ms: f64,
+    pub on_run: Callback<()>,
+    pub on_cancel: Callback<()>,
+    pub on_reset: Callback<()>,
+    /// Lessons with iterative training give a "step" action.
+    #[prop_or_default]
+    pub on_step: Option<Callback<()>>,
+    pub auto_run: bool,
+    pub on_auto_run: Callback<bool>,
+}
+
+/// Run / step / cancel / reset, the auto-run switch, and the progress bar.
+#[component]
+pub fn RunControls(props: &RunControlsProps) -> Html {
+    let running = matches!(props.status, RunStatus::Running { .. });
+    let on_run = props.on_run.reform(|_: MouseEvent| ());
+    let on_cancel = props.on_cancel.reform(|_: MouseEvent| ());
+    let on_reset = props.on_reset.reform(|_: MouseEvent| ());
+    let on_auto = props.on_auto_run.reform(|e: Event| e.target_unchecked_into::<HtmlInputElement>().checked());
+    html! {
+        <div class="run-controls">
+            <div class="buttons">
+                <button class="primary" onclick={on_run} disabled={running}>{ "Run" }</button>
+                if let Some(step) = &props.on_step {
+                    <button onclick={step.reform(|_: MouseEvent| ())} disabled={running}>{ "Step" }</button>
+                }
+                <button onclick={on_cancel} disabled={!running}>{ "Cancel" }</button>
+                <button onclick={on_reset} title="All parameters back to their defaults">{ "Reset" }</button>
+                <label class="auto"><input type="checkbox" checked={props.auto_run} onchange={on_auto} />{ " rerun when a control changes" }</label>
+            </div>
+            <div class="status" aria-live="polite">
+                { match &props.status {
+                    RunStatus::Running { fraction, stage } => html! {
+                        <>
+                            <progress max="1" value={fraction.to_string()} />
+                            <span class="stage">{ format!("{stage}… {:.0} %", fraction * 100.0) }</span>
+                        </>
+                    },
+                    RunStatus::Done => html! { <span class="ok">{ format!("computed in {:.0} ms", props.elapsed_ms) }</span> },
+                    RunStatus::Failed(m) => html! { <span class="inline-error">{ m.clone() }</span> },
+                    RunStatus::Cancelled => html! { <span class="hint">{ "cancelled; the results shown are from the previous run" }</span> },
+                    RunStatus::Idle => html! { <span class="hint">{ "not run yet" }</span> },
+                } }
+            </div>
+        </div>
+    }
+}
+
+#[derive(Properties, PartialEq)]
+pub struct TableProps {
+    pub spec: Rc<TableSpec>,
+    #[prop_or_default]
+    pub caption: AttrValue,
+}
+
+/// A result table with a "CSV" download.
+#[component]
+pub fn Table(props: &TableProps) -> Html {
+    let on_csv = {
+        let spec = props.spec.clone();
+        Callback::from(move |_| dom::download_text(&format!("{}.csv", spec.id), "text/csv", &spec.to_csv()))
+    };
+    html! {
+        <div class="table-wrap" data-table={props.spec.id.clone()}>
+            <table>
+                if !props.caption.is_empty() { <caption>{ props.caption.clone() }</caption> }
+                <thead><tr>{ for props.spec.headers.iter().map(|h| html! { <th>{ h.clone() }</th> }) }</tr></thead>
+                <tbody>
+                    { for props.spec.rows.iter().map(|row| html! {
+                        <tr>{ for row.iter().map(|c| html! { <td>{ c.clone() }</td> }) }</tr>
+                    }) }
+                </tbody>
+            </table>
+            <button class="small" onclick={on_csv} title="Download this table as CSV">{ "CSV" }</button>
+        </div>
+    }
+}
+
+/// A box listing problems found in the page address.
+pub fn url_issues_notice(issues: &[Issue]) -> Html {
+    if issues.is_empty() {
+        return html! {};
+    }
+    html! {
+        <div class="notice" role="status" data-testid="url-issues">
+            <strong>{ "Some values in the address could not be used:" }</strong>
+            <ul>{ for issues.iter().map(|i| html! {
+                <li>{ if i.param.is_empty() { i.message.clone() } else { format!("{}: {}", i.param, i.message) } }</li>
+            }) }</ul>
+        </div>
+    }
+}

@@ -1,0 +1,251 @@
+//! Runs experiments in a Web Worker (the same wasm, loaded by www/worker.js), so that the page
+//! stays responsive; progress arrives as messages, and cancelling terminates the worker.
+
+use serde::de::DeserializeOwned;
+use std::cell::RefCell;
+use std::rc::Rc;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use web_sys::{MessageEvent, Worker, WorkerOptions, WorkerType};
+use yew::prelude::*;
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum RunStatus {
+    Idle,
+    Running { fraction: f64, stage: String },
+    Done,
+    Failed(String),
+    Cancelled,
+}
+
+#[derive(Debug)]
+pub struct RunState<R> {
+    pub status: RunStatus,
+    /// The latest finished report (kept while a new run is under way, so plots don't blank).
+    pub report: Option<Rc<R>>,
+    /// The query that produced `report`.
+    pub report_query: String,
+    pub elapsed_ms: f64,
+    current: u32,
+    started_at: f64,
+}
+
+impl<R> Default for RunState<R> {
+    fn default() -> Self {
+        RunState { status: RunStatus::Idle, report: None, report_query: String::new(), elapsed_ms: 0.0, current: 0, started_at: 0.0 }
+    }
+}
+
+pub enum Action<R> {
+    Start { id: u32 },
+    Progress { id: u32, fraction: f64, stage: String },
+    Done { id: u32, report: Rc<R>, query: String },
+    Failed { id: u32, message: String },
+    Cancel,
+}
+
+impl<R> Reducible for RunState<R> {
+    type Action = Action<R>;
+
+    fn reduce(self: Rc<Self>, action: Action<R>) -> Rc<Self> {
+        let now = js_sys::Date::now();
+        let mut next = RunState {
+            status: self.status.clone(),
+            report: self.report.clone(),
+            report_query: self.report_query.clone(),
+            elapsed_ms: self.elapsed_ms,
+            current: self.current,
+            started_at: self.started_at,
+        };
+        match action {
+            Action::Start { id } => {
+                next.current = id;
+                next.started_at = now;
+                next.status = RunStatus::Running { fraction: 0.0, stage: "starting".into() };
+            }
+            Action::Progress { id, fraction, stage } if id == self.current => {
+                next.status = RunStatus::Running { fraction, stage };
+            }
+            Action::Done { id, report, query } if id == self.current => {
+                next.status = RunStatus::Done;
+                next.report = Some(report);
+                next.report_query = query;
+                next.elapsed_ms = now - self.started_at;
+            }
+            Action::Failed { id, message } if id == self.current => next.status = RunStatus::Failed(message),
+            Action::Cancel => next.status = RunStatus::Cancelled,
+            _ => return self, // a message from a run that was superseded
+        }
+        Rc::new(next)
+    }
+}
+
+type Handler = Closure<dyn FnMut(MessageEvent)>;
+
+#[derive(Default)]
+struct Slot {
+    worker: Option<(Worker, Handler, Closure<dyn FnMut(web_sys::Event)>)>,
+    next_id: u32,
+    busy: Option<(u32, String)>,
+    pending: Option<String>,
+}
+
+impl Slot {
+    fn terminate(&mut self) {
+        if let Some((worker, on_message, on_error)) = self.worker.take() {
+            worker.terminate();
+            // Terminating can happen inside one of these handlers: dropping it there would free a
+            // running closure, so they are leaked (two small closures per cancelled run).
+            on_message.forget();
+            on_error.forget();
+        }
+        self.busy = None;
+    }
+}
+
+/// What a lesson gets from [`use_experiment`].
+pub struct Experiment<R> {
+    pub state: UseReducerHandle<RunState<R>>,
+    /// Run for a query (queued if a run is under way: the latest request wins).
+    pub run: Callback<String>,
+    pub cancel: Callback<()>,
+}
+
+#[hook]
+pub fn use_experiment<R: DeserializeOwned + 'static>(lesson: &'static str) -> Experiment<R> {
+    let state = use_reducer(RunState::<R>::default);
+    let slot = use_mut_ref(Slot::default);
+    {
+        let slot = slot.clone();
+        use_effect_with((), move |_| move || slot.borrow_mut().terminate());
+    }
+    let run = {
+        let (slot, dispatcher) = (slot.clone(), state.dispatcher());
+        Callback::from(move |query: String| start::<R>(&slot, &dispatcher, lesson, query))
+    };
+    let cancel = {
+        let (slot, dispatcher) = (slot.clone(), state.dispatcher());
+        Callback::from(move |_| {
+            let mut s = slot.borrow_mut();
+            s.pending = None;
+            s.terminate();
+            dispatcher.dispatch(Action::Cancel);
+        })
+    };
+    Experiment { state, run, cancel }
+}
+
+fn start<R: DeserializeOwned + 'static>(
+    slot_rc: &Rc<RefCell<Slot>>,
+    dispatcher: &UseReducerDispatcher<RunState<R>>,
+    lesson: &'static str,
+    query: String,
+) {
+    let mut slot = slot_rc.borrow_mut();
+    if slot.busy.is_some() {
+        slot.pending = Some(query);
+        return;
+    }
+    if slot.worker.is_none() {
+        match spawn::<R>(slot_rc.clone(), dispatcher.clone(), lesson) {
+            Ok(w) => slot.worker = Some(w),
+            Err(message) => {
+                slot.next_id += 1;
+                let id = slot.next_id;
+                dispatcher.dispatch(Action::Start { id });
+                dispatcher.dispatch(Action::Failed { id, message });
+                return;
+            }
+        }
+    }
+    slot.next_id += 1;
+    let id = slot.next_id;
+    slot.busy = Some((id, query.clone()));
+    dispatcher.dispatch(Action::Start { id });
+    let message = js_sys::Object::new();
+    let set = |k: &str, v: JsValue| {
+        let _ = js_sys::Reflect::set(&message, &JsValue::from_str(k), &v);
+    };
+    set("id", JsValue::from(id));
+    set("lesson", JsValue::from_str(lesson));
+    set("query", JsValue::from_str(&query));
+    if let Some((worker, _, _)) = &slot.worker {
+        let _ = worker.post_message(&message);
+    }
+}
+
+fn spawn<R: DeserializeOwned + 'static>(
+    slot_rc: Rc<RefCell<Slot>>,
+    dispatcher: UseReducerDispatcher<RunState<R>>,
+    lesson: &'static str,
+) -> Result<(Worker, Handler, Closure<dyn FnMut(web_sys::Event)>), String> {
+    let options = WorkerOptions::new();
+    options.set_type(WorkerType::Module);
+    let worker = Worker::new_with_options("./worker.js", &options).map_err(|e| format!("cannot start a worker: {e:?}"))?;
+    let on_message = {
+        let (slot_rc, dispatcher) = (slot_rc.clone(), dispatcher.clone());
+        Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {
+            let data = event.data();
+            let get = |k: &str| js_sys::Reflect::get(&data, &JsValue::from_str(k)).unwrap_or(JsValue::UNDEFINED);
+            let id = get("id").as_f64().unwrap_or(0.0) as u32;
+            let finished = if let Some(fraction) = get("progress").as_f64() {
+                dispatcher.dispatch(Action::Progress { id, fraction, stage: get("stage").as_string().unwrap_or_default() });
+                false
+            } else if let Some(json) = get("result").as_string() {
+                let query = slot_rc.borrow().busy.as_ref().map(|(_, q)| q.clone()).unwrap_or_default();
+                match serde_json::from_str::<R>(&json) {
+                    Ok(report) => {
+                        crate::ui::dom::publish_report(lesson, &json);
+                        dispatcher.dispatch(Action::Done { id, report: Rc::new(report), query });
+                    }
+                    Err(e) => dispatcher.dispatch(Action::Failed { id, message: format!("unreadable report: {e}") }),
+                }
+                true
+            } else if let Some(panic) = get("panic").as_string() {
+                // The worker's wasm instance is dead after a panic: start a fresh one next time.
+                let current = slot_rc.borrow().busy.as_ref().map(|(id, _)| *id).unwrap_or(id);
+                dispatcher.dispatch(Action::Failed { id: current, message: format!("the computation crashed: {panic}") });
+                slot_rc.borrow_mut().terminate();
+                true
+            } else {
+                let message = get("error").as_string().unwrap_or_else(|| "unknown worker message".into());
+                dispatcher.dispatch(Action::Failed { id, message });
+                true
+            };
+            if finished {
+                let pending = {
+                    let mut slot = slot_rc.borrow_mut();
+                    slot.busy = None;
+                    slot.pending.take()
+                };
+                if let Some(query) = pending {
+                    start::<R>(&slot_rc, &dispatcher, lesson, query);
+                }
+            }
+        })
+    };
+    let on_error = {
+        let (slot_rc, dispatcher) = (slot_rc.clone(), dispatcher.clone());
+        Closure::<dyn FnMut(web_sys::Event)>::new(move |event: web_sys::Event| {
+            let text = js_sys::Reflect::get(&event, &JsValue::from_str("message"))
+                .ok()
+                .and_then(|m| m.as_string())
+                .unwrap_or_else(|| "the worker could not load".into());
+            let id = slot_rc.borrow().busy.as_ref().map(|(id, _)| *id).unwrap_or(0);
+            dispatcher.dispatch(Action::Failed { id, message: format!("worker error: {text}") });
+            slot_rc.borrow_mut().terminate();
+        })
+    };
+    worker.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+    worker.set_onerror(Some(on_error.as_ref().unchecked_ref()));
+    Ok((worker, on_message, on_error))
+}
+
+/// Inside the worker: tell the page that the computation panicked.
+pub fn post_panic(message: &str) {
+    if let Ok(scope) = js_sys::global().dyn_into::<web_sys::DedicatedWorkerGlobalScope>() {
+        let data = js_sys::Object::new();
+        let _ = js_sys::Reflect::set(&data, &JsValue::from_str("panic"), &JsValue::from_str(message));
+        let _ = scope.post_message(&data);
+    }
+}

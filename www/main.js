@@ -1,0 +1,16 @@
+// Loads the wasm app. The module object is kept on `window.rorec` for the browser tests.
+import init, * as rorec from './pkg/reward_reco.js';
+
+window.rorec = rorec;
+init()
+  .then(() => rorec.run_app())
+  .catch((error) => {
+    const app = document.getElementById('app');
+    app.innerHTML = '';
+    const panel = document.createElement('div');
+    panel.id = 'panic-panel';
+    panel.setAttribute('role', 'alert');
+    panel.innerHTML = '<h2>The tutorial could not start</h2><p>This browser could not load the WebAssembly module.</p><pre></pre><button onclick="location.reload()">Reload</button>';
+    panel.querySelector('pre').textContent = String(error);
+    app.appendChild(panel);
+  });
