@@ -25,15 +25,19 @@ pub struct ParamPanelProps<P: LessonParams> {
     pub id_prefix: AttrValue,
 }
 
+#[derive(Clone, PartialEq)]
+struct Draft<P> {
+    text: String,
+    message: Option<String>,
+    base: P,
+}
+
 /// A panel of controls for a lesson's parameter struct.
 #[component]
 pub fn ParamPanel<P: LessonParams>(props: &ParamPanelProps<P>) -> Html {
-    // What the learner typed but is not (yet) valid, with the message explaining why.
-    let drafts = use_state(HashMap::<&'static str, (String, Option<String>)>::new);
-    {
-        let drafts = drafts.clone();
-        use_effect_with(props.params.clone(), move |_| drafts.set(HashMap::new()));
-    }
+    // What the learner typed but is not (yet) valid, with the message explaining why, and the
+    // parameters it was typed against: once those change (a commit, reset, URL edit), it is void.
+    let drafts = use_state(HashMap::<&'static str, Draft<P>>::new);
     let commit = {
         let (drafts, params, on_change) = (drafts.clone(), props.params.clone(), props.on_change.clone());
         Callback::from(move |(name, text): (&'static str, String)| {
@@ -41,12 +45,12 @@ pub fn ParamPanel<P: LessonParams>(props: &ParamPanelProps<P>) -> Html {
             let mut map = (*drafts).clone();
             match params::set_from_text(&mut next, name, &text) {
                 Err(issue) => {
-                    map.insert(name, (text, Some(issue.message)));
+                    map.insert(name, Draft { text, message: Some(issue.message), base: params.clone() });
                     drafts.set(map);
                 }
                 Ok(()) => match next.cross_check().into_iter().next() {
                     Some(issue) => {
-                        map.insert(name, (text, Some(issue.message)));
+                        map.insert(name, Draft { text, message: Some(issue.message), base: params.clone() });
                         drafts.set(map);
                     }
                     None => {
@@ -61,10 +65,10 @@ pub fn ParamPanel<P: LessonParams>(props: &ParamPanelProps<P>) -> Html {
         })
     };
     let preview = {
-        let drafts = drafts.clone();
+        let (drafts, params) = (drafts.clone(), props.params.clone());
         Callback::from(move |(name, text): (&'static str, String)| {
             let mut map = (*drafts).clone();
-            map.insert(name, (text, None));
+            map.insert(name, Draft { text, message: None, base: params.clone() });
             drafts.set(map);
         })
     };
@@ -73,10 +77,13 @@ pub fn ParamPanel<P: LessonParams>(props: &ParamPanelProps<P>) -> Html {
         <div class={classes!("param-panel", props.only.is_some().then_some("compact"))}>
             { for specs.map(|spec| {
                 let value = props.params.get(spec.name);
-                let draft = drafts.get(spec.name).cloned();
+                let draft = drafts.get(spec.name).filter(|d| d.base == props.params);
                 let url_issue = props.url_issues.iter().find(|i| i.param == spec.name).map(|i| i.message.clone());
-                let message = draft.as_ref().and_then(|(_, m)| m.clone()).or(if draft.is_none() { url_issue } else { None });
-                let text = draft.map(|(t, _)| t).unwrap_or_else(|| value.to_string());
+                let message = match draft {
+                    Some(d) => d.message.clone(),
+                    None => url_issue,
+                };
+                let text = draft.map(|d| d.text.clone()).unwrap_or_else(|| value.to_string());
                 control(spec, &props.id_prefix, &value, text, message, props.params.is_active(spec.name), &commit, &preview)
             }) }
         </div>

@@ -90,12 +90,17 @@ impl PlackettLuce {
         PlackettLuce { kind, items, weights, cumulative, per_category }
     }
 
-    fn table(&self, category: u32) -> usize {
+    /// Which weight table a category uses: categories sharing one share their propensities.
+    pub fn table(&self, category: u32) -> usize {
         if self.per_category {
             category as usize
         } else {
             0
         }
+    }
+
+    pub fn tables(&self) -> usize {
+        self.weights.len()
     }
 
     pub fn weights(&self, category: u32) -> &[f64] {

@@ -40,8 +40,9 @@ pub struct LoggedData {
 pub fn log_data(world: &World, policy: &PlackettLuce, n: u32, seed: u64, progress: &mut dyn Progress) -> LoggedData {
     let mut rng = rng::seeded(seed, Stream::Logs);
     let max_size = world.slate_sizes.max;
-    // Per-position propensities depend only on the category: computed once per category, lazily.
-    let mut marginals: Vec<Option<Vec<f64>>> = vec![None; world.categories() as usize];
+    // Per-position propensities depend only on the policy's weight table (one per category, or
+    // one for all): computed once per table, lazily.
+    let mut marginals: Vec<Option<Vec<f64>>> = vec![None; policy.tables()];
     let users = world.users.len() as u32;
     let mut rows = Vec::with_capacity(n as usize);
     let (mut scratch, mut slate, mut clicks) = (Vec::new(), Vec::new(), Vec::new());
@@ -54,7 +55,7 @@ pub fn log_data(world: &World, policy: &PlackettLuce, n: u32, seed: u64, progres
         let size = world.sample_slate_size(&mut rng);
         policy.sample(u.category, size, &mut rng, &mut slate);
         world.sample_clicks(u, &slate, &mut rng, &mut scratch, &mut clicks);
-        let table = marginals[u.category as usize].get_or_insert_with(|| policy.position_marginals(u.category, max_size));
+        let table = marginals[policy.table(u.category)].get_or_insert_with(|| policy.position_marginals(u.category, max_size));
         let stride = max_size.min(world.items()) as usize;
         let position_propensity = slate.iter().enumerate().map(|(k, &a)| table[a as usize * stride + k]).collect();
         rows.push(LoggedRow {
