@@ -8,6 +8,9 @@ use crate::core::progress::Progress;
 use crate::core::slate_world::lesson::SlateWorldLesson;
 use crate::lesson_text::{text, LessonText};
 
+/// Writes a lesson's logged dataset as CSV, for a query.
+pub type DatasetCsv = fn(&str) -> Result<String, String>;
+
 pub struct Lesson {
     /// URL and CLI name, and the name of the text file in `lessons/`.
     pub id: &'static str,
@@ -20,7 +23,7 @@ pub struct Lesson {
     /// The parameter specs, for the CLI's help.
     pub specs: fn() -> &'static [crate::core::params::Spec],
     /// The lesson's logged dataset as CSV, where it has one.
-    pub dataset_csv: Option<fn(&str) -> Result<String, String>>,
+    pub dataset_csv: Option<DatasetCsv>,
     #[cfg(target_arch = "wasm32")]
     pub view: fn(crate::ui::lesson_page::LessonProps) -> yew::Html,
 }

@@ -65,6 +65,8 @@ pub struct PlotSpec {
     pub y_is_log10: bool,
     /// Force y to include 0 (bar charts, rates).
     pub y_from_zero: bool,
+    /// Draw the series legend (off when the x axis already names every bar).
+    pub legend: bool,
 }
 
 impl PlotSpec {
@@ -80,6 +82,7 @@ impl PlotSpec {
             x_is_log10: false,
             y_is_log10: false,
             y_from_zero: false,
+            legend: true,
         }
     }
 
@@ -180,6 +183,16 @@ pub fn fmt_sig(x: f64) -> String {
     format!("{x:.decimals$}")
 }
 
+/// Tick label of a log10 axis at value v: "1e-3" at whole exponents, the number itself between.
+pub fn fmt_log10_tick(v: f64) -> String {
+    let r = v.round();
+    if (v - r).abs() < 1e-9 {
+        format!("1e{r}")
+    } else {
+        fmt_sig(10f64.powf(v))
+    }
+}
+
 /// A probability as a percentage with its standard error: "5.96 ± 0.17 %".
 pub fn fmt_pct_se(mean: f64, se: f64) -> String {
     if se > 0.0 {
@@ -220,5 +233,7 @@ mod tests {
         assert_eq!(fmt_sig(1.0 / 42.0), "0.0238");
         assert_eq!(fmt_sig(2.5e-9), "2.50e-9");
         assert_eq!(fmt_pct_se(0.0596, 0.0017), "5.96 ± 0.17 %");
+        assert_eq!(fmt_log10_tick(-3.0), "1e-3");
+        assert_eq!(fmt_log10_tick(-2.5), "0.00316");
     }
 }

@@ -305,11 +305,7 @@ pub(crate) mod tests {
 
     #[test]
     fn round_trip() {
-        let mut p = Demo::default();
-        p.items = 42;
-        p.rate = 0.125;
-        p.mode = "b";
-        p.seed = u64::MAX;
+        let p = Demo { items: 42, rate: 0.125, mode: "b", seed: u64::MAX, ..Demo::default() };
         let q = to_query(&p);
         let (back, issues) = from_query::<Demo>(&q);
         assert!(issues.is_empty(), "{issues:?}");

@@ -1,7 +1,7 @@
 //! The plot widget: draws a [`PlotSpec`] with plotters on a canvas sized to its column and to the
 //! screen's pixel ratio (sharp on HiDPI), with "CSV" and "PNG" downloads.
 
-use crate::plot::{PlotSpec, Style};
+use crate::plot::{fmt_log10_tick, PlotSpec, Style};
 use crate::ui::dom;
 use plotters::element::DashedPathElement;
 use plotters::prelude::*;
@@ -91,12 +91,7 @@ pub fn Plot(props: &PlotProps) -> Html {
 
 fn tick_label(v: f64, is_log10: bool) -> String {
     if is_log10 {
-        let r = v.round();
-        if (v - r).abs() < 1e-9 {
-            format!("1e{r}")
-        } else {
-            format!("1e{v:.1}")
-        }
+        fmt_log10_tick(v)
     } else {
         let a = v.abs();
         if a != 0.0 && !(1e-3..1e5).contains(&a) {
@@ -179,12 +174,12 @@ pub fn draw(canvas: &HtmlCanvasElement, spec: &PlotSpec, css_height: f64) -> Res
     for marker in &spec.markers {
         let c = color(marker.color);
         chart
-            .draw_series(std::iter::once(DashedPathElement::new(vec![(marker.x, y0), (marker.x, y1)].into_iter(), px(5.0), px(4.0), c.stroke_width(stroke))))
+            .draw_series(std::iter::once(DashedPathElement::new(vec![(marker.x, y0), (marker.x, y1)], px(5.0), px(4.0), c.stroke_width(stroke))))
             .map_err(e)?
             .label(marker.label.as_str())
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + px(14.0), y)], c.stroke_width(stroke)));
     }
-    if spec.series.len() + spec.markers.len() > 1 {
+    if spec.legend && spec.series.len() + spec.markers.len() > 1 {
         chart
             .configure_series_labels()
             .background_style(WHITE.mix(0.85))

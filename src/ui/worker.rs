@@ -81,10 +81,13 @@ impl<R> Reducible for RunState<R> {
 }
 
 type Handler = Closure<dyn FnMut(MessageEvent)>;
+type ErrorHandler = Closure<dyn FnMut(web_sys::Event)>;
+/// A worker with the two handlers that must live as long as it does.
+type LiveWorker = (Worker, Handler, ErrorHandler);
 
 #[derive(Default)]
 struct Slot {
-    worker: Option<(Worker, Handler, Closure<dyn FnMut(web_sys::Event)>)>,
+    worker: Option<LiveWorker>,
     next_id: u32,
     busy: Option<(u32, String)>,
     pending: Option<String>,
@@ -178,7 +181,7 @@ fn spawn<R: DeserializeOwned + 'static>(
     slot_rc: Rc<RefCell<Slot>>,
     dispatcher: UseReducerDispatcher<RunState<R>>,
     lesson: &'static str,
-) -> Result<(Worker, Handler, Closure<dyn FnMut(web_sys::Event)>), String> {
+) -> Result<LiveWorker, String> {
     let options = WorkerOptions::new();
     options.set_type(WorkerType::Module);
     let worker = Worker::new_with_options("./worker.js", &options).map_err(|e| format!("cannot start a worker: {e:?}"))?;

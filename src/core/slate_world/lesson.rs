@@ -386,6 +386,17 @@ fn propensity_curve(world: &World, policy: &PlackettLuce, seed: u64) -> Propensi
     PropensityCurve { policy: policy.kind.label(), points }
 }
 
+/// The lesson's full logged dataset as CSV (for the CLI's `--csv`).
+pub fn dataset_csv(query: &str) -> Result<String, String> {
+    let (params, issues) = crate::core::params::from_query::<SlateWorldParams>(query);
+    if let Some(issue) = issues.first() {
+        return Err(format!("{}: {}", issue.param, issue.message));
+    }
+    let world = params.build_world();
+    let policy = PlackettLuce::new(&world, params.logging_kind());
+    Ok(log_data(&world, &policy, params.logs as u32, params.seed, &mut ()).to_csv(&world))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -435,15 +446,4 @@ mod tests {
             assert!(matches!(r.policy_ctr[0].method, super::super::simulate::CtrMethod::MonteCarlo { .. }));
         }
     }
-}
-
-/// The lesson's full logged dataset as CSV (for the CLI's `--csv`).
-pub fn dataset_csv(query: &str) -> Result<String, String> {
-    let (params, issues) = crate::core::params::from_query::<SlateWorldParams>(query);
-    if let Some(issue) = issues.first() {
-        return Err(format!("{}: {}", issue.param, issue.message));
-    }
-    let world = params.build_world();
-    let policy = PlackettLuce::new(&world, params.logging_kind());
-    Ok(log_data(&world, &policy, params.logs as u32, params.seed, &mut ()).to_csv(&world))
 }

@@ -158,8 +158,8 @@ impl World {
         for _ in 0..spec.items {
             let topic = rng::index(&mut rng, spec.topics);
             let norm = exp(0.35 * rng::normal(&mut rng));
-            for j in 0..d {
-                item_embeddings.push(norm * (topics[topic as usize][j] + noise_scale * rng::normal(&mut rng)));
+            for t in &topics[topic as usize] {
+                item_embeddings.push(norm * (t + noise_scale * rng::normal(&mut rng)));
             }
             item_topic.push(topic);
             item_popularity.push(norm);
@@ -178,8 +178,8 @@ impl World {
             chosen.sort_unstable();
             let mut g = vec![0.0; d];
             for t in &chosen {
-                for j in 0..d {
-                    g[j] += AFFINITY_STRENGTH * topics[*t as usize][j] / chosen.len() as f64;
+                for (gj, tj) in g.iter_mut().zip(&topics[*t as usize]) {
+                    *gj += AFFINITY_STRENGTH * tj / chosen.len() as f64;
                 }
             }
             category_embeddings.extend_from_slice(&g);

@@ -160,7 +160,7 @@ impl From<&SlateWorldReport> for Figures {
         propensity_vs_k.x_ticks = r.propensity_vs_k.first().map(|c| c.points.iter().map(|q| (q.k as f64, q.k.to_string())).collect());
 
         let method = |m: &CtrMethod| match m {
-            CtrMethod::Enumeration { slates } => format!("exact: enumerated {slates} slates per context and slate size"),
+            CtrMethod::Enumeration { slates } => format!("exact: sums over all {slates} (context, slate) pairs"),
             CtrMethod::Deterministic => "exact: one slate per user".to_string(),
             CtrMethod::MonteCarlo { draws } => format!("Monte Carlo: {draws} sampled slates (too many to enumerate)"),
         };
@@ -178,7 +178,7 @@ impl From<&SlateWorldReport> for Figures {
         rows.push(vec![r.logging.clone(), "A/B test".into(), fmt_pct_se(r.ab_test.mean, r.ab_test.se), format!("{} fresh impressions", r.ab_test.n)]);
         let policy_table = TableSpec { id: "policy-ctr".into(), headers: ["policy", "measure", "CTR", "how"].map(String::from).to_vec(), rows };
 
-        let mut policy_plot = PlotSpec::new("policy-ctr", "CTR of each policy (± 1 s.e. where estimated)", "", "CTR (%)");
+        let mut policy_plot = PlotSpec::new("policy-ctr", "Expected CTR of each policy; the chosen one's logged and A/B CTR (± 1 s.e.)", "", "CTR (%)");
         let mut ticks = Vec::new();
         for (i, p) in r.policy_ctr.iter().enumerate() {
             let x = i as f64 + 1.0;
@@ -195,13 +195,14 @@ impl From<&SlateWorldReport> for Figures {
         policy_plot.series.push(
             Series::new(
                 format!("{} (logged, A/B)", r.logging),
-                Style::Points,
+                Style::Bars { width: 0.6 },
                 vec![(n + 1.0, r.logged_ctr.mean * 100.0), (n + 2.0, r.ab_test.mean * 100.0)],
                 chosen,
             )
             .with_errors(vec![r.logged_ctr.se * 100.0, r.ab_test.se * 100.0]),
         );
         policy_plot.x_ticks = Some(ticks);
+        policy_plot.legend = false;
         policy_plot.y_from_zero = true;
 
         Figures {
