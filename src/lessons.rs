@@ -2,7 +2,10 @@
 //! (`ui::lessons::<name>`, wasm only) and a text (`lessons/<id>.md`); registering it here makes it
 //! appear in the table of contents, the worker and the CLI.
 
-use crate::core::experiment::{run_query, Experiment};
+use crate::core::experiment::{
+    merge_query, parts_query, run_part_query, run_query, Experiment, Part,
+};
+use crate::core::horvitz_thompson::lesson::HorvitzThompsonLesson;
 use crate::core::params::{from_query, to_query, Issue};
 use crate::core::progress::Progress;
 use crate::core::slate_world::lesson::SlateWorldLesson;
@@ -16,8 +19,14 @@ pub struct Lesson {
     pub id: &'static str,
     /// One line for the table of contents.
     pub blurb: &'static str,
-    /// Run the experiment for a query string; the report as JSON.
+    /// Run the whole experiment for a query string; the report as JSON (CLI, tests).
     pub run: fn(&str, &mut dyn Progress) -> Result<String, String>,
+    /// How many parallel parts to use (at most the second argument).
+    pub parts: fn(&str, u32) -> u32,
+    /// Run one part; its partial result as JSON (one worker per part).
+    pub run_part: fn(&str, Part, &mut dyn Progress) -> Result<String, String>,
+    /// Merge the parts into the report's JSON.
+    pub merge: fn(&str, &[String]) -> Result<String, String>,
     /// Parse a query: the canonical query of the values used, and what was wrong.
     pub canonical: fn(&str) -> (String, Vec<Issue>),
     /// The parameter specs, for the CLI's help.
@@ -47,16 +56,34 @@ fn specs<E: Experiment>() -> &'static [crate::core::params::Spec] {
     <E::Params as crate::core::params::LessonParams>::specs()
 }
 
-pub static LESSONS: &[Lesson] = &[Lesson {
+pub static LESSONS: &[Lesson] = &[
+    Lesson {
     id: "slate-world",
     blurb: "Slates, clicks, propensities: the world every later lesson simulates",
     run: run_query::<SlateWorldLesson>,
+    parts: parts_query::<SlateWorldLesson>,
+    run_part: run_part_query::<SlateWorldLesson>,
+    merge: merge_query::<SlateWorldLesson>,
     canonical: canonical::<SlateWorldLesson>,
     specs: specs::<SlateWorldLesson>,
     dataset_csv: Some(crate::core::slate_world::lesson::dataset_csv),
     #[cfg(target_arch = "wasm32")]
     view: crate::ui::lessons::slate_world::view,
-}];
+    },
+    Lesson {
+        id: "horvitz-thompson",
+        blurb: "Estimating a new policy's CTR from old logs: HT/IPS for slates and its lower-variance variants",
+        run: run_query::<HorvitzThompsonLesson>,
+        parts: parts_query::<HorvitzThompsonLesson>,
+        run_part: run_part_query::<HorvitzThompsonLesson>,
+        merge: merge_query::<HorvitzThompsonLesson>,
+        canonical: canonical::<HorvitzThompsonLesson>,
+        specs: specs::<HorvitzThompsonLesson>,
+        dataset_csv: Some(crate::core::horvitz_thompson::lesson::dataset_csv),
+        #[cfg(target_arch = "wasm32")]
+        view: crate::ui::lessons::horvitz_thompson::view,
+    },
+];
 
 pub fn find(id: &str) -> Option<&'static Lesson> {
     LESSONS.iter().find(|l| l.id == id)
@@ -78,7 +105,13 @@ mod tests {
             .sections
             .iter()
             .flat_map(|s| s.parts.iter())
-            .filter_map(|p| if let crate::lesson_text::Part::Html(h) = p { Some(*h) } else { None })
+            .filter_map(|p| {
+                if let crate::lesson_text::Part::Html(h) = p {
+                    Some(*h)
+                } else {
+                    None
+                }
+            })
             .collect();
         assert!(html.contains("<math"), "no MathML");
         assert!(!html.contains("$$"), "unrendered display math");

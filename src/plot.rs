@@ -10,7 +10,9 @@ pub enum Style {
     LinePoints,
     Points,
     /// Vertical bars of the given width, from 0 (or the y-axis floor) to y.
-    Bars { width: f64 },
+    Bars {
+        width: f64,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -26,8 +28,20 @@ pub struct Series {
 }
 
 impl Series {
-    pub fn new(name: impl Into<String>, style: Style, points: Vec<(f64, f64)>, color: u32) -> Series {
-        Series { name: name.into(), style, points, errors: None, color, dashed: false }
+    pub fn new(
+        name: impl Into<String>,
+        style: Style,
+        points: Vec<(f64, f64)>,
+        color: u32,
+    ) -> Series {
+        Series {
+            name: name.into(),
+            style,
+            points,
+            errors: None,
+            color,
+            dashed: false,
+        }
     }
 
     pub fn with_errors(mut self, errors: Vec<f64>) -> Series {
@@ -67,7 +81,23 @@ pub struct PlotSpec {
     pub y_from_zero: bool,
     /// Draw the series legend (off when the x axis already names every bar).
     pub legend: bool,
+    /// Fixed y range (heavy-tailed data would otherwise squash everything else).
+    pub y_range: Option<(f64, f64)>,
+    pub legend_at: LegendAt,
 }
+
+/// Where the legend goes: the corner the data leave free.
+#[derive(Clone, Copy, Debug, PartialEq, Default)]
+pub enum LegendAt {
+    #[default]
+    UpperRight,
+    UpperLeft,
+    LowerLeft,
+    LowerRight,
+}
+
+/// Palette index of reference lines (truth, slopes): a dark grey that no series uses.
+pub const REFERENCE: u32 = 10;
 
 impl PlotSpec {
     pub fn new(id: &str, title: &str, x_label: &str, y_label: &str) -> PlotSpec {
@@ -83,6 +113,8 @@ impl PlotSpec {
             y_is_log10: false,
             y_from_zero: false,
             legend: true,
+            y_range: None,
+            legend_at: LegendAt::UpperRight,
         }
     }
 
@@ -95,8 +127,17 @@ impl PlotSpec {
                 if !px.is_finite() || !py.is_finite() {
                     continue;
                 }
-                let e = s.errors.as_ref().and_then(|e| e.get(i)).copied().unwrap_or(0.0);
-                let half = if let Style::Bars { width } = s.style { width / 2.0 } else { 0.0 };
+                let e = s
+                    .errors
+                    .as_ref()
+                    .and_then(|e| e.get(i))
+                    .copied()
+                    .unwrap_or(0.0);
+                let half = if let Style::Bars { width } = s.style {
+                    width / 2.0
+                } else {
+                    0.0
+                };
                 x = (x.0.min(px - half), x.1.max(px + half));
                 y = (y.0.min(py - e), y.1.max(py + e));
                 if matches!(s.style, Style::Bars { .. }) {
@@ -117,24 +158,46 @@ impl PlotSpec {
             y = (0.0, 1.0);
         }
         let pad = |(lo, hi): (f64, f64), keep_zero: bool| {
-            let span = if hi - lo > 1e-12 { hi - lo } else { lo.abs().max(1.0) };
-            let lo2 = if keep_zero && lo == 0.0 { 0.0 } else { lo - 0.05 * span };
+            let span = if hi - lo > 1e-12 {
+                hi - lo
+            } else {
+                lo.abs().max(1.0)
+            };
+            let lo2 = if keep_zero && lo == 0.0 {
+                0.0
+            } else {
+                lo - 0.05 * span
+            };
             (lo2, hi + 0.05 * span)
         };
-        (pad(x, false), pad(y, true))
+        (pad(x, false), self.y_range.unwrap_or_else(|| pad(y, true)))
     }
 
     /// Every point of every series, long format: series,x,y[,error].
     pub fn to_csv(&self) -> String {
-        let mut out = format!("series,{},{},error\n", csv_cell(&self.x_label), csv_cell(&self.y_label));
+        let mut out = format!(
+            "series,{},{},error\n",
+            csv_cell(&self.x_label),
+            csv_cell(&self.y_label)
+        );
         for s in &self.series {
             for (i, (x, y)) in s.points.iter().enumerate() {
-                let e = s.errors.as_ref().and_then(|e| e.get(i)).map(|e| e.to_string()).unwrap_or_default();
+                let e = s
+                    .errors
+                    .as_ref()
+                    .and_then(|e| e.get(i))
+                    .map(|e| e.to_string())
+                    .unwrap_or_default();
                 let _ = writeln!(out, "{},{x},{y},{e}", csv_cell(&s.name));
             }
         }
         for m in &self.markers {
-            let _ = writeln!(out, "{},{},,", csv_cell(&format!("marker: {}", m.label)), m.x);
+            let _ = writeln!(
+                out,
+                "{},{},,",
+                csv_cell(&format!("marker: {}", m.label)),
+                m.x
+            );
         }
         out
     }
@@ -160,7 +223,12 @@ impl TableSpec {
     pub fn to_csv(&self) -> String {
         let mut out = String::new();
         for row in std::iter::once(&self.headers).chain(&self.rows) {
-            out.push_str(&row.iter().map(|c| csv_cell(c)).collect::<Vec<_>>().join(","));
+            out.push_str(
+                &row.iter()
+                    .map(|c| csv_cell(c))
+                    .collect::<Vec<_>>()
+                    .join(","),
+            );
             out.push('\n');
         }
         out
@@ -209,7 +277,10 @@ mod tests {
     #[test]
     fn csv_has_every_point_and_quotes() {
         let mut p = PlotSpec::new("t", "T", "x, units", "y");
-        p.series.push(Series::new("a \"b\"", Style::Line, vec![(1.0, 2.0), (3.0, 4.0)], 0).with_errors(vec![0.1, 0.2]));
+        p.series.push(
+            Series::new("a \"b\"", Style::Line, vec![(1.0, 2.0), (3.0, 4.0)], 0)
+                .with_errors(vec![0.1, 0.2]),
+        );
         let csv = p.to_csv();
         assert_eq!(csv.lines().count(), 3);
         assert!(csv.starts_with("series,\"x, units\",y,error\n"));
@@ -219,7 +290,15 @@ mod tests {
     #[test]
     fn ranges_cover_bars_and_errors() {
         let mut p = PlotSpec::new("t", "T", "x", "y");
-        p.series.push(Series::new("s", Style::Bars { width: 0.8 }, vec![(1.0, 0.5), (2.0, 0.7)], 0).with_errors(vec![0.1, 0.1]));
+        p.series.push(
+            Series::new(
+                "s",
+                Style::Bars { width: 0.8 },
+                vec![(1.0, 0.5), (2.0, 0.7)],
+                0,
+            )
+            .with_errors(vec![0.1, 0.1]),
+        );
         let ((x0, x1), (y0, y1)) = p.ranges();
         assert!(x0 < 0.6 && x1 > 2.4);
         assert_eq!(y0, 0.0);

@@ -1,27 +1,119 @@
-//! What every lesson's experiment looks like to the app, the worker and the CLI.
+//! What every lesson's experiment looks like to the app, the workers and the CLI.
+//!
+//! An experiment may split its work into parts (replications, say) that run in parallel, one
+//! per worker, and are merged afterwards. Parts must not change the numbers: the merged report is
+//! the same for any number of parts (the CLI uses one part, the page one per core).
 
 use super::params::{from_query, Checked, LessonParams};
 use super::progress::Progress;
 use serde::{de::DeserializeOwned, Serialize};
 
+/// Part `index` of `count`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Part {
+    pub index: u32,
+    pub count: u32,
+}
+
+impl Part {
+    pub const WHOLE: Part = Part { index: 0, count: 1 };
+
+    /// This part's share of `0..total`, as a contiguous range.
+    pub fn range(&self, total: u32) -> std::ops::Range<u32> {
+        let start = (total as u64 * self.index as u64 / self.count as u64) as u32;
+        let end = (total as u64 * (self.index as u64 + 1) / self.count as u64) as u32;
+        start..end
+    }
+}
+
 pub trait Experiment {
     type Params: LessonParams;
     type Report: Serialize + DeserializeOwned + Clone + PartialEq + 'static;
+    type Partial: Serialize + DeserializeOwned;
 
-    fn run(params: &Checked<Self::Params>, progress: &mut dyn Progress) -> Self::Report;
+    /// The most parts worth running in parallel for these parameters.
+    fn parts(_params: &Checked<Self::Params>) -> u32 {
+        1
+    }
+
+    fn run_part(
+        params: &Checked<Self::Params>,
+        part: Part,
+        progress: &mut dyn Progress,
+    ) -> Self::Partial;
+
+    fn merge(params: &Checked<Self::Params>, partials: Vec<Self::Partial>) -> Self::Report;
 }
 
-/// Run an experiment from a query string and return its report as JSON. Strict: any bad value is
-/// an error (the app only sends canonical queries; the CLI should not guess).
-pub fn run_query<E: Experiment>(query: &str, progress: &mut dyn Progress) -> Result<String, String> {
+fn strict_params<E: Experiment>(query: &str) -> Result<Checked<E::Params>, String> {
     let (params, issues) = from_query::<E::Params>(query);
-    if !issues.is_empty() {
+    if issues.is_empty() {
+        Ok(params)
+    } else {
         let lines: Vec<String> = issues
             .iter()
-            .map(|i| if i.param.is_empty() { i.message.clone() } else { format!("{}: {}", i.param, i.message) })
+            .map(|i| {
+                if i.param.is_empty() {
+                    i.message.clone()
+                } else {
+                    format!("{}: {}", i.param, i.message)
+                }
+            })
             .collect();
-        return Err(lines.join("\n"));
+        Err(lines.join("\n"))
     }
-    let report = E::run(&params, progress);
-    serde_json::to_string(&report).map_err(|e| e.to_string())
+}
+
+/// How many parts to use for a query (at most `available`).
+pub fn parts_query<E: Experiment>(query: &str, available: u32) -> u32 {
+    strict_params::<E>(query)
+        .map(|p| E::parts(&p).clamp(1, available.max(1)))
+        .unwrap_or(1)
+}
+
+/// One part, as JSON (the workers run this).
+pub fn run_part_query<E: Experiment>(
+    query: &str,
+    part: Part,
+    progress: &mut dyn Progress,
+) -> Result<String, String> {
+    let params = strict_params::<E>(query)?;
+    serde_json::to_string(&E::run_part(&params, part, progress)).map_err(|e| e.to_string())
+}
+
+/// Merge the parts' JSON into the report's JSON (the page runs this when all parts are in).
+pub fn merge_query<E: Experiment>(query: &str, partials: &[String]) -> Result<String, String> {
+    let params = strict_params::<E>(query)?;
+    let partials = partials
+        .iter()
+        .map(|p| serde_json::from_str::<E::Partial>(p).map_err(|e| e.to_string()))
+        .collect::<Result<Vec<_>, _>>()?;
+    serde_json::to_string(&E::merge(&params, partials)).map_err(|e| e.to_string())
+}
+
+/// The whole experiment in one part, as JSON (the CLI and the tests run this). Strict: any bad
+/// value is an error (the app only sends canonical queries; the CLI should not guess).
+pub fn run_query<E: Experiment>(
+    query: &str,
+    progress: &mut dyn Progress,
+) -> Result<String, String> {
+    let params = strict_params::<E>(query)?;
+    let partial = E::run_part(&params, Part::WHOLE, progress);
+    serde_json::to_string(&E::merge(&params, vec![partial])).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Part;
+
+    #[test]
+    fn parts_cover_the_range_once() {
+        for count in 1..6 {
+            let mut all = Vec::new();
+            for index in 0..count {
+                all.extend(Part { index, count }.range(17));
+            }
+            assert_eq!(all, (0..17).collect::<Vec<_>>());
+        }
+    }
 }

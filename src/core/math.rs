@@ -19,3 +19,18 @@ pub fn logsumexp(xs: &[f64]) -> f64 {
     }
     max + ln(xs.iter().map(|x| exp(x - max)).sum())
 }
+
+#[inline]
+pub fn log10(x: f64) -> f64 {
+    libm::log10(x)
+}
+
+#[inline]
+pub fn pow(x: f64, y: f64) -> f64 {
+    libm::pow(x, y)
+}
+
+#[inline]
+pub fn sq(x: f64) -> f64 {
+    x * x
+}

@@ -18,6 +18,8 @@ pub enum Kind {
     Choice(&'static [(&'static str, &'static str)]),
     /// A 64-bit seed.
     Seed,
+    /// Any non-empty subset of the listed (value, label) pairs, written `a,b,c`.
+    Set(&'static [(&'static str, &'static str)]),
 }
 
 /// One parameter: its URL/CLI name, the label next to its control, a one-line help text.
@@ -35,6 +37,7 @@ pub enum Value {
     Float(f64),
     Choice(&'static str),
     Seed(u64),
+    Set(Vec<&'static str>),
 }
 
 impl fmt::Display for Value {
@@ -44,6 +47,7 @@ impl fmt::Display for Value {
             Value::Float(v) => write!(f, "{v}"),
             Value::Choice(v) => write!(f, "{v}"),
             Value::Seed(v) => write!(f, "{v}"),
+            Value::Set(v) => write!(f, "{}", v.join(",")),
         }
     }
 }
@@ -118,6 +122,25 @@ pub fn parse_value(spec: &Spec, text: &str) -> Result<Value, String> {
                 let names: Vec<&str> = options.iter().map(|(v, _)| *v).collect();
                 format!("“{text}” is not one of {}", names.join(", "))
             }),
+        Kind::Set(options) => {
+            let mut chosen = Vec::new();
+            for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+                match options.iter().find(|(value, _)| *value == part) {
+                    Some((value, _)) if !chosen.contains(value) => chosen.push(*value),
+                    Some(_) => {}
+                    None => {
+                        let names: Vec<&str> = options.iter().map(|(v, _)| *v).collect();
+                        return Err(format!("“{part}” is not one of {}", names.join(", ")));
+                    }
+                }
+            }
+            if chosen.is_empty() {
+                return Err("choose at least one".into());
+            }
+            // Canonical order: the order of the options.
+            chosen.sort_by_key(|c| options.iter().position(|(v, _)| v == c));
+            Ok(Value::Set(chosen))
+        }
         Kind::Seed => text
             .parse::<u64>()
             .map(Value::Seed)
@@ -137,7 +160,10 @@ pub fn set_from_text<P: LessonParams>(params: &mut P, name: &str, text: &str) ->
         param: "",
         message: format!("there is no parameter “{name}”"),
     })?;
-    let value = parse_value(spec, text).map_err(|message| Issue { param: spec.name, message })?;
+    let value = parse_value(spec, text).map_err(|message| Issue {
+        param: spec.name,
+        message,
+    })?;
     params.set(spec.name, value);
     Ok(())
 }
@@ -148,7 +174,10 @@ pub fn check<P: LessonParams>(params: P) -> Result<Checked<P>, Vec<Issue>> {
     for spec in P::specs() {
         let text = params.get(spec.name).to_string();
         if let Err(message) = parse_value(spec, &text) {
-            issues.push(Issue { param: spec.name, message });
+            issues.push(Issue {
+                param: spec.name,
+                message,
+            });
         }
     }
     issues.extend(params.cross_check());
@@ -169,12 +198,18 @@ pub fn from_query<P: LessonParams>(query: &str) -> (Checked<P>, Vec<Issue>) {
         let name = percent_decode(name);
         let text = percent_decode(raw);
         match spec_of::<P>(&name) {
-            None => issues.push(Issue { param: "", message: format!("unknown parameter “{name}” ignored") }),
+            None => issues.push(Issue {
+                param: "",
+                message: format!("unknown parameter “{name}” ignored"),
+            }),
             Some(spec) => match parse_value(spec, &text) {
                 Ok(v) => params.set(spec.name, v),
                 Err(message) => issues.push(Issue {
                     param: spec.name,
-                    message: format!("{message}; using the default {}", P::default().get(spec.name)),
+                    message: format!(
+                        "{message}; using the default {}",
+                        P::default().get(spec.name)
+                    ),
                 }),
             },
         }
@@ -183,7 +218,9 @@ pub fn from_query<P: LessonParams>(query: &str) -> (Checked<P>, Vec<Issue>) {
     // whole passes (bounded: each round resets at least one field).
     for _ in 0..=P::specs().len() {
         let conflicts = params.cross_check();
-        let Some(first) = conflicts.first() else { break };
+        let Some(first) = conflicts.first() else {
+            break;
+        };
         let default = P::default().get(first.param);
         issues.push(Issue {
             param: first.param,
@@ -191,7 +228,8 @@ pub fn from_query<P: LessonParams>(query: &str) -> (Checked<P>, Vec<Issue>) {
         });
         params.set(first.param, default);
     }
-    let checked = check(params).unwrap_or_else(|_| check(P::default()).expect("defaults must be valid"));
+    let checked =
+        check(params).unwrap_or_else(|_| check(P::default()).expect("defaults must be valid"));
     (checked, issues)
 }
 
@@ -199,7 +237,13 @@ pub fn from_query<P: LessonParams>(query: &str) -> (Checked<P>, Vec<Issue>) {
 pub fn to_query<P: LessonParams>(params: &P) -> String {
     P::specs()
         .iter()
-        .map(|s| format!("{}={}", s.name, percent_encode(&params.get(s.name).to_string())))
+        .map(|s| {
+            format!(
+                "{}={}",
+                s.name,
+                percent_encode(&params.get(s.name).to_string())
+            )
+        })
         .collect::<Vec<_>>()
         .join("&")
 }
@@ -208,7 +252,9 @@ fn percent_encode(text: &str) -> String {
     let mut out = String::new();
     for b in text.bytes() {
         match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => out.push(b as char),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b',' => {
+                out.push(b as char)
+            }
             _ => out.push_str(&format!("%{b:02X}")),
         }
     }
@@ -222,7 +268,9 @@ fn percent_decode(text: &str) -> String {
     while i < bytes.len() {
         match bytes[i] {
             b'%' if i + 2 < bytes.len() => {
-                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok());
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3])
+                    .ok()
+                    .and_then(|h| u8::from_str_radix(h, 16).ok());
                 match hex {
                     Some(v) => {
                         out.push(v);
@@ -261,15 +309,58 @@ pub(crate) mod tests {
     }
     impl Default for Demo {
         fn default() -> Self {
-            Demo { items: 10, slate: 3, rate: 0.5, mode: "a", seed: 1 }
+            Demo {
+                items: 10,
+                slate: 3,
+                rate: 0.5,
+                mode: "a",
+                seed: 1,
+            }
         }
     }
     const SPECS: &[Spec] = &[
-        Spec { name: "items", label: "P", help: "", kind: Kind::Int { min: 2, max: 100, log: false } },
-        Spec { name: "slate", label: "K", help: "", kind: Kind::Int { min: 1, max: 10, log: false } },
-        Spec { name: "rate", label: "r", help: "", kind: Kind::Float { min: 0.0, max: 1.0, log: false } },
-        Spec { name: "mode", label: "m", help: "", kind: Kind::Choice(&[("a", "A"), ("b", "B")]) },
-        Spec { name: "seed", label: "seed", help: "", kind: Kind::Seed },
+        Spec {
+            name: "items",
+            label: "P",
+            help: "",
+            kind: Kind::Int {
+                min: 2,
+                max: 100,
+                log: false,
+            },
+        },
+        Spec {
+            name: "slate",
+            label: "K",
+            help: "",
+            kind: Kind::Int {
+                min: 1,
+                max: 10,
+                log: false,
+            },
+        },
+        Spec {
+            name: "rate",
+            label: "r",
+            help: "",
+            kind: Kind::Float {
+                min: 0.0,
+                max: 1.0,
+                log: false,
+            },
+        },
+        Spec {
+            name: "mode",
+            label: "m",
+            help: "",
+            kind: Kind::Choice(&[("a", "A"), ("b", "B")]),
+        },
+        Spec {
+            name: "seed",
+            label: "seed",
+            help: "",
+            kind: Kind::Seed,
+        },
     ];
     impl LessonParams for Demo {
         fn specs() -> &'static [Spec] {
@@ -296,7 +387,10 @@ pub(crate) mod tests {
         }
         fn cross_check(&self) -> Vec<Issue> {
             if self.slate > self.items {
-                vec![Issue { param: "slate", message: format!("K = {} exceeds P = {}", self.slate, self.items) }]
+                vec![Issue {
+                    param: "slate",
+                    message: format!("K = {} exceeds P = {}", self.slate, self.items),
+                }]
             } else {
                 vec![]
             }
@@ -305,7 +399,13 @@ pub(crate) mod tests {
 
     #[test]
     fn round_trip() {
-        let p = Demo { items: 42, rate: 0.125, mode: "b", seed: u64::MAX, ..Demo::default() };
+        let p = Demo {
+            items: 42,
+            rate: 0.125,
+            mode: "b",
+            seed: u64::MAX,
+            ..Demo::default()
+        };
         let q = to_query(&p);
         let (back, issues) = from_query::<Demo>(&q);
         assert!(issues.is_empty(), "{issues:?}");
@@ -330,7 +430,12 @@ pub(crate) mod tests {
         assert_eq!(p.items, 5);
         assert_eq!(p.slate, 3);
         assert_eq!(issues.len(), 1);
-        assert!(check(Demo { slate: 9, items: 4, ..Demo::default() }).is_err());
+        assert!(check(Demo {
+            slate: 9,
+            items: 4,
+            ..Demo::default()
+        })
+        .is_err());
     }
 
     #[test]

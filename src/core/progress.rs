@@ -26,7 +26,8 @@ pub struct Staged<'a> {
 
 impl Progress for Staged<'_> {
     fn report(&mut self, fraction: f64, stage: &str) {
-        self.inner.report(self.start + (self.end - self.start) * fraction, stage)
+        self.inner
+            .report(self.start + (self.end - self.start) * fraction, stage)
     }
 }
 

@@ -18,11 +18,21 @@ pub enum Stream {
     AbTest = 4,
     MonteCarlo = 5,
     Sweep = 6,
+    Model = 7,
+    Replication = 8,
 }
 
 pub fn seeded(seed: u64, stream: Stream) -> Rng {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     rng.set_stream(stream as u64);
+    rng
+}
+
+/// The stream of replication `r` of an experiment: independent of how replications are split
+/// between workers, so that any split gives the same numbers.
+pub fn replication(seed: u64, r: u32) -> Rng {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    rng.set_stream(((Stream::Replication as u64) << 32) | r as u64);
     rng
 }
 
@@ -77,8 +87,12 @@ mod tests {
 
     #[test]
     fn streams_are_reproducible_and_distinct() {
-        let a: Vec<u32> = (0..5).map(|_| index(&mut seeded(7, Stream::Logs), 1000)).collect();
-        let b: Vec<u32> = (0..5).map(|_| index(&mut seeded(7, Stream::Logs), 1000)).collect();
+        let a: Vec<u32> = (0..5)
+            .map(|_| index(&mut seeded(7, Stream::Logs), 1000))
+            .collect();
+        let b: Vec<u32> = (0..5)
+            .map(|_| index(&mut seeded(7, Stream::Logs), 1000))
+            .collect();
         assert_eq!(a, b);
         let mut r1 = seeded(7, Stream::Logs);
         let mut r2 = seeded(7, Stream::World);

@@ -19,29 +19,46 @@ pub fn run_app() {
         console_error_panic_hook::hook(info);
         dom::show_panic_panel(&info.to_string());
     }));
-    let root = dom::document().get_element_by_id("app").expect("index.html has #app");
+    let root = dom::document()
+        .get_element_by_id("app")
+        .expect("index.html has #app");
     root.set_inner_html(""); // the "Loading…" line
     yew::Renderer::<app::App>::with_root(root).render();
 }
 
-/// Run one experiment (called by www/worker.js, inside a Web Worker). `progress(fraction, stage)`
-/// is called as it goes; the report comes back as JSON.
+/// Run part `part` of `parts` of one experiment (called by www/worker.js, inside a Web Worker).
+/// `progress(fraction, stage)` is called as it goes; the partial result comes back as JSON.
 #[wasm_bindgen]
-pub fn worker_run(lesson: &str, query: &str, progress: &js_sys::Function) -> Result<String, JsValue> {
+pub fn worker_run(
+    lesson: &str,
+    query: &str,
+    part: u32,
+    parts: u32,
+    progress: &js_sys::Function,
+) -> Result<String, JsValue> {
     std::panic::set_hook(Box::new(|info| {
         console_error_panic_hook::hook(info);
         worker::post_panic(&info.to_string());
     }));
-    let lesson = crate::lessons::find(lesson).ok_or_else(|| JsValue::from_str(&format!("no lesson {lesson}")))?;
+    let lesson = crate::lessons::find(lesson)
+        .ok_or_else(|| JsValue::from_str(&format!("no lesson {lesson}")))?;
     let mut last = -1.0;
     let mut report = |fraction: f64, stage: &str| {
         // Throttled: a message per 1 % is plenty for a progress bar.
         if fraction - last >= 0.01 || fraction >= 1.0 {
             last = fraction;
-            let _ = progress.call2(&JsValue::NULL, &JsValue::from_f64(fraction), &JsValue::from_str(stage));
+            let _ = progress.call2(
+                &JsValue::NULL,
+                &JsValue::from_f64(fraction),
+                &JsValue::from_str(stage),
+            );
         }
     };
-    (lesson.run)(query, &mut report).map_err(|e| JsValue::from_str(&e))
+    let part = crate::core::experiment::Part {
+        index: part,
+        count: parts.max(1),
+    };
+    (lesson.run_part)(query, part, &mut report).map_err(|e| JsValue::from_str(&e))
 }
 
 /// For the browser tests: panic on purpose, to check that the error panel appears.

@@ -1,7 +1,7 @@
 //! The plot widget: draws a [`PlotSpec`] with plotters on a canvas sized to its column and to the
 //! screen's pixel ratio (sharp on HiDPI), with "CSV" and "PNG" downloads.
 
-use crate::plot::{fmt_log10_tick, PlotSpec, Style};
+use crate::plot::{fmt_log10_tick, LegendAt, PlotSpec, Style};
 use crate::ui::dom;
 use plotters::element::DashedPathElement;
 use plotters::prelude::*;
@@ -11,8 +11,9 @@ use wasm_bindgen::prelude::*;
 use web_sys::HtmlCanvasElement;
 use yew::prelude::*;
 
-/// Okabe–Ito: distinguishable with every kind of colour vision.
-const PALETTE: [RGBColor; 8] = [
+/// Okabe–Ito (distinguishable with every kind of colour vision), then two darker extras, then
+/// the reference grey.
+const PALETTE: [RGBColor; 11] = [
     RGBColor(0, 114, 178),
     RGBColor(213, 94, 0),
     RGBColor(0, 158, 115),
@@ -21,6 +22,9 @@ const PALETTE: [RGBColor; 8] = [
     RGBColor(86, 180, 233),
     RGBColor(120, 120, 120),
     RGBColor(240, 228, 66),
+    RGBColor(140, 30, 30),
+    RGBColor(90, 60, 150),
+    RGBColor(50, 50, 50),
 ];
 
 pub fn color(index: u32) -> RGBColor {
@@ -44,28 +48,47 @@ pub fn Plot(props: &PlotProps) -> Html {
         // Redraw when the window (or presenter mode) changes the column's width.
         let resize_tick = resize_tick.clone();
         use_effect_with((), move |_| {
-            let listener = Closure::<dyn FnMut()>::new(move || resize_tick.set(js_sys::Math::random().to_bits() as u32));
+            let listener = Closure::<dyn FnMut()>::new(move || {
+                resize_tick.set(js_sys::Math::random().to_bits() as u32)
+            });
             let window = dom::window();
-            let _ = window.add_event_listener_with_callback("resize", listener.as_ref().unchecked_ref());
+            let _ = window
+                .add_event_listener_with_callback("resize", listener.as_ref().unchecked_ref());
             move || {
-                let _ = window.remove_event_listener_with_callback("resize", listener.as_ref().unchecked_ref());
+                let _ = window.remove_event_listener_with_callback(
+                    "resize",
+                    listener.as_ref().unchecked_ref(),
+                );
             }
         });
     }
     {
-        let (canvas, spec, height, error) = (canvas.clone(), props.spec.clone(), props.height, error.clone());
+        let (canvas, spec, height, error) = (
+            canvas.clone(),
+            props.spec.clone(),
+            props.height,
+            error.clone(),
+        );
         use_effect_with((spec, *resize_tick), move |(spec, _)| {
-            if let Some(el) = canvas.cast::<HtmlCanvasElement>() {
-                let result = draw(&el, spec, height);
-                if *error != result.as_ref().err().cloned() {
-                    error.set(result.err());
+            // Each plot draws in a task of its own, so that a page of plots does not hold the
+            // main thread in one long task.
+            let spec = spec.clone();
+            let draw_later = Closure::once_into_js(move || {
+                if let Some(el) = canvas.cast::<HtmlCanvasElement>() {
+                    let result = draw(&el, &spec, height);
+                    if *error != result.as_ref().err().cloned() {
+                        error.set(result.err());
+                    }
                 }
-            }
+            });
+            let _ = dom::window().set_timeout_with_callback_and_timeout_and_arguments_0(draw_later.unchecked_ref(), 0);
         });
     }
     let on_csv = {
         let spec = props.spec.clone();
-        Callback::from(move |_| dom::download_text(&format!("{}.csv", spec.id), "text/csv", &spec.to_csv()))
+        Callback::from(move |_| {
+            dom::download_text(&format!("{}.csv", spec.id), "text/csv", &spec.to_csv())
+        })
     };
     let on_png = {
         let (canvas, id) = (canvas.clone(), props.spec.id.clone());
@@ -89,9 +112,14 @@ pub fn Plot(props: &PlotProps) -> Html {
     }
 }
 
-fn tick_label(v: f64, is_log10: bool) -> String {
+/// `decades`: the axis span in powers of ten; wide log axes label whole powers only.
+fn tick_label(v: f64, is_log10: bool, decades: f64) -> String {
     if is_log10 {
-        fmt_log10_tick(v)
+        if decades >= 2.5 && (v - v.round()).abs() > 1e-9 {
+            String::new()
+        } else {
+            fmt_log10_tick(v)
+        }
     } else {
         let a = v.abs();
         if a != 0.0 && !(1e-3..1e5).contains(&a) {
@@ -106,10 +134,17 @@ fn tick_label(v: f64, is_log10: bool) -> String {
 /// Draw at device pixels: canvas.width = CSS width × devicePixelRatio, fonts and lines scaled.
 pub fn draw(canvas: &HtmlCanvasElement, spec: &PlotSpec, css_height: f64) -> Result<(), String> {
     let ratio = dom::device_pixel_ratio();
-    let css_width = canvas.parent_element().map(|p| p.client_width() as f64).unwrap_or(600.0).max(200.0);
+    let css_width = canvas
+        .parent_element()
+        .map(|p| p.client_width() as f64)
+        .unwrap_or(600.0)
+        .max(200.0);
     canvas.set_width((css_width * ratio) as u32);
     canvas.set_height((css_height * ratio) as u32);
-    canvas.style().set_property("width", &format!("{css_width}px")).ok();
+    canvas
+        .style()
+        .set_property("width", &format!("{css_width}px"))
+        .ok();
     let px = |v: f64| (v * ratio).round() as i32;
     let font = |size: f64| ("sans-serif", size * ratio).into_font();
     let backend = CanvasBackend::with_canvas_object(canvas.clone()).ok_or("no 2-D context")?;
@@ -126,10 +161,14 @@ pub fn draw(canvas: &HtmlCanvasElement, spec: &PlotSpec, css_height: f64) -> Res
         .map_err(e)?;
     let x_ticks = spec.x_ticks.clone();
     let x_format = move |v: &f64| match &x_ticks {
-        Some(ticks) => ticks.iter().find(|(t, _)| (t - v).abs() < 1e-6).map(|(_, l)| l.clone()).unwrap_or_default(),
-        None => tick_label(*v, spec.x_is_log10),
+        Some(ticks) => ticks
+            .iter()
+            .find(|(t, _)| (t - v).abs() < 1e-6)
+            .map(|(_, l)| l.clone())
+            .unwrap_or_default(),
+        None => tick_label(*v, spec.x_is_log10, x1 - x0),
     };
-    let y_format = |v: &f64| tick_label(*v, spec.y_is_log10);
+    let y_format = |v: &f64| tick_label(*v, spec.y_is_log10, y1 - y0);
     let mut mesh = chart.configure_mesh();
     mesh.x_desc(spec.x_label.as_str())
         .y_desc(spec.y_label.as_str())
@@ -147,37 +186,75 @@ pub fn draw(canvas: &HtmlCanvasElement, spec: &PlotSpec, css_height: f64) -> Res
     for series in &spec.series {
         let c = color(series.color);
         let style = c.stroke_width(stroke);
-        let points = series.points.iter().copied().filter(|(x, y)| x.is_finite() && y.is_finite());
+        let points = series
+            .points
+            .iter()
+            .copied()
+            .filter(|(x, y)| x.is_finite() && y.is_finite());
         let legend_style = style;
         let anno = match series.style {
             Style::Line | Style::LinePoints if series.dashed => chart
-                .draw_series(DashedLineSeries::new(points.clone(), px(6.0), px(4.0), style))
+                .draw_series(DashedLineSeries::new(
+                    points.clone(),
+                    px(6.0),
+                    px(4.0),
+                    style,
+                ))
                 .map_err(e)?,
-            Style::Line | Style::LinePoints => chart.draw_series(LineSeries::new(points.clone(), style)).map_err(e)?,
-            Style::Points => chart.draw_series(points.clone().map(|p| Circle::new(p, px(3.0), c.filled()))).map_err(e)?,
+            Style::Line | Style::LinePoints => chart
+                .draw_series(LineSeries::new(points.clone(), style))
+                .map_err(e)?,
+            Style::Points => chart
+                .draw_series(points.clone().map(|p| Circle::new(p, px(3.0), c.filled())))
+                .map_err(e)?,
             Style::Bars { width } => chart
-                .draw_series(points.clone().map(|(x, y)| Rectangle::new([(x - width / 2.0, 0.0), (x + width / 2.0, y)], c.mix(0.85).filled())))
+                .draw_series(points.clone().map(|(x, y)| {
+                    Rectangle::new(
+                        [(x - width / 2.0, 0.0), (x + width / 2.0, y)],
+                        c.mix(0.85).filled(),
+                    )
+                }))
                 .map_err(e)?,
         };
         anno.label(series.name.as_str()).legend(move |(x, y)| {
-            Rectangle::new([(x, y - px(4.0)), (x + px(14.0), y + px(4.0))], legend_style.color.filled())
+            Rectangle::new(
+                [(x, y - px(4.0)), (x + px(14.0), y + px(4.0))],
+                legend_style.color.filled(),
+            )
         });
         if series.style == Style::LinePoints {
-            chart.draw_series(points.clone().map(|p| Circle::new(p, px(3.0), c.filled()))).map_err(e)?;
+            chart
+                .draw_series(points.clone().map(|p| Circle::new(p, px(3.0), c.filled())))
+                .map_err(e)?;
         }
         if let Some(errors) = &series.errors {
-            let bars = series.points.iter().zip(errors).filter(|((x, y), err)| x.is_finite() && y.is_finite() && err.is_finite());
+            let bars = series
+                .points
+                .iter()
+                .zip(errors)
+                .filter(|((x, y), err)| x.is_finite() && y.is_finite() && err.is_finite());
             let dark = RGBColor(40, 40, 40).stroke_width(px(1.5).max(1) as u32);
-            chart.draw_series(bars.map(|((x, y), err)| PathElement::new(vec![(*x, y - err), (*x, y + err)], dark))).map_err(e)?;
+            chart
+                .draw_series(bars.map(|((x, y), err)| {
+                    PathElement::new(vec![(*x, y - err), (*x, y + err)], dark)
+                }))
+                .map_err(e)?;
         }
     }
     for marker in &spec.markers {
         let c = color(marker.color);
         chart
-            .draw_series(std::iter::once(DashedPathElement::new(vec![(marker.x, y0), (marker.x, y1)], px(5.0), px(4.0), c.stroke_width(stroke))))
+            .draw_series(std::iter::once(DashedPathElement::new(
+                vec![(marker.x, y0), (marker.x, y1)],
+                px(5.0),
+                px(4.0),
+                c.stroke_width(stroke),
+            )))
             .map_err(e)?
             .label(marker.label.as_str())
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + px(14.0), y)], c.stroke_width(stroke)));
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + px(14.0), y)], c.stroke_width(stroke))
+            });
     }
     if spec.legend && spec.series.len() + spec.markers.len() > 1 {
         chart
@@ -185,7 +262,12 @@ pub fn draw(canvas: &HtmlCanvasElement, spec: &PlotSpec, css_height: f64) -> Res
             .background_style(WHITE.mix(0.85))
             .border_style(RGBColor(200, 200, 200))
             .label_font(font(12.0))
-            .position(SeriesLabelPosition::UpperRight)
+            .position(match spec.legend_at {
+                LegendAt::UpperRight => SeriesLabelPosition::UpperRight,
+                LegendAt::UpperLeft => SeriesLabelPosition::UpperLeft,
+                LegendAt::LowerLeft => SeriesLabelPosition::LowerLeft,
+                LegendAt::LowerRight => SeriesLabelPosition::LowerRight,
+            })
             .draw()
             .map_err(e)?;
     }

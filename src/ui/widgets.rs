@@ -39,18 +39,36 @@ pub fn ParamPanel<P: LessonParams>(props: &ParamPanelProps<P>) -> Html {
     // parameters it was typed against: once those change (a commit, reset, URL edit), it is void.
     let drafts = use_state(HashMap::<&'static str, Draft<P>>::new);
     let commit = {
-        let (drafts, params, on_change) = (drafts.clone(), props.params.clone(), props.on_change.clone());
+        let (drafts, params, on_change) = (
+            drafts.clone(),
+            props.params.clone(),
+            props.on_change.clone(),
+        );
         Callback::from(move |(name, text): (&'static str, String)| {
             let mut next = params.clone();
             let mut map = (*drafts).clone();
             match params::set_from_text(&mut next, name, &text) {
                 Err(issue) => {
-                    map.insert(name, Draft { text, message: Some(issue.message), base: params.clone() });
+                    map.insert(
+                        name,
+                        Draft {
+                            text,
+                            message: Some(issue.message),
+                            base: params.clone(),
+                        },
+                    );
                     drafts.set(map);
                 }
                 Ok(()) => match next.cross_check().into_iter().next() {
                     Some(issue) => {
-                        map.insert(name, Draft { text, message: Some(issue.message), base: params.clone() });
+                        map.insert(
+                            name,
+                            Draft {
+                                text,
+                                message: Some(issue.message),
+                                base: params.clone(),
+                            },
+                        );
                         drafts.set(map);
                     }
                     None => {
@@ -68,11 +86,23 @@ pub fn ParamPanel<P: LessonParams>(props: &ParamPanelProps<P>) -> Html {
         let (drafts, params) = (drafts.clone(), props.params.clone());
         Callback::from(move |(name, text): (&'static str, String)| {
             let mut map = (*drafts).clone();
-            map.insert(name, Draft { text, message: None, base: params.clone() });
+            map.insert(
+                name,
+                Draft {
+                    text,
+                    message: None,
+                    base: params.clone(),
+                },
+            );
             drafts.set(map);
         })
     };
-    let specs = P::specs().iter().filter(|s| props.only.as_ref().is_none_or(|only| only.iter().any(|o| o == s.name)));
+    let specs = P::specs().iter().filter(|s| {
+        props
+            .only
+            .as_ref()
+            .is_none_or(|only| only.iter().any(|o| o == s.name))
+    });
     html! {
         <div class={classes!("param-panel", props.only.is_some().then_some("compact"))}>
             { for specs.map(|spec| {
@@ -105,7 +135,15 @@ fn control(
     let id = format!("{id_prefix}-{name}");
     let on_text_change = {
         let commit = commit.clone();
-        Callback::from(move |e: Event| commit.emit((name, e.target_unchecked_into::<HtmlInputElement>().value())))
+        Callback::from(move |e: Event| {
+            commit.emit((name, e.target_unchecked_into::<HtmlInputElement>().value()))
+        })
+    };
+    // Typing is kept as a draft at every keystroke: the page re-renders while a run reports
+    // progress, and a controlled input would otherwise snap back to the committed value.
+    let on_typing = {
+        let preview = preview.clone();
+        Callback::from(move |e: InputEvent| preview.emit((name, e.target_unchecked_into::<HtmlInputElement>().value())))
     };
     let input_box = |extra: Html| {
         html! {
@@ -114,7 +152,7 @@ fn control(
                 <div class="control-row">
                     { extra }
                     <input id={id.clone()} class="number" type="text" inputmode="decimal" value={text.clone()}
-                        disabled={!active} onchange={on_text_change.clone()} aria-invalid={message.is_some().to_string()} />
+                        disabled={!active} oninput={on_typing.clone()} onchange={on_text_change.clone()} aria-invalid={message.is_some().to_string()} />
                 </div>
                 if let Some(m) = &message { <p class="inline-error" role="alert">{ m.clone() }</p> }
                 else if !active { <p class="hint">{ "not used by the current choices" }</p> }
@@ -142,25 +180,43 @@ fn control(
                 }
             };
             let from_pos = move |p: f64| -> String {
-                let v = if log && lo > 0.0 { (lo.ln() + p / 1000.0 * (hi.ln() - lo.ln())).exp() } else { lo + p / 1000.0 * (hi - lo) };
+                let v = if log && lo > 0.0 {
+                    (lo.ln() + p / 1000.0 * (hi.ln() - lo.ln())).exp()
+                } else {
+                    lo + p / 1000.0 * (hi - lo)
+                };
                 if is_int {
                     format!("{}", v.round() as i64)
                 } else {
-                    let digits = if v.abs() >= 10.0 { 1 } else if v.abs() >= 1.0 { 2 } else { 3 };
+                    let digits = if v.abs() >= 10.0 {
+                        1
+                    } else if v.abs() >= 1.0 {
+                        2
+                    } else {
+                        3
+                    };
                     format!("{v:.digits$}")
                 }
             };
             let on_input = {
                 let preview = preview.clone();
                 Callback::from(move |e: InputEvent| {
-                    let pos: f64 = e.target_unchecked_into::<HtmlInputElement>().value().parse().unwrap_or(0.0);
+                    let pos: f64 = e
+                        .target_unchecked_into::<HtmlInputElement>()
+                        .value()
+                        .parse()
+                        .unwrap_or(0.0);
                     preview.emit((name, from_pos(pos)));
                 })
             };
             let on_release = {
                 let commit = commit.clone();
                 Callback::from(move |e: Event| {
-                    let pos: f64 = e.target_unchecked_into::<HtmlInputElement>().value().parse().unwrap_or(0.0);
+                    let pos: f64 = e
+                        .target_unchecked_into::<HtmlInputElement>()
+                        .value()
+                        .parse()
+                        .unwrap_or(0.0);
                     commit.emit((name, from_pos(pos)));
                 })
             };
@@ -174,7 +230,9 @@ fn control(
         Kind::Choice(options) => {
             let on_select = {
                 let commit = commit.clone();
-                Callback::from(move |e: Event| commit.emit((name, e.target_unchecked_into::<HtmlSelectElement>().value())))
+                Callback::from(move |e: Event| {
+                    commit.emit((name, e.target_unchecked_into::<HtmlSelectElement>().value()))
+                })
             };
             let selected = value.to_string();
             html! {
@@ -187,13 +245,45 @@ fn control(
                 </div>
             }
         }
-        _ => {
+        Kind::Set(options) => {
+            let chosen: Vec<String> = value.to_string().split(',').map(String::from).collect();
+            html! {
+                <div class={classes!("control", "set", (!active).then_some("inactive"))} data-param={name}>
+                    <label title={spec.help}>{ spec.label }</label>
+                    <div class="checkboxes" id={id.clone()}>
+                        { for options.iter().map(|(v, label)| {
+                            let on_toggle = {
+                                let (commit, chosen) = (commit.clone(), chosen.clone());
+                                Callback::from(move |e: Event| {
+                                    let on = e.target_unchecked_into::<HtmlInputElement>().checked();
+                                    let mut next: Vec<String> = chosen.iter().filter(|c| c.as_str() != *v).cloned().collect();
+                                    if on {
+                                        next.push(v.to_string());
+                                    }
+                                    commit.emit((name, next.join(",")));
+                                })
+                            };
+                            html! {
+                                <label class="check" title={*label}>
+                                    <input type="checkbox" value={*v} checked={chosen.iter().any(|c| c == v)} onchange={on_toggle} />
+                                    { *label }
+                                </label>
+                            }
+                        }) }
+                    </div>
+                    if let Some(m) = &message { <p class="inline-error" role="alert">{ m.clone() }</p> }
+                </div>
+            }
+        }
+        Kind::Seed => {
             // Seed: a number and a "new seed" button.
             let on_new = {
                 let commit = commit.clone();
                 Callback::from(move |_| commit.emit((name, dom::random_seed().to_string())))
             };
-            input_box(html! { <button class="small" onclick={on_new} title="Draw a fresh random seed">{ "new seed" }</button> })
+            input_box(
+                html! { <button class="small" onclick={on_new} title="Draw a fresh random seed">{ "new seed" }</button> },
+            )
         }
     }
 }
@@ -220,7 +310,9 @@ pub fn RunControls(props: &RunControlsProps) -> Html {
     let on_run = props.on_run.reform(|_: MouseEvent| ());
     let on_cancel = props.on_cancel.reform(|_: MouseEvent| ());
     let on_reset = props.on_reset.reform(|_: MouseEvent| ());
-    let on_auto = props.on_auto_run.reform(|e: Event| e.target_unchecked_into::<HtmlInputElement>().checked());
+    let on_auto = props
+        .on_auto_run
+        .reform(|e: Event| e.target_unchecked_into::<HtmlInputElement>().checked());
     html! {
         <div class="run-controls">
             <div class="buttons">
@@ -262,7 +354,9 @@ pub struct TableProps {
 pub fn Table(props: &TableProps) -> Html {
     let on_csv = {
         let spec = props.spec.clone();
-        Callback::from(move |_| dom::download_text(&format!("{}.csv", spec.id), "text/csv", &spec.to_csv()))
+        Callback::from(move |_| {
+            dom::download_text(&format!("{}.csv", spec.id), "text/csv", &spec.to_csv())
+        })
     };
     html! {
         <div class="table-wrap" data-table={props.spec.id.clone()}>

@@ -1,6 +1,7 @@
 //! Runs experiments in a Web Worker (the same wasm, loaded by www/worker.js), so that the page
 //! stays responsive; progress arrives as messages, and cancelling terminates the worker.
 
+use crate::lessons::Lesson;
 use serde::de::DeserializeOwned;
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -32,15 +33,35 @@ pub struct RunState<R> {
 
 impl<R> Default for RunState<R> {
     fn default() -> Self {
-        RunState { status: RunStatus::Idle, report: None, report_query: String::new(), elapsed_ms: 0.0, current: 0, started_at: 0.0 }
+        RunState {
+            status: RunStatus::Idle,
+            report: None,
+            report_query: String::new(),
+            elapsed_ms: 0.0,
+            current: 0,
+            started_at: 0.0,
+        }
     }
 }
 
 pub enum Action<R> {
-    Start { id: u32 },
-    Progress { id: u32, fraction: f64, stage: String },
-    Done { id: u32, report: Rc<R>, query: String },
-    Failed { id: u32, message: String },
+    Start {
+        id: u32,
+    },
+    Progress {
+        id: u32,
+        fraction: f64,
+        stage: String,
+    },
+    Done {
+        id: u32,
+        report: Rc<R>,
+        query: String,
+    },
+    Failed {
+        id: u32,
+        message: String,
+    },
     Cancel,
 }
 
@@ -61,9 +82,16 @@ impl<R> Reducible for RunState<R> {
             Action::Start { id } => {
                 next.current = id;
                 next.started_at = now;
-                next.status = RunStatus::Running { fraction: 0.0, stage: "starting".into() };
+                next.status = RunStatus::Running {
+                    fraction: 0.0,
+                    stage: "starting".into(),
+                };
             }
-            Action::Progress { id, fraction, stage } if id == self.current => {
+            Action::Progress {
+                id,
+                fraction,
+                stage,
+            } if id == self.current => {
                 next.status = RunStatus::Running { fraction, stage };
             }
             Action::Done { id, report, query } if id == self.current => {
@@ -72,7 +100,9 @@ impl<R> Reducible for RunState<R> {
                 next.report_query = query;
                 next.elapsed_ms = now - self.started_at;
             }
-            Action::Failed { id, message } if id == self.current => next.status = RunStatus::Failed(message),
+            Action::Failed { id, message } if id == self.current => {
+                next.status = RunStatus::Failed(message)
+            }
             Action::Cancel => next.status = RunStatus::Cancelled,
             _ => return self, // a message from a run that was superseded
         }
@@ -85,24 +115,32 @@ type ErrorHandler = Closure<dyn FnMut(web_sys::Event)>;
 /// A worker with the two handlers that must live as long as it does.
 type LiveWorker = (Worker, Handler, ErrorHandler);
 
+/// One run: the same query split into `parts`, one per worker, merged when all are in.
+struct Job {
+    id: u32,
+    query: String,
+    partials: Vec<Option<String>>,
+    fractions: Vec<f64>,
+}
+
 #[derive(Default)]
 struct Slot {
-    worker: Option<LiveWorker>,
+    workers: Vec<LiveWorker>,
     next_id: u32,
-    busy: Option<(u32, String)>,
+    job: Option<Job>,
     pending: Option<String>,
 }
 
 impl Slot {
     fn terminate(&mut self) {
-        if let Some((worker, on_message, on_error)) = self.worker.take() {
+        for (worker, on_message, on_error) in self.workers.drain(..) {
             worker.terminate();
             // Terminating can happen inside one of these handlers: dropping it there would free a
-            // running closure, so they are leaked (two small closures per cancelled run).
+            // running closure, so they are leaked (two small closures per terminated worker).
             on_message.forget();
             on_error.forget();
         }
-        self.busy = None;
+        self.job = None;
     }
 }
 
@@ -115,7 +153,7 @@ pub struct Experiment<R> {
 }
 
 #[hook]
-pub fn use_experiment<R: DeserializeOwned + 'static>(lesson: &'static str) -> Experiment<R> {
+pub fn use_experiment<R: DeserializeOwned + 'static>(lesson: &'static Lesson) -> Experiment<R> {
     let state = use_reducer(RunState::<R>::default);
     let slot = use_mut_ref(Slot::default);
     {
@@ -138,92 +176,160 @@ pub fn use_experiment<R: DeserializeOwned + 'static>(lesson: &'static str) -> Ex
     Experiment { state, run, cancel }
 }
 
+/// Workers to use: one per core the browser reports (at least one).
+fn cores() -> u32 {
+    (crate::ui::dom::window().navigator().hardware_concurrency() as u32).clamp(1, 16)
+}
+
 fn start<R: DeserializeOwned + 'static>(
     slot_rc: &Rc<RefCell<Slot>>,
     dispatcher: &UseReducerDispatcher<RunState<R>>,
-    lesson: &'static str,
+    lesson: &'static Lesson,
     query: String,
 ) {
     let mut slot = slot_rc.borrow_mut();
-    if slot.busy.is_some() {
+    if slot.job.is_some() {
         slot.pending = Some(query);
         return;
     }
-    if slot.worker.is_none() {
-        match spawn::<R>(slot_rc.clone(), dispatcher.clone(), lesson) {
-            Ok(w) => slot.worker = Some(w),
+    slot.next_id += 1;
+    let id = slot.next_id;
+    dispatcher.dispatch(Action::Start { id });
+    let parts = (lesson.parts)(&query, cores());
+    while (slot.workers.len() as u32) < parts {
+        let index = slot.workers.len() as u32;
+        match spawn::<R>(slot_rc.clone(), dispatcher.clone(), lesson, index) {
+            Ok(w) => slot.workers.push(w),
             Err(message) => {
-                slot.next_id += 1;
-                let id = slot.next_id;
-                dispatcher.dispatch(Action::Start { id });
                 dispatcher.dispatch(Action::Failed { id, message });
                 return;
             }
         }
     }
-    slot.next_id += 1;
-    let id = slot.next_id;
-    slot.busy = Some((id, query.clone()));
-    dispatcher.dispatch(Action::Start { id });
-    let message = js_sys::Object::new();
-    let set = |k: &str, v: JsValue| {
-        let _ = js_sys::Reflect::set(&message, &JsValue::from_str(k), &v);
-    };
-    set("id", JsValue::from(id));
-    set("lesson", JsValue::from_str(lesson));
-    set("query", JsValue::from_str(&query));
-    if let Some((worker, _, _)) = &slot.worker {
+    slot.job = Some(Job {
+        id,
+        query: query.clone(),
+        partials: vec![None; parts as usize],
+        fractions: vec![0.0; parts as usize],
+    });
+    for (index, (worker, _, _)) in slot.workers.iter().take(parts as usize).enumerate() {
+        let message = js_sys::Object::new();
+        let set = |k: &str, v: JsValue| {
+            let _ = js_sys::Reflect::set(&message, &JsValue::from_str(k), &v);
+        };
+        set("id", JsValue::from(id));
+        set("lesson", JsValue::from_str(lesson.id));
+        set("query", JsValue::from_str(&query));
+        set("part", JsValue::from(index as u32));
+        set("parts", JsValue::from(parts));
         let _ = worker.post_message(&message);
     }
+}
+
+/// What one message from worker `index` means for the current job.
+enum Outcome {
+    Progress(f64),
+    /// All parts are in: the merged report's JSON and the query.
+    Finished(Result<(String, String), String>),
+    Waiting,
+}
+
+fn on_worker_message(
+    slot: &mut Slot,
+    lesson: &'static Lesson,
+    index: usize,
+    id: u32,
+    data: &JsValue,
+) -> Outcome {
+    let get =
+        |k: &str| js_sys::Reflect::get(data, &JsValue::from_str(k)).unwrap_or(JsValue::UNDEFINED);
+    if let Some(panic) = get("panic").as_string() {
+        // The worker's wasm instance is dead after a panic: start fresh workers next time.
+        slot.terminate();
+        return Outcome::Finished(Err(format!("the computation crashed: {panic}")));
+    }
+    let Some(job) = slot.job.as_mut().filter(|j| j.id == id) else {
+        return Outcome::Waiting;
+    };
+    if let Some(fraction) = get("progress").as_f64() {
+        job.fractions[index] = fraction;
+        return Outcome::Progress(job.fractions.iter().sum::<f64>() / job.fractions.len() as f64);
+    }
+    if let Some(json) = get("result").as_string() {
+        job.partials[index] = Some(json);
+        if job.partials.iter().all(Option::is_some) {
+            let job = slot.job.take().expect("a job");
+            let partials: Vec<String> = job.partials.into_iter().flatten().collect();
+            return Outcome::Finished(
+                (lesson.merge)(&job.query, &partials).map(|json| (json, job.query)),
+            );
+        }
+        return Outcome::Waiting;
+    }
+    let message = get("error")
+        .as_string()
+        .unwrap_or_else(|| "unknown worker message".into());
+    slot.job = None;
+    Outcome::Finished(Err(message))
 }
 
 fn spawn<R: DeserializeOwned + 'static>(
     slot_rc: Rc<RefCell<Slot>>,
     dispatcher: UseReducerDispatcher<RunState<R>>,
-    lesson: &'static str,
+    lesson: &'static Lesson,
+    index: u32,
 ) -> Result<LiveWorker, String> {
     let options = WorkerOptions::new();
     options.set_type(WorkerType::Module);
-    let worker = Worker::new_with_options("./worker.js", &options).map_err(|e| format!("cannot start a worker: {e:?}"))?;
+    let worker = Worker::new_with_options("./worker.js", &options)
+        .map_err(|e| format!("cannot start a worker: {e:?}"))?;
     let on_message = {
         let (slot_rc, dispatcher) = (slot_rc.clone(), dispatcher.clone());
         Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {
             let data = event.data();
-            let get = |k: &str| js_sys::Reflect::get(&data, &JsValue::from_str(k)).unwrap_or(JsValue::UNDEFINED);
-            let id = get("id").as_f64().unwrap_or(0.0) as u32;
-            let finished = if let Some(fraction) = get("progress").as_f64() {
-                dispatcher.dispatch(Action::Progress { id, fraction, stage: get("stage").as_string().unwrap_or_default() });
-                false
-            } else if let Some(json) = get("result").as_string() {
-                let query = slot_rc.borrow().busy.as_ref().map(|(_, q)| q.clone()).unwrap_or_default();
-                match serde_json::from_str::<R>(&json) {
+            let id = js_sys::Reflect::get(&data, &JsValue::from_str("id"))
+                .ok()
+                .and_then(|v| v.as_f64())
+                .unwrap_or(0.0) as u32;
+            let current = slot_rc.borrow().job.as_ref().map(|j| j.id).unwrap_or(id);
+            let outcome =
+                on_worker_message(&mut slot_rc.borrow_mut(), lesson, index as usize, id, &data);
+            match outcome {
+                Outcome::Waiting => return,
+                Outcome::Progress(fraction) => {
+                    let stage = js_sys::Reflect::get(&data, &JsValue::from_str("stage"))
+                        .ok()
+                        .and_then(|v| v.as_string())
+                        .unwrap_or_default();
+                    dispatcher.dispatch(Action::Progress {
+                        id,
+                        fraction,
+                        stage,
+                    });
+                    return;
+                }
+                Outcome::Finished(Ok((json, query))) => match serde_json::from_str::<R>(&json) {
                     Ok(report) => {
-                        crate::ui::dom::publish_report(lesson, &json);
-                        dispatcher.dispatch(Action::Done { id, report: Rc::new(report), query });
+                        crate::ui::dom::publish_report(lesson.id, &json);
+                        dispatcher.dispatch(Action::Done {
+                            id,
+                            report: Rc::new(report),
+                            query,
+                        });
                     }
-                    Err(e) => dispatcher.dispatch(Action::Failed { id, message: format!("unreadable report: {e}") }),
-                }
-                true
-            } else if let Some(panic) = get("panic").as_string() {
-                // The worker's wasm instance is dead after a panic: start a fresh one next time.
-                let current = slot_rc.borrow().busy.as_ref().map(|(id, _)| *id).unwrap_or(id);
-                dispatcher.dispatch(Action::Failed { id: current, message: format!("the computation crashed: {panic}") });
-                slot_rc.borrow_mut().terminate();
-                true
-            } else {
-                let message = get("error").as_string().unwrap_or_else(|| "unknown worker message".into());
-                dispatcher.dispatch(Action::Failed { id, message });
-                true
-            };
-            if finished {
-                let pending = {
-                    let mut slot = slot_rc.borrow_mut();
-                    slot.busy = None;
-                    slot.pending.take()
-                };
-                if let Some(query) = pending {
-                    start::<R>(&slot_rc, &dispatcher, lesson, query);
-                }
+                    Err(e) => dispatcher.dispatch(Action::Failed {
+                        id,
+                        message: format!("unreadable report: {e}"),
+                    }),
+                },
+                Outcome::Finished(Err(message)) => dispatcher.dispatch(Action::Failed {
+                    id: current,
+                    message,
+                }),
+            }
+            let pending = slot_rc.borrow_mut().pending.take();
+            if let Some(query) = pending {
+                start::<R>(&slot_rc, &dispatcher, lesson, query);
             }
         })
     };
@@ -234,8 +340,11 @@ fn spawn<R: DeserializeOwned + 'static>(
                 .ok()
                 .and_then(|m| m.as_string())
                 .unwrap_or_else(|| "the worker could not load".into());
-            let id = slot_rc.borrow().busy.as_ref().map(|(id, _)| *id).unwrap_or(0);
-            dispatcher.dispatch(Action::Failed { id, message: format!("worker error: {text}") });
+            let id = slot_rc.borrow().job.as_ref().map(|j| j.id).unwrap_or(0);
+            dispatcher.dispatch(Action::Failed {
+                id,
+                message: format!("worker error: {text}"),
+            });
             slot_rc.borrow_mut().terminate();
         })
     };
@@ -248,7 +357,11 @@ fn spawn<R: DeserializeOwned + 'static>(
 pub fn post_panic(message: &str) {
     if let Ok(scope) = js_sys::global().dyn_into::<web_sys::DedicatedWorkerGlobalScope>() {
         let data = js_sys::Object::new();
-        let _ = js_sys::Reflect::set(&data, &JsValue::from_str("panic"), &JsValue::from_str(message));
+        let _ = js_sys::Reflect::set(
+            &data,
+            &JsValue::from_str("panic"),
+            &JsValue::from_str(message),
+        );
         let _ = scope.post_message(&data);
     }
 }

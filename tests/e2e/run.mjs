@@ -211,6 +211,52 @@ test('heavy run: off the main thread (longest main-thread task), progress, cance
   await page.closeAll();
 });
 
+test('horvitz-thompson: the lab split over one worker per core gives the CLI\'s report', async () => {
+  const query = 'world=toy&logs=2000&replications=40&seed=5&logging=popularity';
+  const page = await open(`#/horvitz-thompson?${query}`);
+  const fromPage = await report(page);
+  assert.deepEqual(fromPage, cli('horvitz-thompson', query));
+  assert.equal(fromPage.estimators.length, 9);
+  assert.ok(await page.locator('[data-plot="per-slate-ips"] canvas').count() === 1, 'toy scatter drawn');
+  // The table shows the report's numbers.
+  const firstRow = await page.locator('[data-table="estimators"] tbody tr').first().locator('td').nth(1).innerText();
+  assert.equal(firstRow, `${(fromPage.estimators[0].mean * 100).toFixed(3)} %`);
+  // Fewer estimators: uncheck two, the report and the URL follow.
+  await page.locator('#param-estimators input[value="dm"]').uncheck();
+  await page.waitForFunction(() => JSON.parse(window.__rorecLastReport).estimators.length === 8);
+  await page.locator('#param-estimators input[value="dr"]').uncheck();
+  await page.waitForFunction(() => JSON.parse(window.__rorecLastReport).estimators.length === 7);
+  assert.match(queryOf(page), /estimators=ips,capped,filtered,snips,ncis,iips,pi&/);
+  // The position-based model: item-position IPS is unbiased there (|bias| within 3 s.e. of the mean).
+  await setControl(page, 'click_model', 'pbm');
+  await page.waitForFunction(() => JSON.parse(window.__rorecLastReport).estimators.length === 7 && /click_model=pbm/.test(location.hash));
+  const pbm = await report(page);
+  const iips = pbm.estimators.find((e) => e.name === 'iips');
+  assert.ok(Math.abs(iips.bias) < 3 * Math.sqrt(iips.variance / pbm.replications), `IIPS bias ${iips.bias}`);
+  // Bad values: R × N over the budget is refused next to the control.
+  await setControl(page, 'replications', '10000');
+  await setControl(page, 'logs', '1000000');
+  assert.match(await page.locator('[data-param="logs"] .inline-error').first().innerText(), /R × N/);
+  assert.deepEqual(page.errors, []);
+  await page.closeAll();
+});
+
+test('horvitz-thompson: the default lab run (R = 500, N = 10,000, K = 5, all estimators)', async () => {
+  const page = await open('#/horvitz-thompson');
+  const t0 = await page.evaluate(() => performance.now());
+  const r = await report(page, 300000);
+  assert.equal(r.replications, 500);
+  const elapsed = await page.evaluate(() => document.querySelector('.run-controls .ok').innerText);
+  const longest = await page.evaluate((t0) => Math.max(0, ...window.__longTasks.filter((t) => t.start >= t0).map((t) => t.duration)), t0);
+  const cores = await page.evaluate(() => navigator.hardwareConcurrency);
+  measurements.ht_default_lab = `${elapsed} with ${cores} workers`;
+  measurements.ht_default_longest_task_ms = Math.round(longest);
+  console.log(`    default lab: ${elapsed} with ${cores} workers; longest main-thread task ${longest.toFixed(0)} ms`);
+  await page.screenshot({ path: join(ARTIFACTS, 'horvitz-thompson-default.png'), fullPage: true });
+  assert.deepEqual(page.errors, []);
+  await page.closeAll();
+});
+
 test('presenter mode: p, arrows, PageUp/PageDown, ? and Esc', async () => {
   const page = await open('#/slate-world?logs=3000');
   await report(page);

@@ -13,11 +13,12 @@
 //! Submodules: [`policy`] (logging policies with exact propensities), [`simulate`] (logged data, exact
 //! and Monte-Carlo CTR, A/B tests) and [`lesson`] (lesson 1's experiment).
 
+pub mod distribution;
 pub mod lesson;
 pub mod policy;
 pub mod simulate;
 
-use crate::core::math::{exp, ln};
+use crate::core::math::exp;
 use crate::core::rng::{self, Rng, Stream};
 use serde::{Deserialize, Serialize};
 
@@ -68,12 +69,21 @@ pub struct World {
     pub position_alpha: Vec<f64>,
     pub slate_sizes: SlateSizes,
     pub click_model: ClickModel,
-    /// exp(g(z)·Ψ_a), C × P, cached because every simulation needs it.
+    /// g(z)·Ψ_a and its exp, C × P, cached because every simulation needs them.
+    affinity: Vec<f64>,
     exp_affinity: Vec<f64>,
 }
 
 /// The toy world's catalogue and categories (as in the PRR notebook).
-pub const TOY_ITEMS: [&str; 7] = ["running shoes", "phone", "boots", "mic", "carpet", "pillow", "tennis balls"];
+pub const TOY_ITEMS: [&str; 7] = [
+    "running shoes",
+    "phone",
+    "boots",
+    "mic",
+    "carpet",
+    "pillow",
+    "tennis balls",
+];
 pub const TOY_CATEGORIES: [&str; 4] = ["sports", "tech", "house", "fashion"];
 
 /// Affinity g(z)·Ψ_a of each toy category (row) for each toy item (column).
@@ -121,7 +131,11 @@ impl World {
             category_embeddings[z * dim as usize + z] = 1.0;
         }
         let item_topic = (0..TOY_ITEMS.len())
-            .map(|a| (0..4).max_by(|&x, &y| TOY_AFFINITY[x][a].total_cmp(&TOY_AFFINITY[y][a])).unwrap() as u32)
+            .map(|a| {
+                (0..4)
+                    .max_by(|&x, &y| TOY_AFFINITY[x][a].total_cmp(&TOY_AFFINITY[y][a]))
+                    .unwrap() as u32
+            })
             .collect();
         let item_popularity = vec![1.0, 1.4, 0.8, 0.6, 0.5, 0.9, 0.7];
         let (phi, bias) = engagement_weights(&mut rng, 2, 8.0);
@@ -186,12 +200,22 @@ impl World {
             let names: Vec<String> = chosen.iter().map(|t| format!("t{t}")).collect();
             category_names.push(format!("z{c} ({})", names.join("+")));
         }
-        let (phi, bias) = engagement_weights(&mut rng, spec.engagement_features, 18.0 / spec.engagement_features as f64);
+        let (phi, bias) = engagement_weights(
+            &mut rng,
+            spec.engagement_features,
+            18.0 / spec.engagement_features as f64,
+        );
         let (position_gamma, position_alpha) = position_effects(&mut rng);
         let categories = spec.categories;
-        let population = population(seed, spec.users, categories, spec.engagement_features, &phi, bias, |rng| {
-            rng::index(rng, categories)
-        });
+        let population = population(
+            seed,
+            spec.users,
+            categories,
+            spec.engagement_features,
+            &phi,
+            bias,
+            |rng| rng::index(rng, categories),
+        );
         World::assemble(
             "synthetic".into(),
             (0..spec.items).map(|a| format!("item {a}")).collect(),
@@ -204,7 +228,10 @@ impl World {
             population,
             position_gamma,
             position_alpha,
-            SlateSizes { min: spec.slate_size, max: spec.slate_size },
+            SlateSizes {
+                min: spec.slate_size,
+                max: spec.slate_size,
+            },
             click_model,
         )
     }
@@ -239,16 +266,18 @@ impl World {
             position_alpha,
             slate_sizes,
             click_model,
+            affinity: Vec::new(),
             exp_affinity: Vec::new(),
         };
         let (items, categories) = (world.items(), world.categories());
         let mut cache = Vec::with_capacity((items * categories) as usize);
         for z in 0..categories {
             for a in 0..items {
-                cache.push(exp(world.affinity(z, a)));
+                cache.push(dot(world.category_embedding(z), world.item_embedding(a)));
             }
         }
-        world.exp_affinity = cache;
+        world.exp_affinity = cache.iter().map(|s| exp(*s)).collect();
+        world.affinity = cache;
         world
     }
 
@@ -270,9 +299,22 @@ impl World {
         &self.category_embeddings[z as usize * d..(z as usize + 1) * d]
     }
 
-    /// g(z)·Ψ_a: how much category z likes item a.
+    /// g(z)·Ψ_a: how much category z likes item a (cached).
+    #[inline]
     pub fn affinity(&self, z: u32, a: u32) -> f64 {
-        dot(self.category_embedding(z), self.item_embedding(a))
+        self.affinity[(z * self.items() + a) as usize]
+    }
+
+    /// A copy of this world whose affinities carry multiplicative noise exp(σ·ε), ε ~ N(0, 1):
+    /// a stand-in for a learned reward model that is right on average but not item by item.
+    pub fn with_affinity_noise(&self, sigma: f64, seed: u64) -> World {
+        let mut rng = rng::seeded(seed, Stream::Model);
+        let mut noisy = self.clone();
+        for s in noisy.affinity.iter_mut() {
+            *s += sigma * rng::normal(&mut rng);
+        }
+        noisy.exp_affinity = noisy.affinity.iter().map(|s| exp(*s)).collect();
+        noisy
     }
 
     /// exp(g(z)·Ψ_a), cached.
@@ -291,7 +333,8 @@ impl World {
                 let theta0 = exp(user.log_no_click);
                 let mut total = theta0;
                 for (k, &a) in slate.iter().enumerate() {
-                    let theta = self.exp_affinity(user.category, a) * exp(self.position_gamma[k]) + exp(self.position_alpha[k]);
+                    let theta = self.exp_affinity(user.category, a) * exp(self.position_gamma[k])
+                        + exp(self.position_alpha[k]);
                     out.push(theta);
                     total += theta;
                 }
@@ -312,7 +355,8 @@ impl World {
     /// PBM: examination 1/k times attraction σ(g(z)·Ψ_a + γ_k − ln θ_0).
     fn pbm_click(&self, user: &User, position: u32, a: u32) -> f64 {
         let examination = 1.0 / (position + 1) as f64;
-        let logit = self.affinity(user.category, a) + self.position_gamma[position as usize] - user.log_no_click;
+        let logit = self.affinity(user.category, a) + self.position_gamma[position as usize]
+            - user.log_no_click;
         examination / (1.0 + exp(-logit))
     }
 
@@ -322,7 +366,8 @@ impl World {
             ClickModel::Prr => {
                 let mut clicks = 0.0;
                 for (k, &a) in slate.iter().enumerate() {
-                    clicks += self.exp_affinity(user.category, a) * exp(self.position_gamma[k]) + exp(self.position_alpha[k]);
+                    clicks += self.exp_affinity(user.category, a) * exp(self.position_gamma[k])
+                        + exp(self.position_alpha[k]);
                 }
                 let theta0 = exp(user.log_no_click);
                 clicks / (theta0 + clicks)
@@ -337,8 +382,45 @@ impl World {
         }
     }
 
+    /// Expected number of clicks on the slate: the same as `expected_reward` under PRR (one click
+    /// at most), Σ_k P(click at k) under PBM.
+    pub fn expected_clicks(&self, user: &User, slate: &[u32]) -> f64 {
+        match self.click_model {
+            ClickModel::Prr => self.expected_reward(user, slate),
+            ClickModel::Pbm => slate
+                .iter()
+                .enumerate()
+                .map(|(k, &a)| self.pbm_click(user, k as u32, a))
+                .sum(),
+        }
+    }
+
+    /// E[(clicks on the slate)²]: the second moment an importance-weighted estimator's variance
+    /// depends on (= P(click) under PRR; Σ p_k(1 − p_k) + (Σ p_k)² under PBM).
+    pub fn expected_squared_clicks(&self, user: &User, slate: &[u32]) -> f64 {
+        match self.click_model {
+            ClickModel::Prr => self.expected_reward(user, slate),
+            ClickModel::Pbm => {
+                let p: Vec<f64> = slate
+                    .iter()
+                    .enumerate()
+                    .map(|(k, &a)| self.pbm_click(user, k as u32, a))
+                    .collect();
+                let mean: f64 = p.iter().sum();
+                p.iter().map(|q| q * (1.0 - q)).sum::<f64>() + mean * mean
+            }
+        }
+    }
+
     /// Draw the per-position clicks of one impression into `clicks` (0/1 per position).
-    pub fn sample_clicks(&self, user: &User, slate: &[u32], rng: &mut Rng, scratch: &mut Vec<f64>, clicks: &mut Vec<u8>) {
+    pub fn sample_clicks(
+        &self,
+        user: &User,
+        slate: &[u32],
+        rng: &mut Rng,
+        scratch: &mut Vec<f64>,
+        clicks: &mut Vec<u8>,
+    ) {
         clicks.clear();
         clicks.resize(slate.len(), 0);
         self.outcome_probabilities(user, slate, scratch);
@@ -375,7 +457,9 @@ fn unit_vector(rng: &mut Rng, d: usize) -> Vec<f64> {
 
 /// φ_f ~ N(mean, 0.1²) per engagement feature, and a bias b ~ N(0, 1).
 fn engagement_weights(rng: &mut Rng, features: u32, mean: f64) -> (Vec<f64>, f64) {
-    let phi = (0..features).map(|_| mean + 0.1 * rng::normal(rng)).collect();
+    let phi = (0..features)
+        .map(|_| mean + 0.1 * rng::normal(rng))
+        .collect();
     (phi, rng::normal(rng))
 }
 
@@ -402,14 +486,18 @@ fn population(
             let category = category(&mut rng);
             let engagement: Vec<f64> = (0..features).map(|_| rng::uniform(&mut rng)).collect();
             let log_no_click = dot(&engagement, phi) + bias;
-            User { category, engagement, log_no_click }
+            User {
+                category,
+                engagement,
+                log_no_click,
+            }
         })
         .collect()
 }
 
-/// ln of a positive number, for propensities (kept here so callers need not import libm).
+/// log10 of a positive number (libm: the same bits natively and in wasm).
 pub fn log10(x: f64) -> f64 {
-    ln(x) / std::f64::consts::LN_10
+    crate::core::math::log10(x)
 }
 
 #[cfg(test)]
@@ -419,7 +507,15 @@ mod tests {
     pub fn small_synthetic(seed: u64) -> World {
         World::synthetic(
             seed,
-            SyntheticSpec { items: 12, slate_size: 3, dim: 8, categories: 3, topics: 4, users: 50, engagement_features: 2 },
+            SyntheticSpec {
+                items: 12,
+                slate_size: 3,
+                dim: 8,
+                categories: 3,
+                topics: 4,
+                users: 50,
+                engagement_features: 2,
+            },
             ClickModel::Prr,
         )
     }
