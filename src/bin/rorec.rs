@@ -15,7 +15,8 @@ const USAGE: &str = "usage:
   rorec run <lesson> [--name value | name=value | '#/<lesson>?query']... [--csv FILE] [--pretty]
                                               run the experiment, print its report as JSON
   rorec url <lesson> [parameters...]          the page address for these parameters
-  rorec serve [--dir DIR] [--port PORT]       serve the built app (default dist/, port 8000)";
+  rorec serve [--dir DIR] [--port PORT]       serve the built app (default dist/, port 8000)
+  rorec bench [NAME...]                       time the benchmark workloads natively (JSON lines)";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -34,6 +35,7 @@ fn main() -> ExitCode {
             Ok(())
         }),
         Some("serve") => serve(&args[1..]),
+        Some("bench") => bench(&args[1..]),
         _ => Err(USAGE.to_string()),
     };
     match result {
@@ -155,6 +157,17 @@ fn run(lesson: &Lesson, args: &[String]) -> Result<(), String> {
             .ok_or(format!("{} has no dataset to write", lesson.id))?;
         std::fs::write(file, csv_fn(&query)?).map_err(|e| format!("{file}: {e}"))?;
         eprintln!("wrote {file}");
+    }
+    Ok(())
+}
+
+fn bench(names: &[String]) -> Result<(), String> {
+    let start = std::time::Instant::now();
+    let now = move || start.elapsed().as_secs_f64() * 1000.0;
+    let names: Vec<&str> = if names.is_empty() { reward_reco::core::bench::NAMES.to_vec() } else { names.iter().map(String::as_str).collect() };
+    for name in names {
+        let r = reward_reco::core::bench::run(name, &now)?;
+        println!("{}", serde_json::to_string(&r).map_err(|e| e.to_string())?);
     }
     Ok(())
 }

@@ -61,6 +61,15 @@ pub fn worker_run(
     (lesson.run_part)(query, part, &mut report).map_err(|e| JsValue::from_str(&e))
 }
 
+/// Time a benchmark workload in this browser (see core::bench); the result as JSON.
+#[wasm_bindgen]
+pub fn bench(name: &str) -> Result<String, JsValue> {
+    let performance = dom::window().performance().ok_or("no performance clock")?;
+    let now = move || performance.now();
+    let result = crate::core::bench::run(name, &now).map_err(|e| JsValue::from_str(&e))?;
+    serde_json::to_string(&result).map_err(|e| JsValue::from_str(&e.to_string()))
+}
+
 /// For the browser tests: panic on purpose, to check that the error panel appears.
 #[wasm_bindgen]
 pub fn debug_panic() {

@@ -1,0 +1,77 @@
+//! Workloads timed by the benchmarks: the same code natively (`rorec bench`, criterion) and in the
+//! browser (`window.rorec.bench`, driven by tests/e2e/bench.mjs), so that wasm/native ratios come
+//! from one run of one definition. The clock is the caller's (std's Instant does not exist in
+//! wasm32-unknown-unknown).
+
+use crate::core::experiment::run_query;
+use crate::core::horvitz_thompson::estimators::{self, estimate, Row};
+use crate::core::horvitz_thompson::lesson::{HorvitzThompsonLesson, HorvitzThompsonParams};
+use crate::core::rng;
+use crate::core::slate_world::lesson::SlateWorldLesson;
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BenchResult {
+    pub name: String,
+    /// What was counted.
+    pub unit: String,
+    pub count: f64,
+    pub milliseconds: f64,
+    pub per_second: f64,
+}
+
+pub const NAMES: &[&str] = &["estimators", "simulate", "slate-world-default", "ht-lab-default-one-thread"];
+
+fn result(name: &str, unit: &str, count: f64, milliseconds: f64) -> BenchResult {
+    BenchResult { name: name.into(), unit: unit.into(), count, milliseconds, per_second: count / (milliseconds / 1000.0) }
+}
+
+/// The default lab's world and policies, with `rows` simulated rows.
+fn default_rows(rows: u32) -> (crate::core::horvitz_thompson::Lab, Vec<Row>) {
+    let params = HorvitzThompsonParams::default();
+    let lab = params.lab(params.build_world(), true);
+    let mut out = Vec::new();
+    lab.simulate(rows, &mut rng::replication(params.seed, 0), &mut out, None);
+    (lab, out)
+}
+
+/// Run benchmark `name`; `now()` returns milliseconds.
+pub fn run(name: &str, now: &dyn Fn() -> f64) -> Result<BenchResult, String> {
+    match name {
+        "estimators" => {
+            // Slate-estimates: one estimator applied to one logged row.
+            let (_, rows) = default_rows(10_000);
+            let reps = 400;
+            let start = now();
+            let mut sink = 0.0;
+            for _ in 0..reps {
+                for kind in estimators::ALL {
+                    sink += estimate(kind, 1000.0, &rows).value;
+                }
+            }
+            let elapsed = now() - start;
+            assert!(sink.is_finite());
+            Ok(result(name, "slate-estimates", (reps * estimators::ALL.len() * rows.len()) as f64, elapsed))
+        }
+        "simulate" => {
+            let (lab, mut rows) = default_rows(10);
+            let n = 200_000;
+            let start = now();
+            lab.simulate(n, &mut rng::replication(1, 1), &mut rows, None);
+            Ok(result(name, "logged rows", n as f64, now() - start))
+        }
+        "slate-world-default" => {
+            let start = now();
+            run_query::<SlateWorldLesson>("", &mut ())?;
+            Ok(result(name, "runs", 1.0, now() - start))
+        }
+        "ht-lab-default-one-thread" => {
+            let start = now();
+            run_query::<HorvitzThompsonLesson>("", &mut ())?;
+            let ms = now() - start;
+            let p = HorvitzThompsonParams::default();
+            Ok(result(name, "logged rows", (p.logs * p.replications) as f64, ms))
+        }
+        other => Err(format!("no benchmark “{other}”; there are {}", NAMES.join(", "))),
+    }
+}
