@@ -115,7 +115,7 @@ pub fn Plot(props: &PlotProps) -> Html {
 /// `decades`: the axis span in powers of ten; wide log axes label whole powers only.
 fn tick_label(v: f64, is_log10: bool, decades: f64) -> String {
     if is_log10 {
-        if decades >= 2.5 && (v - v.round()).abs() > 1e-9 {
+        if decades >= 1.5 && (v - v.round()).abs() > 1e-9 {
             String::new()
         } else {
             fmt_log10_tick(v)

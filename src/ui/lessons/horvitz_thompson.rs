@@ -35,7 +35,7 @@ fn HorvitzThompsonPage(props: &LessonProps) -> Html {
                 </>
             },
             "bias-variance" => html! { <Plot spec={f.bias_variance.clone()} /> },
-            "mse-vs-n" => html! { <Plot spec={f.mse_vs_n.clone()} /> },
+            "mse-vs-n" => html! { <Plot spec={f.mse_vs_n.clone()} height={380.0} /> },
             "spread-vs-k" => html! { <Plot spec={f.spread_vs_k.clone()} /> },
             "spread-vs-p" => plot(&f.spread_vs_p, "The toy world has 7 items; choose the synthetic world to vary P."),
             "cap-sweep" => html! { <Plot spec={f.cap_sweep.clone()} /> },
