@@ -19,13 +19,8 @@ fn main() {
         println!("cargo:rerun-if-changed={}", path.display());
         let id = path.file_stem().unwrap().to_string_lossy().into_owned();
         let source = fs::read_to_string(&path).unwrap();
-        let (title, sections) =
-            split(&source).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        writeln!(
-            out,
-            "    ({id:?}, LessonText {{ title: {title:?}, sections: &["
-        )
-        .unwrap();
+        let (title, sections) = split(&source).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        writeln!(out, "    ({id:?}, LessonText {{ title: {title:?}, sections: &[").unwrap();
         for (heading, parts) in sections {
             writeln!(out, "        Section {{ heading: {heading:?}, parts: &[").unwrap();
             for part in parts {
@@ -39,11 +34,7 @@ fn main() {
         writeln!(out, "    ] }}),").unwrap();
     }
     out.push_str("];\n");
-    fs::write(
-        Path::new(&env::var("OUT_DIR").unwrap()).join("lesson_texts.rs"),
-        out,
-    )
-    .unwrap();
+    fs::write(Path::new(&env::var("OUT_DIR").unwrap()).join("lesson_texts.rs"), out).unwrap();
 }
 
 enum Part {
@@ -74,16 +65,9 @@ fn split(source: &str) -> Result<(String, Sections), String> {
             sections.push((h.to_string(), Vec::new()));
             chunk.push_str(line);
             chunk.push('\n');
-        } else if let Some(name) = trimmed
-            .strip_prefix("{{")
-            .and_then(|r| r.strip_suffix("}}"))
-        {
+        } else if let Some(name) = trimmed.strip_prefix("{{").and_then(|r| r.strip_suffix("}}")) {
             flush(&mut chunk, &mut sections)?;
-            sections
-                .last_mut()
-                .unwrap()
-                .1
-                .push(Part::Widget(name.trim().to_string()));
+            sections.last_mut().unwrap().1.push(Part::Widget(name.trim().to_string()));
         } else {
             chunk.push_str(line);
             chunk.push('\n');

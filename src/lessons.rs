@@ -2,10 +2,9 @@
 //! (`ui::lessons::<name>`, wasm only) and a text (`lessons/<id>.md`); registering it here makes it
 //! appear in the table of contents, the worker and the CLI.
 
-use crate::core::experiment::{
-    merge_query, parts_query, run_part_query, run_query, Experiment, Part,
-};
+use crate::core::experiment::{merge_query, parts_query, run_part_query, run_query, Experiment, Part};
 use crate::core::horvitz_thompson::lesson::HorvitzThompsonLesson;
+use crate::core::mips::lesson::MipsLesson;
 use crate::core::params::{from_query, to_query, Issue};
 use crate::core::progress::Progress;
 use crate::core::slate_world::lesson::SlateWorldLesson;
@@ -58,17 +57,17 @@ fn specs<E: Experiment>() -> &'static [crate::core::params::Spec] {
 
 pub static LESSONS: &[Lesson] = &[
     Lesson {
-    id: "slate-world",
-    blurb: "Slates, clicks, propensities: the world every later lesson simulates",
-    run: run_query::<SlateWorldLesson>,
-    parts: parts_query::<SlateWorldLesson>,
-    run_part: run_part_query::<SlateWorldLesson>,
-    merge: merge_query::<SlateWorldLesson>,
-    canonical: canonical::<SlateWorldLesson>,
-    specs: specs::<SlateWorldLesson>,
-    dataset_csv: Some(crate::core::slate_world::lesson::dataset_csv),
-    #[cfg(target_arch = "wasm32")]
-    view: crate::ui::lessons::slate_world::view,
+        id: "slate-world",
+        blurb: "Slates, clicks, propensities: the world every later lesson simulates",
+        run: run_query::<SlateWorldLesson>,
+        parts: parts_query::<SlateWorldLesson>,
+        run_part: run_part_query::<SlateWorldLesson>,
+        merge: merge_query::<SlateWorldLesson>,
+        canonical: canonical::<SlateWorldLesson>,
+        specs: specs::<SlateWorldLesson>,
+        dataset_csv: Some(crate::core::slate_world::lesson::dataset_csv),
+        #[cfg(target_arch = "wasm32")]
+        view: crate::ui::lessons::slate_world::view,
     },
     Lesson {
         id: "horvitz-thompson",
@@ -82,6 +81,19 @@ pub static LESSONS: &[Lesson] = &[
         dataset_csv: Some(crate::core::horvitz_thompson::lesson::dataset_csv),
         #[cfg(target_arch = "wasm32")]
         view: crate::ui::lessons::horvitz_thompson::view,
+    },
+    Lesson {
+        id: "fast-mips",
+        blurb: "Recommendation is a top-K inner product search: exact scans, a graph index, and the price of speed",
+        run: run_query::<MipsLesson>,
+        parts: parts_query::<MipsLesson>,
+        run_part: run_part_query::<MipsLesson>,
+        merge: merge_query::<MipsLesson>,
+        canonical: canonical::<MipsLesson>,
+        specs: specs::<MipsLesson>,
+        dataset_csv: None,
+        #[cfg(target_arch = "wasm32")]
+        view: crate::ui::lessons::fast_mips::view,
     },
 ];
 
@@ -105,13 +117,7 @@ mod tests {
             .sections
             .iter()
             .flat_map(|s| s.parts.iter())
-            .filter_map(|p| {
-                if let crate::lesson_text::Part::Html(h) = p {
-                    Some(*h)
-                } else {
-                    None
-                }
-            })
+            .filter_map(|p| if let crate::lesson_text::Part::Html(h) = p { Some(*h) } else { None })
             .collect();
         assert!(html.contains("<math"), "no MathML");
         assert!(!html.contains("$$"), "unrendered display math");

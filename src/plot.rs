@@ -28,20 +28,8 @@ pub struct Series {
 }
 
 impl Series {
-    pub fn new(
-        name: impl Into<String>,
-        style: Style,
-        points: Vec<(f64, f64)>,
-        color: u32,
-    ) -> Series {
-        Series {
-            name: name.into(),
-            style,
-            points,
-            errors: None,
-            color,
-            dashed: false,
-        }
+    pub fn new(name: impl Into<String>, style: Style, points: Vec<(f64, f64)>, color: u32) -> Series {
+        Series { name: name.into(), style, points, errors: None, color, dashed: false }
     }
 
     pub fn with_errors(mut self, errors: Vec<f64>) -> Series {
@@ -127,17 +115,8 @@ impl PlotSpec {
                 if !px.is_finite() || !py.is_finite() {
                     continue;
                 }
-                let e = s
-                    .errors
-                    .as_ref()
-                    .and_then(|e| e.get(i))
-                    .copied()
-                    .unwrap_or(0.0);
-                let half = if let Style::Bars { width } = s.style {
-                    width / 2.0
-                } else {
-                    0.0
-                };
+                let e = s.errors.as_ref().and_then(|e| e.get(i)).copied().unwrap_or(0.0);
+                let half = if let Style::Bars { width } = s.style { width / 2.0 } else { 0.0 };
                 x = (x.0.min(px - half), x.1.max(px + half));
                 y = (y.0.min(py - e), y.1.max(py + e));
                 if matches!(s.style, Style::Bars { .. }) {
@@ -158,16 +137,8 @@ impl PlotSpec {
             y = (0.0, 1.0);
         }
         let pad = |(lo, hi): (f64, f64), keep_zero: bool| {
-            let span = if hi - lo > 1e-12 {
-                hi - lo
-            } else {
-                lo.abs().max(1.0)
-            };
-            let lo2 = if keep_zero && lo == 0.0 {
-                0.0
-            } else {
-                lo - 0.05 * span
-            };
+            let span = if hi - lo > 1e-12 { hi - lo } else { lo.abs().max(1.0) };
+            let lo2 = if keep_zero && lo == 0.0 { 0.0 } else { lo - 0.05 * span };
             (lo2, hi + 0.05 * span)
         };
         (pad(x, false), self.y_range.unwrap_or_else(|| pad(y, true)))
@@ -175,29 +146,15 @@ impl PlotSpec {
 
     /// Every point of every series, long format: series,x,y[,error].
     pub fn to_csv(&self) -> String {
-        let mut out = format!(
-            "series,{},{},error\n",
-            csv_cell(&self.x_label),
-            csv_cell(&self.y_label)
-        );
+        let mut out = format!("series,{},{},error\n", csv_cell(&self.x_label), csv_cell(&self.y_label));
         for s in &self.series {
             for (i, (x, y)) in s.points.iter().enumerate() {
-                let e = s
-                    .errors
-                    .as_ref()
-                    .and_then(|e| e.get(i))
-                    .map(|e| e.to_string())
-                    .unwrap_or_default();
+                let e = s.errors.as_ref().and_then(|e| e.get(i)).map(|e| e.to_string()).unwrap_or_default();
                 let _ = writeln!(out, "{},{x},{y},{e}", csv_cell(&s.name));
             }
         }
         for m in &self.markers {
-            let _ = writeln!(
-                out,
-                "{},{},,",
-                csv_cell(&format!("marker: {}", m.label)),
-                m.x
-            );
+            let _ = writeln!(out, "{},{},,", csv_cell(&format!("marker: {}", m.label)), m.x);
         }
         out
     }
@@ -223,12 +180,7 @@ impl TableSpec {
     pub fn to_csv(&self) -> String {
         let mut out = String::new();
         for row in std::iter::once(&self.headers).chain(&self.rows) {
-            out.push_str(
-                &row.iter()
-                    .map(|c| csv_cell(c))
-                    .collect::<Vec<_>>()
-                    .join(","),
-            );
+            out.push_str(&row.iter().map(|c| csv_cell(c)).collect::<Vec<_>>().join(","));
             out.push('\n');
         }
         out
@@ -277,10 +229,7 @@ mod tests {
     #[test]
     fn csv_has_every_point_and_quotes() {
         let mut p = PlotSpec::new("t", "T", "x, units", "y");
-        p.series.push(
-            Series::new("a \"b\"", Style::Line, vec![(1.0, 2.0), (3.0, 4.0)], 0)
-                .with_errors(vec![0.1, 0.2]),
-        );
+        p.series.push(Series::new("a \"b\"", Style::Line, vec![(1.0, 2.0), (3.0, 4.0)], 0).with_errors(vec![0.1, 0.2]));
         let csv = p.to_csv();
         assert_eq!(csv.lines().count(), 3);
         assert!(csv.starts_with("series,\"x, units\",y,error\n"));
@@ -290,15 +239,7 @@ mod tests {
     #[test]
     fn ranges_cover_bars_and_errors() {
         let mut p = PlotSpec::new("t", "T", "x", "y");
-        p.series.push(
-            Series::new(
-                "s",
-                Style::Bars { width: 0.8 },
-                vec![(1.0, 0.5), (2.0, 0.7)],
-                0,
-            )
-            .with_errors(vec![0.1, 0.1]),
-        );
+        p.series.push(Series::new("s", Style::Bars { width: 0.8 }, vec![(1.0, 0.5), (2.0, 0.7)], 0).with_errors(vec![0.1, 0.1]));
         let ((x0, x1), (y0, y1)) = p.ranges();
         assert!(x0 < 0.6 && x1 > 2.4);
         assert_eq!(y0, 0.0);

@@ -59,38 +59,18 @@ fn print_params(lesson: &Lesson) {
         let range = match spec.kind {
             Kind::Int { min, max, .. } => format!("integer {min}…{max}"),
             Kind::Float { min, max, .. } => format!("number {min}…{max}"),
-            Kind::Choice(options) => options
-                .iter()
-                .map(|(v, _)| *v)
-                .collect::<Vec<_>>()
-                .join(" | "),
+            Kind::Choice(options) => options.iter().map(|(v, _)| *v).collect::<Vec<_>>().join(" | "),
             Kind::Seed => "seed (u64)".into(),
-            Kind::Set(options) => format!(
-                "any of {}",
-                options
-                    .iter()
-                    .map(|(v, _)| *v)
-                    .collect::<Vec<_>>()
-                    .join(",")
-            ),
+            Kind::Set(options) => format!("any of {}", options.iter().map(|(v, _)| *v).collect::<Vec<_>>().join(",")),
         };
-        let default = defaults
-            .split('&')
-            .find_map(|kv| kv.strip_prefix(&format!("{}=", spec.name)))
-            .unwrap_or("");
-        println!(
-            "  --{:<14} {:<44} default {:<10} {}",
-            spec.name, range, default, spec.help
-        );
+        let default = defaults.split('&').find_map(|kv| kv.strip_prefix(&format!("{}=", spec.name))).unwrap_or("");
+        println!("  --{:<14} {:<44} default {:<10} {}", spec.name, range, default, spec.help);
     }
 }
 
 /// Parameters from `--name value`, `--name=value`, `name=value` or a pasted page address.
 /// Returns the canonical query and the remaining options.
-fn parse_params(
-    lesson: &Lesson,
-    args: &[String],
-) -> Result<(String, Vec<(String, String)>), String> {
+fn parse_params(lesson: &Lesson, args: &[String]) -> Result<(String, Vec<(String, String)>), String> {
     let mut pairs: Vec<String> = Vec::new();
     let mut options = Vec::new();
     let mut i = 0;
@@ -102,12 +82,7 @@ fn parse_params(
                 None if name == "pretty" => (name.to_string(), String::new()),
                 None => {
                     i += 1;
-                    (
-                        name.to_string(),
-                        args.get(i)
-                            .cloned()
-                            .ok_or(format!("--{name} needs a value"))?,
-                    )
+                    (name.to_string(), args.get(i).cloned().ok_or(format!("--{name} needs a value"))?)
                 }
             };
             if matches!(name.as_str(), "csv" | "pretty") {
@@ -126,10 +101,7 @@ fn parse_params(
     }
     let (query, issues) = (lesson.canonical)(&pairs.join("&"));
     if !issues.is_empty() {
-        let lines: Vec<String> = issues
-            .iter()
-            .map(|i| format!("  {}: {}", i.param, i.message))
-            .collect();
+        let lines: Vec<String> = issues.iter().map(|i| format!("  {}: {}", i.param, i.message)).collect();
         return Err(format!("bad parameters:\n{}", lines.join("\n")));
     }
     Ok((query, options))
@@ -138,11 +110,15 @@ fn parse_params(
 fn run(lesson: &Lesson, args: &[String]) -> Result<(), String> {
     let (query, options) = parse_params(lesson, args)?;
     let mut last = -1.0;
-    let mut progress = |fraction: f64, stage: &str| {
-        if fraction - last >= 0.1 || fraction >= 1.0 && last < 1.0 {
-            eprintln!("[{:>3.0}%] {stage}", fraction * 100.0);
-            last = fraction;
-        }
+    let start = std::time::Instant::now();
+    let mut progress = reward_reco::core::progress::Timed {
+        report: |fraction: f64, stage: &str| {
+            if fraction - last >= 0.1 || fraction >= 1.0 && last < 1.0 {
+                eprintln!("[{:>3.0}%] {stage}", fraction * 100.0);
+                last = fraction;
+            }
+        },
+        clock: || start.elapsed().as_secs_f64() * 1000.0,
     };
     let json = (lesson.run)(&query, &mut progress)?;
     if options.iter().any(|(n, _)| n == "pretty") {
@@ -152,9 +128,7 @@ fn run(lesson: &Lesson, args: &[String]) -> Result<(), String> {
         println!("{json}");
     }
     if let Some((_, file)) = options.iter().find(|(n, _)| n == "csv") {
-        let csv_fn = lesson
-            .dataset_csv
-            .ok_or(format!("{} has no dataset to write", lesson.id))?;
+        let csv_fn = lesson.dataset_csv.ok_or(format!("{} has no dataset to write", lesson.id))?;
         std::fs::write(file, csv_fn(&query)?).map_err(|e| format!("{file}: {e}"))?;
         eprintln!("wrote {file}");
     }
@@ -164,7 +138,8 @@ fn run(lesson: &Lesson, args: &[String]) -> Result<(), String> {
 fn bench(names: &[String]) -> Result<(), String> {
     let start = std::time::Instant::now();
     let now = move || start.elapsed().as_secs_f64() * 1000.0;
-    let names: Vec<&str> = if names.is_empty() { reward_reco::core::bench::NAMES.to_vec() } else { names.iter().map(String::as_str).collect() };
+    let names: Vec<&str> =
+        if names.is_empty() { reward_reco::core::bench::NAMES.to_vec() } else { names.iter().map(String::as_str).collect() };
     for name in names {
         let r = reward_reco::core::bench::run(name, &now)?;
         println!("{}", serde_json::to_string(&r).map_err(|e| e.to_string())?);
@@ -179,24 +154,15 @@ fn serve(args: &[String]) -> Result<(), String> {
     while i < args.len() {
         match args[i].as_str() {
             "--dir" => dir = PathBuf::from(args.get(i + 1).ok_or("--dir needs a folder")?),
-            "--port" => {
-                port = args
-                    .get(i + 1)
-                    .and_then(|p| p.parse().ok())
-                    .ok_or("--port needs a number")?
-            }
+            "--port" => port = args.get(i + 1).and_then(|p| p.parse().ok()).ok_or("--port needs a number")?,
             other => return Err(format!("cannot read “{other}”\n{USAGE}")),
         }
         i += 2;
     }
     if !dir.join("index.html").exists() {
-        return Err(format!(
-            "{} has no index.html: build the app first (.ci/serve does both)",
-            dir.display()
-        ));
+        return Err(format!("{} has no index.html: build the app first (.ci/serve does both)", dir.display()));
     }
-    let listener =
-        TcpListener::bind(("127.0.0.1", port)).map_err(|e| format!("port {port}: {e}"))?;
+    let listener = TcpListener::bind(("127.0.0.1", port)).map_err(|e| format!("port {port}: {e}"))?;
     println!("Serving {} — open http://127.0.0.1:{port}/", dir.display());
     for stream in listener.incoming().flatten() {
         let dir = dir.clone();
@@ -220,11 +186,7 @@ fn respond(mut stream: TcpStream, dir: &Path) -> std::io::Result<()> {
     let path = request.split_whitespace().nth(1).unwrap_or("/");
     let path = path.split(['?', '#']).next().unwrap_or("/");
     let relative = path.trim_start_matches('/');
-    let file = if relative.is_empty() {
-        dir.join("index.html")
-    } else {
-        dir.join(relative)
-    };
+    let file = if relative.is_empty() { dir.join("index.html") } else { dir.join(relative) };
     // No escaping the folder.
     let safe = !relative.split('/').any(|part| part == "..");
     match std::fs::read(&file) {
@@ -239,16 +201,16 @@ fn respond(mut stream: TcpStream, dir: &Path) -> std::io::Result<()> {
                 Some("json") => "application/json",
                 _ => "application/octet-stream",
             };
-            write!(stream, "HTTP/1.1 200 OK\r\nContent-Type: {mime}\r\nContent-Length: {}\r\nCache-Control: no-cache\r\nConnection: close\r\n\r\n", body.len())?;
+            write!(
+                stream,
+                "HTTP/1.1 200 OK\r\nContent-Type: {mime}\r\nContent-Length: {}\r\nCache-Control: no-cache\r\nConnection: close\r\n\r\n",
+                body.len()
+            )?;
             stream.write_all(&body)
         }
         _ => {
             let body = b"not found";
-            write!(
-                stream,
-                "HTTP/1.1 404 Not Found\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                body.len()
-            )?;
+            write!(stream, "HTTP/1.1 404 Not Found\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len())?;
             stream.write_all(body)
         }
     }

@@ -36,11 +36,7 @@ pub trait Experiment {
         1
     }
 
-    fn run_part(
-        params: &Checked<Self::Params>,
-        part: Part,
-        progress: &mut dyn Progress,
-    ) -> Self::Partial;
+    fn run_part(params: &Checked<Self::Params>, part: Part, progress: &mut dyn Progress) -> Self::Partial;
 
     fn merge(params: &Checked<Self::Params>, partials: Vec<Self::Partial>) -> Self::Report;
 }
@@ -50,33 +46,19 @@ fn strict_params<E: Experiment>(query: &str) -> Result<Checked<E::Params>, Strin
     if issues.is_empty() {
         Ok(params)
     } else {
-        let lines: Vec<String> = issues
-            .iter()
-            .map(|i| {
-                if i.param.is_empty() {
-                    i.message.clone()
-                } else {
-                    format!("{}: {}", i.param, i.message)
-                }
-            })
-            .collect();
+        let lines: Vec<String> =
+            issues.iter().map(|i| if i.param.is_empty() { i.message.clone() } else { format!("{}: {}", i.param, i.message) }).collect();
         Err(lines.join("\n"))
     }
 }
 
 /// How many parts to use for a query (at most `available`).
 pub fn parts_query<E: Experiment>(query: &str, available: u32) -> u32 {
-    strict_params::<E>(query)
-        .map(|p| E::parts(&p).clamp(1, available.max(1)))
-        .unwrap_or(1)
+    strict_params::<E>(query).map(|p| E::parts(&p).clamp(1, available.max(1))).unwrap_or(1)
 }
 
 /// One part, as JSON (the workers run this).
-pub fn run_part_query<E: Experiment>(
-    query: &str,
-    part: Part,
-    progress: &mut dyn Progress,
-) -> Result<String, String> {
+pub fn run_part_query<E: Experiment>(query: &str, part: Part, progress: &mut dyn Progress) -> Result<String, String> {
     let params = strict_params::<E>(query)?;
     serde_json::to_string(&E::run_part(&params, part, progress)).map_err(|e| e.to_string())
 }
@@ -84,19 +66,14 @@ pub fn run_part_query<E: Experiment>(
 /// Merge the parts' JSON into the report's JSON (the page runs this when all parts are in).
 pub fn merge_query<E: Experiment>(query: &str, partials: &[String]) -> Result<String, String> {
     let params = strict_params::<E>(query)?;
-    let partials = partials
-        .iter()
-        .map(|p| serde_json::from_str::<E::Partial>(p).map_err(|e| e.to_string()))
-        .collect::<Result<Vec<_>, _>>()?;
+    let partials =
+        partials.iter().map(|p| serde_json::from_str::<E::Partial>(p).map_err(|e| e.to_string())).collect::<Result<Vec<_>, _>>()?;
     serde_json::to_string(&E::merge(&params, partials)).map_err(|e| e.to_string())
 }
 
 /// The whole experiment in one part, as JSON (the CLI and the tests run this). Strict: any bad
 /// value is an error (the app only sends canonical queries; the CLI should not guess).
-pub fn run_query<E: Experiment>(
-    query: &str,
-    progress: &mut dyn Progress,
-) -> Result<String, String> {
+pub fn run_query<E: Experiment>(query: &str, progress: &mut dyn Progress) -> Result<String, String> {
     let params = strict_params::<E>(query)?;
     let partial = E::run_part(&params, Part::WHOLE, progress);
     serde_json::to_string(&E::merge(&params, vec![partial])).map_err(|e| e.to_string())

@@ -4,6 +4,7 @@ pub mod bench;
 pub mod experiment;
 pub mod horvitz_thompson;
 pub mod math;
+pub mod mips;
 pub mod params;
 pub mod progress;
 pub mod rng;

@@ -94,13 +94,7 @@ pub fn parse_value(spec: &Spec, text: &str) -> Result<Value, String> {
     match spec.kind {
         Kind::Int { min, max, .. } => {
             let v: i64 = parse_number(text)
-                .and_then(|x| {
-                    if x.fract() == 0.0 && x.abs() < 9e15 {
-                        Some(x as i64)
-                    } else {
-                        None
-                    }
-                })
+                .and_then(|x| if x.fract() == 0.0 && x.abs() < 9e15 { Some(x as i64) } else { None })
                 .ok_or_else(|| format!("“{text}” is not a whole number"))?;
             if v < min || v > max {
                 return Err(format!("{v} is outside {min}…{max}"));
@@ -114,14 +108,10 @@ pub fn parse_value(spec: &Spec, text: &str) -> Result<Value, String> {
             }
             Ok(Value::Float(v))
         }
-        Kind::Choice(options) => options
-            .iter()
-            .find(|(value, _)| *value == text)
-            .map(|(value, _)| Value::Choice(value))
-            .ok_or_else(|| {
-                let names: Vec<&str> = options.iter().map(|(v, _)| *v).collect();
-                format!("“{text}” is not one of {}", names.join(", "))
-            }),
+        Kind::Choice(options) => options.iter().find(|(value, _)| *value == text).map(|(value, _)| Value::Choice(value)).ok_or_else(|| {
+            let names: Vec<&str> = options.iter().map(|(v, _)| *v).collect();
+            format!("“{text}” is not one of {}", names.join(", "))
+        }),
         Kind::Set(options) => {
             let mut chosen = Vec::new();
             for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
@@ -141,10 +131,9 @@ pub fn parse_value(spec: &Spec, text: &str) -> Result<Value, String> {
             chosen.sort_by_key(|c| options.iter().position(|(v, _)| v == c));
             Ok(Value::Set(chosen))
         }
-        Kind::Seed => text
-            .parse::<u64>()
-            .map(Value::Seed)
-            .map_err(|_| format!("“{text}” is not a seed (a whole number 0…18446744073709551615)")),
+        Kind::Seed => {
+            text.parse::<u64>().map(Value::Seed).map_err(|_| format!("“{text}” is not a seed (a whole number 0…18446744073709551615)"))
+        }
     }
 }
 
@@ -156,14 +145,8 @@ fn parse_number(text: &str) -> Option<f64> {
 
 /// Set one parameter from text, with its range check. Cross-field checks are [`check`]'s job.
 pub fn set_from_text<P: LessonParams>(params: &mut P, name: &str, text: &str) -> Result<(), Issue> {
-    let spec = spec_of::<P>(name).ok_or_else(|| Issue {
-        param: "",
-        message: format!("there is no parameter “{name}”"),
-    })?;
-    let value = parse_value(spec, text).map_err(|message| Issue {
-        param: spec.name,
-        message,
-    })?;
+    let spec = spec_of::<P>(name).ok_or_else(|| Issue { param: "", message: format!("there is no parameter “{name}”") })?;
+    let value = parse_value(spec, text).map_err(|message| Issue { param: spec.name, message })?;
     params.set(spec.name, value);
     Ok(())
 }
@@ -174,10 +157,7 @@ pub fn check<P: LessonParams>(params: P) -> Result<Checked<P>, Vec<Issue>> {
     for spec in P::specs() {
         let text = params.get(spec.name).to_string();
         if let Err(message) = parse_value(spec, &text) {
-            issues.push(Issue {
-                param: spec.name,
-                message,
-            });
+            issues.push(Issue { param: spec.name, message });
         }
     }
     issues.extend(params.cross_check());
@@ -198,19 +178,11 @@ pub fn from_query<P: LessonParams>(query: &str) -> (Checked<P>, Vec<Issue>) {
         let name = percent_decode(name);
         let text = percent_decode(raw);
         match spec_of::<P>(&name) {
-            None => issues.push(Issue {
-                param: "",
-                message: format!("unknown parameter “{name}” ignored"),
-            }),
+            None => issues.push(Issue { param: "", message: format!("unknown parameter “{name}” ignored") }),
             Some(spec) => match parse_value(spec, &text) {
                 Ok(v) => params.set(spec.name, v),
-                Err(message) => issues.push(Issue {
-                    param: spec.name,
-                    message: format!(
-                        "{message}; using the default {}",
-                        P::default().get(spec.name)
-                    ),
-                }),
+                Err(message) => issues
+                    .push(Issue { param: spec.name, message: format!("{message}; using the default {}", P::default().get(spec.name)) }),
             },
         }
     }
@@ -222,39 +194,23 @@ pub fn from_query<P: LessonParams>(query: &str) -> (Checked<P>, Vec<Issue>) {
             break;
         };
         let default = P::default().get(first.param);
-        issues.push(Issue {
-            param: first.param,
-            message: format!("{}; using the default {default}", first.message),
-        });
+        issues.push(Issue { param: first.param, message: format!("{}; using the default {default}", first.message) });
         params.set(first.param, default);
     }
-    let checked =
-        check(params).unwrap_or_else(|_| check(P::default()).expect("defaults must be valid"));
+    let checked = check(params).unwrap_or_else(|_| check(P::default()).expect("defaults must be valid"));
     (checked, issues)
 }
 
 /// The canonical query string of a parameter set, in spec order.
 pub fn to_query<P: LessonParams>(params: &P) -> String {
-    P::specs()
-        .iter()
-        .map(|s| {
-            format!(
-                "{}={}",
-                s.name,
-                percent_encode(&params.get(s.name).to_string())
-            )
-        })
-        .collect::<Vec<_>>()
-        .join("&")
+    P::specs().iter().map(|s| format!("{}={}", s.name, percent_encode(&params.get(s.name).to_string()))).collect::<Vec<_>>().join("&")
 }
 
 fn percent_encode(text: &str) -> String {
     let mut out = String::new();
     for b in text.bytes() {
         match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b',' => {
-                out.push(b as char)
-            }
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b',' => out.push(b as char),
             _ => out.push_str(&format!("%{b:02X}")),
         }
     }
@@ -268,9 +224,7 @@ fn percent_decode(text: &str) -> String {
     while i < bytes.len() {
         match bytes[i] {
             b'%' if i + 2 < bytes.len() => {
-                let hex = std::str::from_utf8(&bytes[i + 1..i + 3])
-                    .ok()
-                    .and_then(|h| u8::from_str_radix(h, 16).ok());
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok());
                 match hex {
                     Some(v) => {
                         out.push(v);
@@ -309,58 +263,15 @@ pub(crate) mod tests {
     }
     impl Default for Demo {
         fn default() -> Self {
-            Demo {
-                items: 10,
-                slate: 3,
-                rate: 0.5,
-                mode: "a",
-                seed: 1,
-            }
+            Demo { items: 10, slate: 3, rate: 0.5, mode: "a", seed: 1 }
         }
     }
     const SPECS: &[Spec] = &[
-        Spec {
-            name: "items",
-            label: "P",
-            help: "",
-            kind: Kind::Int {
-                min: 2,
-                max: 100,
-                log: false,
-            },
-        },
-        Spec {
-            name: "slate",
-            label: "K",
-            help: "",
-            kind: Kind::Int {
-                min: 1,
-                max: 10,
-                log: false,
-            },
-        },
-        Spec {
-            name: "rate",
-            label: "r",
-            help: "",
-            kind: Kind::Float {
-                min: 0.0,
-                max: 1.0,
-                log: false,
-            },
-        },
-        Spec {
-            name: "mode",
-            label: "m",
-            help: "",
-            kind: Kind::Choice(&[("a", "A"), ("b", "B")]),
-        },
-        Spec {
-            name: "seed",
-            label: "seed",
-            help: "",
-            kind: Kind::Seed,
-        },
+        Spec { name: "items", label: "P", help: "", kind: Kind::Int { min: 2, max: 100, log: false } },
+        Spec { name: "slate", label: "K", help: "", kind: Kind::Int { min: 1, max: 10, log: false } },
+        Spec { name: "rate", label: "r", help: "", kind: Kind::Float { min: 0.0, max: 1.0, log: false } },
+        Spec { name: "mode", label: "m", help: "", kind: Kind::Choice(&[("a", "A"), ("b", "B")]) },
+        Spec { name: "seed", label: "seed", help: "", kind: Kind::Seed },
     ];
     impl LessonParams for Demo {
         fn specs() -> &'static [Spec] {
@@ -387,10 +298,7 @@ pub(crate) mod tests {
         }
         fn cross_check(&self) -> Vec<Issue> {
             if self.slate > self.items {
-                vec![Issue {
-                    param: "slate",
-                    message: format!("K = {} exceeds P = {}", self.slate, self.items),
-                }]
+                vec![Issue { param: "slate", message: format!("K = {} exceeds P = {}", self.slate, self.items) }]
             } else {
                 vec![]
             }
@@ -399,13 +307,7 @@ pub(crate) mod tests {
 
     #[test]
     fn round_trip() {
-        let p = Demo {
-            items: 42,
-            rate: 0.125,
-            mode: "b",
-            seed: u64::MAX,
-            ..Demo::default()
-        };
+        let p = Demo { items: 42, rate: 0.125, mode: "b", seed: u64::MAX, ..Demo::default() };
         let q = to_query(&p);
         let (back, issues) = from_query::<Demo>(&q);
         assert!(issues.is_empty(), "{issues:?}");
@@ -430,12 +332,7 @@ pub(crate) mod tests {
         assert_eq!(p.items, 5);
         assert_eq!(p.slate, 3);
         assert_eq!(issues.len(), 1);
-        assert!(check(Demo {
-            slate: 9,
-            items: 4,
-            ..Demo::default()
-        })
-        .is_err());
+        assert!(check(Demo { slate: 9, items: 4, ..Demo::default() }).is_err());
     }
 
     #[test]

@@ -4,6 +4,12 @@
 pub trait Progress {
     /// `fraction` of the current stage done, in [0, 1].
     fn report(&mut self, fraction: f64, stage: &str);
+
+    /// A monotonic clock in milliseconds, for experiments that time things (std's Instant does
+    /// not exist in the browser, so the caller provides it). 0 where nobody measures.
+    fn now_ms(&mut self) -> f64 {
+        0.0
+    }
 }
 
 /// No progress wanted.
@@ -26,8 +32,27 @@ pub struct Staged<'a> {
 
 impl Progress for Staged<'_> {
     fn report(&mut self, fraction: f64, stage: &str) {
-        self.inner
-            .report(self.start + (self.end - self.start) * fraction, stage)
+        self.inner.report(self.start + (self.end - self.start) * fraction, stage)
+    }
+
+    fn now_ms(&mut self) -> f64 {
+        self.inner.now_ms()
+    }
+}
+
+/// Progress through a callback, with a clock.
+pub struct Timed<F: FnMut(f64, &str), C: FnMut() -> f64> {
+    pub report: F,
+    pub clock: C,
+}
+
+impl<F: FnMut(f64, &str), C: FnMut() -> f64> Progress for Timed<F, C> {
+    fn report(&mut self, fraction: f64, stage: &str) {
+        (self.report)(fraction, stage)
+    }
+
+    fn now_ms(&mut self) -> f64 {
+        (self.clock)()
     }
 }
 

@@ -87,12 +87,8 @@ mod tests {
 
     #[test]
     fn streams_are_reproducible_and_distinct() {
-        let a: Vec<u32> = (0..5)
-            .map(|_| index(&mut seeded(7, Stream::Logs), 1000))
-            .collect();
-        let b: Vec<u32> = (0..5)
-            .map(|_| index(&mut seeded(7, Stream::Logs), 1000))
-            .collect();
+        let a: Vec<u32> = (0..5).map(|_| index(&mut seeded(7, Stream::Logs), 1000)).collect();
+        let b: Vec<u32> = (0..5).map(|_| index(&mut seeded(7, Stream::Logs), 1000)).collect();
         assert_eq!(a, b);
         let mut r1 = seeded(7, Stream::Logs);
         let mut r2 = seeded(7, Stream::World);

@@ -27,16 +27,8 @@ impl Running {
     }
 
     pub fn summary(&self) -> MeanSe {
-        let var = if self.n > 1 {
-            self.m2 / (self.n - 1) as f64
-        } else {
-            0.0
-        };
-        MeanSe {
-            mean: self.mean,
-            se: (var / self.n.max(1) as f64).sqrt(),
-            n: self.n,
-        }
+        let var = if self.n > 1 { self.m2 / (self.n - 1) as f64 } else { 0.0 };
+        MeanSe { mean: self.mean, se: (var / self.n.max(1) as f64).sqrt(), n: self.n }
     }
 }
 
@@ -71,10 +63,7 @@ impl Histogram {
             // One value only: a single bin of width 1 centred on it.
             hi = lo + 0.5;
             let lo = lo - 0.5;
-            return Histogram {
-                edges: vec![lo, hi],
-                counts: vec![finite.len() as u64],
-            };
+            return Histogram { edges: vec![lo, hi], counts: vec![finite.len() as u64] };
         }
         let bins = bins.max(1);
         let width = (hi - lo) / bins as f64;

@@ -20,15 +20,8 @@ impl Route {
     pub fn parse(hash: &str) -> Route {
         let path = hash.trim_start_matches('/');
         let (lesson, query) = path.split_once('?').unwrap_or((path, ""));
-        let lesson = if lesson.is_empty() {
-            LESSONS[0].id
-        } else {
-            lesson
-        };
-        Route {
-            lesson: lesson.to_string(),
-            query: query.to_string(),
-        }
+        let lesson = if lesson.is_empty() { LESSONS[0].id } else { lesson };
+        Route { lesson: lesson.to_string(), query: query.to_string() }
     }
 
     pub fn to_hash(&self) -> String {
@@ -97,27 +90,16 @@ impl Reducible for AppState {
             AppAction::Next => {
                 if next.section + 1 < section_count(&self.route.lesson) {
                     next.section += 1;
-                } else if let Some(l) =
-                    lesson_index(&self.route.lesson).and_then(|i| LESSONS.get(i + 1))
-                {
-                    next.route = Route {
-                        lesson: l.id.into(),
-                        query: String::new(),
-                    };
+                } else if let Some(l) = lesson_index(&self.route.lesson).and_then(|i| LESSONS.get(i + 1)) {
+                    next.route = Route { lesson: l.id.into(), query: String::new() };
                     next.section = 0;
                 }
             }
             AppAction::Prev => {
                 if next.section > 0 {
                     next.section -= 1;
-                } else if let Some(l) = lesson_index(&self.route.lesson)
-                    .filter(|i| *i > 0)
-                    .map(|i| &LESSONS[i - 1])
-                {
-                    next.route = Route {
-                        lesson: l.id.into(),
-                        query: String::new(),
-                    };
+                } else if let Some(l) = lesson_index(&self.route.lesson).filter(|i| *i > 0).map(|i| &LESSONS[i - 1]) {
+                    next.route = Route { lesson: l.id.into(), query: String::new() };
                     next.section = section_count(l.id) - 1;
                 }
             }
@@ -131,14 +113,8 @@ impl Reducible for AppState {
 }
 
 pub const SHORTCUTS: &[(&str, &str)] = &[
-    (
-        "p",
-        "presenter mode on / off (full window, large type, one section at a time)",
-    ),
-    (
-        "→ ↓ PageDown Space",
-        "next section (presenter mode), then the next lesson",
-    ),
+    ("p", "presenter mode on / off (full window, large type, one section at a time)"),
+    ("→ ↓ PageDown Space", "next section (presenter mode), then the next lesson"),
     ("← ↑ PageUp", "previous section (presenter mode)"),
     ("Esc", "leave presenter mode, close this list"),
     ("?", "show / hide this list"),
@@ -146,27 +122,16 @@ pub const SHORTCUTS: &[(&str, &str)] = &[
 
 #[component]
 pub fn App() -> Html {
-    let state = use_reducer(|| AppState {
-        route: Route::parse(&dom::hash()),
-        presenter: false,
-        section: 0,
-        help: false,
-    });
+    let state = use_reducer(|| AppState { route: Route::parse(&dom::hash()), presenter: false, section: 0, help: false });
     {
         // URL → state.
         let dispatcher = state.dispatcher();
         use_effect_with((), move |_| {
-            let on_hash = Closure::<dyn FnMut()>::new(move || {
-                dispatcher.dispatch(AppAction::HashChanged(Route::parse(&dom::hash())))
-            });
+            let on_hash = Closure::<dyn FnMut()>::new(move || dispatcher.dispatch(AppAction::HashChanged(Route::parse(&dom::hash()))));
             let window = dom::window();
-            let _ = window
-                .add_event_listener_with_callback("hashchange", on_hash.as_ref().unchecked_ref());
+            let _ = window.add_event_listener_with_callback("hashchange", on_hash.as_ref().unchecked_ref());
             move || {
-                let _ = window.remove_event_listener_with_callback(
-                    "hashchange",
-                    on_hash.as_ref().unchecked_ref(),
-                );
+                let _ = window.remove_event_listener_with_callback("hashchange", on_hash.as_ref().unchecked_ref());
             }
         });
     }
@@ -186,44 +151,36 @@ pub fn App() -> Html {
         let presenter = state.presenter;
         use_effect_with(presenter, move |presenter| {
             let presenter = *presenter;
-            let on_key = Closure::<dyn FnMut(web_sys::KeyboardEvent)>::new(
-                move |e: web_sys::KeyboardEvent| {
-                    if e.ctrl_key() || e.meta_key() || e.alt_key() {
-                        return;
-                    }
-                    let in_field = e
-                        .target()
-                        .and_then(|t| t.dyn_into::<web_sys::Element>().ok())
-                        .map(|el| matches!(el.tag_name().as_str(), "INPUT" | "SELECT" | "TEXTAREA"))
-                        .unwrap_or(false);
-                    let key = e.key();
-                    if in_field && key != "Escape" {
-                        return;
-                    }
-                    let action = match key.as_str() {
-                        "p" | "P" => Some(AppAction::TogglePresenter),
-                        "?" => Some(AppAction::ToggleHelp),
-                        "Escape" => Some(AppAction::Escape),
-                        "ArrowRight" | "ArrowDown" | "PageDown" | " " if presenter => {
-                            Some(AppAction::Next)
-                        }
-                        "ArrowLeft" | "ArrowUp" | "PageUp" if presenter => Some(AppAction::Prev),
-                        _ => None,
-                    };
-                    if let Some(action) = action {
-                        e.prevent_default();
-                        dispatcher.dispatch(action);
-                    }
-                },
-            );
+            let on_key = Closure::<dyn FnMut(web_sys::KeyboardEvent)>::new(move |e: web_sys::KeyboardEvent| {
+                if e.ctrl_key() || e.meta_key() || e.alt_key() {
+                    return;
+                }
+                let in_field = e
+                    .target()
+                    .and_then(|t| t.dyn_into::<web_sys::Element>().ok())
+                    .map(|el| matches!(el.tag_name().as_str(), "INPUT" | "SELECT" | "TEXTAREA"))
+                    .unwrap_or(false);
+                let key = e.key();
+                if in_field && key != "Escape" {
+                    return;
+                }
+                let action = match key.as_str() {
+                    "p" | "P" => Some(AppAction::TogglePresenter),
+                    "?" => Some(AppAction::ToggleHelp),
+                    "Escape" => Some(AppAction::Escape),
+                    "ArrowRight" | "ArrowDown" | "PageDown" | " " if presenter => Some(AppAction::Next),
+                    "ArrowLeft" | "ArrowUp" | "PageUp" if presenter => Some(AppAction::Prev),
+                    _ => None,
+                };
+                if let Some(action) = action {
+                    e.prevent_default();
+                    dispatcher.dispatch(action);
+                }
+            });
             let window = dom::window();
-            let _ =
-                window.add_event_listener_with_callback("keydown", on_key.as_ref().unchecked_ref());
+            let _ = window.add_event_listener_with_callback("keydown", on_key.as_ref().unchecked_ref());
             move || {
-                let _ = window.remove_event_listener_with_callback(
-                    "keydown",
-                    on_key.as_ref().unchecked_ref(),
-                );
+                let _ = window.remove_event_listener_with_callback("keydown", on_key.as_ref().unchecked_ref());
             }
         });
     }

@@ -13,12 +13,7 @@ pub fn document() -> web_sys::Document {
 
 /// The part of the URL after `#`.
 pub fn hash() -> String {
-    window()
-        .location()
-        .hash()
-        .unwrap_or_default()
-        .trim_start_matches('#')
-        .to_string()
+    window().location().hash().unwrap_or_default().trim_start_matches('#').to_string()
 }
 
 /// Replace the URL hash without a history entry or a `hashchange` event.
@@ -62,10 +57,7 @@ pub fn show_panic_panel(message: &str) {
     };
     panel.set_id("panic-panel");
     panel.set_attribute("role", "alert").ok();
-    let escaped = message
-        .replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;");
+    let escaped = message.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;");
     panel.set_inner_html(&format!(
         "<h2>Something went wrong in this lesson</h2><p>The page stopped because of an internal error. \
          Your parameters are kept in the address bar.</p><pre>{escaped}</pre>\
@@ -100,14 +92,6 @@ pub fn request_fullscreen(on: bool) {
 /// Exposed for the browser tests: the last report a lesson received, as JSON.
 pub fn publish_report(lesson: &str, json: &str) {
     let w = window();
-    let _ = js_sys::Reflect::set(
-        &w,
-        &JsValue::from_str("__rorecLastLesson"),
-        &JsValue::from_str(lesson),
-    );
-    let _ = js_sys::Reflect::set(
-        &w,
-        &JsValue::from_str("__rorecLastReport"),
-        &JsValue::from_str(json),
-    );
+    let _ = js_sys::Reflect::set(&w, &JsValue::from_str("__rorecLastLesson"), &JsValue::from_str(lesson));
+    let _ = js_sys::Reflect::set(&w, &JsValue::from_str("__rorecLastReport"), &JsValue::from_str(json));
 }

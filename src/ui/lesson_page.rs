@@ -41,9 +41,7 @@ pub fn use_lesson<E: CoreExperiment + 'static>(props: &LessonProps) -> LessonSta
     });
     let (params, url_issues) = (parsed.0.clone(), parsed.1.clone());
     let canonical = to_query(&params);
-    let experiment = use_experiment::<E::Report>(
-        crate::lessons::find(props.lesson_id).expect("a registered lesson"),
-    );
+    let experiment = use_experiment::<E::Report>(crate::lessons::find(props.lesson_id).expect("a registered lesson"));
     let auto_run = use_state(|| true);
     {
         let (run, auto) = (experiment.run.clone(), *auto_run);
@@ -71,13 +69,8 @@ impl<E: CoreExperiment + 'static> LessonState<E> {
         let on_change = self.on_query.reform(|p: E::Params| to_query(&p));
         match name {
             "params" | "controls" => {
-                let only = (name == "controls")
-                    .then(|| args.iter().map(|s| s.to_string()).collect::<Vec<_>>());
-                let id_prefix: AttrValue = if name == "params" {
-                    "param".into()
-                } else {
-                    format!("ctl-{}", args.join("-")).into()
-                };
+                let only = (name == "controls").then(|| args.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+                let id_prefix: AttrValue = if name == "params" { "param".into() } else { format!("ctl-{}", args.join("-")).into() };
                 Some(html! {
                     <ParamPanel<E::Params> params={self.params.clone()} {on_change} {only} {id_prefix} url_issues={self.url_issues.clone()} />
                 })
@@ -85,9 +78,7 @@ impl<E: CoreExperiment + 'static> LessonState<E> {
             "run" => {
                 let canonical = self.canonical.clone();
                 let on_run = self.experiment.run.reform(move |_| canonical.clone());
-                let on_reset = self
-                    .on_query
-                    .reform(|_| to_query(&<E::Params as Default>::default()));
+                let on_reset = self.on_query.reform(|_| to_query(&<E::Params as Default>::default()));
                 let auto_run = self.auto_run.clone();
                 let on_auto_run = Callback::from(move |on: bool| auto_run.set(on));
                 Some(html! {
@@ -106,29 +97,18 @@ impl<E: CoreExperiment + 'static> LessonState<E> {
     }
 
     /// Render the lesson's text with its widgets; `widget` draws the lesson's own widgets.
-    pub fn render(
-        &self,
-        text: &LessonText,
-        section: Option<usize>,
-        widget: impl Fn(&str, &[&str]) -> Html,
-    ) -> Html {
+    pub fn render(&self, text: &LessonText, section: Option<usize>, widget: impl Fn(&str, &[&str]) -> Html) -> Html {
         let render_part = |part: &Part| match part {
             Part::Html(h) => Html::from_html_unchecked(AttrValue::from(*h)),
             Part::Widget(spec) => {
                 let mut words = spec.split_whitespace();
                 let name = words.next().unwrap_or_default();
                 let args: Vec<&str> = words.collect();
-                let inner = self
-                    .shared_widget(name, &args)
-                    .unwrap_or_else(|| widget(name, &args));
+                let inner = self.shared_widget(name, &args).unwrap_or_else(|| widget(name, &args));
                 html! { <div class={classes!("widget", self.is_stale().then_some("stale"))} data-widget={name.to_string()}>{ inner }</div> }
             }
         };
-        let sections = text
-            .sections
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| section.is_none_or(|s| s == *i));
+        let sections = text.sections.iter().enumerate().filter(|(i, _)| section.is_none_or(|s| s == *i));
         html! {
             <article class="lesson">
                 if section.is_none_or(|s| s == 0) { <h1>{ text.title }</h1> }

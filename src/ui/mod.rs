@@ -10,6 +10,7 @@ pub mod widgets;
 pub mod worker;
 
 use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
 
 /// Start the app in the page (called by index.html).
 #[wasm_bindgen]
@@ -19,9 +20,7 @@ pub fn run_app() {
         console_error_panic_hook::hook(info);
         dom::show_panic_panel(&info.to_string());
     }));
-    let root = dom::document()
-        .get_element_by_id("app")
-        .expect("index.html has #app");
+    let root = dom::document().get_element_by_id("app").expect("index.html has #app");
     root.set_inner_html(""); // the "Loading…" line
     yew::Renderer::<app::App>::with_root(root).render();
 }
@@ -29,35 +28,30 @@ pub fn run_app() {
 /// Run part `part` of `parts` of one experiment (called by www/worker.js, inside a Web Worker).
 /// `progress(fraction, stage)` is called as it goes; the partial result comes back as JSON.
 #[wasm_bindgen]
-pub fn worker_run(
-    lesson: &str,
-    query: &str,
-    part: u32,
-    parts: u32,
-    progress: &js_sys::Function,
-) -> Result<String, JsValue> {
+pub fn worker_run(lesson: &str, query: &str, part: u32, parts: u32, progress: &js_sys::Function) -> Result<String, JsValue> {
     std::panic::set_hook(Box::new(|info| {
         console_error_panic_hook::hook(info);
         worker::post_panic(&info.to_string());
     }));
-    let lesson = crate::lessons::find(lesson)
-        .ok_or_else(|| JsValue::from_str(&format!("no lesson {lesson}")))?;
+    let lesson = crate::lessons::find(lesson).ok_or_else(|| JsValue::from_str(&format!("no lesson {lesson}")))?;
     let mut last = -1.0;
-    let mut report = |fraction: f64, stage: &str| {
-        // Throttled: a message per 1 % is plenty for a progress bar.
-        if fraction - last >= 0.01 || fraction >= 1.0 {
-            last = fraction;
-            let _ = progress.call2(
-                &JsValue::NULL,
-                &JsValue::from_f64(fraction),
-                &JsValue::from_str(stage),
-            );
-        }
+    // The worker's own clock (performance.now exists in workers too).
+    let performance = js_sys::Reflect::get(&js_sys::global(), &JsValue::from_str("performance")).ok();
+    let now_fn = performance.as_ref().and_then(|p| js_sys::Reflect::get(p, &JsValue::from_str("now")).ok());
+    let mut report = crate::core::progress::Timed {
+        report: |fraction: f64, stage: &str| {
+            // Throttled: a message per 1 % is plenty for a progress bar.
+            if fraction - last >= 0.01 || fraction >= 1.0 {
+                last = fraction;
+                let _ = progress.call2(&JsValue::NULL, &JsValue::from_f64(fraction), &JsValue::from_str(stage));
+            }
+        },
+        clock: || match (&performance, &now_fn) {
+            (Some(p), Some(f)) => f.unchecked_ref::<js_sys::Function>().call0(p).ok().and_then(|v| v.as_f64()).unwrap_or(0.0),
+            _ => js_sys::Date::now(),
+        },
     };
-    let part = crate::core::experiment::Part {
-        index: part,
-        count: parts.max(1),
-    };
+    let part = crate::core::experiment::Part { index: part, count: parts.max(1) };
     (lesson.run_part)(query, part, &mut report).map_err(|e| JsValue::from_str(&e))
 }
 

@@ -48,27 +48,16 @@ pub fn Plot(props: &PlotProps) -> Html {
         // Redraw when the window (or presenter mode) changes the column's width.
         let resize_tick = resize_tick.clone();
         use_effect_with((), move |_| {
-            let listener = Closure::<dyn FnMut()>::new(move || {
-                resize_tick.set(js_sys::Math::random().to_bits() as u32)
-            });
+            let listener = Closure::<dyn FnMut()>::new(move || resize_tick.set(js_sys::Math::random().to_bits() as u32));
             let window = dom::window();
-            let _ = window
-                .add_event_listener_with_callback("resize", listener.as_ref().unchecked_ref());
+            let _ = window.add_event_listener_with_callback("resize", listener.as_ref().unchecked_ref());
             move || {
-                let _ = window.remove_event_listener_with_callback(
-                    "resize",
-                    listener.as_ref().unchecked_ref(),
-                );
+                let _ = window.remove_event_listener_with_callback("resize", listener.as_ref().unchecked_ref());
             }
         });
     }
     {
-        let (canvas, spec, height, error) = (
-            canvas.clone(),
-            props.spec.clone(),
-            props.height,
-            error.clone(),
-        );
+        let (canvas, spec, height, error) = (canvas.clone(), props.spec.clone(), props.height, error.clone());
         use_effect_with((spec, *resize_tick), move |(spec, _)| {
             // Each plot draws in a task of its own, so that a page of plots does not hold the
             // main thread in one long task.
@@ -86,9 +75,7 @@ pub fn Plot(props: &PlotProps) -> Html {
     }
     let on_csv = {
         let spec = props.spec.clone();
-        Callback::from(move |_| {
-            dom::download_text(&format!("{}.csv", spec.id), "text/csv", &spec.to_csv())
-        })
+        Callback::from(move |_| dom::download_text(&format!("{}.csv", spec.id), "text/csv", &spec.to_csv()))
     };
     let on_png = {
         let (canvas, id) = (canvas.clone(), props.spec.id.clone());
@@ -134,17 +121,10 @@ fn tick_label(v: f64, is_log10: bool, decades: f64) -> String {
 /// Draw at device pixels: canvas.width = CSS width × devicePixelRatio, fonts and lines scaled.
 pub fn draw(canvas: &HtmlCanvasElement, spec: &PlotSpec, css_height: f64) -> Result<(), String> {
     let ratio = dom::device_pixel_ratio();
-    let css_width = canvas
-        .parent_element()
-        .map(|p| p.client_width() as f64)
-        .unwrap_or(600.0)
-        .max(200.0);
+    let css_width = canvas.parent_element().map(|p| p.client_width() as f64).unwrap_or(600.0).max(200.0);
     canvas.set_width((css_width * ratio) as u32);
     canvas.set_height((css_height * ratio) as u32);
-    canvas
-        .style()
-        .set_property("width", &format!("{css_width}px"))
-        .ok();
+    canvas.style().set_property("width", &format!("{css_width}px")).ok();
     let px = |v: f64| (v * ratio).round() as i32;
     let font = |size: f64| ("sans-serif", size * ratio).into_font();
     let backend = CanvasBackend::with_canvas_object(canvas.clone()).ok_or("no 2-D context")?;
@@ -161,11 +141,7 @@ pub fn draw(canvas: &HtmlCanvasElement, spec: &PlotSpec, css_height: f64) -> Res
         .map_err(e)?;
     let x_ticks = spec.x_ticks.clone();
     let x_format = move |v: &f64| match &x_ticks {
-        Some(ticks) => ticks
-            .iter()
-            .find(|(t, _)| (t - v).abs() < 1e-6)
-            .map(|(_, l)| l.clone())
-            .unwrap_or_default(),
+        Some(ticks) => ticks.iter().find(|(t, _)| (t - v).abs() < 1e-6).map(|(_, l)| l.clone()).unwrap_or_default(),
         None => tick_label(*v, spec.x_is_log10, x1 - x0),
     };
     let y_format = |v: &f64| tick_label(*v, spec.y_is_log10, y1 - y0);
@@ -186,59 +162,29 @@ pub fn draw(canvas: &HtmlCanvasElement, spec: &PlotSpec, css_height: f64) -> Res
     for series in &spec.series {
         let c = color(series.color);
         let style = c.stroke_width(stroke);
-        let points = series
-            .points
-            .iter()
-            .copied()
-            .filter(|(x, y)| x.is_finite() && y.is_finite());
+        let points = series.points.iter().copied().filter(|(x, y)| x.is_finite() && y.is_finite());
         let legend_style = style;
         let anno = match series.style {
-            Style::Line | Style::LinePoints if series.dashed => chart
-                .draw_series(DashedLineSeries::new(
-                    points.clone(),
-                    px(6.0),
-                    px(4.0),
-                    style,
-                ))
-                .map_err(e)?,
-            Style::Line | Style::LinePoints => chart
-                .draw_series(LineSeries::new(points.clone(), style))
-                .map_err(e)?,
-            Style::Points => chart
-                .draw_series(points.clone().map(|p| Circle::new(p, px(3.0), c.filled())))
-                .map_err(e)?,
+            Style::Line | Style::LinePoints if series.dashed => {
+                chart.draw_series(DashedLineSeries::new(points.clone(), px(6.0), px(4.0), style)).map_err(e)?
+            }
+            Style::Line | Style::LinePoints => chart.draw_series(LineSeries::new(points.clone(), style)).map_err(e)?,
+            Style::Points => chart.draw_series(points.clone().map(|p| Circle::new(p, px(3.0), c.filled()))).map_err(e)?,
             Style::Bars { width } => chart
-                .draw_series(points.clone().map(|(x, y)| {
-                    Rectangle::new(
-                        [(x - width / 2.0, 0.0), (x + width / 2.0, y)],
-                        c.mix(0.85).filled(),
-                    )
-                }))
+                .draw_series(
+                    points.clone().map(|(x, y)| Rectangle::new([(x - width / 2.0, 0.0), (x + width / 2.0, y)], c.mix(0.85).filled())),
+                )
                 .map_err(e)?,
         };
-        anno.label(series.name.as_str()).legend(move |(x, y)| {
-            Rectangle::new(
-                [(x, y - px(4.0)), (x + px(14.0), y + px(4.0))],
-                legend_style.color.filled(),
-            )
-        });
+        anno.label(series.name.as_str())
+            .legend(move |(x, y)| Rectangle::new([(x, y - px(4.0)), (x + px(14.0), y + px(4.0))], legend_style.color.filled()));
         if series.style == Style::LinePoints {
-            chart
-                .draw_series(points.clone().map(|p| Circle::new(p, px(3.0), c.filled())))
-                .map_err(e)?;
+            chart.draw_series(points.clone().map(|p| Circle::new(p, px(3.0), c.filled()))).map_err(e)?;
         }
         if let Some(errors) = &series.errors {
-            let bars = series
-                .points
-                .iter()
-                .zip(errors)
-                .filter(|((x, y), err)| x.is_finite() && y.is_finite() && err.is_finite());
+            let bars = series.points.iter().zip(errors).filter(|((x, y), err)| x.is_finite() && y.is_finite() && err.is_finite());
             let dark = RGBColor(40, 40, 40).stroke_width(px(1.5).max(1) as u32);
-            chart
-                .draw_series(bars.map(|((x, y), err)| {
-                    PathElement::new(vec![(*x, y - err), (*x, y + err)], dark)
-                }))
-                .map_err(e)?;
+            chart.draw_series(bars.map(|((x, y), err)| PathElement::new(vec![(*x, y - err), (*x, y + err)], dark))).map_err(e)?;
         }
     }
     for marker in &spec.markers {
@@ -252,9 +198,7 @@ pub fn draw(canvas: &HtmlCanvasElement, spec: &PlotSpec, css_height: f64) -> Res
             )))
             .map_err(e)?
             .label(marker.label.as_str())
-            .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + px(14.0), y)], c.stroke_width(stroke))
-            });
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + px(14.0), y)], c.stroke_width(stroke)));
     }
     if spec.legend && spec.series.len() + spec.markers.len() > 1 {
         chart

@@ -39,36 +39,18 @@ pub fn ParamPanel<P: LessonParams>(props: &ParamPanelProps<P>) -> Html {
     // parameters it was typed against: once those change (a commit, reset, URL edit), it is void.
     let drafts = use_state(HashMap::<&'static str, Draft<P>>::new);
     let commit = {
-        let (drafts, params, on_change) = (
-            drafts.clone(),
-            props.params.clone(),
-            props.on_change.clone(),
-        );
+        let (drafts, params, on_change) = (drafts.clone(), props.params.clone(), props.on_change.clone());
         Callback::from(move |(name, text): (&'static str, String)| {
             let mut next = params.clone();
             let mut map = (*drafts).clone();
             match params::set_from_text(&mut next, name, &text) {
                 Err(issue) => {
-                    map.insert(
-                        name,
-                        Draft {
-                            text,
-                            message: Some(issue.message),
-                            base: params.clone(),
-                        },
-                    );
+                    map.insert(name, Draft { text, message: Some(issue.message), base: params.clone() });
                     drafts.set(map);
                 }
                 Ok(()) => match next.cross_check().into_iter().next() {
                     Some(issue) => {
-                        map.insert(
-                            name,
-                            Draft {
-                                text,
-                                message: Some(issue.message),
-                                base: params.clone(),
-                            },
-                        );
+                        map.insert(name, Draft { text, message: Some(issue.message), base: params.clone() });
                         drafts.set(map);
                     }
                     None => {
@@ -86,23 +68,11 @@ pub fn ParamPanel<P: LessonParams>(props: &ParamPanelProps<P>) -> Html {
         let (drafts, params) = (drafts.clone(), props.params.clone());
         Callback::from(move |(name, text): (&'static str, String)| {
             let mut map = (*drafts).clone();
-            map.insert(
-                name,
-                Draft {
-                    text,
-                    message: None,
-                    base: params.clone(),
-                },
-            );
+            map.insert(name, Draft { text, message: None, base: params.clone() });
             drafts.set(map);
         })
     };
-    let specs = P::specs().iter().filter(|s| {
-        props
-            .only
-            .as_ref()
-            .is_none_or(|only| only.iter().any(|o| o == s.name))
-    });
+    let specs = P::specs().iter().filter(|s| props.only.as_ref().is_none_or(|only| only.iter().any(|o| o == s.name)));
     html! {
         <div class={classes!("param-panel", props.only.is_some().then_some("compact"))}>
             { for specs.map(|spec| {
@@ -135,9 +105,7 @@ fn control(
     let id = format!("{id_prefix}-{name}");
     let on_text_change = {
         let commit = commit.clone();
-        Callback::from(move |e: Event| {
-            commit.emit((name, e.target_unchecked_into::<HtmlInputElement>().value()))
-        })
+        Callback::from(move |e: Event| commit.emit((name, e.target_unchecked_into::<HtmlInputElement>().value())))
     };
     // Typing is kept as a draft at every keystroke: the page re-renders while a run reports
     // progress, and a controlled input would otherwise snap back to the committed value.
@@ -180,11 +148,7 @@ fn control(
                 }
             };
             let from_pos = move |p: f64| -> String {
-                let v = if log && lo > 0.0 {
-                    (lo.ln() + p / 1000.0 * (hi.ln() - lo.ln())).exp()
-                } else {
-                    lo + p / 1000.0 * (hi - lo)
-                };
+                let v = if log && lo > 0.0 { (lo.ln() + p / 1000.0 * (hi.ln() - lo.ln())).exp() } else { lo + p / 1000.0 * (hi - lo) };
                 if is_int {
                     format!("{}", v.round() as i64)
                 } else {
@@ -201,22 +165,14 @@ fn control(
             let on_input = {
                 let preview = preview.clone();
                 Callback::from(move |e: InputEvent| {
-                    let pos: f64 = e
-                        .target_unchecked_into::<HtmlInputElement>()
-                        .value()
-                        .parse()
-                        .unwrap_or(0.0);
+                    let pos: f64 = e.target_unchecked_into::<HtmlInputElement>().value().parse().unwrap_or(0.0);
                     preview.emit((name, from_pos(pos)));
                 })
             };
             let on_release = {
                 let commit = commit.clone();
                 Callback::from(move |e: Event| {
-                    let pos: f64 = e
-                        .target_unchecked_into::<HtmlInputElement>()
-                        .value()
-                        .parse()
-                        .unwrap_or(0.0);
+                    let pos: f64 = e.target_unchecked_into::<HtmlInputElement>().value().parse().unwrap_or(0.0);
                     commit.emit((name, from_pos(pos)));
                 })
             };
@@ -230,9 +186,7 @@ fn control(
         Kind::Choice(options) => {
             let on_select = {
                 let commit = commit.clone();
-                Callback::from(move |e: Event| {
-                    commit.emit((name, e.target_unchecked_into::<HtmlSelectElement>().value()))
-                })
+                Callback::from(move |e: Event| commit.emit((name, e.target_unchecked_into::<HtmlSelectElement>().value())))
             };
             let selected = value.to_string();
             html! {
@@ -281,9 +235,7 @@ fn control(
                 let commit = commit.clone();
                 Callback::from(move |_| commit.emit((name, dom::random_seed().to_string())))
             };
-            input_box(
-                html! { <button class="small" onclick={on_new} title="Draw a fresh random seed">{ "new seed" }</button> },
-            )
+            input_box(html! { <button class="small" onclick={on_new} title="Draw a fresh random seed">{ "new seed" }</button> })
         }
     }
 }
@@ -310,9 +262,7 @@ pub fn RunControls(props: &RunControlsProps) -> Html {
     let on_run = props.on_run.reform(|_: MouseEvent| ());
     let on_cancel = props.on_cancel.reform(|_: MouseEvent| ());
     let on_reset = props.on_reset.reform(|_: MouseEvent| ());
-    let on_auto = props
-        .on_auto_run
-        .reform(|e: Event| e.target_unchecked_into::<HtmlInputElement>().checked());
+    let on_auto = props.on_auto_run.reform(|e: Event| e.target_unchecked_into::<HtmlInputElement>().checked());
     html! {
         <div class="run-controls">
             <div class="buttons">
@@ -354,9 +304,7 @@ pub struct TableProps {
 pub fn Table(props: &TableProps) -> Html {
     let on_csv = {
         let spec = props.spec.clone();
-        Callback::from(move |_| {
-            dom::download_text(&format!("{}.csv", spec.id), "text/csv", &spec.to_csv())
-        })
+        Callback::from(move |_| dom::download_text(&format!("{}.csv", spec.id), "text/csv", &spec.to_csv()))
     };
     html! {
         <div class="table-wrap" data-table={props.spec.id.clone()}>

@@ -33,35 +33,15 @@ pub struct RunState<R> {
 
 impl<R> Default for RunState<R> {
     fn default() -> Self {
-        RunState {
-            status: RunStatus::Idle,
-            report: None,
-            report_query: String::new(),
-            elapsed_ms: 0.0,
-            current: 0,
-            started_at: 0.0,
-        }
+        RunState { status: RunStatus::Idle, report: None, report_query: String::new(), elapsed_ms: 0.0, current: 0, started_at: 0.0 }
     }
 }
 
 pub enum Action<R> {
-    Start {
-        id: u32,
-    },
-    Progress {
-        id: u32,
-        fraction: f64,
-        stage: String,
-    },
-    Done {
-        id: u32,
-        report: Rc<R>,
-        query: String,
-    },
-    Failed {
-        id: u32,
-        message: String,
-    },
+    Start { id: u32 },
+    Progress { id: u32, fraction: f64, stage: String },
+    Done { id: u32, report: Rc<R>, query: String },
+    Failed { id: u32, message: String },
     Cancel,
 }
 
@@ -82,16 +62,9 @@ impl<R> Reducible for RunState<R> {
             Action::Start { id } => {
                 next.current = id;
                 next.started_at = now;
-                next.status = RunStatus::Running {
-                    fraction: 0.0,
-                    stage: "starting".into(),
-                };
+                next.status = RunStatus::Running { fraction: 0.0, stage: "starting".into() };
             }
-            Action::Progress {
-                id,
-                fraction,
-                stage,
-            } if id == self.current => {
+            Action::Progress { id, fraction, stage } if id == self.current => {
                 next.status = RunStatus::Running { fraction, stage };
             }
             Action::Done { id, report, query } if id == self.current => {
@@ -100,9 +73,7 @@ impl<R> Reducible for RunState<R> {
                 next.report_query = query;
                 next.elapsed_ms = now - self.started_at;
             }
-            Action::Failed { id, message } if id == self.current => {
-                next.status = RunStatus::Failed(message)
-            }
+            Action::Failed { id, message } if id == self.current => next.status = RunStatus::Failed(message),
             Action::Cancel => next.status = RunStatus::Cancelled,
             _ => return self, // a message from a run that was superseded
         }
@@ -206,12 +177,7 @@ fn start<R: DeserializeOwned + 'static>(
             }
         }
     }
-    slot.job = Some(Job {
-        id,
-        query: query.clone(),
-        partials: vec![None; parts as usize],
-        fractions: vec![0.0; parts as usize],
-    });
+    slot.job = Some(Job { id, query: query.clone(), partials: vec![None; parts as usize], fractions: vec![0.0; parts as usize] });
     for (index, (worker, _, _)) in slot.workers.iter().take(parts as usize).enumerate() {
         let message = js_sys::Object::new();
         let set = |k: &str, v: JsValue| {
@@ -234,15 +200,8 @@ enum Outcome {
     Waiting,
 }
 
-fn on_worker_message(
-    slot: &mut Slot,
-    lesson: &'static Lesson,
-    index: usize,
-    id: u32,
-    data: &JsValue,
-) -> Outcome {
-    let get =
-        |k: &str| js_sys::Reflect::get(data, &JsValue::from_str(k)).unwrap_or(JsValue::UNDEFINED);
+fn on_worker_message(slot: &mut Slot, lesson: &'static Lesson, index: usize, id: u32, data: &JsValue) -> Outcome {
+    let get = |k: &str| js_sys::Reflect::get(data, &JsValue::from_str(k)).unwrap_or(JsValue::UNDEFINED);
     if let Some(panic) = get("panic").as_string() {
         // The worker's wasm instance is dead after a panic: start fresh workers next time.
         slot.terminate();
@@ -260,15 +219,11 @@ fn on_worker_message(
         if job.partials.iter().all(Option::is_some) {
             let job = slot.job.take().expect("a job");
             let partials: Vec<String> = job.partials.into_iter().flatten().collect();
-            return Outcome::Finished(
-                (lesson.merge)(&job.query, &partials).map(|json| (json, job.query)),
-            );
+            return Outcome::Finished((lesson.merge)(&job.query, &partials).map(|json| (json, job.query)));
         }
         return Outcome::Waiting;
     }
-    let message = get("error")
-        .as_string()
-        .unwrap_or_else(|| "unknown worker message".into());
+    let message = get("error").as_string().unwrap_or_else(|| "unknown worker message".into());
     slot.job = None;
     Outcome::Finished(Err(message))
 }
@@ -281,51 +236,30 @@ fn spawn<R: DeserializeOwned + 'static>(
 ) -> Result<LiveWorker, String> {
     let options = WorkerOptions::new();
     options.set_type(WorkerType::Module);
-    let worker = Worker::new_with_options("./worker.js", &options)
-        .map_err(|e| format!("cannot start a worker: {e:?}"))?;
+    let worker = Worker::new_with_options("./worker.js", &options).map_err(|e| format!("cannot start a worker: {e:?}"))?;
     let on_message = {
         let (slot_rc, dispatcher) = (slot_rc.clone(), dispatcher.clone());
         Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {
             let data = event.data();
-            let id = js_sys::Reflect::get(&data, &JsValue::from_str("id"))
-                .ok()
-                .and_then(|v| v.as_f64())
-                .unwrap_or(0.0) as u32;
+            let id = js_sys::Reflect::get(&data, &JsValue::from_str("id")).ok().and_then(|v| v.as_f64()).unwrap_or(0.0) as u32;
             let current = slot_rc.borrow().job.as_ref().map(|j| j.id).unwrap_or(id);
-            let outcome =
-                on_worker_message(&mut slot_rc.borrow_mut(), lesson, index as usize, id, &data);
+            let outcome = on_worker_message(&mut slot_rc.borrow_mut(), lesson, index as usize, id, &data);
             match outcome {
                 Outcome::Waiting => return,
                 Outcome::Progress(fraction) => {
-                    let stage = js_sys::Reflect::get(&data, &JsValue::from_str("stage"))
-                        .ok()
-                        .and_then(|v| v.as_string())
-                        .unwrap_or_default();
-                    dispatcher.dispatch(Action::Progress {
-                        id,
-                        fraction,
-                        stage,
-                    });
+                    let stage =
+                        js_sys::Reflect::get(&data, &JsValue::from_str("stage")).ok().and_then(|v| v.as_string()).unwrap_or_default();
+                    dispatcher.dispatch(Action::Progress { id, fraction, stage });
                     return;
                 }
                 Outcome::Finished(Ok((json, query))) => match serde_json::from_str::<R>(&json) {
                     Ok(report) => {
                         crate::ui::dom::publish_report(lesson.id, &json);
-                        dispatcher.dispatch(Action::Done {
-                            id,
-                            report: Rc::new(report),
-                            query,
-                        });
+                        dispatcher.dispatch(Action::Done { id, report: Rc::new(report), query });
                     }
-                    Err(e) => dispatcher.dispatch(Action::Failed {
-                        id,
-                        message: format!("unreadable report: {e}"),
-                    }),
+                    Err(e) => dispatcher.dispatch(Action::Failed { id, message: format!("unreadable report: {e}") }),
                 },
-                Outcome::Finished(Err(message)) => dispatcher.dispatch(Action::Failed {
-                    id: current,
-                    message,
-                }),
+                Outcome::Finished(Err(message)) => dispatcher.dispatch(Action::Failed { id: current, message }),
             }
             let pending = slot_rc.borrow_mut().pending.take();
             if let Some(query) = pending {
@@ -341,10 +275,7 @@ fn spawn<R: DeserializeOwned + 'static>(
                 .and_then(|m| m.as_string())
                 .unwrap_or_else(|| "the worker could not load".into());
             let id = slot_rc.borrow().job.as_ref().map(|j| j.id).unwrap_or(0);
-            dispatcher.dispatch(Action::Failed {
-                id,
-                message: format!("worker error: {text}"),
-            });
+            dispatcher.dispatch(Action::Failed { id, message: format!("worker error: {text}") });
             slot_rc.borrow_mut().terminate();
         })
     };
@@ -357,11 +288,7 @@ fn spawn<R: DeserializeOwned + 'static>(
 pub fn post_panic(message: &str) {
     if let Ok(scope) = js_sys::global().dyn_into::<web_sys::DedicatedWorkerGlobalScope>() {
         let data = js_sys::Object::new();
-        let _ = js_sys::Reflect::set(
-            &data,
-            &JsValue::from_str("panic"),
-            &JsValue::from_str(message),
-        );
+        let _ = js_sys::Reflect::set(&data, &JsValue::from_str("panic"), &JsValue::from_str(message));
         let _ = scope.post_message(&data);
     }
 }

@@ -45,17 +45,8 @@ pub enum Kind {
     Dr,
 }
 
-pub const ALL: [Kind; 9] = [
-    Kind::Ips,
-    Kind::CappedIps,
-    Kind::FilteredIps,
-    Kind::Snips,
-    Kind::Ncis,
-    Kind::Iips,
-    Kind::Pi,
-    Kind::Dm,
-    Kind::Dr,
-];
+pub const ALL: [Kind; 9] =
+    [Kind::Ips, Kind::CappedIps, Kind::FilteredIps, Kind::Snips, Kind::Ncis, Kind::Iips, Kind::Pi, Kind::Dm, Kind::Dr];
 
 /// URL names and labels, in display order.
 pub const CHOICES: &[(&str, &str)] = &[
@@ -102,34 +93,17 @@ pub fn estimate(kind: Kind, cap: f64, rows: &[Row]) -> Estimate {
     let n = rows.len().max(1) as f64;
     match kind {
         Kind::Ips => mean_estimate(rows, |r| r.weight * r.reward, |r| r.weight),
-        Kind::CappedIps => mean_estimate(
-            rows,
-            |r| r.weight.min(cap) * r.reward,
-            |r| r.weight.min(cap),
-        ),
+        Kind::CappedIps => mean_estimate(rows, |r| r.weight.min(cap) * r.reward, |r| r.weight.min(cap)),
         Kind::FilteredIps => {
             let keep = |r: &Row| if r.weight < cap { r.weight } else { 0.0 };
             mean_estimate(rows, |r| keep(r) * r.reward, keep)
         }
         Kind::Snips => ratio_estimate(rows, |r| r.weight),
         Kind::Ncis => ratio_estimate(rows, |r| r.weight.min(cap)),
-        Kind::Iips => Estimate {
-            ess: n,
-            ..mean_estimate(rows, |r| r.item_position_term, |_| 1.0)
-        },
-        Kind::Pi => Estimate {
-            ess: n,
-            ..mean_estimate(rows, |r| r.reward * r.pseudo_inverse_factor, |_| 1.0)
-        },
-        Kind::Dm => Estimate {
-            ess: n,
-            ..mean_estimate(rows, |r| r.model_value, |_| 1.0)
-        },
-        Kind::Dr => mean_estimate(
-            rows,
-            |r| r.weight * (r.reward - r.model_reward) + r.model_value,
-            |r| r.weight,
-        ),
+        Kind::Iips => Estimate { ess: n, ..mean_estimate(rows, |r| r.item_position_term, |_| 1.0) },
+        Kind::Pi => Estimate { ess: n, ..mean_estimate(rows, |r| r.reward * r.pseudo_inverse_factor, |_| 1.0) },
+        Kind::Dm => Estimate { ess: n, ..mean_estimate(rows, |r| r.model_value, |_| 1.0) },
+        Kind::Dr => mean_estimate(rows, |r| r.weight * (r.reward - r.model_reward) + r.model_value, |r| r.weight),
     }
 }
 
@@ -149,20 +123,8 @@ fn mean_estimate(rows: &[Row], x: impl Fn(&Row) -> f64, weight: impl Fn(&Row) ->
         w_sq += w * w;
     }
     let mean = sum / n;
-    let var = if n > 1.0 {
-        ((sum_sq - n * mean * mean) / (n - 1.0)).max(0.0)
-    } else {
-        0.0
-    };
-    Estimate {
-        value: mean,
-        se: (var / n).sqrt(),
-        ess: if w_sq > 0.0 {
-            w_sum * w_sum / w_sq
-        } else {
-            0.0
-        },
-    }
+    let var = if n > 1.0 { ((sum_sq - n * mean * mean) / (n - 1.0)).max(0.0) } else { 0.0 };
+    Estimate { value: mean, se: (var / n).sqrt(), ess: if w_sq > 0.0 { w_sum * w_sum / w_sq } else { 0.0 } }
 }
 
 /// Σ w r / Σ w with the delta-method standard error √(Σ w²(r − v)²) / Σ w.
@@ -175,22 +137,11 @@ fn ratio_estimate(rows: &[Row], weight: impl Fn(&Row) -> f64) -> Estimate {
         w_sq += w * w;
     }
     if den <= 0.0 {
-        return Estimate {
-            value: 0.0,
-            se: 0.0,
-            ess: 0.0,
-        };
+        return Estimate { value: 0.0, se: 0.0, ess: 0.0 };
     }
     let value = num / den;
-    let spread: f64 = rows
-        .iter()
-        .map(|r| crate::core::math::sq(weight(r) * (r.reward - value)))
-        .sum();
-    Estimate {
-        value,
-        se: spread.sqrt() / den,
-        ess: den * den / w_sq,
-    }
+    let spread: f64 = rows.iter().map(|r| crate::core::math::sq(weight(r) * (r.reward - value))).sum();
+    Estimate { value, se: spread.sqrt() / den, ess: den * den / w_sq }
 }
 
 #[cfg(test)]
@@ -201,45 +152,14 @@ mod tests {
     #[test]
     fn hand_computed_values() {
         let rows = [
-            Row {
-                reward: 1.0,
-                weight: 2.0,
-                item_position_term: 1.5,
-                pseudo_inverse_factor: 1.2,
-                model_reward: 0.5,
-                model_value: 0.4,
-            },
-            Row {
-                reward: 0.0,
-                weight: 0.5,
-                item_position_term: 0.0,
-                pseudo_inverse_factor: 0.7,
-                model_reward: 0.2,
-                model_value: 0.3,
-            },
-            Row {
-                reward: 1.0,
-                weight: 10.0,
-                item_position_term: 3.0,
-                pseudo_inverse_factor: 4.0,
-                model_reward: 0.6,
-                model_value: 0.5,
-            },
-            Row {
-                reward: 0.0,
-                weight: 1.0,
-                item_position_term: 0.0,
-                pseudo_inverse_factor: 1.0,
-                model_reward: 0.1,
-                model_value: 0.2,
-            },
+            Row { reward: 1.0, weight: 2.0, item_position_term: 1.5, pseudo_inverse_factor: 1.2, model_reward: 0.5, model_value: 0.4 },
+            Row { reward: 0.0, weight: 0.5, item_position_term: 0.0, pseudo_inverse_factor: 0.7, model_reward: 0.2, model_value: 0.3 },
+            Row { reward: 1.0, weight: 10.0, item_position_term: 3.0, pseudo_inverse_factor: 4.0, model_reward: 0.6, model_value: 0.5 },
+            Row { reward: 0.0, weight: 1.0, item_position_term: 0.0, pseudo_inverse_factor: 1.0, model_reward: 0.1, model_value: 0.2 },
         ];
         let close = |a: f64, b: f64| assert!((a - b).abs() < 1e-12, "{a} vs {b}");
         close(estimate(Kind::Ips, 0.0, &rows).value, (2.0 + 10.0) / 4.0);
-        close(
-            estimate(Kind::CappedIps, 5.0, &rows).value,
-            (2.0 + 5.0) / 4.0,
-        );
+        close(estimate(Kind::CappedIps, 5.0, &rows).value, (2.0 + 5.0) / 4.0);
         close(estimate(Kind::FilteredIps, 5.0, &rows).value, 2.0 / 4.0);
         close(estimate(Kind::Snips, 0.0, &rows).value, 12.0 / 13.5);
         close(estimate(Kind::Ncis, 5.0, &rows).value, 7.0 / 8.5);
@@ -249,14 +169,8 @@ mod tests {
         let dr = (2.0 * 0.5 + 0.4) + (0.5 * -0.2 + 0.3) + (10.0 * 0.4 + 0.5) + (1.0 * -0.1 + 0.2);
         close(estimate(Kind::Dr, 0.0, &rows).value, dr / 4.0);
         // IPS: x = [2, 0, 10, 0], mean 3, sample variance (1+9+49+9)/3 = 68/3.
-        close(
-            estimate(Kind::Ips, 0.0, &rows).se,
-            (68.0f64 / 3.0 / 4.0).sqrt(),
-        );
-        close(
-            estimate(Kind::Ips, 0.0, &rows).ess,
-            13.5f64.powi(2) / (4.0 + 0.25 + 100.0 + 1.0),
-        );
+        close(estimate(Kind::Ips, 0.0, &rows).se, (68.0f64 / 3.0 / 4.0).sqrt());
+        close(estimate(Kind::Ips, 0.0, &rows).ess, 13.5f64.powi(2) / (4.0 + 0.25 + 100.0 + 1.0));
         for (name, _) in CHOICES {
             assert_eq!(Kind::from_name(name).unwrap().name(), *name);
         }

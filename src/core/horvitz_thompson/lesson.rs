@@ -5,9 +5,9 @@
 use super::estimators::{self, estimate, Kind, Row};
 use super::{Lab, RawRow, Truth};
 use crate::core::experiment::{Experiment, Part};
+use crate::core::math::{log10, pow, sq};
 use crate::core::params::{Checked, Issue, Kind as ParamKind, LessonParams, Spec, Value};
 use crate::core::progress::Progress;
-use crate::core::math::{log10, pow, sq};
 use crate::core::rng;
 use crate::core::slate_world::distribution::Distribution;
 use crate::core::slate_world::lesson::{CLICK_MODELS, WORLDS};
@@ -71,20 +71,12 @@ pub const LOGGING: &[(&str, &str)] = &[
 
 pub const TARGETS: &[(&str, &str)] = &[
     ("plackett-luce", "Plackett–Luce softmax on scores"),
-    (
-        "factored",
-        "Factored softmax Π softmax(f(x)·β) (MIPS-friendly)",
-    ),
+    ("factored", "Factored softmax Π softmax(f(x)·β) (MIPS-friendly)"),
     ("epsilon-top-k", "ε-greedy top-K"),
 ];
 
 const SPECS: &[Spec] = &[
-    Spec {
-        name: "world",
-        label: "World",
-        help: "the toy world, or a synthetic one",
-        kind: ParamKind::Choice(WORLDS),
-    },
+    Spec { name: "world", label: "World", help: "the toy world, or a synthetic one", kind: ParamKind::Choice(WORLDS) },
     Spec {
         name: "click_model",
         label: "Click model",
@@ -95,123 +87,59 @@ const SPECS: &[Spec] = &[
         name: "items",
         label: "Catalogue size P",
         help: "items in the synthetic catalogue",
-        kind: ParamKind::Int {
-            min: 2,
-            max: 5000,
-            log: true,
-        },
+        kind: ParamKind::Int { min: 2, max: 5000, log: true },
     },
     Spec {
         name: "slate_size",
         label: "Slate size K",
         help: "positions per slate (synthetic world)",
-        kind: ParamKind::Int {
-            min: 1,
-            max: MAX_SLATE as i64,
-            log: false,
-        },
+        kind: ParamKind::Int { min: 1, max: MAX_SLATE as i64, log: false },
     },
-    Spec {
-        name: "contexts",
-        label: "Context categories",
-        help: "kinds of users",
-        kind: ParamKind::Int {
-            min: 1,
-            max: 50,
-            log: false,
-        },
-    },
-    Spec {
-        name: "users",
-        label: "Users",
-        help: "size of the user population",
-        kind: ParamKind::Int {
-            min: 1,
-            max: 20_000,
-            log: true,
-        },
-    },
-    Spec {
-        name: "logging",
-        label: "Logging policy π₀",
-        help: "the policy that produced the logs",
-        kind: ParamKind::Choice(LOGGING),
-    },
+    Spec { name: "contexts", label: "Context categories", help: "kinds of users", kind: ParamKind::Int { min: 1, max: 50, log: false } },
+    Spec { name: "users", label: "Users", help: "size of the user population", kind: ParamKind::Int { min: 1, max: 20_000, log: true } },
+    Spec { name: "logging", label: "Logging policy π₀", help: "the policy that produced the logs", kind: ParamKind::Choice(LOGGING) },
     Spec {
         name: "logging_temperature",
         label: "π₀ temperature",
         help: "softmax temperature of the logging policy",
-        kind: ParamKind::Float {
-            min: 0.05,
-            max: 20.0,
-            log: true,
-        },
+        kind: ParamKind::Float { min: 0.05, max: 20.0, log: true },
     },
-    Spec {
-        name: "target",
-        label: "Target policy π",
-        help: "the policy whose CTR we estimate",
-        kind: ParamKind::Choice(TARGETS),
-    },
+    Spec { name: "target", label: "Target policy π", help: "the policy whose CTR we estimate", kind: ParamKind::Choice(TARGETS) },
     Spec {
         name: "target_temperature",
         label: "π temperature",
         help: "lower = π more concentrated = larger weights",
-        kind: ParamKind::Float {
-            min: 0.05,
-            max: 20.0,
-            log: true,
-        },
+        kind: ParamKind::Float { min: 0.05, max: 20.0, log: true },
     },
     Spec {
         name: "epsilon",
         label: "ε of top-K",
         help: "probability that ε-greedy shows a uniform slate",
-        kind: ParamKind::Float {
-            min: 0.0,
-            max: 1.0,
-            log: false,
-        },
+        kind: ParamKind::Float { min: 0.0, max: 1.0, log: false },
     },
     Spec {
         name: "cap",
         label: "Cap M",
         help: "weight cap of capped / filtered IPS and NCIS",
-        kind: ParamKind::Float {
-            min: 1.0,
-            max: 1e9,
-            log: true,
-        },
+        kind: ParamKind::Float { min: 1.0, max: 1e9, log: true },
     },
     Spec {
         name: "model_noise",
         label: "Reward-model noise σ",
         help: "noise on the affinities of the DM / DR reward model",
-        kind: ParamKind::Float {
-            min: 0.0,
-            max: 3.0,
-            log: false,
-        },
+        kind: ParamKind::Float { min: 0.0, max: 3.0, log: false },
     },
     Spec {
         name: "logs",
         label: "Logged rows N",
         help: "rows per replication",
-        kind: ParamKind::Int {
-            min: 10,
-            max: 1_000_000,
-            log: true,
-        },
+        kind: ParamKind::Int { min: 10, max: 1_000_000, log: true },
     },
     Spec {
         name: "replications",
         label: "Replications R",
         help: "independent logged datasets",
-        kind: ParamKind::Int {
-            min: 2,
-            max: 10_000,
-            log: true,
-        },
+        kind: ParamKind::Int { min: 2, max: 10_000, log: true },
     },
     Spec {
         name: "estimators",
@@ -219,12 +147,7 @@ const SPECS: &[Spec] = &[
         help: "which estimators to compute and show",
         kind: ParamKind::Set(estimators::CHOICES),
     },
-    Spec {
-        name: "seed",
-        label: "Seed",
-        help: "same seed and parameters → same numbers",
-        kind: ParamKind::Seed,
-    },
+    Spec { name: "seed", label: "Seed", help: "same seed and parameters → same numbers", kind: ParamKind::Seed },
 ];
 
 /// Rows one tab is asked to simulate in a lab run (R × N).
@@ -286,10 +209,7 @@ impl LessonParams for HorvitzThompsonParams {
         if self.world == "synthetic" && self.slate_size > self.items {
             issues.push(Issue {
                 param: "slate_size",
-                message: format!(
-                    "a slate of K = {} needs at least {} items, P is {}",
-                    self.slate_size, self.slate_size, self.items
-                ),
+                message: format!("a slate of K = {} needs at least {} items, P is {}", self.slate_size, self.slate_size, self.items),
             });
         }
         if self.logs * self.replications > MAX_ROWS {
@@ -310,9 +230,7 @@ impl LessonParams for HorvitzThompsonParams {
             "logging_temperature" => self.logging.ends_with("softmax"),
             "target_temperature" => self.target != "epsilon-top-k",
             "epsilon" => self.target == "epsilon-top-k",
-            "cap" => ["capped", "filtered", "ncis"]
-                .iter()
-                .any(|e| self.estimators.contains(e)),
+            "cap" => ["capped", "filtered", "ncis"].iter().any(|e| self.estimators.contains(e)),
             "model_noise" => ["dm", "dr"].iter().any(|e| self.estimators.contains(e)),
             _ => true,
         }
@@ -321,11 +239,7 @@ impl LessonParams for HorvitzThompsonParams {
 
 impl HorvitzThompsonParams {
     fn world_with(&self, items: u32, slate_size: u32, users: u32) -> World {
-        let model = if self.click_model == "pbm" {
-            ClickModel::Pbm
-        } else {
-            ClickModel::Prr
-        };
+        let model = if self.click_model == "pbm" { ClickModel::Pbm } else { ClickModel::Prr };
         if self.world == "synthetic" {
             World::synthetic(
                 self.seed,
@@ -352,12 +266,7 @@ impl HorvitzThompsonParams {
     pub fn logging_policy(&self, world: &World) -> Distribution {
         match self.logging {
             "popularity" => Distribution::plackett_luce(world, LoggingKind::Popularity),
-            "softmax" => Distribution::plackett_luce(
-                world,
-                LoggingKind::Softmax {
-                    temperature: self.logging_temperature,
-                },
-            ),
+            "softmax" => Distribution::plackett_luce(world, LoggingKind::Softmax { temperature: self.logging_temperature }),
             "factored-uniform" => Distribution::factored_uniform(world),
             "factored-softmax" => Distribution::factored_softmax(world, self.logging_temperature),
             _ => Distribution::plackett_luce(world, LoggingKind::Uniform),
@@ -368,31 +277,17 @@ impl HorvitzThompsonParams {
         match self.target {
             "factored" => Distribution::factored_softmax(world, self.target_temperature),
             "epsilon-top-k" => Distribution::epsilon_top_k(world, self.epsilon),
-            _ => Distribution::plackett_luce(
-                world,
-                LoggingKind::Softmax {
-                    temperature: self.target_temperature,
-                },
-            ),
+            _ => Distribution::plackett_luce(world, LoggingKind::Softmax { temperature: self.target_temperature }),
         }
     }
 
     pub fn lab(&self, world: World, with_model: bool) -> Lab {
         let (logging, target) = (self.logging_policy(&world), self.target_policy(&world));
-        Lab::new(
-            world,
-            logging,
-            target,
-            with_model.then_some(self.model_noise),
-            self.seed,
-        )
+        Lab::new(world, logging, target, with_model.then_some(self.model_noise), self.seed)
     }
 
     fn kinds(&self) -> Vec<Kind> {
-        self.estimators
-            .iter()
-            .filter_map(|n| Kind::from_name(n))
-            .collect()
+        self.estimators.iter().filter_map(|n| Kind::from_name(n)).collect()
     }
 }
 
@@ -519,17 +414,10 @@ impl Experiment for HorvitzThompsonLesson {
         params.replications as u32
     }
 
-    fn run_part(
-        params: &Checked<HorvitzThompsonParams>,
-        part: Part,
-        progress: &mut dyn Progress,
-    ) -> PartialReport {
+    fn run_part(params: &Checked<HorvitzThompsonParams>, part: Part, progress: &mut dyn Progress) -> PartialReport {
         let p: &HorvitzThompsonParams = params;
         progress.report(0.0, "building the world and the policies");
-        let lab = p.lab(
-            p.build_world(),
-            p.kinds().iter().any(|k| matches!(k, Kind::Dm | Kind::Dr)),
-        );
+        let lab = p.lab(p.build_world(), p.kinds().iter().any(|k| matches!(k, Kind::Dm | Kind::Dr)));
         let kinds = p.kinds();
         let (grid, caps) = (n_grid(p.logs as u32), cap_grid());
         let range = part.range(p.replications as u32);
@@ -538,27 +426,11 @@ impl Experiment for HorvitzThompsonLesson {
         let mut replications = Vec::with_capacity(range.len());
         for (i, r) in range.clone().enumerate() {
             progress.report(i as f64 / total, "replications");
-            lab.simulate(
-                p.logs as u32,
-                &mut rng::replication(p.seed, r),
-                &mut rows,
-                None,
-            );
+            lab.simulate(p.logs as u32, &mut rng::replication(p.seed, r), &mut rows, None);
             replications.push(Replication {
                 estimates: kinds.iter().map(|k| estimate(*k, p.cap, &rows)).collect(),
-                prefix: grid
-                    .iter()
-                    .map(|&n| {
-                        kinds
-                            .iter()
-                            .map(|k| estimate(*k, p.cap, &rows[..n as usize]).value)
-                            .collect()
-                    })
-                    .collect(),
-                capped: caps
-                    .iter()
-                    .map(|&m| estimate(Kind::CappedIps, m, &rows).value)
-                    .collect(),
+                prefix: grid.iter().map(|&n| kinds.iter().map(|k| estimate(*k, p.cap, &rows[..n as usize]).value).collect()).collect(),
+                capped: caps.iter().map(|&m| estimate(Kind::CappedIps, m, &rows).value).collect(),
             });
         }
         let extras = (part.index == 0).then(|| {
@@ -579,23 +451,13 @@ impl Experiment for HorvitzThompsonLesson {
             }
         });
         progress.report(1.0, "done");
-        PartialReport {
-            first_replication: range.start,
-            replications,
-            extras,
-        }
+        PartialReport { first_replication: range.start, replications, extras }
     }
 
-    fn merge(
-        params: &Checked<HorvitzThompsonParams>,
-        mut partials: Vec<PartialReport>,
-    ) -> HorvitzThompsonReport {
+    fn merge(params: &Checked<HorvitzThompsonParams>, mut partials: Vec<PartialReport>) -> HorvitzThompsonReport {
         let p: &HorvitzThompsonParams = params;
         partials.sort_by_key(|x| x.first_replication);
-        let extras = partials
-            .iter_mut()
-            .find_map(|x| x.extras.take())
-            .expect("part 0 carries the extras");
+        let extras = partials.iter_mut().find_map(|x| x.extras.take()).expect("part 0 carries the extras");
         let reps: Vec<Replication> = partials.into_iter().flat_map(|x| x.replications).collect();
         let truth = extras.truth.value;
         let kinds = p.kinds();
@@ -605,10 +467,7 @@ impl Experiment for HorvitzThompsonLesson {
             .map(|(e, kind)| {
                 let values: Vec<f64> = reps.iter().map(|r| r.estimates[e].value).collect();
                 let (mean, variance) = mean_var(&values);
-                let covered = reps
-                    .iter()
-                    .filter(|r| (r.estimates[e].value - truth).abs() <= 1.96 * r.estimates[e].se)
-                    .count();
+                let covered = reps.iter().filter(|r| (r.estimates[e].value - truth).abs() <= 1.96 * r.estimates[e].se).count();
                 EstimatorSummary {
                     name: kind.name().into(),
                     label: kind.label().into(),
@@ -616,27 +475,16 @@ impl Experiment for HorvitzThompsonLesson {
                     bias: mean - truth,
                     variance,
                     mse: sq(mean - truth) + variance,
-                    mean_reported_se: reps.iter().map(|r| r.estimates[e].se).sum::<f64>()
-                        / reps.len() as f64,
+                    mean_reported_se: reps.iter().map(|r| r.estimates[e].se).sum::<f64>() / reps.len() as f64,
                     coverage: covered as f64 / reps.len() as f64,
-                    mean_ess: reps.iter().map(|r| r.estimates[e].ess).sum::<f64>()
-                        / reps.len() as f64,
+                    mean_ess: reps.iter().map(|r| r.estimates[e].ess).sum::<f64>() / reps.len() as f64,
                     values,
                 }
             })
             .collect();
         let grid = n_grid(p.logs as u32);
         let mse_vs_n = (0..kinds.len())
-            .map(|e| {
-                (0..grid.len())
-                    .map(|c| {
-                        reps.iter()
-                            .map(|r| sq(r.prefix[c][e] - truth))
-                            .sum::<f64>()
-                            / reps.len() as f64
-                    })
-                    .collect()
-            })
+            .map(|e| (0..grid.len()).map(|c| reps.iter().map(|r| sq(r.prefix[c][e] - truth)).sum::<f64>() / reps.len() as f64).collect())
             .collect();
         let caps = cap_grid();
         let (mut cap_bias2, mut cap_variance, mut cap_mse) = (Vec::new(), Vec::new(), Vec::new());
@@ -689,14 +537,8 @@ fn spreads(p: &HorvitzThompsonParams, lab: &Lab) -> (Vec<SpreadPoint>, Vec<Sprea
             let s = r.summary();
             s.se * (s.n as f64).sqrt() / n.sqrt()
         };
-        let value = lab
-            .truth(0.0, SPREAD_ROWS, p.seed ^ seed_offset as u64)
-            .value;
-        let mut logw: Vec<f64> = rows
-            .iter()
-            .filter(|r| r.weight > 0.0)
-            .map(|r| log10(r.weight))
-            .collect();
+        let value = lab.truth(0.0, SPREAD_ROWS, p.seed ^ seed_offset as u64).value;
+        let mut logw: Vec<f64> = rows.iter().filter(|r| r.weight > 0.0).map(|r| log10(r.weight)).collect();
         logw.sort_by(f64::total_cmp);
         SpreadPoint {
             k: lab.world.slate_sizes.max,
@@ -705,8 +547,7 @@ fn spreads(p: &HorvitzThompsonParams, lab: &Lab) -> (Vec<SpreadPoint>, Vec<Sprea
             iips_sd: sd(&|r| r.item_position_term),
             pi_sd: sd(&|r| r.reward * r.pseudo_inverse_factor),
             median_log10_weight: crate::core::stats::quantile(&logw, 0.5),
-            zero_weight_share: rows.iter().filter(|r| r.weight == 0.0).count() as f64
-                / rows.len() as f64,
+            zero_weight_share: rows.iter().filter(|r| r.weight == 0.0).count() as f64 / rows.len() as f64,
         }
     };
     let max_k = lab.world.items().min(8);
@@ -741,14 +582,8 @@ fn scatter(p: &HorvitzThompsonParams, lab: &Lab) -> (Vec<SlatePoint>, u32) {
         return (Vec::new(), size);
     }
     let (mut rows, mut raw) = (Vec::new(), Vec::<RawRow>::new());
-    lab.simulate(
-        p.logs as u32,
-        &mut rng::replication(p.seed, 0),
-        &mut rows,
-        Some(&mut raw),
-    );
-    let mut sums: std::collections::HashMap<Vec<u32>, (f64, u32)> =
-        std::collections::HashMap::new();
+    lab.simulate(p.logs as u32, &mut rng::replication(p.seed, 0), &mut rows, Some(&mut raw));
+    let mut sums: std::collections::HashMap<Vec<u32>, (f64, u32)> = std::collections::HashMap::new();
     let mut rows_of_size = 0u32;
     for r in raw.iter().filter(|r| r.slate.len() as u32 == size) {
         rows_of_size += 1;
@@ -759,18 +594,10 @@ fn scatter(p: &HorvitzThompsonParams, lab: &Lab) -> (Vec<SlatePoint>, u32) {
     let mut points = Vec::new();
     let mut slate = Vec::new();
     enumerate_distinct(world.items(), size, &mut slate, &mut |s| {
-        let truth = world
-            .users
-            .iter()
-            .map(|u| world.expected_clicks(u, s))
-            .sum::<f64>()
-            / world.users.len() as f64;
+        let truth = world.users.iter().map(|u| world.expected_clicks(u, s)).sum::<f64>() / world.users.len() as f64;
         let (sum, n) = sums.get(s).copied().unwrap_or((0.0, 0));
         points.push(SlatePoint {
-            slate: s
-                .iter()
-                .map(|&a| world.item_names[a as usize].clone())
-                .collect(),
+            slate: s.iter().map(|&a| world.item_names[a as usize].clone()).collect(),
             truth,
             ips: sum / rows_of_size.max(1) as f64,
             rows: n,
@@ -803,26 +630,12 @@ pub fn dataset_csv(query: &str) -> Result<String, String> {
     }
     let lab = params.lab(params.build_world(), true);
     let (mut rows, mut raw) = (Vec::new(), Vec::new());
-    lab.simulate(
-        params.logs as u32,
-        &mut rng::replication(params.seed, 0),
-        &mut rows,
-        Some(&mut raw),
-    );
+    lab.simulate(params.logs as u32, &mut rng::replication(params.seed, 0), &mut rows, Some(&mut raw));
     let k = lab.world.slate_sizes.max as usize;
-    let mut header: Vec<String> = ["row", "user", "category", "slate_size"]
-        .map(String::from)
-        .to_vec();
+    let mut header: Vec<String> = ["row", "user", "category", "slate_size"].map(String::from).to_vec();
     header.extend((1..=k).map(|i| format!("item_{i}")));
     header.extend((1..=k).map(|i| format!("click_{i}")));
-    header.extend(
-        [
-            "reward",
-            "logging_slate_propensity",
-            "target_slate_propensity",
-        ]
-        .map(String::from),
-    );
+    header.extend(["reward", "logging_slate_propensity", "target_slate_propensity"].map(String::from));
     header.extend((1..=k).map(|i| format!("logging_position_propensity_{i}")));
     header.extend((1..=k).map(|i| format!("target_position_propensity_{i}")));
     header.extend(["model_reward", "model_value"].map(String::from));
@@ -833,41 +646,19 @@ pub fn dataset_csv(query: &str) -> Result<String, String> {
             v.resize(k, String::new());
             v
         };
-        let mut cells = vec![
-            i.to_string(),
-            r.user.to_string(),
-            lab.world.users[r.user as usize].category.to_string(),
-            r.slate.len().to_string(),
-        ];
+        let mut cells =
+            vec![i.to_string(), r.user.to_string(), lab.world.users[r.user as usize].category.to_string(), r.slate.len().to_string()];
         cells.extend(pad(r.slate.iter().map(|a| a.to_string()).collect()));
         cells.extend(pad(r.clicks.iter().map(|c| c.to_string()).collect()));
-        cells.extend([
-            r.row.reward.to_string(),
-            format!("{:e}", r.logging_propensity),
-            format!("{:e}", r.target_propensity),
-        ]);
-        cells.extend(pad(r
-            .logging_position
-            .iter()
-            .map(|p| format!("{p:e}"))
-            .collect()));
-        cells.extend(pad(r
-            .target_position
-            .iter()
-            .map(|p| format!("{p:e}"))
-            .collect()));
-        cells.extend([
-            r.row.model_reward.to_string(),
-            r.row.model_value.to_string(),
-        ]);
+        cells.extend([r.row.reward.to_string(), format!("{:e}", r.logging_propensity), format!("{:e}", r.target_propensity)]);
+        cells.extend(pad(r.logging_position.iter().map(|p| format!("{p:e}")).collect()));
+        cells.extend(pad(r.target_position.iter().map(|p| format!("{p:e}")).collect()));
+        cells.extend([r.row.model_reward.to_string(), r.row.model_value.to_string()]);
         out.push_str(&cells.join(","));
         out.push('\n');
     }
     let truth = lab.truth(TRUTH_BUDGET, TRUTH_DRAWS, params.seed);
-    out.push_str(&format!(
-        "# truth,{},{},{}\n",
-        truth.value, truth.se, truth.method
-    ));
+    out.push_str(&format!("# truth,{},{},{}\n", truth.value, truth.se, truth.method));
     for kind in estimators::ALL {
         let e = estimate(kind, params.cap, &rows);
         out.push_str(&format!("# {},{},{}\n", kind.name(), e.value, e.se));
@@ -884,49 +675,29 @@ mod tests {
     #[test]
     fn defaults_are_valid() {
         assert!(check(HorvitzThompsonParams::default()).is_ok());
-        assert_eq!(
-            n_grid(10_000),
-            vec![19, 39, 78, 156, 312, 625, 1250, 2500, 5000, 10_000][1..].to_vec()
-        );
+        assert_eq!(n_grid(10_000), vec![19, 39, 78, 156, 312, 625, 1250, 2500, 5000, 10_000][1..].to_vec());
     }
 
     #[test]
     fn parts_give_the_same_report_as_one_run() {
         let q = "world=toy&logs=300&replications=9&seed=3";
         let whole = run_query::<HorvitzThompsonLesson>(q, &mut ()).unwrap();
-        let parts: Vec<String> = (0..3)
-            .map(|i| {
-                run_part_query::<HorvitzThompsonLesson>(q, Part { index: i, count: 3 }, &mut ())
-                    .unwrap()
-            })
-            .rev()
-            .collect();
-        assert_eq!(
-            merge_query::<HorvitzThompsonLesson>(q, &parts).unwrap(),
-            whole
-        );
+        let parts: Vec<String> =
+            (0..3).map(|i| run_part_query::<HorvitzThompsonLesson>(q, Part { index: i, count: 3 }, &mut ()).unwrap()).rev().collect();
+        assert_eq!(merge_query::<HorvitzThompsonLesson>(q, &parts).unwrap(), whole);
         let report: HorvitzThompsonReport = serde_json::from_str(&whole).unwrap();
         assert_eq!(report.estimators.len(), 9);
         assert_eq!(report.estimators[0].values.len(), 9);
-        assert!(
-            !report.scatter.is_empty(),
-            "the toy world has 42 slates of size 2"
-        );
+        assert!(!report.scatter.is_empty(), "the toy world has 42 slates of size 2");
         assert_eq!(report.truth.method, "enumeration");
     }
 
     #[test]
     fn ht_spread_grows_with_k() {
-        let mut p = HorvitzThompsonParams {
-            logs: 1000,
-            replications: 2,
-            ..Default::default()
-        };
+        let mut p = HorvitzThompsonParams { logs: 1000, replications: 2, ..Default::default() };
         p.estimators = vec!["ips"];
         let q = to_query(&p);
-        let r: HorvitzThompsonReport =
-            serde_json::from_str(&run_query::<HorvitzThompsonLesson>(&q, &mut ()).unwrap())
-                .unwrap();
+        let r: HorvitzThompsonReport = serde_json::from_str(&run_query::<HorvitzThompsonLesson>(&q, &mut ()).unwrap()).unwrap();
         let first = &r.spread_vs_k[0];
         let last = r.spread_vs_k.last().unwrap();
         assert!(last.median_log10_weight.abs() > first.median_log10_weight.abs());
@@ -937,8 +708,7 @@ mod tests {
     #[test]
     fn capping_trades_bias_for_variance() {
         let q = "logs=2000&replications=40&estimators=ips,capped&target_temperature=0.5";
-        let r: HorvitzThompsonReport =
-            serde_json::from_str(&run_query::<HorvitzThompsonLesson>(q, &mut ()).unwrap()).unwrap();
+        let r: HorvitzThompsonReport = serde_json::from_str(&run_query::<HorvitzThompsonLesson>(q, &mut ()).unwrap()).unwrap();
         // Tight caps: large bias, small variance; loose caps: the reverse.
         let (first, last) = (0, r.cap_grid.len() - 1);
         assert!(r.cap_bias2[first] > r.cap_bias2[last]);

@@ -64,21 +64,9 @@ const MODEL_DRAWS: u32 = 256;
 
 impl Lab {
     /// `model_noise` = None builds no reward model (the sweeps need none).
-    pub fn new(
-        world: World,
-        logging: Distribution,
-        target: Distribution,
-        model_noise: Option<f64>,
-        seed: u64,
-    ) -> Lab {
+    pub fn new(world: World, logging: Distribution, target: Distribution, model_noise: Option<f64>, seed: u64) -> Lab {
         let positions = world.slate_sizes.max;
-        let tables_of = |d: &Distribution| {
-            (0..world.categories())
-                .map(|z| d.table_of(z))
-                .max()
-                .unwrap_or(0)
-                + 1
-        };
+        let tables_of = |d: &Distribution| (0..world.categories()).map(|z| d.table_of(z)).max().unwrap_or(0) + 1;
         let mut lab = Lab {
             logging_tables: vec![None; tables_of(&logging)],
             target_tables: vec![None; tables_of(&target)],
@@ -121,10 +109,7 @@ impl Lab {
     }
 
     fn enumeration_work(&self) -> f64 {
-        self.sizes()
-            .map(|k| self.slates_per_size(k) * k as f64)
-            .sum::<f64>()
-            * self.world.users.len() as f64
+        self.sizes().map(|k| self.slates_per_size(k) * k as f64).sum::<f64>() * self.world.users.len() as f64
     }
 
     fn compute_model_values(&self, seed: u64) -> Vec<Vec<f64>> {
@@ -139,21 +124,14 @@ impl Lab {
                     .map(|size| {
                         if exact {
                             let mut total = 0.0;
-                            for_each_slate(
-                                &self.target,
-                                user.category,
-                                size,
-                                self.world.items(),
-                                &mut |s, p| {
-                                    total += p * self.model.expected_clicks(user, s);
-                                },
-                            );
+                            for_each_slate(&self.target, user.category, size, self.world.items(), &mut |s, p| {
+                                total += p * self.model.expected_clicks(user, s);
+                            });
                             total
                         } else {
                             let mut sum = 0.0;
                             for _ in 0..MODEL_DRAWS {
-                                self.target
-                                    .sample(user.category, size, &mut rng, &mut slate);
+                                self.target.sample(user.category, size, &mut rng, &mut slate);
                                 sum += self.model.expected_clicks(user, &slate);
                             }
                             sum / MODEL_DRAWS as f64
@@ -172,29 +150,17 @@ impl Lab {
             let (mut total, mut uncovered, mut count) = (0.0, 0.0, 0u64);
             for user in &self.world.users {
                 for size in self.sizes() {
-                    for_each_slate(
-                        &self.target,
-                        user.category,
-                        size,
-                        self.world.items(),
-                        &mut |s, p| {
-                            count += 1;
-                            total += p * self.world.expected_clicks(user, s);
-                            if self.logging.slate_propensity(user.category, s) == 0.0 {
-                                uncovered += p;
-                            }
-                        },
-                    );
+                    for_each_slate(&self.target, user.category, size, self.world.items(), &mut |s, p| {
+                        count += 1;
+                        total += p * self.world.expected_clicks(user, s);
+                        if self.logging.slate_propensity(user.category, s) == 0.0 {
+                            uncovered += p;
+                        }
+                    });
                 }
             }
             let norm = users as f64 * sizes;
-            Truth {
-                value: total / norm,
-                se: 0.0,
-                method: "enumeration".into(),
-                count,
-                uncovered_mass: uncovered / norm,
-            }
+            Truth { value: total / norm, se: 0.0, method: "enumeration".into(), count, uncovered_mass: uncovered / norm }
         } else {
             let mut rng = rng::seeded(seed, Stream::MonteCarlo);
             let (mut running, mut uncovered) = (Running::default(), 0u64);
@@ -202,8 +168,7 @@ impl Lab {
             for _ in 0..draws {
                 let user = &self.world.users[rng::index(&mut rng, users) as usize];
                 let size = self.world.sample_slate_size(&mut rng);
-                self.target
-                    .sample(user.category, size, &mut rng, &mut slate);
+                self.target.sample(user.category, size, &mut rng, &mut slate);
                 running.push(self.world.expected_clicks(user, &slate));
                 if self.logging.slate_propensity(user.category, &slate) == 0.0 {
                     uncovered += 1;
@@ -242,13 +207,7 @@ impl Lab {
     }
 
     /// Simulate `n` logged rows into `rows` (cleared first); keep the raw rows too when asked.
-    pub fn simulate(
-        &self,
-        n: u32,
-        rng: &mut Rng,
-        rows: &mut Vec<Row>,
-        mut raw: Option<&mut Vec<RawRow>>,
-    ) {
+    pub fn simulate(&self, n: u32, rng: &mut Rng, rows: &mut Vec<Row>, mut raw: Option<&mut Vec<RawRow>>) {
         rows.clear();
         let users = self.world.users.len() as u32;
         let (mut slate, mut clicks, mut scratch) = (Vec::new(), Vec::new(), Vec::new());
@@ -259,31 +218,22 @@ impl Lab {
             let z = user.category;
             let size = self.world.sample_slate_size(rng);
             self.logging.sample(z, size, rng, &mut slate);
-            self.world
-                .sample_clicks(user, &slate, rng, &mut scratch, &mut clicks);
+            self.world.sample_clicks(user, &slate, rng, &mut scratch, &mut clicks);
             let reward: f64 = clicks.iter().map(|c| *c as f64).sum();
             let logging_propensity = self.logging.slate_propensity(z, &slate);
             let target_propensity = self.target.slate_propensity(z, &slate);
-            let logging_table = self.logging_tables[self.logging.table_of(z)]
-                .as_ref()
-                .expect("tables built");
-            let target_table = self.target_tables[self.target.table_of(z)]
-                .as_ref()
-                .expect("tables built");
+            let logging_table = self.logging_tables[self.logging.table_of(z)].as_ref().expect("tables built");
+            let target_table = self.target_tables[self.target.table_of(z)].as_ref().expect("tables built");
             let (mut item_position_term, mut weight_sum) = (0.0, 0.0);
             for (k, &a) in slate.iter().enumerate() {
-                let w_k =
-                    target_table[a as usize * stride + k] / logging_table[a as usize * stride + k];
+                let w_k = target_table[a as usize * stride + k] / logging_table[a as usize * stride + k];
                 item_position_term += clicks[k] as f64 * w_k;
                 weight_sum += w_k;
             }
             let (model_reward, model_value) = if self.model_values.is_empty() {
                 (0.0, 0.0)
             } else {
-                (
-                    self.model.expected_clicks(user, &slate),
-                    self.model_values[u as usize][(size - self.world.slate_sizes.min) as usize],
-                )
+                (self.model.expected_clicks(user, &slate), self.model_values[u as usize][(size - self.world.slate_sizes.min) as usize])
             };
             let row = Row {
                 reward,
@@ -301,16 +251,8 @@ impl Lab {
                     clicks: clicks.clone(),
                     logging_propensity,
                     target_propensity,
-                    logging_position: slate
-                        .iter()
-                        .enumerate()
-                        .map(|(k, &a)| logging_table[a as usize * stride + k])
-                        .collect(),
-                    target_position: slate
-                        .iter()
-                        .enumerate()
-                        .map(|(k, &a)| target_table[a as usize * stride + k])
-                        .collect(),
+                    logging_position: slate.iter().enumerate().map(|(k, &a)| logging_table[a as usize * stride + k]).collect(),
+                    target_position: slate.iter().enumerate().map(|(k, &a)| target_table[a as usize * stride + k]).collect(),
                     row,
                 });
             }
@@ -320,22 +262,9 @@ impl Lab {
 
 /// Every ordered slate of `size` that `dist` can show, with its probability (repeats allowed
 /// only for policies with replacement). Zero-probability slates are skipped.
-pub fn for_each_slate(
-    dist: &Distribution,
-    category: u32,
-    size: u32,
-    items: u32,
-    visit: &mut dyn FnMut(&[u32], f64),
-) {
+pub fn for_each_slate(dist: &Distribution, category: u32, size: u32, items: u32, visit: &mut dyn FnMut(&[u32], f64)) {
     let mut slate = Vec::with_capacity(size as usize);
-    fn walk(
-        dist: &Distribution,
-        category: u32,
-        size: u32,
-        items: u32,
-        slate: &mut Vec<u32>,
-        visit: &mut dyn FnMut(&[u32], f64),
-    ) {
+    fn walk(dist: &Distribution, category: u32, size: u32, items: u32, slate: &mut Vec<u32>, visit: &mut dyn FnMut(&[u32], f64)) {
         if slate.len() as u32 == size {
             let p = dist.slate_propensity(category, slate);
             if p > 0.0 {
@@ -366,15 +295,7 @@ mod tests {
     fn world(model: ClickModel, slate: u32) -> World {
         World::synthetic(
             11,
-            SyntheticSpec {
-                items: 6,
-                slate_size: slate,
-                dim: 6,
-                categories: 3,
-                topics: 3,
-                users: 40,
-                engagement_features: 2,
-            },
+            SyntheticSpec { items: 6, slate_size: slate, dim: 6, categories: 3, topics: 3, users: 40, engagement_features: 2 },
             model,
         )
     }
@@ -405,32 +326,16 @@ mod tests {
         assert_eq!(truth.method, "enumeration");
         assert_eq!(truth.uncovered_mass, 0.0);
         let (mean, se) = replicate(&lab, Kind::Ips, 400, 300);
-        assert!(
-            (mean - truth.value).abs() < 3.0 * se,
-            "IPS {mean} ± {se} vs {}",
-            truth.value
-        );
+        assert!((mean - truth.value).abs() < 3.0 * se, "IPS {mean} ± {se} vs {}", truth.value);
         // DR is unbiased too (the model is wrong, the weights fix it).
         let (mean, se) = replicate(&lab, Kind::Dr, 400, 300);
-        assert!(
-            (mean - truth.value).abs() < 3.0 * se,
-            "DR {mean} ± {se} vs {}",
-            truth.value
-        );
+        assert!((mean - truth.value).abs() < 3.0 * se, "DR {mean} ± {se} vs {}", truth.value);
         // SNIPS is consistent: close with many rows.
         let (mean, _) = replicate(&lab, Kind::Snips, 5000, 20);
-        assert!(
-            (mean - truth.value).abs() < 0.02,
-            "SNIPS {mean} vs {}",
-            truth.value
-        );
+        assert!((mean - truth.value).abs() < 0.02, "SNIPS {mean} vs {}", truth.value);
         // Capping only shrinks weights: with positive rewards its bias is ≤ 0.
         let (capped, se) = replicate(&lab, Kind::CappedIps, 400, 300);
-        assert!(
-            capped < truth.value + 2.0 * se,
-            "capped {capped} vs {}",
-            truth.value
-        );
+        assert!(capped < truth.value + 2.0 * se, "capped {capped} vs {}", truth.value);
     }
 
     #[test]
@@ -445,42 +350,22 @@ mod tests {
         );
         let truth = lab.truth(1e9, 0, 0);
         let (mean, se) = replicate(&lab, Kind::Iips, 400, 300);
-        assert!(
-            (mean - truth.value).abs() < 3.0 * se,
-            "IIPS {mean} ± {se} vs {}",
-            truth.value
-        );
+        assert!((mean - truth.value).abs() < 3.0 * se, "IIPS {mean} ± {se} vs {}", truth.value);
     }
 
     #[test]
     fn pseudo_inverse_is_unbiased_for_additive_rewards_and_factored_logging() {
         let w = world(ClickModel::Pbm, 2);
-        let lab = Lab::new(
-            w.clone(),
-            Distribution::factored_uniform(&w),
-            Distribution::factored_softmax(&w, 0.6),
-            None,
-            1,
-        );
+        let lab = Lab::new(w.clone(), Distribution::factored_uniform(&w), Distribution::factored_softmax(&w, 0.6), None, 1);
         let truth = lab.truth(1e9, 0, 0);
         let (mean, se) = replicate(&lab, Kind::Pi, 400, 300);
-        assert!(
-            (mean - truth.value).abs() < 3.0 * se,
-            "PI {mean} ± {se} vs {}",
-            truth.value
-        );
+        assert!((mean - truth.value).abs() < 3.0 * se, "PI {mean} ± {se} vs {}", truth.value);
     }
 
     #[test]
     fn uncovered_target_mass_is_reported() {
         let w = world(ClickModel::Prr, 2);
-        let lab = Lab::new(
-            w.clone(),
-            Distribution::plackett_luce(&w, LoggingKind::Uniform),
-            Distribution::factored_uniform(&w),
-            None,
-            1,
-        );
+        let lab = Lab::new(w.clone(), Distribution::plackett_luce(&w, LoggingKind::Uniform), Distribution::factored_uniform(&w), None, 1);
         // A uniform factored target repeats an item with probability 1/6 for K = 2.
         assert!((lab.truth(1e9, 0, 0).uncovered_mass - 1.0 / 6.0).abs() < 1e-12);
         let mc = lab.truth(0.0, 50_000, 3);
@@ -491,13 +376,8 @@ mod tests {
     #[test]
     fn raw_rows_match_rows() {
         let w = world(ClickModel::Prr, 3);
-        let lab = Lab::new(
-            w.clone(),
-            Distribution::plackett_luce(&w, LoggingKind::Uniform),
-            Distribution::epsilon_top_k(&w, 0.3),
-            Some(0.2),
-            1,
-        );
+        let lab =
+            Lab::new(w.clone(), Distribution::plackett_luce(&w, LoggingKind::Uniform), Distribution::epsilon_top_k(&w, 0.3), Some(0.2), 1);
         let (mut rows, mut raw) = (Vec::new(), Vec::new());
         lab.simulate(50, &mut rng::replication(1, 0), &mut rows, Some(&mut raw));
         for (r, x) in rows.iter().zip(&raw) {

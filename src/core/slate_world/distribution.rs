@@ -57,12 +57,7 @@ impl Factored {
                     .collect()
             })
             .collect();
-        Factored {
-            label,
-            probs,
-            cumulative,
-            per_category,
-        }
+        Factored { label, probs, cumulative, per_category }
     }
 
     fn table(&self, category: u32) -> usize {
@@ -82,9 +77,7 @@ impl Factored {
 pub fn softmax_weights(world: &World, temperature: f64) -> Vec<Vec<f64>> {
     (0..world.categories())
         .map(|z| {
-            let logits: Vec<f64> = (0..world.items())
-                .map(|a| world.affinity(z, a) / temperature)
-                .collect();
+            let logits: Vec<f64> = (0..world.items()).map(|a| world.affinity(z, a) / temperature).collect();
             let max = logits.iter().copied().fold(f64::NEG_INFINITY, f64::max);
             logits.iter().map(|l| exp(l - max)).collect()
         })
@@ -97,26 +90,16 @@ impl Distribution {
     }
 
     pub fn factored_uniform(world: &World) -> Distribution {
-        Distribution::Factored(Factored::new(
-            "factored uniform".into(),
-            vec![vec![1.0; world.items() as usize]],
-            false,
-        ))
+        Distribution::Factored(Factored::new("factored uniform".into(), vec![vec![1.0; world.items() as usize]], false))
     }
 
     pub fn factored_softmax(world: &World, temperature: f64) -> Distribution {
-        Distribution::Factored(Factored::new(
-            format!("factored softmax (τ = {temperature})"),
-            softmax_weights(world, temperature),
-            true,
-        ))
+        Distribution::Factored(Factored::new(format!("factored softmax (τ = {temperature})"), softmax_weights(world, temperature), true))
     }
 
     pub fn epsilon_top_k(world: &World, epsilon: f64) -> Distribution {
         let max_size = world.slate_sizes.max.min(world.items());
-        let top = (0..world.categories())
-            .map(|z| top_k_by(world.items(), max_size, |a| world.affinity(z, a)))
-            .collect();
+        let top = (0..world.categories()).map(|z| top_k_by(world.items(), max_size, |a| world.affinity(z, a))).collect();
         Distribution::EpsilonTopK(EpsilonTopK {
             epsilon,
             items: world.items(),
@@ -171,20 +154,13 @@ impl Distribution {
                     p.slate_propensity(category, slate)
                 }
             }
-            Distribution::Factored(f) => slate
-                .iter()
-                .map(|&a| f.probs(category)[a as usize])
-                .product(),
+            Distribution::Factored(f) => slate.iter().map(|&a| f.probs(category)[a as usize]).product(),
             Distribution::EpsilonTopK(e) => {
                 if has_repeats(slate) {
                     return 0.0;
                 }
                 let top = &e.top[category as usize];
-                let greedy = if slate.len() <= top.len() && top[..slate.len()] == *slate {
-                    1.0 - e.epsilon
-                } else {
-                    0.0
-                };
+                let greedy = if slate.len() <= top.len() && top[..slate.len()] == *slate { 1.0 - e.epsilon } else { 0.0 };
                 greedy + e.epsilon * e.uniform.slate_propensity(category, slate)
             }
         }
@@ -196,10 +172,7 @@ impl Distribution {
             Distribution::PlackettLuce(p) => p.position_marginals(category, positions),
             Distribution::Factored(f) => {
                 let probs = f.probs(category);
-                probs
-                    .iter()
-                    .flat_map(|p| std::iter::repeat_n(*p, positions as usize))
-                    .collect()
+                probs.iter().flat_map(|p| std::iter::repeat_n(*p, positions as usize)).collect()
             }
             Distribution::EpsilonTopK(e) => {
                 let positions = positions.min(e.items) as usize;
@@ -223,10 +196,7 @@ impl Distribution {
 }
 
 pub fn has_repeats(slate: &[u32]) -> bool {
-    slate
-        .iter()
-        .enumerate()
-        .any(|(i, a)| slate[..i].contains(a))
+    slate.iter().enumerate().any(|(i, a)| slate[..i].contains(a))
 }
 
 #[cfg(test)]
@@ -238,15 +208,7 @@ mod tests {
     fn world() -> World {
         World::synthetic(
             3,
-            SyntheticSpec {
-                items: 6,
-                slate_size: 3,
-                dim: 6,
-                categories: 2,
-                topics: 3,
-                users: 20,
-                engagement_features: 2,
-            },
+            SyntheticSpec { items: 6, slate_size: 3, dim: 6, categories: 2, topics: 3, users: 20, engagement_features: 2 },
             ClickModel::Prr,
         )
     }
@@ -254,10 +216,7 @@ mod tests {
     fn all_tuples(n: u32, k: u32) -> Vec<Vec<u32>> {
         let mut out: Vec<Vec<u32>> = vec![vec![]];
         for _ in 0..k {
-            out = out
-                .iter()
-                .flat_map(|s| (0..n).map(move |a| [s.clone(), vec![a]].concat()))
-                .collect();
+            out = out.iter().flat_map(|s| (0..n).map(move |a| [s.clone(), vec![a]].concat())).collect();
         }
         out
     }
@@ -309,11 +268,7 @@ mod tests {
             for s in all_tuples(6, 2) {
                 let p = d.slate_propensity(1, &s);
                 let f = *counts.get(&s).unwrap_or(&0) as f64 / draws as f64;
-                assert!(
-                    (f - p).abs() < 4.5 * (p * (1.0 - p) / draws as f64).sqrt() + 2e-4,
-                    "{} {s:?}: {f} vs {p}",
-                    d.label()
-                );
+                assert!((f - p).abs() < 4.5 * (p * (1.0 - p) / draws as f64).sqrt() + 2e-4, "{} {s:?}: {f} vs {p}", d.label());
             }
         }
     }

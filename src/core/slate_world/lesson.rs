@@ -53,14 +53,8 @@ impl Default for SlateWorldParams {
     }
 }
 
-pub const WORLDS: &[(&str, &str)] = &[
-    ("toy", "Toy: 7 items, 4 contexts, slates of 2–4"),
-    ("synthetic", "Synthetic: choose P, K, d"),
-];
-pub const CLICK_MODELS: &[(&str, &str)] = &[
-    ("prr", "PRR oracle (one click at most)"),
-    ("pbm", "Position-based (independent clicks)"),
-];
+pub const WORLDS: &[(&str, &str)] = &[("toy", "Toy: 7 items, 4 contexts, slates of 2–4"), ("synthetic", "Synthetic: choose P, K, d")];
+pub const CLICK_MODELS: &[(&str, &str)] = &[("prr", "PRR oracle (one click at most)"), ("pbm", "Position-based (independent clicks)")];
 pub const LOGGING: &[(&str, &str)] = &[
     ("uniform", "Uniform without replacement"),
     ("popularity", "Popularity-proportional"),
@@ -68,110 +62,48 @@ pub const LOGGING: &[(&str, &str)] = &[
 ];
 
 const SPECS: &[Spec] = &[
-    Spec {
-        name: "world",
-        label: "World",
-        help: "the notebook's toy world, or a synthetic one of any size",
-        kind: Kind::Choice(WORLDS),
-    },
-    Spec {
-        name: "click_model",
-        label: "Click model",
-        help: "how users click on a slate",
-        kind: Kind::Choice(CLICK_MODELS),
-    },
+    Spec { name: "world", label: "World", help: "the notebook's toy world, or a synthetic one of any size", kind: Kind::Choice(WORLDS) },
+    Spec { name: "click_model", label: "Click model", help: "how users click on a slate", kind: Kind::Choice(CLICK_MODELS) },
     Spec {
         name: "items",
         label: "Catalogue size P",
         help: "items in the synthetic catalogue",
-        kind: Kind::Int {
-            min: 2,
-            max: 200_000,
-            log: true,
-        },
+        kind: Kind::Int { min: 2, max: 200_000, log: true },
     },
     Spec {
         name: "slate_size",
         label: "Slate size K",
         help: "positions in a banner",
-        kind: Kind::Int {
-            min: 1,
-            max: MAX_SLATE as i64,
-            log: false,
-        },
+        kind: Kind::Int { min: 1, max: MAX_SLATE as i64, log: false },
     },
     Spec {
         name: "dim",
         label: "Embedding dimension d",
         help: "dimension of item and context embeddings",
-        kind: Kind::Int {
-            min: 2,
-            max: 128,
-            log: true,
-        },
+        kind: Kind::Int { min: 2, max: 128, log: true },
     },
-    Spec {
-        name: "contexts",
-        label: "Context categories",
-        help: "kinds of users (z)",
-        kind: Kind::Int {
-            min: 1,
-            max: 100,
-            log: false,
-        },
-    },
+    Spec { name: "contexts", label: "Context categories", help: "kinds of users (z)", kind: Kind::Int { min: 1, max: 100, log: false } },
     Spec {
         name: "topics",
         label: "Topics",
         help: "item topics; each context likes 1 + Poisson(1) of them",
-        kind: Kind::Int {
-            min: 1,
-            max: 64,
-            log: false,
-        },
+        kind: Kind::Int { min: 1, max: 64, log: false },
     },
-    Spec {
-        name: "users",
-        label: "Users",
-        help: "size of the user population",
-        kind: Kind::Int {
-            min: 1,
-            max: 100_000,
-            log: true,
-        },
-    },
-    Spec {
-        name: "logging",
-        label: "Logging policy π₀",
-        help: "the policy that filled the logged slates",
-        kind: Kind::Choice(LOGGING),
-    },
+    Spec { name: "users", label: "Users", help: "size of the user population", kind: Kind::Int { min: 1, max: 100_000, log: true } },
+    Spec { name: "logging", label: "Logging policy π₀", help: "the policy that filled the logged slates", kind: Kind::Choice(LOGGING) },
     Spec {
         name: "temperature",
         label: "Softmax temperature τ",
         help: "lower = more peaked on the best items",
-        kind: Kind::Float {
-            min: 0.05,
-            max: 20.0,
-            log: true,
-        },
+        kind: Kind::Float { min: 0.05, max: 20.0, log: true },
     },
     Spec {
         name: "logs",
         label: "Logged impressions N",
         help: "rows in the logged dataset (and impressions of the A/B test)",
-        kind: Kind::Int {
-            min: 10,
-            max: 2_000_000,
-            log: true,
-        },
+        kind: Kind::Int { min: 10, max: 2_000_000, log: true },
     },
-    Spec {
-        name: "seed",
-        label: "Seed",
-        help: "same seed and parameters → same numbers",
-        kind: Kind::Seed,
-    },
+    Spec { name: "seed", label: "Seed", help: "same seed and parameters → same numbers", kind: Kind::Seed },
 ];
 
 impl LessonParams for SlateWorldParams {
@@ -221,10 +153,7 @@ impl LessonParams for SlateWorldParams {
         if synthetic && self.slate_size > self.items {
             issues.push(Issue {
                 param: "slate_size",
-                message: format!(
-                    "a slate of K = {} needs at least {} items, P is {}",
-                    self.slate_size, self.slate_size, self.items
-                ),
+                message: format!("a slate of K = {} needs at least {} items, P is {}", self.slate_size, self.slate_size, self.items),
             });
         }
         if synthetic && self.items * self.dim.max(self.contexts) > MAX_CATALOGUE_NUMBERS {
@@ -240,15 +169,14 @@ impl LessonParams for SlateWorldParams {
         if self.logs * (self.slate_size.max(4)) > 8_000_000 {
             issues.push(Issue {
                 param: "logs",
-                message: format!("N × K = {} logged positions is too many for one tab (8,000,000); lower N or use the CLI", self.logs * self.slate_size.max(4)),
+                message: format!(
+                    "N × K = {} logged positions is too many for one tab (8,000,000); lower N or use the CLI",
+                    self.logs * self.slate_size.max(4)
+                ),
             });
         }
         if synthetic && self.logging != "uniform" {
-            let tables = if self.logging == "softmax" {
-                self.contexts
-            } else {
-                1
-            } as f64;
+            let tables = if self.logging == "softmax" { self.contexts } else { 1 } as f64;
             let k = self.slate_size as f64;
             let work = tables * self.items as f64 * k * k * 250.0;
             if work > MARGINALS_BUDGET {
@@ -387,29 +315,16 @@ impl Experiment for SlateWorldLesson {
     type Report = SlateWorldReport;
     type Partial = SlateWorldReport;
 
-    fn merge(
-        _params: &Checked<SlateWorldParams>,
-        mut partials: Vec<SlateWorldReport>,
-    ) -> SlateWorldReport {
+    fn merge(_params: &Checked<SlateWorldParams>, mut partials: Vec<SlateWorldReport>) -> SlateWorldReport {
         partials.pop().expect("one part")
     }
 
-    fn run_part(
-        params: &Checked<SlateWorldParams>,
-        _part: Part,
-        progress: &mut dyn Progress,
-    ) -> SlateWorldReport {
+    fn run_part(params: &Checked<SlateWorldParams>, _part: Part, progress: &mut dyn Progress) -> SlateWorldReport {
         progress.report(0.0, "building the world");
         let world = params.build_world();
         let policy = PlackettLuce::new(&world, params.logging_kind());
         let n = params.logs as u32;
-        let data = log_data(
-            &world,
-            &policy,
-            n,
-            params.seed,
-            &mut staged(progress, 0.05, 0.55),
-        );
+        let data = log_data(&world, &policy, n, params.seed, &mut staged(progress, 0.05, 0.55));
 
         let first_rows = data.rows.iter().take(SHOWN_ROWS).map(|row| {
             let u = &world.users[row.user as usize];
@@ -417,11 +332,7 @@ impl Experiment for SlateWorldLesson {
                 user: row.user,
                 context: world.category_names[u.category as usize].clone(),
                 engagement: u.engagement.clone(),
-                slate: row
-                    .slate
-                    .iter()
-                    .map(|&a| world.item_names[a as usize].clone())
-                    .collect(),
+                slate: row.slate.iter().map(|&a| world.item_names[a as usize].clone()).collect(),
                 clicks: row.clicks.clone(),
                 slate_propensity: row.slate_propensity,
                 position_propensity: row.position_propensity.clone(),
@@ -450,58 +361,25 @@ impl Experiment for SlateWorldLesson {
             })
             .collect();
 
-        let mut log_props: Vec<f64> = data
-            .rows
-            .iter()
-            .map(|r| log10(r.slate_propensity))
-            .collect();
+        let mut log_props: Vec<f64> = data.rows.iter().map(|r| log10(r.slate_propensity)).collect();
         let log10_propensity = Histogram::of(&log_props, 30);
         log_props.sort_by(f64::total_cmp);
         let median_log10_propensity = quantile(&log_props, 0.5);
 
         progress.report(0.55, "propensities as K grows");
-        let kinds = [
-            LoggingKind::Uniform,
-            LoggingKind::Popularity,
-            LoggingKind::Softmax {
-                temperature: params.temperature,
-            },
-        ];
-        let policies: Vec<PlackettLuce> = kinds
-            .iter()
-            .map(|k| {
-                if *k == policy.kind {
-                    policy.clone()
-                } else {
-                    PlackettLuce::new(&world, *k)
-                }
-            })
-            .collect();
-        let propensity_vs_k = policies
-            .iter()
-            .map(|p| propensity_curve(&world, p, params.seed))
-            .collect();
+        let kinds = [LoggingKind::Uniform, LoggingKind::Popularity, LoggingKind::Softmax { temperature: params.temperature }];
+        let policies: Vec<PlackettLuce> =
+            kinds.iter().map(|k| if *k == policy.kind { policy.clone() } else { PlackettLuce::new(&world, *k) }).collect();
+        let propensity_vs_k = policies.iter().map(|p| propensity_curve(&world, p, params.seed)).collect();
 
         let mut policy_ctr_rows = Vec::new();
         for (i, p) in policies.iter().enumerate() {
             progress.report(0.6 + 0.25 * i as f64 / 3.0, "exact CTR of each policy");
-            policy_ctr_rows.push(policy_ctr(
-                &world,
-                p,
-                ENUMERATION_BUDGET,
-                20_000,
-                params.seed,
-            ));
+            policy_ctr_rows.push(policy_ctr(&world, p, ENUMERATION_BUDGET, 20_000, params.seed));
         }
         policy_ctr_rows.push(deterministic_ctr(&world, &Oracle));
 
-        let ab = ab_test(
-            &world,
-            &Logging { policy: &policy },
-            n,
-            params.seed,
-            &mut staged(progress, 0.85, 1.0),
-        );
+        let ab = ab_test(&world, &Logging { policy: &policy }, n, params.seed, &mut staged(progress, 0.85, 1.0));
         progress.report(1.0, "done");
 
         SlateWorldReport {
@@ -540,18 +418,10 @@ fn propensity_curve(world: &World, policy: &PlackettLuce, seed: u64) -> Propensi
                 })
                 .collect();
             values.sort_by(f64::total_cmp);
-            PropensityQuantiles {
-                k,
-                p05: quantile(&values, 0.05),
-                median: quantile(&values, 0.5),
-                p95: quantile(&values, 0.95),
-            }
+            PropensityQuantiles { k, p05: quantile(&values, 0.05), median: quantile(&values, 0.5), p95: quantile(&values, 0.95) }
         })
         .collect();
-    PropensityCurve {
-        policy: policy.kind.label(),
-        points,
-    }
+    PropensityCurve { policy: policy.kind.label(), points }
 }
 
 /// The lesson's full logged dataset as CSV (for the CLI's `--csv`).
@@ -596,10 +466,7 @@ mod tests {
         let r: SlateWorldReport = serde_json::from_str(&a).unwrap();
         assert_eq!(r.first_rows.len(), SHOWN_ROWS);
         assert_eq!(r.policy_ctr.len(), 4);
-        assert!(
-            r.policy_ctr[3].ctr > r.policy_ctr[0].ctr,
-            "oracle beats uniform"
-        );
+        assert!(r.policy_ctr[3].ctr > r.policy_ctr[0].ctr, "oracle beats uniform");
         // Uniform propensities for K = 2 of 7 are exactly 1/42.
         let k2 = &r.propensity_vs_k[0].points[1];
         assert!((k2.median - log10(1.0 / 42.0)).abs() < 1e-12);
@@ -609,18 +476,12 @@ mod tests {
     #[test]
     fn synthetic_world_runs_with_every_policy() {
         for logging in ["uniform", "popularity", "softmax"] {
-            let q = format!(
-                "world=synthetic&items=300&slate_size=5&logs=2000&users=200&logging={logging}"
-            );
-            let r: SlateWorldReport =
-                serde_json::from_str(&run_query::<SlateWorldLesson>(&q, &mut ()).unwrap()).unwrap();
+            let q = format!("world=synthetic&items=300&slate_size=5&logs=2000&users=200&logging={logging}");
+            let r: SlateWorldReport = serde_json::from_str(&run_query::<SlateWorldLesson>(&q, &mut ()).unwrap()).unwrap();
             assert_eq!(r.ctr_by_position.len(), 5);
             assert!(r.logged_ctr.mean > 0.0 && r.logged_ctr.mean < 1.0);
             // P = 300, K = 5: far too many slates to enumerate.
-            assert!(matches!(
-                r.policy_ctr[0].method,
-                super::super::simulate::CtrMethod::MonteCarlo { .. }
-            ));
+            assert!(matches!(r.policy_ctr[0].method, super::super::simulate::CtrMethod::MonteCarlo { .. }));
         }
     }
 }

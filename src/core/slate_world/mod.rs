@@ -75,15 +75,7 @@ pub struct World {
 }
 
 /// The toy world's catalogue and categories (as in the PRR notebook).
-pub const TOY_ITEMS: [&str; 7] = [
-    "running shoes",
-    "phone",
-    "boots",
-    "mic",
-    "carpet",
-    "pillow",
-    "tennis balls",
-];
+pub const TOY_ITEMS: [&str; 7] = ["running shoes", "phone", "boots", "mic", "carpet", "pillow", "tennis balls"];
 pub const TOY_CATEGORIES: [&str; 4] = ["sports", "tech", "house", "fashion"];
 
 /// Affinity g(z)·Ψ_a of each toy category (row) for each toy item (column).
@@ -131,11 +123,7 @@ impl World {
             category_embeddings[z * dim as usize + z] = 1.0;
         }
         let item_topic = (0..TOY_ITEMS.len())
-            .map(|a| {
-                (0..4)
-                    .max_by(|&x, &y| TOY_AFFINITY[x][a].total_cmp(&TOY_AFFINITY[y][a]))
-                    .unwrap() as u32
-            })
+            .map(|a| (0..4).max_by(|&x, &y| TOY_AFFINITY[x][a].total_cmp(&TOY_AFFINITY[y][a])).unwrap() as u32)
             .collect();
         let item_popularity = vec![1.0, 1.4, 0.8, 0.6, 0.5, 0.9, 0.7];
         let (phi, bias) = engagement_weights(&mut rng, 2, 8.0);
@@ -200,22 +188,10 @@ impl World {
             let names: Vec<String> = chosen.iter().map(|t| format!("t{t}")).collect();
             category_names.push(format!("z{c} ({})", names.join("+")));
         }
-        let (phi, bias) = engagement_weights(
-            &mut rng,
-            spec.engagement_features,
-            18.0 / spec.engagement_features as f64,
-        );
+        let (phi, bias) = engagement_weights(&mut rng, spec.engagement_features, 18.0 / spec.engagement_features as f64);
         let (position_gamma, position_alpha) = position_effects(&mut rng);
         let categories = spec.categories;
-        let population = population(
-            seed,
-            spec.users,
-            categories,
-            spec.engagement_features,
-            &phi,
-            bias,
-            |rng| rng::index(rng, categories),
-        );
+        let population = population(seed, spec.users, categories, spec.engagement_features, &phi, bias, |rng| rng::index(rng, categories));
         World::assemble(
             "synthetic".into(),
             (0..spec.items).map(|a| format!("item {a}")).collect(),
@@ -228,10 +204,7 @@ impl World {
             population,
             position_gamma,
             position_alpha,
-            SlateSizes {
-                min: spec.slate_size,
-                max: spec.slate_size,
-            },
+            SlateSizes { min: spec.slate_size, max: spec.slate_size },
             click_model,
         )
     }
@@ -333,8 +306,7 @@ impl World {
                 let theta0 = exp(user.log_no_click);
                 let mut total = theta0;
                 for (k, &a) in slate.iter().enumerate() {
-                    let theta = self.exp_affinity(user.category, a) * exp(self.position_gamma[k])
-                        + exp(self.position_alpha[k]);
+                    let theta = self.exp_affinity(user.category, a) * exp(self.position_gamma[k]) + exp(self.position_alpha[k]);
                     out.push(theta);
                     total += theta;
                 }
@@ -355,8 +327,7 @@ impl World {
     /// PBM: examination 1/k times attraction σ(g(z)·Ψ_a + γ_k − ln θ_0).
     fn pbm_click(&self, user: &User, position: u32, a: u32) -> f64 {
         let examination = 1.0 / (position + 1) as f64;
-        let logit = self.affinity(user.category, a) + self.position_gamma[position as usize]
-            - user.log_no_click;
+        let logit = self.affinity(user.category, a) + self.position_gamma[position as usize] - user.log_no_click;
         examination / (1.0 + exp(-logit))
     }
 
@@ -366,8 +337,7 @@ impl World {
             ClickModel::Prr => {
                 let mut clicks = 0.0;
                 for (k, &a) in slate.iter().enumerate() {
-                    clicks += self.exp_affinity(user.category, a) * exp(self.position_gamma[k])
-                        + exp(self.position_alpha[k]);
+                    clicks += self.exp_affinity(user.category, a) * exp(self.position_gamma[k]) + exp(self.position_alpha[k]);
                 }
                 let theta0 = exp(user.log_no_click);
                 clicks / (theta0 + clicks)
@@ -387,11 +357,7 @@ impl World {
     pub fn expected_clicks(&self, user: &User, slate: &[u32]) -> f64 {
         match self.click_model {
             ClickModel::Prr => self.expected_reward(user, slate),
-            ClickModel::Pbm => slate
-                .iter()
-                .enumerate()
-                .map(|(k, &a)| self.pbm_click(user, k as u32, a))
-                .sum(),
+            ClickModel::Pbm => slate.iter().enumerate().map(|(k, &a)| self.pbm_click(user, k as u32, a)).sum(),
         }
     }
 
@@ -401,11 +367,7 @@ impl World {
         match self.click_model {
             ClickModel::Prr => self.expected_reward(user, slate),
             ClickModel::Pbm => {
-                let p: Vec<f64> = slate
-                    .iter()
-                    .enumerate()
-                    .map(|(k, &a)| self.pbm_click(user, k as u32, a))
-                    .collect();
+                let p: Vec<f64> = slate.iter().enumerate().map(|(k, &a)| self.pbm_click(user, k as u32, a)).collect();
                 let mean: f64 = p.iter().sum();
                 p.iter().map(|q| q * (1.0 - q)).sum::<f64>() + mean * mean
             }
@@ -413,14 +375,7 @@ impl World {
     }
 
     /// Draw the per-position clicks of one impression into `clicks` (0/1 per position).
-    pub fn sample_clicks(
-        &self,
-        user: &User,
-        slate: &[u32],
-        rng: &mut Rng,
-        scratch: &mut Vec<f64>,
-        clicks: &mut Vec<u8>,
-    ) {
+    pub fn sample_clicks(&self, user: &User, slate: &[u32], rng: &mut Rng, scratch: &mut Vec<f64>, clicks: &mut Vec<u8>) {
         clicks.clear();
         clicks.resize(slate.len(), 0);
         self.outcome_probabilities(user, slate, scratch);
@@ -457,9 +412,7 @@ fn unit_vector(rng: &mut Rng, d: usize) -> Vec<f64> {
 
 /// φ_f ~ N(mean, 0.1²) per engagement feature, and a bias b ~ N(0, 1).
 fn engagement_weights(rng: &mut Rng, features: u32, mean: f64) -> (Vec<f64>, f64) {
-    let phi = (0..features)
-        .map(|_| mean + 0.1 * rng::normal(rng))
-        .collect();
+    let phi = (0..features).map(|_| mean + 0.1 * rng::normal(rng)).collect();
     (phi, rng::normal(rng))
 }
 
@@ -486,11 +439,7 @@ fn population(
             let category = category(&mut rng);
             let engagement: Vec<f64> = (0..features).map(|_| rng::uniform(&mut rng)).collect();
             let log_no_click = dot(&engagement, phi) + bias;
-            User {
-                category,
-                engagement,
-                log_no_click,
-            }
+            User { category, engagement, log_no_click }
         })
         .collect()
 }
@@ -507,15 +456,7 @@ mod tests {
     pub fn small_synthetic(seed: u64) -> World {
         World::synthetic(
             seed,
-            SyntheticSpec {
-                items: 12,
-                slate_size: 3,
-                dim: 8,
-                categories: 3,
-                topics: 4,
-                users: 50,
-                engagement_features: 2,
-            },
+            SyntheticSpec { items: 12, slate_size: 3, dim: 8, categories: 3, topics: 4, users: 50, engagement_features: 2 },
             ClickModel::Prr,
         )
     }

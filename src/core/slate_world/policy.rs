@@ -67,9 +67,7 @@ impl PlackettLuce {
             LoggingKind::Softmax { temperature } => {
                 let tables = (0..world.categories())
                     .map(|z| {
-                        let logits: Vec<f64> = (0..items)
-                            .map(|a| world.affinity(z, a) / temperature)
-                            .collect();
+                        let logits: Vec<f64> = (0..items).map(|a| world.affinity(z, a) / temperature).collect();
                         let max = logits.iter().copied().fold(f64::NEG_INFINITY, f64::max);
                         logits.iter().map(|l| exp(l - max)).collect()
                     })
@@ -89,13 +87,7 @@ impl PlackettLuce {
                     .collect()
             })
             .collect();
-        PlackettLuce {
-            kind,
-            items,
-            weights,
-            cumulative,
-            per_category,
-        }
+        PlackettLuce { kind, items, weights, cumulative, per_category }
     }
 
     /// Which weight table a category uses: categories sharing one share their propensities.
@@ -127,17 +119,14 @@ impl PlackettLuce {
             let mut drawn = None;
             for _ in 0..32 {
                 let target = rng::uniform(rng) * total;
-                let a = cumulative
-                    .partition_point(|c| *c <= target)
-                    .min(self.items as usize - 1) as u32;
+                let a = cumulative.partition_point(|c| *c <= target).min(self.items as usize - 1) as u32;
                 if !slate.contains(&a) {
                     drawn = Some(a);
                     break;
                 }
             }
             let a = drawn.unwrap_or_else(|| {
-                let remaining: f64 =
-                    total - slate.iter().map(|&a| weights[a as usize]).sum::<f64>();
+                let remaining: f64 = total - slate.iter().map(|&a| weights[a as usize]).sum::<f64>();
                 let mut target = rng::uniform(rng) * remaining;
                 let mut last = 0;
                 for (i, w) in weights.iter().enumerate() {
@@ -191,11 +180,7 @@ pub fn position_marginals(weights: &[f64], positions: usize) -> Vec<f64> {
         return out;
     }
     let total: f64 = weights.iter().sum();
-    let w_min = weights
-        .iter()
-        .copied()
-        .filter(|w| *w > 0.0)
-        .fold(f64::INFINITY, f64::min);
+    let w_min = weights.iter().copied().filter(|w| *w > 0.0).fold(f64::INFINITY, f64::min);
     // Below t_lo every arrival is unlikely (mass ≤ 1e-15 relative); above t_hi even the slowest
     // item has arrived with probability 1 − e^{−40}.
     let (s_lo, s_hi) = (ln(1e-15 / total), ln(40.0 / w_min));
@@ -219,11 +204,7 @@ pub fn position_marginals(weights: &[f64], positions: usize) -> Vec<f64> {
         for i in (0..p).rev() {
             let (q, a) = (1.0 - arrived[i], arrived[i]);
             for j in 0..k {
-                let prev = if j > 0 {
-                    suffix[(i + 1) * k + j - 1]
-                } else {
-                    0.0
-                };
+                let prev = if j > 0 { suffix[(i + 1) * k + j - 1] } else { 0.0 };
                 suffix[i * k + j] = q * suffix[(i + 1) * k + j] + a * prev;
             }
         }
@@ -264,9 +245,7 @@ impl SlatePolicy for Oracle {
         let z = world.users[user as usize].category;
         let top = top_k_by(world.items(), size, |a| world.affinity(z, a));
         let mut positions: Vec<u32> = (0..size).collect();
-        positions.sort_by(|&i, &j| {
-            world.position_gamma[j as usize].total_cmp(&world.position_gamma[i as usize])
-        });
+        positions.sort_by(|&i, &j| world.position_gamma[j as usize].total_cmp(&world.position_gamma[i as usize]));
         slate.clear();
         slate.resize(size as usize, 0);
         for (rank, &pos) in positions.iter().enumerate() {
@@ -300,8 +279,7 @@ pub struct Logging<'a> {
 
 impl SlatePolicy for Logging<'_> {
     fn choose(&self, world: &World, user: u32, size: u32, rng: &mut Rng, slate: &mut Vec<u32>) {
-        self.policy
-            .sample(world.users[user as usize].category, size, rng, slate);
+        self.policy.sample(world.users[user as usize].category, size, rng, slate);
     }
     fn name(&self) -> String {
         self.policy.kind.label()
@@ -336,15 +314,7 @@ mod tests {
             World::toy(5, 40, ClickModel::Prr),
             World::synthetic(
                 2,
-                SyntheticSpec {
-                    items: 8,
-                    slate_size: 3,
-                    dim: 6,
-                    categories: 3,
-                    topics: 3,
-                    users: 30,
-                    engagement_features: 2,
-                },
+                SyntheticSpec { items: 8, slate_size: 3, dim: 6, categories: 3, topics: 3, users: 30, engagement_features: 2 },
                 ClickModel::Prr,
             ),
         ]
@@ -353,18 +323,11 @@ mod tests {
     #[test]
     fn slate_propensities_sum_to_one() {
         for world in worlds() {
-            for kind in [
-                LoggingKind::Uniform,
-                LoggingKind::Popularity,
-                LoggingKind::Softmax { temperature: 0.7 },
-            ] {
+            for kind in [LoggingKind::Uniform, LoggingKind::Popularity, LoggingKind::Softmax { temperature: 0.7 }] {
                 let policy = PlackettLuce::new(&world, kind);
                 for size in 1..=3 {
                     for z in 0..world.categories() {
-                        let total: f64 = all_slates(world.items(), size)
-                            .iter()
-                            .map(|s| policy.slate_propensity(z, s))
-                            .sum();
+                        let total: f64 = all_slates(world.items(), size).iter().map(|s| policy.slate_propensity(z, s)).sum();
                         assert!((total - 1.0).abs() < 1e-12, "{kind:?} K={size}: {total}");
                     }
                 }
@@ -379,11 +342,7 @@ mod tests {
     #[test]
     fn position_marginals_match_enumeration() {
         for world in worlds() {
-            for kind in [
-                LoggingKind::Uniform,
-                LoggingKind::Popularity,
-                LoggingKind::Softmax { temperature: 0.3 },
-            ] {
+            for kind in [LoggingKind::Uniform, LoggingKind::Popularity, LoggingKind::Softmax { temperature: 0.3 }] {
                 let policy = PlackettLuce::new(&world, kind);
                 let z = 1;
                 let k = 3;

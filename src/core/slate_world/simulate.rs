@@ -37,13 +37,7 @@ pub struct LoggedData {
 
 /// Log `n` impressions of `policy` on `world`: a random user, a slate from the policy, clicks
 /// from the click model, and the propensities a later estimator needs.
-pub fn log_data(
-    world: &World,
-    policy: &PlackettLuce,
-    n: u32,
-    seed: u64,
-    progress: &mut dyn Progress,
-) -> LoggedData {
+pub fn log_data(world: &World, policy: &PlackettLuce, n: u32, seed: u64, progress: &mut dyn Progress) -> LoggedData {
     let mut rng = rng::seeded(seed, Stream::Logs);
     let max_size = world.slate_sizes.max;
     // Per-position propensities depend only on the policy's weight table (one per category, or
@@ -61,14 +55,9 @@ pub fn log_data(
         let size = world.sample_slate_size(&mut rng);
         policy.sample(u.category, size, &mut rng, &mut slate);
         world.sample_clicks(u, &slate, &mut rng, &mut scratch, &mut clicks);
-        let table = marginals[policy.table(u.category)]
-            .get_or_insert_with(|| policy.position_marginals(u.category, max_size));
+        let table = marginals[policy.table(u.category)].get_or_insert_with(|| policy.position_marginals(u.category, max_size));
         let stride = max_size.min(world.items()) as usize;
-        let position_propensity = slate
-            .iter()
-            .enumerate()
-            .map(|(k, &a)| table[a as usize * stride + k])
-            .collect();
+        let position_propensity = slate.iter().enumerate().map(|(k, &a)| table[a as usize * stride + k]).collect();
         rows.push(LoggedRow {
             user,
             slate: slate.clone(),
@@ -78,18 +67,13 @@ pub fn log_data(
         });
     }
     progress.report(1.0, "logging impressions");
-    LoggedData {
-        policy: policy.kind,
-        rows,
-    }
+    LoggedData { policy: policy.kind, rows }
 }
 
 impl LoggedData {
     pub fn ctr(&self) -> MeanSe {
         let mut r = Running::default();
-        self.rows
-            .iter()
-            .for_each(|row| r.push(f64::from(u8::from(row.reward()))));
+        self.rows.iter().for_each(|row| r.push(f64::from(u8::from(row.reward()))));
         r.summary()
     }
 
@@ -121,11 +105,7 @@ impl LoggedData {
             cells.extend(pad(row.clicks.iter().map(|c| c.to_string()).collect()));
             cells.push(u8::from(row.reward()).to_string());
             cells.push(format!("{:e}", row.slate_propensity));
-            cells.extend(pad(row
-                .position_propensity
-                .iter()
-                .map(|p| format!("{p:e}"))
-                .collect()));
+            cells.extend(pad(row.position_propensity.iter().map(|p| format!("{p:e}")).collect()));
             out.push_str(&cells.join(","));
             out.push('\n');
         }
@@ -156,20 +136,12 @@ pub struct PolicyCtr {
 
 /// Number of ordered slates of each size the world draws, P!/(P−K)!, as f64 (it overflows u64).
 pub fn slate_count(world: &World) -> f64 {
-    (world.slate_sizes.min..=world.slate_sizes.max)
-        .map(|k| (0..k).map(|j| (world.items() - j) as f64).product::<f64>())
-        .sum()
+    (world.slate_sizes.min..=world.slate_sizes.max).map(|k| (0..k).map(|j| (world.items() - j) as f64).product::<f64>()).sum()
 }
 
 /// The expected CTR of a logging policy: exact by enumeration when users × slates × K fits in
 /// `work_budget`, otherwise Monte Carlo with `mc_draws` draws.
-pub fn policy_ctr(
-    world: &World,
-    policy: &PlackettLuce,
-    work_budget: f64,
-    mc_draws: u32,
-    seed: u64,
-) -> PolicyCtr {
+pub fn policy_ctr(world: &World, policy: &PlackettLuce, work_budget: f64, mc_draws: u32, seed: u64) -> PolicyCtr {
     let work = slate_count(world) * world.slate_sizes.max as f64 * world.users.len() as f64;
     if work <= work_budget {
         enumerate_ctr(world, policy)
@@ -192,21 +164,10 @@ fn enumerate_ctr(world: &World, policy: &PlackettLuce) -> PolicyCtr {
         }
         for size in world.slate_sizes.min..=world.slate_sizes.max {
             let mut slate = Vec::with_capacity(size as usize);
-            enumerate(
-                world,
-                policy,
-                z as u32,
-                size,
-                1.0,
-                &mut slate,
-                &mut |slate, p| {
-                    slates += 1;
-                    total += p * members
-                        .iter()
-                        .map(|&u| world.expected_reward(&world.users[u as usize], slate))
-                        .sum::<f64>();
-                },
-            );
+            enumerate(world, policy, z as u32, size, 1.0, &mut slate, &mut |slate, p| {
+                slates += 1;
+                total += p * members.iter().map(|&u| world.expected_reward(&world.users[u as usize], slate)).sum::<f64>();
+            });
         }
     }
     PolicyCtr {
@@ -218,15 +179,7 @@ fn enumerate_ctr(world: &World, policy: &PlackettLuce) -> PolicyCtr {
 }
 
 /// Depth-first walk over all ordered slates, carrying the PL probability of the prefix.
-fn enumerate(
-    world: &World,
-    policy: &PlackettLuce,
-    z: u32,
-    size: u32,
-    prob: f64,
-    slate: &mut Vec<u32>,
-    visit: &mut dyn FnMut(&[u32], f64),
-) {
+fn enumerate(world: &World, policy: &PlackettLuce, z: u32, size: u32, prob: f64, slate: &mut Vec<u32>, visit: &mut dyn FnMut(&[u32], f64)) {
     if slate.len() as u32 == size {
         visit(slate, prob);
         return;
@@ -240,27 +193,14 @@ fn enumerate(
         }
         let w = weights[a as usize];
         slate.push(a);
-        enumerate(
-            world,
-            policy,
-            z,
-            size,
-            prob * w / remaining.max(w),
-            slate,
-            visit,
-        );
+        enumerate(world, policy, z, size, prob * w / remaining.max(w), slate, visit);
         slate.pop();
     }
 }
 
 /// Mean expected reward of `draws` impressions (random user, size, slate): an unbiased estimate of
 /// the CTR with less noise than sampled clicks.
-pub fn monte_carlo_ctr(
-    world: &World,
-    policy: &dyn SlatePolicy,
-    draws: u32,
-    seed: u64,
-) -> PolicyCtr {
+pub fn monte_carlo_ctr(world: &World, policy: &dyn SlatePolicy, draws: u32, seed: u64) -> PolicyCtr {
     let mut rng = rng::seeded(seed, Stream::MonteCarlo);
     let mut running = Running::default();
     let mut slate = Vec::new();
@@ -271,14 +211,7 @@ pub fn monte_carlo_ctr(
         running.push(world.expected_reward(&world.users[user as usize], &slate));
     }
     let s = running.summary();
-    PolicyCtr {
-        policy: policy.name(),
-        ctr: s.mean,
-        se: s.se,
-        method: CtrMethod::MonteCarlo {
-            draws: draws as u64,
-        },
-    }
+    PolicyCtr { policy: policy.name(), ctr: s.mean, se: s.se, method: CtrMethod::MonteCarlo { draws: draws as u64 } }
 }
 
 /// Exact CTR of a deterministic policy (the oracle): every user, every slate size.
@@ -293,23 +226,12 @@ pub fn deterministic_ctr(world: &World, policy: &dyn SlatePolicy) -> PolicyCtr {
             total += world.expected_reward(&world.users[user as usize], &slate);
         }
     }
-    PolicyCtr {
-        policy: policy.name(),
-        ctr: total / (world.users.len() as f64 * sizes as f64),
-        se: 0.0,
-        method: CtrMethod::Deterministic,
-    }
+    PolicyCtr { policy: policy.name(), ctr: total / (world.users.len() as f64 * sizes as f64), se: 0.0, method: CtrMethod::Deterministic }
 }
 
 /// A simulated A/B test: deploy `policy` on `impressions` fresh impressions (new draws of users,
 /// slates and clicks) and report the observed CTR with its standard error.
-pub fn ab_test(
-    world: &World,
-    policy: &dyn SlatePolicy,
-    impressions: u32,
-    seed: u64,
-    progress: &mut dyn Progress,
-) -> MeanSe {
+pub fn ab_test(world: &World, policy: &dyn SlatePolicy, impressions: u32, seed: u64, progress: &mut dyn Progress) -> MeanSe {
     let mut rng = rng::seeded(seed, Stream::AbTest);
     let mut running = Running::default();
     let (mut slate, mut scratch, mut clicks) = (Vec::new(), Vec::new(), Vec::new());
@@ -320,13 +242,7 @@ pub fn ab_test(
         let user = rng::index(&mut rng, world.users.len() as u32);
         let size = world.sample_slate_size(&mut rng);
         policy.choose(world, user, size, &mut rng, &mut slate);
-        world.sample_clicks(
-            &world.users[user as usize],
-            &slate,
-            &mut rng,
-            &mut scratch,
-            &mut clicks,
-        );
+        world.sample_clicks(&world.users[user as usize], &slate, &mut rng, &mut scratch, &mut clicks);
         running.push(f64::from(u8::from(clicks.iter().any(|c| *c > 0))));
     }
     running.summary()
@@ -338,10 +254,7 @@ pub fn prr_click_mass(world: &World, category: u32, slate: &[u32]) -> f64 {
     slate
         .iter()
         .enumerate()
-        .map(|(k, &a)| {
-            world.exp_affinity(category, a) * exp(world.position_gamma[k])
-                + exp(world.position_alpha[k])
-        })
+        .map(|(k, &a)| world.exp_affinity(category, a) * exp(world.position_gamma[k]) + exp(world.position_alpha[k]))
         .sum()
 }
 
@@ -361,10 +274,7 @@ mod tests {
         assert!((0.03..0.10).contains(&ctr.mean), "{ctr:?}");
         let exact = policy_ctr(&world, &policy, 1e9, 0, 0);
         assert!(matches!(exact.method, CtrMethod::Enumeration { .. }));
-        assert!(
-            (ctr.mean - exact.ctr).abs() < 4.0 * ctr.se,
-            "{ctr:?} vs {exact:?}"
-        );
+        assert!((ctr.mean - exact.ctr).abs() < 4.0 * ctr.se, "{ctr:?} vs {exact:?}");
     }
 
     #[test]
@@ -372,30 +282,15 @@ mod tests {
         for model in [ClickModel::Prr, ClickModel::Pbm] {
             let world = World::synthetic(
                 4,
-                SyntheticSpec {
-                    items: 9,
-                    slate_size: 3,
-                    dim: 6,
-                    categories: 3,
-                    topics: 3,
-                    users: 60,
-                    engagement_features: 2,
-                },
+                SyntheticSpec { items: 9, slate_size: 3, dim: 6, categories: 3, topics: 3, users: 60, engagement_features: 2 },
                 model,
             );
-            for kind in [
-                LoggingKind::Uniform,
-                LoggingKind::Popularity,
-                LoggingKind::Softmax { temperature: 0.5 },
-            ] {
+            for kind in [LoggingKind::Uniform, LoggingKind::Popularity, LoggingKind::Softmax { temperature: 0.5 }] {
                 let policy = PlackettLuce::new(&world, kind);
                 let exact = policy_ctr(&world, &policy, 1e9, 0, 0);
                 let mc = monte_carlo_ctr(&world, &Logging { policy: &policy }, 40_000, 7);
                 assert!(mc.se > 0.0);
-                assert!(
-                    (exact.ctr - mc.ctr).abs() < 4.0 * mc.se,
-                    "{model:?} {kind:?}: {exact:?} vs {mc:?}"
-                );
+                assert!((exact.ctr - mc.ctr).abs() < 4.0 * mc.se, "{model:?} {kind:?}: {exact:?} vs {mc:?}");
             }
         }
     }
@@ -408,10 +303,7 @@ mod tests {
         let oracle = deterministic_ctr(&world, &Oracle);
         assert!(oracle.ctr > exact.ctr);
         let ab = ab_test(&world, &Oracle, 50_000, 3, &mut ());
-        assert!(
-            (ab.mean - oracle.ctr).abs() < 4.0 * ab.se,
-            "{ab:?} vs {oracle:?}"
-        );
+        assert!((ab.mean - oracle.ctr).abs() < 4.0 * ab.se, "{ab:?} vs {oracle:?}");
     }
 
     #[test]
@@ -438,10 +330,6 @@ mod tests {
         }
         let row0 = data.rows.iter().find(|r| r.slate[0] == 1).unwrap();
         let freq = at_first[1] as f64 / data.rows.len() as f64;
-        assert!(
-            (freq - row0.position_propensity[0]).abs() < 0.01,
-            "{freq} vs {}",
-            row0.position_propensity[0]
-        );
+        assert!((freq - row0.position_propensity[0]).abs() < 0.01, "{freq} vs {}", row0.position_propensity[0]);
     }
 }

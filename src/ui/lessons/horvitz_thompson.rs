@@ -39,7 +39,9 @@ fn HorvitzThompsonPage(props: &LessonProps) -> Html {
             "spread-vs-k" => html! { <Plot spec={f.spread_vs_k.clone()} /> },
             "spread-vs-p" => plot(&f.spread_vs_p, "The toy world has 7 items; choose the synthetic world to vary P."),
             "cap-sweep" => html! { <Plot spec={f.cap_sweep.clone()} /> },
-            "scatter" => plot(&f.scatter, "There are too many slates to list one by one here; choose the toy world (or P ≤ 45 with K = 2)."),
+            "scatter" => {
+                plot(&f.scatter, "There are too many slates to list one by one here; choose the toy world (or P ≤ 45 with K = 2).")
+            }
             other => html! { <p class="inline-error">{ format!("unknown widget “{other}”") }</p> },
         }
     })
@@ -90,7 +92,8 @@ impl From<&HorvitzThompsonReport> for Figures {
         } else {
             format!("Monte Carlo over {} slates drawn from π, ± {}", t.count, pct(t.se))
         };
-        let mut truth_line = format!("True value of π: V(π) = {} expected clicks per slate ({how}). π₀ = {}; π = {}.", pct(t.value), r.logging, r.target);
+        let mut truth_line =
+            format!("True value of π: V(π) = {} expected clicks per slate ({how}). π₀ = {}; π = {}.", pct(t.value), r.logging, r.target);
         if t.uncovered_mass > 0.0 {
             truth_line.push_str(&format!(
                 " Warning: π puts {:.1} % of its mass on slates π₀ never shows (repeated items): no importance weight can see them.",
@@ -124,7 +127,8 @@ impl From<&HorvitzThompsonReport> for Figures {
         let table_caption = format!("{} replications of N = {} logged rows each; truth {}", r.replications, r.logs, pct(t.value)).into();
 
         // Strip plot: every replication's estimate, jittered around its estimator's column.
-        let mut distributions = PlotSpec::new("estimator-distributions", "Estimates over the replications (line: the truth)", "", "estimated V(π) (%)");
+        let mut distributions =
+            PlotSpec::new("estimator-distributions", "Estimates over the replications (line: the truth)", "", "estimated V(π) (%)");
         let mut all: Vec<f64> = r.estimators.iter().flat_map(|e| e.values.iter().map(|v| v * 100.0)).filter(|v| v.is_finite()).collect();
         all.sort_by(f64::total_cmp);
         let (lo, hi) = (quantile(&all, 0.01).min(t.value * 100.0), quantile(&all, 0.99).max(t.value * 100.0));
@@ -147,7 +151,9 @@ impl From<&HorvitzThompsonReport> for Figures {
             distributions.series.push(Series::new(e.label.clone(), Style::Points, points, i as u32));
         }
         let n = r.estimators.len() as f64;
-        distributions.series.push(Series::new("truth", Style::Line, vec![(0.5, t.value * 100.0), (n + 0.5, t.value * 100.0)], REFERENCE).dashed());
+        distributions
+            .series
+            .push(Series::new("truth", Style::Line, vec![(0.5, t.value * 100.0), (n + 0.5, t.value * 100.0)], REFERENCE).dashed());
         distributions.x_ticks = Some(r.estimators.iter().enumerate().map(|(i, e)| (i as f64 + 1.0, e.name.clone())).collect());
         distributions.legend = false;
         distributions.y_range = Some((y0, y1));
@@ -203,10 +209,16 @@ impl From<&HorvitzThompsonReport> for Figures {
             ))
         });
 
-        let mut cap_sweep = PlotSpec::new("cap-sweep", "Capped IPS: the bias–variance trade-off of the cap M", "cap M (log scale)", "(log scale)");
+        let mut cap_sweep =
+            PlotSpec::new("cap-sweep", "Capped IPS: the bias–variance trade-off of the cap M", "cap M (log scale)", "(log scale)");
         let xs: Vec<f64> = r.cap_grid.iter().map(|m| m.log10()).collect();
         for (name, color, values) in [("bias²", 1, &r.cap_bias2), ("variance", 0, &r.cap_variance), ("MSE", REFERENCE, &r.cap_mse)] {
-            cap_sweep.series.push(Series::new(name, Style::LinePoints, xs.iter().zip(values.iter()).map(|(x, v)| (*x, log10_floor(*v))).collect(), color));
+            cap_sweep.series.push(Series::new(
+                name,
+                Style::LinePoints,
+                xs.iter().zip(values.iter()).map(|(x, v)| (*x, log10_floor(*v))).collect(),
+                color,
+            ));
         }
         cap_sweep.x_is_log10 = true;
         cap_sweep.legend_at = LegendAt::LowerRight;

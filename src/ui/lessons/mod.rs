@@ -1,4 +1,4 @@
 //! One UI module per lesson: it turns the lesson's report into plots and tables.
 
-pub mod slate_world;
 pub mod horvitz_thompson;
+pub mod slate_world;

@@ -18,9 +18,7 @@ pub fn view(props: LessonProps) -> Html {
 fn SlateWorldPage(props: &LessonProps) -> Html {
     let state = use_lesson::<SlateWorldLesson>(props);
     let figures = use_memo(state.report.clone(), |r| r.as_deref().map(Figures::from));
-    let text = crate::lessons::find(props.lesson_id)
-        .expect("registered")
-        .text();
+    let text = crate::lessons::find(props.lesson_id).expect("registered").text();
     state.render(text, props.section, |name, _args| {
         let Some(f) = figures.as_ref() else {
             return waiting();
@@ -68,18 +66,9 @@ impl From<&SlateWorldReport> for Figures {
     fn from(r: &SlateWorldReport) -> Figures {
         let log_table = TableSpec {
             id: "logged-rows".into(),
-            headers: [
-                "#",
-                "user",
-                "context z",
-                "engagement y",
-                "slate A",
-                "click",
-                "π₀(A | x)",
-                "π₀⁽ᵏ⁾(aₖ | x) per position",
-            ]
-            .map(String::from)
-            .to_vec(),
+            headers: ["#", "user", "context z", "engagement y", "slate A", "click", "π₀(A | x)", "π₀⁽ᵏ⁾(aₖ | x) per position"]
+                .map(String::from)
+                .to_vec(),
             rows: r
                 .first_rows
                 .iter()
@@ -100,19 +89,11 @@ impl From<&SlateWorldReport> for Figures {
                         (i + 1).to_string(),
                         row.user.to_string(),
                         row.context.clone(),
-                        row.engagement
-                            .iter()
-                            .map(|y| format!("{y:.2}"))
-                            .collect::<Vec<_>>()
-                            .join(", "),
+                        row.engagement.iter().map(|y| format!("{y:.2}")).collect::<Vec<_>>().join(", "),
                         row.slate.join(" · "),
                         click,
                         fmt_sig(row.slate_propensity),
-                        row.position_propensity
-                            .iter()
-                            .map(|p| fmt_sig(*p))
-                            .collect::<Vec<_>>()
-                            .join(" · "),
+                        row.position_propensity.iter().map(|p| fmt_sig(*p)).collect::<Vec<_>>().join(" · "),
                     ]
                 })
                 .collect(),
@@ -126,30 +107,18 @@ impl From<&SlateWorldReport> for Figures {
             r.users
         );
 
-        let mut position_ctr = PlotSpec::new(
-            "ctr-by-position",
-            "Click-through rate by position",
-            "position k",
-            "CTR at position k (%), ± 1 s.e.",
-        );
+        let mut position_ctr =
+            PlotSpec::new("ctr-by-position", "Click-through rate by position", "position k", "CTR at position k (%), ± 1 s.e.");
         position_ctr.series.push(
             Series::new(
                 "logged CTR",
                 Style::Bars { width: 0.6 },
-                r.ctr_by_position
-                    .iter()
-                    .map(|p| (p.position as f64, p.ctr * 100.0))
-                    .collect(),
+                r.ctr_by_position.iter().map(|p| (p.position as f64, p.ctr * 100.0)).collect(),
                 policy_color(&r.logging),
             )
             .with_errors(r.ctr_by_position.iter().map(|p| p.se * 100.0).collect()),
         );
-        position_ctr.x_ticks = Some(
-            r.ctr_by_position
-                .iter()
-                .map(|p| (p.position as f64, p.position.to_string()))
-                .collect(),
-        );
+        position_ctr.x_ticks = Some(r.ctr_by_position.iter().map(|p| (p.position as f64, p.position.to_string())).collect());
         position_ctr.y_from_zero = true;
 
         let h = &r.log10_propensity;
@@ -159,21 +128,11 @@ impl From<&SlateWorldReport> for Figures {
             "slate propensity π₀(A | x) (log scale)",
             "logged rows",
         );
-        let width = if h.edges.len() > 1 {
-            h.edges[1] - h.edges[0]
-        } else {
-            1.0
-        };
+        let width = if h.edges.len() > 1 { h.edges[1] - h.edges[0] } else { 1.0 };
         propensity_hist.series.push(Series::new(
             "rows",
-            Style::Bars {
-                width: width * 0.95,
-            },
-            h.counts
-                .iter()
-                .enumerate()
-                .map(|(i, c)| (h.edges[i] + width / 2.0, *c as f64))
-                .collect(),
+            Style::Bars { width: width * 0.95 },
+            h.counts.iter().enumerate().map(|(i, c)| (h.edges[i] + width / 2.0, *c as f64)).collect(),
             policy_color(&r.logging),
         ));
         propensity_hist.markers.push(Marker {
@@ -195,34 +154,18 @@ impl From<&SlateWorldReport> for Figures {
             propensity_vs_k.series.push(Series::new(
                 curve.policy.clone(),
                 Style::LinePoints,
-                curve
-                    .points
-                    .iter()
-                    .map(|q| (q.k as f64, q.median))
-                    .collect(),
+                curve.points.iter().map(|q| (q.k as f64, q.median)).collect(),
                 color,
             ));
             if curve.policy == r.logging && curve.policy != "uniform" {
                 for (name, pick) in [("5 %", 0), ("95 %", 1)] {
-                    let pts = curve
-                        .points
-                        .iter()
-                        .map(|q| (q.k as f64, if pick == 0 { q.p05 } else { q.p95 }))
-                        .collect();
-                    propensity_vs_k.series.push(
-                        Series::new(format!("{} {name}", curve.policy), Style::Line, pts, color)
-                            .dashed(),
-                    );
+                    let pts = curve.points.iter().map(|q| (q.k as f64, if pick == 0 { q.p05 } else { q.p95 })).collect();
+                    propensity_vs_k.series.push(Series::new(format!("{} {name}", curve.policy), Style::Line, pts, color).dashed());
                 }
             }
         }
         propensity_vs_k.y_is_log10 = true;
-        propensity_vs_k.x_ticks = r.propensity_vs_k.first().map(|c| {
-            c.points
-                .iter()
-                .map(|q| (q.k as f64, q.k.to_string()))
-                .collect()
-        });
+        propensity_vs_k.x_ticks = r.propensity_vs_k.first().map(|c| c.points.iter().map(|q| (q.k as f64, q.k.to_string())).collect());
 
         let method = |m: &CtrMethod| match m {
             CtrMethod::Enumeration { slates } => {
@@ -236,14 +179,7 @@ impl From<&SlateWorldReport> for Figures {
         let mut rows: Vec<Vec<String>> = r
             .policy_ctr
             .iter()
-            .map(|p| {
-                vec![
-                    p.policy.clone(),
-                    "expected CTR".into(),
-                    fmt_pct_se(p.ctr, p.se),
-                    method(&p.method),
-                ]
-            })
+            .map(|p| vec![p.policy.clone(), "expected CTR".into(), fmt_pct_se(p.ctr, p.se), method(&p.method)])
             .collect();
         rows.push(vec![
             r.logging.clone(),
@@ -257,35 +193,18 @@ impl From<&SlateWorldReport> for Figures {
             fmt_pct_se(r.ab_test.mean, r.ab_test.se),
             format!("{} fresh impressions", r.ab_test.n),
         ]);
-        let policy_table = TableSpec {
-            id: "policy-ctr".into(),
-            headers: ["policy", "measure", "CTR", "how"]
-                .map(String::from)
-                .to_vec(),
-            rows,
-        };
+        let policy_table =
+            TableSpec { id: "policy-ctr".into(), headers: ["policy", "measure", "CTR", "how"].map(String::from).to_vec(), rows };
 
-        let mut policy_plot = PlotSpec::new(
-            "policy-ctr",
-            "Expected CTR of each policy; the chosen one's logged and A/B CTR (± 1 s.e.)",
-            "",
-            "CTR (%)",
-        );
+        let mut policy_plot =
+            PlotSpec::new("policy-ctr", "Expected CTR of each policy; the chosen one's logged and A/B CTR (± 1 s.e.)", "", "CTR (%)");
         let mut ticks = Vec::new();
         for (i, p) in r.policy_ctr.iter().enumerate() {
             let x = i as f64 + 1.0;
-            ticks.push((
-                x,
-                p.policy.split(" (").next().unwrap_or_default().to_string(),
-            ));
+            ticks.push((x, p.policy.split(" (").next().unwrap_or_default().to_string()));
             policy_plot.series.push(
-                Series::new(
-                    p.policy.clone(),
-                    Style::Bars { width: 0.6 },
-                    vec![(x, p.ctr * 100.0)],
-                    policy_color(&p.policy),
-                )
-                .with_errors(vec![p.se * 100.0]),
+                Series::new(p.policy.clone(), Style::Bars { width: 0.6 }, vec![(x, p.ctr * 100.0)], policy_color(&p.policy))
+                    .with_errors(vec![p.se * 100.0]),
             );
         }
         let n = r.policy_ctr.len() as f64;
@@ -296,10 +215,7 @@ impl From<&SlateWorldReport> for Figures {
             Series::new(
                 format!("{} (logged, A/B)", r.logging),
                 Style::Bars { width: 0.6 },
-                vec![
-                    (n + 1.0, r.logged_ctr.mean * 100.0),
-                    (n + 2.0, r.ab_test.mean * 100.0),
-                ],
+                vec![(n + 1.0, r.logged_ctr.mean * 100.0), (n + 2.0, r.ab_test.mean * 100.0)],
                 chosen,
             )
             .with_errors(vec![r.logged_ctr.se * 100.0, r.ab_test.se * 100.0]),

@@ -1,0 +1,73 @@
+//! Catalogues and queries for the MIPS lesson: the notebook's uniform vectors, and clustered,
+//! matrix-factorisation-like embeddings (items around topic directions with varying norms; a
+//! query is the mean of a few items a user interacted with).
+
+use super::Vectors;
+use crate::core::math::exp;
+use crate::core::rng::{self, Stream};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// U[0,1]^d items and queries, as in the tutorial's notebook.
+    Uniform,
+    /// Clustered, MF-like.
+    Clustered,
+}
+
+/// `items` and `queries` vectors of dimension `dim`.
+pub fn generate(kind: Kind, items: usize, queries: usize, dim: usize, seed: u64) -> (Vectors, Vectors) {
+    let mut rng = rng::seeded(seed, Stream::World);
+    let mut catalogue = Vectors::new(dim);
+    let mut qs = Vectors::new(dim);
+    match kind {
+        Kind::Uniform => {
+            catalogue.data = (0..items * dim).map(|_| rng::uniform(&mut rng) as f32).collect();
+            let mut qrng = rng::seeded(seed, Stream::Users);
+            qs.data = (0..queries * dim).map(|_| rng::uniform(&mut qrng) as f32).collect();
+        }
+        Kind::Clustered => {
+            let clusters = 64u32;
+            let centers: Vec<Vec<f64>> = (0..clusters)
+                .map(|_| {
+                    let v: Vec<f64> = (0..dim).map(|_| rng::normal(&mut rng)).collect();
+                    let n = v.iter().map(|x| x * x).sum::<f64>().sqrt();
+                    v.into_iter().map(|x| x / n).collect()
+                })
+                .collect();
+            let noise = 0.7 / (dim as f64).sqrt();
+            let mut cluster_of = Vec::with_capacity(items);
+            for _ in 0..items {
+                let c = rng::index(&mut rng, clusters);
+                let norm = exp(0.35 * rng::normal(&mut rng));
+                cluster_of.push(c);
+                for j in 0..dim {
+                    catalogue.data.push((norm * (centers[c as usize][j] + noise * rng::normal(&mut rng))) as f32);
+                }
+            }
+            // A query: the mean of 5 items of one cluster (a user's history), as the embeddings
+            // lesson's query function does.
+            let mut qrng = rng::seeded(seed, Stream::Users);
+            let mut members: Vec<Vec<u32>> = vec![Vec::new(); clusters as usize];
+            for (i, c) in cluster_of.iter().enumerate() {
+                members[*c as usize].push(i as u32);
+            }
+            for _ in 0..queries {
+                let c = loop {
+                    let c = rng::index(&mut qrng, clusters) as usize;
+                    if !members[c].is_empty() {
+                        break c;
+                    }
+                };
+                let mut q = vec![0.0f32; dim];
+                for _ in 0..5 {
+                    let item = members[c][rng::index(&mut qrng, members[c].len() as u32) as usize];
+                    for (qj, x) in q.iter_mut().zip(catalogue.row(item as usize)) {
+                        *qj += x / 5.0;
+                    }
+                }
+                qs.push(&q);
+            }
+        }
+    }
+    (catalogue, qs)
+}

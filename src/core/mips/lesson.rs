@@ -1,0 +1,401 @@
+//! The lesson "Fast MIPS": the notebook's experiment — exact vs approximate top-K search as the
+//! catalogue grows from 10,000 by ×1.3 steps — plus recall histograms and a recall–speed curve
+//! for both ways of indexing inner products.
+
+use super::hnsw::{Config, MipsIndex};
+use super::{data, exact, recall, Vectors};
+use crate::core::experiment::{Experiment, Part};
+use crate::core::math::pow;
+use crate::core::params::{Checked, Issue, Kind, LessonParams, Spec, Value};
+use crate::core::progress::{staged, Progress};
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct MipsParams {
+    pub data: &'static str,
+    pub dim: i64,
+    pub k: i64,
+    pub base_items: i64,
+    pub sizes: i64,
+    pub queries: i64,
+    pub index: &'static str,
+    pub m: i64,
+    pub ef_construction: i64,
+    pub ef_search: i64,
+    pub seed: u64,
+}
+
+impl Default for MipsParams {
+    fn default() -> Self {
+        MipsParams {
+            data: "uniform",
+            dim: 100,
+            k: 4,
+            base_items: 10_000,
+            sizes: 4,
+            queries: 300,
+            index: "hnsw-ip",
+            m: 16,
+            ef_construction: 64,
+            ef_search: 32,
+            seed: 1,
+        }
+    }
+}
+
+pub const DATA: &[(&str, &str)] = &[("uniform", "U[0,1]^d (the notebook)"), ("clustered", "Clustered, MF-like embeddings")];
+pub const INDEXES: &[(&str, &str)] = &[("hnsw-ip", "HNSW on inner products"), ("hnsw-augmented", "HNSW on L2 of augmented vectors")];
+
+const SPECS: &[Spec] = &[
+    Spec { name: "data", label: "Vectors", help: "the notebook's uniform vectors or clustered MF-like ones", kind: Kind::Choice(DATA) },
+    Spec { name: "dim", label: "Dimension d", help: "100 in the notebook", kind: Kind::Int { min: 2, max: 256, log: true } },
+    Spec { name: "k", label: "K (results per query)", help: "4 in the notebook", kind: Kind::Int { min: 1, max: 100, log: true } },
+    Spec {
+        name: "base_items",
+        label: "Smallest catalogue P₀",
+        help: "sizes are P₀·1.3^i",
+        kind: Kind::Int { min: 100, max: 2_000_000, log: true },
+    },
+    Spec {
+        name: "sizes",
+        label: "Catalogue sizes",
+        help: "i = 0 … sizes − 1 (11 in the notebook: up to 137,854)",
+        kind: Kind::Int { min: 1, max: 11, log: false },
+    },
+    Spec { name: "queries", label: "Queries per size", help: "1,000 in the notebook", kind: Kind::Int { min: 1, max: 10_000, log: true } },
+    Spec { name: "index", label: "Index", help: "how the graph measures closeness", kind: Kind::Choice(INDEXES) },
+    Spec { name: "m", label: "HNSW M", help: "links per node (2M on the bottom layer)", kind: Kind::Int { min: 2, max: 64, log: true } },
+    Spec {
+        name: "ef_construction",
+        label: "ef_construction",
+        help: "beam width while building",
+        kind: Kind::Int { min: 2, max: 1000, log: true },
+    },
+    Spec {
+        name: "ef_search",
+        label: "ef_search",
+        help: "beam width while searching: recall vs speed",
+        kind: Kind::Int { min: 1, max: 5000, log: true },
+    },
+    Spec { name: "seed", label: "Seed", help: "same seed and parameters → same vectors, graphs and recalls", kind: Kind::Seed },
+];
+
+/// What one tab may hold for the largest catalogue: vectors plus graph.
+pub const MAX_BYTES: f64 = 600e6;
+
+impl LessonParams for MipsParams {
+    fn specs() -> &'static [Spec] {
+        SPECS
+    }
+
+    fn get(&self, name: &str) -> Value {
+        match name {
+            "data" => Value::Choice(self.data),
+            "dim" => Value::Int(self.dim),
+            "k" => Value::Int(self.k),
+            "base_items" => Value::Int(self.base_items),
+            "sizes" => Value::Int(self.sizes),
+            "queries" => Value::Int(self.queries),
+            "index" => Value::Choice(self.index),
+            "m" => Value::Int(self.m),
+            "ef_construction" => Value::Int(self.ef_construction),
+            "ef_search" => Value::Int(self.ef_search),
+            "seed" => Value::Seed(self.seed),
+            other => unreachable!("no parameter {other}"),
+        }
+    }
+
+    fn set(&mut self, name: &str, value: Value) {
+        match (name, value) {
+            ("data", Value::Choice(v)) => self.data = v,
+            ("dim", Value::Int(v)) => self.dim = v,
+            ("k", Value::Int(v)) => self.k = v,
+            ("base_items", Value::Int(v)) => self.base_items = v,
+            ("sizes", Value::Int(v)) => self.sizes = v,
+            ("queries", Value::Int(v)) => self.queries = v,
+            ("index", Value::Choice(v)) => self.index = v,
+            ("m", Value::Int(v)) => self.m = v,
+            ("ef_construction", Value::Int(v)) => self.ef_construction = v,
+            ("ef_search", Value::Int(v)) => self.ef_search = v,
+            ("seed", Value::Seed(v)) => self.seed = v,
+            (name, value) => unreachable!("{name} cannot hold {value:?}"),
+        }
+    }
+
+    fn cross_check(&self) -> Vec<Issue> {
+        let mut issues = Vec::new();
+        if self.ef_search < self.k {
+            issues.push(Issue { param: "ef_search", message: format!("ef_search must be at least K = {}", self.k) });
+        }
+        let largest = self.catalogue_sizes().last().copied().unwrap_or(0) as f64;
+        let bytes = largest * ((self.dim + 1) as f64 * 4.0 + 2.0 * self.m as f64 * 4.0 + 8.0) * 1.1;
+        if bytes > MAX_BYTES {
+            issues.push(Issue {
+                param: "base_items",
+                message: format!(
+                    "the largest catalogue (P = {largest}) needs ≈{:.0} MB, more than a browser tab should be asked for ({:.0} MB); fewer sizes, a smaller P₀ or d, or the CLI",
+                    bytes / 1e6,
+                    MAX_BYTES / 1e6
+                ),
+            });
+        }
+        if self.k > self.base_items {
+            issues.push(Issue { param: "k", message: format!("K = {} exceeds the smallest catalogue ({})", self.k, self.base_items) });
+        }
+        issues
+    }
+}
+
+impl MipsParams {
+    /// P₀·1.3^i for i = 0 … sizes − 1, rounded down (10,000 … 137,858 for the notebook's 11).
+    pub fn catalogue_sizes(&self) -> Vec<u32> {
+        (0..self.sizes).map(|i| (self.base_items as f64 * pow(1.3, i as f64)) as u32).collect()
+    }
+
+    fn data_kind(&self) -> data::Kind {
+        if self.data == "clustered" {
+            data::Kind::Clustered
+        } else {
+            data::Kind::Uniform
+        }
+    }
+
+    fn config(&self) -> Config {
+        Config { m: self.m as usize, ef_construction: self.ef_construction as usize, seed: self.seed }
+    }
+}
+
+/// Exact vs approximate search at one catalogue size.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SizePoint {
+    pub items: u32,
+    pub build_ms: f64,
+    pub memory_bytes: u64,
+    pub exact_ms_per_query: f64,
+    pub approx_ms_per_query: f64,
+    pub recall: f64,
+    /// Inner products computed per query (exact: P).
+    pub approx_distances_per_query: f64,
+    /// Queries that found j of the true top K, j = 0..=K.
+    pub recall_histogram: Vec<u32>,
+}
+
+/// One point of the recall–speed curve.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CurvePoint {
+    pub ef: u32,
+    pub recall: f64,
+    pub ms_per_query: f64,
+    pub distances_per_query: f64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Curves {
+    pub items: u32,
+    pub exact_ms_per_query: f64,
+    pub inner_product: Vec<CurvePoint>,
+    pub augmented: Vec<CurvePoint>,
+    pub build_ms_inner_product: f64,
+    pub build_ms_augmented: f64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MipsPartial {
+    pub sizes: Vec<SizePoint>,
+    pub curves: Option<Curves>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MipsReport {
+    pub dim: u32,
+    pub k: u32,
+    pub queries: u32,
+    pub index: String,
+    pub ef_search: u32,
+    pub sizes: Vec<SizePoint>,
+    pub curves: Curves,
+}
+
+/// The notebook's exact/approximate time ratios at P = 10,000·1.3^i (faiss, Colab CPU).
+pub const PUBLISHED_RATIOS: [f64; 11] = [4.15, 12.17, 16.69, 19.08, 29.18, 39.86, 49.40, 66.23, 87.35, 119.6, 154.7];
+
+pub struct MipsLesson;
+
+/// Search all queries; (recall per query, ms per query, distances per query).
+fn run_queries(
+    index: &mut MipsIndex,
+    queries: &Vectors,
+    truth: &[Vec<u32>],
+    k: usize,
+    ef: usize,
+    progress: &mut dyn Progress,
+) -> (Vec<f64>, f64, f64) {
+    index.graph.distance_count = 0;
+    let start = progress.now_ms();
+    let found: Vec<Vec<u32>> = (0..queries.len()).map(|q| index.search(queries.row(q), k, ef)).collect();
+    let ms = progress.now_ms() - start;
+    let recalls = found.iter().zip(truth).map(|(f, t)| recall(f, t)).collect();
+    let n = queries.len().max(1) as f64;
+    (recalls, ms / n, index.graph.distance_count as f64 / n)
+}
+
+fn exact_all(items: &Vectors, queries: &Vectors, k: usize, progress: &mut dyn Progress) -> (Vec<Vec<u32>>, f64) {
+    let start = progress.now_ms();
+    let truth: Vec<Vec<u32>> = (0..queries.len()).map(|q| exact::top_k_ids(items, queries.row(q), k)).collect();
+    (truth, (progress.now_ms() - start) / queries.len().max(1) as f64)
+}
+
+impl Experiment for MipsLesson {
+    type Params = MipsParams;
+    type Report = MipsReport;
+    type Partial = MipsPartial;
+
+    fn parts(params: &Checked<MipsParams>) -> u32 {
+        params.sizes as u32
+    }
+
+    fn run_part(params: &Checked<MipsParams>, part: Part, progress: &mut dyn Progress) -> MipsPartial {
+        let p: &MipsParams = params;
+        let k = p.k as usize;
+        let all = p.catalogue_sizes();
+        // Sizes dealt round-robin so that every worker gets small and large catalogues.
+        let mine: Vec<u32> = all.iter().enumerate().filter(|(i, _)| *i as u32 % part.count == part.index).map(|(_, s)| *s).collect();
+        let steps = mine.len() as f64 + if part.index == 0 { 1.0 } else { 0.0 };
+        let mut sizes = Vec::new();
+        for (i, &items) in mine.iter().enumerate() {
+            let mut stage = staged(progress, i as f64 / steps, (i as f64 + 1.0) / steps);
+            stage.report(0.0, &format!("P = {items}: vectors"));
+            let (catalogue, queries) = data::generate(p.data_kind(), items as usize, p.queries as usize, p.dim as usize, p.seed);
+            stage.report(0.05, &format!("P = {items}: exact search"));
+            let (truth, exact_ms) = exact_all(&catalogue, &queries, k, &mut stage);
+            let start = stage.now_ms();
+            let mut index = MipsIndex::build(&catalogue, p.index == "hnsw-augmented", p.config(), &mut staged(&mut stage, 0.1, 0.95));
+            let build_ms = stage.now_ms() - start;
+            let (recalls, approx_ms, distances) = run_queries(&mut index, &queries, &truth, k, p.ef_search as usize, &mut stage);
+            let mut histogram = vec![0u32; k + 1];
+            for r in &recalls {
+                histogram[(r * k as f64).round() as usize] += 1;
+            }
+            sizes.push(SizePoint {
+                items,
+                build_ms,
+                memory_bytes: index.graph.memory_bytes() as u64,
+                exact_ms_per_query: exact_ms,
+                approx_ms_per_query: approx_ms,
+                recall: recalls.iter().sum::<f64>() / recalls.len().max(1) as f64,
+                approx_distances_per_query: distances,
+                recall_histogram: histogram,
+            });
+        }
+        let curves = (part.index == 0).then(|| {
+            let mut stage = staged(progress, (steps - 1.0) / steps, 1.0);
+            let items = all[0];
+            let (catalogue, queries) = data::generate(p.data_kind(), items as usize, p.queries as usize, p.dim as usize, p.seed);
+            let (truth, exact_ms) = exact_all(&catalogue, &queries, k, &mut stage);
+            let efs: Vec<usize> = {
+                let mut e: Vec<usize> = [k, 8, 16, 32, 64, 128, 256, 512].into_iter().filter(|e| *e >= k).collect();
+                e.dedup();
+                e
+            };
+            let curve_of = |augmented: bool, stage: &mut dyn Progress, from: f64| {
+                let start = stage.now_ms();
+                let mut index = MipsIndex::build(&catalogue, augmented, p.config(), &mut staged(stage, from, from + 0.4));
+                let build = stage.now_ms() - start;
+                let points = efs
+                    .iter()
+                    .map(|&ef| {
+                        let (recalls, ms, distances) = run_queries(&mut index, &queries, &truth, k, ef, stage);
+                        CurvePoint {
+                            ef: ef as u32,
+                            recall: recalls.iter().sum::<f64>() / recalls.len().max(1) as f64,
+                            ms_per_query: ms,
+                            distances_per_query: distances,
+                        }
+                    })
+                    .collect::<Vec<_>>();
+                (points, build)
+            };
+            let (inner_product, build_ip) = curve_of(false, &mut stage, 0.0);
+            let (augmented, build_aug) = curve_of(true, &mut stage, 0.5);
+            Curves {
+                items,
+                exact_ms_per_query: exact_ms,
+                inner_product,
+                augmented,
+                build_ms_inner_product: build_ip,
+                build_ms_augmented: build_aug,
+            }
+        });
+        progress.report(1.0, "done");
+        MipsPartial { sizes, curves }
+    }
+
+    fn merge(params: &Checked<MipsParams>, partials: Vec<MipsPartial>) -> MipsReport {
+        let p: &MipsParams = params;
+        let mut sizes: Vec<SizePoint> = Vec::new();
+        let mut curves = None;
+        for part in partials {
+            sizes.extend(part.sizes);
+            curves = curves.or(part.curves);
+        }
+        sizes.sort_by_key(|s| s.items);
+        MipsReport {
+            dim: p.dim as u32,
+            k: p.k as u32,
+            queries: p.queries as u32,
+            index: p.index.into(),
+            ef_search: p.ef_search as u32,
+            sizes,
+            curves: curves.expect("part 0 carries the curves"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::experiment::{merge_query, run_part_query, run_query};
+    use crate::core::params::{check, from_query};
+
+    #[test]
+    fn notebook_sizes() {
+        let p = MipsParams { sizes: 11, ..MipsParams::default() };
+        let s = p.catalogue_sizes();
+        assert_eq!(s[0], 10_000);
+        assert_eq!(s.len(), 11);
+        assert!((137_000..138_000).contains(&s[10]), "{}", s[10]);
+        assert!(check(MipsParams::default()).is_ok());
+        let (_, issues) = from_query::<MipsParams>("base_items=2000000&sizes=11&dim=256");
+        assert!(issues[0].message.contains("MB"), "{issues:?}");
+    }
+
+    /// Timings differ run to run; everything else must not, whatever the split.
+    fn without_timings(json: &str) -> MipsReport {
+        let mut r: MipsReport = serde_json::from_str(json).unwrap();
+        for s in &mut r.sizes {
+            s.build_ms = 0.0;
+            s.exact_ms_per_query = 0.0;
+            s.approx_ms_per_query = 0.0;
+        }
+        r.curves.exact_ms_per_query = 0.0;
+        r.curves.build_ms_augmented = 0.0;
+        r.curves.build_ms_inner_product = 0.0;
+        for c in r.curves.inner_product.iter_mut().chain(r.curves.augmented.iter_mut()) {
+            c.ms_per_query = 0.0;
+        }
+        r
+    }
+
+    #[test]
+    fn parts_agree_and_recall_rises_with_ef() {
+        let q = "base_items=800&sizes=3&queries=20&dim=16&data=clustered&ef_search=16&ef_construction=32&m=8";
+        let whole = without_timings(&run_query::<MipsLesson>(q, &mut ()).unwrap());
+        let parts: Vec<String> = (0..2).map(|i| run_part_query::<MipsLesson>(q, Part { index: i, count: 2 }, &mut ()).unwrap()).collect();
+        assert_eq!(without_timings(&merge_query::<MipsLesson>(q, &parts).unwrap()), whole);
+        assert_eq!(whole.sizes.len(), 3);
+        let curve = &whole.curves.inner_product;
+        assert!(curve.last().unwrap().recall >= curve[0].recall);
+        assert!(curve.last().unwrap().distances_per_query > curve[0].distances_per_query);
+        assert_eq!(whole.sizes[0].recall_histogram.iter().sum::<u32>(), 20);
+    }
+}
