@@ -263,6 +263,36 @@ test('horvitz-thompson: the default lab run (R = 500, N = 10,000, K = 5, all est
   await page.closeAll();
 });
 
+/** A MIPS report without its timings (they differ run to run; nothing else may). */
+function withoutTimings(r) {
+  const c = JSON.parse(JSON.stringify(r));
+  for (const s of c.sizes) { s.build_ms = 0; s.exact_ms_per_query = 0; s.approx_ms_per_query = 0; }
+  c.curves.exact_ms_per_query = 0; c.curves.build_ms_inner_product = 0; c.curves.build_ms_augmented = 0;
+  for (const p of [...c.curves.inner_product, ...c.curves.augmented]) p.ms_per_query = 0;
+  return c;
+}
+
+test('fast-mips: the page (one catalogue size per worker) finds what the CLI finds', async () => {
+  const query = 'base_items=3000&sizes=3&queries=50&dim=32&data=clustered&m=8&ef_construction=32';
+  const page = await open(`#/fast-mips?${query}`);
+  const fromPage = await report(page);
+  assert.deepEqual(withoutTimings(fromPage), withoutTimings(cli('fast-mips', query)));
+  assert.equal(fromPage.sizes.length, 3);
+  assert.ok(fromPage.sizes.every((s) => s.exact_ms_per_query > 0 && s.approx_ms_per_query > 0), 'timed in the browser');
+  // A wider beam: recall goes up (or stays at 1).
+  await setControl(page, 'ef_search', '128');
+  await page.waitForFunction(() => JSON.parse(window.__rorecLastReport).ef_search === 128);
+  const wider = await report(page);
+  assert.ok(wider.sizes[0].recall >= fromPage.sizes[0].recall);
+  // Too large for a tab: a message, and the defaults run.
+  await page.goto(`${BASE}#/fast-mips?base_items=1500000&sizes=2&dim=256&queries=20&ef_construction=32`);
+  await page.reload();
+  await report(page, 120000);
+  assert.match(await page.locator('[data-testid="url-issues"]').innerText(), /MB/);
+  assert.deepEqual(page.errors, []);
+  await page.closeAll();
+});
+
 test('presenter mode: p, arrows, PageUp/PageDown, ? and Esc', async () => {
   const page = await open('#/slate-world?logs=3000');
   await report(page);

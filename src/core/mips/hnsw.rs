@@ -33,8 +33,10 @@ pub struct Hnsw {
     pub vectors: Vectors,
     m: usize,
     m0: usize,
+    /// Slots per node on layer 0: m0 plus a few spare ones for the connectivity repair.
+    stride0: usize,
     ef_construction: usize,
-    /// Layer-0 links: `m0` slots per node, `count0` used.
+    /// Layer-0 links: `stride0` slots per node, `count0` used.
     links0: Vec<u32>,
     count0: Vec<u16>,
     /// Links on layers ≥ 1, for the few nodes that have them: upper[node][layer − 1].
@@ -47,6 +49,9 @@ pub struct Hnsw {
     /// Distance computations since the counter was last read.
     pub distance_count: u64,
 }
+
+/// Extra layer-0 slots per node, used only by the reachability repair.
+const SPARE_LINKS: usize = 4;
 
 /// (distance, id), ordered by distance then id: total and deterministic.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -72,8 +77,9 @@ impl Hnsw {
             space,
             m,
             m0: 2 * m,
+            stride0: 2 * m + SPARE_LINKS,
             ef_construction: config.ef_construction.max(m),
-            links0: vec![0; n * 2 * m],
+            links0: vec![0; n * (2 * m + SPARE_LINKS)],
             count0: vec![0; n],
             upper: vec![Vec::new(); n],
             levels: vec![0; n],
@@ -94,8 +100,41 @@ impl Hnsw {
             index.insert(i as u32, level);
         }
         progress.report(1.0, "building the HNSW graph");
+        index.repair_reachability();
         index.distance_count = 0;
         index
+    }
+
+    /// Pruning can leave a few nodes with no way in from the entry point: they could never be
+    /// found. Link each such node from its nearest reachable out-neighbour (in a spare slot), so
+    /// that a wide enough search reaches every item.
+    fn repair_reachability(&mut self) {
+        let n = self.len();
+        for _ in 0..4 {
+            let mut reached = vec![false; n];
+            let mut stack = vec![self.entry];
+            reached[self.entry as usize] = true;
+            while let Some(v) = stack.pop() {
+                for &w in self.neighbours(v, 0) {
+                    if !reached[w as usize] {
+                        reached[w as usize] = true;
+                        stack.push(w);
+                    }
+                }
+            }
+            let lost: Vec<u32> = (0..n as u32).filter(|&v| !reached[v as usize]).collect();
+            if lost.is_empty() {
+                return;
+            }
+            for v in lost {
+                let from = self.neighbours(v, 0).iter().copied().find(|&w| reached[w as usize] && (self.count0[w as usize] as usize) < self.stride0);
+                if let Some(w) = from {
+                    let at = w as usize * self.stride0 + self.count0[w as usize] as usize;
+                    self.links0[at] = v;
+                    self.count0[w as usize] += 1;
+                }
+            }
+        }
     }
 
     #[inline]
@@ -119,7 +158,7 @@ impl Hnsw {
 
     fn neighbours(&self, node: u32, layer: u8) -> &[u32] {
         if layer == 0 {
-            let start = node as usize * self.m0;
+            let start = node as usize * self.stride0;
             &self.links0[start..start + self.count0[node as usize] as usize]
         } else {
             &self.upper[node as usize][layer as usize - 1]
@@ -128,7 +167,7 @@ impl Hnsw {
 
     fn set_neighbours(&mut self, node: u32, layer: u8, list: &[u32]) {
         if layer == 0 {
-            let start = node as usize * self.m0;
+            let start = node as usize * self.stride0;
             self.links0[start..start + list.len()].copy_from_slice(list);
             self.count0[node as usize] = list.len() as u16;
         } else {

@@ -2,3 +2,4 @@
 
 pub mod horvitz_thompson;
 pub mod slate_world;
+pub mod fast_mips;
