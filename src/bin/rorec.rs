@@ -16,7 +16,9 @@ const USAGE: &str = "usage:
                                               run the experiment, print its report as JSON
   rorec url <lesson> [parameters...]          the page address for these parameters
   rorec serve [--dir DIR] [--port PORT]       serve the built app (default dist/, port 8000)
-  rorec bench [NAME...]                       time the benchmark workloads natively (JSON lines)";
+  rorec bench [NAME...]                       time the benchmark workloads natively (JSON lines)
+  rorec mips-export DIR [clustered|gaussian]  write 1e5 × 64 items, 1,000 queries and the exact top-10 to DIR
+  rorec mips-eval DIR [M EF_CONSTRUCTION]     our HNSW on DIR's vectors, one thread: recall@10 and queries/s per ef";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -36,6 +38,8 @@ fn main() -> ExitCode {
         }),
         Some("serve") => serve(&args[1..]),
         Some("bench") => bench(&args[1..]),
+        Some("mips-export") => mips_export(&args[1..]),
+        Some("mips-eval") => mips_eval(&args[1..]),
         _ => Err(USAGE.to_string()),
     };
     match result {
@@ -143,6 +147,61 @@ fn bench(names: &[String]) -> Result<(), String> {
     for name in names {
         let r = reward_reco::core::bench::run(name, &now)?;
         println!("{}", serde_json::to_string(&r).map_err(|e| e.to_string())?);
+    }
+    Ok(())
+}
+
+/// Raw little-endian f32 / u32 files, so that other tools read exactly the same vectors.
+fn write_f32(path: &Path, values: &[f32]) -> Result<(), String> {
+    let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+    std::fs::write(path, bytes).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+fn read_f32(path: &Path) -> Result<Vec<f32>, String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
+}
+
+const EXPORT_DIM: usize = 64;
+
+fn mips_export(args: &[String]) -> Result<(), String> {
+    use reward_reco::core::mips::{data, exact};
+    let dir = PathBuf::from(args.first().ok_or(USAGE)?);
+    let kind = match args.get(1).map(String::as_str) {
+        Some("gaussian") => data::Kind::Gaussian,
+        _ => data::Kind::Clustered,
+    };
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let (items, queries) = data::generate(kind, 100_000, 1000, EXPORT_DIM, 7);
+    let truth: Vec<f32> = (0..queries.len()).flat_map(|q| exact::top_k_ids(&items, queries.row(q), 10)).map(|i| i as f32).collect();
+    write_f32(&dir.join("items.f32"), &items.data)?;
+    write_f32(&dir.join("queries.f32"), &queries.data)?;
+    write_f32(&dir.join("truth.f32"), &truth)?;
+    println!("wrote {} items and {} queries of dimension {EXPORT_DIM} with their exact top-10 to {}", items.len(), queries.len(), dir.display());
+    Ok(())
+}
+
+fn mips_eval(args: &[String]) -> Result<(), String> {
+    use reward_reco::core::mips::hnsw::{Config, MipsIndex};
+    use reward_reco::core::mips::{recall, Vectors};
+    let dir = PathBuf::from(args.first().ok_or(USAGE)?);
+    let m: usize = args.get(1).and_then(|x| x.parse().ok()).unwrap_or(16);
+    let ef_construction: usize = args.get(2).and_then(|x| x.parse().ok()).unwrap_or(100);
+    let items = Vectors { dim: EXPORT_DIM, data: read_f32(&dir.join("items.f32"))? };
+    let queries = Vectors { dim: EXPORT_DIM, data: read_f32(&dir.join("queries.f32"))? };
+    let truth: Vec<u32> = read_f32(&dir.join("truth.f32"))?.into_iter().map(|x| x as u32).collect();
+    let start = std::time::Instant::now();
+    let mut index = MipsIndex::build(&items, false, Config { m, ef_construction, seed: 1 }, &mut ());
+    let build = start.elapsed().as_secs_f64();
+    for ef in [10, 16, 24, 32, 48, 64, 96, 128, 192, 256] {
+        let start = std::time::Instant::now();
+        let found: Vec<Vec<u32>> = (0..queries.len()).map(|q| index.search(queries.row(q), 10, ef)).collect();
+        let secs = start.elapsed().as_secs_f64();
+        let r = found.iter().enumerate().map(|(q, f)| recall(f, &truth[q * 10..q * 10 + 10])).sum::<f64>() / queries.len() as f64;
+        println!(
+            "{{\"library\":\"rorec\",\"m\":{m},\"ef_construction\":{ef_construction},\"build_s\":{build:.2},\"ef\":{ef},\"recall\":{r:.4},\"qps\":{:.0}}}",
+            queries.len() as f64 / secs
+        );
     }
     Ok(())
 }

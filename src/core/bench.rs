@@ -6,6 +6,8 @@
 use crate::core::experiment::run_query;
 use crate::core::horvitz_thompson::estimators::{self, estimate, Row};
 use crate::core::horvitz_thompson::lesson::{HorvitzThompsonLesson, HorvitzThompsonParams};
+use crate::core::mips::hnsw::{Config, MipsIndex};
+use crate::core::mips::{data, exact, recall};
 use crate::core::rng;
 use crate::core::slate_world::lesson::SlateWorldLesson;
 use serde::{Deserialize, Serialize};
@@ -20,7 +22,8 @@ pub struct BenchResult {
     pub per_second: f64,
 }
 
-pub const NAMES: &[&str] = &["estimators", "simulate", "slate-world-default", "ht-lab-default-one-thread"];
+pub const NAMES: &[&str] =
+    &["estimators", "simulate", "slate-world-default", "ht-lab-default-one-thread", "memory-read-1e5x64", "mips-exact-top10-1e5x64", "mips-hnsw-top10-1e5x64"];
 
 fn result(name: &str, unit: &str, count: f64, milliseconds: f64) -> BenchResult {
     BenchResult { name: name.into(), unit: unit.into(), count, milliseconds, per_second: count / (milliseconds / 1000.0) }
@@ -71,6 +74,48 @@ pub fn run(name: &str, now: &dyn Fn() -> f64) -> Result<BenchResult, String> {
             let ms = now() - start;
             let p = HorvitzThompsonParams::default();
             Ok(result(name, "logged rows", (p.logs * p.replications) as f64, ms))
+        }
+        "memory-read-1e5x64" => {
+            // The bandwidth limit of the scan: only read the 25.6 MB (sum with 8 lanes), per "query".
+            let (items, _) = data::generate(data::Kind::Clustered, 100_000, 1, 64, 1);
+            let reads = 200;
+            let start = now();
+            let mut sink = 0.0f32;
+            for r in 0..reads {
+                let mut acc = [0.0f32; 8];
+                for chunk in items.data.chunks_exact(8) {
+                    for j in 0..8 {
+                        acc[j] += chunk[j];
+                    }
+                }
+                sink += acc.iter().sum::<f32>() * (r as f32 + 1.0);
+            }
+            let ms = now() - start;
+            assert!(sink.is_finite());
+            Ok(result(name, "full reads", reads as f64, ms))
+        }
+        "mips-exact-top10-1e5x64" => {
+            // The memory-bound scan: 1e5 × 64 f32 = 25.6 MB read per query.
+            let (items, queries) = data::generate(data::Kind::Clustered, 100_000, 200, 64, 1);
+            let start = now();
+            let mut sink = 0u64;
+            for q in 0..queries.len() {
+                sink += exact::top_k_ids(&items, queries.row(q), 10)[0] as u64;
+            }
+            let ms = now() - start;
+            assert!(sink > 0);
+            Ok(result(name, "queries", queries.len() as f64, ms))
+        }
+        "mips-hnsw-top10-1e5x64" => {
+            // The index at a beam width that gives recall@10 ≥ 0.95 on these vectors.
+            let (items, queries) = data::generate(data::Kind::Clustered, 100_000, 1000, 64, 1);
+            let mut index = MipsIndex::build(&items, false, Config { m: 16, ef_construction: 64, seed: 1 }, &mut ());
+            let truth: Vec<Vec<u32>> = (0..queries.len()).map(|q| exact::top_k_ids(&items, queries.row(q), 10)).collect();
+            let start = now();
+            let found: Vec<Vec<u32>> = (0..queries.len()).map(|q| index.search(queries.row(q), 10, 64)).collect();
+            let ms = now() - start;
+            let r = found.iter().zip(&truth).map(|(f, t)| recall(f, t)).sum::<f64>() / queries.len() as f64;
+            Ok(result(name, &format!("queries (recall@10 = {r:.3})"), queries.len() as f64, ms))
         }
         other => Err(format!("no benchmark “{other}”; there are {}", NAMES.join(", "))),
     }

@@ -12,6 +12,8 @@ pub enum Kind {
     Uniform,
     /// Clustered, MF-like.
     Clustered,
+    /// N(0, 1) items and queries.
+    Gaussian,
 }
 
 /// `items` and `queries` vectors of dimension `dim`.
@@ -24,6 +26,11 @@ pub fn generate(kind: Kind, items: usize, queries: usize, dim: usize, seed: u64)
             catalogue.data = (0..items * dim).map(|_| rng::uniform(&mut rng) as f32).collect();
             let mut qrng = rng::seeded(seed, Stream::Users);
             qs.data = (0..queries * dim).map(|_| rng::uniform(&mut qrng) as f32).collect();
+        }
+        Kind::Gaussian => {
+            catalogue.data = (0..items * dim).map(|_| rng::normal(&mut rng) as f32).collect();
+            let mut qrng = rng::seeded(seed, Stream::Users);
+            qs.data = (0..queries * dim).map(|_| rng::normal(&mut qrng) as f32).collect();
         }
         Kind::Clustered => {
             let clusters = 64u32;

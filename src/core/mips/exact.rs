@@ -1,14 +1,25 @@
 //! Exact top-K MIPS: one pass over the catalogue, dot products in blocks, top-K kept in a small
 //! sorted buffer (K is small; a heap would not beat an insertion into ≤ K slots).
 
-use super::{dot, Vectors};
+use super::{dot, dot4, Vectors};
 
 /// The K best (score, item) pairs, best first. Ties: the smaller item id first.
 pub fn top_k(items: &Vectors, query: &[f32], k: usize) -> Vec<(f32, u32)> {
     let mut best: Vec<(f32, u32)> = Vec::with_capacity(k + 1);
     let mut threshold = f32::NEG_INFINITY;
-    for i in 0..items.len() {
-        let s = dot(items.row(i), query);
+    let n = items.len();
+    let blocks = n / 4 * 4;
+    let mut scores = [0.0f32; 4];
+    for i in 0..n {
+        // Four rows at a time (independent accumulation chains), the rest one by one.
+        let s = if i < blocks {
+            if i % 4 == 0 {
+                scores = dot4([items.row(i), items.row(i + 1), items.row(i + 2), items.row(i + 3)], query);
+            }
+            scores[i % 4]
+        } else {
+            dot(items.row(i), query)
+        };
         if best.len() < k || s > threshold {
             let pos = best.partition_point(|(b, _)| *b >= s);
             best.insert(pos, (s, i as u32));

@@ -46,6 +46,10 @@ pub struct Hnsw {
     max_level: u8,
     visited: Vec<u32>,
     stamp: u32,
+    /// Buffers reused by every search (no allocation per query).
+    candidates: BinaryHeap<std::cmp::Reverse<Near>>,
+    results: BinaryHeap<Near>,
+    scratch: Vec<u32>,
     /// Distance computations since the counter was last read.
     pub distance_count: u64,
 }
@@ -87,6 +91,9 @@ impl Hnsw {
             max_level: 0,
             visited: vec![0; n],
             stamp: 0,
+            candidates: BinaryHeap::new(),
+            results: BinaryHeap::new(),
+            scratch: Vec::new(),
             distance_count: 0,
             vectors,
         };
@@ -110,7 +117,7 @@ impl Hnsw {
     /// that a wide enough search reaches every item.
     fn repair_reachability(&mut self) {
         let n = self.len();
-        for _ in 0..4 {
+        for _ in 0..8 {
             let mut reached = vec![false; n];
             let mut stack = vec![self.entry];
             reached[self.entry as usize] = true;
@@ -127,7 +134,16 @@ impl Hnsw {
                 return;
             }
             for v in lost {
-                let from = self.neighbours(v, 0).iter().copied().find(|&w| reached[w as usize] && (self.count0[w as usize] as usize) < self.stride0);
+                // The best reachable node with a free slot: among v's own out-links first, else
+                // among what a search for v finds (everything a search finds is reachable).
+                let stride = self.stride0;
+                let mut from = self.neighbours(v, 0).iter().copied().find(|&w| reached[w as usize] && (self.count0[w as usize] as usize) < stride);
+                if from.is_none() {
+                    let query = self.vectors.row(v as usize).to_vec();
+                    let entry = [Near(self.distance_to(&query, self.entry), self.entry)];
+                    let found = self.search_layer(&query, &entry, 64, 0);
+                    from = found.iter().map(|n| n.1).find(|&w| w != v && reached[w as usize] && (self.count0[w as usize] as usize) < stride);
+                }
                 if let Some(w) = from {
                     let at = w as usize * self.stride0 + self.count0[w as usize] as usize;
                     self.links0[at] = v;
@@ -187,8 +203,11 @@ impl Hnsw {
     /// Beam search on one layer from `entries`; the `ef` nearest found, nearest first.
     fn search_layer(&mut self, query: &[f32], entries: &[Near], ef: usize, layer: u8) -> Vec<Near> {
         let stamp = self.next_stamp();
-        let mut candidates: BinaryHeap<std::cmp::Reverse<Near>> = BinaryHeap::new();
-        let mut results: BinaryHeap<Near> = BinaryHeap::new();
+        let mut candidates = std::mem::take(&mut self.candidates);
+        let mut results = std::mem::take(&mut self.results);
+        let mut scratch = std::mem::take(&mut self.scratch);
+        candidates.clear();
+        results.clear();
         for e in entries {
             self.visited[e.1 as usize] = stamp;
             candidates.push(std::cmp::Reverse(*e));
@@ -197,7 +216,6 @@ impl Hnsw {
         while results.len() > ef {
             results.pop();
         }
-        let mut scratch: Vec<u32> = Vec::new();
         while let Some(std::cmp::Reverse(current)) = candidates.pop() {
             let worst = results.peek().map_or(f32::INFINITY, |w| w.0);
             if current.0 > worst && results.len() >= ef {
@@ -221,8 +239,11 @@ impl Hnsw {
                 }
             }
         }
-        let mut out = results.into_vec();
+        let mut out: Vec<Near> = results.drain().collect();
         out.sort();
+        self.candidates = candidates;
+        self.results = results;
+        self.scratch = scratch;
         out
     }
 
@@ -243,16 +264,6 @@ impl Hnsw {
                 }
             }
             if good {
-                kept.push(*c);
-            }
-        }
-        // Fill up with the nearest rejected ones (keeps the graph connected for IP, where the
-        // heuristic can prune too hard).
-        for c in candidates {
-            if kept.len() >= max {
-                break;
-            }
-            if !kept.iter().any(|k| k.1 == c.1) {
                 kept.push(*c);
             }
         }
@@ -292,7 +303,7 @@ impl Hnsw {
                     let base = self.vectors.row(other as usize).to_vec();
                     let mut scored: Vec<Near> = list.iter().map(|&x| Near(self.distance_to(&base, x), x)).collect();
                     scored.sort();
-                    let pruned: Vec<u32> = scored.iter().take(max).map(|n| n.1).collect();
+                    let pruned = self.select(&scored, max);
                     self.set_neighbours(other, layer, &pruned);
                 }
             }

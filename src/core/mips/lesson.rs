@@ -43,7 +43,8 @@ impl Default for MipsParams {
     }
 }
 
-pub const DATA: &[(&str, &str)] = &[("uniform", "U[0,1]^d (the notebook)"), ("clustered", "Clustered, MF-like embeddings")];
+pub const DATA: &[(&str, &str)] =
+    &[("uniform", "U[0,1]^d (the notebook)"), ("clustered", "Clustered, MF-like embeddings"), ("gaussian", "Gaussian N(0, 1)")];
 pub const INDEXES: &[(&str, &str)] = &[("hnsw-ip", "HNSW on inner products"), ("hnsw-augmented", "HNSW on L2 of augmented vectors")];
 
 const SPECS: &[Spec] = &[
@@ -153,10 +154,10 @@ impl MipsParams {
     }
 
     fn data_kind(&self) -> data::Kind {
-        if self.data == "clustered" {
-            data::Kind::Clustered
-        } else {
-            data::Kind::Uniform
+        match self.data {
+            "clustered" => data::Kind::Clustered,
+            "gaussian" => data::Kind::Gaussian,
+            _ => data::Kind::Uniform,
         }
     }
 

@@ -82,7 +82,7 @@ impl From<&MipsReport> for Figures {
             .dashed(),
         );
         ratio.y_from_zero = true;
-        ratio.legend_at = LegendAt::UpperLeft;
+        ratio.legend_at = LegendAt::LowerRight;
 
         let table = TableSpec {
             id: "mips-sizes".into(),
