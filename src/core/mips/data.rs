@@ -47,8 +47,8 @@ pub fn generate(kind: Kind, items: usize, queries: usize, dim: usize, seed: u64)
                 let c = rng::index(&mut rng, clusters);
                 let norm = exp(0.35 * rng::normal(&mut rng));
                 cluster_of.push(c);
-                for j in 0..dim {
-                    catalogue.data.push((norm * (centers[c as usize][j] + noise * rng::normal(&mut rng))) as f32);
+                for center in &centers[c as usize] {
+                    catalogue.data.push((norm * (center + noise * rng::normal(&mut rng))) as f32);
                 }
             }
             // A query: the mean of 5 items of one cluster (a user's history), as the embeddings

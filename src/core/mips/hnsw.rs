@@ -256,6 +256,8 @@ impl Hnsw {
                 break;
             }
             let mut good = true;
+            // Indexing, not iterating: distance_between needs `self` mutably (it counts).
+            #[allow(clippy::needless_range_loop)]
             for i in 0..kept.len() {
                 let k = kept[i].1;
                 if self.distance_between(c.1, k) < c.0 {

@@ -64,7 +64,7 @@ impl Vectors {
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
     let (ra, rb) = (ca.remainder(), cb.remainder());
-    let acc = lanes8(ca, cb, |x, y| x * y, |acc, x, y| simd::mul_add(acc, x, y));
+    let acc = lanes8(ca, cb, |x, y| x * y, simd::mul_add);
     let mut tail = 0.0f32;
     for (x, y) in ra.iter().zip(rb) {
         tail += x * y;
@@ -77,7 +77,7 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
 pub fn l2(a: &[f32], b: &[f32]) -> f32 {
     let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
     let (ra, rb) = (ca.remainder(), cb.remainder());
-    let acc = lanes8(ca, cb, |x, y| (x - y) * (x - y), |acc, x, y| simd::sq_diff_add(acc, x, y));
+    let acc = lanes8(ca, cb, |x, y| (x - y) * (x - y), simd::sq_diff_add);
     let mut tail = 0.0f32;
     for (x, y) in ra.iter().zip(rb) {
         tail += (x - y) * (x - y);

@@ -236,7 +236,7 @@ mod tests {
         for d in distributions(&w) {
             for z in 0..2 {
                 let mut total = 0.0;
-                let mut marginal = vec![0.0; 6 * 3];
+                let mut marginal = [0.0; 6 * 3];
                 for s in all_tuples(6, 3) {
                     let p = d.slate_propensity(z, &s);
                     total += p;
