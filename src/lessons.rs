@@ -106,6 +106,19 @@ mod tests {
     use super::*;
 
     #[test]
+    fn every_lesson_round_trips_its_parameters() {
+        for lesson in LESSONS {
+            // Defaults → query → parameters → query: every field is read and written once.
+            let (defaults, issues) = (lesson.canonical)("");
+            assert!(issues.is_empty(), "{}: {issues:?}", lesson.id);
+            let (again, issues) = (lesson.canonical)(&defaults);
+            assert!(issues.is_empty(), "{}: {issues:?}", lesson.id);
+            assert_eq!(again, defaults);
+            assert_eq!(defaults.split('&').count(), (lesson.specs)().len());
+        }
+    }
+
+    #[test]
     fn every_lesson_has_a_text_with_sections() {
         for lesson in LESSONS {
             assert!(!lesson.title().is_empty());

@@ -177,7 +177,12 @@ fn mips_export(args: &[String]) -> Result<(), String> {
     write_f32(&dir.join("items.f32"), &items.data)?;
     write_f32(&dir.join("queries.f32"), &queries.data)?;
     write_f32(&dir.join("truth.f32"), &truth)?;
-    println!("wrote {} items and {} queries of dimension {EXPORT_DIM} with their exact top-10 to {}", items.len(), queries.len(), dir.display());
+    println!(
+        "wrote {} items and {} queries of dimension {EXPORT_DIM} with their exact top-10 to {}",
+        items.len(),
+        queries.len(),
+        dir.display()
+    );
     Ok(())
 }
 

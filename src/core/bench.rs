@@ -22,8 +22,15 @@ pub struct BenchResult {
     pub per_second: f64,
 }
 
-pub const NAMES: &[&str] =
-    &["estimators", "simulate", "slate-world-default", "ht-lab-default-one-thread", "memory-read-1e5x64", "mips-exact-top10-1e5x64", "mips-hnsw-top10-1e5x64"];
+pub const NAMES: &[&str] = &[
+    "estimators",
+    "simulate",
+    "slate-world-default",
+    "ht-lab-default-one-thread",
+    "memory-read-1e5x64",
+    "mips-exact-top10-1e5x64",
+    "mips-hnsw-top10-1e5x64",
+];
 
 fn result(name: &str, unit: &str, count: f64, milliseconds: f64) -> BenchResult {
     BenchResult { name: name.into(), unit: unit.into(), count, milliseconds, per_second: count / (milliseconds / 1000.0) }

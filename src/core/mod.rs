@@ -6,6 +6,7 @@ pub mod horvitz_thompson;
 pub mod math;
 pub mod mips;
 pub mod params;
+pub mod prr;
 pub mod progress;
 pub mod rng;
 pub mod slate_world;

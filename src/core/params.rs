@@ -249,6 +249,101 @@ fn percent_decode(text: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// A parameter struct's field type: how it becomes a [`Value`] and back.
+pub trait Field: Sized {
+    fn to_value(&self) -> Value;
+    fn from_value(value: Value) -> Option<Self>;
+}
+
+impl Field for i64 {
+    fn to_value(&self) -> Value {
+        Value::Int(*self)
+    }
+    fn from_value(value: Value) -> Option<Self> {
+        if let Value::Int(v) = value {
+            Some(v)
+        } else {
+            None
+        }
+    }
+}
+
+impl Field for f64 {
+    fn to_value(&self) -> Value {
+        Value::Float(*self)
+    }
+    fn from_value(value: Value) -> Option<Self> {
+        if let Value::Float(v) = value {
+            Some(v)
+        } else {
+            None
+        }
+    }
+}
+
+impl Field for &'static str {
+    fn to_value(&self) -> Value {
+        Value::Choice(self)
+    }
+    fn from_value(value: Value) -> Option<Self> {
+        if let Value::Choice(v) = value {
+            Some(v)
+        } else {
+            None
+        }
+    }
+}
+
+impl Field for u64 {
+    fn to_value(&self) -> Value {
+        Value::Seed(*self)
+    }
+    fn from_value(value: Value) -> Option<Self> {
+        if let Value::Seed(v) = value {
+            Some(v)
+        } else {
+            None
+        }
+    }
+}
+
+impl Field for Vec<&'static str> {
+    fn to_value(&self) -> Value {
+        Value::Set(self.clone())
+    }
+    fn from_value(value: Value) -> Option<Self> {
+        if let Value::Set(v) = value {
+            Some(v)
+        } else {
+            None
+        }
+    }
+}
+
+/// `get` and `set` of [`LessonParams`] for a struct whose fields are named like its specs:
+/// `fields!(world, items, seed);` inside the `impl LessonParams` block.
+#[macro_export]
+macro_rules! fields {
+    ($($field:ident),* $(,)?) => {
+        fn get(&self, name: &str) -> $crate::core::params::Value {
+            match name {
+                $(stringify!($field) => $crate::core::params::Field::to_value(&self.$field),)*
+                other => unreachable!("no parameter {other}"),
+            }
+        }
+
+        fn set(&mut self, name: &str, value: $crate::core::params::Value) {
+            match name {
+                $(stringify!($field) => {
+                    self.$field = $crate::core::params::Field::from_value(value.clone())
+                        .unwrap_or_else(|| unreachable!("{} cannot hold {value:?}", stringify!($field)))
+                })*
+                other => unreachable!("no parameter {other}"),
+            }
+        }
+    };
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -277,25 +372,8 @@ pub(crate) mod tests {
         fn specs() -> &'static [Spec] {
             SPECS
         }
-        fn get(&self, name: &str) -> Value {
-            match name {
-                "items" => Value::Int(self.items),
-                "slate" => Value::Int(self.slate),
-                "rate" => Value::Float(self.rate),
-                "mode" => Value::Choice(self.mode),
-                _ => Value::Seed(self.seed),
-            }
-        }
-        fn set(&mut self, name: &str, value: Value) {
-            match (name, value) {
-                ("items", Value::Int(v)) => self.items = v,
-                ("slate", Value::Int(v)) => self.slate = v,
-                ("rate", Value::Float(v)) => self.rate = v,
-                ("mode", Value::Choice(v)) => self.mode = v,
-                ("seed", Value::Seed(v)) => self.seed = v,
-                other => panic!("bad set {other:?}"),
-            }
-        }
+        crate::fields!(items, slate, rate, mode, seed);
+
         fn cross_check(&self) -> Vec<Issue> {
             if self.slate > self.items {
                 vec![Issue { param: "slate", message: format!("K = {} exceeds P = {}", self.slate, self.items) }]

@@ -6,7 +6,7 @@ use super::estimators::{self, estimate, Kind, Row};
 use super::{Lab, RawRow, Truth};
 use crate::core::experiment::{Experiment, Part};
 use crate::core::math::{log10, pow, sq};
-use crate::core::params::{Checked, Issue, Kind as ParamKind, LessonParams, Spec, Value};
+use crate::core::params::{Checked, Issue, Kind as ParamKind, LessonParams, Spec};
 use crate::core::progress::Progress;
 use crate::core::rng;
 use crate::core::slate_world::distribution::Distribution;
@@ -158,51 +158,25 @@ impl LessonParams for HorvitzThompsonParams {
         SPECS
     }
 
-    fn get(&self, name: &str) -> Value {
-        match name {
-            "world" => Value::Choice(self.world),
-            "click_model" => Value::Choice(self.click_model),
-            "items" => Value::Int(self.items),
-            "slate_size" => Value::Int(self.slate_size),
-            "contexts" => Value::Int(self.contexts),
-            "users" => Value::Int(self.users),
-            "logging" => Value::Choice(self.logging),
-            "logging_temperature" => Value::Float(self.logging_temperature),
-            "target" => Value::Choice(self.target),
-            "target_temperature" => Value::Float(self.target_temperature),
-            "epsilon" => Value::Float(self.epsilon),
-            "cap" => Value::Float(self.cap),
-            "model_noise" => Value::Float(self.model_noise),
-            "logs" => Value::Int(self.logs),
-            "replications" => Value::Int(self.replications),
-            "estimators" => Value::Set(self.estimators.clone()),
-            "seed" => Value::Seed(self.seed),
-            other => unreachable!("no parameter {other}"),
-        }
-    }
-
-    fn set(&mut self, name: &str, value: Value) {
-        match (name, value) {
-            ("world", Value::Choice(v)) => self.world = v,
-            ("click_model", Value::Choice(v)) => self.click_model = v,
-            ("items", Value::Int(v)) => self.items = v,
-            ("slate_size", Value::Int(v)) => self.slate_size = v,
-            ("contexts", Value::Int(v)) => self.contexts = v,
-            ("users", Value::Int(v)) => self.users = v,
-            ("logging", Value::Choice(v)) => self.logging = v,
-            ("logging_temperature", Value::Float(v)) => self.logging_temperature = v,
-            ("target", Value::Choice(v)) => self.target = v,
-            ("target_temperature", Value::Float(v)) => self.target_temperature = v,
-            ("epsilon", Value::Float(v)) => self.epsilon = v,
-            ("cap", Value::Float(v)) => self.cap = v,
-            ("model_noise", Value::Float(v)) => self.model_noise = v,
-            ("logs", Value::Int(v)) => self.logs = v,
-            ("replications", Value::Int(v)) => self.replications = v,
-            ("estimators", Value::Set(v)) => self.estimators = v,
-            ("seed", Value::Seed(v)) => self.seed = v,
-            (name, value) => unreachable!("{name} cannot hold {value:?}"),
-        }
-    }
+    crate::fields!(
+        world,
+        click_model,
+        items,
+        slate_size,
+        contexts,
+        users,
+        logging,
+        logging_temperature,
+        target,
+        target_temperature,
+        epsilon,
+        cap,
+        model_noise,
+        logs,
+        replications,
+        estimators,
+        seed
+    );
 
     fn cross_check(&self) -> Vec<Issue> {
         let mut issues = Vec::new();

@@ -137,12 +137,14 @@ impl Hnsw {
                 // The best reachable node with a free slot: among v's own out-links first, else
                 // among what a search for v finds (everything a search finds is reachable).
                 let stride = self.stride0;
-                let mut from = self.neighbours(v, 0).iter().copied().find(|&w| reached[w as usize] && (self.count0[w as usize] as usize) < stride);
+                let mut from =
+                    self.neighbours(v, 0).iter().copied().find(|&w| reached[w as usize] && (self.count0[w as usize] as usize) < stride);
                 if from.is_none() {
                     let query = self.vectors.row(v as usize).to_vec();
                     let entry = [Near(self.distance_to(&query, self.entry), self.entry)];
                     let found = self.search_layer(&query, &entry, 64, 0);
-                    from = found.iter().map(|n| n.1).find(|&w| w != v && reached[w as usize] && (self.count0[w as usize] as usize) < stride);
+                    from =
+                        found.iter().map(|n| n.1).find(|&w| w != v && reached[w as usize] && (self.count0[w as usize] as usize) < stride);
                 }
                 if let Some(w) = from {
                     let at = w as usize * self.stride0 + self.count0[w as usize] as usize;

@@ -6,7 +6,7 @@ use super::hnsw::{Config, MipsIndex};
 use super::{data, exact, recall, Vectors};
 use crate::core::experiment::{Experiment, Part};
 use crate::core::math::pow;
-use crate::core::params::{Checked, Issue, Kind, LessonParams, Spec, Value};
+use crate::core::params::{Checked, Issue, Kind, LessonParams, Spec};
 use crate::core::progress::{staged, Progress};
 use serde::{Deserialize, Serialize};
 
@@ -89,39 +89,7 @@ impl LessonParams for MipsParams {
         SPECS
     }
 
-    fn get(&self, name: &str) -> Value {
-        match name {
-            "data" => Value::Choice(self.data),
-            "dim" => Value::Int(self.dim),
-            "k" => Value::Int(self.k),
-            "base_items" => Value::Int(self.base_items),
-            "sizes" => Value::Int(self.sizes),
-            "queries" => Value::Int(self.queries),
-            "index" => Value::Choice(self.index),
-            "m" => Value::Int(self.m),
-            "ef_construction" => Value::Int(self.ef_construction),
-            "ef_search" => Value::Int(self.ef_search),
-            "seed" => Value::Seed(self.seed),
-            other => unreachable!("no parameter {other}"),
-        }
-    }
-
-    fn set(&mut self, name: &str, value: Value) {
-        match (name, value) {
-            ("data", Value::Choice(v)) => self.data = v,
-            ("dim", Value::Int(v)) => self.dim = v,
-            ("k", Value::Int(v)) => self.k = v,
-            ("base_items", Value::Int(v)) => self.base_items = v,
-            ("sizes", Value::Int(v)) => self.sizes = v,
-            ("queries", Value::Int(v)) => self.queries = v,
-            ("index", Value::Choice(v)) => self.index = v,
-            ("m", Value::Int(v)) => self.m = v,
-            ("ef_construction", Value::Int(v)) => self.ef_construction = v,
-            ("ef_search", Value::Int(v)) => self.ef_search = v,
-            ("seed", Value::Seed(v)) => self.seed = v,
-            (name, value) => unreachable!("{name} cannot hold {value:?}"),
-        }
-    }
+    crate::fields!(data, dim, k, base_items, sizes, queries, index, m, ef_construction, ef_search, seed);
 
     fn cross_check(&self) -> Vec<Issue> {
         let mut issues = Vec::new();

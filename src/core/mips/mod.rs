@@ -111,12 +111,8 @@ pub fn dot4(rows: [&[f32]; 4], q: &[f32]) -> [f32; 4] {
     {
         // Fixed-size chunks: no bounds checks in the loop, so LLVM vectorises it.
         let (r0, r1, r2, r3) = (&rows[0][..n], &rows[1][..n], &rows[2][..n], &rows[3][..n]);
-        for ((((y, a), b), c), d) in q[..n]
-            .chunks_exact(8)
-            .zip(r0.chunks_exact(8))
-            .zip(r1.chunks_exact(8))
-            .zip(r2.chunks_exact(8))
-            .zip(r3.chunks_exact(8))
+        for ((((y, a), b), c), d) in
+            q[..n].chunks_exact(8).zip(r0.chunks_exact(8)).zip(r1.chunks_exact(8)).zip(r2.chunks_exact(8)).zip(r3.chunks_exact(8))
         {
             for j in 0..8 {
                 acc[0][j] += a[j] * y[j];

@@ -5,7 +5,7 @@ use super::policy::{Logging, LoggingKind, Oracle, PlackettLuce};
 use super::simulate::{ab_test, deterministic_ctr, log_data, policy_ctr, PolicyCtr};
 use super::{log10, ClickModel, SyntheticSpec, World, MAX_SLATE};
 use crate::core::experiment::{Experiment, Part};
-use crate::core::params::{Checked, Issue, Kind, LessonParams, Spec, Value};
+use crate::core::params::{Checked, Issue, Kind, LessonParams, Spec};
 use crate::core::progress::{staged, Progress};
 use crate::core::rng::{self, Stream};
 use crate::core::stats::{quantile, Histogram, MeanSe};
@@ -111,41 +111,7 @@ impl LessonParams for SlateWorldParams {
         SPECS
     }
 
-    fn get(&self, name: &str) -> Value {
-        match name {
-            "world" => Value::Choice(self.world),
-            "click_model" => Value::Choice(self.click_model),
-            "items" => Value::Int(self.items),
-            "slate_size" => Value::Int(self.slate_size),
-            "dim" => Value::Int(self.dim),
-            "contexts" => Value::Int(self.contexts),
-            "topics" => Value::Int(self.topics),
-            "users" => Value::Int(self.users),
-            "logging" => Value::Choice(self.logging),
-            "temperature" => Value::Float(self.temperature),
-            "logs" => Value::Int(self.logs),
-            "seed" => Value::Seed(self.seed),
-            other => unreachable!("no parameter {other}"),
-        }
-    }
-
-    fn set(&mut self, name: &str, value: Value) {
-        match (name, value) {
-            ("world", Value::Choice(v)) => self.world = v,
-            ("click_model", Value::Choice(v)) => self.click_model = v,
-            ("items", Value::Int(v)) => self.items = v,
-            ("slate_size", Value::Int(v)) => self.slate_size = v,
-            ("dim", Value::Int(v)) => self.dim = v,
-            ("contexts", Value::Int(v)) => self.contexts = v,
-            ("topics", Value::Int(v)) => self.topics = v,
-            ("users", Value::Int(v)) => self.users = v,
-            ("logging", Value::Choice(v)) => self.logging = v,
-            ("temperature", Value::Float(v)) => self.temperature = v,
-            ("logs", Value::Int(v)) => self.logs = v,
-            ("seed", Value::Seed(v)) => self.seed = v,
-            (name, value) => unreachable!("{name} cannot hold {value:?}"),
-        }
-    }
+    crate::fields!(world, click_model, items, slate_size, dim, contexts, topics, users, logging, temperature, logs, seed);
 
     fn cross_check(&self) -> Vec<Issue> {
         let mut issues = Vec::new();

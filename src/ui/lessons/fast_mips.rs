@@ -49,7 +49,8 @@ struct Figures {
 impl From<&MipsReport> for Figures {
     fn from(r: &MipsReport) -> Figures {
         let index_label = if r.index == "hnsw-augmented" { "HNSW, augmented L2" } else { "HNSW, inner product" };
-        let mut times = PlotSpec::new("search-time-vs-p", "Time per query as the catalogue grows", "catalogue size P", "ms per query (log scale)");
+        let mut times =
+            PlotSpec::new("search-time-vs-p", "Time per query as the catalogue grows", "catalogue size P", "ms per query (log scale)");
         times.series.push(Series::new(
             "exact scan",
             Style::LinePoints,
@@ -76,7 +77,10 @@ impl From<&MipsReport> for Figures {
             Series::new(
                 "published (notebook: faiss, Colab CPU, P = 10,000·1.3^i)",
                 Style::LinePoints,
-                (0..11).map(|i| (10_000.0 * 1.3f64.powi(i), PUBLISHED_RATIOS[i as usize])).filter(|(p, _)| *p <= r.sizes.last().map_or(0.0, |s| s.items as f64) * 1.01).collect(),
+                (0..11)
+                    .map(|i| (10_000.0 * 1.3f64.powi(i), PUBLISHED_RATIOS[i as usize]))
+                    .filter(|(p, _)| *p <= r.sizes.last().map_or(0.0, |s| s.items as f64) * 1.01)
+                    .collect(),
                 REFERENCE,
             )
             .dashed(),
@@ -86,9 +90,18 @@ impl From<&MipsReport> for Figures {
 
         let table = TableSpec {
             id: "mips-sizes".into(),
-            headers: ["P", "build (s)", "memory (MB)", "exact ms/query", "index ms/query", "speed-up", "recall@K", "inner products / query"]
-                .map(String::from)
-                .to_vec(),
+            headers: [
+                "P",
+                "build (s)",
+                "memory (MB)",
+                "exact ms/query",
+                "index ms/query",
+                "speed-up",
+                "recall@K",
+                "inner products / query",
+            ]
+            .map(String::from)
+            .to_vec(),
             rows: r
                 .sizes
                 .iter()
@@ -106,7 +119,8 @@ impl From<&MipsReport> for Figures {
                 })
                 .collect(),
         };
-        let table_caption = format!("d = {}, K = {}, {} queries per size, {index_label}, ef_search = {}", r.dim, r.k, r.queries, r.ef_search).into();
+        let table_caption =
+            format!("d = {}, K = {}, {} queries per size, {index_label}, ef_search = {}", r.dim, r.k, r.queries, r.ef_search).into();
 
         let first = &r.sizes[0];
         let total = first.recall_histogram.iter().sum::<u32>().max(1) as f64;
@@ -129,11 +143,17 @@ impl From<&MipsReport> for Figures {
         let c = &r.curves;
         let mut recall_speed = PlotSpec::new(
             "recall-speed",
-            &format!("Recall against speed as ef_search grows (P = {}, ef = {} … {})", c.items, c.inner_product.first().map_or(0, |p| p.ef), c.inner_product.last().map_or(0, |p| p.ef)),
+            &format!(
+                "Recall against speed as ef_search grows (P = {}, ef = {} … {})",
+                c.items,
+                c.inner_product.first().map_or(0, |p| p.ef),
+                c.inner_product.last().map_or(0, |p| p.ef)
+            ),
             "recall@K",
             "speed-up over the exact scan (log scale)",
         );
-        for (name, color, points) in [("HNSW on inner products", 0, &c.inner_product), ("HNSW on augmented vectors (L2)", 2, &c.augmented)] {
+        for (name, color, points) in [("HNSW on inner products", 0, &c.inner_product), ("HNSW on augmented vectors (L2)", 2, &c.augmented)]
+        {
             recall_speed.series.push(Series::new(
                 name,
                 Style::LinePoints,

@@ -1,5 +1,5 @@
 //! One UI module per lesson: it turns the lesson's report into plots and tables.
 
+pub mod fast_mips;
 pub mod horvitz_thompson;
 pub mod slate_world;
-pub mod fast_mips;
