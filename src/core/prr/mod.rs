@@ -72,6 +72,22 @@ impl Model {
         model
     }
 
+    /// Start from the data's click rate: noise clicks small (α = −2), item scores near 0, and θ_0
+    /// such that the predicted CTR matches the logged one. From θ_0 = 1 the model would first
+    /// explain every non-click by pushing all item scores to −∞ and get stuck there.
+    pub fn calibrate(&mut self, examples: &[Example]) {
+        let clicks = examples.iter().filter(|e| e.outcome > 0).count() as f64;
+        let ctr = (clicks / examples.len().max(1) as f64).clamp(1e-4, 0.9999);
+        let mean_k = examples.iter().map(|e| e.slate.len() as f64).sum::<f64>() / examples.len().max(1) as f64;
+        for k in 0..self.positions {
+            let i = self.position_alpha_index(k);
+            self.params[i] = -2.0;
+        }
+        let per_position = 1.0 + exp(-2.0);
+        let b = self.bias_index();
+        self.params[b] = ln(per_position * mean_k * (1.0 - ctr) / ctr);
+    }
+
     fn len(&self) -> usize {
         self.items * self.dim + self.categories * self.dim + self.features + 1 + 2 * self.positions
     }
@@ -168,8 +184,8 @@ impl Model {
                 let clicks: f64 = theta[1..].iter().sum();
                 let clicked = c > 0;
                 d_theta[0] = 1.0 / z - if clicked { 0.0 } else { 1.0 / theta[0] };
-                for j in 1..=k_len {
-                    d_theta[j] = 1.0 / z - if clicked { 1.0 / clicks } else { 0.0 };
+                for d in d_theta.iter_mut().skip(1) {
+                    *d = 1.0 / z - if clicked { 1.0 / clicks } else { 0.0 };
                 }
                 -ln(if clicked { clicks } else { theta[0] } / z)
             }
@@ -336,12 +352,14 @@ mod tests {
         let data = log_data(&world, &logging, 20_000, 2, &mut ());
         let examples: Vec<Example> = data.rows.iter().map(|r| Example::from_logged(&world, r)).collect();
         let mut model = Model::new(Variant::Prr, 7, 4, 6, 2, 4, 1);
+        model.calibrate(&examples);
         let losses = train(&mut model, &examples, 60, 1024, 0.05, &mut rng::seeded(1, Stream::Sweep));
         assert!(losses.last().unwrap() < &losses[0], "{losses:?}");
         let oracle = deterministic_ctr(&world, &Oracle).ctr;
         let prr = deterministic_ctr(&world, &ModelPolicy { model: &model, label: "PRR".into() }).ctr;
         let uniform = crate::core::slate_world::simulate::policy_ctr(&world, &logging, 1e9, 0, 0).ctr;
         assert!(prr > uniform, "PRR {prr} vs uniform {uniform}");
+        // Published (toy world): PRR 8.56 % vs oracle 8.58 %.
         assert!(oracle - prr < 0.003, "PRR {prr} vs oracle {oracle}");
     }
 }
