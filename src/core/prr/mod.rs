@@ -17,6 +17,8 @@ use crate::core::slate_world::policy::{top_k_by, SlatePolicy};
 use crate::core::slate_world::simulate::LoggedRow;
 use crate::core::slate_world::World;
 
+pub mod policy_learning;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Variant {
     /// Reward and rank: cross-entropy over the K+1 outcomes.
@@ -339,7 +341,11 @@ mod tests {
                     let numeric = (plus.loss_and_gradient(&e, 1.0, &mut sink, &mut scratch)
                         - minus.loss_and_gradient(&e, 1.0, &mut sink, &mut scratch))
                         / (2.0 * h);
-                    assert!((numeric - grad[i]).abs() < 1e-6 * (1.0 + numeric.abs()), "{variant:?} outcome {outcome} param {i}: {numeric} vs {}", grad[i]);
+                    assert!(
+                        (numeric - grad[i]).abs() < 1e-6 * (1.0 + numeric.abs()),
+                        "{variant:?} outcome {outcome} param {i}: {numeric} vs {}",
+                        grad[i]
+                    );
                 }
             }
         }
