@@ -187,17 +187,43 @@ pub fn from_query<P: LessonParams>(query: &str) -> (Checked<P>, Vec<Issue>) {
         }
     }
     // Fields that conflict with each other fall back to their defaults, one at a time, until the
-    // whole passes (bounded: each round resets at least one field).
+    // whole passes. The field an issue names goes first; when its default does not help (K > P with
+    // K already at its default, say), the other changed fields are tried in spec order. Bounded:
+    // each round resets one more field to its default.
+    let defaults = P::default();
     for _ in 0..=P::specs().len() {
         let conflicts = params.cross_check();
         let Some(first) = conflicts.first() else {
             break;
         };
-        let default = P::default().get(first.param);
-        issues.push(Issue { param: first.param, message: format!("{}; using the default {default}", first.message) });
-        params.set(first.param, default);
+        let candidates = std::iter::once(first.param).chain(P::specs().iter().map(|s| s.name).filter(|n| *n != first.param));
+        let fix = candidates.filter(|name| params.get(name) != defaults.get(name)).find_map(|name| {
+            let mut trial = params.clone();
+            trial.set(name, defaults.get(name));
+            let after = trial.cross_check();
+            (after.len() < conflicts.len() || after.first() != Some(first)).then_some((name, trial))
+        });
+        match fix {
+            Some((name, trial)) => {
+                issues.push(Issue {
+                    param: name,
+                    message: format!("{}; using the default {} for {name}", first.message, defaults.get(name)),
+                });
+                params = trial;
+            }
+            None => break,
+        }
     }
-    let checked = check(params).unwrap_or_else(|_| check(P::default()).expect("defaults must be valid"));
+    let checked = match check(params) {
+        Ok(checked) => checked,
+        Err(_) => {
+            issues.push(Issue {
+                param: "",
+                message: "these values cannot be used together; all parameters are back to their defaults".into(),
+            });
+            check(P::default()).expect("defaults must be valid")
+        }
+    };
     (checked, issues)
 }
 
@@ -224,7 +250,9 @@ fn percent_decode(text: &str) -> String {
     while i < bytes.len() {
         match bytes[i] {
             b'%' if i + 2 < bytes.len() => {
-                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok());
+                let hex = (bytes[i + 1].is_ascii_hexdigit() && bytes[i + 2].is_ascii_hexdigit())
+                    .then(|| std::str::from_utf8(&bytes[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok()))
+                    .flatten();
                 match hex {
                     Some(v) => {
                         out.push(v);
@@ -235,10 +263,6 @@ fn percent_decode(text: &str) -> String {
                         i += 1;
                     }
                 }
-            }
-            b'+' => {
-                out.push(b' ');
-                i += 1;
             }
             b => {
                 out.push(b);
@@ -411,6 +435,11 @@ pub(crate) mod tests {
         assert_eq!(p.slate, 3);
         assert_eq!(issues.len(), 1);
         assert!(check(Demo { slate: 9, items: 4, ..Demo::default() }).is_err());
+        // K at its default (3) but P = 2: resetting K cannot help, so P falls back instead.
+        let (p, issues) = from_query::<Demo>("items=2&rate=0.75");
+        assert_eq!((p.items, p.slate, p.rate), (10, 3, 0.75));
+        assert_eq!(issues[0].param, "items");
+        assert_eq!(percent_decode("%+1a+b"), "%+1a+b");
     }
 
     #[test]

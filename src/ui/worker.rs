@@ -163,6 +163,8 @@ fn start<R: DeserializeOwned + 'static>(
         slot.pending = Some(query);
         return;
     }
+    // This query supersedes anything queued.
+    slot.pending = None;
     slot.next_id += 1;
     let id = slot.next_id;
     dispatcher.dispatch(Action::Start { id });
@@ -224,7 +226,8 @@ fn on_worker_message(slot: &mut Slot, lesson: &'static Lesson, index: usize, id:
         return Outcome::Waiting;
     }
     let message = get("error").as_string().unwrap_or_else(|| "unknown worker message".into());
-    slot.job = None;
+    // The job's other parts are still computing for nothing: stop them (fresh workers next time).
+    slot.terminate();
     Outcome::Finished(Err(message))
 }
 
@@ -276,7 +279,14 @@ fn spawn<R: DeserializeOwned + 'static>(
                 .unwrap_or_else(|| "the worker could not load".into());
             let id = slot_rc.borrow().job.as_ref().map(|j| j.id).unwrap_or(0);
             dispatcher.dispatch(Action::Failed { id, message: format!("worker error: {text}") });
-            slot_rc.borrow_mut().terminate();
+            let pending = {
+                let mut slot = slot_rc.borrow_mut();
+                slot.terminate();
+                slot.pending.take()
+            };
+            if let Some(query) = pending {
+                start::<R>(&slot_rc, &dispatcher, lesson, query);
+            }
         })
     };
     worker.set_onmessage(Some(on_message.as_ref().unchecked_ref()));

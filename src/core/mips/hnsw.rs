@@ -117,6 +117,9 @@ impl Hnsw {
     /// that a wide enough search reaches every item.
     fn repair_reachability(&mut self) {
         let n = self.len();
+        if n == 0 {
+            return;
+        }
         for _ in 0..8 {
             let mut reached = vec![false; n];
             let mut stack = vec![self.entry];

@@ -171,8 +171,10 @@ impl Distribution {
         match self {
             Distribution::PlackettLuce(p) => p.position_marginals(category, positions),
             Distribution::Factored(f) => {
+                // Same stride as the other tables: min(positions, items).
                 let probs = f.probs(category);
-                probs.iter().flat_map(|p| std::iter::repeat_n(*p, positions as usize)).collect()
+                let stride = positions.min(probs.len() as u32) as usize;
+                probs.iter().flat_map(|p| std::iter::repeat_n(*p, stride)).collect()
             }
             Distribution::EpsilonTopK(e) => {
                 let positions = positions.min(e.items) as usize;

@@ -126,7 +126,9 @@ impl PlackettLuce {
                 }
             }
             let a = drawn.unwrap_or_else(|| {
-                let remaining: f64 = total - slate.iter().map(|&a| weights[a as usize]).sum::<f64>();
+                // Summed directly: `total − chosen` cancels when the chosen items hold nearly all
+                // the mass (a low softmax temperature).
+                let remaining: f64 = weights.iter().enumerate().filter(|(i, _)| !slate.contains(&(*i as u32))).map(|(_, w)| w).sum();
                 let mut target = rng::uniform(rng) * remaining;
                 let mut last = 0;
                 for (i, w) in weights.iter().enumerate() {
@@ -151,10 +153,15 @@ impl PlackettLuce {
         let total = *self.cumulative[self.table(category)].last().unwrap();
         let mut used = 0.0;
         let mut p = 1.0;
-        for &a in slate {
+        for (k, &a) in slate.iter().enumerate() {
             let w = weights[a as usize];
-            // W − (chosen so far) ≥ w_a; the max guards the subtraction against rounding.
-            p *= w / (total - used).max(w);
+            let mut remaining = total - used;
+            if remaining < 1e-3 * total {
+                // The subtraction loses digits (relative error ≈ 1e-16·W/remaining): sum the
+                // items still available directly.
+                remaining = weights.iter().enumerate().filter(|(i, _)| !slate[..k].contains(&(*i as u32))).map(|(_, w)| w).sum();
+            }
+            p *= w / remaining.max(w);
             used += w;
         }
         p
@@ -323,7 +330,13 @@ mod tests {
     #[test]
     fn slate_propensities_sum_to_one() {
         for world in worlds() {
-            for kind in [LoggingKind::Uniform, LoggingKind::Popularity, LoggingKind::Softmax { temperature: 0.7 }] {
+            // τ = 0.02: the first item holds nearly all the mass, the cancellation case.
+            for kind in [
+                LoggingKind::Uniform,
+                LoggingKind::Popularity,
+                LoggingKind::Softmax { temperature: 0.7 },
+                LoggingKind::Softmax { temperature: 0.02 },
+            ] {
                 let policy = PlackettLuce::new(&world, kind);
                 for size in 1..=3 {
                     for z in 0..world.categories() {

@@ -185,8 +185,7 @@ fn enumerate(world: &World, policy: &PlackettLuce, z: u32, size: u32, prob: f64,
         return;
     }
     let weights = policy.weights(z);
-    let used: f64 = slate.iter().map(|&a| weights[a as usize]).sum();
-    let remaining = weights.iter().sum::<f64>() - used;
+    let remaining: f64 = weights.iter().enumerate().filter(|(i, _)| !slate.contains(&(*i as u32))).map(|(_, w)| w).sum();
     for a in 0..world.items() {
         if slate.contains(&a) {
             continue;
