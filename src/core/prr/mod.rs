@@ -255,13 +255,36 @@ impl Adam {
     }
 }
 
-/// Train for `epochs` over `examples` in shuffled mini-batches; the mean loss of each epoch.
-pub fn train(model: &mut Model, examples: &[Example], epochs: u32, batch: usize, learning_rate: f64, rng: &mut Rng) -> Vec<f64> {
-    let mut adam = Adam::new(model.params.len(), learning_rate);
-    let mut order: Vec<u32> = (0..examples.len() as u32).collect();
-    let mut grad = vec![0.0; model.params.len()];
-    let mut scratch = Vec::new();
-    let mut losses = Vec::new();
+/// A model whose parameters live in one flat vector.
+pub trait Trainable {
+    fn params_mut(&mut self) -> &mut [f64];
+}
+
+impl Trainable for Model {
+    fn params_mut(&mut self) -> &mut [f64] {
+        &mut self.params
+    }
+}
+
+/// Mini-batch Adam over shuffled examples, shared by every trainer here: `example(model, i,
+/// weight, grad)` adds example i's gradient (scaled by 1/batch) and returns its loss; `sign` = 1
+/// to minimise the loss, −1 to maximise it. The mean loss of each epoch.
+#[allow(clippy::too_many_arguments)]
+pub fn minibatch_adam<M: Trainable>(
+    model: &mut M,
+    examples: usize,
+    epochs: u32,
+    batch: usize,
+    learning_rate: f64,
+    sign: f64,
+    rng: &mut Rng,
+    mut example: impl FnMut(&M, usize, f64, &mut [f64]) -> f64,
+) -> Vec<f64> {
+    let size = model.params_mut().len();
+    let mut adam = Adam::new(size, learning_rate);
+    let mut order: Vec<u32> = (0..examples as u32).collect();
+    let mut grad = vec![0.0; size];
+    let mut means = Vec::new();
     for _ in 0..epochs {
         // Fisher–Yates with u32 draws (portable).
         for i in (1..order.len()).rev() {
@@ -273,13 +296,24 @@ pub fn train(model: &mut Model, examples: &[Example], epochs: u32, batch: usize,
             grad.iter_mut().for_each(|g| *g = 0.0);
             let w = 1.0 / chunk.len() as f64;
             for &i in chunk {
-                total += model.loss_and_gradient(&examples[i as usize], w, &mut grad, &mut scratch);
+                total += example(model, i as usize, w, &mut grad);
             }
-            adam.step(&mut model.params, &grad);
+            if sign < 0.0 {
+                grad.iter_mut().for_each(|g| *g = -*g);
+            }
+            adam.step(model.params_mut(), &grad);
         }
-        losses.push(total / examples.len().max(1) as f64);
+        means.push(total / examples.max(1) as f64);
     }
-    losses
+    means
+}
+
+/// Train for `epochs` over `examples` in shuffled mini-batches; the mean loss of each epoch.
+pub fn train(model: &mut Model, examples: &[Example], epochs: u32, batch: usize, learning_rate: f64, rng: &mut Rng) -> Vec<f64> {
+    let mut scratch = Vec::new();
+    minibatch_adam(model, examples.len(), epochs, batch, learning_rate, 1.0, rng, |m, i, w, grad| {
+        m.loss_and_gradient(&examples[i], w, grad, &mut scratch)
+    })
 }
 
 /// The decision rule: positions by decreasing γ, the top-K items by g(z)·Ψ (an exact MIPS here;

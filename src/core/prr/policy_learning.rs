@@ -9,7 +9,7 @@
 //! - top-K variants (Chen et al. 2019): π(a) replaced by α(a) = 1 − (1 − π(a))^K, the probability
 //!   that a appears among K independent draws.
 
-use super::Adam;
+use super::{minibatch_adam, Trainable};
 use crate::core::math::{exp, pow};
 use crate::core::rng::{self, Rng, Stream};
 use crate::core::slate_world::policy::{top_k_by, SlatePolicy};
@@ -159,6 +159,12 @@ impl SoftmaxPolicy {
     }
 }
 
+impl Trainable for SoftmaxPolicy {
+    fn params_mut(&mut self) -> &mut [f64] {
+        &mut self.params
+    }
+}
+
 /// Maximise the objective by mini-batch Adam; the mean objective of each epoch.
 pub fn train(
     policy: &mut SoftmaxPolicy,
@@ -169,29 +175,10 @@ pub fn train(
     learning_rate: f64,
     rng: &mut Rng,
 ) -> Vec<f64> {
-    let mut adam = Adam::new(policy.params.len(), learning_rate);
-    let mut order: Vec<u32> = (0..examples.len() as u32).collect();
-    let (mut grad, mut probs) = (vec![0.0; policy.params.len()], Vec::new());
-    let mut values = Vec::new();
-    for _ in 0..epochs {
-        for i in (1..order.len()).rev() {
-            let j = rng::index(rng, i as u32 + 1) as usize;
-            order.swap(i, j);
-        }
-        let mut total = 0.0;
-        for chunk in order.chunks(batch.max(1)) {
-            grad.iter_mut().for_each(|g| *g = 0.0);
-            let w = 1.0 / chunk.len() as f64;
-            for &i in chunk {
-                total += policy.objective_and_gradient(objective, &examples[i as usize], w, &mut grad, &mut probs);
-            }
-            // Adam minimises: step on the negated gradient.
-            grad.iter_mut().for_each(|g| *g = -*g);
-            adam.step(&mut policy.params, &grad);
-        }
-        values.push(total / examples.len().max(1) as f64);
-    }
-    values
+    let mut probs = Vec::new();
+    minibatch_adam(policy, examples.len(), epochs, batch, learning_rate, -1.0, rng, |p, i, w, grad| {
+        p.objective_and_gradient(objective, &examples[i], w, grad, &mut probs)
+    })
 }
 
 /// Deploy: the top-K items by g(z)·Ψ, best first (MIPS).
