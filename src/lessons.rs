@@ -55,46 +55,48 @@ fn specs<E: Experiment>() -> &'static [crate::core::params::Spec] {
     <E::Params as crate::core::params::LessonParams>::specs()
 }
 
+/// A registry entry: everything but the id, blurb, dataset writer and view comes from the
+/// experiment type.
+macro_rules! lesson {
+    ($experiment:ty, $id:expr, $blurb:expr, $dataset_csv:expr, $view:path) => {
+        Lesson {
+            id: $id,
+            blurb: $blurb,
+            run: run_query::<$experiment>,
+            parts: parts_query::<$experiment>,
+            run_part: run_part_query::<$experiment>,
+            merge: merge_query::<$experiment>,
+            canonical: canonical::<$experiment>,
+            specs: specs::<$experiment>,
+            dataset_csv: $dataset_csv,
+            #[cfg(target_arch = "wasm32")]
+            view: $view,
+        }
+    };
+}
+
 pub static LESSONS: &[Lesson] = &[
-    Lesson {
-        id: "slate-world",
-        blurb: "Slates, clicks, propensities: the world every later lesson simulates",
-        run: run_query::<SlateWorldLesson>,
-        parts: parts_query::<SlateWorldLesson>,
-        run_part: run_part_query::<SlateWorldLesson>,
-        merge: merge_query::<SlateWorldLesson>,
-        canonical: canonical::<SlateWorldLesson>,
-        specs: specs::<SlateWorldLesson>,
-        dataset_csv: Some(crate::core::slate_world::lesson::dataset_csv),
-        #[cfg(target_arch = "wasm32")]
-        view: crate::ui::lessons::slate_world::view,
-    },
-    Lesson {
-        id: "horvitz-thompson",
-        blurb: "Estimating a new policy's CTR from old logs: HT/IPS for slates and its lower-variance variants",
-        run: run_query::<HorvitzThompsonLesson>,
-        parts: parts_query::<HorvitzThompsonLesson>,
-        run_part: run_part_query::<HorvitzThompsonLesson>,
-        merge: merge_query::<HorvitzThompsonLesson>,
-        canonical: canonical::<HorvitzThompsonLesson>,
-        specs: specs::<HorvitzThompsonLesson>,
-        dataset_csv: Some(crate::core::horvitz_thompson::lesson::dataset_csv),
-        #[cfg(target_arch = "wasm32")]
-        view: crate::ui::lessons::horvitz_thompson::view,
-    },
-    Lesson {
-        id: "fast-mips",
-        blurb: "Recommendation is a top-K inner product search: exact scans, a graph index, and the price of speed",
-        run: run_query::<MipsLesson>,
-        parts: parts_query::<MipsLesson>,
-        run_part: run_part_query::<MipsLesson>,
-        merge: merge_query::<MipsLesson>,
-        canonical: canonical::<MipsLesson>,
-        specs: specs::<MipsLesson>,
-        dataset_csv: None,
-        #[cfg(target_arch = "wasm32")]
-        view: crate::ui::lessons::fast_mips::view,
-    },
+    lesson!(
+        SlateWorldLesson,
+        "slate-world",
+        "Slates, clicks, propensities: the world every later lesson simulates",
+        Some(crate::core::slate_world::lesson::dataset_csv),
+        crate::ui::lessons::slate_world::view
+    ),
+    lesson!(
+        HorvitzThompsonLesson,
+        "horvitz-thompson",
+        "Estimating a new policy's CTR from old logs: HT/IPS for slates and its lower-variance variants",
+        Some(crate::core::horvitz_thompson::lesson::dataset_csv),
+        crate::ui::lessons::horvitz_thompson::view
+    ),
+    lesson!(
+        MipsLesson,
+        "fast-mips",
+        "Recommendation is a top-K inner product search: exact scans, a graph index, and the price of speed",
+        None,
+        crate::ui::lessons::fast_mips::view
+    ),
 ];
 
 pub fn find(id: &str) -> Option<&'static Lesson> {

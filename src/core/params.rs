@@ -279,70 +279,29 @@ pub trait Field: Sized {
     fn from_value(value: Value) -> Option<Self>;
 }
 
-impl Field for i64 {
-    fn to_value(&self) -> Value {
-        Value::Int(*self)
-    }
-    fn from_value(value: Value) -> Option<Self> {
-        if let Value::Int(v) = value {
-            Some(v)
-        } else {
-            None
+/// Each field type maps to one [`Value`] variant.
+macro_rules! field {
+    ($ty:ty, $variant:ident) => {
+        impl Field for $ty {
+            fn to_value(&self) -> Value {
+                Value::$variant(self.clone())
+            }
+            fn from_value(value: Value) -> Option<Self> {
+                if let Value::$variant(v) = value {
+                    Some(v)
+                } else {
+                    None
+                }
+            }
         }
-    }
+    };
 }
 
-impl Field for f64 {
-    fn to_value(&self) -> Value {
-        Value::Float(*self)
-    }
-    fn from_value(value: Value) -> Option<Self> {
-        if let Value::Float(v) = value {
-            Some(v)
-        } else {
-            None
-        }
-    }
-}
-
-impl Field for &'static str {
-    fn to_value(&self) -> Value {
-        Value::Choice(self)
-    }
-    fn from_value(value: Value) -> Option<Self> {
-        if let Value::Choice(v) = value {
-            Some(v)
-        } else {
-            None
-        }
-    }
-}
-
-impl Field for u64 {
-    fn to_value(&self) -> Value {
-        Value::Seed(*self)
-    }
-    fn from_value(value: Value) -> Option<Self> {
-        if let Value::Seed(v) = value {
-            Some(v)
-        } else {
-            None
-        }
-    }
-}
-
-impl Field for Vec<&'static str> {
-    fn to_value(&self) -> Value {
-        Value::Set(self.clone())
-    }
-    fn from_value(value: Value) -> Option<Self> {
-        if let Value::Set(v) = value {
-            Some(v)
-        } else {
-            None
-        }
-    }
-}
+field!(i64, Int);
+field!(f64, Float);
+field!(&'static str, Choice);
+field!(u64, Seed);
+field!(Vec<&'static str>, Set);
 
 /// `get` and `set` of [`LessonParams`] for a struct whose fields are named like its specs:
 /// `fields!(world, items, seed);` inside the `impl LessonParams` block.

@@ -566,8 +566,8 @@ fn scatter(p: &HorvitzThompsonParams, lab: &Lab) -> (Vec<SlatePoint>, u32) {
         e.1 += 1;
     }
     let mut points = Vec::new();
-    let mut slate = Vec::new();
-    enumerate_distinct(world.items(), size, &mut slate, &mut |s| {
+    // Categories share nothing here: any category's table lists every distinct slate.
+    lab.logging.for_each_slate(0, size, world.items(), &mut |s, _| {
         let truth = world.users.iter().map(|u| world.expected_clicks(u, s)).sum::<f64>() / world.users.len() as f64;
         let (sum, n) = sums.get(s).copied().unwrap_or((0.0, 0));
         points.push(SlatePoint {
@@ -578,20 +578,6 @@ fn scatter(p: &HorvitzThompsonParams, lab: &Lab) -> (Vec<SlatePoint>, u32) {
         });
     });
     (points, size)
-}
-
-fn enumerate_distinct(items: u32, size: u32, slate: &mut Vec<u32>, visit: &mut dyn FnMut(&[u32])) {
-    if slate.len() as u32 == size {
-        visit(slate);
-        return;
-    }
-    for a in 0..items {
-        if !slate.contains(&a) {
-            slate.push(a);
-            enumerate_distinct(items, size, slate, visit);
-            slate.pop();
-        }
-    }
 }
 
 /// Replication 0's logged rows as CSV: slates, clicks, slate and per-position propensities under

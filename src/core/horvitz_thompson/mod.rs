@@ -124,7 +124,7 @@ impl Lab {
                     .map(|size| {
                         if exact {
                             let mut total = 0.0;
-                            for_each_slate(&self.target, user.category, size, self.world.items(), &mut |s, p| {
+                            self.target.for_each_slate(user.category, size, self.world.items(), &mut |s, p| {
                                 total += p * self.model.expected_clicks(user, s);
                             });
                             total
@@ -150,7 +150,7 @@ impl Lab {
             let (mut total, mut uncovered, mut count) = (0.0, 0.0, 0u64);
             for user in &self.world.users {
                 for size in self.sizes() {
-                    for_each_slate(&self.target, user.category, size, self.world.items(), &mut |s, p| {
+                    self.target.for_each_slate(user.category, size, self.world.items(), &mut |s, p| {
                         count += 1;
                         total += p * self.world.expected_clicks(user, s);
                         if self.logging.slate_propensity(user.category, s) == 0.0 {
@@ -258,30 +258,6 @@ impl Lab {
             }
         }
     }
-}
-
-/// Every ordered slate of `size` that `dist` can show, with its probability (repeats allowed
-/// only for policies with replacement). Zero-probability slates are skipped.
-pub fn for_each_slate(dist: &Distribution, category: u32, size: u32, items: u32, visit: &mut dyn FnMut(&[u32], f64)) {
-    let mut slate = Vec::with_capacity(size as usize);
-    fn walk(dist: &Distribution, category: u32, size: u32, items: u32, slate: &mut Vec<u32>, visit: &mut dyn FnMut(&[u32], f64)) {
-        if slate.len() as u32 == size {
-            let p = dist.slate_propensity(category, slate);
-            if p > 0.0 {
-                visit(slate, p);
-            }
-            return;
-        }
-        for a in 0..items {
-            if !dist.with_replacement() && slate.contains(&a) {
-                continue;
-            }
-            slate.push(a);
-            walk(dist, category, size, items, slate, visit);
-            slate.pop();
-        }
-    }
-    walk(dist, category, size, items, &mut slate, visit);
 }
 
 #[cfg(test)]

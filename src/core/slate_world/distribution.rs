@@ -187,6 +187,29 @@ impl Distribution {
         }
     }
 
+    /// Every ordered slate of `size` out of `items` this policy can show, with its probability
+    /// (repeats only for policies with replacement; zero-probability slates skipped).
+    pub fn for_each_slate(&self, category: u32, size: u32, items: u32, visit: &mut dyn FnMut(&[u32], f64)) {
+        fn walk(d: &Distribution, category: u32, size: u32, items: u32, slate: &mut Vec<u32>, visit: &mut dyn FnMut(&[u32], f64)) {
+            if slate.len() as u32 == size {
+                let p = d.slate_propensity(category, slate);
+                if p > 0.0 {
+                    visit(slate, p);
+                }
+                return;
+            }
+            for a in 0..items {
+                if !d.with_replacement() && slate.contains(&a) {
+                    continue;
+                }
+                slate.push(a);
+                walk(d, category, size, items, slate, visit);
+                slate.pop();
+            }
+        }
+        walk(self, category, size, items, &mut Vec::with_capacity(size as usize), visit);
+    }
+
     /// How many weight tables (shared propensity tables) this distribution has.
     pub fn table_of(&self, category: u32) -> usize {
         match self {

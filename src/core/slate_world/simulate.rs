@@ -1,6 +1,7 @@
 //! Simulation on a slate world: logged datasets, the exact or Monte-Carlo CTR of a policy, and
 //! simulated A/B tests on fresh traffic.
 
+use super::distribution::Distribution;
 use super::policy::{LoggingKind, PlackettLuce, SlatePolicy};
 use super::{ClickModel, World};
 use crate::core::math::exp;
@@ -156,6 +157,7 @@ fn enumerate_ctr(world: &World, policy: &PlackettLuce) -> PolicyCtr {
     for (i, u) in world.users.iter().enumerate() {
         by_category[u.category as usize].push(i as u32);
     }
+    let distribution = Distribution::PlackettLuce(policy.clone());
     let mut total = 0.0;
     let mut slates = 0u64;
     for (z, members) in by_category.iter().enumerate() {
@@ -163,8 +165,7 @@ fn enumerate_ctr(world: &World, policy: &PlackettLuce) -> PolicyCtr {
             continue;
         }
         for size in world.slate_sizes.min..=world.slate_sizes.max {
-            let mut slate = Vec::with_capacity(size as usize);
-            enumerate(world, policy, z as u32, size, 1.0, &mut slate, &mut |slate, p| {
+            distribution.for_each_slate(z as u32, size, world.items(), &mut |slate, p| {
                 slates += 1;
                 total += p * members.iter().map(|&u| world.expected_reward(&world.users[u as usize], slate)).sum::<f64>();
             });
@@ -175,25 +176,6 @@ fn enumerate_ctr(world: &World, policy: &PlackettLuce) -> PolicyCtr {
         ctr: total / (world.users.len() as f64 * sizes as f64),
         se: 0.0,
         method: CtrMethod::Enumeration { slates },
-    }
-}
-
-/// Depth-first walk over all ordered slates, carrying the PL probability of the prefix.
-fn enumerate(world: &World, policy: &PlackettLuce, z: u32, size: u32, prob: f64, slate: &mut Vec<u32>, visit: &mut dyn FnMut(&[u32], f64)) {
-    if slate.len() as u32 == size {
-        visit(slate, prob);
-        return;
-    }
-    let weights = policy.weights(z);
-    let remaining: f64 = weights.iter().enumerate().filter(|(i, _)| !slate.contains(&(*i as u32))).map(|(_, w)| w).sum();
-    for a in 0..world.items() {
-        if slate.contains(&a) {
-            continue;
-        }
-        let w = weights[a as usize];
-        slate.push(a);
-        enumerate(world, policy, z, size, prob * w / remaining.max(w), slate, visit);
-        slate.pop();
     }
 }
 
