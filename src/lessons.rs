@@ -7,6 +7,7 @@ use crate::core::horvitz_thompson::lesson::HorvitzThompsonLesson;
 use crate::core::mips::lesson::MipsLesson;
 use crate::core::params::{from_query, to_query, Issue};
 use crate::core::progress::Progress;
+use crate::core::prr::lesson::PrrLesson;
 use crate::core::slate_world::lesson::SlateWorldLesson;
 use crate::lesson_text::{text, LessonText};
 
@@ -96,6 +97,13 @@ pub static LESSONS: &[Lesson] = &[
         "Recommendation is a top-K inner product search: exact scans, a graph index, and the price of speed",
         None,
         crate::ui::lessons::fast_mips::view
+    ),
+    lesson!(
+        PrrLesson,
+        "reward-and-rank",
+        "Learning from clicks and their positions: the PRR slate model against IPS policy learning, in an A/B test",
+        None,
+        crate::ui::lessons::prr::view
     ),
 ];
 

@@ -20,6 +20,9 @@ pub enum Stream {
     Sweep = 6,
     Model = 7,
     Replication = 8,
+    Embeddings = 9,
+    Bpr = 10,
+    HeldOut = 11,
 }
 
 pub fn seeded(seed: u64, stream: Stream) -> Rng {

@@ -293,6 +293,43 @@ test('fast-mips: the page (one catalogue size per worker) finds what the CLI fin
   await page.closeAll();
 });
 
+function withoutPrrTimings(r) {
+  const c = JSON.parse(JSON.stringify(r));
+  for (const w of [c.main, ...c.sweep_k, ...c.sweep_p]) for (const m of w.methods) if (m.epoch_ms !== null) m.epoch_ms = 0;
+  for (const t of c.timing) { t.prr_ms_per_epoch = 0; t.slate_ips_ms_per_epoch = 0; }
+  return c;
+}
+
+test('reward-and-rank: the page (jobs split over workers) trains what the CLI trains; controls, sweeps, bad URL', async () => {
+  const query = 'logs=4000&epochs=8&impressions=4000&sweep=k&items=40&timing_max_items=1000&seed=5';
+  const page = await open(`#/reward-and-rank?${query}`);
+  const fromPage = await report(page, 120000);
+  assert.deepEqual(withoutPrrTimings(fromPage), withoutPrrTimings(cli('reward-and-rank', query)));
+  assert.equal(fromPage.sweep_k.length, 5);
+  assert.ok(fromPage.timing.every((t) => t.prr_ms_per_epoch > 0 && t.slate_ips_ms_per_epoch > 0), 'timed in the browser');
+  // What the page shows is that report: one row per method, the CTR of PRR, plots drawn.
+  const rows = page.locator('[data-table="ab-test"] tbody tr');
+  assert.equal(await rows.count(), 10);
+  const prr = fromPage.main.methods.find((m) => m.name === 'prr');
+  assert.match(await rows.nth(2).innerText(), new RegExp(`PRR\\s+${(prr.ctr * 100).toFixed(2)} ±`));
+  for (const w of ['ctr-curves', 'scatter', 'sweep-k', 'epoch-time']) {
+    assert.ok(await page.locator(`[data-widget="${w}"] canvas`).count() >= 1, `${w} drawn`);
+  }
+  await page.screenshot({ path: join(ARTIFACTS, 'reward-and-rank-sweep.png'), fullPage: true });
+  // A control reruns and lands in the URL.
+  await setControl(page, 'epochs', '5');
+  await page.waitForFunction(() => JSON.parse(window.__rorecLastReport).epochs === 5, null, { timeout: 120000 });
+  assert.match(queryOf(page), /epochs=5/);
+  assert.equal((await report(page, 120000)).main.curves[0].ctr.length, 5);
+  // Too much IPS training for a tab: a message, and the rest of the page works.
+  await page.goto(`${BASE}#/reward-and-rank?world=synthetic&items=20000&logs=30000&epochs=200&timing_max_items=100`);
+  await page.reload();
+  await report(page, 120000);
+  assert.match(await page.locator('[data-testid="url-issues"]').innerText(), /operations/);
+  assert.deepEqual(page.errors, []);
+  await page.closeAll();
+});
+
 test('presenter mode: p, arrows, PageUp/PageDown, ? and Esc', async () => {
   const page = await open('#/slate-world?logs=3000');
   await report(page);

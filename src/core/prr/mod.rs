@@ -17,6 +17,7 @@ use crate::core::slate_world::policy::{top_k_by, SlatePolicy};
 use crate::core::slate_world::simulate::LoggedRow;
 use crate::core::slate_world::World;
 
+pub mod lesson;
 pub mod policy_learning;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -166,7 +167,7 @@ impl Model {
 
     /// The example's loss, and its gradient added to `grad` (scaled by `weight`). Examples a
     /// variant does not learn from (unclicked, for ranking-only) give 0.
-    pub fn loss_and_gradient(&self, e: &Example, weight: f64, grad: &mut [f64], scratch: &mut Vec<f64>) -> f64 {
+    pub fn loss_and_gradient(&self, e: &Example, weight: f64, grad: &mut Gradient, scratch: &mut Vec<f64>) -> f64 {
         self.thetas(e, scratch);
         let theta = scratch.clone();
         let k_len = e.slate.len();
@@ -205,10 +206,10 @@ impl Model {
         // θ_0 = exp(log θ_0): dθ_0 = θ_0 d(log θ_0).
         let d_log0 = d_theta[0] * theta[0] * weight;
         if d_log0 != 0.0 {
-            grad[self.bias_index()] += d_log0;
+            grad.add(self.bias_index(), d_log0);
             if self.variant != Variant::PrrBias {
                 for (f, y) in e.engagement.iter().enumerate() {
-                    grad[self.phi_start() + f] += d_log0 * y;
+                    grad.add(self.phi_start() + f, d_log0 * y);
                 }
             }
         }
@@ -217,19 +218,69 @@ impl Model {
             let u = exp(self.score(e.category, a) + self.params[self.position_gamma_index(k)]);
             let v = exp(self.params[self.position_alpha_index(k)]);
             let ds = d_theta[k + 1] * u * weight; // dL/ds_k, s_k = g·Ψ_a + γ_k
-            grad[self.position_gamma_index(k)] += ds;
-            grad[self.position_alpha_index(k)] += d_theta[k + 1] * v * weight;
+            grad.add(self.position_gamma_index(k), ds);
+            grad.add(self.position_alpha_index(k), d_theta[k + 1] * v * weight);
             let psi_start = a as usize * self.dim;
             for d in 0..self.dim {
-                grad[psi_start + d] += ds * self.params[g_start + d];
-                grad[g_start + d] += ds * self.params[psi_start + d];
+                grad.add(psi_start + d, ds * self.params[g_start + d]);
+                grad.add(g_start + d, ds * self.params[psi_start + d]);
             }
         }
         loss
     }
 }
 
-/// Adam (Kingma & Ba) over a flat parameter vector.
+/// A gradient over a flat parameter vector that remembers which entries an example touched, so
+/// that clearing it and stepping the optimiser cost what the batch touched, not the model's size:
+/// a PRR example touches K item rows whatever P is.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Gradient {
+    values: Vec<f64>,
+    touched: Vec<u32>,
+    seen: Vec<bool>,
+}
+
+impl Gradient {
+    pub fn new(size: usize) -> Gradient {
+        Gradient { values: vec![0.0; size], touched: Vec::new(), seen: vec![false; size] }
+    }
+
+    #[inline]
+    pub fn add(&mut self, i: usize, value: f64) {
+        if !self.seen[i] {
+            self.seen[i] = true;
+            self.touched.push(i as u32);
+        }
+        self.values[i] += value;
+    }
+
+    pub fn clear(&mut self) {
+        for &i in &self.touched {
+            self.values[i as usize] = 0.0;
+            self.seen[i as usize] = false;
+        }
+        self.touched.clear();
+    }
+
+    pub fn len(&self) -> usize {
+        self.values.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.values.is_empty()
+    }
+}
+
+impl std::ops::Index<usize> for Gradient {
+    type Output = f64;
+    fn index(&self, i: usize) -> &f64 {
+        &self.values[i]
+    }
+}
+
+/// Adam (Kingma & Ba) over a flat parameter vector, lazy as for embedding tables: only the
+/// entries a batch touched move (their moments too), with the global step count for the bias
+/// correction. Dense Adam would make every step O(P·d) and the PRR epoch O(P).
 pub struct Adam {
     pub learning_rate: f64,
     m: Vec<f64>,
@@ -242,14 +293,17 @@ impl Adam {
         Adam { learning_rate, m: vec![0.0; size], v: vec![0.0; size], t: 0 }
     }
 
-    pub fn step(&mut self, params: &mut [f64], grad: &[f64]) {
+    /// One step along −`sign` × gradient (sign = 1 minimises, −1 maximises).
+    pub fn step(&mut self, params: &mut [f64], grad: &Gradient, sign: f64) {
         let (b1, b2, eps) = (0.9, 0.999, 1e-8);
         self.t += 1;
         let c1 = 1.0 - crate::core::math::pow(b1, self.t as f64);
         let c2 = 1.0 - crate::core::math::pow(b2, self.t as f64);
-        for i in 0..params.len() {
-            self.m[i] = b1 * self.m[i] + (1.0 - b1) * grad[i];
-            self.v[i] = b2 * self.v[i] + (1.0 - b2) * grad[i] * grad[i];
+        for &i in &grad.touched {
+            let i = i as usize;
+            let g = sign * grad.values[i];
+            self.m[i] = b1 * self.m[i] + (1.0 - b1) * g;
+            self.v[i] = b2 * self.v[i] + (1.0 - b2) * g * g;
             params[i] -= self.learning_rate * (self.m[i] / c1) / ((self.v[i] / c2).sqrt() + eps);
         }
     }
@@ -268,7 +322,8 @@ impl Trainable for Model {
 
 /// Mini-batch Adam over shuffled examples, shared by every trainer here: `example(model, i,
 /// weight, grad)` adds example i's gradient (scaled by 1/batch) and returns its loss; `sign` = 1
-/// to minimise the loss, −1 to maximise it. The mean loss of each epoch.
+/// to minimise the loss, −1 to maximise it; `after_epoch(model, epoch, mean loss)` watches the
+/// training (curves, progress). The mean loss of each epoch.
 #[allow(clippy::too_many_arguments)]
 pub fn minibatch_adam<M: Trainable>(
     model: &mut M,
@@ -278,14 +333,15 @@ pub fn minibatch_adam<M: Trainable>(
     learning_rate: f64,
     sign: f64,
     rng: &mut Rng,
-    mut example: impl FnMut(&M, usize, f64, &mut [f64]) -> f64,
+    mut example: impl FnMut(&M, usize, f64, &mut Gradient) -> f64,
+    mut after_epoch: impl FnMut(&M, u32, f64),
 ) -> Vec<f64> {
     let size = model.params_mut().len();
     let mut adam = Adam::new(size, learning_rate);
     let mut order: Vec<u32> = (0..examples as u32).collect();
-    let mut grad = vec![0.0; size];
+    let mut grad = Gradient::new(size);
     let mut means = Vec::new();
-    for _ in 0..epochs {
+    for epoch in 0..epochs {
         // Fisher–Yates with u32 draws (portable).
         for i in (1..order.len()).rev() {
             let j = rng::index(rng, i as u32 + 1) as usize;
@@ -293,27 +349,47 @@ pub fn minibatch_adam<M: Trainable>(
         }
         let mut total = 0.0;
         for chunk in order.chunks(batch.max(1)) {
-            grad.iter_mut().for_each(|g| *g = 0.0);
+            grad.clear();
             let w = 1.0 / chunk.len() as f64;
             for &i in chunk {
                 total += example(model, i as usize, w, &mut grad);
             }
-            if sign < 0.0 {
-                grad.iter_mut().for_each(|g| *g = -*g);
-            }
-            adam.step(model.params_mut(), &grad);
+            adam.step(model.params_mut(), &grad, sign);
         }
-        means.push(total / examples.max(1) as f64);
+        let mean = total / examples.max(1) as f64;
+        means.push(mean);
+        after_epoch(model, epoch, mean);
     }
     means
 }
 
 /// Train for `epochs` over `examples` in shuffled mini-batches; the mean loss of each epoch.
 pub fn train(model: &mut Model, examples: &[Example], epochs: u32, batch: usize, learning_rate: f64, rng: &mut Rng) -> Vec<f64> {
+    train_watched(model, examples, epochs, batch, learning_rate, rng, |_, _, _| {})
+}
+
+/// [`train`], calling `after_epoch(model, epoch, mean loss)` after each epoch.
+pub fn train_watched(
+    model: &mut Model,
+    examples: &[Example],
+    epochs: u32,
+    batch: usize,
+    learning_rate: f64,
+    rng: &mut Rng,
+    after_epoch: impl FnMut(&Model, u32, f64),
+) -> Vec<f64> {
     let mut scratch = Vec::new();
-    minibatch_adam(model, examples.len(), epochs, batch, learning_rate, 1.0, rng, |m, i, w, grad| {
-        m.loss_and_gradient(&examples[i], w, grad, &mut scratch)
-    })
+    minibatch_adam(
+        model,
+        examples.len(),
+        epochs,
+        batch,
+        learning_rate,
+        1.0,
+        rng,
+        |m, i, w, grad| m.loss_and_gradient(&examples[i], w, grad, &mut scratch),
+        after_epoch,
+    )
 }
 
 /// The decision rule: positions by decreasing γ, the top-K items by g(z)·Ψ (an exact MIPS here;
@@ -362,7 +438,7 @@ mod tests {
                     *p += 0.3 * rng::normal(&mut r);
                 }
                 let e = Example { outcome, ..example() };
-                let mut grad = vec![0.0; model.params.len()];
+                let mut grad = Gradient::new(model.params.len());
                 let mut scratch = Vec::new();
                 model.loss_and_gradient(&e, 1.0, &mut grad, &mut scratch);
                 for i in 0..model.params.len() {
@@ -371,7 +447,7 @@ mod tests {
                     plus.params[i] += h;
                     let mut minus = model.clone();
                     minus.params[i] -= h;
-                    let mut sink = vec![0.0; grad.len()];
+                    let mut sink = Gradient::new(grad.len());
                     let numeric = (plus.loss_and_gradient(&e, 1.0, &mut sink, &mut scratch)
                         - minus.loss_and_gradient(&e, 1.0, &mut sink, &mut scratch))
                         / (2.0 * h);

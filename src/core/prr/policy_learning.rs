@@ -9,7 +9,7 @@
 //! - top-K variants (Chen et al. 2019): π(a) replaced by α(a) = 1 − (1 − π(a))^K, the probability
 //!   that a appears among K independent draws.
 
-use super::{minibatch_adam, Trainable};
+use super::{minibatch_adam, Gradient, Trainable};
 use crate::core::math::{exp, pow};
 use crate::core::rng::{self, Rng, Stream};
 use crate::core::slate_world::policy::{top_k_by, SlatePolicy};
@@ -81,12 +81,17 @@ impl SoftmaxPolicy {
         objective: Objective,
         e: &LoggedExample,
         weight: f64,
-        grad: &mut [f64],
+        grad: &mut Gradient,
         probs: &mut Vec<f64>,
     ) -> f64 {
+        let reward: f64 = e.clicks.iter().map(|c| *c as f64).sum();
+        if reward == 0.0 {
+            // Every objective weights the row by its clicks: an unclicked row adds nothing, and
+            // skipping its O(P) softmax is what makes IPS training affordable at low CTR.
+            return 0.0;
+        }
         self.probabilities(e.category, probs);
         let k = e.slate.len() as f64;
-        let reward: f64 = e.clicks.iter().map(|c| *c as f64).sum();
         // coef[a] = d(objective)/d(log π(a)) for the items of the slate (summed over positions).
         let mut coefs: Vec<(u32, f64)> = Vec::with_capacity(e.slate.len());
         let value = match objective {
@@ -151,8 +156,8 @@ impl SoftmaxPolicy {
                 continue;
             }
             for d in 0..self.dim {
-                grad[b * self.dim + d] += ds * self.params[g_start + d];
-                grad[g_start + d] += ds * self.params[b * self.dim + d];
+                grad.add(b * self.dim + d, ds * self.params[g_start + d]);
+                grad.add(g_start + d, ds * self.params[b * self.dim + d]);
             }
         }
         value
@@ -175,10 +180,33 @@ pub fn train(
     learning_rate: f64,
     rng: &mut Rng,
 ) -> Vec<f64> {
+    train_watched(policy, objective, examples, epochs, batch, learning_rate, rng, |_, _, _| {})
+}
+
+/// [`train`], calling `after_epoch(policy, epoch, mean objective)` after each epoch.
+#[allow(clippy::too_many_arguments)]
+pub fn train_watched(
+    policy: &mut SoftmaxPolicy,
+    objective: Objective,
+    examples: &[LoggedExample],
+    epochs: u32,
+    batch: usize,
+    learning_rate: f64,
+    rng: &mut Rng,
+    after_epoch: impl FnMut(&SoftmaxPolicy, u32, f64),
+) -> Vec<f64> {
     let mut probs = Vec::new();
-    minibatch_adam(policy, examples.len(), epochs, batch, learning_rate, -1.0, rng, |p, i, w, grad| {
-        p.objective_and_gradient(objective, &examples[i], w, grad, &mut probs)
-    })
+    minibatch_adam(
+        policy,
+        examples.len(),
+        epochs,
+        batch,
+        learning_rate,
+        -1.0,
+        rng,
+        |p, i, w, grad| p.objective_and_gradient(objective, &examples[i], w, grad, &mut probs),
+        after_epoch,
+    )
 }
 
 /// Deploy: the top-K items by g(z)·Ψ, best first (MIPS).
@@ -216,7 +244,7 @@ mod tests {
         };
         for objective in [Objective::SlateIps, Objective::TopKSlateIps, Objective::Iips, Objective::TopKIips] {
             let policy = SoftmaxPolicy::new(5, 2, 3, 4);
-            let mut grad = vec![0.0; policy.params.len()];
+            let mut grad = Gradient::new(policy.params.len());
             let mut probs = Vec::new();
             policy.objective_and_gradient(objective, &e, 1.0, &mut grad, &mut probs);
             for i in 0..policy.params.len() {
@@ -224,7 +252,7 @@ mod tests {
                 let (mut plus, mut minus) = (policy.clone(), policy.clone());
                 plus.params[i] += h;
                 minus.params[i] -= h;
-                let mut sink = vec![0.0; grad.len()];
+                let mut sink = Gradient::new(grad.len());
                 let numeric = (plus.objective_and_gradient(objective, &e, 1.0, &mut sink, &mut probs)
                     - minus.objective_and_gradient(objective, &e, 1.0, &mut sink, &mut probs))
                     / (2.0 * h);

@@ -2,4 +2,5 @@
 
 pub mod fast_mips;
 pub mod horvitz_thompson;
+pub mod prr;
 pub mod slate_world;

@@ -1,0 +1,818 @@
+//! The lesson "Reward and rank": PRR, its ablations and the IPS policy-learning family trained on
+//! the same logs, deployed in a simulated A/B test; training curves; per-slate estimates against
+//! the truth; CTR as K and P grow; the cost of an epoch as P grows.
+
+use super::policy_learning::{self, LoggedExample, Objective, SoftmaxPolicy};
+use super::{train_watched, Example, Model, ModelPolicy, Variant};
+use crate::core::experiment::{Experiment, Part};
+use crate::core::params::{Checked, Issue, Kind, LessonParams, Spec};
+use crate::core::progress::{staged, Progress};
+use crate::core::rng;
+use crate::core::slate_world::lesson::CLICK_MODELS;
+use crate::core::slate_world::policy::{Logging, LoggingKind, Oracle, PlackettLuce, SlatePolicy};
+use crate::core::slate_world::simulate::{ab_test_expected_reward, deterministic_ctr_on, log_data, LoggedData};
+use crate::core::slate_world::{ClickModel, SyntheticSpec, World, MAX_SLATE};
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct PrrParams {
+    pub world: &'static str,
+    pub click_model: &'static str,
+    pub items: i64,
+    pub slate_size: i64,
+    pub contexts: i64,
+    pub engagement_features: i64,
+    pub users: i64,
+    pub logging: &'static str,
+    pub logs: i64,
+    pub model_dim: i64,
+    pub epochs: i64,
+    pub batch: i64,
+    pub learning_rate: f64,
+    pub impressions: i64,
+    pub methods: Vec<&'static str>,
+    pub sweep: &'static str,
+    pub timing_max_items: i64,
+    pub seed: u64,
+}
+
+impl Default for PrrParams {
+    fn default() -> Self {
+        PrrParams {
+            world: "toy",
+            click_model: "prr",
+            items: 200,
+            slate_size: 4,
+            contexts: 20,
+            engagement_features: 4,
+            users: 1000,
+            logging: "uniform",
+            logs: 20_000,
+            model_dim: 6,
+            epochs: 40,
+            batch: 256,
+            learning_rate: 0.03,
+            impressions: 20_000,
+            methods: METHODS.iter().map(|m| m.0).collect(),
+            sweep: "none",
+            timing_max_items: 100_000,
+            seed: 1,
+        }
+    }
+}
+
+pub const WORLDS: &[(&str, &str)] =
+    &[("toy", "Toy: 7 items, 4 contexts, slates of 2–4 (the notebook)"), ("synthetic", "Synthetic: choose P, K, contexts")];
+pub const LOGGING: &[(&str, &str)] = &[("uniform", "Uniform without replacement"), ("popularity", "Popularity-proportional (“top-K pop”)")];
+pub const SWEEPS: &[(&str, &str)] =
+    &[("none", "No sweep"), ("k", "CTR as K grows (2, 4, 6, 8, 10)"), ("p", "CTR as P grows (50 … 2,000)"), ("both", "Both sweeps")];
+
+/// (name, label, published row index). The order is the order of the paper's table.
+pub const METHODS: &[(&str, &str)] = &[
+    ("oracle", "Oracle"),
+    ("random", "Random"),
+    ("prr", "PRR"),
+    ("prr-bias", "PRR-bias"),
+    ("ranking", "Ranking"),
+    ("reward", "Reward"),
+    ("slate-ips", "Slate IPS"),
+    ("top-k-slate-ips", "Top-K slate IPS"),
+    ("iips", "IIPS"),
+    ("top-k-iips", "Top-K IIPS"),
+];
+
+/// The PRR paper's simulated A/B CTR (%), one row per method in [`METHODS`] order, for the
+/// settings in [`PUBLISHED_SETTINGS`] (K columns: N_train = 10k; P columns: K = 5, N_train = 10k).
+pub const PUBLISHED_SETTINGS: &[&str] = &["toy", "K = 2", "K = 6", "K = 18", "P = 1k", "P = 5k", "P = 10k"];
+pub const PUBLISHED_CTR: [[f64; 7]; 10] = [
+    [8.58, 72.62, 64.43, 27.08, 49.21, 76.94, 78.01],
+    [7.22, 3.39, 7.72, 5.24, 3.65, 7.00, 5.68],
+    [8.56, 50.47, 61.70, 26.70, 42.63, 58.01, 57.18],
+    [8.54, 36.0, 60.12, 25.44, 42.88, 49.98, 44.31],
+    [8.53, 35.79, 48.88, 26.31, 26.15, 50.57, 49.72],
+    [7.68, 42.04, 22.28, 5.43, 2.83, 38.35, 19.14],
+    [7.93, 20.02, 26.67, 3.31, 20.93, 29.19, 18.01],
+    [7.93, 20.02, 17.84, 3.31, 27.23, 25.38, 15.76],
+    [8.52, 40.42, 48.91, 25.36, 36.56, 51.47, 34.85],
+    [8.56, 40.86, 52.77, 25.60, 43.01, 53.96, 37.24],
+];
+
+const SWEEP_K: &[u32] = &[2, 4, 6, 8, 10];
+const SWEEP_P: &[u32] = &[50, 100, 200, 500, 1000, 2000];
+const TIMING_P: &[u32] = &[100, 1000, 10_000, 100_000];
+/// Logged rows each timed epoch runs over.
+const TIMING_EXAMPLES: u32 = 2000;
+/// Users whose exact CTR is tracked after every epoch.
+const CURVE_USERS: u32 = 500;
+/// Most (context, slate) pairs in the per-slate scatter.
+const SCATTER_MAX_POINTS: f64 = 2000.0;
+/// Largest training work one run may ask for: IPS-family epochs cost P·d per clicked row.
+const MAX_IPS_WORK: f64 = 4e10;
+/// Largest number of (row, epoch, method, world) visits in one run (about a minute in a tab).
+const MAX_ROW_EPOCHS: f64 = 1.5e8;
+
+const SPECS: &[Spec] = &[
+    Spec { name: "world", label: "World", help: "the notebook's toy world, or a synthetic one", kind: Kind::Choice(WORLDS) },
+    Spec { name: "click_model", label: "Click model", help: "how simulated users click", kind: Kind::Choice(CLICK_MODELS) },
+    Spec {
+        name: "items",
+        label: "Catalogue size P",
+        help: "items in the synthetic catalogue (also the K sweep's P)",
+        kind: Kind::Int { min: 2, max: 20_000, log: true },
+    },
+    Spec {
+        name: "slate_size",
+        label: "Slate size K",
+        help: "positions per slate (synthetic world; also the P sweep's K)",
+        kind: Kind::Int { min: 1, max: MAX_SLATE as i64, log: false },
+    },
+    Spec { name: "contexts", label: "Context categories", help: "kinds of users z", kind: Kind::Int { min: 1, max: 100, log: false } },
+    Spec {
+        name: "engagement_features",
+        label: "Engagement features",
+        help: "dimension of y, which sets θ₀ (how likely a user ignores the banner)",
+        kind: Kind::Int { min: 1, max: 16, log: false },
+    },
+    Spec { name: "users", label: "Users", help: "size of the user population", kind: Kind::Int { min: 1, max: 50_000, log: true } },
+    Spec {
+        name: "logging", label: "Logging policy π₀", help: "the policy that produced the training logs", kind: Kind::Choice(LOGGING)
+    },
+    Spec {
+        name: "logs",
+        label: "Logged impressions N",
+        help: "training rows (the paper uses 10k–100k)",
+        kind: Kind::Int { min: 100, max: 500_000, log: true },
+    },
+    Spec {
+        name: "model_dim",
+        label: "Learned embedding dimension",
+        help: "dimension of Ψ and g(z) in every learned model",
+        kind: Kind::Int { min: 1, max: 64, log: true },
+    },
+    Spec {
+        name: "epochs",
+        label: "Epochs",
+        help: "passes over the logs, for every learned method",
+        kind: Kind::Int { min: 1, max: 500, log: true },
+    },
+    Spec { name: "batch", label: "Batch size", help: "rows per Adam step", kind: Kind::Int { min: 1, max: 8192, log: true } },
+    Spec {
+        name: "learning_rate",
+        label: "Learning rate",
+        help: "Adam's step size, for every learned method",
+        kind: Kind::Float { min: 1e-4, max: 1.0, log: true },
+    },
+    Spec {
+        name: "impressions",
+        label: "A/B impressions",
+        help: "fresh impressions each policy is deployed on",
+        kind: Kind::Int { min: 100, max: 2_000_000, log: true },
+    },
+    Spec { name: "methods", label: "Methods", help: "which policies to train and test", kind: Kind::Set(METHODS) },
+    Spec { name: "sweep", label: "Sweep", help: "retrain every method on synthetic worlds of growing K or P", kind: Kind::Choice(SWEEPS) },
+    Spec {
+        name: "timing_max_items",
+        label: "Largest P timed",
+        help: "epoch time of PRR and slate IPS is measured at P = 100, 1k, 10k, 100k up to this",
+        kind: Kind::Int { min: 100, max: 100_000, log: true },
+    },
+    Spec { name: "seed", label: "Seed", help: "same seed and parameters → same numbers", kind: Kind::Seed },
+];
+
+impl LessonParams for PrrParams {
+    fn specs() -> &'static [Spec] {
+        SPECS
+    }
+
+    crate::fields!(
+        world,
+        click_model,
+        items,
+        slate_size,
+        contexts,
+        engagement_features,
+        users,
+        logging,
+        logs,
+        model_dim,
+        epochs,
+        batch,
+        learning_rate,
+        impressions,
+        methods,
+        sweep,
+        timing_max_items,
+        seed
+    );
+
+    fn cross_check(&self) -> Vec<Issue> {
+        let mut issues = Vec::new();
+        if self.world == "synthetic" && self.slate_size > self.items {
+            issues.push(Issue {
+                param: "slate_size",
+                message: format!("a slate of K = {} needs at least {} items, P is {}", self.slate_size, self.slate_size, self.items),
+            });
+        }
+        if self.sweep_k() && self.items < 10 {
+            issues
+                .push(Issue { param: "items", message: format!("the K sweep goes up to K = 10 and needs P ≥ 10 (P is {})", self.items) });
+        }
+        let ips_methods = self.methods.iter().filter(|m| m.contains("ips")).count() as f64;
+        let largest_p = if self.sweep_p() { SWEEP_P[SWEEP_P.len() - 1].max(self.items as u32) } else { self.items as u32 } as f64;
+        let work = ips_methods * self.logs as f64 * self.epochs as f64 * largest_p * self.model_dim as f64;
+        if self.world == "synthetic" || self.sweep_p() {
+            if work > MAX_IPS_WORK {
+                issues.push(Issue {
+                    param: "epochs",
+                    message: format!(
+                        "IPS training would cost about {:.0e} operations (methods × N × epochs × P × d), more than a tab runs \
+                         in reasonable time ({MAX_IPS_WORK:.0e}); lower N, epochs or P, or run the CLI",
+                        work
+                    ),
+                });
+            }
+        }
+        let learned = self.methods.iter().filter(|m| variant(m).is_some() || objective(m).is_some()).count() as f64;
+        let row_epochs = self.logs as f64 * self.epochs as f64 * learned * jobs(self).len().saturating_sub(1) as f64;
+        if row_epochs > MAX_ROW_EPOCHS {
+            issues.push(Issue {
+                param: "logs",
+                message: format!(
+                    "N × epochs × learned methods × worlds = {row_epochs:.1e} row visits, more than a tab trains in about a minute \
+                     ({MAX_ROW_EPOCHS:.1e}); lower N or the epochs, untick methods, or run the CLI"
+                ),
+            });
+        }
+        issues
+    }
+
+    fn is_active(&self, name: &str) -> bool {
+        let synthetic = self.world == "synthetic" || self.sweep != "none";
+        match name {
+            "items" | "slate_size" | "contexts" | "engagement_features" => synthetic,
+            _ => true,
+        }
+    }
+}
+
+impl PrrParams {
+    fn sweep_k(&self) -> bool {
+        matches!(self.sweep, "k" | "both")
+    }
+
+    fn sweep_p(&self) -> bool {
+        matches!(self.sweep, "p" | "both")
+    }
+
+    fn click_model(&self) -> ClickModel {
+        if self.click_model == "pbm" {
+            ClickModel::Pbm
+        } else {
+            ClickModel::Prr
+        }
+    }
+
+    pub fn synthetic_world(&self, items: u32, slate_size: u32, users: u32) -> World {
+        World::synthetic(
+            self.seed,
+            SyntheticSpec {
+                items,
+                slate_size,
+                dim: 8,
+                categories: self.contexts as u32,
+                topics: (self.contexts as u32 * 2).max(2),
+                users,
+                engagement_features: self.engagement_features as u32,
+            },
+            self.click_model(),
+        )
+    }
+
+    pub fn build_world(&self) -> World {
+        if self.world == "synthetic" {
+            self.synthetic_world(self.items as u32, self.slate_size as u32, self.users as u32)
+        } else {
+            World::toy(self.seed, self.users as u32, self.click_model())
+        }
+    }
+
+    fn logging_kind(&self) -> LoggingKind {
+        if self.logging == "popularity" {
+            LoggingKind::Popularity
+        } else {
+            LoggingKind::Uniform
+        }
+    }
+
+    /// The published column closest to this setting, by name.
+    pub fn published_setting(&self) -> usize {
+        if self.world == "toy" {
+            return 0;
+        }
+        let nearest = |candidates: &[(usize, f64)], x: f64| {
+            candidates.iter().min_by(|a, b| (a.1.ln() - x.ln()).abs().total_cmp(&(b.1.ln() - x.ln()).abs())).map(|c| c.0).unwrap_or(0)
+        };
+        if self.slate_size == 5 {
+            nearest(&[(4, 1000.0), (5, 5000.0), (6, 10_000.0)], self.items as f64)
+        } else {
+            nearest(&[(1, 2.0), (2, 6.0), (3, 18.0)], self.slate_size as f64)
+        }
+    }
+}
+
+/// What a method becomes once trained: a deployable slate policy.
+enum Trained {
+    Oracle,
+    Random(PlackettLuce),
+    Model(Model),
+    Softmax(SoftmaxPolicy),
+}
+
+impl Trained {
+    fn policy<'a>(&'a self, label: &str) -> Box<dyn SlatePolicy + 'a> {
+        match self {
+            Trained::Oracle => Box::new(Oracle),
+            Trained::Random(pl) => Box::new(Logging { policy: pl }),
+            Trained::Model(m) => Box::new(ModelPolicy { model: m, label: label.into() }),
+            Trained::Softmax(s) => Box::new(policy_learning::Deployed { policy: s, label: label.into() }),
+        }
+    }
+}
+
+fn variant(name: &str) -> Option<Variant> {
+    match name {
+        "prr" => Some(Variant::Prr),
+        "prr-bias" => Some(Variant::PrrBias),
+        "ranking" => Some(Variant::Ranking),
+        "reward" => Some(Variant::Reward),
+        _ => None,
+    }
+}
+
+fn objective(name: &str) -> Option<Objective> {
+    match name {
+        "slate-ips" => Some(Objective::SlateIps),
+        "top-k-slate-ips" => Some(Objective::TopKSlateIps),
+        "iips" => Some(Objective::Iips),
+        "top-k-iips" => Some(Objective::TopKIips),
+        _ => None,
+    }
+}
+
+pub fn method_label(name: &str) -> &'static str {
+    METHODS.iter().find(|m| m.0 == name).map_or("?", |m| m.1)
+}
+
+/// Training curves of one learned method.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Curve {
+    pub name: String,
+    /// Mean training loss per epoch (cross-entropy for the models; the IPS objective, to be
+    /// maximised, for policy learning).
+    pub loss: Vec<f64>,
+    /// Exact CTR of the deployed policy after each epoch, on the first users.
+    pub ctr: Vec<f64>,
+}
+
+/// One method's A/B result.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MethodResult {
+    pub name: String,
+    pub ctr: f64,
+    pub se: f64,
+    /// Training time per epoch (ms); absent for the untrained references.
+    pub epoch_ms: Option<f64>,
+}
+
+/// One (context, slate) of the smallest slate size: its true CTR, and what the models and IPS
+/// say about it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SlatePoint {
+    pub context: String,
+    pub slate: Vec<String>,
+    pub truth: f64,
+    pub prr: Option<f64>,
+    pub reward: Option<f64>,
+    /// Mean of click / π₀(slate) over the logged rows of this context and size with this slate.
+    pub ips: f64,
+    pub rows: u32,
+}
+
+/// Everything a world yields: the A/B table, and for the main world the curves and the scatter.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WorldResult {
+    pub items: u32,
+    pub slate_size: u32,
+    pub logged_ctr: f64,
+    pub logged_se: f64,
+    pub methods: Vec<MethodResult>,
+    pub curves: Vec<Curve>,
+    pub scatter: Vec<SlatePoint>,
+    pub scatter_slate_size: u32,
+    /// Oracle's and random's CTR on the users the curves are measured on (with `detail`).
+    pub curve_oracle: Option<f64>,
+    pub curve_random: Option<f64>,
+}
+
+/// Epoch time of PRR and of slate IPS at one catalogue size, on the same logged rows.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TimingPoint {
+    pub items: u32,
+    pub examples: u32,
+    pub clicked: u32,
+    pub prr_ms_per_epoch: f64,
+    pub slate_ips_ms_per_epoch: f64,
+}
+
+/// The runs a lesson run is made of; parts take contiguous ranges of them.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Job {
+    Main,
+    Timing,
+    SweepK(u32),
+    SweepP(u32),
+}
+
+fn jobs(p: &PrrParams) -> Vec<Job> {
+    let mut jobs = vec![Job::Main, Job::Timing];
+    if p.sweep_k() {
+        jobs.extend(SWEEP_K.iter().map(|&k| Job::SweepK(k)));
+    }
+    if p.sweep_p() {
+        jobs.extend(SWEEP_P.iter().filter(|&&items| items >= p.slate_size as u32).map(|&items| Job::SweepP(items)));
+    }
+    jobs
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum JobResult {
+    Main(WorldResult),
+    Timing(Vec<TimingPoint>),
+    SweepK(WorldResult),
+    SweepP(WorldResult),
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PrrReport {
+    pub world: String,
+    pub logs: u32,
+    pub impressions: u32,
+    pub epochs: u32,
+    pub main: WorldResult,
+    /// Column of [`PUBLISHED_SETTINGS`] closest to this setting.
+    pub published_setting: u32,
+    pub sweep_k: Vec<WorldResult>,
+    pub sweep_p: Vec<WorldResult>,
+    pub timing: Vec<TimingPoint>,
+}
+
+pub struct PrrLesson;
+
+impl Experiment for PrrLesson {
+    type Params = PrrParams;
+    type Report = PrrReport;
+    type Partial = Vec<(u32, JobResult)>;
+
+    fn parts(params: &Checked<PrrParams>) -> u32 {
+        jobs(params).len() as u32
+    }
+
+    fn run_part(params: &Checked<PrrParams>, part: Part, progress: &mut dyn Progress) -> Vec<(u32, JobResult)> {
+        let p: &PrrParams = params;
+        let all = jobs(p);
+        let range = part.range(all.len() as u32);
+        let count = range.len().max(1) as f64;
+        let mut out = Vec::new();
+        for (i, j) in range.clone().enumerate() {
+            let mut stage = staged(progress, i as f64 / count, (i + 1) as f64 / count);
+            let result = match all[j as usize] {
+                Job::Main => JobResult::Main(run_world(p, &p.build_world(), true, &mut stage)),
+                Job::Timing => JobResult::Timing(timing(p, &mut stage)),
+                Job::SweepK(k) => JobResult::SweepK(run_world(p, &p.synthetic_world(p.items as u32, k, p.users as u32), false, &mut stage)),
+                Job::SweepP(items) => {
+                    JobResult::SweepP(run_world(p, &p.synthetic_world(items, p.slate_size as u32, p.users as u32), false, &mut stage))
+                }
+            };
+            out.push((j, result));
+        }
+        progress.report(1.0, "done");
+        out
+    }
+
+    fn merge(params: &Checked<PrrParams>, partials: Vec<Vec<(u32, JobResult)>>) -> PrrReport {
+        let p: &PrrParams = params;
+        let mut results: Vec<(u32, JobResult)> = partials.into_iter().flatten().collect();
+        results.sort_by_key(|r| r.0);
+        let (mut main, mut timing, mut sweep_k, mut sweep_p) = (None, Vec::new(), Vec::new(), Vec::new());
+        for (_, r) in results {
+            match r {
+                JobResult::Main(w) => main = Some(w),
+                JobResult::Timing(t) => timing = t,
+                JobResult::SweepK(w) => sweep_k.push(w),
+                JobResult::SweepP(w) => sweep_p.push(w),
+            }
+        }
+        PrrReport {
+            world: if p.world == "toy" { "toy".into() } else { format!("synthetic, P = {}, K = {}", p.items, p.slate_size) },
+            logs: p.logs as u32,
+            impressions: p.impressions as u32,
+            epochs: p.epochs as u32,
+            main: main.expect("the main job ran"),
+            published_setting: p.published_setting() as u32,
+            sweep_k,
+            sweep_p,
+            timing,
+        }
+    }
+}
+
+pub fn model_examples(world: &World, data: &LoggedData) -> Vec<Example> {
+    data.rows.iter().map(|r| Example::from_logged(world, r)).collect()
+}
+
+pub fn logged_examples(world: &World, data: &LoggedData) -> Vec<LoggedExample> {
+    data.rows
+        .iter()
+        .map(|r| LoggedExample {
+            category: world.users[r.user as usize].category,
+            slate: r.slate.clone(),
+            clicks: r.clicks.clone(),
+            slate_propensity: r.slate_propensity,
+            position_propensity: r.position_propensity.clone(),
+        })
+        .collect()
+}
+
+/// Log N rows in `world`, train every chosen method on them, A/B test each; with `detail`, also
+/// the per-epoch curves and the per-slate scatter.
+fn run_world(p: &PrrParams, world: &World, detail: bool, progress: &mut dyn Progress) -> WorldResult {
+    progress.report(0.0, "logging impressions");
+    let logging = PlackettLuce::new(world, p.logging_kind());
+    let data = log_data(world, &logging, p.logs as u32, p.seed, &mut staged(progress, 0.0, 0.05));
+    let logged = data.ctr();
+    let model_rows = model_examples(world, &data);
+    let ips_rows = logged_examples(world, &data);
+    let (items, categories) = (world.items() as usize, world.categories() as usize);
+    let positions = world.slate_sizes.max as usize;
+    let features = world.users[0].engagement.len();
+    let (dim, epochs, batch, lr) = (p.model_dim as usize, p.epochs as u32, p.batch as usize, p.learning_rate);
+    let count = p.methods.len() as f64;
+    let mut methods = Vec::new();
+    let mut curves = Vec::new();
+    let mut trained_models: Vec<(&str, Model)> = Vec::new();
+    for (m, name) in p.methods.iter().enumerate() {
+        let (start, end) = (0.05 + 0.9 * m as f64 / count, 0.05 + 0.9 * (m + 1) as f64 / count);
+        let label = method_label(name);
+        let stage_name = format!("training {label}");
+        let mut stage = staged(progress, start, end);
+        stage.report(0.0, &stage_name);
+        let mut shuffle = rng::replication(p.seed, m as u32);
+        let (mut eval_ms, mut ctr_curve) = (0.0, Vec::new());
+        let t0 = stage.now_ms();
+        let (trained, loss) = if let Some(v) = variant(name) {
+            let mut model = Model::new(v, items, categories, dim, features, positions, p.seed);
+            model.calibrate(&model_rows);
+            let loss = train_watched(&mut model, &model_rows, epochs, batch, lr, &mut shuffle, |m, epoch, _| {
+                stage.report((epoch + 1) as f64 / (epochs + 1) as f64, &stage_name);
+                if detail {
+                    let t = stage.now_ms();
+                    ctr_curve.push(deterministic_ctr_on(world, &ModelPolicy { model: m, label: String::new() }, CURVE_USERS));
+                    eval_ms += stage.now_ms() - t;
+                }
+            });
+            (Trained::Model(model), Some(loss))
+        } else if let Some(o) = objective(name) {
+            let mut policy = SoftmaxPolicy::new(items, categories, dim, p.seed);
+            let loss = policy_learning::train_watched(&mut policy, o, &ips_rows, epochs, batch, lr, &mut shuffle, |s, epoch, _| {
+                stage.report((epoch + 1) as f64 / (epochs + 1) as f64, &stage_name);
+                if detail {
+                    let t = stage.now_ms();
+                    ctr_curve.push(deterministic_ctr_on(
+                        world,
+                        &policy_learning::Deployed { policy: s, label: String::new() },
+                        CURVE_USERS,
+                    ));
+                    eval_ms += stage.now_ms() - t;
+                }
+            });
+            (Trained::Softmax(policy), Some(loss))
+        } else if *name == "oracle" {
+            (Trained::Oracle, None)
+        } else {
+            (Trained::Random(PlackettLuce::new(world, LoggingKind::Uniform)), None)
+        };
+        let train_ms = stage.now_ms() - t0 - eval_ms;
+        stage.report(epochs as f64 / (epochs + 1) as f64, &format!("A/B test of {label}"));
+        let ab = ab_test_expected_reward(world, trained.policy(label).as_ref(), p.impressions as u32, p.seed, &mut ());
+        methods.push(MethodResult {
+            name: name.to_string(),
+            ctr: ab.mean,
+            se: ab.se,
+            epoch_ms: loss.as_ref().map(|_| train_ms / epochs as f64),
+        });
+        if let Some(loss) = loss {
+            curves.push(Curve { name: name.to_string(), loss, ctr: ctr_curve });
+        }
+        if let Trained::Model(model) = trained {
+            if detail && (*name == "prr" || *name == "reward") {
+                trained_models.push((name, model));
+            }
+        }
+    }
+    let (scatter, scatter_slate_size) = if detail { scatter(world, &data, &trained_models) } else { (Vec::new(), 0) };
+    // The curves' references, on the curves' users (random: one uniform slate per user and size).
+    let (curve_oracle, curve_random) = if detail {
+        let uniform = PlackettLuce::new(world, LoggingKind::Uniform);
+        (
+            Some(deterministic_ctr_on(world, &Oracle, CURVE_USERS)),
+            Some(deterministic_ctr_on(world, &Logging { policy: &uniform }, CURVE_USERS)),
+        )
+    } else {
+        (None, None)
+    };
+    progress.report(1.0, "done");
+    WorldResult {
+        items: world.items(),
+        slate_size: world.slate_sizes.max,
+        logged_ctr: logged.mean,
+        logged_se: logged.se,
+        methods,
+        curves: if detail { curves } else { Vec::new() },
+        scatter,
+        scatter_slate_size,
+        curve_oracle,
+        curve_random,
+    }
+}
+
+/// Every (context, slate) of the smallest slate size, when there are few enough: the true CTR
+/// (mean over the context's users), the PRR and Reward models' predictions for the same users,
+/// and the IPS estimate from the logs.
+fn scatter(world: &World, data: &LoggedData, models: &[(&str, Model)]) -> (Vec<SlatePoint>, u32) {
+    let size = world.slate_sizes.min;
+    let slates: f64 = (0..size).map(|j| (world.items() - j) as f64).product();
+    if slates * world.categories() as f64 > SCATTER_MAX_POINTS || data.policy != LoggingKind::Uniform {
+        return (Vec::new(), size);
+    }
+    let categories = world.categories() as usize;
+    // Logged rows of this size, per context: clicks / π₀ summed per slate, and the row count.
+    let mut sums: std::collections::HashMap<(u32, Vec<u32>), (f64, u32)> = std::collections::HashMap::new();
+    let mut rows_per_context = vec![0u32; categories];
+    for r in data.rows.iter().filter(|r| r.slate.len() as u32 == size) {
+        let z = world.users[r.user as usize].category;
+        rows_per_context[z as usize] += 1;
+        let e = sums.entry((z, r.slate.clone())).or_insert((0.0, 0));
+        e.0 += f64::from(u8::from(r.reward())) / r.slate_propensity;
+        e.1 += 1;
+    }
+    let mut users_of: Vec<Vec<u32>> = vec![Vec::new(); categories];
+    for (u, user) in world.users.iter().enumerate() {
+        users_of[user.category as usize].push(u as u32);
+    }
+    let model = |name: &str| models.iter().find(|m| m.0 == name).map(|m| &m.1);
+    let mut points = Vec::new();
+    for slate in ordered_slates(world.items(), size) {
+        for z in 0..categories as u32 {
+            let users = &users_of[z as usize];
+            if users.is_empty() {
+                continue;
+            }
+            let mean = |f: &dyn Fn(&crate::core::slate_world::User) -> f64| {
+                users.iter().map(|&u| f(&world.users[u as usize])).sum::<f64>() / users.len() as f64
+            };
+            let predict = |m: Option<&Model>| {
+                m.map(|m| {
+                    mean(&|u| {
+                        m.click_probability(&Example { category: z, engagement: u.engagement.clone(), slate: slate.clone(), outcome: 0 })
+                    })
+                })
+            };
+            let (sum, rows) = sums.get(&(z, slate.clone())).copied().unwrap_or((0.0, 0));
+            points.push(SlatePoint {
+                context: world.category_names[z as usize].clone(),
+                slate: slate.iter().map(|&a| world.item_names[a as usize].clone()).collect(),
+                truth: mean(&|u| world.expected_reward(u, &slate)),
+                prr: predict(model("prr")),
+                reward: predict(model("reward")),
+                ips: sum / rows_per_context[z as usize].max(1) as f64,
+                rows,
+            });
+        }
+    }
+    (points, size)
+}
+
+/// All ordered slates of `size` distinct items out of `n` (few: the scatter checks the count).
+fn ordered_slates(n: u32, size: u32) -> Vec<Vec<u32>> {
+    let mut out: Vec<Vec<u32>> = vec![vec![]];
+    for _ in 0..size {
+        out = out.iter().flat_map(|s| (0..n).filter(|a| !s.contains(a)).map(move |a| [s.as_slice(), &[a]].concat())).collect();
+    }
+    out
+}
+
+/// Time epochs of PRR and slate IPS over the same logged rows as P grows: PRR's cost per row is
+/// O(K·d), slate IPS's O(P·d) (on clicked rows: the softmax normaliser).
+fn timing(p: &PrrParams, progress: &mut dyn Progress) -> Vec<TimingPoint> {
+    let sizes: Vec<u32> = TIMING_P.iter().copied().filter(|&items| items as i64 <= p.timing_max_items).collect();
+    let mut points = Vec::new();
+    let dim = p.model_dim as usize;
+    // The first size runs twice and its first measurement is dropped: a fresh worker's code is
+    // still being optimised by the browser's compiler then.
+    let runs: Vec<u32> = sizes.first().copied().into_iter().chain(sizes.iter().copied()).collect();
+    for (i, &items) in runs.iter().enumerate() {
+        let mut stage = staged(progress, i as f64 / runs.len() as f64, (i + 1) as f64 / runs.len() as f64);
+        stage.report(0.0, &format!("timing epochs at P = {items}"));
+        let k = (p.slate_size as u32).min(items);
+        let world = p.synthetic_world(items, k, 200);
+        let data = log_data(&world, &PlackettLuce::new(&world, LoggingKind::Uniform), TIMING_EXAMPLES, p.seed, &mut ());
+        let (model_rows, ips_rows) = (model_examples(&world, &data), logged_examples(&world, &data));
+        let clicked = ips_rows.iter().filter(|r| r.clicks.iter().any(|c| *c > 0)).count() as u32;
+        let (categories, features) = (world.categories() as usize, world.users[0].engagement.len());
+        // Time stamps after each epoch: the time per epoch excludes allocating the optimiser
+        // (O(P) for any method). A first short run sizes a second one to last about 60 ms, so
+        // that a browser's coarse clock still reads it well.
+        let stamps_per_epoch = |stamps: &[f64]| (stamps[stamps.len() - 1] - stamps[0]) / (stamps.len() - 1) as f64;
+        let epochs_for = |per_epoch: f64| ((60.0 / per_epoch.max(1e-3)).ceil() as u32).clamp(3, 100);
+        let batch = p.batch as usize;
+        let mut shuffle = rng::seeded(p.seed, rng::Stream::Sweep);
+        let mut prr_ms = 0.0;
+        for epochs in [3, 0] {
+            let epochs = if epochs == 0 { epochs_for(prr_ms) } else { epochs };
+            let mut model = Model::new(Variant::Prr, items as usize, categories, dim, features, k as usize, p.seed);
+            model.calibrate(&model_rows);
+            let mut stamps = vec![stage.now_ms()];
+            train_watched(&mut model, &model_rows, epochs, batch, p.learning_rate, &mut shuffle, |_, _, _| stamps.push(stage.now_ms()));
+            prr_ms = stamps_per_epoch(&stamps[1..]);
+        }
+        stage.report(0.5, &format!("timing epochs at P = {items}"));
+        let mut ips_ms = 0.0;
+        for epochs in [3, 0] {
+            let epochs = if epochs == 0 { epochs_for(ips_ms) } else { epochs };
+            let mut policy = SoftmaxPolicy::new(items as usize, categories, dim, p.seed);
+            let mut stamps = vec![stage.now_ms()];
+            policy_learning::train_watched(
+                &mut policy,
+                Objective::SlateIps,
+                &ips_rows,
+                epochs,
+                batch,
+                p.learning_rate,
+                &mut shuffle,
+                |_, _, _| stamps.push(stage.now_ms()),
+            );
+            ips_ms = stamps_per_epoch(&stamps[1..]);
+        }
+        if i == 0 && runs.len() > sizes.len() {
+            continue;
+        }
+        points.push(TimingPoint { items, examples: TIMING_EXAMPLES, clicked, prr_ms_per_epoch: prr_ms, slate_ips_ms_per_epoch: ips_ms });
+    }
+    points
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::experiment::{merge_query, run_part_query, run_query};
+    use crate::core::params::check;
+
+    #[test]
+    fn defaults_are_valid() {
+        assert!(check(PrrParams::default()).is_ok());
+        assert_eq!(PUBLISHED_CTR.len(), METHODS.len());
+    }
+
+    #[test]
+    fn parts_give_the_same_report_as_one_run() {
+        let q = "logs=2000&epochs=5&impressions=2000&sweep=k&items=30&timing_max_items=100&methods=oracle,random,prr,iips";
+        let strip = |json: &str| {
+            let mut r: PrrReport = serde_json::from_str(json).unwrap();
+            r.timing.iter_mut().for_each(|t| (t.prr_ms_per_epoch, t.slate_ips_ms_per_epoch) = (0.0, 0.0));
+            for w in std::iter::once(&mut r.main).chain(r.sweep_k.iter_mut()) {
+                w.methods.iter_mut().for_each(|m| m.epoch_ms = m.epoch_ms.map(|_| 0.0));
+            }
+            r
+        };
+        let whole = strip(&run_query::<PrrLesson>(q, &mut ()).unwrap());
+        let parts: Vec<String> = (0..3).map(|i| run_part_query::<PrrLesson>(q, Part { index: i, count: 3 }, &mut ()).unwrap()).collect();
+        assert_eq!(strip(&merge_query::<PrrLesson>(q, &parts).unwrap()), whole);
+        assert_eq!(whole.sweep_k.len(), 5);
+        assert_eq!(whole.main.scatter.len(), 42 * 4, "42 slates of size 2 in 4 contexts");
+        assert_eq!(whole.main.curves.len(), 2);
+        assert_eq!(whole.main.curves[0].ctr.len(), 5);
+    }
+
+    #[test]
+    fn toy_world_prr_is_near_the_oracle_and_beats_reward_and_random() {
+        let q = "logs=20000&epochs=40&methods=oracle,random,prr,reward&timing_max_items=100";
+        let r: PrrReport = serde_json::from_str(&run_query::<PrrLesson>(q, &mut ()).unwrap()).unwrap();
+        let ctr = |name: &str| r.main.methods.iter().find(|m| m.name == name).unwrap().ctr;
+        // Published (toy): Oracle 8.58, PRR 8.56, Reward 7.68, Random 7.22 (%).
+        assert!(ctr("oracle") - ctr("prr") < 0.003, "{:?}", r.main.methods);
+        assert!(ctr("prr") > ctr("random") + 0.005, "{:?}", r.main.methods);
+        // The scatter: PRR's predictions are closer to the truth than the Reward model's.
+        let err = |f: &dyn Fn(&SlatePoint) -> f64| r.main.scatter.iter().map(|s| (f(s) - s.truth).abs()).sum::<f64>();
+        assert!(err(&|s| s.prr.unwrap()) < err(&|s| s.reward.unwrap()));
+    }
+}
