@@ -140,6 +140,10 @@ fn run(lesson: &Lesson, args: &[String]) -> Result<(), String> {
 }
 
 fn bench(names: &[String]) -> Result<(), String> {
+    if names.first().map(String::as_str) == Some("--list") {
+        reward_reco::core::bench::NAMES.iter().for_each(|n| println!("{n}"));
+        return Ok(());
+    }
     let start = std::time::Instant::now();
     let now = move || start.elapsed().as_secs_f64() * 1000.0;
     let names: Vec<&str> =

@@ -30,6 +30,12 @@ pub const NAMES: &[&str] = &[
     "memory-read-1e5x64",
     "mips-exact-top10-1e5x64",
     "mips-hnsw-top10-1e5x64",
+    "prr-epoch-1e3",
+    "prr-epoch-1e4",
+    "prr-epoch-1e5",
+    "slate-ips-epoch-1e3",
+    "slate-ips-epoch-1e4",
+    "slate-ips-epoch-1e5",
 ];
 
 fn result(name: &str, unit: &str, count: f64, milliseconds: f64) -> BenchResult {
@@ -123,6 +129,19 @@ pub fn run(name: &str, now: &dyn Fn() -> f64) -> Result<BenchResult, String> {
             let ms = now() - start;
             let r = found.iter().zip(&truth).map(|(f, t)| recall(f, t)).sum::<f64>() / queries.len() as f64;
             Ok(result(name, &format!("queries (recall@10 = {r:.3})"), queries.len() as f64, ms))
+        }
+        epoch if epoch.starts_with("prr-epoch-") || epoch.starts_with("slate-ips-epoch-") => {
+            // One training epoch over the same 2,000 logged rows (the lesson's timing), at P = 1e3..1e5.
+            let items: u32 = match &epoch[epoch.len() - 3..] {
+                "1e3" => 1000,
+                "1e4" => 10_000,
+                _ => 100_000,
+            };
+            let mut clock = crate::core::progress::Timed { report: |_: f64, _: &str| {}, clock: now };
+            let params = crate::core::prr::lesson::PrrParams::default();
+            let point = crate::core::prr::lesson::timing_point(&params, items, &mut clock);
+            let ms = if epoch.starts_with("prr") { point.prr_ms_per_epoch } else { point.slate_ips_ms_per_epoch };
+            Ok(result(name, &format!("epochs (2,000 rows, {} clicked)", point.clicked), 1.0, ms))
         }
         other => Err(format!("no benchmark “{other}”; there are {}", NAMES.join(", "))),
     }

@@ -5,7 +5,9 @@ import { execFileSync } from 'node:child_process';
 
 const BASE = process.env.BASE_URL || 'http://127.0.0.1:8765/';
 const CLI = process.env.ROREC_CLI || 'target/release/rorec';
-const native = execFileSync(CLI, ['bench']).toString().trim().split('\n').map((l) => JSON.parse(l));
+// ONLY=substring runs the matching workloads only.
+const names = execFileSync(CLI, ['bench', '--list']).toString().trim().split('\n').filter((n) => !process.env.ONLY || n.includes(process.env.ONLY));
+const native = names.map((n) => JSON.parse(execFileSync(CLI, ['bench', n]).toString().trim().split('\n').pop()));
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
   args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
@@ -16,9 +18,22 @@ await page.goto(`${BASE}#/slate-world?logs=100`);
 await page.waitForFunction(() => window.rorec && window.__rorecLastReport);
 console.log('| workload | unit | native /s | wasm /s | wasm time / native time |');
 console.log('|---|---|---|---|---|');
+const wasm = {};
 for (const n of native) {
   const w = JSON.parse(await page.evaluate((name) => window.rorec.bench(name), n.name));
+  wasm[n.name] = w;
   const fmt = (x) => x >= 100 ? x.toExponential(3) : x.toFixed(3);
   console.log(`| ${n.name} | ${n.unit} | ${fmt(n.per_second)} | ${fmt(w.per_second)} | ${(w.milliseconds / n.milliseconds).toFixed(2)} |`);
+}
+// PRR vs slate IPS: time per epoch on the same rows, as ratios within each environment.
+const epochs = ['1e3', '1e4', '1e5'].filter((p) => wasm[`prr-epoch-${p}`] && wasm[`slate-ips-epoch-${p}`]);
+if (epochs.length) {
+  const nat = Object.fromEntries(native.map((n) => [n.name, n]));
+  console.log('\n| P | native PRR ms/epoch | native slate IPS ms/epoch | native IPS/PRR | wasm PRR ms/epoch | wasm slate IPS ms/epoch | wasm IPS/PRR |');
+  console.log('|---|---|---|---|---|---|---|');
+  for (const p of epochs) {
+    const [np, ni, wp, wi] = [nat[`prr-epoch-${p}`], nat[`slate-ips-epoch-${p}`], wasm[`prr-epoch-${p}`], wasm[`slate-ips-epoch-${p}`]].map((r) => r.milliseconds);
+    console.log(`| ${p} | ${np.toFixed(2)} | ${ni.toFixed(2)} | ${(ni / np).toFixed(1)} | ${wp.toFixed(2)} | ${wi.toFixed(2)} | ${(wi / wp).toFixed(1)} |`);
+  }
 }
 await browser.close();

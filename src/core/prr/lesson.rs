@@ -715,60 +715,66 @@ fn ordered_slates(n: u32, size: u32) -> Vec<Vec<u32>> {
 /// O(K·d), slate IPS's O(P·d) (on clicked rows: the softmax normaliser).
 fn timing(p: &PrrParams, progress: &mut dyn Progress) -> Vec<TimingPoint> {
     let sizes: Vec<u32> = TIMING_P.iter().copied().filter(|&items| items as i64 <= p.timing_max_items).collect();
-    let mut points = Vec::new();
-    let dim = p.model_dim as usize;
     // The first size runs twice and its first measurement is dropped: a fresh worker's code is
     // still being optimised by the browser's compiler then.
     let runs: Vec<u32> = sizes.first().copied().into_iter().chain(sizes.iter().copied()).collect();
+    let mut points = Vec::new();
     for (i, &items) in runs.iter().enumerate() {
         let mut stage = staged(progress, i as f64 / runs.len() as f64, (i + 1) as f64 / runs.len() as f64);
         stage.report(0.0, &format!("timing epochs at P = {items}"));
-        let k = (p.slate_size as u32).min(items);
-        let world = p.synthetic_world(items, k, 200);
-        let data = log_data(&world, &PlackettLuce::new(&world, LoggingKind::Uniform), TIMING_EXAMPLES, p.seed, &mut ());
-        let (model_rows, ips_rows) = (model_examples(&world, &data), logged_examples(&world, &data));
-        let clicked = ips_rows.iter().filter(|r| r.clicks.iter().any(|c| *c > 0)).count() as u32;
-        let (categories, features) = (world.categories() as usize, world.users[0].engagement.len());
-        // Time stamps after each epoch: the time per epoch excludes allocating the optimiser
-        // (O(P) for any method). A first short run sizes a second one to last about 60 ms, so
-        // that a browser's coarse clock still reads it well.
-        let stamps_per_epoch = |stamps: &[f64]| (stamps[stamps.len() - 1] - stamps[0]) / (stamps.len() - 1) as f64;
-        let epochs_for = |per_epoch: f64| ((60.0 / per_epoch.max(1e-3)).ceil() as u32).clamp(3, 100);
-        let batch = p.batch as usize;
-        let mut shuffle = rng::seeded(p.seed, rng::Stream::Sweep);
-        let mut prr_ms = 0.0;
-        for epochs in [3, 0] {
-            let epochs = if epochs == 0 { epochs_for(prr_ms) } else { epochs };
-            let mut model = Model::new(Variant::Prr, items as usize, categories, dim, features, k as usize, p.seed);
-            model.calibrate(&model_rows);
-            let mut stamps = vec![stage.now_ms()];
-            train_watched(&mut model, &model_rows, epochs, batch, p.learning_rate, &mut shuffle, |_, _, _| stamps.push(stage.now_ms()));
-            prr_ms = stamps_per_epoch(&stamps[1..]);
+        let point = timing_point(p, items, &mut stage);
+        if i > 0 || runs.len() == sizes.len() {
+            points.push(point);
         }
-        stage.report(0.5, &format!("timing epochs at P = {items}"));
-        let mut ips_ms = 0.0;
-        for epochs in [3, 0] {
-            let epochs = if epochs == 0 { epochs_for(ips_ms) } else { epochs };
-            let mut policy = SoftmaxPolicy::new(items as usize, categories, dim, p.seed);
-            let mut stamps = vec![stage.now_ms()];
-            policy_learning::train_watched(
-                &mut policy,
-                Objective::SlateIps,
-                &ips_rows,
-                epochs,
-                batch,
-                p.learning_rate,
-                &mut shuffle,
-                |_, _, _| stamps.push(stage.now_ms()),
-            );
-            ips_ms = stamps_per_epoch(&stamps[1..]);
-        }
-        if i == 0 && runs.len() > sizes.len() {
-            continue;
-        }
-        points.push(TimingPoint { items, examples: TIMING_EXAMPLES, clicked, prr_ms_per_epoch: prr_ms, slate_ips_ms_per_epoch: ips_ms });
     }
     points
+}
+
+/// Epoch time of PRR and slate IPS on the same 2,000 logged rows of a synthetic world with
+/// `items` items (the benchmarks call this too).
+pub fn timing_point(p: &PrrParams, items: u32, stage: &mut dyn Progress) -> TimingPoint {
+    let dim = p.model_dim as usize;
+    let k = (p.slate_size as u32).min(items);
+    let world = p.synthetic_world(items, k, 200);
+    let data = log_data(&world, &PlackettLuce::new(&world, LoggingKind::Uniform), TIMING_EXAMPLES, p.seed, &mut ());
+    let (model_rows, ips_rows) = (model_examples(&world, &data), logged_examples(&world, &data));
+    let clicked = ips_rows.iter().filter(|r| r.clicks.iter().any(|c| *c > 0)).count() as u32;
+    let (categories, features) = (world.categories() as usize, world.users[0].engagement.len());
+    // Time stamps after each epoch: the time per epoch excludes allocating the optimiser
+    // (O(P) for any method). A first short run sizes a second one to last about 60 ms, so
+    // that a browser's coarse clock still reads it well.
+    let stamps_per_epoch = |stamps: &[f64]| (stamps[stamps.len() - 1] - stamps[0]) / (stamps.len() - 1) as f64;
+    let epochs_for = |per_epoch: f64| ((60.0 / per_epoch.max(1e-3)).ceil() as u32).clamp(3, 100);
+    let batch = p.batch as usize;
+    let mut shuffle = rng::seeded(p.seed, rng::Stream::Sweep);
+    let mut prr_ms = 0.0;
+    for epochs in [3, 0] {
+        let epochs = if epochs == 0 { epochs_for(prr_ms) } else { epochs };
+        let mut model = Model::new(Variant::Prr, items as usize, categories, dim, features, k as usize, p.seed);
+        model.calibrate(&model_rows);
+        let mut stamps = vec![stage.now_ms()];
+        train_watched(&mut model, &model_rows, epochs, batch, p.learning_rate, &mut shuffle, |_, _, _| stamps.push(stage.now_ms()));
+        prr_ms = stamps_per_epoch(&stamps[1..]);
+    }
+    stage.report(0.5, &format!("timing epochs at P = {items}"));
+    let mut ips_ms = 0.0;
+    for epochs in [3, 0] {
+        let epochs = if epochs == 0 { epochs_for(ips_ms) } else { epochs };
+        let mut policy = SoftmaxPolicy::new(items as usize, categories, dim, p.seed);
+        let mut stamps = vec![stage.now_ms()];
+        policy_learning::train_watched(
+            &mut policy,
+            Objective::SlateIps,
+            &ips_rows,
+            epochs,
+            batch,
+            p.learning_rate,
+            &mut shuffle,
+            |_, _, _| stamps.push(stage.now_ms()),
+        );
+        ips_ms = stamps_per_epoch(&stamps[1..]);
+    }
+    TimingPoint { items, examples: TIMING_EXAMPLES, clicked, prr_ms_per_epoch: prr_ms, slate_ips_ms_per_epoch: ips_ms }
 }
 
 #[cfg(test)]

@@ -296,6 +296,7 @@ impl From<&PrrReport> for Figures {
                         t.clicked.to_string(),
                         fmt_sig(t.prr_ms_per_epoch),
                         fmt_sig(t.slate_ips_ms_per_epoch),
+                        fmt_sig(t.slate_ips_ms_per_epoch * 1000.0 / t.clicked.max(1) as f64),
                         format!("{:.1}×", t.slate_ips_ms_per_epoch / t.prr_ms_per_epoch.max(1e-9)),
                     ]
                 })
