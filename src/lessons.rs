@@ -2,6 +2,7 @@
 //! (`ui::lessons::<name>`, wasm only) and a text (`lessons/<id>.md`); registering it here makes it
 //! appear in the table of contents, the worker and the CLI.
 
+use crate::core::embeddings::lesson::EmbeddingsLesson;
 use crate::core::experiment::{merge_query, parts_query, run_part_query, run_query, Experiment, Part};
 use crate::core::horvitz_thompson::lesson::HorvitzThompsonLesson;
 use crate::core::mips::lesson::MipsLesson;
@@ -90,6 +91,13 @@ pub static LESSONS: &[Lesson] = &[
         "Estimating a new policy's CTR from old logs: HT/IPS for slates and its lower-variance variants",
         Some(crate::core::horvitz_thompson::lesson::dataset_csv),
         crate::ui::lessons::horvitz_thompson::view
+    ),
+    lesson!(
+        EmbeddingsLesson,
+        "embeddings",
+        "Item embeddings from a randomized SVD, a query from the user's items, and BPR: recommendation becomes a dot product",
+        None,
+        crate::ui::lessons::embeddings::view
     ),
     lesson!(
         MipsLesson,

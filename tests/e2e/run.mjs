@@ -330,6 +330,43 @@ test('reward-and-rank: the page (jobs split over workers) trains what the CLI tr
   await page.closeAll();
 });
 
+function withoutEmbeddingTimings(r) {
+  const c = JSON.parse(JSON.stringify(r));
+  c.Ok.svd.svd_ms = 0; c.Ok.svd.training.epoch_ms = 0; c.Ok.random.epoch_ms = 0;
+  return c;
+}
+
+test('embeddings: the page (SVD start and random start on two workers) computes what the CLI computes; controls; bad input', async () => {
+  const query = 'users=1500&items=800&topics=8&density=0.03&dim=16&epochs=5&eval_users=500&seed=4';
+  const page = await open(`#/embeddings?${query}`);
+  const fromPage = await report(page);
+  assert.deepEqual(withoutEmbeddingTimings(fromPage), withoutEmbeddingTimings(cli('embeddings', query)));
+  const r = fromPage.Ok;
+  assert.ok(r.svd.training.epoch_ms > 0 && r.svd.svd_ms > 0, 'timed in the browser');
+  // The table shows the report's numbers.
+  const svdRow = page.locator('[data-table="ranking-metrics"] tbody tr').nth(1);
+  assert.match(await svdRow.innerText(), new RegExp(r.svd.training.metrics[0].recall.toFixed(4)));
+  for (const w of ['spectrum', 'training', 'maps']) {
+    assert.equal(await page.locator(`[data-widget="${w}"] canvas`).count(), 2, `${w} drawn`);
+  }
+  // Moving a control reruns: more power iterations, smaller rSVD error on the block.
+  await setControl(page, 'power_iterations', '0');
+  await page.waitForFunction(() => /power_iterations=0/.test(location.hash));
+  const q0 = (await report(page)).Ok;
+  assert.notDeepEqual(q0.svd.spectrum.randomized, r.svd.spectrum.randomized);
+  // Bad input: a message next to the control, nothing rerun.
+  await setControl(page, 'density', '5');
+  const message = page.locator('[data-param="density"] .inline-error').first();
+  await message.waitFor();
+  assert.match(await message.innerText(), /outside/);
+  await setControl(page, 'user', '99999');
+  await page.locator('[data-param="user"] .inline-error').first().waitFor();
+  assert.doesNotMatch(queryOf(page), /user=99999/);
+  await page.screenshot({ path: join(ARTIFACTS, 'embeddings-controls.png'), fullPage: true });
+  assert.deepEqual(page.errors, []);
+  await page.closeAll();
+});
+
 test('presenter mode: p, arrows, PageUp/PageDown, ? and Esc', async () => {
   const page = await open('#/slate-world?logs=3000');
   await report(page);

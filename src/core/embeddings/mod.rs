@@ -10,6 +10,7 @@
 //! the dense products written out as loops with a fixed order ([`sparse`]).
 
 pub mod bpr;
+pub mod lesson;
 pub mod metrics;
 pub mod rsvd;
 pub mod sparse;

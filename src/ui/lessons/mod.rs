@@ -1,5 +1,6 @@
 //! One UI module per lesson: it turns the lesson's report into plots and tables.
 
+pub mod embeddings;
 pub mod fast_mips;
 pub mod horvitz_thompson;
 pub mod prr;
