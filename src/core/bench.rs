@@ -30,6 +30,8 @@ pub const NAMES: &[&str] = &[
     "memory-read-1e5x64",
     "mips-exact-top10-1e5x64",
     "mips-hnsw-top10-1e5x64",
+    "rsvd-20000x10000-1pct-rank32-q2",
+    "bpr-epoch-default-world",
     "prr-epoch-1e3",
     "prr-epoch-1e4",
     "prr-epoch-1e5",
@@ -129,6 +131,34 @@ pub fn run(name: &str, now: &dyn Fn() -> f64) -> Result<BenchResult, String> {
             let ms = now() - start;
             let r = found.iter().zip(&truth).map(|(f, t)| recall(f, t)).sum::<f64>() / queries.len() as f64;
             Ok(result(name, &format!("queries (recall@10 = {r:.3})"), queries.len() as f64, ms))
+        }
+        "rsvd-20000x10000-1pct-rank32-q2" => {
+            // The size: a 20,000 × 10,000 sparse matrix at 1 %, rank 32, p = 10, q = 2.
+            use crate::core::embeddings::{rsvd, InteractionWorld, WorldSpec};
+            let world = InteractionWorld::generate(&WorldSpec::new(20_000, 10_000, 20, 0.01), 1)?;
+            let start = now();
+            let svd = rsvd::randomized_svd(&world.observed, &rsvd::RsvdParams::new(32, 10, 2, 1), false, &mut ())?;
+            let ms = now() - start;
+            assert!(svd.singular_values[0] > 0.0);
+            Ok(result(name, &format!("factorisations ({} non-zeros)", world.observed.nonzeros()), 1.0, ms))
+        }
+        "bpr-epoch-default-world" => {
+            // One BPR epoch (Adam, 1 negative) from the SVD start, on the lesson's default world.
+            use crate::core::embeddings::bpr::{BprModel, BprTrainer, Init};
+            use crate::core::embeddings::lesson::EmbeddingsParams;
+            use crate::core::embeddings::rsvd;
+            let p = EmbeddingsParams::default();
+            let world = p.world()?;
+            let svd = rsvd::randomized_svd(&world.observed, &rsvd::RsvdParams::new(p.dim as u32, 10, 2, 1), false, &mut ())?;
+            let mut model = BprModel::new(Init::Embeddings(rsvd::item_embeddings(&svd)), world.items(), false, 1)?;
+            let params = crate::core::embeddings::bpr::BprParams::new(3, crate::core::embeddings::bpr::Optimizer::Adam, p.learning_rate, 1);
+            let mut trainer = BprTrainer::new(&model, &world.observed, &params)?;
+            let start = now();
+            for _ in 0..3 {
+                trainer.epoch(&mut model, &world.observed, &mut ());
+            }
+            let ms = now() - start;
+            Ok(result(name, "triples", 3.0 * world.observed.nonzeros() as f64, ms))
         }
         epoch if epoch.starts_with("prr-epoch-") || epoch.starts_with("slate-ips-epoch-") => {
             // One training epoch over the same 2,000 logged rows (the lesson's timing), at P = 1e3..1e5.

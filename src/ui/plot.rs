@@ -109,6 +109,10 @@ fn tick_label(v: f64, is_log10: bool, decades: f64) -> String {
         }
     } else {
         let a = v.abs();
+        // A tick at zero computed as a sum of steps lands at ±1e-17: it reads "0".
+        if a < 1e-9 * decades.abs() {
+            return "0".into();
+        }
         if a != 0.0 && !(1e-3..1e5).contains(&a) {
             format!("{v:.0e}")
         } else {

@@ -5,8 +5,8 @@ import { execFileSync } from 'node:child_process';
 
 const BASE = process.env.BASE_URL || 'http://127.0.0.1:8765/';
 const CLI = process.env.ROREC_CLI || 'target/release/rorec';
-// ONLY=substring runs the matching workloads only.
-const names = execFileSync(CLI, ['bench', '--list']).toString().trim().split('\n').filter((n) => !process.env.ONLY || n.includes(process.env.ONLY));
+// ONLY=a,b runs the workloads whose names contain a or b.
+const names = execFileSync(CLI, ['bench', '--list']).toString().trim().split('\n').filter((n) => !process.env.ONLY || process.env.ONLY.split(',').some((o) => n.includes(o)));
 const native = names.map((n) => JSON.parse(execFileSync(CLI, ['bench', n]).toString().trim().split('\n').pop()));
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM || '/usr/bin/chromium',

@@ -475,7 +475,7 @@ fn from_svd(p: &EmbeddingsParams, progress: &mut dyn Progress) -> Result<FromSvd
     let training = train(p, &world, &mut model, "svd", &mut staged(progress, 0.25, 1.0))?;
     metrics::model_scores(&model, world.history(user), &mut scores);
     let user_after = metrics::user_table(&world, user, &scores, k);
-    let map_after = item_map("after BPR (from the SVD)", &model.item_embeddings, &world.item_topic);
+    let map_after = item_map("After BPR from the SVD", &model.item_embeddings, &world.item_topic);
     Ok(FromSvd {
         nonzeros: world.observed.nonzeros(),
         spectrum,

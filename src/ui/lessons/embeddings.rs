@@ -77,20 +77,16 @@ const SVD_COLOR: u32 = 0;
 const RANDOM_COLOR: u32 = 1;
 
 fn map_plot(id: &str, map: &ItemMap, topics: u32) -> PlotSpec {
-    let mut spec = PlotSpec::new(
-        id,
-        &format!("{}: first two principal components ({:.0} % of the variance)", map.title, map.explained * 100.0),
-        "component 1",
-        "component 2",
-    );
+    let mut spec =
+        PlotSpec::new(id, &format!("{} — PCA, {:.0} % of variance", map.title, map.explained * 100.0), "component 1", "component 2");
     for t in 0..topics {
         let points: Vec<(f64, f64)> = map.points.iter().filter(|p| p.2 == t).map(|p| (p.0, p.1)).collect();
         if !points.is_empty() {
             spec.series.push(Series::new(format!("topic {t}"), Style::Points, points, t));
         }
     }
-    spec.legend = topics <= 10;
-    spec.legend_at = LegendAt::UpperRight;
+    // The colours are the topics: a legend would cover the clusters it describes.
+    spec.legend = false;
     spec
 }
 
