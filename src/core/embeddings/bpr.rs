@@ -297,8 +297,7 @@ fn user_loss_and_gradient(model: &BprModel, history: &[u32], negatives: &[u32], 
                 }
                 let query_gradient = &query_gradients[slot * d..(slot + 1) * d];
                 let mean_gradient = &mut mean_gradients[slot * d..(slot + 1) * d];
-                for a in 0..d {
-                    let dq = query_gradient[a];
+                for (a, &dq) in query_gradient.iter().enumerate() {
                     axpy(&mut grad.map[a * d..(a + 1) * d], dq, mean);
                     axpy(mean_gradient, dq, w.row(a as u32));
                 }
@@ -369,7 +368,7 @@ impl BprTrainer {
         if params.negatives == 0 {
             return Err("BPR needs at least one negative per positive".into());
         }
-        if !(params.learning_rate > 0.0 && params.learning_rate.is_finite()) || !(params.l2 >= 0.0) {
+        if !(params.learning_rate > 0.0 && params.learning_rate.is_finite() && params.l2 >= 0.0) {
             return Err(format!("learning rate must be > 0 and l2 ≥ 0 (got {}, {})", params.learning_rate, params.l2));
         }
         if let Some(u) = (0..observed.rows).find(|&u| observed.row_len(u) >= observed.cols) {

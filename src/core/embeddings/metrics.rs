@@ -60,13 +60,7 @@ fn discounts(k: u32) -> Vec<f64> {
 
 /// The metrics of a scorer: `score_user(user, history, scores)` fills `scores` (one per item) for
 /// a user with that observed history. `max_users` = 0 evaluates everyone.
-pub fn evaluate(
-    observed: &Csr,
-    held_out: &Csr,
-    k: u32,
-    max_users: u32,
-    score_user: &mut dyn FnMut(u32, &[u32], &mut Vec<f64>),
-) -> RankingMetrics {
+pub fn evaluate(observed: &Csr, held_out: &Csr, k: u32, max_users: u32, score_user: &mut ScoreUser) -> RankingMetrics {
     let discount = discounts(k);
     let mut scores = Vec::new();
     let (mut users, mut recall, mut precision, mut ndcg) = (0u32, 0.0, 0.0, 0.0);
@@ -121,6 +115,9 @@ pub fn evaluate_popularity(world: &InteractionWorld, k: u32, max_users: u32) -> 
         out.extend_from_slice(&popularity);
     })
 }
+
+/// Fills `out` with one score per item for (user, history).
+pub type ScoreUser<'a> = dyn FnMut(u32, &[u32], &mut Vec<f64>) + 'a;
 
 /// One line of a user's table.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -9,6 +9,9 @@
 //! [`crate::core::rng`], transcendental functions through [`crate::core::math`], ids as u32, and
 //! the dense products written out as loops with a fixed order ([`sparse`]).
 
+// Parameter checks use negated comparisons (`!(x > 0.0)`) on purpose: they also reject NaN.
+#![allow(clippy::neg_cmp_op_on_partial_ord)]
+
 pub mod bpr;
 pub mod lesson;
 pub mod metrics;

@@ -220,17 +220,15 @@ impl LessonParams for PrrParams {
         let ips_methods = self.methods.iter().filter(|m| m.contains("ips")).count() as f64;
         let largest_p = if self.sweep_p() { SWEEP_P[SWEEP_P.len() - 1].max(self.items as u32) } else { self.items as u32 } as f64;
         let work = ips_methods * self.logs as f64 * self.epochs as f64 * largest_p * self.model_dim as f64;
-        if self.world == "synthetic" || self.sweep_p() {
-            if work > MAX_IPS_WORK {
-                issues.push(Issue {
-                    param: "epochs",
-                    message: format!(
-                        "IPS training would cost about {:.0e} operations (methods × N × epochs × P × d), more than a tab runs \
-                         in reasonable time ({MAX_IPS_WORK:.0e}); lower N, epochs or P, or run the CLI",
-                        work
-                    ),
-                });
-            }
+        if (self.world == "synthetic" || self.sweep_p()) && work > MAX_IPS_WORK {
+            issues.push(Issue {
+                param: "epochs",
+                message: format!(
+                    "IPS training would cost about {:.0e} operations (methods × N × epochs × P × d), more than a tab runs \
+                     in reasonable time ({MAX_IPS_WORK:.0e}); lower N, epochs or P, or run the CLI",
+                    work
+                ),
+            });
         }
         let learned = self.methods.iter().filter(|m| variant(m).is_some() || objective(m).is_some()).count() as f64;
         let row_epochs = self.logs as f64 * self.epochs as f64 * learned * jobs(self).len().saturating_sub(1) as f64;
