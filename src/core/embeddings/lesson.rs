@@ -452,16 +452,22 @@ fn from_svd(p: &EmbeddingsParams, progress: &mut dyn Progress) -> Result<FromSvd
     let world = p.world()?;
     progress.report(0.05, "randomized SVD");
     let start = progress.now_ms();
-    let (embeddings, full, ppmi_nonzeros, factorised) = if p.source == "pmi" {
-        let ppmi = rsvd::ppmi_matrix(&world.observed, &PmiParams::default())?;
-        let pmi = rsvd::pmi_embeddings(&world.observed, &PmiParams::default(), &p.rsvd_params(p.power_iterations as u32), &mut ())?;
-        (pmi.item_embeddings, pmi.singular_values, Some(pmi.ppmi_nonzeros), ppmi)
-    } else {
-        let svd = rsvd::randomized_svd(&world.observed, &p.rsvd_params(p.power_iterations as u32), false, &mut ())?;
-        (rsvd::item_embeddings(&svd), svd.singular_values.clone(), None, world.observed.clone())
+    let rsvd_params = p.rsvd_params(p.power_iterations as u32);
+    // The matrix factorised: the interactions, or their PPMI co-occurrences (built once).
+    let ppmi = if p.source == "pmi" { Some(rsvd::ppmi_matrix(&world.observed, &PmiParams::default())?) } else { None };
+    let factorised = ppmi.as_ref().unwrap_or(&world.observed);
+    let (embeddings, full) = match &ppmi {
+        Some(ppmi) => {
+            let pmi = rsvd::embed_ppmi(ppmi, &rsvd_params, &mut ())?;
+            (pmi.item_embeddings, pmi.singular_values)
+        }
+        None => {
+            let svd = rsvd::randomized_svd(&world.observed, &rsvd_params, false, &mut ())?;
+            (rsvd::item_embeddings(&svd), svd.singular_values)
+        }
     };
     let svd_ms = progress.now_ms() - start;
-    let spectrum = spectrum(p, &factorised, &full, &mut staged(progress, 0.1, 0.2))?;
+    let spectrum = spectrum(p, factorised, &full, &mut staged(progress, 0.1, 0.2))?;
     progress.report(0.2, "baselines");
     let (k, eval_users) = (p.top_k as u32, p.eval_users as u32);
     let popularity = metrics::evaluate_popularity(&world, k, eval_users);
@@ -480,7 +486,7 @@ fn from_svd(p: &EmbeddingsParams, progress: &mut dyn Progress) -> Result<FromSvd
         nonzeros: world.observed.nonzeros(),
         spectrum,
         svd_ms,
-        ppmi_nonzeros,
+        ppmi_nonzeros: ppmi.as_ref().map(Csr::nonzeros),
         popularity,
         oracle,
         training,
@@ -492,6 +498,8 @@ fn from_svd(p: &EmbeddingsParams, progress: &mut dyn Progress) -> Result<FromSvd
 }
 
 fn from_random(p: &EmbeddingsParams, progress: &mut dyn Progress) -> Result<Training, String> {
+    // The world is rebuilt here rather than shipped from the other job: on the page the two jobs
+    // run in different workers, and building it costs far less than training.
     progress.report(0.0, "building the interaction matrix");
     let world = p.world()?;
     let mut model = BprModel::new(Init::Random { dim: p.dim as u32, std: 0.1 }, world.items(), p.query_map == "on", p.seed)?;

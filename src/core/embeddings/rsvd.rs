@@ -274,7 +274,12 @@ pub fn pmi_embeddings(
 ) -> Result<PmiEmbeddings, String> {
     progress.report(0.0, "PMI: counting co-occurrences");
     let ppmi = ppmi_matrix(interactions, pmi)?;
-    let svd = randomized_svd(&ppmi, params, true, progress)?;
+    embed_ppmi(&ppmi, params, progress)
+}
+
+/// The randomized SVD of a PPMI matrix already built by [`ppmi_matrix`], embeddings U√σ.
+pub fn embed_ppmi(ppmi: &Csr, params: &RsvdParams, progress: &mut dyn Progress) -> Result<PmiEmbeddings, String> {
+    let svd = randomized_svd(ppmi, params, true, progress)?;
     let left = svd.left.as_ref().expect("asked for U");
     Ok(PmiEmbeddings {
         ppmi_nonzeros: ppmi.nonzeros(),

@@ -215,19 +215,7 @@ impl HorvitzThompsonParams {
     fn world_with(&self, items: u32, slate_size: u32, users: u32) -> World {
         let model = if self.click_model == "pbm" { ClickModel::Pbm } else { ClickModel::Prr };
         if self.world == "synthetic" {
-            World::synthetic(
-                self.seed,
-                SyntheticSpec {
-                    items,
-                    slate_size,
-                    dim: 8,
-                    categories: self.contexts as u32,
-                    topics: (self.contexts as u32 * 2).max(2),
-                    users,
-                    engagement_features: 4,
-                },
-                model,
-            )
+            World::synthetic(self.seed, SyntheticSpec::with_contexts(items, slate_size, self.contexts as u32, users, 4), model)
         } else {
             World::toy(self.seed, users, model)
         }

@@ -9,7 +9,7 @@ use crate::core::params::{Checked, Issue, Kind, LessonParams, Spec};
 use crate::core::progress::{staged, Progress};
 use crate::core::rng;
 use crate::core::slate_world::lesson::CLICK_MODELS;
-use crate::core::slate_world::policy::{Logging, LoggingKind, Oracle, PlackettLuce, SlatePolicy};
+use crate::core::slate_world::policy::{all_slates, Logging, LoggingKind, Oracle, PlackettLuce, SlatePolicy};
 use crate::core::slate_world::simulate::{ab_test_expected_reward, deterministic_ctr_on, log_data, LoggedData};
 use crate::core::slate_world::{ClickModel, SyntheticSpec, World, MAX_SLATE};
 use serde::{Deserialize, Serialize};
@@ -271,19 +271,8 @@ impl PrrParams {
     }
 
     pub fn synthetic_world(&self, items: u32, slate_size: u32, users: u32) -> World {
-        World::synthetic(
-            self.seed,
-            SyntheticSpec {
-                items,
-                slate_size,
-                dim: 8,
-                categories: self.contexts as u32,
-                topics: (self.contexts as u32 * 2).max(2),
-                users,
-                engagement_features: self.engagement_features as u32,
-            },
-            self.click_model(),
-        )
+        let spec = SyntheticSpec::with_contexts(items, slate_size, self.contexts as u32, users, self.engagement_features as u32);
+        World::synthetic(self.seed, spec, self.click_model())
     }
 
     pub fn build_world(&self) -> World {
@@ -669,7 +658,7 @@ fn scatter(world: &World, data: &LoggedData, models: &[(&str, Model)]) -> (Vec<S
     }
     let model = |name: &str| models.iter().find(|m| m.0 == name).map(|m| &m.1);
     let mut points = Vec::new();
-    for slate in ordered_slates(world.items(), size) {
+    for slate in all_slates(world.items(), size) {
         for z in 0..categories as u32 {
             let users = &users_of[z as usize];
             if users.is_empty() {
@@ -700,15 +689,6 @@ fn scatter(world: &World, data: &LoggedData, models: &[(&str, Model)]) -> (Vec<S
     (points, size)
 }
 
-/// All ordered slates of `size` distinct items out of `n` (few: the scatter checks the count).
-fn ordered_slates(n: u32, size: u32) -> Vec<Vec<u32>> {
-    let mut out: Vec<Vec<u32>> = vec![vec![]];
-    for _ in 0..size {
-        out = out.iter().flat_map(|s| (0..n).filter(|a| !s.contains(a)).map(move |a| [s.as_slice(), &[a]].concat())).collect();
-    }
-    out
-}
-
 /// Time epochs of PRR and slate IPS over the same logged rows as P grows: PRR's cost per row is
 /// O(K·d), slate IPS's O(P·d) (on clicked rows: the softmax normaliser).
 fn timing(p: &PrrParams, progress: &mut dyn Progress) -> Vec<TimingPoint> {
@@ -728,6 +708,21 @@ fn timing(p: &PrrParams, progress: &mut dyn Progress) -> Vec<TimingPoint> {
     points
 }
 
+/// Milliseconds per epoch of `train(epochs, tick)`, which builds a fresh model and calls `tick`
+/// after each epoch. The time between ticks excludes allocating the optimiser (O(P) for any
+/// method); a first 3-epoch run sizes a second one to last about 60 ms, so that a browser's coarse
+/// clock still reads it well.
+fn ms_per_epoch(clock: &mut dyn Progress, train: &mut dyn FnMut(u32, &mut dyn FnMut())) -> f64 {
+    let mut per_epoch = 0.0;
+    for first in [true, false] {
+        let epochs = if first { 3 } else { ((60.0 / f64::max(per_epoch, 1e-3)).ceil() as u32).clamp(3, 100) };
+        let mut stamps = vec![clock.now_ms()];
+        train(epochs, &mut || stamps.push(clock.now_ms()));
+        per_epoch = (stamps[stamps.len() - 1] - stamps[1]) / (stamps.len() - 2) as f64;
+    }
+    per_epoch
+}
+
 /// Epoch time of PRR and slate IPS on the same 2,000 logged rows of a synthetic world with
 /// `items` items (the benchmarks call this too).
 pub fn timing_point(p: &PrrParams, items: u32, stage: &mut dyn Progress) -> TimingPoint {
@@ -738,28 +733,16 @@ pub fn timing_point(p: &PrrParams, items: u32, stage: &mut dyn Progress) -> Timi
     let (model_rows, ips_rows) = (model_examples(&world, &data), logged_examples(&world, &data));
     let clicked = ips_rows.iter().filter(|r| r.clicks.iter().any(|c| *c > 0)).count() as u32;
     let (categories, features) = (world.categories() as usize, world.users[0].engagement.len());
-    // Time stamps after each epoch: the time per epoch excludes allocating the optimiser
-    // (O(P) for any method). A first short run sizes a second one to last about 60 ms, so
-    // that a browser's coarse clock still reads it well.
-    let stamps_per_epoch = |stamps: &[f64]| (stamps[stamps.len() - 1] - stamps[0]) / (stamps.len() - 1) as f64;
-    let epochs_for = |per_epoch: f64| ((60.0 / per_epoch.max(1e-3)).ceil() as u32).clamp(3, 100);
     let batch = p.batch as usize;
     let mut shuffle = rng::seeded(p.seed, rng::Stream::Sweep);
-    let mut prr_ms = 0.0;
-    for epochs in [3, 0] {
-        let epochs = if epochs == 0 { epochs_for(prr_ms) } else { epochs };
+    let prr_ms = ms_per_epoch(stage, &mut |epochs, tick| {
         let mut model = Model::new(Variant::Prr, items as usize, categories, dim, features, k as usize, p.seed);
         model.calibrate(&model_rows);
-        let mut stamps = vec![stage.now_ms()];
-        train_watched(&mut model, &model_rows, epochs, batch, p.learning_rate, &mut shuffle, |_, _, _| stamps.push(stage.now_ms()));
-        prr_ms = stamps_per_epoch(&stamps[1..]);
-    }
+        train_watched(&mut model, &model_rows, epochs, batch, p.learning_rate, &mut shuffle, |_, _, _| tick());
+    });
     stage.report(0.5, &format!("timing epochs at P = {items}"));
-    let mut ips_ms = 0.0;
-    for epochs in [3, 0] {
-        let epochs = if epochs == 0 { epochs_for(ips_ms) } else { epochs };
+    let ips_ms = ms_per_epoch(stage, &mut |epochs, tick| {
         let mut policy = SoftmaxPolicy::new(items as usize, categories, dim, p.seed);
-        let mut stamps = vec![stage.now_ms()];
         policy_learning::train_watched(
             &mut policy,
             Objective::SlateIps,
@@ -768,10 +751,9 @@ pub fn timing_point(p: &PrrParams, items: u32, stage: &mut dyn Progress) -> Timi
             batch,
             p.learning_rate,
             &mut shuffle,
-            |_, _, _| stamps.push(stage.now_ms()),
+            |_, _, _| tick(),
         );
-        ips_ms = stamps_per_epoch(&stamps[1..]);
-    }
+    });
     TimingPoint { items, examples: TIMING_EXAMPLES, clicked, prr_ms_per_epoch: prr_ms, slate_ips_ms_per_epoch: ips_ms }
 }
 

@@ -104,6 +104,13 @@ pub struct SyntheticSpec {
     pub engagement_features: u32,
 }
 
+impl SyntheticSpec {
+    /// The lessons' recipe: d = 8 and two topics per context category.
+    pub fn with_contexts(items: u32, slate_size: u32, contexts: u32, users: u32, engagement_features: u32) -> SyntheticSpec {
+        SyntheticSpec { items, slate_size, dim: 8, categories: contexts, topics: (contexts * 2).max(2), users, engagement_features }
+    }
+}
+
 impl World {
     /// The notebook's toy world: 7 items, 4 categories, slates of 2–4, 2 engagement features with
     /// φ ~ N(8, 0.1²) each plus a bias b ~ N(0, 1), α_k ~ N(0, 1), γ_k = 1 − (k−1)/40.

@@ -293,27 +293,19 @@ impl SlatePolicy for Logging<'_> {
     }
 }
 
+/// All ordered slates of `size` distinct items out of `n` (n!/(n−size)! of them: small n only).
+pub fn all_slates(n: u32, size: u32) -> Vec<Vec<u32>> {
+    let mut out: Vec<Vec<u32>> = vec![vec![]];
+    for _ in 0..size {
+        out = out.iter().flat_map(|s| (0..n).filter(|a| !s.contains(a)).map(move |a| [s.as_slice(), &[a]].concat())).collect();
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::core::rng::{seeded, Stream};
-
-    /// All ordered slates of `size` distinct items out of `n`.
-    pub fn all_slates(n: u32, size: u32) -> Vec<Vec<u32>> {
-        let mut out: Vec<Vec<u32>> = vec![vec![]];
-        for _ in 0..size {
-            let mut next = Vec::new();
-            for s in &out {
-                for a in (0..n).filter(|a| !s.contains(a)) {
-                    let mut t = s.clone();
-                    t.push(a);
-                    next.push(t);
-                }
-            }
-            out = next;
-        }
-        out
-    }
 
     fn worlds() -> Vec<World> {
         use super::super::{ClickModel, SyntheticSpec};

@@ -197,17 +197,8 @@ pub fn monte_carlo_ctr(world: &World, policy: &dyn SlatePolicy, draws: u32, seed
 
 /// Exact CTR of a deterministic policy (the oracle): every user, every slate size.
 pub fn deterministic_ctr(world: &World, policy: &dyn SlatePolicy) -> PolicyCtr {
-    let mut rng = rng::seeded(0, Stream::MonteCarlo); // unused by deterministic policies
-    let mut slate = Vec::new();
-    let mut total = 0.0;
-    let sizes = world.slate_sizes.max - world.slate_sizes.min + 1;
-    for user in 0..world.users.len() as u32 {
-        for size in world.slate_sizes.min..=world.slate_sizes.max {
-            policy.choose(world, user, size, &mut rng, &mut slate);
-            total += world.expected_reward(&world.users[user as usize], &slate);
-        }
-    }
-    PolicyCtr { policy: policy.name(), ctr: total / (world.users.len() as f64 * sizes as f64), se: 0.0, method: CtrMethod::Deterministic }
+    let ctr = deterministic_ctr_on(world, policy, world.users.len() as u32);
+    PolicyCtr { policy: policy.name(), ctr, se: 0.0, method: CtrMethod::Deterministic }
 }
 
 /// A simulated A/B test: deploy `policy` on `impressions` fresh impressions (new draws of users,

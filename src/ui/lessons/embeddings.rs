@@ -3,7 +3,7 @@
 //! after. The math is in `core::embeddings`.
 
 use crate::core::embeddings::lesson::{EmbeddingsLesson, EmbeddingsReport, ItemMap};
-use crate::core::embeddings::metrics::{RankingMetrics, UserTable};
+use crate::core::embeddings::metrics::{ItemRow, RankingMetrics, UserTable};
 use crate::plot::{fmt_sig, LegendAt, PlotSpec, Series, Style, TableSpec, REFERENCE};
 use crate::ui::lesson_page::{use_lesson, waiting, LessonProps};
 use crate::ui::plot::Plot;
@@ -90,8 +90,9 @@ fn map_plot(id: &str, map: &ItemMap, topics: u32) -> PlotSpec {
     spec
 }
 
-fn describe(rows: &[crate::core::embeddings::metrics::ItemRow]) -> String {
-    rows.iter().map(|r| format!("{}{} (t{})", if r.held_out { "✓ " } else { "" }, r.item, r.topic)).collect::<Vec<_>>().join(", ")
+/// "✓ 76 (t5)": item 76 of topic 5, one of the user's held-out items.
+fn item_label(row: &ItemRow) -> String {
+    format!("{}{} (t{})", if row.held_out { "✓ " } else { "" }, row.item, row.topic)
 }
 
 impl From<&EmbeddingsReport> for Figures {
@@ -215,11 +216,8 @@ impl From<&EmbeddingsReport> for Figures {
                 .to_vec(),
             rows: (0..before.top.len().max(after.top.len()))
                 .map(|i| {
-                    let cell = |t: &UserTable| {
-                        t.top.get(i).map_or((String::new(), String::new()), |r| {
-                            (format!("{}{} (t{})", if r.held_out { "✓ " } else { "" }, r.item, r.topic), format!("{:.3}", r.score))
-                        })
-                    };
+                    let cell =
+                        |t: &UserTable| t.top.get(i).map_or((String::new(), String::new()), |r| (item_label(r), format!("{:.3}", r.score)));
                     let ((b_item, b_score), (a_item, a_score)) = (cell(before), cell(after));
                     vec![(i + 1).to_string(), b_item, b_score, a_item, a_score]
                 })
@@ -233,7 +231,7 @@ impl From<&EmbeddingsReport> for Figures {
         let user_history = format!(
             "Observed history ({} items, best scored after BPR first): {}. Held out: {}.",
             after.history.len(),
-            describe(&after.history),
+            after.history.iter().map(item_label).collect::<Vec<_>>().join(", "),
             after.held_out.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(", ")
         );
 
