@@ -3,12 +3,13 @@
 //! appear in the table of contents, the worker and the CLI.
 
 use crate::core::embeddings::lesson::EmbeddingsLesson;
-use crate::core::experiment::{merge_query, parts_query, run_part_query, run_query, Experiment, Part};
+use crate::core::experiment::{merge_query, parts_query, run_part_query, run_query, start_query, steps, Experiment, Part, Stepper};
 use crate::core::horvitz_thompson::lesson::HorvitzThompsonLesson;
 use crate::core::mips::lesson::MipsLesson;
 use crate::core::params::{from_query, to_query, Issue};
 use crate::core::progress::Progress;
 use crate::core::prr::lesson::PrrLesson;
+use crate::core::reinforce::lesson::ReinforceLesson;
 use crate::core::slate_world::lesson::SlateWorldLesson;
 use crate::lesson_text::{text, LessonText};
 
@@ -26,6 +27,10 @@ pub struct Lesson {
     pub parts: fn(&str, u32) -> u32,
     /// Run one part; its partial result as JSON (one worker per part).
     pub run_part: fn(&str, Part, &mut dyn Progress) -> Result<String, String>,
+    /// Start one part, to run in slices (one worker per part; pause and live results).
+    pub start: fn(&str, Part) -> Result<Box<dyn Stepper>, String>,
+    /// Whether `start` really slices (else the first step runs the whole part).
+    pub steps: fn(&str) -> bool,
     /// Merge the parts into the report's JSON.
     pub merge: fn(&str, &[String]) -> Result<String, String>,
     /// Parse a query: the canonical query of the values used, and what was wrong.
@@ -67,6 +72,8 @@ macro_rules! lesson {
             run: run_query::<$experiment>,
             parts: parts_query::<$experiment>,
             run_part: run_part_query::<$experiment>,
+            start: start_query::<$experiment>,
+            steps: steps::<$experiment>,
             merge: merge_query::<$experiment>,
             canonical: canonical::<$experiment>,
             specs: specs::<$experiment>,
@@ -112,6 +119,13 @@ pub static LESSONS: &[Lesson] = &[
         "Learning from clicks and their positions: the PRR slate model against IPS policy learning, in an A/B test",
         None,
         crate::ui::lessons::prr::view
+    ),
+    lesson!(
+        ReinforceLesson,
+        "reinforce",
+        "REINFORCE over a large catalogue: the softmax normaliser costs O(P), sampling with a MIPS proposal does not; Plackett–Luce slates",
+        None,
+        crate::ui::lessons::reinforce::view
     ),
 ];
 

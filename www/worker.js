@@ -1,17 +1,64 @@
-// A Web Worker running the same wasm as the page: it runs one part of an experiment per message
-// and posts progress, then the partial result (JSON) or an error. The page cancels a run by terminating the worker.
-import init, { worker_run } from './pkg/reward_reco.js';
+// A Web Worker running the same wasm as the page. Each start message runs one part of an
+// experiment in slices (PartRun.step): between slices it posts progress and the results so far
+// ("live"), and it honours pause/resume messages. The page cancels a run by terminating the worker.
+import init, { PartRun } from './pkg/reward_reco.js';
 
 const ready = init();
+let run = null;
+let runId = 0;
+let paused = false;
+let scheduled = false;
 
-self.onmessage = async (event) => {
-  const { id, lesson, query, part, parts } = event.data;
+const errorText = (error) => String(error && error.message ? error.message : error);
+
+function schedule() {
+  if (!scheduled && run && !paused) {
+    scheduled = true;
+    // A macrotask between slices, so that pause messages get through.
+    setTimeout(tick, 0);
+  }
+}
+
+function tick() {
+  scheduled = false;
+  if (!run || paused) return;
+  const id = runId;
   try {
-    await ready;
-    const result = worker_run(lesson, query, part, parts, (progress, stage) => self.postMessage({ id, progress, stage }));
-    self.postMessage({ id, result });
+    const done = run.step(200, (progress, stage) => self.postMessage({ id, progress, stage }));
+    if (done) {
+      const result = run.partial();
+      run.free();
+      run = null;
+      self.postMessage({ id, result });
+    } else {
+      const live = run.live();
+      if (live !== undefined) self.postMessage({ id, live });
+      schedule();
+    }
   } catch (error) {
     // A panic has already been posted by the panic hook; this covers plain errors.
-    self.postMessage({ id, error: String(error && error.message ? error.message : error) });
+    run = null;
+    self.postMessage({ id, error: errorText(error) });
+  }
+}
+
+self.onmessage = async (event) => {
+  const data = event.data;
+  if (data.pause !== undefined) {
+    paused = data.pause;
+    schedule();
+    return;
+  }
+  const { id, lesson, query, part, parts } = data;
+  try {
+    await ready;
+    if (run) run.free();
+    run = new PartRun(lesson, query, part, parts);
+    runId = id;
+    paused = false;
+    schedule();
+  } catch (error) {
+    run = null;
+    self.postMessage({ id, error: errorText(error) });
   }
 };

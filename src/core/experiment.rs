@@ -38,7 +38,61 @@ pub trait Experiment {
 
     fn run_part(params: &Checked<Self::Params>, part: Part, progress: &mut dyn Progress) -> Self::Partial;
 
+    /// Experiments that train for a while can run a part in slices instead ([`Stepper`]): the
+    /// page then shows the results so far after each slice, and can pause between slices.
+    fn stepper(_params: &Checked<Self::Params>, _part: Part) -> Option<Box<dyn Stepper>> {
+        None
+    }
+
     fn merge(params: &Checked<Self::Params>, partials: Vec<Self::Partial>) -> Self::Report;
+}
+
+/// A part of an experiment that runs in slices of about `budget_ms` (by the progress clock).
+/// Slicing must not change the numbers: only the timings may differ from a run in one go.
+pub trait Stepper {
+    /// Work for about `budget_ms`; true when the part is finished.
+    fn step(&mut self, budget_ms: f64, progress: &mut dyn Progress) -> bool;
+    /// The part's result so far as the experiment's Partial, in JSON (the final one once
+    /// `step` returned true).
+    fn partial_json(&self) -> Result<String, String>;
+    /// Whether the results so far are worth showing (an experiment in slices: yes).
+    fn is_live(&self) -> bool {
+        true
+    }
+}
+
+/// A part that does not slice: all of it in the first step.
+struct Whole<E: Experiment> {
+    params: Checked<E::Params>,
+    part: Part,
+    result: Option<Result<String, String>>,
+}
+
+impl<E: Experiment> Stepper for Whole<E> {
+    fn step(&mut self, _budget_ms: f64, progress: &mut dyn Progress) -> bool {
+        let partial = E::run_part(&self.params, self.part, progress);
+        self.result = Some(serde_json::to_string(&partial).map_err(|e| e.to_string()));
+        true
+    }
+
+    fn partial_json(&self) -> Result<String, String> {
+        self.result.clone().unwrap_or_else(|| Err("not run yet".into()))
+    }
+
+    fn is_live(&self) -> bool {
+        false
+    }
+}
+
+/// A part, ready to step (the workers run this).
+pub fn start_query<E: Experiment + 'static>(query: &str, part: Part) -> Result<Box<dyn Stepper>, String> {
+    let params = strict_params::<E>(query)?;
+    Ok(E::stepper(&params, part).unwrap_or_else(|| Box::new(Whole::<E> { params, part, result: None })))
+}
+
+/// Whether the experiment's parts run in slices (the page offers pause for those).
+pub fn steps<E: Experiment>(query: &str) -> bool {
+    strict_params::<E>(query).map(|p| E::stepper(&p, Part::WHOLE).is_some()).unwrap_or(false)
 }
 
 fn strict_params<E: Experiment>(query: &str) -> Result<Checked<E::Params>, String> {

@@ -9,6 +9,7 @@ pub mod mips;
 pub mod params;
 pub mod progress;
 pub mod prr;
+pub mod reinforce;
 pub mod rng;
 pub mod slate_world;
 pub mod stats;

@@ -23,6 +23,9 @@ pub enum Stream {
     Embeddings = 9,
     Bpr = 10,
     HeldOut = 11,
+    Reinforce = 12,
+    ReinforceBatches = 13,
+    PlackettLuce = 14,
 }
 
 pub fn seeded(seed: u64, stream: Stream) -> Rng {
@@ -36,6 +39,14 @@ pub fn seeded(seed: u64, stream: Stream) -> Rng {
 pub fn replication(seed: u64, r: u32) -> Rng {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     rng.set_stream(((Stream::Replication as u64) << 32) | r as u64);
+    rng
+}
+
+/// Sub-stream `index` of a stream (one per method, say): independent of the others and of how
+/// the work is split.
+pub fn substream(seed: u64, stream: Stream, index: u32) -> Rng {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    rng.set_stream(((stream as u64) << 32) | index as u64);
     rng
 }
 

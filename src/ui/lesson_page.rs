@@ -29,6 +29,8 @@ pub struct LessonState<E: CoreExperiment> {
     pub report: Option<Rc<E::Report>>,
     experiment: Experiment<E::Report>,
     canonical: String,
+    /// The lesson runs in slices (pause is offered).
+    steps: bool,
     auto_run: UseStateHandle<bool>,
     on_query: Callback<String>,
 }
@@ -41,7 +43,9 @@ pub fn use_lesson<E: CoreExperiment + 'static>(props: &LessonProps) -> LessonSta
     });
     let (params, url_issues) = (parsed.0.clone(), parsed.1.clone());
     let canonical = to_query(&params);
-    let experiment = use_experiment::<E::Report>(crate::lessons::find(props.lesson_id).expect("a registered lesson"));
+    let lesson = crate::lessons::find(props.lesson_id).expect("a registered lesson");
+    let experiment = use_experiment::<E::Report>(lesson);
+    let steps = (lesson.steps)(&canonical);
     let auto_run = use_state(|| true);
     {
         let (run, auto) = (experiment.run.clone(), *auto_run);
@@ -58,6 +62,7 @@ pub fn use_lesson<E: CoreExperiment + 'static>(props: &LessonProps) -> LessonSta
         report: experiment.state.report.clone(),
         experiment,
         canonical,
+        steps,
         auto_run,
         on_query: props.on_query.clone(),
     }
@@ -81,9 +86,10 @@ impl<E: CoreExperiment + 'static> LessonState<E> {
                 let on_reset = self.on_query.reform(|_| to_query(&<E::Params as Default>::default()));
                 let auto_run = self.auto_run.clone();
                 let on_auto_run = Callback::from(move |on: bool| auto_run.set(on));
+                let on_pause = self.steps.then(|| self.experiment.pause.clone());
                 Some(html! {
                     <RunControls status={self.run.status.clone()} elapsed_ms={self.run.elapsed_ms}
-                        {on_run} on_cancel={self.experiment.cancel.clone()} {on_reset}
+                        {on_run} on_cancel={self.experiment.cancel.clone()} {on_reset} {on_pause} paused={self.run.paused}
                         auto_run={*self.auto_run} {on_auto_run} />
                 })
             }

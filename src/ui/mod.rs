@@ -25,34 +25,66 @@ pub fn run_app() {
     yew::Renderer::<app::App>::with_root(root).render();
 }
 
-/// Run part `part` of `parts` of one experiment (called by www/worker.js, inside a Web Worker).
-/// `progress(fraction, stage)` is called as it goes; the partial result comes back as JSON.
+/// One part of one experiment, run in slices by www/worker.js inside a Web Worker: the worker
+/// calls `step` until it returns true, posting `live()` between slices and pausing on request.
 #[wasm_bindgen]
-pub fn worker_run(lesson: &str, query: &str, part: u32, parts: u32, progress: &js_sys::Function) -> Result<String, JsValue> {
-    std::panic::set_hook(Box::new(|info| {
-        console_error_panic_hook::hook(info);
-        worker::post_panic(&info.to_string());
-    }));
-    let lesson = crate::lessons::find(lesson).ok_or_else(|| JsValue::from_str(&format!("no lesson {lesson}")))?;
-    let mut last = -1.0;
-    // The worker's own clock (performance.now exists in workers too).
-    let performance = js_sys::Reflect::get(&js_sys::global(), &JsValue::from_str("performance")).ok();
-    let now_fn = performance.as_ref().and_then(|p| js_sys::Reflect::get(p, &JsValue::from_str("now")).ok());
-    let mut report = crate::core::progress::Timed {
-        report: |fraction: f64, stage: &str| {
-            // Throttled: a message per 1 % is plenty for a progress bar.
-            if fraction - last >= 0.01 || fraction >= 1.0 {
-                last = fraction;
-                let _ = progress.call2(&JsValue::NULL, &JsValue::from_f64(fraction), &JsValue::from_str(stage));
-            }
-        },
-        clock: || match (&performance, &now_fn) {
+pub struct PartRun {
+    stepper: Box<dyn crate::core::experiment::Stepper>,
+    /// The worker's own clock (performance.now exists in workers too).
+    clock: Box<dyn Fn() -> f64>,
+}
+
+#[wasm_bindgen]
+impl PartRun {
+    #[wasm_bindgen(constructor)]
+    pub fn new(lesson: &str, query: &str, part: u32, parts: u32) -> Result<PartRun, JsValue> {
+        std::panic::set_hook(Box::new(|info| {
+            console_error_panic_hook::hook(info);
+            worker::post_panic(&info.to_string());
+        }));
+        let lesson = crate::lessons::find(lesson).ok_or_else(|| JsValue::from_str(&format!("no lesson {lesson}")))?;
+        let part = crate::core::experiment::Part { index: part, count: parts.max(1) };
+        let stepper = (lesson.start)(query, part).map_err(|e| JsValue::from_str(&e))?;
+        let performance = js_sys::Reflect::get(&js_sys::global(), &JsValue::from_str("performance")).ok();
+        let now_fn = performance.as_ref().and_then(|p| js_sys::Reflect::get(p, &JsValue::from_str("now")).ok());
+        let clock = Box::new(move || match (&performance, &now_fn) {
             (Some(p), Some(f)) => f.unchecked_ref::<js_sys::Function>().call0(p).ok().and_then(|v| v.as_f64()).unwrap_or(0.0),
             _ => js_sys::Date::now(),
-        },
-    };
-    let part = crate::core::experiment::Part { index: part, count: parts.max(1) };
-    (lesson.run_part)(query, part, &mut report).map_err(|e| JsValue::from_str(&e))
+        });
+        Ok(PartRun { stepper, clock })
+    }
+
+    /// Work for about `budget_ms`; `progress(fraction, stage)` is called as it goes. True when
+    /// the part is finished (then `partial()` is its result).
+    pub fn step(&mut self, budget_ms: f64, progress: &js_sys::Function) -> bool {
+        let mut last = -1.0;
+        let clock = &self.clock;
+        let mut report = crate::core::progress::Timed {
+            report: |fraction: f64, stage: &str| {
+                // Throttled: a message per 1 % is plenty for a progress bar.
+                if (fraction - last).abs() >= 0.01 || fraction >= 1.0 {
+                    last = fraction;
+                    let _ = progress.call2(&JsValue::NULL, &JsValue::from_f64(fraction), &JsValue::from_str(stage));
+                }
+            },
+            clock: || clock(),
+        };
+        self.stepper.step(budget_ms, &mut report)
+    }
+
+    /// The part's result (JSON), or the error that replaced it.
+    pub fn partial(&self) -> Result<String, JsValue> {
+        self.stepper.partial_json().map_err(|e| JsValue::from_str(&e))
+    }
+
+    /// The result so far, for parts that run in slices (else undefined).
+    pub fn live(&self) -> Option<String> {
+        if self.stepper.is_live() {
+            self.stepper.partial_json().ok()
+        } else {
+            None
+        }
+    }
 }
 
 /// Time a benchmark workload in this browser (see core::bench); the result as JSON.

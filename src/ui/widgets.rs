@@ -251,6 +251,11 @@ pub struct RunControlsProps {
     /// Lessons with iterative training give a "step" action.
     #[prop_or_default]
     pub on_step: Option<Callback<()>>,
+    /// Lessons whose runs go in slices can pause: Some(callback(pause?)).
+    #[prop_or_default]
+    pub on_pause: Option<Callback<bool>>,
+    #[prop_or_default]
+    pub paused: bool,
     pub auto_run: bool,
     pub on_auto_run: Callback<bool>,
 }
@@ -270,6 +275,11 @@ pub fn RunControls(props: &RunControlsProps) -> Html {
                 if let Some(step) = &props.on_step {
                     <button onclick={step.reform(|_: MouseEvent| ())} disabled={running}>{ "Step" }</button>
                 }
+                if let Some(pause) = &props.on_pause {
+                    <button class="pause" onclick={pause.reform({ let paused = props.paused; move |_: MouseEvent| !paused })} disabled={!running}>
+                        { if props.paused { "Resume" } else { "Pause" } }
+                    </button>
+                }
                 <button onclick={on_cancel} disabled={!running}>{ "Cancel" }</button>
                 <button onclick={on_reset} title="All parameters back to their defaults">{ "Reset" }</button>
                 <label class="auto"><input type="checkbox" checked={props.auto_run} onchange={on_auto} />{ " rerun when a control changes" }</label>
@@ -279,7 +289,10 @@ pub fn RunControls(props: &RunControlsProps) -> Html {
                     RunStatus::Running { fraction, stage } => html! {
                         <>
                             <progress max="1" value={fraction.to_string()} />
-                            <span class="stage">{ format!("{stage}… {:.0} %", fraction * 100.0) }</span>
+                            <span class="stage">{
+                                if props.paused { format!("paused at {:.0} % ({stage})", fraction * 100.0) }
+                                else { format!("{stage}… {:.0} %", fraction * 100.0) }
+                            }</span>
                         </>
                     },
                     RunStatus::Done => html! { <span class="ok">{ format!("computed in {:.0} ms", props.elapsed_ms) }</span> },

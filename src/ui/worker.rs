@@ -1,5 +1,6 @@
 //! Runs experiments in a Web Worker (the same wasm, loaded by www/worker.js), so that the page
-//! stays responsive; progress arrives as messages, and cancelling terminates the worker.
+//! stays responsive; progress and (for experiments that run in slices) the results so far arrive
+//! as messages, pausing is a message, and cancelling terminates the worker.
 
 use crate::lessons::Lesson;
 use serde::de::DeserializeOwned;
@@ -27,21 +28,51 @@ pub struct RunState<R> {
     /// The query that produced `report`.
     pub report_query: String,
     pub elapsed_ms: f64,
+    /// The run is paused (between two slices of its parts).
+    pub paused: bool,
     current: u32,
     started_at: f64,
 }
 
 impl<R> Default for RunState<R> {
     fn default() -> Self {
-        RunState { status: RunStatus::Idle, report: None, report_query: String::new(), elapsed_ms: 0.0, current: 0, started_at: 0.0 }
+        RunState {
+            status: RunStatus::Idle,
+            report: None,
+            report_query: String::new(),
+            elapsed_ms: 0.0,
+            paused: false,
+            current: 0,
+            started_at: 0.0,
+        }
     }
 }
 
 pub enum Action<R> {
-    Start { id: u32 },
-    Progress { id: u32, fraction: f64, stage: String },
-    Done { id: u32, report: Rc<R>, query: String },
-    Failed { id: u32, message: String },
+    Start {
+        id: u32,
+    },
+    Progress {
+        id: u32,
+        fraction: f64,
+        stage: String,
+    },
+    /// The results so far of a run in slices.
+    Live {
+        id: u32,
+        report: Rc<R>,
+        query: String,
+    },
+    Done {
+        id: u32,
+        report: Rc<R>,
+        query: String,
+    },
+    Failed {
+        id: u32,
+        message: String,
+    },
+    Pause(bool),
     Cancel,
 }
 
@@ -55,6 +86,7 @@ impl<R> Reducible for RunState<R> {
             report: self.report.clone(),
             report_query: self.report_query.clone(),
             elapsed_ms: self.elapsed_ms,
+            paused: self.paused,
             current: self.current,
             started_at: self.started_at,
         };
@@ -62,8 +94,14 @@ impl<R> Reducible for RunState<R> {
             Action::Start { id } => {
                 next.current = id;
                 next.started_at = now;
+                next.paused = false;
                 next.status = RunStatus::Running { fraction: 0.0, stage: "starting".into() };
             }
+            Action::Live { id, report, query } if id == self.current => {
+                next.report = Some(report);
+                next.report_query = query;
+            }
+            Action::Pause(paused) if matches!(self.status, RunStatus::Running { .. }) => next.paused = paused,
             Action::Progress { id, fraction, stage } if id == self.current => {
                 next.status = RunStatus::Running { fraction, stage };
             }
@@ -73,8 +111,14 @@ impl<R> Reducible for RunState<R> {
                 next.report_query = query;
                 next.elapsed_ms = now - self.started_at;
             }
-            Action::Failed { id, message } if id == self.current => next.status = RunStatus::Failed(message),
-            Action::Cancel => next.status = RunStatus::Cancelled,
+            Action::Failed { id, message } if id == self.current => {
+                next.status = RunStatus::Failed(message);
+                next.paused = false;
+            }
+            Action::Cancel => {
+                next.status = RunStatus::Cancelled;
+                next.paused = false;
+            }
             _ => return self, // a message from a run that was superseded
         }
         Rc::new(next)
@@ -91,6 +135,8 @@ struct Job {
     id: u32,
     query: String,
     partials: Vec<Option<String>>,
+    /// Each part's results so far (parts that run in slices).
+    lives: Vec<Option<String>>,
     fractions: Vec<f64>,
 }
 
@@ -121,6 +167,8 @@ pub struct Experiment<R> {
     /// Run for a query (queued if a run is under way: the latest request wins).
     pub run: Callback<String>,
     pub cancel: Callback<()>,
+    /// Pause (true) or resume (false) the run under way.
+    pub pause: Callback<bool>,
 }
 
 #[hook]
@@ -144,7 +192,22 @@ pub fn use_experiment<R: DeserializeOwned + 'static>(lesson: &'static Lesson) ->
             dispatcher.dispatch(Action::Cancel);
         })
     };
-    Experiment { state, run, cancel }
+    let pause = {
+        let (slot, dispatcher) = (slot.clone(), state.dispatcher());
+        Callback::from(move |paused: bool| {
+            let s = slot.borrow();
+            if s.job.is_none() {
+                return;
+            }
+            let message = js_sys::Object::new();
+            let _ = js_sys::Reflect::set(&message, &JsValue::from_str("pause"), &JsValue::from_bool(paused));
+            for (worker, _, _) in &s.workers {
+                let _ = worker.post_message(&message);
+            }
+            dispatcher.dispatch(Action::Pause(paused));
+        })
+    };
+    Experiment { state, run, cancel, pause }
 }
 
 /// Workers to use: one per core the browser reports (at least one).
@@ -179,7 +242,13 @@ fn start<R: DeserializeOwned + 'static>(
             }
         }
     }
-    slot.job = Some(Job { id, query: query.clone(), partials: vec![None; parts as usize], fractions: vec![0.0; parts as usize] });
+    slot.job = Some(Job {
+        id,
+        query: query.clone(),
+        partials: vec![None; parts as usize],
+        lives: vec![None; parts as usize],
+        fractions: vec![0.0; parts as usize],
+    });
     for (index, (worker, _, _)) in slot.workers.iter().take(parts as usize).enumerate() {
         let message = js_sys::Object::new();
         let set = |k: &str, v: JsValue| {
@@ -197,6 +266,8 @@ fn start<R: DeserializeOwned + 'static>(
 /// What one message from worker `index` means for the current job.
 enum Outcome {
     Progress(f64),
+    /// Every part has results so far (or its final ones): merged, and the query.
+    Live(Result<(String, String), String>),
     /// All parts are in: the merged report's JSON and the query.
     Finished(Result<(String, String), String>),
     Waiting,
@@ -215,6 +286,15 @@ fn on_worker_message(slot: &mut Slot, lesson: &'static Lesson, index: usize, id:
     if let Some(fraction) = get("progress").as_f64() {
         job.fractions[index] = fraction;
         return Outcome::Progress(job.fractions.iter().sum::<f64>() / job.fractions.len() as f64);
+    }
+    if let Some(json) = get("live").as_string() {
+        job.lives[index] = Some(json);
+        let latest: Option<Vec<String>> =
+            job.partials.iter().zip(&job.lives).map(|(done, live)| done.clone().or_else(|| live.clone())).collect();
+        return match latest {
+            Some(partials) => Outcome::Live((lesson.merge)(&job.query, &partials).map(|json| (json, job.query.clone()))),
+            None => Outcome::Waiting,
+        };
     }
     if let Some(json) = get("result").as_string() {
         job.partials[index] = Some(json);
@@ -249,6 +329,14 @@ fn spawn<R: DeserializeOwned + 'static>(
             let outcome = on_worker_message(&mut slot_rc.borrow_mut(), lesson, index as usize, id, &data);
             match outcome {
                 Outcome::Waiting => return,
+                Outcome::Live(Ok((json, query))) => {
+                    if let Ok(report) = serde_json::from_str::<R>(&json) {
+                        dispatcher.dispatch(Action::Live { id, report: Rc::new(report), query });
+                    }
+                    return;
+                }
+                // A live view that cannot be merged is skipped: the final merge will report it.
+                Outcome::Live(Err(_)) => return,
                 Outcome::Progress(fraction) => {
                     let stage =
                         js_sys::Reflect::get(&data, &JsValue::from_str("stage")).ok().and_then(|v| v.as_string()).unwrap_or_default();

@@ -1,0 +1,878 @@
+//! The lesson "REINFORCE at catalogue scale": the same softmax policy trained with the exact
+//! gradient and with two sampled estimators (uniform and MIPS-mixture proposals), side by side;
+//! what ε does to the mixture; iterations per second as the catalogue grows; and the variance of
+//! REINFORCE for Plackett–Luce slates with and without a baseline.
+//!
+//! Its parts run in slices ([`Stepper`]) so that the page shows the curves while they grow and
+//! can pause. Part 0 trains the methods, interleaved by time; part 1 runs the ε study, the slate
+//! study and the speed sweep. Slicing changes only the timings, never a hit rate.
+
+#![allow(clippy::neg_cmp_op_on_partial_ord)]
+
+use super::plackett_luce::{variance_study, SlateProblem, VariancePoint};
+use super::{hit_at_1_exact, hit_at_1_index, CatalogueIndex, CatalogueWorld, Method, Sampling, Trainer, WorldConfig};
+use crate::core::experiment::{Experiment, Part, Stepper};
+use crate::core::params::{Checked, Issue, Kind, LessonParams, Spec};
+use crate::core::progress::{staged, Progress};
+use serde::{Deserialize, Serialize};
+use std::collections::VecDeque;
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct ReinforceParams {
+    pub items: i64,
+    pub dim: i64,
+    pub users: i64,
+    pub topics: i64,
+    pub interactions: i64,
+    pub methods: Vec<&'static str>,
+    pub samples: i64,
+    pub epsilon: f64,
+    pub top_t: i64,
+    pub batch: i64,
+    pub learning_rate: f64,
+    pub iterations: i64,
+    pub eval_users: i64,
+    pub speed_sweep: &'static str,
+    pub slate_items: i64,
+    pub slate_size: i64,
+    pub slate_repeats: i64,
+    pub seed: u64,
+}
+
+impl Default for ReinforceParams {
+    fn default() -> Self {
+        ReinforceParams {
+            items: 20_000,
+            dim: 32,
+            users: 5000,
+            topics: 32,
+            interactions: 40,
+            methods: vec!["exact", "uniform", "mixture"],
+            samples: 256,
+            epsilon: 0.5,
+            top_t: 64,
+            batch: 32,
+            learning_rate: 0.05,
+            iterations: 200,
+            eval_users: 1000,
+            speed_sweep: "1e5",
+            slate_items: 50,
+            slate_size: 5,
+            slate_repeats: 400,
+            seed: 1,
+        }
+    }
+}
+
+const METHODS: &[(&str, &str)] =
+    &[("exact", "REINFORCE, exact (O(P))"), ("uniform", "SNIS, uniform proposal"), ("mixture", "SNIS, MIPS mixture proposal")];
+const SWEEPS: &[(&str, &str)] = &[("off", "off"), ("1e4", "P up to 10,000"), ("1e5", "P up to 100,000"), ("3e5", "P up to 300,000")];
+
+const SPECS: &[Spec] = &[
+    Spec { name: "items", label: "Items P", help: "catalogue size", kind: Kind::Int { min: 1000, max: 300_000, log: true } },
+    Spec { name: "dim", label: "Dimension d", help: "embedding size (θ is d × d)", kind: Kind::Int { min: 2, max: 64, log: false } },
+    Spec {
+        name: "users",
+        label: "Users",
+        help: "every fifth is kept for validation",
+        kind: Kind::Int { min: 200, max: 50_000, log: true },
+    },
+    Spec { name: "topics", label: "Topics", help: "item clusters; users like two each", kind: Kind::Int { min: 1, max: 500, log: true } },
+    Spec {
+        name: "interactions",
+        label: "Items per user",
+        help: "mean; half observed (the context), half held out (the reward)",
+        kind: Kind::Int { min: 6, max: 500, log: true },
+    },
+    Spec { name: "methods", label: "Methods", help: "gradient estimators to train with", kind: Kind::Set(METHODS) },
+    Spec {
+        name: "samples",
+        label: "Samples S",
+        help: "items drawn per context by the SNIS estimators",
+        kind: Kind::Int { min: 2, max: 10_000, log: true },
+    },
+    Spec {
+        name: "epsilon",
+        label: "ε",
+        help: "uniform share of the mixture proposal",
+        kind: Kind::Float { min: 0.0, max: 1.0, log: false },
+    },
+    Spec {
+        name: "top_t",
+        label: "Top T",
+        help: "size of the MIPS set the mixture's κ lives on",
+        kind: Kind::Int { min: 1, max: 2048, log: true },
+    },
+    Spec { name: "batch", label: "Batch", help: "contexts per gradient step", kind: Kind::Int { min: 1, max: 1024, log: true } },
+    Spec { name: "learning_rate", label: "Learning rate", help: "Adam step size", kind: Kind::Float { min: 1e-5, max: 1.0, log: true } },
+    Spec {
+        name: "iterations",
+        label: "Iterations",
+        help: "gradient steps per method",
+        kind: Kind::Int { min: 1, max: 100_000, log: true },
+    },
+    Spec {
+        name: "eval_users",
+        label: "Validation users",
+        help: "users hit@1 is measured on",
+        kind: Kind::Int { min: 20, max: 10_000, log: true },
+    },
+    Spec {
+        name: "speed_sweep",
+        label: "Speed sweep",
+        help: "time every method on catalogues from 1,000 items up",
+        kind: Kind::Choice(SWEEPS),
+    },
+    Spec {
+        name: "slate_items",
+        label: "Slate catalogue",
+        help: "items of the Plackett–Luce study",
+        kind: Kind::Int { min: 2, max: 1000, log: true },
+    },
+    Spec { name: "slate_size", label: "Slate size K", help: "positions per slate", kind: Kind::Int { min: 1, max: 20, log: false } },
+    Spec {
+        name: "slate_repeats",
+        label: "Repeats",
+        help: "gradient estimates per point of the variance study",
+        kind: Kind::Int { min: 10, max: 10_000, log: true },
+    },
+    Spec { name: "seed", label: "Seed", help: "", kind: Kind::Seed },
+];
+
+/// Multiply-adds the exact gradient may cost in one run (iterations × batch × P × d): about a
+/// minute in a tab.
+const MAX_EXACT_WORK: f64 = 6e10;
+/// Samples drawn in one run by a sampled method (iterations × batch × S).
+const MAX_SAMPLES: f64 = 2e9;
+/// users × items per user: the world's interactions.
+const MAX_INTERACTIONS: f64 = 5e6;
+/// Plackett–Luce work: repeats × Σ slates × P × K.
+const MAX_SLATE_WORK: f64 = 2e9;
+/// Slates per estimate in the variance study.
+pub const SLATE_SAMPLES: [u32; 7] = [1, 2, 4, 8, 16, 32, 64];
+/// ε values of the ε study (1 is the uniform proposal).
+pub const EPSILONS: [f64; 7] = [0.0, 0.1, 0.3, 0.5, 0.7, 0.9, 1.0];
+/// The catalogue sizes of the speed sweep, up to its limit.
+pub const SWEEP_ITEMS: [u32; 6] = [1000, 3000, 10_000, 30_000, 100_000, 300_000];
+/// θ starts at this multiple of the identity: logits x·E_a·20 spread the initial softmax over a
+/// few hundred items rather than all of them (with unit-length E, x·E_a is at most 1).
+pub const INITIAL_SCALE: f64 = 20.0;
+
+impl LessonParams for ReinforceParams {
+    fn specs() -> &'static [Spec] {
+        SPECS
+    }
+
+    crate::fields!(
+        items,
+        dim,
+        users,
+        topics,
+        interactions,
+        methods,
+        samples,
+        epsilon,
+        top_t,
+        batch,
+        learning_rate,
+        iterations,
+        eval_users,
+        speed_sweep,
+        slate_items,
+        slate_size,
+        slate_repeats,
+        seed
+    );
+
+    fn cross_check(&self) -> Vec<Issue> {
+        let mut issues = Vec::new();
+        if self.interactions * 2 > self.items {
+            issues.push(Issue {
+                param: "interactions",
+                message: format!("{} items per user is more than half the catalogue (P = {})", self.interactions, self.items),
+            });
+        }
+        if self.topics > self.items {
+            issues.push(Issue {
+                param: "topics",
+                message: format!("{} topics need at least as many items (P = {})", self.topics, self.items),
+            });
+        }
+        if self.top_t > self.items {
+            issues.push(Issue { param: "top_t", message: format!("T = {} is more than the catalogue (P = {})", self.top_t, self.items) });
+        }
+        if self.eval_users * 5 > self.users {
+            issues.push(Issue {
+                param: "eval_users",
+                message: format!("only {} of the {} users are kept for validation (every fifth)", self.users / 5, self.users),
+            });
+        }
+        if self.slate_size > self.slate_items {
+            issues.push(Issue {
+                param: "slate_size",
+                message: format!("K = {} is more than the slate catalogue ({})", self.slate_size, self.slate_items),
+            });
+        }
+        let interactions = self.users as f64 * self.interactions as f64;
+        if interactions > MAX_INTERACTIONS {
+            issues.push(Issue {
+                param: "users",
+                message: format!("users × items per user = {interactions:.0} is more than a tab builds quickly ({MAX_INTERACTIONS:.0e})"),
+            });
+        }
+        let exact_work = self.iterations as f64 * self.batch as f64 * self.items as f64 * self.dim as f64;
+        if self.methods.contains(&"exact") && exact_work > MAX_EXACT_WORK {
+            issues.push(Issue {
+                param: "iterations",
+                message: format!(
+                    "the exact gradient would cost {exact_work:.1e} multiply-adds (iterations × batch × P × d), more than a tab \
+                     does in a minute ({MAX_EXACT_WORK:.0e}); lower the iterations, the batch or P, or leave exact out"
+                ),
+            });
+        }
+        // The ε study trains the mixture once per ε.
+        let sampled = self.iterations as f64 * self.batch as f64 * self.samples as f64 * EPSILONS.len() as f64;
+        if sampled > MAX_SAMPLES {
+            issues.push(Issue {
+                param: "samples",
+                message: format!(
+                    "the sampled estimators would draw {sampled:.1e} items (iterations × batch × S, × {} for the ε study), more \
+                     than {MAX_SAMPLES:.0e}; lower S, the batch or the iterations",
+                    EPSILONS.len()
+                ),
+            });
+        }
+        let slate_work =
+            self.slate_repeats as f64 * SLATE_SAMPLES.iter().sum::<u32>() as f64 * 2.0 * self.slate_items as f64 * self.slate_size as f64;
+        if slate_work > MAX_SLATE_WORK {
+            issues.push(Issue {
+                param: "slate_repeats",
+                message: format!("the slate study would cost {slate_work:.1e} operations (more than {MAX_SLATE_WORK:.0e}); lower the repeats, the catalogue or K"),
+            });
+        }
+        issues
+    }
+
+    fn is_active(&self, name: &str) -> bool {
+        let has = |m: &str| self.methods.contains(&m);
+        match name {
+            "samples" => has("uniform") || has("mixture"),
+            // The ε study uses them whatever the methods.
+            _ => true,
+        }
+    }
+}
+
+impl ReinforceParams {
+    pub fn world_config(&self, items: u32) -> WorldConfig {
+        WorldConfig {
+            users: self.users as u32,
+            items,
+            topics: (self.topics as u32).min(items),
+            interactions: (self.interactions as u32).min(items / 2),
+            dim: self.dim as u32,
+            seed: self.seed,
+        }
+    }
+
+    pub fn sampling(&self) -> Sampling {
+        Sampling { samples: self.samples as u32, epsilon: self.epsilon, top_t: self.top_t as u32 }
+    }
+
+    pub fn methods(&self) -> Vec<Method> {
+        self.methods.iter().filter_map(|m| Method::from_id(m)).collect()
+    }
+
+    /// Iterations between two points of a learning curve (about 20 points).
+    pub fn eval_every(&self) -> u32 {
+        ((self.iterations as u32).div_ceil(20)).max(1)
+    }
+
+    pub fn sweep_items(&self) -> Vec<u32> {
+        let limit = match self.speed_sweep {
+            "1e4" => 10_000,
+            "1e5" => 100_000,
+            "3e5" => 300_000,
+            _ => 0,
+        };
+        SWEEP_ITEMS.into_iter().filter(|&p| p <= limit).collect()
+    }
+}
+
+/// The world as built for training.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WorldSummary {
+    pub items: u32,
+    /// Items with an embedding (at least one observed interaction): the index holds these.
+    pub warm_items: u32,
+    pub train_users: u32,
+    pub eval_users: u32,
+    pub dim: u32,
+    pub world_ms: f64,
+    pub index_ms: f64,
+    pub initial_hit_index: f64,
+    pub initial_hit_exact: f64,
+}
+
+/// One point of a learning curve.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CurvePoint {
+    pub iteration: u32,
+    /// Training time so far (gradient steps only, not the evaluations).
+    pub training_ms: f64,
+    pub hit_index: f64,
+    /// Mean effective sample size of the weights since the previous point (P for exact; 0 at
+    /// iteration 0).
+    pub effective_samples: f64,
+}
+
+/// One method's training run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MethodRun {
+    pub method: Method,
+    pub curve: Vec<CurvePoint>,
+    pub iterations: u32,
+    pub training_ms: f64,
+    /// Once finished: hit@1 by the index and by the exact argmax.
+    pub final_hit_index: Option<f64>,
+    pub final_hit_exact: Option<f64>,
+}
+
+impl MethodRun {
+    pub fn iterations_per_second(&self) -> f64 {
+        if self.training_ms > 0.0 {
+            self.iterations as f64 * 1000.0 / self.training_ms
+        } else {
+            0.0
+        }
+    }
+}
+
+/// The mixture trained with one ε.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EpsilonPoint {
+    pub epsilon: f64,
+    pub hit_index: f64,
+    pub effective_samples: f64,
+}
+
+/// One method timed on one catalogue size.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MethodSpeed {
+    pub method: Method,
+    pub iterations: u32,
+    pub ms: f64,
+}
+
+impl MethodSpeed {
+    pub fn per_second(&self) -> f64 {
+        if self.ms > 0.0 {
+            self.iterations as f64 * 1000.0 / self.ms
+        } else {
+            0.0
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SpeedPoint {
+    pub items: u32,
+    pub warm_items: u32,
+    pub build_ms: f64,
+    pub methods: Vec<MethodSpeed>,
+}
+
+impl SpeedPoint {
+    pub fn per_second(&self, method: Method) -> Option<f64> {
+        self.methods.iter().find(|m| m.method == method).map(|m| m.per_second())
+    }
+
+    /// Iterations per second of `method` over those of the exact gradient.
+    pub fn speed_up(&self, method: Method) -> Option<f64> {
+        let exact = self.per_second(Method::Exact)?;
+        (exact > 0.0).then(|| self.per_second(method).unwrap_or(0.0) / exact)
+    }
+}
+
+/// The report, and also each part's partial result (merging concatenates).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ReinforceReport {
+    pub world: Option<WorldSummary>,
+    pub training: Vec<MethodRun>,
+    pub epsilon: Vec<EpsilonPoint>,
+    pub speed: Vec<SpeedPoint>,
+    pub slates: Vec<VariancePoint>,
+    pub errors: Vec<String>,
+}
+
+pub struct ReinforceLesson;
+
+/// What a part does, in order.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Job {
+    Training,
+    Epsilon,
+    Slates,
+    Speed,
+}
+
+/// The jobs in two groups: the training, and everything else.
+fn groups(params: &ReinforceParams) -> [Vec<Job>; 2] {
+    let mut rest = vec![Job::Epsilon, Job::Slates];
+    if !params.sweep_items().is_empty() {
+        rest.push(Job::Speed);
+    }
+    [vec![Job::Training], rest]
+}
+
+impl Experiment for ReinforceLesson {
+    type Params = ReinforceParams;
+    type Report = ReinforceReport;
+    type Partial = ReinforceReport;
+
+    fn parts(_params: &Checked<ReinforceParams>) -> u32 {
+        2
+    }
+
+    fn run_part(params: &Checked<ReinforceParams>, part: Part, progress: &mut dyn Progress) -> ReinforceReport {
+        let mut stepper = ReinforcePart::new(params, part);
+        while !stepper.step(f64::INFINITY, progress) {}
+        stepper.report
+    }
+
+    fn stepper(params: &Checked<ReinforceParams>, part: Part) -> Option<Box<dyn Stepper>> {
+        Some(Box::new(ReinforcePart::new(params, part)))
+    }
+
+    fn merge(_params: &Checked<ReinforceParams>, partials: Vec<ReinforceReport>) -> ReinforceReport {
+        let mut report = ReinforceReport::default();
+        for p in partials {
+            report.world = report.world.or(p.world);
+            report.training.extend(p.training);
+            report.epsilon.extend(p.epsilon);
+            report.speed.extend(p.speed);
+            report.slates.extend(p.slates);
+            report.errors.extend(p.errors);
+        }
+        report
+    }
+}
+
+/// One part: its jobs in order, each run in slices.
+pub struct ReinforcePart {
+    params: ReinforceParams,
+    jobs: VecDeque<JobState>,
+    total_jobs: usize,
+    pub report: ReinforceReport,
+}
+
+enum JobState {
+    Pending(Job),
+    Training(TrainingState),
+    Epsilon(EpsilonState),
+    Speed { remaining: VecDeque<u32> },
+    Slates { problem: SlateProblem, remaining: VecDeque<(u32, u32)> },
+}
+
+struct TrainingState {
+    world: CatalogueWorld,
+    index: CatalogueIndex,
+    trainers: Vec<Trainer>,
+    /// Per trainer: Σ effective sample size since the last curve point.
+    effective: Vec<f64>,
+}
+
+struct EpsilonState {
+    world: CatalogueWorld,
+    index: CatalogueIndex,
+    next: usize,
+    trainer: Option<(Trainer, f64)>,
+}
+
+/// The world and its index, timed.
+fn build_world(
+    params: &ReinforceParams,
+    items: u32,
+    progress: &mut dyn Progress,
+) -> Result<(CatalogueWorld, CatalogueIndex, f64, f64), String> {
+    let start = progress.now_ms();
+    let mut world = CatalogueWorld::build(&params.world_config(items), &mut staged(progress, 0.0, 0.4))?;
+    world.validation_users.truncate(params.eval_users as usize);
+    let built = progress.now_ms();
+    let index = world.index(params.seed, &mut staged(progress, 0.4, 1.0));
+    let indexed = progress.now_ms();
+    Ok((world, index, built - start, indexed - built))
+}
+
+impl ReinforcePart {
+    pub fn new(params: &ReinforceParams, part: Part) -> ReinforcePart {
+        let [first, second] = groups(params);
+        let jobs: Vec<Job> = match (part.count, part.index) {
+            (1, _) => first.into_iter().chain(second).collect(),
+            (_, 0) => first,
+            (_, 1) => second,
+            _ => Vec::new(),
+        };
+        ReinforcePart {
+            params: params.clone(),
+            total_jobs: jobs.len(),
+            jobs: jobs.into_iter().map(JobState::Pending).collect(),
+            report: ReinforceReport::default(),
+        }
+    }
+
+    /// Progress of the whole part: finished jobs plus the current one's fraction.
+    fn overall(&self, within: f64) -> f64 {
+        let done = self.total_jobs - self.jobs.len();
+        ((done as f64 + within) / self.total_jobs.max(1) as f64).min(1.0)
+    }
+
+    /// Advance the front job by about `budget_ms`; true when it is finished.
+    fn step_job(&mut self, budget_ms: f64, progress: &mut dyn Progress) -> bool {
+        let started = progress.now_ms();
+        let params = self.params.clone();
+        let done_jobs = self.total_jobs - self.jobs.len();
+        let total = self.total_jobs.max(1) as f64;
+        let mut stage = staged(progress, done_jobs as f64 / total, (done_jobs + 1) as f64 / total);
+        let Some(job) = self.jobs.front_mut() else { return true };
+        match job {
+            JobState::Pending(kind) => {
+                let kind = *kind;
+                match kind {
+                    Job::Training => match build_world(&params, params.items as u32, &mut stage) {
+                        Ok((world, mut index, world_ms, index_ms)) => {
+                            let initial = super::Policy::scaled_identity(world.dim, INITIAL_SCALE);
+                            let initial_hit_index = hit_at_1_index(&world, &mut index, &initial);
+                            let initial_hit_exact = hit_at_1_exact(&world, &initial);
+                            self.report.world = Some(WorldSummary {
+                                items: world.item_count(),
+                                warm_items: index.ids.len() as u32,
+                                train_users: world.train_users.len() as u32,
+                                eval_users: world.validation_users.len() as u32,
+                                dim: world.dim,
+                                world_ms,
+                                index_ms,
+                                initial_hit_index,
+                                initial_hit_exact,
+                            });
+                            let methods = params.methods();
+                            let trainers: Vec<Trainer> = methods
+                                .iter()
+                                .map(|&m| Trainer::new(m, world.dim, INITIAL_SCALE, params.learning_rate, params.seed))
+                                .collect();
+                            for &method in &methods {
+                                self.report.training.push(MethodRun {
+                                    method,
+                                    curve: vec![CurvePoint {
+                                        iteration: 0,
+                                        training_ms: 0.0,
+                                        hit_index: initial_hit_index,
+                                        effective_samples: 0.0,
+                                    }],
+                                    iterations: 0,
+                                    training_ms: 0.0,
+                                    final_hit_index: None,
+                                    final_hit_exact: None,
+                                });
+                            }
+                            let effective = vec![0.0; trainers.len()];
+                            *job = JobState::Training(TrainingState { world, index, trainers, effective });
+                            false
+                        }
+                        Err(e) => {
+                            self.report.errors.push(format!("the world could not be built: {e}"));
+                            true
+                        }
+                    },
+                    Job::Epsilon => match build_world(&params, params.items as u32, &mut staged(&mut stage, 0.0, 0.3)) {
+                        Ok((world, index, _, _)) => {
+                            *job = JobState::Epsilon(EpsilonState { world, index, next: 0, trainer: None });
+                            false
+                        }
+                        Err(e) => {
+                            self.report.errors.push(format!("the ε study's world could not be built: {e}"));
+                            true
+                        }
+                    },
+                    Job::Speed => {
+                        *job = JobState::Speed { remaining: params.sweep_items().into() };
+                        false
+                    }
+                    Job::Slates => {
+                        let problem = SlateProblem::generate(params.slate_items as u32, params.slate_size as u32, params.seed);
+                        let remaining = SLATE_SAMPLES.iter().enumerate().map(|(i, &s)| (i as u32, s)).collect();
+                        *job = JobState::Slates { problem, remaining };
+                        false
+                    }
+                }
+            }
+            JobState::Training(state) => step_training(&params, state, &mut self.report, budget_ms, started, &mut stage),
+            JobState::Epsilon(state) => step_epsilon(&params, state, &mut self.report, budget_ms, started, &mut stage),
+            JobState::Speed { remaining } => {
+                let total = params.sweep_items().len().max(1) as f64;
+                let Some(items) = remaining.pop_front() else { return true };
+                let done = total - remaining.len() as f64 - 1.0;
+                let mut point_progress = staged(&mut stage, done / total, (done + 1.0) / total);
+                match time_methods(&params, items, &mut point_progress) {
+                    Ok(point) => self.report.speed.push(point),
+                    Err(e) => self.report.errors.push(format!("speed sweep at P = {items}: {e}")),
+                }
+                remaining.is_empty()
+            }
+            JobState::Slates { problem, remaining } => {
+                let Some((i, samples)) = remaining.pop_front() else { return true };
+                stage.report(i as f64 / SLATE_SAMPLES.len() as f64, "Plackett–Luce gradient variance");
+                // One point at a time, each with its own stream (the same numbers in any slicing).
+                let mut point = variance_study(problem, &[samples], params.slate_repeats as u32, params.seed ^ (i as u64 + 1) << 40);
+                self.report.slates.append(&mut point);
+                remaining.is_empty()
+            }
+        }
+    }
+}
+
+impl Stepper for ReinforcePart {
+    fn step(&mut self, budget_ms: f64, progress: &mut dyn Progress) -> bool {
+        let started = progress.now_ms();
+        loop {
+            if self.jobs.is_empty() {
+                progress.report(1.0, "done");
+                return true;
+            }
+            let remaining = budget_ms - (progress.now_ms() - started);
+            if self.step_job(remaining.max(1.0), progress) {
+                self.jobs.pop_front();
+                let fraction = self.overall(0.0);
+                progress.report(fraction, "next");
+            }
+            if progress.now_ms() - started >= budget_ms {
+                return self.jobs.is_empty();
+            }
+        }
+    }
+
+    fn partial_json(&self) -> Result<String, String> {
+        serde_json::to_string(&self.report).map_err(|e| e.to_string())
+    }
+}
+
+/// Train every unfinished method for its share of the budget, then hand back.
+fn step_training(
+    params: &ReinforceParams,
+    state: &mut TrainingState,
+    report: &mut ReinforceReport,
+    budget_ms: f64,
+    started: f64,
+    progress: &mut dyn Progress,
+) -> bool {
+    let total = params.iterations as u32;
+    let eval_every = params.eval_every();
+    let sampling = params.sampling();
+    let active = state.trainers.iter().filter(|t| t.iterations < total).count().max(1);
+    let slice = (budget_ms - (progress.now_ms() - started)).max(1.0) / active as f64;
+    for (k, trainer) in state.trainers.iter_mut().enumerate() {
+        if trainer.iterations >= total {
+            continue;
+        }
+        let run = &mut report.training[k];
+        let slice_start = progress.now_ms();
+        loop {
+            // Time a block of steps up to the next curve point or the end of the slice.
+            let block_start = progress.now_ms();
+            let mut steps = 0;
+            loop {
+                state.effective[k] += trainer.step(&state.world, &mut state.index, &sampling, params.batch as u32);
+                steps += 1;
+                let at_point = trainer.iterations % eval_every == 0 || trainer.iterations == total;
+                if at_point || progress.now_ms() - slice_start >= slice {
+                    break;
+                }
+            }
+            let now = progress.now_ms();
+            run.training_ms += now - block_start;
+            run.iterations = trainer.iterations;
+            let _ = steps;
+            if trainer.iterations % eval_every == 0 || trainer.iterations == total {
+                let since = (trainer.iterations - run.curve.last().map(|p| p.iteration).unwrap_or(0)).max(1);
+                run.curve.push(CurvePoint {
+                    iteration: trainer.iterations,
+                    training_ms: run.training_ms,
+                    hit_index: hit_at_1_index(&state.world, &mut state.index, &trainer.policy),
+                    effective_samples: state.effective[k] / since as f64,
+                });
+                state.effective[k] = 0.0;
+            }
+            if trainer.iterations == total {
+                run.final_hit_index = run.curve.last().map(|p| p.hit_index);
+                run.final_hit_exact = Some(hit_at_1_exact(&state.world, &trainer.policy));
+                break;
+            }
+            if progress.now_ms() - slice_start >= slice {
+                break;
+            }
+        }
+    }
+    let done: f64 = state.trainers.iter().map(|t| t.iterations as f64 / total as f64).sum::<f64>() / state.trainers.len().max(1) as f64;
+    progress.report(done, "training");
+    state.trainers.iter().all(|t| t.iterations >= total)
+}
+
+/// Train the mixture with the next ε values, within the budget.
+fn step_epsilon(
+    params: &ReinforceParams,
+    state: &mut EpsilonState,
+    report: &mut ReinforceReport,
+    budget_ms: f64,
+    started: f64,
+    progress: &mut dyn Progress,
+) -> bool {
+    let total = params.iterations as u32;
+    loop {
+        if state.next >= EPSILONS.len() {
+            return true;
+        }
+        let epsilon = EPSILONS[state.next];
+        let sampling = Sampling { epsilon, ..params.sampling() };
+        let (trainer, effective) = state
+            .trainer
+            .get_or_insert_with(|| (Trainer::new(Method::Mixture, state.world.dim, INITIAL_SCALE, params.learning_rate, params.seed), 0.0));
+        while trainer.iterations < total {
+            *effective += trainer.step(&state.world, &mut state.index, &sampling, params.batch as u32);
+            if progress.now_ms() - started >= budget_ms {
+                break;
+            }
+        }
+        let fraction = 0.3 + 0.7 * (state.next as f64 + trainer.iterations as f64 / total as f64) / EPSILONS.len() as f64;
+        progress.report(fraction, "ε study");
+        if trainer.iterations < total {
+            return false;
+        }
+        report.epsilon.push(EpsilonPoint {
+            epsilon,
+            hit_index: hit_at_1_index(&state.world, &mut state.index, &trainer.policy),
+            effective_samples: *effective / total as f64,
+        });
+        state.trainer = None;
+        state.next += 1;
+        if progress.now_ms() - started >= budget_ms {
+            return state.next >= EPSILONS.len();
+        }
+    }
+}
+
+/// Iterations per second of every method on a catalogue of `items` (the same users, d, S, ε, T
+/// and batch as the lesson's run): each method warms up for one step, then runs for at least
+/// 3 steps and 300 ms.
+fn time_methods(params: &ReinforceParams, items: u32, progress: &mut dyn Progress) -> Result<SpeedPoint, String> {
+    let start = progress.now_ms();
+    let (world, mut index, _, _) = build_world(params, items, &mut staged(progress, 0.0, 0.7))?;
+    let build_ms = progress.now_ms() - start;
+    let sampling = params.sampling();
+    let mut methods = Vec::new();
+    for (k, method) in Method::ALL.into_iter().enumerate() {
+        progress.report(0.7 + 0.1 * k as f64, "timing the estimators");
+        let mut trainer = Trainer::new(method, world.dim, INITIAL_SCALE, params.learning_rate, params.seed);
+        trainer.step(&world, &mut index, &sampling, params.batch as u32);
+        let t0 = progress.now_ms();
+        // Without a clock (tests), three steps.
+        let timed = t0 > 0.0;
+        let mut iterations = 0;
+        while iterations < 3 || (timed && progress.now_ms() - t0 < 300.0 && iterations < 100_000) {
+            trainer.step(&world, &mut index, &sampling, params.batch as u32);
+            iterations += 1;
+        }
+        methods.push(MethodSpeed { method, iterations, ms: progress.now_ms() - t0 });
+    }
+    Ok(SpeedPoint { items, warm_items: index.ids.len() as u32, build_ms, methods })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::params::{check, from_query, to_query};
+
+    fn small() -> ReinforceParams {
+        ReinforceParams {
+            items: 2000,
+            dim: 8,
+            users: 600,
+            topics: 10,
+            interactions: 20,
+            iterations: 40,
+            eval_users: 100,
+            samples: 64,
+            top_t: 16,
+            speed_sweep: "1e4",
+            slate_items: 8,
+            slate_repeats: 30,
+            ..ReinforceParams::default()
+        }
+    }
+
+    fn without_timings(mut r: ReinforceReport) -> ReinforceReport {
+        if let Some(w) = r.world.as_mut() {
+            w.world_ms = 0.0;
+            w.index_ms = 0.0;
+        }
+        for run in &mut r.training {
+            run.training_ms = 0.0;
+            run.curve.iter_mut().for_each(|p| p.training_ms = 0.0);
+        }
+        for p in &mut r.speed {
+            p.build_ms = 0.0;
+            p.methods.iter_mut().for_each(|m| {
+                m.ms = 0.0;
+                m.iterations = 0;
+            });
+        }
+        r
+    }
+
+    #[test]
+    fn defaults_are_valid_and_round_trip() {
+        let params = check(ReinforceParams::default()).unwrap();
+        let (back, issues) = from_query::<ReinforceParams>(&to_query(&*params));
+        assert!(issues.is_empty());
+        assert_eq!(*back, *params);
+        let (_, issues) = from_query::<ReinforceParams>("items=1000&interactions=600");
+        assert_eq!(issues[0].param, "interactions");
+        let (_, issues) = from_query::<ReinforceParams>("items=300000&iterations=100000");
+        assert!(issues.iter().any(|i| i.param == "iterations" && i.message.contains("multiply-adds")), "{issues:?}");
+    }
+
+    #[test]
+    fn parts_slices_and_the_whole_agree() {
+        let params = check(small()).unwrap();
+        let whole = ReinforceLesson::merge(&params, vec![ReinforceLesson::run_part(&params, Part::WHOLE, &mut ())]);
+        assert!(whole.errors.is_empty(), "{:?}", whole.errors);
+        assert_eq!(whole.training.len(), 3);
+        assert_eq!(whole.epsilon.len(), EPSILONS.len());
+        assert_eq!(whole.speed.len(), 3);
+        assert_eq!(whole.slates.len(), SLATE_SAMPLES.len());
+        for run in &whole.training {
+            assert_eq!(run.curve.len(), 21, "{:?}", run.method);
+            assert!(run.final_hit_exact.is_some());
+        }
+        // Two parts stepped in tiny slices on a fake clock that advances 1 ms per reading.
+        let mut clock = 0.0;
+        let mut progress = crate::core::progress::Timed {
+            report: |_: f64, _: &str| {},
+            clock: || {
+                clock += 1.0;
+                clock
+            },
+        };
+        let mut partials = Vec::new();
+        for index in 0..2 {
+            let mut part = ReinforcePart::new(&params, Part { index, count: 2 });
+            let mut steps = 0;
+            while !part.step(5.0, &mut progress) {
+                steps += 1;
+            }
+            assert!(steps > 3, "part {index} ran in {steps} slices");
+            partials.push(part.report);
+        }
+        let sliced = ReinforceLesson::merge(&params, partials);
+        assert_eq!(without_timings(sliced), without_timings(whole));
+    }
+}

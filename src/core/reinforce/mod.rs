@@ -1,0 +1,643 @@
+//! REINFORCE at catalogue scale: a softmax policy over P items, trained to recommend a user's
+//! held-out items, with three estimators of the same gradient.
+//!
+//! The objective for a context x is J(θ) = Σ_a π_θ(a|x) r(a, x), with π_θ(a|x) = softmax_a(f_a),
+//! f_a = x θ E_aᵀ, E the fixed item embeddings and θ a d × d matrix. Its gradient is the
+//! covariance of reward and score gradient under π:
+//!
+//! ∇J = Σ_a π_a (r_a − r̄) ∇f_a = xᵀ c,  c = Σ_a π_a (r_a − r̄) E_a,  r̄ = Σ_a π_a r_a.
+//!
+//! - [`Method::Exact`] computes c over the whole catalogue: P dot products and P exponentials
+//!   for the normaliser. Sampling a ~ π for a REINFORCE estimate needs the same normaliser, so
+//!   this is what REINFORCE costs per context, computed without sampling noise.
+//! - [`Method::Uniform`] estimates the covariance by self-normalised importance sampling with
+//!   a_s ~ uniform: ω_s ∝ exp(f_s)/q(a_s), c ≈ Σ_s ω̄_s (r_s − r̄_ω) E_{a_s}. No normaliser.
+//! - [`Method::Mixture`] samples from q = ε/P + (1 − ε)·κ, κ the softmax restricted to the top-T
+//!   items that the HNSW index returns for the query xθ: the samples land where π has its mass.
+
+pub mod lesson;
+pub mod plackett_luce;
+
+use crate::core::embeddings::rsvd::{item_embeddings, randomized_svd, RsvdParams};
+use crate::core::embeddings::{Csr, InteractionWorld, WorldSpec};
+use crate::core::math::{exp, ln};
+use crate::core::mips::hnsw::{Config, MipsIndex};
+
+use crate::core::mips::{dot, dot4, Vectors};
+use crate::core::progress::{staged, Progress};
+use crate::core::rng::{self, Rng};
+use serde::{Deserialize, Serialize};
+
+/// The recipe of a catalogue world.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WorldConfig {
+    pub users: u32,
+    pub items: u32,
+    pub topics: u32,
+    /// Mean number of items a user interacted with (half observed, half held out).
+    pub interactions: u32,
+    pub dim: u32,
+    pub seed: u64,
+}
+
+/// Users as contexts, items as embeddings, and what each user would reward.
+pub struct CatalogueWorld {
+    pub dim: u32,
+    /// E: one row per item (P × d), unit length (see [`CatalogueWorld::build`]).
+    pub items: Vectors,
+    /// x_u: the mean of the user's observed items' rows of E (users × d).
+    pub contexts: Vec<f64>,
+    /// r(a, x_u) = 1 where a is in row u.
+    pub held_out: Csr,
+    pub train_users: Vec<u32>,
+    pub validation_users: Vec<u32>,
+}
+
+/// σ of the log-normal item popularity: steeper than the embeddings lesson's 1.0, so that a
+/// user's best items stand out in a catalogue of 10⁵ (real catalogues are steeper still).
+pub const POPULARITY_SPREAD: f64 = 2.0;
+
+/// Every fifth user is kept for validation; the policy never trains on them.
+const VALIDATION_EVERY: u32 = 5;
+
+impl CatalogueWorld {
+    /// The embeddings lesson's world with half of each user's items held out, item embeddings
+    /// from a randomized SVD of the observed half, scaled to unit length: with V√σ rows as they
+    /// come, every logit x θ E_aᵀ of the initial policy is tiny and π is uniform over P.
+    pub fn build(config: &WorldConfig, progress: &mut dyn Progress) -> Result<CatalogueWorld, String> {
+        let density = config.interactions as f64 / config.items as f64;
+        let spec = WorldSpec {
+            held_out_fraction: 0.5,
+            popularity_spread: POPULARITY_SPREAD,
+            ..WorldSpec::new(config.users, config.items, config.topics, density)
+        };
+        progress.report(0.0, "drawing the world");
+        let world = InteractionWorld::generate(&spec, config.seed)?;
+        let svd =
+            randomized_svd(&world.observed, &RsvdParams::new(config.dim, 10, 2, config.seed), false, &mut staged(progress, 0.1, 1.0))?;
+        let embeddings = item_embeddings(&svd);
+        let dim = embeddings.cols;
+        let mut items = Vectors::new(dim as usize);
+        let mut row = vec![0.0f32; dim as usize];
+        for i in 0..embeddings.rows {
+            let e = embeddings.row(i);
+            let norm = e.iter().map(|v| v * v).sum::<f64>().sqrt();
+            let scale = if norm > 0.0 { 1.0 / norm } else { 0.0 };
+            row.iter_mut().zip(e).for_each(|(r, v)| *r = (v * scale) as f32);
+            items.push(&row);
+        }
+        let mut contexts = vec![0.0; config.users as usize * dim as usize];
+        for u in 0..config.users {
+            let history = world.history(u);
+            let x = &mut contexts[u as usize * dim as usize..(u as usize + 1) * dim as usize];
+            for &i in history {
+                x.iter_mut().zip(items.row(i as usize)).for_each(|(x, e)| *x += *e as f64);
+            }
+            let n = history.len().max(1) as f64;
+            x.iter_mut().for_each(|v| *v /= n);
+        }
+        let (validation_users, train_users) = (0..config.users).partition(|u| u % VALIDATION_EVERY == 0);
+        Ok(CatalogueWorld { dim, items, contexts, held_out: world.held_out, train_users, validation_users })
+    }
+
+    pub fn item_count(&self) -> u32 {
+        self.items.len() as u32
+    }
+
+    pub fn context(&self, user: u32) -> &[f64] {
+        let d = self.dim as usize;
+        &self.contexts[user as usize * d..(user as usize + 1) * d]
+    }
+
+    /// r(a, x_u).
+    pub fn reward(&self, user: u32, item: u32) -> f64 {
+        if self.held_out.row_ids(user).binary_search(&item).is_ok() {
+            1.0
+        } else {
+            0.0
+        }
+    }
+
+    /// The HNSW index over the items that have an embedding (inner product space, the MIPS
+    /// lesson's graph). Cold items (zero rows) score 0 for every query and are left out: a
+    /// graph over thousands of identical points only slows the build down.
+    pub fn index(&self, seed: u64, progress: &mut dyn Progress) -> CatalogueIndex {
+        let ids: Vec<u32> = (0..self.item_count()).filter(|&a| self.items.row(a as usize).iter().any(|v| *v != 0.0)).collect();
+        let mut warm = Vectors::new(self.dim as usize);
+        for &a in &ids {
+            warm.push(self.items.row(a as usize));
+        }
+        CatalogueIndex { index: MipsIndex::build(&warm, false, Config { m: 12, ef_construction: 48, seed }, progress), ids }
+    }
+}
+
+/// The HNSW index and the catalogue ids of its points.
+pub struct CatalogueIndex {
+    pub index: MipsIndex,
+    pub ids: Vec<u32>,
+}
+
+impl CatalogueIndex {
+    /// Catalogue ids of the (approximate) top-k items for the query h.
+    pub fn search(&mut self, h: &[f32], k: u32, ef: u32) -> Vec<u32> {
+        self.index.search(h, k as usize, ef as usize).into_iter().map(|i| self.ids[i as usize]).collect()
+    }
+}
+
+/// The policy's parameters: θ, d × d row-major.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Policy {
+    pub dim: u32,
+    pub theta: Vec<f64>,
+}
+
+impl Policy {
+    /// θ = scale · I: the initial policy scores items by scale · x·E_a, the "mean of my items"
+    /// recommender of the embeddings lesson turned into a softmax.
+    pub fn scaled_identity(dim: u32, scale: f64) -> Policy {
+        let mut theta = vec![0.0; dim as usize * dim as usize];
+        for i in 0..dim as usize {
+            theta[i * dim as usize + i] = scale;
+        }
+        Policy { dim, theta }
+    }
+
+    /// The query h = xθ, so that f_a = h·E_a (f32, the index's precision).
+    pub fn query(&self, x: &[f64], out: &mut Vec<f32>) {
+        let d = self.dim as usize;
+        out.clear();
+        out.extend((0..d).map(|j| (0..d).map(|i| x[i] * self.theta[i * d + j]).sum::<f64>() as f32));
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Method {
+    Exact,
+    Uniform,
+    Mixture,
+}
+
+impl Method {
+    pub const ALL: [Method; 3] = [Method::Exact, Method::Uniform, Method::Mixture];
+
+    pub fn id(self) -> &'static str {
+        match self {
+            Method::Exact => "exact",
+            Method::Uniform => "uniform",
+            Method::Mixture => "mixture",
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Method::Exact => "REINFORCE, exact (O(P))",
+            Method::Uniform => "SNIS, uniform proposal",
+            Method::Mixture => "SNIS, MIPS mixture proposal",
+        }
+    }
+
+    pub fn from_id(id: &str) -> Option<Method> {
+        Method::ALL.into_iter().find(|m| m.id() == id)
+    }
+}
+
+/// The sampled estimators' settings.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Sampling {
+    /// S: samples per context.
+    pub samples: u32,
+    /// ε: the uniform share of the mixture proposal.
+    pub epsilon: f64,
+    /// T: the size of the MIPS top set κ lives on.
+    pub top_t: u32,
+}
+
+/// Buffers reused by every context (no allocation per gradient).
+#[derive(Default)]
+pub struct Scratch {
+    scores: Vec<f32>,
+    weights: Vec<f64>,
+    sampled: Vec<u32>,
+    /// The top-T set as (item, κ), sorted by item (for looking up q(a) of any draw).
+    top: Vec<(u32, f64)>,
+    /// The same items in the index's rank order, with κ's running sum (for drawing from κ).
+    ranked: Vec<u32>,
+    kappa_cumulative: Vec<f64>,
+}
+
+/// What one estimate of c looked like: the effective sample size of the self-normalised
+/// weights, (Σω)²/Σω², which is S for perfect proposals and 1 when one sample takes all.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct EstimateInfo {
+    pub effective_samples: f64,
+}
+
+/// c for one context, exactly: π over the whole catalogue.
+pub fn direction_exact(world: &CatalogueWorld, user: u32, h: &[f32], out: &mut [f64], scratch: &mut Scratch) {
+    let items = &world.items;
+    let n = items.len();
+    scores_all(items, h, &mut scratch.scores);
+    let max = scratch.scores.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
+    let d = world.dim as usize;
+    // Σ_a w_a E_a and Z, then the held-out items' share.
+    let mut total = 0.0;
+    let mut mean = vec![0.0; d];
+    for a in 0..n {
+        let w = exp(scratch.scores[a] as f64 - max);
+        total += w;
+        mean.iter_mut().zip(items.row(a)).for_each(|(m, e)| *m += w * *e as f64);
+    }
+    let mut rewarded = vec![0.0; d];
+    let mut reward_mass = 0.0;
+    for &a in world.held_out.row_ids(user) {
+        let w = exp(scratch.scores[a as usize] as f64 - max);
+        reward_mass += w;
+        rewarded.iter_mut().zip(items.row(a as usize)).for_each(|(m, e)| *m += w * *e as f64);
+    }
+    let r_bar = reward_mass / total;
+    for j in 0..d {
+        out[j] = (rewarded[j] - r_bar * mean[j]) / total;
+    }
+}
+
+/// Every item's score h·E_a, four rows at a time.
+pub fn scores_all(items: &Vectors, h: &[f32], out: &mut Vec<f32>) {
+    let n = items.len();
+    out.clear();
+    out.reserve(n);
+    let blocks = n / 4 * 4;
+    let mut i = 0;
+    while i < blocks {
+        out.extend(dot4([items.row(i), items.row(i + 1), items.row(i + 2), items.row(i + 3)], h));
+        i += 4;
+    }
+    for i in blocks..n {
+        out.push(dot(items.row(i), h));
+    }
+}
+
+/// The mixture's MIPS part: κ, the softmax of f restricted to the index's top-T for h, and
+/// ln q(a) = ln(ε/P + (1 − ε)·κ(a)) for each of those items (every other item has ln(ε/P)).
+fn mips_top(index: &mut CatalogueIndex, items: &Vectors, h: &[f32], sampling: &Sampling, scratch: &mut Scratch) {
+    let found = index.search(h, sampling.top_t, sampling.top_t);
+    scratch.top.clear();
+    scratch.top.extend(found.iter().map(|&a| (a, dot(items.row(a as usize), h) as f64)));
+    let max = scratch.top.iter().map(|t| t.1).fold(f64::NEG_INFINITY, f64::max);
+    let mut total = 0.0;
+    for t in scratch.top.iter_mut() {
+        t.1 = exp(t.1 - max);
+        total += t.1;
+    }
+    scratch.kappa_cumulative.clear();
+    scratch.ranked.clear();
+    let mut running = 0.0;
+    let uniform_part = sampling.epsilon / items.len() as f64;
+    for t in scratch.top.iter_mut() {
+        let kappa = t.1 / total;
+        running += kappa;
+        scratch.kappa_cumulative.push(running);
+        scratch.ranked.push(t.0);
+        t.1 = ln(uniform_part + (1.0 - sampling.epsilon) * kappa);
+    }
+    scratch.top.sort_unstable_by_key(|t| t.0);
+}
+
+/// c for one context by self-normalised importance sampling. `index` is used by the mixture
+/// proposal only (ε = 1 or `index: None` gives the uniform proposal).
+#[allow(clippy::too_many_arguments)]
+pub fn direction_snis(
+    world: &CatalogueWorld,
+    index: Option<&mut CatalogueIndex>,
+    user: u32,
+    h: &[f32],
+    sampling: &Sampling,
+    rng: &mut Rng,
+    out: &mut [f64],
+    scratch: &mut Scratch,
+) -> EstimateInfo {
+    let p = world.item_count();
+    let items = &world.items;
+    let mut use_kappa = false;
+    if let Some(index) = index {
+        if sampling.epsilon < 1.0 {
+            mips_top(index, items, h, sampling, scratch);
+            use_kappa = !scratch.ranked.is_empty();
+        }
+    }
+    let epsilon = if use_kappa { sampling.epsilon } else { 1.0 };
+    // ln q of an item outside the top set (all items, for the uniform proposal).
+    let ln_q_outside = ln(epsilon / p as f64);
+    scratch.sampled.clear();
+    scratch.weights.clear();
+    for _ in 0..sampling.samples {
+        let a = if !use_kappa || rng::uniform(rng) < epsilon {
+            rng::index(rng, p)
+        } else {
+            let point = rng::uniform(rng) * scratch.kappa_cumulative.last().copied().unwrap_or(1.0);
+            let slot = scratch.kappa_cumulative.partition_point(|&c| c <= point).min(scratch.ranked.len() - 1);
+            scratch.ranked[slot]
+        };
+        let ln_q = if !use_kappa {
+            ln_q_outside
+        } else {
+            scratch.top.binary_search_by_key(&a, |t| t.0).map(|k| scratch.top[k].1).unwrap_or(ln_q_outside)
+        };
+        scratch.sampled.push(a);
+        // ln ω = f − ln q; normalised below.
+        scratch.weights.push(dot(items.row(a as usize), h) as f64 - ln_q);
+    }
+    let max = scratch.weights.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let mut total = 0.0;
+    let mut squares = 0.0;
+    for w in scratch.weights.iter_mut() {
+        *w = exp(*w - max);
+        total += *w;
+        squares += *w * *w;
+    }
+    let mut r_bar = 0.0;
+    for (w, &a) in scratch.weights.iter_mut().zip(&scratch.sampled) {
+        *w /= total;
+        r_bar += *w * world.reward(user, a);
+    }
+    out.iter_mut().for_each(|o| *o = 0.0);
+    for (&w, &a) in scratch.weights.iter().zip(&scratch.sampled) {
+        let centred = world.reward(user, a) - r_bar;
+        if centred != 0.0 {
+            out.iter_mut().zip(items.row(a as usize)).for_each(|(o, e)| *o += w * centred * *e as f64);
+        }
+    }
+    EstimateInfo { effective_samples: total * total / squares }
+}
+
+/// Adam for θ (ascent), with the standard constants.
+#[derive(Clone, Debug)]
+pub struct Adam {
+    first: Vec<f64>,
+    second: Vec<f64>,
+    steps: u32,
+    pub learning_rate: f64,
+}
+
+impl Adam {
+    pub fn new(size: usize, learning_rate: f64) -> Adam {
+        Adam { first: vec![0.0; size], second: vec![0.0; size], steps: 0, learning_rate }
+    }
+
+    pub fn ascend(&mut self, params: &mut [f64], gradient: &[f64]) {
+        const B1: f64 = 0.9;
+        const B2: f64 = 0.999;
+        self.steps += 1;
+        let c1 = 1.0 - crate::core::math::pow(B1, self.steps as f64);
+        let c2 = 1.0 - crate::core::math::pow(B2, self.steps as f64);
+        for ((p, g), (m, v)) in params.iter_mut().zip(gradient).zip(self.first.iter_mut().zip(self.second.iter_mut())) {
+            *m = B1 * *m + (1.0 - B1) * g;
+            *v = B2 * *v + (1.0 - B2) * g * g;
+            *p += self.learning_rate * (*m / c1) / ((*v / c2).sqrt() + 1e-8);
+        }
+    }
+}
+
+/// One method's training run: θ, its optimiser, its own sample stream, and the shared stream of
+/// user batches (every method sees the same users in the same order: common random numbers).
+pub struct Trainer {
+    pub method: Method,
+    pub policy: Policy,
+    adam: Adam,
+    sample_rng: Rng,
+    batch_rng: Rng,
+    scratch: Scratch,
+    query: Vec<f32>,
+    direction: Vec<f64>,
+    gradient: Vec<f64>,
+    pub iterations: u32,
+}
+
+impl Trainer {
+    pub fn new(method: Method, dim: u32, initial_scale: f64, learning_rate: f64, seed: u64) -> Trainer {
+        let size = dim as usize * dim as usize;
+        Trainer {
+            method,
+            policy: Policy::scaled_identity(dim, initial_scale),
+            adam: Adam::new(size, learning_rate),
+            sample_rng: rng::substream(seed, rng::Stream::Reinforce, method as u32),
+            batch_rng: rng::seeded(seed, rng::Stream::ReinforceBatches),
+            scratch: Scratch::default(),
+            query: Vec::new(),
+            direction: vec![0.0; dim as usize],
+            gradient: vec![0.0; size],
+            iterations: 0,
+        }
+    }
+
+    /// One gradient step on `batch` training users drawn uniformly. Returns the mean effective
+    /// sample size of the sampled estimators (P for the exact one).
+    pub fn step(&mut self, world: &CatalogueWorld, index: &mut CatalogueIndex, sampling: &Sampling, batch: u32) -> f64 {
+        let d = world.dim as usize;
+        self.gradient.iter_mut().for_each(|g| *g = 0.0);
+        let mut effective = 0.0;
+        for _ in 0..batch {
+            let user = world.train_users[rng::index(&mut self.batch_rng, world.train_users.len() as u32) as usize];
+            let x = world.context(user);
+            self.policy.query(x, &mut self.query);
+            match self.method {
+                Method::Exact => {
+                    direction_exact(world, user, &self.query, &mut self.direction, &mut self.scratch);
+                    effective += world.item_count() as f64;
+                }
+                Method::Uniform | Method::Mixture => {
+                    let index = (self.method == Method::Mixture).then_some(&mut *index);
+                    let info = direction_snis(
+                        world,
+                        index,
+                        user,
+                        &self.query,
+                        sampling,
+                        &mut self.sample_rng,
+                        &mut self.direction,
+                        &mut self.scratch,
+                    );
+                    effective += info.effective_samples;
+                }
+            }
+            // ∇θ = xᵀ c, averaged over the batch.
+            for i in 0..d {
+                let xi = x[i] / batch as f64;
+                let row = &mut self.gradient[i * d..(i + 1) * d];
+                row.iter_mut().zip(&self.direction).for_each(|(g, c)| *g += xi * c);
+            }
+        }
+        self.adam.ascend(&mut self.policy.theta, &self.gradient);
+        self.iterations += 1;
+        effective / batch as f64
+    }
+}
+
+/// The search width used when the index recommends (hit@1 via the index).
+pub const EVAL_EF: u32 = 32;
+
+/// Share of validation users whose top item, found by the index, is one of their held-out items.
+pub fn hit_at_1_index(world: &CatalogueWorld, index: &mut CatalogueIndex, policy: &Policy) -> f64 {
+    let mut query = Vec::new();
+    let hits: u32 = world
+        .validation_users
+        .iter()
+        .map(|&u| {
+            policy.query(world.context(u), &mut query);
+            let best = index.search(&query, 1, EVAL_EF);
+            best.first().map(|&a| world.reward(u, a) as u32).unwrap_or(0)
+        })
+        .sum();
+    hits as f64 / world.validation_users.len().max(1) as f64
+}
+
+/// The same with the exact argmax over the catalogue (the policy's true top-1).
+pub fn hit_at_1_exact(world: &CatalogueWorld, policy: &Policy) -> f64 {
+    let mut query = Vec::new();
+    let hits: u32 = world
+        .validation_users
+        .iter()
+        .map(|&u| {
+            policy.query(world.context(u), &mut query);
+            let best = crate::core::mips::exact::top_k(&world.items, &query, 1);
+            best.first().map(|&(_, a)| world.reward(u, a) as u32).unwrap_or(0)
+        })
+        .sum();
+    hits as f64 / world.validation_users.len().max(1) as f64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn small_world(items: u32, seed: u64) -> CatalogueWorld {
+        let config = WorldConfig { users: 600, items, topics: 10, interactions: 20, dim: 8, seed };
+        CatalogueWorld::build(&config, &mut ()).unwrap()
+    }
+
+    fn cosine(a: &[f64], b: &[f64]) -> f64 {
+        let dot: f64 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+        dot / (a.iter().map(|x| x * x).sum::<f64>().sqrt() * b.iter().map(|x| x * x).sum::<f64>().sqrt())
+    }
+
+    #[test]
+    fn snis_converges_to_the_exact_gradient() {
+        let world = small_world(300, 1);
+        let mut index = world.index(1, &mut ());
+        let policy = Policy::scaled_identity(world.dim, 8.0);
+        let mut scratch = Scratch::default();
+        let mut query = Vec::new();
+        let d = world.dim as usize;
+        for method in [Method::Uniform, Method::Mixture] {
+            let mut errors = Vec::new();
+            for samples in [30, 300, 3000, 30000] {
+                let sampling = Sampling { samples, epsilon: 0.5, top_t: 32 };
+                let mut rng = rng::seeded(5, rng::Stream::MonteCarlo);
+                let mut error = 0.0;
+                let mut norm = 0.0;
+                for &user in world.train_users.iter().take(20) {
+                    policy.query(world.context(user), &mut query);
+                    let mut exact = vec![0.0; d];
+                    direction_exact(&world, user, &query, &mut exact, &mut scratch);
+                    let mut estimate = vec![0.0; d];
+                    let index = (method == Method::Mixture).then_some(&mut index);
+                    direction_snis(&world, index, user, &query, &sampling, &mut rng, &mut estimate, &mut scratch);
+                    error += exact.iter().zip(&estimate).map(|(e, s)| (e - s) * (e - s)).sum::<f64>();
+                    norm += exact.iter().map(|e| e * e).sum::<f64>();
+                }
+                errors.push(error / norm);
+            }
+            assert!(errors.windows(2).all(|w| w[1] < w[0]), "{method:?}: {errors:?}");
+            assert!(errors[3] < 0.01, "{method:?}: relative squared error {errors:?}");
+        }
+    }
+
+    #[test]
+    fn exact_direction_is_the_gradient_of_the_expected_reward() {
+        let world = small_world(200, 2);
+        let user = world.train_users[3];
+        let x = world.context(user).to_vec();
+        let policy = Policy::scaled_identity(world.dim, 5.0);
+        let expected_reward = |p: &Policy| {
+            let mut q = Vec::new();
+            p.query(&x, &mut q);
+            let mut scores = Vec::new();
+            scores_all(&world.items, &q, &mut scores);
+            let weights: Vec<f64> = scores.iter().map(|&s| exp(s as f64)).collect();
+            let total: f64 = weights.iter().sum();
+            world.held_out.row_ids(user).iter().map(|&a| weights[a as usize]).sum::<f64>() / total
+        };
+        let mut query = Vec::new();
+        policy.query(&x, &mut query);
+        let mut c = vec![0.0; world.dim as usize];
+        direction_exact(&world, user, &query, &mut c, &mut Scratch::default());
+        let d = world.dim as usize;
+        for (i, j) in [(0, 0), (1, 3), (4, 2)] {
+            let mut plus = policy.clone();
+            plus.theta[i * d + j] += 1e-3;
+            let mut minus = policy.clone();
+            minus.theta[i * d + j] -= 1e-3;
+            let numeric = (expected_reward(&plus) - expected_reward(&minus)) / 2e-3;
+            let analytic = x[i] * c[j];
+            // f32 scores and query: agreement to about two digits.
+            assert!((numeric - analytic).abs() < 2e-2 * analytic.abs().max(1e-4), "({i},{j}): {numeric} vs {analytic}");
+        }
+        let _ = cosine;
+    }
+
+    #[test]
+    fn training_improves_hit_at_1() {
+        let config = WorldConfig { users: 2000, items: 3000, topics: 16, interactions: 30, dim: 16, seed: 3 };
+        let world = CatalogueWorld::build(&config, &mut ()).unwrap();
+        let mut index = world.index(3, &mut ());
+        let sampling = Sampling { samples: 128, epsilon: 0.5, top_t: 32 };
+        let mut finals = Vec::new();
+        for method in [Method::Exact, Method::Mixture] {
+            let mut trainer = Trainer::new(method, world.dim, 20.0, 0.05, 3);
+            let before = hit_at_1_exact(&world, &trainer.policy);
+            for _ in 0..150 {
+                trainer.step(&world, &mut index, &sampling, 32);
+            }
+            let after = hit_at_1_exact(&world, &trainer.policy);
+            assert!(after > before + 0.04, "{method:?}: {before} → {after}");
+            finals.push(after);
+        }
+        // The MIPS mixture learns about as well as the exact gradient.
+        assert!((finals[0] - finals[1]).abs() < 0.05, "{finals:?}");
+    }
+
+    #[test]
+    #[ignore]
+    fn explore() {
+        let items: u32 = std::env::var("P").ok().and_then(|v| v.parse().ok()).unwrap_or(20000);
+        let dim: u32 = std::env::var("D").ok().and_then(|v| v.parse().ok()).unwrap_or(16);
+        let scale: f64 = std::env::var("SCALE").ok().and_then(|v| v.parse().ok()).unwrap_or(5.0);
+        let lr: f64 = std::env::var("LR").ok().and_then(|v| v.parse().ok()).unwrap_or(0.05);
+        let iters: u32 = std::env::var("IT").ok().and_then(|v| v.parse().ok()).unwrap_or(200);
+        let t0 = std::time::Instant::now();
+        let topics: u32 = std::env::var("TOPICS").ok().and_then(|v| v.parse().ok()).unwrap_or(50);
+        let config = WorldConfig { users: 5000, items, topics, interactions: 40, dim, seed: 1 };
+        let world = CatalogueWorld::build(&config, &mut ()).unwrap();
+        println!("world {:?}", t0.elapsed());
+        let t0 = std::time::Instant::now();
+        let mut index = world.index(1, &mut ());
+        println!("index {:?}", t0.elapsed());
+        let top_t: u32 = std::env::var("T").ok().and_then(|v| v.parse().ok()).unwrap_or(256);
+        let topics: u32 = std::env::var("TOPICS").ok().and_then(|v| v.parse().ok()).unwrap_or(50);
+        let _ = topics;
+        let samples: u32 = std::env::var("S").ok().and_then(|v| v.parse().ok()).unwrap_or(1000);
+        let epsilon: f64 = std::env::var("EPS").ok().and_then(|v| v.parse().ok()).unwrap_or(0.8);
+        let sampling = Sampling { samples, epsilon, top_t };
+        for method in Method::ALL {
+            let mut trainer = Trainer::new(method, world.dim, scale, lr, 1);
+            let before = (hit_at_1_index(&world, &mut index, &trainer.policy), hit_at_1_exact(&world, &trainer.policy));
+            let t0 = std::time::Instant::now();
+            let mut ess = 0.0;
+            for _ in 0..iters {
+                ess += trainer.step(&world, &mut index, &sampling, 32);
+            }
+            let secs = t0.elapsed().as_secs_f64();
+            let after = (hit_at_1_index(&world, &mut index, &trainer.policy), hit_at_1_exact(&world, &trainer.policy));
+            println!("{method:?}: {:.1} it/s, ess {:.1}, hit@1 {before:?} -> {after:?}", iters as f64 / secs, ess / iters as f64);
+        }
+    }
+}
