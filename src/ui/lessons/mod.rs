@@ -4,4 +4,5 @@ pub mod embeddings;
 pub mod fast_mips;
 pub mod horvitz_thompson;
 pub mod prr;
+pub mod reinforce;
 pub mod slate_world;
