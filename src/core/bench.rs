@@ -38,6 +38,9 @@ pub const NAMES: &[&str] = &[
     "slate-ips-epoch-1e3",
     "slate-ips-epoch-1e4",
     "slate-ips-epoch-1e5",
+    "reinforce-step-1e5-exact",
+    "reinforce-step-1e5-uniform",
+    "reinforce-step-1e5-mixture",
 ];
 
 fn result(name: &str, unit: &str, count: f64, milliseconds: f64) -> BenchResult {
@@ -172,6 +175,29 @@ pub fn run(name: &str, now: &dyn Fn() -> f64) -> Result<BenchResult, String> {
             let point = crate::core::prr::lesson::timing_point(&params, items, &mut clock);
             let ms = if epoch.starts_with("prr") { point.prr_ms_per_epoch } else { point.slate_ips_ms_per_epoch };
             Ok(result(name, &format!("epochs (2,000 rows, {} clicked)", point.clicked), 1.0, ms))
+        }
+        step if step.starts_with("reinforce-step-1e5-") => {
+            // Gradient steps of one estimator on the lesson's default world at P = 100,000 (batch
+            // 32, d = 32, S = 256, ε = 0.2, T = 64); world and index are built first, untimed.
+            use crate::core::reinforce::lesson::{ReinforceParams, INITIAL_SCALE};
+            use crate::core::reinforce::{CatalogueWorld, Method, Trainer};
+            let method = Method::from_id(&step["reinforce-step-1e5-".len()..]).ok_or("no such method")?;
+            let params = ReinforceParams { items: 100_000, ..ReinforceParams::default() };
+            let world = CatalogueWorld::build(&params.world_config(100_000), &mut ())?;
+            let mut index = world.index(params.seed, &mut ());
+            let mut trainer = Trainer::new(method, world.dim, INITIAL_SCALE, params.learning_rate, params.seed);
+            let sampling = params.sampling();
+            trainer.step(&world, &mut index, &sampling, params.batch as u32);
+            let steps = match method {
+                Method::Exact => 8,
+                Method::Uniform => 400,
+                Method::Mixture => 200,
+            };
+            let start = now();
+            for _ in 0..steps {
+                trainer.step(&world, &mut index, &sampling, params.batch as u32);
+            }
+            Ok(result(name, "iterations (batch 32)", steps as f64, now() - start))
         }
         other => Err(format!("no benchmark “{other}”; there are {}", NAMES.join(", "))),
     }

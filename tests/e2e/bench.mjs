@@ -36,4 +36,15 @@ if (epochs.length) {
     console.log(`| ${p} | ${np.toFixed(2)} | ${ni.toFixed(2)} | ${(ni / np).toFixed(1)} | ${wp.toFixed(2)} | ${wi.toFixed(2)} | ${(wi / wp).toFixed(1)} |`);
   }
 }
+// REINFORCE at P = 1e5: iterations per second of each estimator, and the ratios to exact.
+const steps = ['exact', 'uniform', 'mixture'].map((m) => `reinforce-step-1e5-${m}`);
+if (steps.every((n) => wasm[n])) {
+  const nat = Object.fromEntries(native.map((n) => [n.name, n]));
+  console.log('\n| method (P = 1e5) | native it/s | native ÷ exact | wasm it/s | wasm ÷ exact |');
+  console.log('|---|---|---|---|---|');
+  for (const n of steps) {
+    const [ne, we] = [nat[steps[0]].per_second, wasm[steps[0]].per_second];
+    console.log(`| ${n.slice('reinforce-step-1e5-'.length)} | ${nat[n].per_second.toFixed(1)} | ${(nat[n].per_second / ne).toFixed(1)}× | ${wasm[n].per_second.toFixed(1)} | ${(wasm[n].per_second / we).toFixed(1)}× |`);
+  }
+}
 await browser.close();

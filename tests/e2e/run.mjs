@@ -367,6 +367,68 @@ test('embeddings: the page (SVD start and random start on two workers) computes 
   await page.closeAll();
 });
 
+function withoutReinforceTimings(r) {
+  const c = JSON.parse(JSON.stringify(r));
+  if (c.world) { c.world.world_ms = 0; c.world.index_ms = 0; }
+  for (const t of c.training) { t.training_ms = 0; for (const p of t.curve) p.training_ms = 0; }
+  for (const p of c.speed) { p.build_ms = 0; for (const m of p.methods) { m.ms = 0; m.iterations = 0; } }
+  return c;
+}
+
+test('reinforce: curves grow while training, pause holds it, the page computes what the CLI computes, bad URL values', async () => {
+  const query = 'items=20000&dim=32&users=3000&eval_users=500&iterations=150&speed_sweep=1e4&slate_repeats=100&seed=3';
+  const page = await open(`#/reinforce?${query}`);
+  const iterationCells = () => page.locator('[data-table="reinforce-results"] tbody tr td:nth-child(2)').allInnerTexts();
+  // Live: the results table and the curves fill in before the run ends.
+  await page.waitForFunction(() => document.querySelector('.run-controls progress')
+    && document.querySelectorAll('[data-table="reinforce-results"] tbody tr').length === 3, null, { timeout: 60000 });
+  await page.waitForFunction(() => document.querySelector('.run-controls progress')
+    && [...document.querySelectorAll('[data-table="reinforce-results"] tbody tr td:nth-child(2)')].some((td) => Number(td.innerText) > 0),
+  null, { timeout: 60000 });
+  assert.equal(await page.locator('[data-widget="curves"] canvas').count(), 2, 'curves drawn while running');
+  await page.screenshot({ path: join(ARTIFACTS, 'reinforce-live.png'), fullPage: false });
+  // Pause: the slices in flight land, then nothing moves until Resume.
+  const pause = page.locator('.run-controls button.pause');
+  assert.equal(await pause.innerText(), 'Pause');
+  await pause.click();
+  await page.waitForFunction(() => /paused/.test(document.querySelector('.run-controls .status').innerText));
+  assert.equal(await pause.innerText(), 'Resume');
+  await page.waitForTimeout(800);
+  const held = await iterationCells();
+  await page.waitForTimeout(2000);
+  assert.deepEqual(await iterationCells(), held, 'no training while paused');
+  assert.ok(held.some((n) => Number(n) < 150), `still unfinished when paused: ${held}`);
+  await pause.click();
+  const fromPage = await report(page, 180000);
+  assert.deepEqual(withoutReinforceTimings(fromPage), withoutReinforceTimings(cli('reinforce', query)));
+  assert.equal(fromPage.training.length, 3);
+  assert.ok(fromPage.training.every((t) => t.iterations === 150 && t.training_ms > 0 && t.final_hit_exact !== null), 'trained and timed');
+  assert.equal(fromPage.speed.length, 3);
+  assert.ok(fromPage.speed.every((p) => p.methods.every((m) => m.ms > 0 && m.iterations >= 3)), 'timed in the browser');
+  assert.equal(fromPage.slates.length, 7);
+  assert.equal(fromPage.epsilon.length, 7);
+  // The table shows the report's numbers.
+  const mixture = fromPage.training.find((t) => t.method === 'Mixture');
+  assert.match(await page.locator('[data-table="reinforce-results"] tbody tr').nth(2).innerText(), new RegExp(mixture.final_hit_exact.toFixed(3)));
+  for (const w of ['curves', 'effective-samples', 'epsilon', 'speed', 'slates']) {
+    assert.ok(await page.locator(`[data-widget="${w}"] canvas`).count() >= 1, `${w} drawn`);
+  }
+  // Bad URL values: reported, replaced by defaults, and the page computes.
+  await page.goto(`${BASE}#/reinforce?items=1000&interactions=600&top_t=abc&speed_sweep=off&iterations=30&users=1000&eval_users=300`);
+  await page.reload();
+  const fixed = await report(page, 120000);
+  const issues = await page.locator('[data-testid="url-issues"]').innerText();
+  assert.match(issues, /top_t/);
+  assert.match(issues, /interactions: 600 is outside/);
+  assert.match(issues, /only 200 of the 1000 users are kept for validation/);
+  assert.equal(fixed.world.items, 1000);
+  // The conflict is resolved by the field whose default removes it: the users, here.
+  assert.deepEqual([fixed.world.eval_users, fixed.world.train_users], [300, 4000]);
+  assert.match(await page.locator('[data-widget="speed"]').innerText(), /sweep is off/);
+  assert.deepEqual(page.errors, []);
+  await page.closeAll();
+});
+
 test('presenter mode: p, arrows, PageUp/PageDown, ? and Esc', async () => {
   const page = await open('#/slate-world?logs=3000');
   await report(page);
