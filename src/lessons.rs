@@ -13,6 +13,9 @@ use crate::core::reinforce::lesson::ReinforceLesson;
 use crate::core::slate_world::lesson::SlateWorldLesson;
 use crate::lesson_text::{text, LessonText};
 
+/// Starts one part of a lesson's experiment for a query, to run in slices.
+pub type StartPart = fn(&str, Part) -> Result<Box<dyn Stepper>, String>;
+
 /// Writes a lesson's logged dataset as CSV, for a query.
 pub type DatasetCsv = fn(&str) -> Result<String, String>;
 
@@ -28,7 +31,7 @@ pub struct Lesson {
     /// Run one part; its partial result as JSON (one worker per part).
     pub run_part: fn(&str, Part, &mut dyn Progress) -> Result<String, String>,
     /// Start one part, to run in slices (one worker per part; pause and live results).
-    pub start: fn(&str, Part) -> Result<Box<dyn Stepper>, String>,
+    pub start: StartPart,
     /// Whether `start` really slices (else the first step runs the whole part).
     pub steps: fn(&str) -> bool,
     /// Merge the parts into the report's JSON.

@@ -259,15 +259,6 @@ impl LessonParams for ReinforceParams {
         }
         issues
     }
-
-    fn is_active(&self, name: &str) -> bool {
-        let has = |m: &str| self.methods.contains(&m);
-        match name {
-            "samples" => has("uniform") || has("mixture"),
-            // The ε study uses them whatever the methods.
-            _ => true,
-        }
-    }
 }
 
 impl ReinforceParams {
@@ -475,8 +466,8 @@ pub struct ReinforcePart {
 
 enum JobState {
     Pending(Job),
-    Training(TrainingState),
-    Epsilon(EpsilonState),
+    Training(Box<TrainingState>),
+    Epsilon(Box<EpsilonState>),
     Speed { remaining: VecDeque<u32> },
     Slates { problem: SlateProblem, remaining: VecDeque<(u32, u32)> },
 }
@@ -583,7 +574,7 @@ impl ReinforcePart {
                                 });
                             }
                             let effective = vec![0.0; trainers.len()];
-                            *job = JobState::Training(TrainingState { world, index, trainers, effective });
+                            *job = JobState::Training(Box::new(TrainingState { world, index, trainers, effective }));
                             false
                         }
                         Err(e) => {
@@ -593,7 +584,7 @@ impl ReinforcePart {
                     },
                     Job::Epsilon => match build_world(&params, params.items as u32, &mut staged(&mut stage, 0.0, 0.3)) {
                         Ok((world, index, _, _)) => {
-                            *job = JobState::Epsilon(EpsilonState { world, index, next: 0, trainer: None });
+                            *job = JobState::Epsilon(Box::new(EpsilonState { world, index, next: 0, trainer: None }));
                             false
                         }
                         Err(e) => {
@@ -686,10 +677,8 @@ fn step_training(
         loop {
             // Time a block of steps up to the next curve point or the end of the slice.
             let block_start = progress.now_ms();
-            let mut steps = 0;
             loop {
                 state.effective[k] += trainer.step(&state.world, &mut state.index, &sampling, params.batch as u32);
-                steps += 1;
                 let at_point = trainer.iterations % eval_every == 0 || trainer.iterations == total;
                 if at_point || progress.now_ms() - slice_start >= slice {
                     break;
@@ -698,7 +687,6 @@ fn step_training(
             let now = progress.now_ms();
             run.training_ms += now - block_start;
             run.iterations = trainer.iterations;
-            let _ = steps;
             if trainer.iterations % eval_every == 0 || trainer.iterations == total {
                 let since = (trainer.iterations - run.curve.last().map(|p| p.iteration).unwrap_or(0)).max(1);
                 run.curve.push(CurvePoint {

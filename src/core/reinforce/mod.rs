@@ -460,9 +460,8 @@ impl Trainer {
                 }
             }
             // ∇θ = xᵀ c, averaged over the batch.
-            for i in 0..d {
-                let xi = x[i] / batch as f64;
-                let row = &mut self.gradient[i * d..(i + 1) * d];
+            for (row, xi) in self.gradient.chunks_exact_mut(d).zip(x) {
+                let xi = xi / batch as f64;
                 row.iter_mut().zip(&self.direction).for_each(|(g, c)| *g += xi * c);
             }
         }
@@ -475,34 +474,28 @@ impl Trainer {
 /// The search width used when the index recommends (hit@1 via the index).
 pub const EVAL_EF: u32 = 32;
 
-/// Share of validation users whose top item, found by the index, is one of their held-out items.
-pub fn hit_at_1_index(world: &CatalogueWorld, index: &mut CatalogueIndex, policy: &Policy) -> f64 {
+/// Share of validation users whose top item, found by `top_item`, is one of their held-out items.
+fn hit_at_1(world: &CatalogueWorld, policy: &Policy, mut top_item: impl FnMut(&[f32]) -> Option<u32>) -> f64 {
     let mut query = Vec::new();
     let hits: u32 = world
         .validation_users
         .iter()
         .map(|&u| {
             policy.query(world.context(u), &mut query);
-            let best = index.search(&query, 1, EVAL_EF);
-            best.first().map(|&a| world.reward(u, a) as u32).unwrap_or(0)
+            top_item(&query).map_or(0, |a| world.reward(u, a) as u32)
         })
         .sum();
     hits as f64 / world.validation_users.len().max(1) as f64
 }
 
-/// The same with the exact argmax over the catalogue (the policy's true top-1).
+/// hit@1 with the top item found by the index (how the policy is served).
+pub fn hit_at_1_index(world: &CatalogueWorld, index: &mut CatalogueIndex, policy: &Policy) -> f64 {
+    hit_at_1(world, policy, |query| index.search(query, 1, EVAL_EF).first().copied())
+}
+
+/// hit@1 with the exact argmax over the catalogue (the policy's true top item).
 pub fn hit_at_1_exact(world: &CatalogueWorld, policy: &Policy) -> f64 {
-    let mut query = Vec::new();
-    let hits: u32 = world
-        .validation_users
-        .iter()
-        .map(|&u| {
-            policy.query(world.context(u), &mut query);
-            let best = crate::core::mips::exact::top_k(&world.items, &query, 1);
-            best.first().map(|&(_, a)| world.reward(u, a) as u32).unwrap_or(0)
-        })
-        .sum();
-    hits as f64 / world.validation_users.len().max(1) as f64
+    hit_at_1(world, policy, |query| crate::core::mips::exact::top_k(&world.items, query, 1).first().map(|&(_, a)| a))
 }
 
 #[cfg(test)]
@@ -512,11 +505,6 @@ mod tests {
     fn small_world(items: u32, seed: u64) -> CatalogueWorld {
         let config = WorldConfig { users: 600, items, topics: 10, interactions: 20, dim: 8, seed };
         CatalogueWorld::build(&config, &mut ()).unwrap()
-    }
-
-    fn cosine(a: &[f64], b: &[f64]) -> f64 {
-        let dot: f64 = a.iter().zip(b).map(|(x, y)| x * y).sum();
-        dot / (a.iter().map(|x| x * x).sum::<f64>().sqrt() * b.iter().map(|x| x * x).sum::<f64>().sqrt())
     }
 
     #[test]
@@ -581,7 +569,6 @@ mod tests {
             // f32 scores and query: agreement to about two digits.
             assert!((numeric - analytic).abs() < 2e-2 * analytic.abs().max(1e-4), "({i},{j}): {numeric} vs {analytic}");
         }
-        let _ = cosine;
     }
 
     #[test]
@@ -603,41 +590,5 @@ mod tests {
         }
         // The MIPS mixture learns about as well as the exact gradient.
         assert!((finals[0] - finals[1]).abs() < 0.05, "{finals:?}");
-    }
-
-    #[test]
-    #[ignore]
-    fn explore() {
-        let items: u32 = std::env::var("P").ok().and_then(|v| v.parse().ok()).unwrap_or(20000);
-        let dim: u32 = std::env::var("D").ok().and_then(|v| v.parse().ok()).unwrap_or(16);
-        let scale: f64 = std::env::var("SCALE").ok().and_then(|v| v.parse().ok()).unwrap_or(5.0);
-        let lr: f64 = std::env::var("LR").ok().and_then(|v| v.parse().ok()).unwrap_or(0.05);
-        let iters: u32 = std::env::var("IT").ok().and_then(|v| v.parse().ok()).unwrap_or(200);
-        let t0 = std::time::Instant::now();
-        let topics: u32 = std::env::var("TOPICS").ok().and_then(|v| v.parse().ok()).unwrap_or(50);
-        let config = WorldConfig { users: 5000, items, topics, interactions: 40, dim, seed: 1 };
-        let world = CatalogueWorld::build(&config, &mut ()).unwrap();
-        println!("world {:?}", t0.elapsed());
-        let t0 = std::time::Instant::now();
-        let mut index = world.index(1, &mut ());
-        println!("index {:?}", t0.elapsed());
-        let top_t: u32 = std::env::var("T").ok().and_then(|v| v.parse().ok()).unwrap_or(256);
-        let topics: u32 = std::env::var("TOPICS").ok().and_then(|v| v.parse().ok()).unwrap_or(50);
-        let _ = topics;
-        let samples: u32 = std::env::var("S").ok().and_then(|v| v.parse().ok()).unwrap_or(1000);
-        let epsilon: f64 = std::env::var("EPS").ok().and_then(|v| v.parse().ok()).unwrap_or(0.8);
-        let sampling = Sampling { samples, epsilon, top_t };
-        for method in Method::ALL {
-            let mut trainer = Trainer::new(method, world.dim, scale, lr, 1);
-            let before = (hit_at_1_index(&world, &mut index, &trainer.policy), hit_at_1_exact(&world, &trainer.policy));
-            let t0 = std::time::Instant::now();
-            let mut ess = 0.0;
-            for _ in 0..iters {
-                ess += trainer.step(&world, &mut index, &sampling, 32);
-            }
-            let secs = t0.elapsed().as_secs_f64();
-            let after = (hit_at_1_index(&world, &mut index, &trainer.policy), hit_at_1_exact(&world, &trainer.policy));
-            println!("{method:?}: {:.1} it/s, ess {:.1}, hit@1 {before:?} -> {after:?}", iters as f64 / secs, ess / iters as f64);
-        }
     }
 }
