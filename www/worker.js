@@ -27,8 +27,7 @@ function tick() {
     const done = run.step(200, (progress, stage) => self.postMessage({ id, progress, stage }));
     if (done) {
       const result = run.partial();
-      run.free();
-      run = null;
+      release();
       self.postMessage({ id, result });
     } else {
       const live = run.live();
@@ -37,9 +36,14 @@ function tick() {
     }
   } catch (error) {
     // A panic has already been posted by the panic hook; this covers plain errors.
-    run = null;
+    release();
     self.postMessage({ id, error: errorText(error) });
   }
+}
+
+function release() {
+  try { if (run) run.free(); } catch (_) { /* a dead instance after a panic */ }
+  run = null;
 }
 
 self.onmessage = async (event) => {
@@ -50,15 +54,17 @@ self.onmessage = async (event) => {
     return;
   }
   const { id, lesson, query, part, parts } = data;
+  // Before the await: a pause that arrives while the wasm loads must not be overwritten.
+  release();
+  runId = id;
+  paused = false;
   try {
     await ready;
-    if (run) run.free();
+    if (id !== runId) return; // superseded while loading
     run = new PartRun(lesson, query, part, parts);
-    runId = id;
-    paused = false;
     schedule();
   } catch (error) {
-    run = null;
+    release();
     self.postMessage({ id, error: errorText(error) });
   }
 };

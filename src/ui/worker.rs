@@ -30,8 +30,13 @@ pub struct RunState<R> {
     pub elapsed_ms: f64,
     /// The run is paused (between two slices of its parts).
     pub paused: bool,
+    /// The last finished report and its query: what `report` falls back to when a run whose
+    /// live results were showing is cancelled or fails.
+    finished: Option<(Rc<R>, String)>,
     current: u32,
     started_at: f64,
+    paused_at: f64,
+    paused_ms: f64,
 }
 
 impl<R> Default for RunState<R> {
@@ -42,8 +47,11 @@ impl<R> Default for RunState<R> {
             report_query: String::new(),
             elapsed_ms: 0.0,
             paused: false,
+            finished: None,
             current: 0,
             started_at: 0.0,
+            paused_at: 0.0,
+            paused_ms: 0.0,
         }
     }
 }
@@ -87,37 +95,59 @@ impl<R> Reducible for RunState<R> {
             report_query: self.report_query.clone(),
             elapsed_ms: self.elapsed_ms,
             paused: self.paused,
+            finished: self.finished.clone(),
             current: self.current,
             started_at: self.started_at,
+            paused_at: self.paused_at,
+            paused_ms: self.paused_ms,
+        };
+        let restore_finished = |next: &mut RunState<R>| {
+            next.paused = false;
+            if let Some((report, query)) = next.finished.clone() {
+                next.report = Some(report);
+                next.report_query = query;
+            } else {
+                next.report = None;
+                next.report_query = String::new();
+            }
         };
         match action {
             Action::Start { id } => {
                 next.current = id;
                 next.started_at = now;
                 next.paused = false;
+                next.paused_ms = 0.0;
                 next.status = RunStatus::Running { fraction: 0.0, stage: "starting".into() };
             }
             Action::Live { id, report, query } if id == self.current => {
                 next.report = Some(report);
                 next.report_query = query;
             }
-            Action::Pause(paused) if matches!(self.status, RunStatus::Running { .. }) => next.paused = paused,
+            Action::Pause(paused) if matches!(self.status, RunStatus::Running { .. }) && paused != self.paused => {
+                next.paused = paused;
+                if paused {
+                    next.paused_at = now;
+                } else {
+                    next.paused_ms += now - self.paused_at;
+                }
+            }
             Action::Progress { id, fraction, stage } if id == self.current => {
                 next.status = RunStatus::Running { fraction, stage };
             }
             Action::Done { id, report, query } if id == self.current => {
                 next.status = RunStatus::Done;
+                next.finished = Some((report.clone(), query.clone()));
                 next.report = Some(report);
                 next.report_query = query;
-                next.elapsed_ms = now - self.started_at;
+                next.elapsed_ms = now - self.started_at - self.paused_ms;
             }
             Action::Failed { id, message } if id == self.current => {
                 next.status = RunStatus::Failed(message);
-                next.paused = false;
+                restore_finished(&mut next);
             }
             Action::Cancel => {
                 next.status = RunStatus::Cancelled;
-                next.paused = false;
+                restore_finished(&mut next);
             }
             _ => return self, // a message from a run that was superseded
         }
@@ -146,6 +176,8 @@ struct Slot {
     next_id: u32,
     job: Option<Job>,
     pending: Option<String>,
+    /// The job under way is paused: a new query replaces it rather than waiting behind it.
+    paused: bool,
 }
 
 impl Slot {
@@ -158,6 +190,7 @@ impl Slot {
             on_error.forget();
         }
         self.job = None;
+        self.paused = false;
     }
 }
 
@@ -195,10 +228,11 @@ pub fn use_experiment<R: DeserializeOwned + 'static>(lesson: &'static Lesson) ->
     let pause = {
         let (slot, dispatcher) = (slot.clone(), state.dispatcher());
         Callback::from(move |paused: bool| {
-            let s = slot.borrow();
+            let mut s = slot.borrow_mut();
             if s.job.is_none() {
                 return;
             }
+            s.paused = paused;
             let message = js_sys::Object::new();
             let _ = js_sys::Reflect::set(&message, &JsValue::from_str("pause"), &JsValue::from_bool(paused));
             for (worker, _, _) in &s.workers {
@@ -223,9 +257,14 @@ fn start<R: DeserializeOwned + 'static>(
 ) {
     let mut slot = slot_rc.borrow_mut();
     if slot.job.is_some() {
-        slot.pending = Some(query);
-        return;
+        if !slot.paused {
+            slot.pending = Some(query);
+            return;
+        }
+        // Waiting behind a paused run would wait forever: drop it (fresh workers).
+        slot.terminate();
     }
+    slot.paused = false;
     // This query supersedes anything queued.
     slot.pending = None;
     slot.next_id += 1;

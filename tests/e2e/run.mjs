@@ -414,6 +414,19 @@ test('reinforce: curves grow while training, pause holds it, the page computes w
   for (const w of ['curves', 'effective-samples', 'epsilon', 'speed', 'slates']) {
     assert.ok(await page.locator(`[data-widget="${w}"] canvas`).count() >= 1, `${w} drawn`);
   }
+  // A control changed while a run is paused starts the new run (it does not wait behind the pause).
+  await page.goto(`${BASE}#/reinforce?items=20000&iterations=400&speed_sweep=off&users=2000&eval_users=200`);
+  await page.reload();
+  await page.waitForFunction(() => document.querySelector('.run-controls progress')
+    && [...document.querySelectorAll('[data-table="reinforce-results"] tbody tr td:nth-child(2)')].some((td) => Number(td.innerText) > 0),
+  null, { timeout: 60000 });
+  await pause.click();
+  await page.waitForFunction(() => /paused/.test(document.querySelector('.run-controls .status').innerText));
+  const iterations = page.locator('[data-param="iterations"] input.number');
+  await iterations.fill('20');
+  await iterations.press('Enter');
+  const restarted = await report(page, 120000);
+  assert.ok(restarted.training.every((t) => t.iterations === 20), 'the new run ran to its end');
   // Bad URL values: reported, replaced by defaults, and the page computes.
   await page.goto(`${BASE}#/reinforce?items=1000&interactions=600&top_t=abc&speed_sweep=off&iterations=30&users=1000&eval_users=300`);
   await page.reload();

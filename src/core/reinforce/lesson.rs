@@ -142,8 +142,14 @@ const SPECS: &[Spec] = &[
 /// Multiply-adds the exact gradient may cost in one run (iterations × batch × P × d): about a
 /// minute in a tab.
 const MAX_EXACT_WORK: f64 = 6e10;
-/// Samples drawn in one run by a sampled method (iterations × batch × S).
-const MAX_SAMPLES: f64 = 2e9;
+/// Work of the sampled estimators in one run, in multiply-adds: per context S·d for the draws,
+/// 30·T·d for the index search (a beam of width T visits about 30·T points), d² for the query;
+/// contexts = iterations × batch × (sampled methods + the ε study's runs). About a minute in a tab.
+const MAX_SAMPLED_WORK: f64 = 3e10;
+/// Exact hit@1 evaluations: validation users × P × d for the initial policy and each method's final one.
+const MAX_EVALUATION_WORK: f64 = 2e10;
+/// The speed sweep's exact timing (at least 4 steps of batch × P × d at its largest P).
+const MAX_SWEEP_WORK: f64 = 2e10;
 /// users × items per user: the world's interactions.
 const MAX_INTERACTIONS: f64 = 5e6;
 /// Plackett–Luce work: repeats × Σ slates × P × K.
@@ -238,16 +244,44 @@ impl LessonParams for ReinforceParams {
             });
         }
         // The ε study trains the mixture once per ε.
-        let sampled = self.iterations as f64 * self.batch as f64 * self.samples as f64 * EPSILONS.len() as f64;
-        if sampled > MAX_SAMPLES {
+        let sampled_runs = self.methods.iter().filter(|m| **m != "exact").count() + EPSILONS.len();
+        let d = self.dim as f64;
+        let per_context = self.samples as f64 * d + 30.0 * self.top_t as f64 * d + d * d;
+        let sampled = self.iterations as f64 * self.batch as f64 * sampled_runs as f64 * per_context;
+        if sampled > MAX_SAMPLED_WORK {
             issues.push(Issue {
                 param: "samples",
                 message: format!(
-                    "the sampled estimators would draw {sampled:.1e} items (iterations × batch × S, × {} for the ε study), more \
-                     than {MAX_SAMPLES:.0e}; lower S, the batch or the iterations",
+                    "the sampled estimators would cost {sampled:.1e} multiply-adds (iterations × batch × (S·d + 30·T·d + d²), for \
+                     each sampled method and the {} runs of the ε study), more than a tab does in a minute ({MAX_SAMPLED_WORK:.0e}); \
+                     lower S, T, the batch or the iterations",
                     EPSILONS.len()
                 ),
             });
+        }
+        let evaluation = self.eval_users as f64 * self.items as f64 * d * (self.methods.len() + 1) as f64;
+        if evaluation > MAX_EVALUATION_WORK {
+            issues.push(Issue {
+                param: "eval_users",
+                message: format!(
+                    "exact hit@1 on {} users would cost {evaluation:.1e} multiply-adds (users × P × d per policy), more than \
+                     {MAX_EVALUATION_WORK:.0e}; use fewer validation users or a smaller P",
+                    self.eval_users
+                ),
+            });
+        }
+        if let Some(&largest) = self.sweep_items().last() {
+            let sweep = 4.0 * self.batch as f64 * largest as f64 * d;
+            if sweep > MAX_SWEEP_WORK {
+                issues.push(Issue {
+                    param: "speed_sweep",
+                    message: format!(
+                        "timing the exact gradient at P = {largest} with batch {} and d = {} would cost {sweep:.1e} \
+                         multiply-adds (more than {MAX_SWEEP_WORK:.0e}); a smaller sweep, batch or d",
+                        self.batch, self.dim
+                    ),
+                });
+            }
         }
         let slate_work =
             self.slate_repeats as f64 * SLATE_SAMPLES.iter().sum::<u32>() as f64 * 2.0 * self.slate_items as f64 * self.slate_size as f64;
@@ -537,7 +571,7 @@ impl ReinforcePart {
             JobState::Pending(kind) => {
                 let kind = *kind;
                 match kind {
-                    Job::Training => match build_world(&params, params.items as u32, &mut stage) {
+                    Job::Training => match build_world(&params, params.items as u32, &mut staged(&mut stage, 0.0, 0.2)) {
                         Ok((world, mut index, world_ms, index_ms)) => {
                             let initial = super::Policy::scaled_identity(world.dim, INITIAL_SCALE);
                             let initial_hit_index = hit_at_1_index(&world, &mut index, &initial);
@@ -604,7 +638,9 @@ impl ReinforcePart {
                     }
                 }
             }
-            JobState::Training(state) => step_training(&params, state, &mut self.report, budget_ms, started, &mut stage),
+            JobState::Training(state) => {
+                step_training(&params, state, &mut self.report, budget_ms, started, &mut staged(&mut stage, 0.2, 1.0))
+            }
             JobState::Epsilon(state) => step_epsilon(&params, state, &mut self.report, budget_ms, started, &mut stage),
             JobState::Speed { remaining } => {
                 let total = params.sweep_items().len().max(1) as f64;
@@ -833,6 +869,17 @@ mod tests {
         assert_eq!(issues[0].param, "interactions");
         let (_, issues) = from_query::<ReinforceParams>("items=300000&iterations=100000");
         assert!(issues.iter().any(|i| i.param == "iterations" && i.message.contains("multiply-adds")), "{issues:?}");
+        // The budgets leave the lesson's large settings possible.
+        assert!(check(ReinforceParams { items: 100_000, iterations: 400, speed_sweep: "3e5", ..ReinforceParams::default() }).is_ok());
+        let problems = |p: ReinforceParams| check(p).err().unwrap_or_default().into_iter().map(|i| i.param).collect::<Vec<_>>();
+        let large = ReinforceParams { items: 300_000, users: 20_000, eval_users: 2000, iterations: 100, ..ReinforceParams::default() };
+        assert_eq!(problems(large), ["eval_users"]);
+        assert_eq!(
+            problems(ReinforceParams { speed_sweep: "3e5", batch: 1024, dim: 64, iterations: 1, ..ReinforceParams::default() }),
+            ["speed_sweep"]
+        );
+        let many_samples = ReinforceParams { samples: 10_000, iterations: 5000, methods: vec!["mixture"], ..ReinforceParams::default() };
+        assert_eq!(problems(many_samples), ["samples"]);
     }
 
     #[test]

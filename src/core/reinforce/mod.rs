@@ -223,6 +223,9 @@ pub struct Scratch {
     /// The same items in the index's rank order, with κ's running sum (for drawing from κ).
     ranked: Vec<u32>,
     kappa_cumulative: Vec<f64>,
+    /// The exact gradient's two sums over items, Σ w_a E_a over all and over the rewarded ones.
+    all_sum: Vec<f64>,
+    rewarded_sum: Vec<f64>,
 }
 
 /// What one estimate of c looked like: the effective sample size of the self-normalised
@@ -241,13 +244,16 @@ pub fn direction_exact(world: &CatalogueWorld, user: u32, h: &[f32], out: &mut [
     let d = world.dim as usize;
     // Σ_a w_a E_a and Z, then the held-out items' share.
     let mut total = 0.0;
-    let mut mean = vec![0.0; d];
+    let (mean, rewarded) = (&mut scratch.all_sum, &mut scratch.rewarded_sum);
+    mean.clear();
+    mean.resize(d, 0.0);
+    rewarded.clear();
+    rewarded.resize(d, 0.0);
     for a in 0..n {
         let w = exp(scratch.scores[a] as f64 - max);
         total += w;
         mean.iter_mut().zip(items.row(a)).for_each(|(m, e)| *m += w * *e as f64);
     }
-    let mut rewarded = vec![0.0; d];
     let mut reward_mass = 0.0;
     for &a in world.held_out.row_ids(user) {
         let w = exp(scratch.scores[a as usize] as f64 - max);

@@ -22,7 +22,8 @@ pub type Slate = Vec<u32>;
 pub fn gumbel_top_k(logits: &[f64], k: u32, rng: &mut Rng, keys: &mut Vec<(f64, u32)>) -> Slate {
     keys.clear();
     keys.extend(logits.iter().enumerate().map(|(a, f)| {
-        let u = 1.0 - rng::uniform(rng); // (0, 1]: ln(u) ≤ 0, and u = 1 gives +∞ only at −ln(0)
+        // u in (0, 1]; at u = 1, −ln u = 0 is clamped to the smallest positive double.
+        let u = 1.0 - rng::uniform(rng);
         (f - ln((-ln(u)).max(f64::MIN_POSITIVE)), a as u32)
     }));
     let k = (k as usize).min(keys.len());
@@ -36,12 +37,15 @@ pub fn gumbel_top_k(logits: &[f64], k: u32, rng: &mut Rng, keys: &mut Vec<(f64, 
 /// log p(σ): the sum over positions of the chosen item's log-softmax among the items not yet
 /// placed.
 pub fn log_probability(logits: &[f64], slate: &[u32]) -> f64 {
-    let mut remaining_mass: f64 = logits.iter().map(|&f| exp(f)).sum();
+    // Shifted by the largest logit (no overflow); the mass left is re-summed at each position
+    // rather than decremented (no cancellation when the slate takes most of it).
+    let max = logits.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let mut placed = vec![false; logits.len()];
     let mut total = 0.0;
     for &a in slate {
-        let w = exp(logits[a as usize]);
-        total += logits[a as usize] - ln(remaining_mass);
-        remaining_mass -= w;
+        let remaining: f64 = logits.iter().zip(&placed).filter(|(_, p)| !**p).map(|(&f, _)| exp(f - max)).sum();
+        total += logits[a as usize] - max - ln(remaining);
+        placed[a as usize] = true;
     }
     total
 }
@@ -49,10 +53,11 @@ pub fn log_probability(logits: &[f64], slate: &[u32]) -> f64 {
 /// ∇_f log p(σ) = Σ_k (e_{σ_k} − softmax over the items not in σ_<k).
 pub fn score_gradient(logits: &[f64], slate: &[u32], out: &mut [f64]) {
     out.iter_mut().for_each(|o| *o = 0.0);
-    let weights: Vec<f64> = logits.iter().map(|&f| exp(f)).collect();
+    let max = logits.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let weights: Vec<f64> = logits.iter().map(|&f| exp(f - max)).collect();
     let mut placed = vec![false; logits.len()];
-    let mut remaining_mass: f64 = weights.iter().sum();
     for &a in slate {
+        let remaining_mass: f64 = weights.iter().zip(&placed).filter(|(_, p)| !**p).map(|(w, _)| w).sum();
         for (b, o) in out.iter_mut().enumerate() {
             if !placed[b] {
                 *o -= weights[b] / remaining_mass;
@@ -60,7 +65,6 @@ pub fn score_gradient(logits: &[f64], slate: &[u32], out: &mut [f64]) {
         }
         out[a as usize] += 1.0;
         placed[a as usize] = true;
-        remaining_mass -= weights[a as usize];
     }
 }
 
