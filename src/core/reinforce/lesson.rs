@@ -370,13 +370,18 @@ pub struct MethodRun {
     pub final_hit_exact: Option<f64>,
 }
 
+/// Iterations per second from a count and milliseconds (0 before anything was timed).
+fn per_second(iterations: u32, ms: f64) -> f64 {
+    if ms > 0.0 {
+        iterations as f64 * 1000.0 / ms
+    } else {
+        0.0
+    }
+}
+
 impl MethodRun {
     pub fn iterations_per_second(&self) -> f64 {
-        if self.training_ms > 0.0 {
-            self.iterations as f64 * 1000.0 / self.training_ms
-        } else {
-            0.0
-        }
+        per_second(self.iterations, self.training_ms)
     }
 }
 
@@ -398,11 +403,7 @@ pub struct MethodSpeed {
 
 impl MethodSpeed {
     pub fn per_second(&self) -> f64 {
-        if self.ms > 0.0 {
-            self.iterations as f64 * 1000.0 / self.ms
-        } else {
-            0.0
-        }
+        per_second(self.iterations, self.ms)
     }
 }
 

@@ -2,7 +2,7 @@
 //! time, effective sample sizes, the ε study, iterations per second and speed-up as P grows, and
 //! the Plackett–Luce variance study. The math is in `core::reinforce`.
 
-use crate::core::reinforce::lesson::{ReinforceLesson, ReinforceReport, PUBLISHED};
+use crate::core::reinforce::lesson::{ReinforceLesson, ReinforceReport, SpeedPoint, PUBLISHED};
 use crate::core::reinforce::Method;
 use crate::plot::{fmt_sig, LegendAt, PlotSpec, Series, Style, TableSpec, REFERENCE};
 use crate::ui::lesson_page::{use_lesson, waiting, LessonProps};
@@ -243,20 +243,14 @@ impl From<&ReinforceReport> for Figures {
         );
         let mut speed_up =
             PlotSpec::new("speed-up-vs-p", "Speed-up over the exact gradient", "catalogue size P (log scale)", "× exact (log scale)");
+        // (log10 P, log10 value) for every catalogue where the value is positive.
+        let log_log = |value: &dyn Fn(&SpeedPoint) -> Option<f64>| -> Vec<(f64, f64)> {
+            r.speed.iter().filter_map(|p| value(p).filter(|v| *v > 0.0).map(|v| ((p.items as f64).log10(), v.log10()))).collect()
+        };
         for method in Method::ALL {
-            let points: Vec<(f64, f64)> = r
-                .speed
-                .iter()
-                .filter_map(|p| p.per_second(method).filter(|v| *v > 0.0).map(|v| ((p.items as f64).log10(), v.log10())))
-                .collect();
-            speed.series.push(Series::new(short(method), Style::LinePoints, points, color(method)));
+            speed.series.push(Series::new(short(method), Style::LinePoints, log_log(&|p| p.per_second(method)), color(method)));
             if method != Method::Exact {
-                let ratios: Vec<(f64, f64)> = r
-                    .speed
-                    .iter()
-                    .filter_map(|p| p.speed_up(method).filter(|v| *v > 0.0).map(|v| ((p.items as f64).log10(), v.log10())))
-                    .collect();
-                speed_up.series.push(Series::new(short(method), Style::LinePoints, ratios, color(method)));
+                speed_up.series.push(Series::new(short(method), Style::LinePoints, log_log(&|p| p.speed_up(method)), color(method)));
             }
         }
         if let (Some(first), Some(last)) = (r.speed.first(), r.speed.last()) {
