@@ -213,6 +213,49 @@ pub fn fmt_log10_tick(v: f64) -> String {
     }
 }
 
+/// Tick positions of a log10 axis spanning [lo, hi] (in log10 units), with their labels: every
+/// digit × 10^k on narrow axes, else 1, 2 and 5 × 10^k, else the powers of ten — the finest
+/// that gives at most nine ticks.
+pub fn log10_ticks(lo: f64, hi: f64) -> Vec<(f64, String)> {
+    if !(lo.is_finite() && hi.is_finite()) || hi <= lo {
+        return Vec::new();
+    }
+    let candidates = |mantissas: &[u32]| {
+        let mut chosen = Vec::new();
+        for k in (lo.floor() as i32)..=(hi.ceil() as i32) {
+            for &m in mantissas {
+                let v = k as f64 + (m as f64).log10();
+                if v >= lo - 1e-9 && v <= hi + 1e-9 {
+                    chosen.push((v, m, k));
+                }
+            }
+        }
+        chosen
+    };
+    let mut chosen = [&[1, 2, 3, 4, 5, 6, 7, 8, 9][..], &[1, 2, 5], &[1]]
+        .into_iter()
+        .map(candidates)
+        .find(|c| c.len() <= 9)
+        .unwrap_or_else(|| candidates(&[1]).into_iter().step_by(2).collect());
+    // Very wide axes: every other power, so that labels do not collide.
+    while chosen.len() > 9 {
+        chosen = chosen.into_iter().step_by(2).collect();
+    }
+    // One notation per axis: plain numbers when they all are short, else m e k throughout.
+    let plain = chosen.iter().all(|&(_, _, k)| (-2..=3).contains(&k));
+    chosen.into_iter().map(|(v, m, k)| (v, log10_tick_label(m, k, plain))).collect()
+}
+
+/// m × 10^k as a plain number (0.02, 5, 300) or as m e k (2e-5, 1e4).
+fn log10_tick_label(m: u32, k: i32, plain: bool) -> String {
+    if plain {
+        let s = format!("{:.3}", m as f64 * 10f64.powi(k));
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        format!("{m}e{k}")
+    }
+}
+
 /// A probability as a percentage with its standard error: "5.96 ± 0.17 %".
 pub fn fmt_pct_se(mean: f64, se: f64) -> String {
     if se > 0.0 {
@@ -255,5 +298,23 @@ mod tests {
         assert_eq!(fmt_pct_se(0.0596, 0.0017), "5.96 ± 0.17 %");
         assert_eq!(fmt_log10_tick(-3.0), "1e-3");
         assert_eq!(fmt_log10_tick(-2.5), "0.00316");
+    }
+
+    #[test]
+    fn log_ticks_are_round_numbers() {
+        let labels = |lo: f64, hi: f64| log10_ticks(lo, hi).into_iter().map(|(_, l)| l).collect::<Vec<_>>();
+        // 3.2 … 120: 1-2-5 steps.
+        assert_eq!(labels(0.5, 2.08), ["5", "10", "20", "50", "100"]);
+        // Less than a decade: every digit.
+        assert_eq!(labels(0.45, 1.1), ["3", "4", "5", "6", "7", "8", "9", "10"]);
+        // Five decades: powers only, all in one notation.
+        assert_eq!(labels(2.9, 8.1), ["1e3", "1e4", "1e5", "1e6", "1e7", "1e8"]);
+        assert_eq!(labels(2.9, 5.6), ["1e3", "2e3", "5e3", "1e4", "2e4", "5e4", "1e5", "2e5"]);
+        assert_eq!(labels(-2.1, -0.9), ["0.01", "0.02", "0.05", "0.1"]);
+        assert_eq!(labels(-20.0, 0.0).len(), 6);
+        assert!(log10_ticks(1.0, 1.0).is_empty());
+        for (v, l) in log10_ticks(-1.0, 3.0) {
+            assert!((10f64.powf(v) - l.parse::<f64>().unwrap()).abs() < 1e-9 * 10f64.powf(v), "{v} {l}");
+        }
     }
 }

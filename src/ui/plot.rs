@@ -1,10 +1,11 @@
 //! The plot widget: draws a [`PlotSpec`] with plotters on a canvas sized to its column and to the
 //! screen's pixel ratio (sharp on HiDPI), with "CSV" and "PNG" downloads.
 
-use crate::plot::{fmt_log10_tick, LegendAt, PlotSpec, Style};
+use crate::plot::{fmt_log10_tick, log10_ticks, LegendAt, PlotSpec, Style};
 use crate::ui::dom;
 use plotters::element::DashedPathElement;
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 use plotters_canvas::CanvasBackend;
 use std::rc::Rc;
 use wasm_bindgen::prelude::*;
@@ -143,12 +144,21 @@ pub fn draw(canvas: &HtmlCanvasElement, spec: &PlotSpec, css_height: f64) -> Res
         .y_label_area_size(px(62.0))
         .build_cartesian_2d(x0..x1, y0..y1)
         .map_err(e)?;
+    // Log axes get round ticks (1, 2, 5 × 10^k), drawn below; plotters' own evenly spaced ones
+    // would read 3.16, 6.31, …, so they stay unlabelled and without grid lines.
+    let (x_log_ticks, y_log_ticks) = (
+        if spec.x_is_log10 && spec.x_ticks.is_none() { log10_ticks(x0, x1) } else { Vec::new() },
+        if spec.y_is_log10 { log10_ticks(y0, y1) } else { Vec::new() },
+    );
     let x_ticks = spec.x_ticks.clone();
+    let x_round = !x_log_ticks.is_empty();
     let x_format = move |v: &f64| match &x_ticks {
         Some(ticks) => ticks.iter().find(|(t, _)| (t - v).abs() < 1e-6).map(|(_, l)| l.clone()).unwrap_or_default(),
+        None if x_round => String::new(),
         None => tick_label(*v, spec.x_is_log10, x1 - x0),
     };
-    let y_format = |v: &f64| tick_label(*v, spec.y_is_log10, y1 - y0);
+    let y_round = !y_log_ticks.is_empty();
+    let y_format = |v: &f64| if y_round { String::new() } else { tick_label(*v, spec.y_is_log10, y1 - y0) };
     let mut mesh = chart.configure_mesh();
     mesh.x_desc(spec.x_label.as_str())
         .y_desc(spec.y_label.as_str())
@@ -161,7 +171,28 @@ pub fn draw(canvas: &HtmlCanvasElement, spec: &PlotSpec, css_height: f64) -> Res
     if let Some(ticks) = &spec.x_ticks {
         mesh.x_labels(ticks.len() + 1);
     }
+    if x_round {
+        mesh.disable_x_mesh();
+        mesh.set_tick_mark_size(LabelAreaPosition::Bottom, 0);
+    }
+    if y_round {
+        mesh.disable_y_mesh();
+        mesh.set_tick_mark_size(LabelAreaPosition::Left, 0);
+    }
     mesh.draw().map_err(e)?;
+    let grid = RGBColor(220, 220, 220).stroke_width(1);
+    for (v, label) in &x_log_ticks {
+        chart.draw_series(std::iter::once(PathElement::new(vec![(*v, y0), (*v, y1)], grid))).map_err(e)?;
+        let (x, y) = chart.backend_coord(&(*v, y0));
+        let style = font(12.0).color(&BLACK).pos(Pos::new(HPos::Center, VPos::Top));
+        root.draw(&Text::new(label.clone(), (x, y + px(6.0)), style)).map_err(e)?;
+    }
+    for (v, label) in &y_log_ticks {
+        chart.draw_series(std::iter::once(PathElement::new(vec![(x0, *v), (x1, *v)], grid))).map_err(e)?;
+        let (x, y) = chart.backend_coord(&(x0, *v));
+        let style = font(12.0).color(&BLACK).pos(Pos::new(HPos::Right, VPos::Center));
+        root.draw(&Text::new(label.clone(), (x - px(6.0), y), style)).map_err(e)?;
+    }
     let stroke = px(2.0).max(1) as u32;
     for series in &spec.series {
         let c = color(series.color);

@@ -141,10 +141,10 @@ impl From<&ReinforceReport> for Figures {
         by_iteration.legend_at = LegendAt::UpperLeft;
         by_time.legend_at = LegendAt::LowerRight;
         effective.y_is_log10 = true;
-        // Room under the lowest line for the legend: ESS ≥ 1, so log10 ≥ 0.
+        // ESS ≥ 1 (log10 ≥ 0); room above the highest line for the legend.
         let top = effective.series.iter().flat_map(|s| s.points.iter().map(|p| p.1)).fold(0.0, f64::max);
-        effective.y_range = Some((-0.8, top + 0.2));
-        effective.legend_at = LegendAt::LowerRight;
+        effective.y_range = Some((0.0, top + 0.6));
+        effective.legend_at = LegendAt::UpperRight;
 
         let exact_rate = r.training.iter().find(|t| t.method == Method::Exact && t.iterations > 0).map(|t| t.iterations_per_second());
         let results = TableSpec {
