@@ -37,9 +37,7 @@ pub fn seeded(seed: u64, stream: Stream) -> Rng {
 /// The stream of replication `r` of an experiment: independent of how replications are split
 /// between workers, so that any split gives the same numbers.
 pub fn replication(seed: u64, r: u32) -> Rng {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    rng.set_stream(((Stream::Replication as u64) << 32) | r as u64);
-    rng
+    substream(seed, Stream::Replication, r)
 }
 
 /// Sub-stream `index` of a stream (one per method, say): independent of the others and of how

@@ -45,7 +45,8 @@ pub fn use_lesson<E: CoreExperiment + 'static>(props: &LessonProps) -> LessonSta
     let canonical = to_query(&params);
     let lesson = crate::lessons::find(props.lesson_id).expect("a registered lesson");
     let experiment = use_experiment::<E::Report>(lesson);
-    let steps = (lesson.steps)(&canonical);
+    // Whether the lesson runs in slices does not depend on the values: asked once per page.
+    let steps = *use_memo(props.lesson_id, |_| (lesson.steps)(""));
     let auto_run = use_state(|| true);
     {
         let (run, auto) = (experiment.run.clone(), *auto_run);

@@ -3,23 +3,30 @@
 
 use super::{dot, dot4, Vectors};
 
+/// Calls `f(i, items[i]·query)` for every item in order: four rows at a time (independent
+/// accumulation chains), the rest one by one. Bit-identical to `dot` per row.
+#[inline]
+pub fn for_each_score(items: &Vectors, query: &[f32], mut f: impl FnMut(usize, f32)) {
+    let n = items.len();
+    let blocks = n / 4 * 4;
+    let mut i = 0;
+    while i < blocks {
+        let scores = dot4([items.row(i), items.row(i + 1), items.row(i + 2), items.row(i + 3)], query);
+        for (j, s) in scores.into_iter().enumerate() {
+            f(i + j, s);
+        }
+        i += 4;
+    }
+    for i in blocks..n {
+        f(i, dot(items.row(i), query));
+    }
+}
+
 /// The K best (score, item) pairs, best first. Ties: the smaller item id first.
 pub fn top_k(items: &Vectors, query: &[f32], k: usize) -> Vec<(f32, u32)> {
     let mut best: Vec<(f32, u32)> = Vec::with_capacity(k + 1);
     let mut threshold = f32::NEG_INFINITY;
-    let n = items.len();
-    let blocks = n / 4 * 4;
-    let mut scores = [0.0f32; 4];
-    for i in 0..n {
-        // Four rows at a time (independent accumulation chains), the rest one by one.
-        let s = if i < blocks {
-            if i % 4 == 0 {
-                scores = dot4([items.row(i), items.row(i + 1), items.row(i + 2), items.row(i + 3)], query);
-            }
-            scores[i % 4]
-        } else {
-            dot(items.row(i), query)
-        };
+    for_each_score(items, query, |i, s| {
         if best.len() < k || s > threshold {
             let pos = best.partition_point(|(b, _)| *b >= s);
             best.insert(pos, (s, i as u32));
@@ -30,7 +37,7 @@ pub fn top_k(items: &Vectors, query: &[f32], k: usize) -> Vec<(f32, u32)> {
                 threshold = best[k - 1].0;
             }
         }
-    }
+    });
     best
 }
 

@@ -365,8 +365,7 @@ pub struct MethodRun {
     pub curve: Vec<CurvePoint>,
     pub iterations: u32,
     pub training_ms: f64,
-    /// Once finished: hit@1 by the index and by the exact argmax.
-    pub final_hit_index: Option<f64>,
+    /// Once finished: hit@1 by the exact argmax (by the index: the curve's last point).
     pub final_hit_exact: Option<f64>,
 }
 
@@ -382,6 +381,26 @@ fn per_second(iterations: u32, ms: f64) -> f64 {
 impl MethodRun {
     pub fn iterations_per_second(&self) -> f64 {
         per_second(self.iterations, self.training_ms)
+    }
+
+    /// hit@1 through the index at the latest curve point.
+    pub fn latest_hit_index(&self) -> Option<f64> {
+        self.curve.last().map(|p| p.hit_index)
+    }
+
+    /// Mean effective sample size over the curve's points after the start (None before any).
+    pub fn mean_effective_samples(&self) -> Option<f64> {
+        let points = &self.curve[1.min(self.curve.len())..];
+        (!points.is_empty()).then(|| points.iter().map(|p| p.effective_samples).sum::<f64>() / points.len() as f64)
+    }
+}
+
+impl ReinforceReport {
+    /// A method's training iterations per second over those of the exact gradient, when both ran.
+    pub fn training_speed_up(&self, method: Method) -> Option<f64> {
+        let rate = |m| self.training.iter().find(|t| t.method == m && t.iterations > 0).map(MethodRun::iterations_per_second);
+        let exact = rate(Method::Exact).filter(|e| *e > 0.0)?;
+        Some(rate(method)? / exact)
     }
 }
 
@@ -496,6 +515,8 @@ pub struct ReinforcePart {
     params: ReinforceParams,
     jobs: VecDeque<JobState>,
     total_jobs: usize,
+    /// The training's world and index once it is done, for the ε study of the same part.
+    built: Option<(CatalogueWorld, CatalogueIndex)>,
     pub report: ReinforceReport,
 }
 
@@ -550,14 +571,51 @@ impl ReinforcePart {
             params: params.clone(),
             total_jobs: jobs.len(),
             jobs: jobs.into_iter().map(JobState::Pending).collect(),
+            built: None,
             report: ReinforceReport::default(),
         }
     }
 
-    /// Progress of the whole part: finished jobs plus the current one's fraction.
-    fn overall(&self, within: f64) -> f64 {
+    /// Progress of the whole part: the share of its jobs finished.
+    fn overall(&self) -> f64 {
         let done = self.total_jobs - self.jobs.len();
-        ((done as f64 + within) / self.total_jobs.max(1) as f64).min(1.0)
+        (done as f64 / self.total_jobs.max(1) as f64).min(1.0)
+    }
+
+    /// Set up a job; None when it cannot run (its error is in the report).
+    fn start(&mut self, kind: Job, progress: &mut dyn Progress) -> Option<JobState> {
+        let params = &self.params;
+        match kind {
+            Job::Training => match build_world(params, params.items as u32, &mut staged(progress, 0.0, 0.2)) {
+                Ok((world, index, world_ms, index_ms)) => {
+                    Some(JobState::Training(Box::new(start_training(params, world, index, world_ms, index_ms, &mut self.report))))
+                }
+                Err(e) => {
+                    self.report.errors.push(format!("the world could not be built: {e}"));
+                    None
+                }
+            },
+            // The training's world when this part trained (one part for everything, as in the
+            // CLI): the same seed and parameters build the same world.
+            Job::Epsilon => match self
+                .built
+                .take()
+                .map(Ok)
+                .unwrap_or_else(|| build_world(params, params.items as u32, &mut staged(progress, 0.0, 0.3)).map(|(w, i, _, _)| (w, i)))
+            {
+                Ok((world, index)) => Some(JobState::Epsilon(Box::new(EpsilonState { world, index, next: 0, trainer: None }))),
+                Err(e) => {
+                    self.report.errors.push(format!("the ε study's world could not be built: {e}"));
+                    None
+                }
+            },
+            Job::Speed => Some(JobState::Speed { remaining: params.sweep_items().into() }),
+            Job::Slates => {
+                let problem = SlateProblem::generate(params.slate_items as u32, params.slate_size as u32, params.seed);
+                let remaining = SLATE_SAMPLES.iter().enumerate().map(|(i, &s)| (i as u32, s)).collect();
+                Some(JobState::Slates { problem, remaining })
+            }
+        }
     }
 
     /// Advance the front job by about `budget_ms`; true when it is finished.
@@ -571,72 +629,12 @@ impl ReinforcePart {
         match job {
             JobState::Pending(kind) => {
                 let kind = *kind;
-                match kind {
-                    Job::Training => match build_world(&params, params.items as u32, &mut staged(&mut stage, 0.0, 0.2)) {
-                        Ok((world, mut index, world_ms, index_ms)) => {
-                            let initial = super::Policy::scaled_identity(world.dim, INITIAL_SCALE);
-                            let initial_hit_index = hit_at_1_index(&world, &mut index, &initial);
-                            let initial_hit_exact = hit_at_1_exact(&world, &initial);
-                            self.report.world = Some(WorldSummary {
-                                items: world.item_count(),
-                                warm_items: index.ids.len() as u32,
-                                train_users: world.train_users.len() as u32,
-                                eval_users: world.validation_users.len() as u32,
-                                dim: world.dim,
-                                world_ms,
-                                index_ms,
-                                initial_hit_index,
-                                initial_hit_exact,
-                            });
-                            let methods = params.methods();
-                            let trainers: Vec<Trainer> = methods
-                                .iter()
-                                .map(|&m| Trainer::new(m, world.dim, INITIAL_SCALE, params.learning_rate, params.seed))
-                                .collect();
-                            for &method in &methods {
-                                self.report.training.push(MethodRun {
-                                    method,
-                                    curve: vec![CurvePoint {
-                                        iteration: 0,
-                                        training_ms: 0.0,
-                                        hit_index: initial_hit_index,
-                                        effective_samples: 0.0,
-                                    }],
-                                    iterations: 0,
-                                    training_ms: 0.0,
-                                    final_hit_index: None,
-                                    final_hit_exact: None,
-                                });
-                            }
-                            let effective = vec![0.0; trainers.len()];
-                            *job = JobState::Training(Box::new(TrainingState { world, index, trainers, effective }));
-                            false
-                        }
-                        Err(e) => {
-                            self.report.errors.push(format!("the world could not be built: {e}"));
-                            true
-                        }
-                    },
-                    Job::Epsilon => match build_world(&params, params.items as u32, &mut staged(&mut stage, 0.0, 0.3)) {
-                        Ok((world, index, _, _)) => {
-                            *job = JobState::Epsilon(Box::new(EpsilonState { world, index, next: 0, trainer: None }));
-                            false
-                        }
-                        Err(e) => {
-                            self.report.errors.push(format!("the ε study's world could not be built: {e}"));
-                            true
-                        }
-                    },
-                    Job::Speed => {
-                        *job = JobState::Speed { remaining: params.sweep_items().into() };
+                match self.start(kind, &mut stage) {
+                    Some(state) => {
+                        self.jobs[0] = state;
                         false
                     }
-                    Job::Slates => {
-                        let problem = SlateProblem::generate(params.slate_items as u32, params.slate_size as u32, params.seed);
-                        let remaining = SLATE_SAMPLES.iter().enumerate().map(|(i, &s)| (i as u32, s)).collect();
-                        *job = JobState::Slates { problem, remaining };
-                        false
-                    }
+                    None => true,
                 }
             }
             JobState::Training(state) => {
@@ -676,9 +674,10 @@ impl Stepper for ReinforcePart {
             }
             let remaining = budget_ms - (progress.now_ms() - started);
             if self.step_job(remaining.max(1.0), progress) {
-                self.jobs.pop_front();
-                let fraction = self.overall(0.0);
-                progress.report(fraction, "next");
+                if let Some(JobState::Training(state)) = self.jobs.pop_front() {
+                    self.built = Some((state.world, state.index));
+                }
+                progress.report(self.overall(), "next");
             }
             if progress.now_ms() - started >= budget_ms {
                 return self.jobs.is_empty();
@@ -689,6 +688,39 @@ impl Stepper for ReinforcePart {
     fn partial_json(&self) -> Result<String, String> {
         serde_json::to_string(&self.report).map_err(|e| e.to_string())
     }
+}
+
+/// The initial policy's hit@1, one run per method starting from it, and the trainers.
+fn start_training(
+    params: &ReinforceParams,
+    world: CatalogueWorld,
+    mut index: CatalogueIndex,
+    world_ms: f64,
+    index_ms: f64,
+    report: &mut ReinforceReport,
+) -> TrainingState {
+    let initial = super::Policy::scaled_identity(world.dim, INITIAL_SCALE);
+    let initial_hit_index = hit_at_1_index(&world, &mut index, &initial);
+    report.world = Some(WorldSummary {
+        items: world.item_count(),
+        warm_items: index.ids.len() as u32,
+        train_users: world.train_users.len() as u32,
+        eval_users: world.validation_users.len() as u32,
+        dim: world.dim,
+        world_ms,
+        index_ms,
+        initial_hit_index,
+        initial_hit_exact: hit_at_1_exact(&world, &initial),
+    });
+    let methods = params.methods();
+    for &method in &methods {
+        let start = CurvePoint { iteration: 0, training_ms: 0.0, hit_index: initial_hit_index, effective_samples: 0.0 };
+        report.training.push(MethodRun { method, curve: vec![start], iterations: 0, training_ms: 0.0, final_hit_exact: None });
+    }
+    let trainers: Vec<Trainer> =
+        methods.iter().map(|&m| Trainer::new(m, world.dim, INITIAL_SCALE, params.learning_rate, params.seed)).collect();
+    let effective = vec![0.0; trainers.len()];
+    TrainingState { world, index, trainers, effective }
 }
 
 /// Train every unfinished method for its share of the budget, then hand back.
@@ -735,7 +767,6 @@ fn step_training(
                 state.effective[k] = 0.0;
             }
             if trainer.iterations == total {
-                run.final_hit_index = run.curve.last().map(|p| p.hit_index);
                 run.final_hit_exact = Some(hit_at_1_exact(&state.world, &trainer.policy));
                 break;
             }
@@ -792,9 +823,13 @@ fn step_epsilon(
     }
 }
 
+/// The speed sweep times each method for at least this many steps and milliseconds.
+pub const TIMING_MIN_STEPS: u32 = 3;
+pub const TIMING_MIN_MS: f64 = 300.0;
+
 /// Iterations per second of every method on a catalogue of `items` (the same users, d, S, ε, T
 /// and batch as the lesson's run): each method warms up for one step, then runs for at least
-/// 3 steps and 300 ms.
+/// [`TIMING_MIN_STEPS`] steps and [`TIMING_MIN_MS`].
 fn time_methods(params: &ReinforceParams, items: u32, progress: &mut dyn Progress) -> Result<SpeedPoint, String> {
     let start = progress.now_ms();
     let (world, mut index, _, _) = build_world(params, items, &mut staged(progress, 0.0, 0.7))?;
@@ -809,7 +844,7 @@ fn time_methods(params: &ReinforceParams, items: u32, progress: &mut dyn Progres
         // Without a clock (tests), three steps.
         let timed = t0 > 0.0;
         let mut iterations = 0;
-        while iterations < 3 || (timed && progress.now_ms() - t0 < 300.0 && iterations < 100_000) {
+        while iterations < TIMING_MIN_STEPS || (timed && progress.now_ms() - t0 < TIMING_MIN_MS && iterations < 100_000) {
             trainer.step(&world, &mut index, &sampling, params.batch as u32);
             iterations += 1;
         }

@@ -23,8 +23,10 @@ use crate::core::embeddings::{Csr, InteractionWorld, WorldSpec};
 use crate::core::math::{exp, ln};
 use crate::core::mips::hnsw::{Config, MipsIndex};
 
-use crate::core::mips::{dot, dot4, Vectors};
+use crate::core::mips::exact::for_each_score;
+use crate::core::mips::{dot, Vectors};
 use crate::core::progress::{staged, Progress};
+use crate::core::prr::{Adam, Gradient};
 use crate::core::rng::{self, Rng};
 use serde::{Deserialize, Serialize};
 
@@ -218,6 +220,7 @@ pub struct Scratch {
     scores: Vec<f32>,
     weights: Vec<f64>,
     sampled: Vec<u32>,
+    rewards: Vec<f64>,
     /// The top-T set as (item, κ), sorted by item (for looking up q(a) of any draw).
     top: Vec<(u32, f64)>,
     /// The same items in the index's rank order, with κ's running sum (for drawing from κ).
@@ -266,20 +269,11 @@ pub fn direction_exact(world: &CatalogueWorld, user: u32, h: &[f32], out: &mut [
     }
 }
 
-/// Every item's score h·E_a, four rows at a time.
+/// Every item's score h·E_a (the exact MIPS scan's dot products).
 pub fn scores_all(items: &Vectors, h: &[f32], out: &mut Vec<f32>) {
-    let n = items.len();
     out.clear();
-    out.reserve(n);
-    let blocks = n / 4 * 4;
-    let mut i = 0;
-    while i < blocks {
-        out.extend(dot4([items.row(i), items.row(i + 1), items.row(i + 2), items.row(i + 3)], h));
-        i += 4;
-    }
-    for i in blocks..n {
-        out.push(dot(items.row(i), h));
-    }
+    out.reserve(items.len());
+    for_each_score(items, h, |_, s| out.push(s));
 }
 
 /// The mixture's MIPS part: κ, the softmax of f restricted to the index's top-T for h, and
@@ -335,6 +329,7 @@ pub fn direction_snis(
     let ln_q_outside = ln(epsilon / p as f64);
     scratch.sampled.clear();
     scratch.weights.clear();
+    scratch.rewards.clear();
     for _ in 0..sampling.samples {
         let a = if !use_kappa || rng::uniform(rng) < epsilon {
             rng::index(rng, p)
@@ -349,6 +344,7 @@ pub fn direction_snis(
             scratch.top.binary_search_by_key(&a, |t| t.0).map(|k| scratch.top[k].1).unwrap_or(ln_q_outside)
         };
         scratch.sampled.push(a);
+        scratch.rewards.push(world.reward(user, a));
         // ln ω = f − ln q; normalised below.
         scratch.weights.push(dot(items.row(a as usize), h) as f64 - ln_q);
     }
@@ -361,46 +357,18 @@ pub fn direction_snis(
         squares += *w * *w;
     }
     let mut r_bar = 0.0;
-    for (w, &a) in scratch.weights.iter_mut().zip(&scratch.sampled) {
+    for (w, &r) in scratch.weights.iter_mut().zip(&scratch.rewards) {
         *w /= total;
-        r_bar += *w * world.reward(user, a);
+        r_bar += *w * r;
     }
     out.iter_mut().for_each(|o| *o = 0.0);
-    for (&w, &a) in scratch.weights.iter().zip(&scratch.sampled) {
-        let centred = world.reward(user, a) - r_bar;
+    for ((&w, &a), &r) in scratch.weights.iter().zip(&scratch.sampled).zip(&scratch.rewards) {
+        let centred = r - r_bar;
         if centred != 0.0 {
             out.iter_mut().zip(items.row(a as usize)).for_each(|(o, e)| *o += w * centred * *e as f64);
         }
     }
     EstimateInfo { effective_samples: total * total / squares }
-}
-
-/// Adam for θ (ascent), with the standard constants.
-#[derive(Clone, Debug)]
-pub struct Adam {
-    first: Vec<f64>,
-    second: Vec<f64>,
-    steps: u32,
-    pub learning_rate: f64,
-}
-
-impl Adam {
-    pub fn new(size: usize, learning_rate: f64) -> Adam {
-        Adam { first: vec![0.0; size], second: vec![0.0; size], steps: 0, learning_rate }
-    }
-
-    pub fn ascend(&mut self, params: &mut [f64], gradient: &[f64]) {
-        const B1: f64 = 0.9;
-        const B2: f64 = 0.999;
-        self.steps += 1;
-        let c1 = 1.0 - crate::core::math::pow(B1, self.steps as f64);
-        let c2 = 1.0 - crate::core::math::pow(B2, self.steps as f64);
-        for ((p, g), (m, v)) in params.iter_mut().zip(gradient).zip(self.first.iter_mut().zip(self.second.iter_mut())) {
-            *m = B1 * *m + (1.0 - B1) * g;
-            *v = B2 * *v + (1.0 - B2) * g * g;
-            *p += self.learning_rate * (*m / c1) / ((*v / c2).sqrt() + 1e-8);
-        }
-    }
 }
 
 /// One method's training run: θ, its optimiser, its own sample stream, and the shared stream of
@@ -414,7 +382,7 @@ pub struct Trainer {
     scratch: Scratch,
     query: Vec<f32>,
     direction: Vec<f64>,
-    gradient: Vec<f64>,
+    gradient: Gradient,
     pub iterations: u32,
 }
 
@@ -430,7 +398,7 @@ impl Trainer {
             scratch: Scratch::default(),
             query: Vec::new(),
             direction: vec![0.0; dim as usize],
-            gradient: vec![0.0; size],
+            gradient: Gradient::new(size),
             iterations: 0,
         }
     }
@@ -439,7 +407,7 @@ impl Trainer {
     /// sample size of the sampled estimators (P for the exact one).
     pub fn step(&mut self, world: &CatalogueWorld, index: &mut CatalogueIndex, sampling: &Sampling, batch: u32) -> f64 {
         let d = world.dim as usize;
-        self.gradient.iter_mut().for_each(|g| *g = 0.0);
+        self.gradient.clear();
         let mut effective = 0.0;
         for _ in 0..batch {
             let user = world.train_users[rng::index(&mut self.batch_rng, world.train_users.len() as u32) as usize];
@@ -466,12 +434,13 @@ impl Trainer {
                 }
             }
             // ∇θ = xᵀ c, averaged over the batch.
-            for (row, xi) in self.gradient.chunks_exact_mut(d).zip(x) {
+            for (i, xi) in x.iter().enumerate() {
                 let xi = xi / batch as f64;
-                row.iter_mut().zip(&self.direction).for_each(|(g, c)| *g += xi * c);
+                self.direction.iter().enumerate().for_each(|(j, c)| self.gradient.add(i * d + j, xi * c));
             }
         }
-        self.adam.ascend(&mut self.policy.theta, &self.gradient);
+        // Ascent: the objective is a reward.
+        self.adam.step(&mut self.policy.theta, &self.gradient, -1.0);
         self.iterations += 1;
         effective / batch as f64
     }

@@ -132,6 +132,13 @@ pub struct VariancePoint {
     pub squared_norm: f64,
 }
 
+impl VariancePoint {
+    /// How many times smaller the variance is with the baseline.
+    pub fn variance_reduction(&self) -> Option<f64> {
+        (self.variance_baseline > 0.0).then(|| self.variance_plain / self.variance_baseline)
+    }
+}
+
 /// Total variance over `repeats` independent estimates, for each entry of `samples_list`.
 pub fn variance_study(problem: &SlateProblem, samples_list: &[u32], repeats: u32, seed: u64) -> Vec<VariancePoint> {
     let n = problem.logits.len();

@@ -2,7 +2,9 @@
 //! time, effective sample sizes, the ε study, iterations per second and speed-up as P grows, and
 //! the Plackett–Luce variance study. The math is in `core::reinforce`.
 
-use crate::core::reinforce::lesson::{ReinforceLesson, ReinforceReport, SpeedPoint, PUBLISHED};
+use crate::core::reinforce::lesson::{
+    ReinforceLesson, ReinforceReport, SpeedPoint, INITIAL_SCALE, PUBLISHED, TIMING_MIN_MS, TIMING_MIN_STEPS,
+};
 use crate::core::reinforce::Method;
 use crate::plot::{fmt_sig, LegendAt, PlotSpec, Series, Style, TableSpec, REFERENCE};
 use crate::ui::lesson_page::{use_lesson, waiting, LessonProps};
@@ -54,7 +56,7 @@ fn ReinforcePage(props: &LessonProps) -> Html {
                             <Plot spec={f.speed.clone()} height={300.0} />
                             <Plot spec={f.speed_up.clone()} height={300.0} />
                         </div>
-                        <Table spec={f.speed_table.clone()} caption="Each method timed on each catalogue (one run, this machine): a warm-up step, then at least 3 steps and 300 ms. Indexed: items with an embedding. Build: world, SVD and HNSW index. ×: iterations/s over those of exact." />
+                        <Table spec={f.speed_table.clone()} caption={f.speed_caption.clone()} />
                     </>
                 }
             }
@@ -83,6 +85,7 @@ struct Figures {
     speed: Rc<PlotSpec>,
     speed_up: Rc<PlotSpec>,
     speed_table: Rc<TableSpec>,
+    speed_caption: AttrValue,
     slates: Rc<PlotSpec>,
     slate_table: Rc<TableSpec>,
 }
@@ -105,8 +108,8 @@ impl From<&ReinforceReport> for Figures {
             Some(w) => format!(
                 "{} items, {} with an embedding (the others no user in the observed half touched: they score 0 and the index leaves them out); \
                  {} training users, hit@1 over {} validation users; d = {}. World and SVD in {:.0} ms, HNSW index in {:.0} ms. The initial policy \
-                 (θ = 20·I) has hit@1 {:.3} through the index, {:.3} by exact argmax.",
-                w.items, w.warm_items, w.train_users, w.eval_users, w.dim, w.world_ms, w.index_ms, w.initial_hit_index, w.initial_hit_exact
+                 (θ = {}·I) has hit@1 {:.3} through the index, {:.3} by exact argmax.",
+                w.items, w.warm_items, w.train_users, w.eval_users, w.dim, w.world_ms, w.index_ms, INITIAL_SCALE, w.initial_hit_index, w.initial_hit_exact
             ),
             None => "building the world…".into(),
         };
@@ -146,7 +149,6 @@ impl From<&ReinforceReport> for Figures {
         effective.y_range = Some((0.0, top + 0.6));
         effective.legend_at = LegendAt::UpperRight;
 
-        let exact_rate = r.training.iter().find(|t| t.method == Method::Exact && t.iterations > 0).map(|t| t.iterations_per_second());
         let results = TableSpec {
             id: "reinforce-results".into(),
             headers: [
@@ -165,22 +167,14 @@ impl From<&ReinforceReport> for Figures {
                 .training
                 .iter()
                 .map(|t| {
-                    let rate = t.iterations_per_second();
-                    let mean_ess = {
-                        let points: Vec<f64> = t.curve.iter().skip(1).map(|p| p.effective_samples).collect();
-                        if points.is_empty() {
-                            String::new()
-                        } else {
-                            fmt_sig(points.iter().sum::<f64>() / points.len() as f64)
-                        }
-                    };
+                    let mean_ess = t.mean_effective_samples().map_or(String::new(), fmt_sig);
                     vec![
                         t.method.label().to_string(),
                         t.iterations.to_string(),
                         format!("{:.2} s", t.training_ms / 1000.0),
-                        fmt_sig(rate),
-                        exact_rate.filter(|e| *e > 0.0).map_or(String::new(), |e| format!("{:.1}×", rate / e)),
-                        t.final_hit_index.or(t.curve.last().map(|p| p.hit_index)).map_or(String::new(), |h| format!("{h:.3}")),
+                        fmt_sig(t.iterations_per_second()),
+                        r.training_speed_up(t.method).map_or(String::new(), |v| format!("{v:.1}×")),
+                        t.latest_hit_index().map_or(String::new(), |h| format!("{h:.3}")),
                         t.final_hit_exact.map_or("(at the end)".into(), |h| format!("{h:.3}")),
                         if t.method == Method::Exact { "P (no sampling)".into() } else { mean_ess },
                     ]
@@ -319,8 +313,7 @@ impl From<&ReinforceReport> for Figures {
                 .slates
                 .iter()
                 .map(|p| {
-                    let ratio =
-                        if p.variance_baseline > 0.0 { format!("{:.1}×", p.variance_plain / p.variance_baseline) } else { String::new() };
+                    let ratio = p.variance_reduction().map_or(String::new(), |v| format!("{v:.1}×"));
                     vec![p.samples.to_string(), fmt_sig(p.variance_plain), fmt_sig(p.variance_baseline), ratio]
                 })
                 .collect(),
@@ -340,6 +333,11 @@ impl From<&ReinforceReport> for Figures {
             speed: Rc::new(speed),
             speed_up: Rc::new(speed_up),
             speed_table: Rc::new(speed_table),
+            speed_caption: format!(
+                "Each method timed on each catalogue (one run, this machine): a warm-up step, then at least {TIMING_MIN_STEPS} steps and \
+                 {TIMING_MIN_MS:.0} ms. Indexed: items with an embedding. Build: world, SVD and HNSW index. ×: iterations/s over those of exact."
+            )
+            .into(),
             slates: Rc::new(slates),
             slate_table: Rc::new(slate_table),
         }
