@@ -6,7 +6,7 @@ use crate::core::embeddings::lesson::EmbeddingsLesson;
 use crate::core::experiment::{merge_query, parts_query, run_part_query, run_query, start_query, steps, Experiment, Part, Stepper};
 use crate::core::horvitz_thompson::lesson::HorvitzThompsonLesson;
 use crate::core::mips::lesson::MipsLesson;
-use crate::core::params::{from_query, to_query, Issue};
+use crate::core::params::{from_query, parse_strict, to_query, Issue};
 use crate::core::progress::Progress;
 use crate::core::prr::lesson::PrrLesson;
 use crate::core::reinforce::lesson::ReinforceLesson;
@@ -38,6 +38,8 @@ pub struct Lesson {
     pub merge: fn(&str, &[String]) -> Result<String, String>,
     /// Parse a query: the canonical query of the values used, and what was wrong.
     pub canonical: fn(&str) -> (String, Vec<Issue>),
+    /// Parse a query strictly (the CLI): the canonical query, or every problem; no defaults guessed.
+    pub strict: fn(&str) -> Result<String, Vec<Issue>>,
     /// The parameter specs, for the CLI's help.
     pub specs: fn() -> &'static [crate::core::params::Spec],
     /// The lesson's logged dataset as CSV, where it has one.
@@ -61,6 +63,10 @@ fn canonical<E: Experiment>(query: &str) -> (String, Vec<Issue>) {
     (to_query(&*params), issues)
 }
 
+fn strict<E: Experiment>(query: &str) -> Result<String, Vec<Issue>> {
+    parse_strict::<E::Params>(query).map(|params| to_query(&*params))
+}
+
 fn specs<E: Experiment>() -> &'static [crate::core::params::Spec] {
     <E::Params as crate::core::params::LessonParams>::specs()
 }
@@ -79,6 +85,7 @@ macro_rules! lesson {
             steps: steps::<$experiment>,
             merge: merge_query::<$experiment>,
             canonical: canonical::<$experiment>,
+            strict: strict::<$experiment>,
             specs: specs::<$experiment>,
             dataset_csv: $dataset_csv,
             #[cfg(target_arch = "wasm32")]

@@ -8,5 +8,7 @@ pub mod core;
 pub mod lesson_text;
 pub mod lessons;
 pub mod plot;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod serve;
 #[cfg(target_arch = "wasm32")]
 pub mod ui;

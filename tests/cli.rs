@@ -44,3 +44,55 @@ fn bad_parameters_are_refused_with_a_reason() {
     let (_, url, _) = rorec(&["url", "slate-world", "--logs", "500"]);
     assert!(url.starts_with("#/slate-world?") && url.contains("logs=500"));
 }
+
+#[test]
+fn a_failed_run_exits_non_zero_with_the_message_on_stderr() {
+    let (code, stdout, stderr) = rorec(&[
+        "run",
+        "embeddings",
+        "users=300",
+        "items=4888",
+        "epochs=1",
+        "eval_users=50",
+        "dim=8",
+        "oversampling=4",
+        "density=0.051",
+        "source=pmi",
+    ]);
+    assert_eq!(code, 2, "{stdout}");
+    assert!(stdout.trim().is_empty(), "no report on stdout: {stdout}");
+    assert!(stderr.contains("more than 5000000 non-zeros"), "{stderr}");
+}
+
+#[test]
+fn messages_name_the_value_at_fault_and_never_promise_a_default() {
+    // A conflict blames the field the check names, with the values given.
+    let (code, _, stderr) = rorec(&["run", "reward-and-rank", "world=synthetic", "items=3", "slate_size=8"]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("  slate_size: a slate of K = 8 needs at least 8 items, P is 3"), "{stderr}");
+    assert!(!stderr.contains("world:") && !stderr.contains("default "), "{stderr}");
+    // Unknown names are named (with the nearest real one), repeated names refused, huge numbers
+    // out of range rather than "not whole"; everything is listed at once.
+    let (code, _, stderr) = rorec(&["run", "slate-world", "x=1", "logz=3", "logs=500", "logs=600", "items=1e16"]);
+    assert_eq!(code, 2);
+    for line in [
+        "  unknown parameter “x”\n",
+        "  unknown parameter “logz”: did you mean “logs”?\n",
+        "  logs: given twice (500 and 600); give it once\n",
+        "  items: 1e16 is outside 2…",
+        "`rorec params slate-world` lists the parameters",
+    ] {
+        assert!(stderr.contains(line), "{line:?} in {stderr}");
+    }
+    assert!(!stderr.contains("  : ") && !stderr.contains("using the default"), "{stderr}");
+    // Another lesson's address is refused, with the command that would run it.
+    let (code, _, stderr) = rorec(&["run", "slate-world", "http://127.0.0.1:8000/#/embeddings?users=300"]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("an address of the lesson “embeddings”, not “slate-world”"), "{stderr}");
+    assert!(stderr.contains("rorec run embeddings"), "{stderr}");
+    // A tiny real stays short in the canonical address and reads back as the same value.
+    let (code, url, _) = rorec(&["url", "horvitz-thompson", "epsilon=1e-320"]);
+    assert_eq!(code, 0);
+    assert!(url.contains("&epsilon=1e-320&"), "{url}");
+    assert!(url.len() < 400, "{url}");
+}

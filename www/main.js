@@ -10,7 +10,9 @@ init()
     const panel = document.createElement('div');
     panel.id = 'panic-panel';
     panel.setAttribute('role', 'alert');
-    panel.innerHTML = '<h2>The tutorial could not start</h2><p>This browser could not load the WebAssembly module.</p><pre></pre><button onclick="location.reload()">Reload</button>';
+    panel.innerHTML = '<h2>The tutorial could not start</h2><p>This browser could not load the WebAssembly module.</p><pre></pre><button>Reload</button>';
+    // A listener, not an inline onclick: the Content-Security-Policy allows no inline script.
+    panel.querySelector('button').addEventListener('click', () => location.reload());
     panel.querySelector('pre').textContent = String(error);
     app.appendChild(panel);
   });

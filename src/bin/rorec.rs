@@ -4,8 +4,7 @@
 
 use reward_reco::core::params::Kind;
 use reward_reco::lessons::{self, Lesson, LESSONS};
-use std::io::{BufRead, BufReader, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -94,7 +93,16 @@ fn parse_params(lesson: &Lesson, args: &[String]) -> Result<(String, Vec<(String
             } else {
                 pairs.push(format!("{name}={value}"));
             }
-        } else if let Some((_, query)) = arg.split_once('?') {
+        } else if let Some((address, query)) = arg.split_once('?') {
+            // A pasted page address must be this lesson's: another lesson's parameters would be
+            // read against the wrong names.
+            let named = address.rsplit_once("#/").map(|(_, id)| id.trim_end_matches('/')).filter(|id| !id.is_empty());
+            if let Some(other) = named.filter(|id| *id != lesson.id) {
+                return Err(format!(
+                    "“{arg}” is an address of the lesson “{other}”, not “{}”: run `rorec run {other} '{arg}'`",
+                    lesson.id
+                ));
+            }
             pairs.extend(query.split('&').map(String::from));
         } else if arg.contains('=') {
             pairs.extend(arg.split('&').map(String::from));
@@ -103,11 +111,17 @@ fn parse_params(lesson: &Lesson, args: &[String]) -> Result<(String, Vec<(String
         }
         i += 1;
     }
-    let (query, issues) = (lesson.canonical)(&pairs.join("&"));
-    if !issues.is_empty() {
-        let lines: Vec<String> = issues.iter().map(|i| format!("  {}: {}", i.param, i.message)).collect();
-        return Err(format!("bad parameters:\n{}", lines.join("\n")));
-    }
+    let query = (lesson.strict)(&pairs.join("&")).map_err(|issues| {
+        let lines: Vec<String> = issues
+            .iter()
+            .map(|i| if i.param.is_empty() { format!("  {}", i.message) } else { format!("  {}: {}", i.param, i.message) })
+            .collect();
+        format!(
+            "bad parameters, nothing was run:\n{}\n`rorec params {}` lists the parameters with their ranges and defaults",
+            lines.join("\n"),
+            lesson.id
+        )
+    })?;
     Ok((query, options))
 }
 
@@ -232,54 +246,5 @@ fn serve(args: &[String]) -> Result<(), String> {
     }
     let listener = TcpListener::bind(("127.0.0.1", port)).map_err(|e| format!("port {port}: {e}"))?;
     println!("Serving {} — open http://127.0.0.1:{port}/", dir.display());
-    for stream in listener.incoming().flatten() {
-        let dir = dir.clone();
-        std::thread::spawn(move || {
-            let _ = respond(stream, &dir);
-        });
-    }
-    Ok(())
-}
-
-fn respond(mut stream: TcpStream, dir: &Path) -> std::io::Result<()> {
-    let mut reader = BufReader::new(stream.try_clone()?);
-    let mut request = String::new();
-    reader.read_line(&mut request)?;
-    loop {
-        let mut header = String::new();
-        if reader.read_line(&mut header)? <= 2 {
-            break;
-        }
-    }
-    let path = request.split_whitespace().nth(1).unwrap_or("/");
-    let path = path.split(['?', '#']).next().unwrap_or("/");
-    let relative = path.trim_start_matches('/');
-    let file = if relative.is_empty() { dir.join("index.html") } else { dir.join(relative) };
-    // No escaping the folder.
-    let safe = !relative.split('/').any(|part| part == "..");
-    match std::fs::read(&file) {
-        Ok(body) if safe => {
-            let mime = match file.extension().and_then(|e| e.to_str()) {
-                Some("html") => "text/html; charset=utf-8",
-                Some("js") | Some("mjs") => "text/javascript; charset=utf-8",
-                Some("wasm") => "application/wasm",
-                Some("css") => "text/css; charset=utf-8",
-                Some("png") => "image/png",
-                Some("svg") => "image/svg+xml",
-                Some("json") => "application/json",
-                _ => "application/octet-stream",
-            };
-            write!(
-                stream,
-                "HTTP/1.1 200 OK\r\nContent-Type: {mime}\r\nContent-Length: {}\r\nCache-Control: no-cache\r\nConnection: close\r\n\r\n",
-                body.len()
-            )?;
-            stream.write_all(&body)
-        }
-        _ => {
-            let body = b"not found";
-            write!(stream, "HTTP/1.1 404 Not Found\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len())?;
-            stream.write_all(body)
-        }
-    }
+    reward_reco::serve::serve(listener, &dir, reward_reco::serve::Limits::default()).map_err(|e| format!("{}: {e}", dir.display()))
 }

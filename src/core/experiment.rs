@@ -45,6 +45,12 @@ pub trait Experiment {
     }
 
     fn merge(params: &Checked<Self::Params>, partials: Vec<Self::Partial>) -> Self::Report;
+
+    /// The message of a report that records a failed run (the page shows it in place of the
+    /// figures; the CLI exits non-zero with it).
+    fn failure(_report: &Self::Report) -> Option<&str> {
+        None
+    }
 }
 
 /// A part of an experiment that runs in slices of about `budget_ms` (by the progress clock).
@@ -130,7 +136,11 @@ pub fn merge_query<E: Experiment>(query: &str, partials: &[String]) -> Result<St
 pub fn run_query<E: Experiment>(query: &str, progress: &mut dyn Progress) -> Result<String, String> {
     let params = strict_params::<E>(query)?;
     let partial = E::run_part(&params, Part::WHOLE, progress);
-    serde_json::to_string(&E::merge(&params, vec![partial])).map_err(|e| e.to_string())
+    let report = E::merge(&params, vec![partial]);
+    if let Some(message) = E::failure(&report) {
+        return Err(message.to_string());
+    }
+    serde_json::to_string(&report).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

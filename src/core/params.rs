@@ -44,11 +44,21 @@ impl fmt::Display for Value {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Value::Int(v) => write!(f, "{v}"),
-            Value::Float(v) => write!(f, "{v}"),
+            Value::Float(v) => write!(f, "{}", format_float(*v)),
             Value::Choice(v) => write!(f, "{v}"),
             Value::Seed(v) => write!(f, "{v}"),
             Value::Set(v) => write!(f, "{}", v.join(",")),
         }
+    }
+}
+
+/// The shortest text that reads back as exactly `v`: plain digits for everyday magnitudes, the
+/// exponent form for tiny or huge ones (1e-320 would otherwise print as 324 characters).
+pub fn format_float(v: f64) -> String {
+    if v == 0.0 || (1e-4..1e16).contains(&v.abs()) {
+        format!("{v}")
+    } else {
+        format!("{v:e}")
     }
 }
 
@@ -93,18 +103,24 @@ pub fn parse_value(spec: &Spec, text: &str) -> Result<Value, String> {
     let text = text.trim();
     match spec.kind {
         Kind::Int { min, max, .. } => {
-            let v: i64 = parse_number(text)
-                .and_then(|x| if x.fract() == 0.0 && x.abs() < 9e15 { Some(x as i64) } else { None })
-                .ok_or_else(|| format!("“{text}” is not a whole number"))?;
+            let x = parse_number(text).ok_or_else(|| format!("“{text}” is not a number; give a whole number in {min}…{max}"))?;
+            if x.fract() != 0.0 {
+                return Err(format!("{text} is not a whole number; give a whole number in {min}…{max}"));
+            }
+            // Compared as reals first: a huge whole number is out of range, not "not whole".
+            if x < min as f64 || x > max as f64 {
+                return Err(format!("{text} is outside {min}…{max}"));
+            }
+            let v = x as i64;
             if v < min || v > max {
-                return Err(format!("{v} is outside {min}…{max}"));
+                return Err(format!("{text} is outside {min}…{max}"));
             }
             Ok(Value::Int(v))
         }
         Kind::Float { min, max, .. } => {
-            let v = parse_number(text).ok_or_else(|| format!("“{text}” is not a number"))?;
+            let v = parse_number(text).ok_or_else(|| format!("“{text}” is not a number; give a number in {min}…{max}"))?;
             if !(min..=max).contains(&v) {
-                return Err(format!("{v} is outside {min}…{max}"));
+                return Err(format!("{text} is outside {min}…{max}"));
             }
             Ok(Value::Float(v))
         }
@@ -168,40 +184,118 @@ pub fn check<P: LessonParams>(params: P) -> Result<Checked<P>, Vec<Issue>> {
     }
 }
 
+/// The `name=value` pairs of a query string, percent-decoded, in order.
+fn pairs(query: &str) -> impl Iterator<Item = (String, String)> + '_ {
+    query.split('&').filter(|p| !p.is_empty()).map(|pair| {
+        let (name, raw) = pair.split_once('=').unwrap_or((pair, ""));
+        (percent_decode(name), percent_decode(raw))
+    })
+}
+
+/// "unknown parameter", with the closest real name when there is one (a typo, a missing `_`).
+fn unknown_parameter<P: LessonParams>(name: &str) -> String {
+    let closest = P::specs()
+        .iter()
+        .map(|s| (edit_distance(&name.to_lowercase(), s.name), s.name))
+        .filter(|(d, n)| *d <= 2.max(n.len() / 4))
+        .min_by_key(|(d, _)| *d);
+    match closest {
+        Some((_, suggestion)) => format!("unknown parameter “{name}”: did you mean “{suggestion}”?"),
+        None => format!("unknown parameter “{name}”"),
+    }
+}
+
+/// Levenshtein distance, by characters.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let above = row[j + 1];
+            row[j + 1] = (above + 1).min(row[j] + 1).min(diagonal + usize::from(ca != *cb));
+            diagonal = above;
+        }
+    }
+    row[b.len()]
+}
+
+/// Parse a query strictly, as the CLI does: every problem is reported (unknown or repeated names,
+/// bad values, values that conflict) and nothing falls back to a default.
+pub fn parse_strict<P: LessonParams>(query: &str) -> Result<Checked<P>, Vec<Issue>> {
+    let mut params = P::default();
+    let mut issues = Vec::new();
+    let mut given: Vec<(&'static str, String)> = Vec::new();
+    for (name, text) in pairs(query) {
+        let Some(spec) = spec_of::<P>(&name) else {
+            issues.push(Issue { param: "", message: unknown_parameter::<P>(&name) });
+            continue;
+        };
+        if let Some((_, first)) = given.iter().find(|(n, _)| *n == spec.name) {
+            issues.push(Issue { param: spec.name, message: format!("given twice ({first} and {text}); give it once") });
+            continue;
+        }
+        given.push((spec.name, text.clone()));
+        match parse_value(spec, &text) {
+            Ok(v) => params.set(spec.name, v),
+            Err(message) => issues.push(Issue { param: spec.name, message }),
+        }
+    }
+    if issues.is_empty() {
+        check(params)
+    } else {
+        Err(issues)
+    }
+}
+
 /// Parse a query string (`a=1&b=x`, the part of the URL hash after `?`). Bad or unknown values are
 /// reported and replaced by their defaults; the result always passes [`check`].
 pub fn from_query<P: LessonParams>(query: &str) -> (Checked<P>, Vec<Issue>) {
     let mut params = P::default();
     let mut issues = Vec::new();
-    for pair in query.split('&').filter(|p| !p.is_empty()) {
-        let (name, raw) = pair.split_once('=').unwrap_or((pair, ""));
-        let name = percent_decode(name);
-        let text = percent_decode(raw);
+    let mut given: Vec<(&'static str, String)> = Vec::new();
+    for (name, text) in pairs(query) {
         match spec_of::<P>(&name) {
-            None => issues.push(Issue { param: "", message: format!("unknown parameter “{name}” ignored") }),
-            Some(spec) => match parse_value(spec, &text) {
-                Ok(v) => params.set(spec.name, v),
-                Err(message) => issues
-                    .push(Issue { param: spec.name, message: format!("{message}; using the default {}", P::default().get(spec.name)) }),
-            },
+            None => issues.push(Issue { param: "", message: format!("{} ignored", unknown_parameter::<P>(&name)) }),
+            Some(spec) => {
+                // A hand-edited address may repeat a name: the last one wins, and the page says so.
+                if let Some((_, first)) = given.iter().find(|(n, _)| *n == spec.name) {
+                    issues.push(Issue { param: spec.name, message: format!("given twice ({first}, then {text}); using the last, {text}") });
+                }
+                given.push((spec.name, text.clone()));
+                match parse_value(spec, &text) {
+                    Ok(v) => params.set(spec.name, v),
+                    Err(message) => issues.push(Issue {
+                        param: spec.name,
+                        message: format!("{message}; using the default {}", P::default().get(spec.name)),
+                    }),
+                }
+            }
         }
     }
     // Fields that conflict with each other fall back to their defaults, one at a time, until the
     // whole passes. The field an issue names goes first; when its default does not help (K > P with
-    // K already at its default, say), the other changed fields are tried in spec order. Bounded:
-    // each round resets one more field to its default.
+    // K already at its default, say), the other changed fields are tried: numbers before choices
+    // (P = 3 is the value at fault in "K = 8 > P = 3", not the world that makes K ≤ P matter), in
+    // spec order. Bounded: each round resets one more field to its default.
     let defaults = P::default();
     for _ in 0..=P::specs().len() {
         let conflicts = params.cross_check();
         let Some(first) = conflicts.first() else {
             break;
         };
-        let candidates = std::iter::once(first.param).chain(P::specs().iter().map(|s| s.name).filter(|n| *n != first.param));
+        let is_number = |s: &&Spec| matches!(s.kind, Kind::Int { .. } | Kind::Float { .. });
+        let others = P::specs().iter().filter(|s| s.name != first.param);
+        let candidates = std::iter::once(first.param)
+            .chain(others.clone().filter(is_number).map(|s| s.name))
+            .chain(others.filter(|s| !is_number(s)).map(|s| s.name));
         let fix = candidates.filter(|name| params.get(name) != defaults.get(name)).find_map(|name| {
             let mut trial = params.clone();
             trial.set(name, defaults.get(name));
             let after = trial.cross_check();
-            (after.len() < conflicts.len() || after.first() != Some(first)).then_some((name, trial))
+            // Progress: fewer conflicts, or none left on the field the first one named.
+            (after.len() < conflicts.len() || !after.iter().any(|i| i.param == first.param)).then_some((name, trial))
         });
         match fix {
             Some((name, trial)) => {
@@ -344,11 +438,12 @@ pub(crate) mod tests {
             Demo { items: 10, slate: 3, rate: 0.5, mode: "a", seed: 1 }
         }
     }
+    // `mode` first: a choice listed before the numbers it conflicts with.
     const SPECS: &[Spec] = &[
+        Spec { name: "mode", label: "m", help: "", kind: Kind::Choice(&[("a", "A"), ("b", "B"), ("c", "C")]) },
         Spec { name: "items", label: "P", help: "", kind: Kind::Int { min: 2, max: 100, log: false } },
         Spec { name: "slate", label: "K", help: "", kind: Kind::Int { min: 1, max: 10, log: false } },
         Spec { name: "rate", label: "r", help: "", kind: Kind::Float { min: 0.0, max: 1.0, log: false } },
-        Spec { name: "mode", label: "m", help: "", kind: Kind::Choice(&[("a", "A"), ("b", "B")]) },
         Spec { name: "seed", label: "seed", help: "", kind: Kind::Seed },
     ];
     impl LessonParams for Demo {
@@ -358,7 +453,8 @@ pub(crate) mod tests {
         crate::fields!(items, slate, rate, mode, seed);
 
         fn cross_check(&self) -> Vec<Issue> {
-            if self.slate > self.items {
+            // Mode "b" does not use slates.
+            if self.mode != "b" && self.slate > self.items {
                 vec![Issue { param: "slate", message: format!("K = {} exceeds P = {}", self.slate, self.items) }]
             } else {
                 vec![]
@@ -384,7 +480,7 @@ pub(crate) mod tests {
         assert_eq!(p.seed, 1);
         let named: Vec<&str> = issues.iter().map(|i| i.param).collect();
         assert_eq!(named, vec!["items", "mode", "seed", ""]);
-        assert!(issues[0].message.contains("not a whole number"));
+        assert!(issues[0].message.contains("is not a number; give a whole number in 2…100"));
     }
 
     #[test]
@@ -402,8 +498,58 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn a_conflict_resets_the_number_at_fault_not_a_choice() {
+        // K = 8 > P = 2 under mode c: resetting K (to 3) does not help, resetting mode would, but
+        // the value at fault is P.
+        let (p, issues) = from_query::<Demo>("mode=c&items=2&slate=8");
+        assert_eq!((p.mode, p.items, p.slate), ("c", 10, 8));
+        assert_eq!(issues.len(), 1);
+        assert_eq!(issues[0].param, "items");
+        assert!(issues[0].message.contains("using the default 10 for items"), "{}", issues[0].message);
+    }
+
+    #[test]
+    fn strict_parsing_reports_everything_and_guesses_nothing() {
+        assert_eq!(*parse_strict::<Demo>("items=42&mode=b").unwrap(), Demo { items: 42, mode: "b", ..Demo::default() });
+        let issues = parse_strict::<Demo>("itme=4&rate=2&slate=3&slate=4&seed=x").unwrap_err();
+        let messages: Vec<String> = issues.iter().map(|i| format!("{}: {}", i.param, i.message)).collect();
+        assert_eq!(messages.len(), 4, "{messages:?}");
+        assert_eq!(messages[0], ": unknown parameter “itme”: did you mean “items”?");
+        assert!(messages[1].starts_with("rate: 2 is outside 0…1"), "{}", messages[1]);
+        assert_eq!(messages[2], "slate: given twice (3 and 4); give it once");
+        assert!(messages[3].starts_with("seed: "));
+        assert!(messages.iter().all(|m| !m.contains("default")), "{messages:?}");
+        // A conflict names the field the lesson's check names, with the values as given.
+        let issues = parse_strict::<Demo>("items=2&slate=8").unwrap_err();
+        assert_eq!(issues, vec![Issue { param: "slate", message: "K = 8 exceeds P = 2".into() }]);
+        // The forgiving parser says what it did with a repeated name.
+        let (p, issues) = from_query::<Demo>("items=5&items=7");
+        assert_eq!(p.items, 7);
+        assert_eq!(issues[0].message, "given twice (5, then 7); using the last, 7");
+        let (_, issues) = from_query::<Demo>("zzzzzz=1");
+        assert_eq!(issues[0].message, "unknown parameter “zzzzzz” ignored");
+    }
+
+    #[test]
+    fn huge_whole_numbers_are_out_of_range_and_tiny_reals_stay_short() {
+        let items = &SPECS[1];
+        assert_eq!(parse_value(items, "9e15").unwrap_err(), "9e15 is outside 2…100");
+        assert_eq!(parse_value(items, "1e300").unwrap_err(), "1e300 is outside 2…100");
+        assert!(parse_value(items, "2.5").unwrap_err().contains("not a whole number"));
+        let rate = &SPECS[3];
+        let tiny = parse_value(rate, "1e-320").unwrap();
+        assert_eq!(tiny.to_string(), "1e-320");
+        assert_eq!(parse_value(rate, &tiny.to_string()).unwrap(), tiny);
+        for v in [0.0, 0.5, 0.125, 1e-4, 3.0e-5, 123456.75, 1e20, 2.5e-300] {
+            let text = Value::Float(v).to_string();
+            assert!(text.len() <= 24, "{text}");
+            assert_eq!(text.parse::<f64>().unwrap(), v);
+        }
+    }
+
+    #[test]
     fn out_of_range_and_formats() {
-        let spec = &SPECS[0];
+        let spec = &SPECS[1];
         assert!(parse_value(spec, "1e3").is_err());
         assert_eq!(parse_value(spec, "1e1").unwrap(), Value::Int(10));
         assert_eq!(parse_value(spec, " 1_0 ").unwrap(), Value::Int(10));

@@ -35,7 +35,11 @@ impl Route {
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct AppState {
+    /// What the app shows.
     pub route: Route,
+    /// The address as the app last read or wrote it. The address is the truth: the app writes
+    /// `route` into it only while it still reads `url` (a newer address wins over older state).
+    pub url: Route,
     pub presenter: bool,
     pub section: usize,
     pub help: bool,
@@ -44,8 +48,11 @@ pub struct AppState {
 pub enum AppAction {
     /// The URL changed (link, back button, hand edit).
     HashChanged(Route),
-    /// A lesson changed its parameters.
-    SetQuery(String),
+    /// A lesson changed its parameters: (lesson, query). Ignored when that lesson is no longer
+    /// the one shown (a late change from a page the reader already left).
+    SetQuery(String, String),
+    /// The app wrote this route into the address.
+    UrlWritten(Route),
     TogglePresenter,
     ToggleHelp,
     Escape,
@@ -71,9 +78,15 @@ impl Reducible for AppState {
                 if route.lesson != self.route.lesson {
                     next.section = 0;
                 }
-                next.route = route;
+                next.route = route.clone();
+                next.url = route;
             }
-            AppAction::SetQuery(query) => next.route.query = query,
+            AppAction::SetQuery(lesson, query) => {
+                if lesson == self.route.lesson {
+                    next.route.query = query;
+                }
+            }
+            AppAction::UrlWritten(route) => next.url = route,
             AppAction::TogglePresenter => {
                 next.presenter = !self.presenter;
                 dom::request_fullscreen(next.presenter);
@@ -122,7 +135,10 @@ pub const SHORTCUTS: &[(&str, &str)] = &[
 
 #[component]
 pub fn App() -> Html {
-    let state = use_reducer(|| AppState { route: Route::parse(&dom::hash()), presenter: false, section: 0, help: false });
+    let state = use_reducer(|| {
+        let route = Route::parse(&dom::hash());
+        AppState { url: route.clone(), route, presenter: false, section: 0, help: false }
+    });
     {
         // URL → state.
         let dispatcher = state.dispatcher();
@@ -137,12 +153,19 @@ pub fn App() -> Html {
     }
     {
         // state → URL: a new lesson is a history entry, a parameter change replaces the entry.
-        use_effect_with(state.route.clone(), move |route| {
-            let current = Route::parse(&dom::hash());
-            if current.lesson != route.lesson {
-                let _ = dom::window().location().set_hash(&route.to_hash());
-            } else if current != *route {
-                dom::replace_hash(&route.to_hash());
+        // Effects run after rendering, and the address may have moved on in between (a link
+        // clicked twice, a script setting location.hash): then a hashchange is on its way and
+        // this state is already old, so nothing is written and the newer address wins.
+        let dispatcher = state.dispatcher();
+        use_effect_with((state.route.clone(), state.url.clone()), move |(route, url)| {
+            let live = Route::parse(&dom::hash());
+            if route != url && live == *url {
+                if live.lesson != route.lesson {
+                    let _ = dom::window().location().set_hash(&route.to_hash());
+                } else {
+                    dom::replace_hash(&route.to_hash());
+                }
+                dispatcher.dispatch(AppAction::UrlWritten(route.clone()));
             }
         });
     }
@@ -189,7 +212,8 @@ pub fn App() -> Html {
     let index = lesson_index(&state.route.lesson);
     let on_query = {
         let dispatcher = state.dispatcher();
-        Callback::from(move |q: String| dispatcher.dispatch(AppAction::SetQuery(q)))
+        let lesson = state.route.lesson.clone();
+        Callback::from(move |q: String| dispatcher.dispatch(AppAction::SetQuery(lesson.clone(), q)))
     };
     let toggle_presenter = {
         let d = state.dispatcher();

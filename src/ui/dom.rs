@@ -61,8 +61,16 @@ pub fn show_panic_panel(message: &str) {
     panel.set_inner_html(&format!(
         "<h2>Something went wrong in this lesson</h2><p>The page stopped because of an internal error. \
          Your parameters are kept in the address bar.</p><pre>{escaped}</pre>\
-         <button id=\"panic-reload\" onclick=\"location.reload()\">Reload lesson</button>"
+         <button id=\"panic-reload\">Reload lesson</button>"
     ));
+    // A listener, not an inline onclick: the page's Content-Security-Policy allows no inline script.
+    if let Ok(Some(button)) = panel.query_selector("#panic-reload") {
+        let reload = Closure::<dyn FnMut()>::new(|| {
+            let _ = window().location().reload();
+        });
+        let _ = button.add_event_listener_with_callback("click", reload.as_ref().unchecked_ref());
+        reload.forget();
+    }
     if let Some(body) = doc.body() {
         let _ = body.append_child(&panel);
     }

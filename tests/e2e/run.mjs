@@ -163,7 +163,7 @@ test('slate world: bad input in a control shows a message next to it and changes
   await setControl(page, 'logs', 'abc');
   const message = page.locator('[data-param="logs"] .inline-error').first();
   await message.waitFor();
-  assert.match(await message.innerText(), /not a whole number/);
+  assert.match(await message.innerText(), /“abc” is not a number; give a whole number in/);
   await setControl(page, 'logs', '5');
   assert.match(await message.innerText(), /outside/);
   await setControl(page, 'world', 'synthetic');
@@ -441,6 +441,34 @@ test('reinforce: curves grow while training, pause holds it, the page computes w
   assert.match(await page.locator('[data-widget="speed"]').innerText(), /sweep is off/);
   assert.deepEqual(page.errors, []);
   await page.closeAll();
+});
+
+test('rapid lesson switches (0 ms and 100 ms apart): the last address wins, with its report', async () => {
+  const last = 'base_items=300&sizes=1&queries=20';
+  for (const gap of [0, 100]) {
+    const page = await open('#/slate-world?logs=2000');
+    await report(page);
+    const entries = await page.evaluate(() => history.length);
+    await page.evaluate(({ gap, last }) => {
+      window.__hashes = [];
+      window.addEventListener('hashchange', (e) => window.__hashes.push(new URL(e.newURL).hash));
+      location.hash = '#/embeddings?users=300&items=200&epochs=1';
+      setTimeout(() => { location.hash = `#/fast-mips?${last}`; }, gap);
+    }, { gap, last });
+    // Settled: the fast-MIPS report is in, for the parameters in the address.
+    await page.waitForFunction(() => /^#\/fast-mips/.test(location.hash) && window.__rorecLastReport
+      && JSON.parse(window.__rorecLastReport).sizes?.length === 1, null, { timeout: 60000 });
+    const shown = await report(page);
+    await page.waitForTimeout(500);
+    assert.equal(new URL(page.url()).hash, `#/fast-mips?${last}`, `gap ${gap} ms: the address stays the last one set`);
+    assert.deepEqual(await page.evaluate(() => window.__hashes),
+      ['#/embeddings?users=300&items=200&epochs=1', `#/fast-mips?${last}`], `gap ${gap} ms: no older address written back`);
+    assert.equal(await page.evaluate(() => history.length), entries + 2, `gap ${gap} ms: one history entry per switch`);
+    assert.equal(await page.locator('.toc li.current a').getAttribute('href'), '#/fast-mips');
+    assert.deepEqual(withoutTimings(shown), withoutTimings(cli('fast-mips', last)));
+    assert.deepEqual(page.errors, []);
+    await page.closeAll();
+  }
 });
 
 test('presenter mode: p, arrows, PageUp/PageDown, ? and Esc', async () => {

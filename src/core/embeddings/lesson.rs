@@ -341,6 +341,10 @@ impl Experiment for EmbeddingsLesson {
             random: random.ok_or("the random-start job did not run")?,
         })
     }
+
+    fn failure(report: &Result<EmbeddingsReport, String>) -> Option<&str> {
+        report.as_ref().err().map(String::as_str)
+    }
 }
 
 /// Singular values of a small dense block from the eigenvalues of its Gram matrix AᵀA
