@@ -143,8 +143,11 @@ test('slate world: bad URL values are reported and replaced by defaults; the pag
   // Conflicting values: K larger than P.
   await page.goto(`${BASE}#/slate-world?world=synthetic&items=3&slate_size=8`);
   await page.reload();
-  await report(page);
-  assert.match(await page.locator('[data-testid="url-issues"]').innerText(), /slate_size/);
+  const conflict = await report(page);
+  // K = 8 > P = 3: K kept, P (the value at fault) back to its default; the world stays synthetic.
+  assert.match(await page.locator('[data-testid="url-issues"]').innerText(),
+    /items: a slate of K = 8 needs at least 8 items, P is 3; using the default \d+ for items/);
+  assert.deepEqual(conflict, cli('slate-world', 'world=synthetic&slate_size=8'));
   // A catalogue too large for a tab.
   await page.goto(`${BASE}#/slate-world?world=synthetic&items=200000&dim=128`);
   await page.reload();
