@@ -40,6 +40,10 @@ pub struct Lesson {
     pub canonical: fn(&str) -> (String, Vec<Issue>),
     /// Parse a query strictly (the CLI): the canonical query, or every problem; no defaults guessed.
     pub strict: fn(&str) -> Result<String, Vec<Issue>>,
+    /// The experiment's stages and what each depends on.
+    pub graph: crate::core::stages::Graph,
+    /// Checks the graph against the parameters (a test runs it for every lesson).
+    pub validate_graph: fn() -> Result<(), String>,
     /// The parameter specs, for the CLI's help.
     pub specs: fn() -> &'static [crate::core::params::Spec],
     /// The lesson's logged dataset as CSV, where it has one.
@@ -86,6 +90,8 @@ macro_rules! lesson {
             merge: merge_query::<$experiment>,
             canonical: canonical::<$experiment>,
             strict: strict::<$experiment>,
+            graph: <$experiment as Experiment>::GRAPH,
+            validate_graph: || <$experiment as Experiment>::GRAPH.validate::<<$experiment as Experiment>::Params>(),
             specs: specs::<$experiment>,
             dataset_csv: $dataset_csv,
             #[cfg(target_arch = "wasm32")]
@@ -157,6 +163,14 @@ mod tests {
             assert!(issues.is_empty(), "{}: {issues:?}", lesson.id);
             assert_eq!(again, defaults);
             assert_eq!(defaults.split('&').count(), (lesson.specs)().len());
+        }
+    }
+
+    #[test]
+    fn every_lesson_declares_a_sound_stage_graph() {
+        for lesson in LESSONS {
+            (lesson.validate_graph)().unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(lesson.graph.lesson, lesson.id);
         }
     }
 

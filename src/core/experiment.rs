@@ -6,6 +6,7 @@
 
 use super::params::{from_query, Checked, LessonParams};
 use super::progress::Progress;
+use super::stages::{Graph, StageCache};
 use serde::{de::DeserializeOwned, Serialize};
 
 /// Part `index` of `count`.
@@ -31,12 +32,20 @@ pub trait Experiment {
     type Report: Serialize + DeserializeOwned + Clone + PartialEq + 'static;
     type Partial: Serialize + DeserializeOwned;
 
+    /// The experiment's stages and what each depends on (see [`super::stages`]).
+    const GRAPH: Graph;
+
+    /// The report's fields that hold wall-clock timings: the only fields allowed to differ
+    /// between two runs of the same query (or a run that reused cached stages).
+    const TIMINGS: &'static [&'static str] = &[];
+
     /// The most parts worth running in parallel for these parameters.
     fn parts(_params: &Checked<Self::Params>) -> u32 {
         1
     }
 
-    fn run_part(params: &Checked<Self::Params>, part: Part, progress: &mut dyn Progress) -> Self::Partial;
+    /// One part. Stages whose results are in `cache` (same key) are reused, not recomputed.
+    fn run_part(params: &Checked<Self::Params>, part: Part, cache: &mut StageCache, progress: &mut dyn Progress) -> Self::Partial;
 
     /// Experiments that train for a while can run a part in slices instead ([`Stepper`]): the
     /// page then shows the results so far after each slice, and can pause between slices.
@@ -56,8 +65,8 @@ pub trait Experiment {
 /// A part of an experiment that runs in slices of about `budget_ms` (by the progress clock).
 /// Slicing must not change the numbers: only the timings may differ from a run in one go.
 pub trait Stepper {
-    /// Work for about `budget_ms`; true when the part is finished.
-    fn step(&mut self, budget_ms: f64, progress: &mut dyn Progress) -> bool;
+    /// Work for about `budget_ms`; true when the part is finished. `cache` is the worker's.
+    fn step(&mut self, budget_ms: f64, cache: &mut StageCache, progress: &mut dyn Progress) -> bool;
     /// The part's result so far as the experiment's Partial, in JSON (the final one once
     /// `step` returned true).
     fn partial_json(&self) -> Result<String, String>;
@@ -75,8 +84,8 @@ struct Whole<E: Experiment> {
 }
 
 impl<E: Experiment> Stepper for Whole<E> {
-    fn step(&mut self, _budget_ms: f64, progress: &mut dyn Progress) -> bool {
-        let partial = E::run_part(&self.params, self.part, progress);
+    fn step(&mut self, _budget_ms: f64, cache: &mut StageCache, progress: &mut dyn Progress) -> bool {
+        let partial = E::run_part(&self.params, self.part, cache, progress);
         self.result = Some(serde_json::to_string(&partial).map_err(|e| e.to_string()));
         true
     }
@@ -117,10 +126,21 @@ pub fn parts_query<E: Experiment>(query: &str, available: u32) -> u32 {
     strict_params::<E>(query).map(|p| E::parts(&p).clamp(1, available.max(1))).unwrap_or(1)
 }
 
-/// One part, as JSON (the workers run this).
-pub fn run_part_query<E: Experiment>(query: &str, part: Part, progress: &mut dyn Progress) -> Result<String, String> {
-    let params = strict_params::<E>(query)?;
-    serde_json::to_string(&E::run_part(&params, part, progress)).map_err(|e| e.to_string())
+/// One part, as JSON, computed from scratch.
+pub fn run_part_query<E: Experiment + 'static>(query: &str, part: Part, progress: &mut dyn Progress) -> Result<String, String> {
+    run_part_query_cached::<E>(query, part, &mut StageCache::disabled(), progress)
+}
+
+/// One part, as JSON, reusing the stages kept in `cache` (as a worker does), sliced or not.
+pub fn run_part_query_cached<E: Experiment + 'static>(
+    query: &str,
+    part: Part,
+    cache: &mut StageCache,
+    progress: &mut dyn Progress,
+) -> Result<String, String> {
+    let mut stepper = start_query::<E>(query, part)?;
+    while !stepper.step(f64::INFINITY, cache, progress) {}
+    stepper.partial_json()
 }
 
 /// Merge the parts' JSON into the report's JSON (the page runs this when all parts are in).
@@ -131,11 +151,12 @@ pub fn merge_query<E: Experiment>(query: &str, partials: &[String]) -> Result<St
     serde_json::to_string(&E::merge(&params, partials)).map_err(|e| e.to_string())
 }
 
-/// The whole experiment in one part, as JSON (the CLI and the tests run this). Strict: any bad
-/// value is an error (the app only sends canonical queries; the CLI should not guess).
+/// The whole experiment in one part, from scratch, as JSON (the CLI and the tests run this).
+/// Strict: any bad value is an error (the app only sends canonical queries; the CLI should not
+/// guess).
 pub fn run_query<E: Experiment>(query: &str, progress: &mut dyn Progress) -> Result<String, String> {
     let params = strict_params::<E>(query)?;
-    let partial = E::run_part(&params, Part::WHOLE, progress);
+    let partial = E::run_part(&params, Part::WHOLE, &mut StageCache::disabled(), progress);
     let report = E::merge(&params, vec![partial]);
     if let Some(message) = E::failure(&report) {
         return Err(message.to_string());

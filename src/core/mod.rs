@@ -12,4 +12,5 @@ pub mod prr;
 pub mod reinforce;
 pub mod rng;
 pub mod slate_world;
+pub mod stages;
 pub mod stats;

@@ -25,6 +25,13 @@ pub fn run_app() {
     yew::Renderer::<app::App>::with_root(root).render();
 }
 
+thread_local! {
+    /// This worker's stage results, kept across runs: a run reuses every stage whose inputs did
+    /// not change since an earlier run in the same worker.
+    static WORKER_CACHE: std::cell::RefCell<crate::core::stages::StageCache> =
+        const { std::cell::RefCell::new(crate::core::stages::StageCache::new(crate::core::stages::WORKER_BUDGET_BYTES)) };
+}
+
 /// One part of one experiment, run in slices by www/worker.js inside a Web Worker: the worker
 /// calls `step` until it returns true, posting `live()` between slices and pausing on request.
 #[wasm_bindgen]
@@ -69,7 +76,7 @@ impl PartRun {
             },
             clock: || clock(),
         };
-        self.stepper.step(budget_ms, &mut report)
+        WORKER_CACHE.with(|cache| self.stepper.step(budget_ms, &mut cache.borrow_mut(), &mut report))
     }
 
     /// The part's result (JSON), or the error that replaced it.

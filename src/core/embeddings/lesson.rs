@@ -8,6 +8,7 @@ use super::metrics::{self, RankingMetrics, UserTable};
 use super::rsvd::{self, max_relative_error, PmiParams, RsvdParams};
 use super::sparse::{Csr, DenseMatrix};
 use super::{InteractionWorld, WorldSpec};
+use crate::core::stages::{Graph, Stage, StageCache};
 use crate::core::experiment::{Experiment, Part};
 use crate::core::params::{Checked, Issue, Kind, LessonParams, Spec};
 use crate::core::progress::{staged, Progress};
@@ -294,6 +295,9 @@ pub struct EmbeddingsReport {
 pub struct EmbeddingsLesson;
 
 impl Experiment for EmbeddingsLesson {
+    // One stage for now: every parameter reruns everything.
+    const GRAPH: Graph = Graph { lesson: "embeddings", stages: &[Stage { name: "run", reads: &["users", "items", "topics", "density", "source", "dim", "oversampling", "power_iterations", "optimizer", "learning_rate", "negatives", "epochs", "query_map", "top_k", "eval_users", "user", "seed"], uses: &[] }] };
+    const TIMINGS: &'static [&'static str] = &["Ok.svd.svd_ms", "Ok.svd.training.epoch_ms", "Ok.random.epoch_ms"];
     type Params = EmbeddingsParams;
     /// An error when the world or the SVD cannot be built for these parameters (shown in place
     /// of the results; the parameter checks catch what they can first).
@@ -306,7 +310,7 @@ impl Experiment for EmbeddingsLesson {
         2
     }
 
-    fn run_part(params: &Checked<EmbeddingsParams>, part: Part, progress: &mut dyn Progress) -> Vec<Result<Job, String>> {
+    fn run_part(params: &Checked<EmbeddingsParams>, part: Part, _cache: &mut StageCache, progress: &mut dyn Progress) -> Vec<Result<Job, String>> {
         let p: &EmbeddingsParams = params;
         let jobs: Vec<u32> = part.range(2).collect();
         let count = jobs.len().max(1) as f64;

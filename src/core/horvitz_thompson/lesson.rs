@@ -4,6 +4,7 @@
 
 use super::estimators::{self, estimate, Kind, Row};
 use super::{Lab, RawRow, Truth};
+use crate::core::stages::{Graph, Stage, StageCache};
 use crate::core::experiment::{Experiment, Part};
 use crate::core::math::{log10, pow, sq};
 use crate::core::params::{Checked, Issue, Kind as ParamKind, LessonParams, Spec};
@@ -368,6 +369,8 @@ const TRUTH_DRAWS: u32 = 400_000;
 const SPREAD_ROWS: u32 = 4000;
 
 impl Experiment for HorvitzThompsonLesson {
+    // One stage for now: every parameter reruns everything.
+    const GRAPH: Graph = Graph { lesson: "horvitz-thompson", stages: &[Stage { name: "run", reads: &["world", "click_model", "items", "slate_size", "contexts", "users", "logging", "logging_temperature", "target", "target_temperature", "epsilon", "cap", "model_noise", "logs", "replications", "estimators", "seed"], uses: &[] }] };
     type Params = HorvitzThompsonParams;
     type Report = HorvitzThompsonReport;
     type Partial = PartialReport;
@@ -376,7 +379,7 @@ impl Experiment for HorvitzThompsonLesson {
         params.replications as u32
     }
 
-    fn run_part(params: &Checked<HorvitzThompsonParams>, part: Part, progress: &mut dyn Progress) -> PartialReport {
+    fn run_part(params: &Checked<HorvitzThompsonParams>, part: Part, _cache: &mut StageCache, progress: &mut dyn Progress) -> PartialReport {
         let p: &HorvitzThompsonParams = params;
         progress.report(0.0, "building the world and the policies");
         let lab = p.lab(p.build_world(), p.kinds().iter().any(|k| matches!(k, Kind::Dm | Kind::Dr)));

@@ -4,6 +4,7 @@
 
 use super::hnsw::{Config, MipsIndex};
 use super::{data, exact, recall, Vectors};
+use crate::core::stages::{bytes_of, Footprint, Graph, Stage, StageCache};
 use crate::core::experiment::{Experiment, Part};
 use crate::core::math::pow;
 use crate::core::params::{Checked, Issue, Kind, LessonParams, Spec};
@@ -208,22 +209,108 @@ fn run_queries(
     (recalls, ms / n, index.graph.distance_count as f64 / n)
 }
 
-fn exact_all(items: &Vectors, queries: &Vectors, k: usize, progress: &mut dyn Progress) -> (Vec<Vec<u32>>, f64) {
-    let start = progress.now_ms();
-    let truth: Vec<Vec<u32>> = (0..queries.len()).map(|q| exact::top_k_ids(items, queries.row(q), k)).collect();
-    (truth, (progress.now_ms() - start) / queries.len().max(1) as f64)
+/// Stage results. Each is a pure function of its key (timings aside).
+struct Catalogue {
+    items: Vectors,
+    queries: Vectors,
+}
+
+/// The exact top-k of every query, and what the scan cost.
+struct Truth {
+    top_k: Vec<Vec<u32>>,
+    exact_ms_per_query: f64,
+}
+
+struct BuiltIndex {
+    index: std::cell::RefCell<MipsIndex>,
+    build_ms: f64,
+}
+
+impl Footprint for Catalogue {
+    fn footprint(&self) -> usize {
+        bytes_of(&self.items.data) + bytes_of(&self.queries.data)
+    }
+}
+
+impl Footprint for Truth {
+    fn footprint(&self) -> usize {
+        self.top_k.iter().map(|t| bytes_of(t) + 24).sum()
+    }
+}
+
+impl Footprint for BuiltIndex {
+    fn footprint(&self) -> usize {
+        self.index.borrow().graph.memory_bytes()
+    }
+}
+
+/// The lesson's stages: the catalogue sizes; per size, the vectors, the exact answers and the
+/// graph; the searches at ef_search; the recall–speed curves of both graphs at the first size.
+/// A change of ef_search reruns only the searches; of k, the exact answers and the searches.
+const MIPS_GRAPH: Graph = Graph {
+    lesson: "fast-mips",
+    stages: &[
+        Stage { name: "sizes", reads: &["base_items", "sizes"], uses: &[] },
+        // One catalogue size (the size is part of the key).
+        Stage { name: "vectors", reads: &["data", "dim", "queries", "seed"], uses: &[] },
+        Stage { name: "truth", reads: &["k"], uses: &["vectors"] },
+        // One graph per size and kind (inner product or augmented L2); the seed is read through
+        // the vectors.
+        Stage { name: "graph", reads: &["m", "ef_construction"], uses: &["vectors"] },
+        Stage { name: "search", reads: &["index", "ef_search"], uses: &["sizes", "graph", "truth"] },
+        Stage { name: "curves", reads: &[], uses: &["sizes", "graph", "truth"] },
+    ],
+};
+
+fn catalogue(p: &MipsParams, items: u32, cache: &mut StageCache, progress: &mut dyn Progress) -> std::rc::Rc<Catalogue> {
+    cache.get_or_compute(MIPS_GRAPH.key("vectors", p).with(items), |_| {
+        progress.report(0.0, &format!("P = {items}: vectors"));
+        let (items, queries) = data::generate(p.data_kind(), items as usize, p.queries as usize, p.dim as usize, p.seed);
+        Catalogue { items, queries }
+    })
+}
+
+fn truth(p: &MipsParams, items: u32, cache: &mut StageCache, progress: &mut dyn Progress) -> std::rc::Rc<Truth> {
+    cache.get_or_compute(MIPS_GRAPH.key("truth", p).with(items), |cache| {
+        let catalogue = catalogue(p, items, cache, progress);
+        progress.report(0.05, &format!("P = {items}: exact search"));
+        let start = progress.now_ms();
+        let k = p.k as usize;
+        let top_k: Vec<Vec<u32>> = (0..catalogue.queries.len()).map(|q| exact::top_k_ids(&catalogue.items, catalogue.queries.row(q), k)).collect();
+        Truth { top_k, exact_ms_per_query: (progress.now_ms() - start) / catalogue.queries.len().max(1) as f64 }
+    })
+}
+
+fn built_index(p: &MipsParams, items: u32, augmented: bool, cache: &mut StageCache, progress: &mut dyn Progress) -> std::rc::Rc<BuiltIndex> {
+    cache.get_or_compute(MIPS_GRAPH.key("graph", p).with(format!("{items}:{}", if augmented { "augmented" } else { "ip" })), |cache| {
+        let catalogue = catalogue(p, items, cache, progress);
+        let start = progress.now_ms();
+        let index = MipsIndex::build(&catalogue.items, augmented, p.config(), &mut staged(progress, 0.1, 0.95));
+        BuiltIndex { index: std::cell::RefCell::new(index), build_ms: progress.now_ms() - start }
+    })
 }
 
 impl Experiment for MipsLesson {
     type Params = MipsParams;
     type Report = MipsReport;
     type Partial = MipsPartial;
+    const GRAPH: Graph = MIPS_GRAPH;
+    const TIMINGS: &'static [&'static str] = &[
+        "sizes.build_ms",
+        "sizes.exact_ms_per_query",
+        "sizes.approx_ms_per_query",
+        "curves.exact_ms_per_query",
+        "curves.build_ms_inner_product",
+        "curves.build_ms_augmented",
+        "curves.inner_product.ms_per_query",
+        "curves.augmented.ms_per_query",
+    ];
 
     fn parts(params: &Checked<MipsParams>) -> u32 {
         params.sizes as u32
     }
 
-    fn run_part(params: &Checked<MipsParams>, part: Part, progress: &mut dyn Progress) -> MipsPartial {
+    fn run_part(params: &Checked<MipsParams>, part: Part, cache: &mut StageCache, progress: &mut dyn Progress) -> MipsPartial {
         let p: &MipsParams = params;
         let k = p.k as usize;
         let all = p.catalogue_sizes();
@@ -233,23 +320,20 @@ impl Experiment for MipsLesson {
         let mut sizes = Vec::new();
         for (i, &items) in mine.iter().enumerate() {
             let mut stage = staged(progress, i as f64 / steps, (i as f64 + 1.0) / steps);
-            stage.report(0.0, &format!("P = {items}: vectors"));
-            let (catalogue, queries) = data::generate(p.data_kind(), items as usize, p.queries as usize, p.dim as usize, p.seed);
-            stage.report(0.05, &format!("P = {items}: exact search"));
-            let (truth, exact_ms) = exact_all(&catalogue, &queries, k, &mut stage);
-            let start = stage.now_ms();
-            let mut index = MipsIndex::build(&catalogue, p.index == "hnsw-augmented", p.config(), &mut staged(&mut stage, 0.1, 0.95));
-            let build_ms = stage.now_ms() - start;
-            let (recalls, approx_ms, distances) = run_queries(&mut index, &queries, &truth, k, p.ef_search as usize, &mut stage);
+            let catalogue = catalogue(p, items, cache, &mut stage);
+            let truth = truth(p, items, cache, &mut stage);
+            let built = built_index(p, items, p.index == "hnsw-augmented", cache, &mut stage);
+            let mut index = built.index.borrow_mut();
+            let (recalls, approx_ms, distances) = run_queries(&mut index, &catalogue.queries, &truth.top_k, k, p.ef_search as usize, &mut stage);
             let mut histogram = vec![0u32; k + 1];
             for r in &recalls {
                 histogram[(r * k as f64).round() as usize] += 1;
             }
             sizes.push(SizePoint {
                 items,
-                build_ms,
+                build_ms: built.build_ms,
                 memory_bytes: index.graph.memory_bytes() as u64,
-                exact_ms_per_query: exact_ms,
+                exact_ms_per_query: truth.exact_ms_per_query,
                 approx_ms_per_query: approx_ms,
                 recall: recalls.iter().sum::<f64>() / recalls.len().max(1) as f64,
                 approx_distances_per_query: distances,
@@ -259,21 +343,20 @@ impl Experiment for MipsLesson {
         let curves = (part.index == 0).then(|| {
             let mut stage = staged(progress, (steps - 1.0) / steps, 1.0);
             let items = all[0];
-            let (catalogue, queries) = data::generate(p.data_kind(), items as usize, p.queries as usize, p.dim as usize, p.seed);
-            let (truth, exact_ms) = exact_all(&catalogue, &queries, k, &mut stage);
+            let catalogue = catalogue(p, items, cache, &mut stage);
+            let truth = truth(p, items, cache, &mut stage);
             let efs: Vec<usize> = {
                 let mut e: Vec<usize> = [k, 8, 16, 32, 64, 128, 256, 512].into_iter().filter(|e| *e >= k).collect();
                 e.dedup();
                 e
             };
-            let curve_of = |augmented: bool, stage: &mut dyn Progress, from: f64| {
-                let start = stage.now_ms();
-                let mut index = MipsIndex::build(&catalogue, augmented, p.config(), &mut staged(stage, from, from + 0.4));
-                let build = stage.now_ms() - start;
+            let mut curve_of = |augmented: bool, stage: &mut dyn Progress, from: f64| {
+                let built = built_index(p, items, augmented, cache, &mut staged(stage, from, from + 0.4));
+                let mut index = built.index.borrow_mut();
                 let points = efs
                     .iter()
                     .map(|&ef| {
-                        let (recalls, ms, distances) = run_queries(&mut index, &queries, &truth, k, ef, stage);
+                        let (recalls, ms, distances) = run_queries(&mut index, &catalogue.queries, &truth.top_k, k, ef, stage);
                         CurvePoint {
                             ef: ef as u32,
                             recall: recalls.iter().sum::<f64>() / recalls.len().max(1) as f64,
@@ -282,13 +365,13 @@ impl Experiment for MipsLesson {
                         }
                     })
                     .collect::<Vec<_>>();
-                (points, build)
+                (points, built.build_ms)
             };
             let (inner_product, build_ip) = curve_of(false, &mut stage, 0.0);
             let (augmented, build_aug) = curve_of(true, &mut stage, 0.5);
             Curves {
                 items,
-                exact_ms_per_query: exact_ms,
+                exact_ms_per_query: truth.exact_ms_per_query,
                 inner_product,
                 augmented,
                 build_ms_inner_product: build_ip,
@@ -325,6 +408,23 @@ mod tests {
     use super::*;
     use crate::core::experiment::{merge_query, run_part_query, run_query};
     use crate::core::params::{check, from_query};
+
+    #[test]
+    fn a_walk_through_parameter_changes_gives_what_a_fresh_run_gives() {
+        let choices: &[(&str, &[&str])] = &[
+            ("ef_search", &["4", "16", "64"]),
+            ("k", &["4", "10"]),
+            ("m", &["6", "12"]),
+            ("ef_construction", &["16", "40"]),
+            ("index", &["hnsw-ip", "hnsw-augmented"]),
+            ("data", &["uniform", "clustered"]),
+            ("sizes", &["2", "3"]),
+            ("queries", &["10", "25"]),
+            ("seed", &["1", "2"]),
+        ];
+        let stats = crate::core::stages::tests::walk::<MipsLesson>("base_items=300&sizes=2&queries=20&dim=12", choices, 20, 11);
+        assert!(stats.hits > 10, "{stats:?}");
+    }
 
     #[test]
     fn notebook_sizes() {

@@ -4,6 +4,7 @@
 
 use super::policy_learning::{self, LoggedExample, Objective, SoftmaxPolicy};
 use super::{train_watched, Example, Model, ModelPolicy, Variant};
+use crate::core::stages::{Graph, Stage, StageCache};
 use crate::core::experiment::{Experiment, Part};
 use crate::core::params::{Checked, Issue, Kind, LessonParams, Spec};
 use crate::core::progress::{staged, Progress};
@@ -456,6 +457,9 @@ pub struct PrrReport {
 pub struct PrrLesson;
 
 impl Experiment for PrrLesson {
+    // One stage for now: every parameter reruns everything.
+    const GRAPH: Graph = Graph { lesson: "reward-and-rank", stages: &[Stage { name: "run", reads: &["world", "click_model", "items", "slate_size", "contexts", "engagement_features", "users", "logging", "logs", "model_dim", "epochs", "batch", "learning_rate", "impressions", "methods", "sweep", "timing_max_items", "seed"], uses: &[] }] };
+    const TIMINGS: &'static [&'static str] = &["main.methods.epoch_ms", "sweep_k.methods.epoch_ms", "sweep_p.methods.epoch_ms", "timing.prr_ms_per_epoch", "timing.slate_ips_ms_per_epoch"];
     type Params = PrrParams;
     type Report = PrrReport;
     type Partial = Vec<(u32, JobResult)>;
@@ -464,7 +468,7 @@ impl Experiment for PrrLesson {
         jobs(params).len() as u32
     }
 
-    fn run_part(params: &Checked<PrrParams>, part: Part, progress: &mut dyn Progress) -> Vec<(u32, JobResult)> {
+    fn run_part(params: &Checked<PrrParams>, part: Part, _cache: &mut StageCache, progress: &mut dyn Progress) -> Vec<(u32, JobResult)> {
         let p: &PrrParams = params;
         let all = jobs(p);
         let range = part.range(all.len() as u32);

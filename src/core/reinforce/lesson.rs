@@ -11,6 +11,7 @@
 
 use super::plackett_luce::{variance_study, SlateProblem, VariancePoint};
 use super::{hit_at_1_exact, hit_at_1_index, CatalogueIndex, CatalogueWorld, Method, Sampling, Trainer, WorldConfig};
+use crate::core::stages::{Graph, Stage, StageCache};
 use crate::core::experiment::{Experiment, Part, Stepper};
 use crate::core::params::{Checked, Issue, Kind, LessonParams, Spec};
 use crate::core::progress::{staged, Progress};
@@ -478,6 +479,9 @@ fn groups(params: &ReinforceParams) -> [Vec<Job>; 2] {
 }
 
 impl Experiment for ReinforceLesson {
+    // One stage for now: every parameter reruns everything.
+    const GRAPH: Graph = Graph { lesson: "reinforce", stages: &[Stage { name: "run", reads: &["items", "dim", "users", "topics", "interactions", "methods", "samples", "epsilon", "top_t", "batch", "learning_rate", "iterations", "eval_users", "speed_sweep", "slate_items", "slate_size", "slate_repeats", "seed"], uses: &[] }] };
+    const TIMINGS: &'static [&'static str] = &["world.world_ms", "world.index_ms", "training.training_ms", "training.curve.training_ms", "speed.build_ms", "speed.methods.ms", "speed.methods.iterations"];
     type Params = ReinforceParams;
     type Report = ReinforceReport;
     type Partial = ReinforceReport;
@@ -486,9 +490,9 @@ impl Experiment for ReinforceLesson {
         2
     }
 
-    fn run_part(params: &Checked<ReinforceParams>, part: Part, progress: &mut dyn Progress) -> ReinforceReport {
+    fn run_part(params: &Checked<ReinforceParams>, part: Part, cache: &mut StageCache, progress: &mut dyn Progress) -> ReinforceReport {
         let mut stepper = ReinforcePart::new(params, part);
-        while !stepper.step(f64::INFINITY, progress) {}
+        while !stepper.step(f64::INFINITY, cache, progress) {}
         stepper.report
     }
 
@@ -665,7 +669,7 @@ impl ReinforcePart {
 }
 
 impl Stepper for ReinforcePart {
-    fn step(&mut self, budget_ms: f64, progress: &mut dyn Progress) -> bool {
+    fn step(&mut self, budget_ms: f64, _cache: &mut StageCache, progress: &mut dyn Progress) -> bool {
         let started = progress.now_ms();
         loop {
             if self.jobs.is_empty() {
@@ -921,7 +925,7 @@ mod tests {
     #[test]
     fn parts_slices_and_the_whole_agree() {
         let params = check(small()).unwrap();
-        let whole = ReinforceLesson::merge(&params, vec![ReinforceLesson::run_part(&params, Part::WHOLE, &mut ())]);
+        let whole = ReinforceLesson::merge(&params, vec![ReinforceLesson::run_part(&params, Part::WHOLE, &mut StageCache::disabled(), &mut ())]);
         assert!(whole.errors.is_empty(), "{:?}", whole.errors);
         assert_eq!(whole.training.len(), 3);
         assert_eq!(whole.epsilon.len(), EPSILONS.len());
@@ -944,7 +948,7 @@ mod tests {
         for index in 0..2 {
             let mut part = ReinforcePart::new(&params, Part { index, count: 2 });
             let mut steps = 0;
-            while !part.step(5.0, &mut progress) {
+            while !part.step(5.0, &mut StageCache::disabled(), &mut progress) {
                 steps += 1;
             }
             assert!(steps > 3, "part {index} ran in {steps} slices");

@@ -4,6 +4,7 @@
 use super::policy::{Logging, LoggingKind, Oracle, PlackettLuce};
 use super::simulate::{ab_test, deterministic_ctr, log_data, policy_ctr, PolicyCtr};
 use super::{log10, ClickModel, SyntheticSpec, World, MAX_SLATE};
+use crate::core::stages::{Graph, Stage, StageCache};
 use crate::core::experiment::{Experiment, Part};
 use crate::core::params::{Checked, Issue, Kind, LessonParams, Spec};
 use crate::core::progress::{staged, Progress};
@@ -277,6 +278,8 @@ pub const SHOWN_ROWS: usize = 12;
 const SWEEP_SLATES: u32 = 2000;
 
 impl Experiment for SlateWorldLesson {
+    // One stage for now: every parameter reruns everything.
+    const GRAPH: Graph = Graph { lesson: "slate-world", stages: &[Stage { name: "run", reads: &["world", "click_model", "items", "slate_size", "dim", "contexts", "topics", "users", "logging", "temperature", "logs", "seed"], uses: &[] }] };
     type Params = SlateWorldParams;
     type Report = SlateWorldReport;
     type Partial = SlateWorldReport;
@@ -285,7 +288,7 @@ impl Experiment for SlateWorldLesson {
         partials.pop().expect("one part")
     }
 
-    fn run_part(params: &Checked<SlateWorldParams>, _part: Part, progress: &mut dyn Progress) -> SlateWorldReport {
+    fn run_part(params: &Checked<SlateWorldParams>, _part: Part, _cache: &mut StageCache, progress: &mut dyn Progress) -> SlateWorldReport {
         progress.report(0.0, "building the world");
         let world = params.build_world();
         let policy = PlackettLuce::new(&world, params.logging_kind());
