@@ -2,9 +2,10 @@
 //! by position, how small slate propensities get, and exact vs simulated CTR.
 
 use super::policy::{Logging, LoggingKind, Oracle, PlackettLuce};
-use super::simulate::{ab_test, deterministic_ctr, log_data, policy_ctr, PolicyCtr};
+use super::simulate::{ab_test, deterministic_ctr, log_data, policy_ctr, LoggedData, PolicyCtr};
 use super::{log10, ClickModel, SyntheticSpec, World, MAX_SLATE};
-use crate::core::stages::{Graph, Stage, StageCache};
+use crate::core::stages::{bytes_of, Footprint, Graph, Stage, StageCache};
+use std::rc::Rc;
 use crate::core::experiment::{Experiment, Part};
 use crate::core::params::{Checked, Issue, Kind, LessonParams, Spec};
 use crate::core::progress::{staged, Progress};
@@ -277,9 +278,172 @@ pub const SHOWN_ROWS: usize = 12;
 /// Slates sampled per K for the propensity-vs-K curves.
 const SWEEP_SLATES: u32 = 2000;
 
+/// The lesson's stages. The world is built once per world setting; the policies that do not
+/// depend on the temperature (uniform, popularity) and the oracle are summarised once per world;
+/// a change of the temperature reruns the softmax policy's curve and CTR, and (under softmax
+/// logging) the logs and the A/B test.
+const SLATE_WORLD_GRAPH: Graph = Graph {
+    lesson: "slate-world",
+    stages: &[
+        // Catalogue, users and click model.
+        Stage {
+            name: "world",
+            reads: &["world", "click_model", "items", "slate_size", "dim", "contexts", "topics", "users", "seed"],
+            uses: &[],
+        },
+        // Propensity-vs-K curves and exact CTR of the uniform and popularity policies, and the oracle.
+        Stage { name: "fixed_policies", reads: &[], uses: &["world"] },
+        // The same for the softmax policy at the chosen temperature.
+        Stage { name: "softmax_policy", reads: &["temperature"], uses: &["world"] },
+        // The logged dataset under the logging policy, summarised (rows shown, CTRs, propensities).
+        Stage { name: "logs", reads: &["logging", "temperature", "logs"], uses: &["world"] },
+        // An A/B test of the logging policy on N fresh impressions.
+        Stage { name: "ab_test", reads: &["logging", "temperature", "logs"], uses: &["world"] },
+    ],
+};
+
+impl Footprint for World {
+    fn footprint(&self) -> usize {
+        let names: usize = self.item_names.iter().chain(&self.category_names).map(|n| n.capacity() + 24).sum();
+        let users: usize = self.users.iter().map(|u| bytes_of(&u.engagement) + std::mem::size_of_val(u)).sum();
+        // Ψ, g(z), popularity and topics, plus the C × P affinity table and its exp.
+        let tables = self.item_embeddings.len() + self.category_embeddings.len() + self.item_popularity.len() * 2;
+        names + users + tables * 8 + 2 * 8 * self.categories() as usize * self.items() as usize
+    }
+}
+
+/// A policy's propensity-vs-K curve and exact (or Monte-Carlo) CTR.
+struct PolicySummary {
+    curve: PropensityCurve,
+    ctr: PolicyCtr,
+}
+
+impl Footprint for PolicySummary {
+    fn footprint(&self) -> usize {
+        bytes_of(&self.curve.points)
+    }
+}
+
+/// What the page shows of the logged dataset.
+struct LogSummary {
+    first_rows: Vec<RowView>,
+    logged_ctr: MeanSe,
+    ctr_by_position: Vec<PositionCtr>,
+    log10_propensity: Histogram,
+    median_log10_propensity: f64,
+}
+
+impl Footprint for LogSummary {
+    fn footprint(&self) -> usize {
+        self.first_rows.iter().map(|r| r.slate.len() * 32 + r.position_propensity.len() * 9 + r.context.len() + 64).sum::<usize>()
+            + bytes_of(&self.ctr_by_position)
+            + bytes_of(&self.log10_propensity.counts)
+            + bytes_of(&self.log10_propensity.edges)
+    }
+}
+
+impl Footprint for MeanSe {
+    fn footprint(&self) -> usize {
+        0
+    }
+}
+
+fn world(p: &SlateWorldParams, cache: &mut StageCache) -> Rc<World> {
+    cache.get_or_compute(SLATE_WORLD_GRAPH.key("world", p), |_| p.build_world())
+}
+
+fn policy_summary(world: &World, kind: LoggingKind, seed: u64) -> PolicySummary {
+    let policy = PlackettLuce::new(world, kind);
+    PolicySummary { curve: propensity_curve(world, &policy, seed), ctr: policy_ctr(world, &policy, ENUMERATION_BUDGET, 20_000, seed) }
+}
+
+/// Uniform, popularity (and the oracle's CTR).
+fn fixed_policies(p: &SlateWorldParams, cache: &mut StageCache) -> Rc<(Vec<PolicySummary>, PolicyCtrRow)> {
+    cache.get_or_compute(SLATE_WORLD_GRAPH.key("fixed_policies", p), |cache| {
+        let world = world(p, cache);
+        let summaries = [LoggingKind::Uniform, LoggingKind::Popularity].into_iter().map(|k| policy_summary(&world, k, p.seed)).collect();
+        (summaries, PolicyCtrRow(deterministic_ctr(&world, &Oracle)))
+    })
+}
+
+fn softmax_policy(p: &SlateWorldParams, cache: &mut StageCache) -> Rc<PolicySummary> {
+    cache.get_or_compute(SLATE_WORLD_GRAPH.key("softmax_policy", p), |cache| {
+        let world = world(p, cache);
+        policy_summary(&world, LoggingKind::Softmax { temperature: p.temperature }, p.seed)
+    })
+}
+
+/// The oracle's CTR row, as a stage value.
+struct PolicyCtrRow(PolicyCtr);
+
+impl Footprint for (Vec<PolicySummary>, PolicyCtrRow) {
+    fn footprint(&self) -> usize {
+        self.0.footprint()
+    }
+}
+
+fn logs(p: &SlateWorldParams, cache: &mut StageCache, progress: &mut dyn Progress) -> Rc<LogSummary> {
+    cache.get_or_compute(SLATE_WORLD_GRAPH.key("logs", p), |cache| {
+        let world = world(p, cache);
+        let policy = PlackettLuce::new(&world, p.logging_kind());
+        let data = log_data(&world, &policy, p.logs as u32, p.seed, progress);
+        summarise_logs(&world, &data)
+    })
+}
+
+fn summarise_logs(world: &World, data: &LoggedData) -> LogSummary {
+    let first_rows = data.rows.iter().take(SHOWN_ROWS).map(|row| {
+        let u = &world.users[row.user as usize];
+        RowView {
+            user: row.user,
+            context: world.category_names[u.category as usize].clone(),
+            engagement: u.engagement.clone(),
+            slate: row.slate.iter().map(|&a| world.item_names[a as usize].clone()).collect(),
+            clicks: row.clicks.clone(),
+            slate_propensity: row.slate_propensity,
+            position_propensity: row.position_propensity.clone(),
+        }
+    });
+
+    let max_size = world.slate_sizes.max as usize;
+    let mut shown = vec![0u64; max_size];
+    let mut clicked = vec![0u64; max_size];
+    for row in &data.rows {
+        for (k, c) in row.clicks.iter().enumerate() {
+            shown[k] += 1;
+            clicked[k] += u64::from(*c);
+        }
+    }
+    let ctr_by_position = (0..max_size)
+        .map(|k| {
+            let p = clicked[k] as f64 / shown[k].max(1) as f64;
+            PositionCtr {
+                position: k as u32 + 1,
+                impressions: shown[k],
+                clicks: clicked[k],
+                ctr: p,
+                se: (p * (1.0 - p) / shown[k].max(1) as f64).sqrt(),
+            }
+        })
+        .collect();
+
+    let mut log_props: Vec<f64> = data.rows.iter().map(|r| log10(r.slate_propensity)).collect();
+    let log10_propensity = Histogram::of(&log_props, 30);
+    log_props.sort_by(f64::total_cmp);
+    let median_log10_propensity = quantile(&log_props, 0.5);
+    LogSummary { first_rows: first_rows.collect(), logged_ctr: data.ctr(), ctr_by_position, log10_propensity, median_log10_propensity }
+}
+
+fn ab(p: &SlateWorldParams, cache: &mut StageCache, progress: &mut dyn Progress) -> Rc<MeanSe> {
+    cache.get_or_compute(SLATE_WORLD_GRAPH.key("ab_test", p), |cache| {
+        let world = world(p, cache);
+        let policy = PlackettLuce::new(&world, p.logging_kind());
+        ab_test(&world, &Logging { policy: &policy }, p.logs as u32, p.seed, progress)
+    })
+}
+
 impl Experiment for SlateWorldLesson {
-    // One stage for now: every parameter reruns everything.
-    const GRAPH: Graph = Graph { lesson: "slate-world", stages: &[Stage { name: "run", reads: &["world", "click_model", "items", "slate_size", "dim", "contexts", "topics", "users", "logging", "temperature", "logs", "seed"], uses: &[] }] };
+    const GRAPH: Graph = SLATE_WORLD_GRAPH;
     type Params = SlateWorldParams;
     type Report = SlateWorldReport;
     type Partial = SlateWorldReport;
@@ -288,67 +452,21 @@ impl Experiment for SlateWorldLesson {
         partials.pop().expect("one part")
     }
 
-    fn run_part(params: &Checked<SlateWorldParams>, _part: Part, _cache: &mut StageCache, progress: &mut dyn Progress) -> SlateWorldReport {
+    fn run_part(params: &Checked<SlateWorldParams>, _part: Part, cache: &mut StageCache, progress: &mut dyn Progress) -> SlateWorldReport {
+        let p: &SlateWorldParams = params;
         progress.report(0.0, "building the world");
-        let world = params.build_world();
-        let policy = PlackettLuce::new(&world, params.logging_kind());
-        let n = params.logs as u32;
-        let data = log_data(&world, &policy, n, params.seed, &mut staged(progress, 0.05, 0.55));
+        let world = world(p, cache);
+        let logged = logs(p, cache, &mut staged(progress, 0.05, 0.55));
 
-        let first_rows = data.rows.iter().take(SHOWN_ROWS).map(|row| {
-            let u = &world.users[row.user as usize];
-            RowView {
-                user: row.user,
-                context: world.category_names[u.category as usize].clone(),
-                engagement: u.engagement.clone(),
-                slate: row.slate.iter().map(|&a| world.item_names[a as usize].clone()).collect(),
-                clicks: row.clicks.clone(),
-                slate_propensity: row.slate_propensity,
-                position_propensity: row.position_propensity.clone(),
-            }
-        });
+        progress.report(0.55, "propensities and exact CTR of each policy");
+        let fixed = fixed_policies(p, cache);
+        let softmax = softmax_policy(p, cache);
+        let summaries = [&fixed.0[0], &fixed.0[1], &*softmax];
+        let propensity_vs_k = summaries.iter().map(|s| s.curve.clone()).collect();
+        let mut policy_ctr_rows: Vec<PolicyCtr> = summaries.iter().map(|s| s.ctr.clone()).collect();
+        policy_ctr_rows.push(fixed.1 .0.clone());
 
-        let max_size = world.slate_sizes.max as usize;
-        let mut shown = vec![0u64; max_size];
-        let mut clicked = vec![0u64; max_size];
-        for row in &data.rows {
-            for (k, c) in row.clicks.iter().enumerate() {
-                shown[k] += 1;
-                clicked[k] += u64::from(*c);
-            }
-        }
-        let ctr_by_position = (0..max_size)
-            .map(|k| {
-                let p = clicked[k] as f64 / shown[k].max(1) as f64;
-                PositionCtr {
-                    position: k as u32 + 1,
-                    impressions: shown[k],
-                    clicks: clicked[k],
-                    ctr: p,
-                    se: (p * (1.0 - p) / shown[k].max(1) as f64).sqrt(),
-                }
-            })
-            .collect();
-
-        let mut log_props: Vec<f64> = data.rows.iter().map(|r| log10(r.slate_propensity)).collect();
-        let log10_propensity = Histogram::of(&log_props, 30);
-        log_props.sort_by(f64::total_cmp);
-        let median_log10_propensity = quantile(&log_props, 0.5);
-
-        progress.report(0.55, "propensities as K grows");
-        let kinds = [LoggingKind::Uniform, LoggingKind::Popularity, LoggingKind::Softmax { temperature: params.temperature }];
-        let policies: Vec<PlackettLuce> =
-            kinds.iter().map(|k| if *k == policy.kind { policy.clone() } else { PlackettLuce::new(&world, *k) }).collect();
-        let propensity_vs_k = policies.iter().map(|p| propensity_curve(&world, p, params.seed)).collect();
-
-        let mut policy_ctr_rows = Vec::new();
-        for (i, p) in policies.iter().enumerate() {
-            progress.report(0.6 + 0.25 * i as f64 / 3.0, "exact CTR of each policy");
-            policy_ctr_rows.push(policy_ctr(&world, p, ENUMERATION_BUDGET, 20_000, params.seed));
-        }
-        policy_ctr_rows.push(deterministic_ctr(&world, &Oracle));
-
-        let ab = ab_test(&world, &Logging { policy: &policy }, n, params.seed, &mut staged(progress, 0.85, 1.0));
+        let ab_test = ab(p, cache, &mut staged(progress, 0.85, 1.0));
         progress.report(1.0, "done");
 
         SlateWorldReport {
@@ -357,16 +475,16 @@ impl Experiment for SlateWorldLesson {
             categories: world.categories(),
             users: world.users.len() as u32,
             slate_sizes: (world.slate_sizes.min, world.slate_sizes.max),
-            logging: policy.kind.label(),
+            logging: p.logging_kind().label(),
             slate_count: super::simulate::slate_count(&world),
-            first_rows: first_rows.collect(),
-            logged_ctr: data.ctr(),
-            ctr_by_position,
-            log10_propensity,
-            median_log10_propensity,
+            first_rows: logged.first_rows.clone(),
+            logged_ctr: logged.logged_ctr.clone(),
+            ctr_by_position: logged.ctr_by_position.clone(),
+            log10_propensity: logged.log10_propensity.clone(),
+            median_log10_propensity: logged.median_log10_propensity,
             propensity_vs_k,
             policy_ctr: policy_ctr_rows,
-            ab_test: ab,
+            ab_test: (*ab_test).clone(),
         }
     }
 }
@@ -409,6 +527,26 @@ mod tests {
     use super::*;
     use crate::core::experiment::run_query;
     use crate::core::params::{check, from_query, to_query};
+
+    #[test]
+    fn a_walk_through_parameter_changes_gives_what_a_fresh_run_gives() {
+        let choices: &[(&str, &[&str])] = &[
+            ("temperature", &["0.3", "1", "4"]),
+            ("logging", &["uniform", "popularity", "softmax"]),
+            ("world", &["toy", "synthetic"]),
+            ("click_model", &["prr", "pbm"]),
+            ("items", &["30", "60"]),
+            ("slate_size", &["2", "3"]),
+            ("dim", &["4", "8"]),
+            ("contexts", &["3", "5"]),
+            ("topics", &["2", "4"]),
+            ("users", &["50", "80"]),
+            ("logs", &["300", "500"]),
+            ("seed", &["1", "2"]),
+        ];
+        let stats = crate::core::stages::tests::walk::<SlateWorldLesson>("users=60&logs=400&items=40&dim=6&contexts=4", choices, 20, 3);
+        assert!(stats.hits > 10, "{stats:?}");
+    }
 
     #[test]
     fn defaults_are_valid_and_round_trip() {
