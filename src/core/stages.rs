@@ -374,7 +374,7 @@ pub(crate) mod tests {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
         let mut caches: Vec<StageCache> = (0..2).map(|_| StageCache::new(WORKER_BUDGET_BYTES)).collect();
         let mut current: Vec<(String, String)> = Vec::new();
-        let compare_every = 5;
+        let compare_every = 1;
         for step in 1..=steps {
             let (name, values) = choices[rng.random_range(0..choices.len())];
             let value = values[rng.random_range(0..values.len())];
