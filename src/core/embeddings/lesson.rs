@@ -8,7 +8,8 @@ use super::metrics::{self, RankingMetrics, UserTable};
 use super::rsvd::{self, max_relative_error, PmiParams, RsvdParams};
 use super::sparse::{Csr, DenseMatrix};
 use super::{InteractionWorld, WorldSpec};
-use crate::core::stages::{Graph, Stage, StageCache};
+use crate::core::stages::{bytes_of, Footprint, Graph, Stage, StageCache};
+use std::rc::Rc;
 use crate::core::experiment::{Experiment, Part};
 use crate::core::params::{Checked, Issue, Kind, LessonParams, Spec};
 use crate::core::progress::{staged, Progress};
@@ -294,9 +295,42 @@ pub struct EmbeddingsReport {
 
 pub struct EmbeddingsLesson;
 
+/// The lesson's stages. The SVD start (part 0) and the random start (part 1) share only the
+/// world. A change of q (power_iterations) reruns the SVD of the whole matrix and the training
+/// from it; the random start, the baselines and the block's exact spectrum stay. A change of the
+/// user shown reruns no training.
+const EMBEDDINGS_GRAPH: Graph = Graph {
+    lesson: "embeddings",
+    stages: &[
+        // Users, items, topics and the sparse interactions, split into observed and held out.
+        Stage { name: "world", reads: &["users", "items", "topics", "density", "seed"], uses: &[] },
+        // Popularity's and the world's own ranking metrics.
+        Stage { name: "baselines", reads: &["top_k", "eval_users"], uses: &["world"] },
+        // The matrix factorised: the observed interactions, or their PPMI co-occurrences.
+        Stage { name: "matrix", reads: &["source"], uses: &["world"] },
+        // The exact spectrum of a block of it and rSVD's error there for q = 0, 1, 2, …
+        Stage { name: "block_spectrum", reads: &["dim", "oversampling"], uses: &["matrix"] },
+        // The randomized SVD of the whole matrix: item embeddings and singular values.
+        Stage { name: "svd", reads: &["dim", "oversampling", "power_iterations"], uses: &["matrix"] },
+        // BPR from the SVD embeddings: curves, the trained model, the item maps.
+        Stage {
+            name: "svd_training",
+            reads: &["optimizer", "learning_rate", "negatives", "epochs", "query_map", "top_k", "eval_users"],
+            uses: &["svd"],
+        },
+        // BPR from a random start.
+        Stage {
+            name: "random_training",
+            reads: &["dim", "optimizer", "learning_rate", "negatives", "epochs", "query_map", "top_k", "eval_users"],
+            uses: &["world"],
+        },
+        // One user's top-K before and after training.
+        Stage { name: "user_tables", reads: &["user"], uses: &["svd_training"] },
+    ],
+};
+
 impl Experiment for EmbeddingsLesson {
-    // One stage for now: every parameter reruns everything.
-    const GRAPH: Graph = Graph { lesson: "embeddings", stages: &[Stage { name: "run", reads: &["users", "items", "topics", "density", "source", "dim", "oversampling", "power_iterations", "optimizer", "learning_rate", "negatives", "epochs", "query_map", "top_k", "eval_users", "user", "seed"], uses: &[] }] };
+    const GRAPH: Graph = EMBEDDINGS_GRAPH;
     const TIMINGS: &'static [&'static str] = &["Ok.svd.svd_ms", "Ok.svd.training.epoch_ms", "Ok.random.epoch_ms"];
     type Params = EmbeddingsParams;
     /// An error when the world or the SVD cannot be built for these parameters (shown in place
@@ -310,7 +344,7 @@ impl Experiment for EmbeddingsLesson {
         2
     }
 
-    fn run_part(params: &Checked<EmbeddingsParams>, part: Part, _cache: &mut StageCache, progress: &mut dyn Progress) -> Vec<Result<Job, String>> {
+    fn run_part(params: &Checked<EmbeddingsParams>, part: Part, cache: &mut StageCache, progress: &mut dyn Progress) -> Vec<Result<Job, String>> {
         let p: &EmbeddingsParams = params;
         let jobs: Vec<u32> = part.range(2).collect();
         let count = jobs.len().max(1) as f64;
@@ -318,9 +352,9 @@ impl Experiment for EmbeddingsLesson {
         for (i, job) in jobs.iter().enumerate() {
             let mut stage = staged(progress, i as f64 / count, (i + 1) as f64 / count);
             out.push(if *job == 0 {
-                from_svd(p, &mut stage).map(|r| Job::FromSvd(Box::new(r)))
+                from_svd(p, cache, &mut stage).map(|r| Job::FromSvd(Box::new(r)))
             } else {
-                from_random(p, &mut stage).map(Job::FromRandom)
+                (*random_training(p, cache, &mut stage)).clone().map(Job::FromRandom)
             });
         }
         progress.report(1.0, "done");
@@ -360,22 +394,6 @@ fn block_singular_values(block: &Csr) -> Vec<f64> {
     let mut values: Vec<f64> = SymmetricEigen::new(gram).eigenvalues.iter().map(|l| l.max(0.0).sqrt()).collect();
     values.sort_by(|a, b| b.total_cmp(a));
     values
-}
-
-fn spectrum(p: &EmbeddingsParams, matrix: &Csr, full: &[f64], progress: &mut dyn Progress) -> Result<Spectrum, String> {
-    let block = matrix.block(BLOCK_USERS.min(matrix.rows), BLOCK_ITEMS.min(matrix.cols));
-    let exact = block_singular_values(&block);
-    let smaller = block.rows.min(block.cols);
-    let rank = (p.dim as u32).min(smaller.saturating_sub(p.oversampling as u32)).max(1);
-    let block_params = |q: u32| RsvdParams { rank, ..p.rsvd_params(q) };
-    let randomized = rsvd::randomized_svd(&block, &block_params(p.power_iterations as u32), false, &mut ())?.singular_values;
-    let mut error_vs_q = Vec::new();
-    for (i, q) in POWER_ITERATION_GRID.iter().enumerate() {
-        progress.report(i as f64 / POWER_ITERATION_GRID.len() as f64, "randomized SVD of a block, as q grows");
-        let values = rsvd::randomized_svd(&block, &block_params(*q), false, &mut ())?.singular_values;
-        error_vs_q.push((*q, max_relative_error(&values, &exact)));
-    }
-    Ok(Spectrum { block_users: block.rows, block_items: block.cols, exact, randomized, error_vs_q, full: full.to_vec() })
 }
 
 /// The first two principal components of the item embeddings (first `MAP_ITEMS` items).
@@ -455,63 +473,301 @@ fn train(
     })
 }
 
-fn from_svd(p: &EmbeddingsParams, progress: &mut dyn Progress) -> Result<FromSvd, String> {
+type Stage_<T> = Rc<Result<T, String>>;
+
+fn world(p: &EmbeddingsParams, cache: &mut StageCache) -> Stage_<InteractionWorld> {
+    cache.get_or_compute(EMBEDDINGS_GRAPH.key("world", p), |_| p.world())
+}
+
+/// The world, or the error that replaced it.
+fn world_or_error(p: &EmbeddingsParams, cache: &mut StageCache) -> Result<Rc<Result<InteractionWorld, String>>, String> {
+    let world = world(p, cache);
+    match &*world {
+        Ok(_) => Ok(world),
+        Err(e) => Err(e.clone()),
+    }
+}
+
+/// A stage's value, or its error.
+fn value<T>(stage: &Rc<Result<T, String>>) -> Result<&T, String> {
+    (**stage).as_ref().map_err(Clone::clone)
+}
+
+fn ok<T>(value: &Result<T, String>) -> &T {
+    value.as_ref().expect("checked by world_or_error")
+}
+
+struct Baselines {
+    popularity: RankingMetrics,
+    oracle: RankingMetrics,
+}
+
+fn baselines(p: &EmbeddingsParams, cache: &mut StageCache) -> Stage_<Baselines> {
+    cache.get_or_compute(EMBEDDINGS_GRAPH.key("baselines", p), |cache| {
+        let world = world_or_error(p, cache)?;
+        let world = ok(&world);
+        let (k, eval_users) = (p.top_k as u32, p.eval_users as u32);
+        Ok(Baselines {
+            popularity: metrics::evaluate_popularity(world, k, eval_users),
+            oracle: metrics::evaluate(&world.observed, &world.held_out, k, eval_users, &mut |u, _, out| world.true_scores(u, out)),
+        })
+    })
+}
+
+/// The PPMI matrix when the source is PMI (None: the observed interactions themselves).
+fn matrix(p: &EmbeddingsParams, cache: &mut StageCache) -> Stage_<Option<Csr>> {
+    cache.get_or_compute(EMBEDDINGS_GRAPH.key("matrix", p), |cache| {
+        let world = world_or_error(p, cache)?;
+        if p.source == "pmi" {
+            Ok(Some(rsvd::ppmi_matrix(&ok(&world).observed, &PmiParams::default())?))
+        } else {
+            Ok(None)
+        }
+    })
+}
+
+/// The block's exact singular values and rSVD's error there as q grows (independent of q).
+struct BlockSpectrum {
+    block_users: u32,
+    block_items: u32,
+    exact: Vec<f64>,
+    error_vs_q: Vec<(u32, f64)>,
+}
+
+fn block_of(matrix: &Csr) -> Csr {
+    matrix.block(BLOCK_USERS.min(matrix.rows), BLOCK_ITEMS.min(matrix.cols))
+}
+
+fn block_params(p: &EmbeddingsParams, block: &Csr, q: u32) -> RsvdParams {
+    let smaller = block.rows.min(block.cols);
+    let rank = (p.dim as u32).min(smaller.saturating_sub(p.oversampling as u32)).max(1);
+    RsvdParams { rank, ..p.rsvd_params(q) }
+}
+
+fn block_spectrum(p: &EmbeddingsParams, cache: &mut StageCache, progress: &mut dyn Progress) -> Stage_<BlockSpectrum> {
+    cache.get_or_compute(EMBEDDINGS_GRAPH.key("block_spectrum", p), |cache| {
+        let world = world_or_error(p, cache)?;
+        let matrix = matrix(p, cache);
+        let factorised = Option::as_ref(value(&matrix)?).unwrap_or(&ok(&world).observed);
+        let block = block_of(factorised);
+        let exact = block_singular_values(&block);
+        let mut error_vs_q = Vec::new();
+        for (i, q) in POWER_ITERATION_GRID.iter().enumerate() {
+            progress.report(i as f64 / POWER_ITERATION_GRID.len() as f64, "randomized SVD of a block, as q grows");
+            let values = rsvd::randomized_svd(&block, &block_params(p, &block, *q), false, &mut ())?.singular_values;
+            error_vs_q.push((*q, max_relative_error(&values, &exact)));
+        }
+        Ok(BlockSpectrum { block_users: block.rows, block_items: block.cols, exact, error_vs_q })
+    })
+}
+
+/// The randomized SVD of the whole matrix, and rSVD of the block at the same q.
+struct Svd {
+    embeddings: DenseMatrix,
+    singular_values: Vec<f64>,
+    block_randomized: Vec<f64>,
+    svd_ms: f64,
+    map_before: ItemMap,
+}
+
+fn svd(p: &EmbeddingsParams, cache: &mut StageCache, progress: &mut dyn Progress) -> Stage_<Svd> {
+    cache.get_or_compute(EMBEDDINGS_GRAPH.key("svd", p), |cache| {
+        let world = world_or_error(p, cache)?;
+        let world = ok(&world);
+        let matrix = matrix(p, cache);
+        let ppmi = Option::as_ref(value(&matrix)?);
+        progress.report(0.0, "randomized SVD");
+        let start = progress.now_ms();
+        let rsvd_params = p.rsvd_params(p.power_iterations as u32);
+        let (embeddings, singular_values) = match ppmi {
+            Some(ppmi) => {
+                let pmi = rsvd::embed_ppmi(ppmi, &rsvd_params, &mut ())?;
+                (pmi.item_embeddings, pmi.singular_values)
+            }
+            None => {
+                let svd = rsvd::randomized_svd(&world.observed, &rsvd_params, false, &mut ())?;
+                (rsvd::item_embeddings(&svd), svd.singular_values)
+            }
+        };
+        let svd_ms = progress.now_ms() - start;
+        let block = block_of(ppmi.unwrap_or(&world.observed));
+        let block_randomized = rsvd::randomized_svd(&block, &block_params(p, &block, p.power_iterations as u32), false, &mut ())?.singular_values;
+        let map_before = item_map("SVD embeddings", &embeddings, &world.item_topic);
+        Ok(Svd { embeddings, singular_values, block_randomized, svd_ms, map_before })
+    })
+}
+
+/// BPR from the SVD: the curves, the trained model and its item map.
+struct SvdTraining {
+    training: Training,
+    model: BprModel,
+    map_after: ItemMap,
+}
+
+fn svd_training(p: &EmbeddingsParams, cache: &mut StageCache, progress: &mut dyn Progress) -> Stage_<SvdTraining> {
+    cache.get_or_compute(EMBEDDINGS_GRAPH.key("svd_training", p), |cache| {
+        let world = world_or_error(p, cache)?;
+        let world = ok(&world);
+        let svd = svd(p, cache, progress);
+        let svd = value(&svd)?;
+        let mut model = BprModel::new(Init::Embeddings(svd.embeddings.clone()), world.items(), p.query_map == "on", p.seed)?;
+        let training = train(p, world, &mut model, "svd", progress)?;
+        let map_after = item_map("After BPR from the SVD", &model.item_embeddings, &world.item_topic);
+        Ok(SvdTraining { training, model, map_after })
+    })
+}
+
+/// One user's top-K before training (the SVD embeddings as they are) and after.
+fn user_tables(p: &EmbeddingsParams, cache: &mut StageCache, progress: &mut dyn Progress) -> Stage_<(UserTable, UserTable)> {
+    cache.get_or_compute(EMBEDDINGS_GRAPH.key("user_tables", p), |cache| {
+        let world = world_or_error(p, cache)?;
+        let world = ok(&world);
+        let svd = svd(p, cache, progress);
+        let svd = value(&svd)?;
+        let trained = svd_training(p, cache, progress);
+        let trained = value(&trained)?;
+        let (user, k) = (p.user as u32, p.top_k as u32);
+        let untrained = BprModel::new(Init::Embeddings(svd.embeddings.clone()), world.items(), p.query_map == "on", p.seed)?;
+        let mut scores = Vec::new();
+        metrics::model_scores(&untrained, world.history(user), &mut scores);
+        let before = metrics::user_table(world, user, &scores, k);
+        metrics::model_scores(&trained.model, world.history(user), &mut scores);
+        Ok((before, metrics::user_table(world, user, &scores, k)))
+    })
+}
+
+fn from_svd(p: &EmbeddingsParams, cache: &mut StageCache, progress: &mut dyn Progress) -> Result<FromSvd, String> {
     progress.report(0.0, "building the interaction matrix");
-    let world = p.world()?;
-    progress.report(0.05, "randomized SVD");
-    let start = progress.now_ms();
-    let rsvd_params = p.rsvd_params(p.power_iterations as u32);
-    // The matrix factorised: the interactions, or their PPMI co-occurrences (built once).
-    let ppmi = if p.source == "pmi" { Some(rsvd::ppmi_matrix(&world.observed, &PmiParams::default())?) } else { None };
-    let factorised = ppmi.as_ref().unwrap_or(&world.observed);
-    let (embeddings, full) = match &ppmi {
-        Some(ppmi) => {
-            let pmi = rsvd::embed_ppmi(ppmi, &rsvd_params, &mut ())?;
-            (pmi.item_embeddings, pmi.singular_values)
-        }
-        None => {
-            let svd = rsvd::randomized_svd(&world.observed, &rsvd_params, false, &mut ())?;
-            (rsvd::item_embeddings(&svd), svd.singular_values)
-        }
-    };
-    let svd_ms = progress.now_ms() - start;
-    let spectrum = spectrum(p, factorised, &full, &mut staged(progress, 0.1, 0.2))?;
+    let world = world_or_error(p, cache)?;
+    let world = ok(&world);
+    let matrix = matrix(p, cache);
+    let ppmi = Option::as_ref(value(&matrix)?);
+    let svd = svd(p, cache, &mut staged(progress, 0.05, 0.1));
+    let svd = value(&svd)?;
+    let block = block_spectrum(p, cache, &mut staged(progress, 0.1, 0.2));
+    let block = value(&block)?;
     progress.report(0.2, "baselines");
-    let (k, eval_users) = (p.top_k as u32, p.eval_users as u32);
-    let popularity = metrics::evaluate_popularity(&world, k, eval_users);
-    let oracle = metrics::evaluate(&world.observed, &world.held_out, k, eval_users, &mut |u, _, out| world.true_scores(u, out));
-    let mut model = BprModel::new(Init::Embeddings(embeddings.clone()), world.items(), p.query_map == "on", p.seed)?;
-    let user = p.user as u32;
-    let mut scores = Vec::new();
-    metrics::model_scores(&model, world.history(user), &mut scores);
-    let user_before = metrics::user_table(&world, user, &scores, k);
-    let map_before = item_map("SVD embeddings", &model.item_embeddings, &world.item_topic);
-    let training = train(p, &world, &mut model, "svd", &mut staged(progress, 0.25, 1.0))?;
-    metrics::model_scores(&model, world.history(user), &mut scores);
-    let user_after = metrics::user_table(&world, user, &scores, k);
-    let map_after = item_map("After BPR from the SVD", &model.item_embeddings, &world.item_topic);
+    let baselines = baselines(p, cache);
+    let baselines = value(&baselines)?;
+    let trained = svd_training(p, cache, &mut staged(progress, 0.25, 1.0));
+    let trained = value(&trained)?;
+    let tables = user_tables(p, cache, progress);
+    let (user_before, user_after) = value(&tables)?.clone();
     Ok(FromSvd {
         nonzeros: world.observed.nonzeros(),
-        spectrum,
-        svd_ms,
-        ppmi_nonzeros: ppmi.as_ref().map(Csr::nonzeros),
-        popularity,
-        oracle,
-        training,
-        map_before,
-        map_after,
+        spectrum: Spectrum {
+            block_users: block.block_users,
+            block_items: block.block_items,
+            exact: block.exact.clone(),
+            randomized: svd.block_randomized.clone(),
+            error_vs_q: block.error_vs_q.clone(),
+            full: svd.singular_values.clone(),
+        },
+        svd_ms: svd.svd_ms,
+        ppmi_nonzeros: ppmi.map(Csr::nonzeros),
+        popularity: baselines.popularity.clone(),
+        oracle: baselines.oracle.clone(),
+        training: trained.training.clone(),
+        map_before: svd.map_before.clone(),
+        map_after: trained.map_after.clone(),
         user_before,
         user_after,
     })
 }
 
-fn from_random(p: &EmbeddingsParams, progress: &mut dyn Progress) -> Result<Training, String> {
-    // The world is rebuilt here rather than shipped from the other job: on the page the two jobs
-    // run in different workers, and building it costs far less than training.
-    progress.report(0.0, "building the interaction matrix");
-    let world = p.world()?;
-    let mut model = BprModel::new(Init::Random { dim: p.dim as u32, std: 0.1 }, world.items(), p.query_map == "on", p.seed)?;
-    train(p, &world, &mut model, "random", &mut staged(progress, 0.05, 1.0))
+fn random_training(p: &EmbeddingsParams, cache: &mut StageCache, progress: &mut dyn Progress) -> Stage_<Training> {
+    cache.get_or_compute(EMBEDDINGS_GRAPH.key("random_training", p), |cache| {
+        // The world is built in this worker too rather than shipped from the other job: on the
+        // page the two jobs run in different workers, and building it costs far less than training.
+        progress.report(0.0, "building the interaction matrix");
+        let world = world_or_error(p, cache)?;
+        let world = ok(&world);
+        let mut model = BprModel::new(Init::Random { dim: p.dim as u32, std: 0.1 }, world.items(), p.query_map == "on", p.seed)?;
+        train(p, world, &mut model, "random", &mut staged(progress, 0.05, 1.0))
+    })
+}
+
+impl<T: Footprint> Footprint for Result<T, String> {
+    fn footprint(&self) -> usize {
+        match self {
+            Ok(v) => v.footprint(),
+            Err(e) => e.capacity(),
+        }
+    }
+}
+
+impl<T: Footprint> Footprint for Option<T> {
+    fn footprint(&self) -> usize {
+        self.as_ref().map_or(0, Footprint::footprint)
+    }
+}
+
+impl Footprint for Csr {
+    fn footprint(&self) -> usize {
+        bytes_of(&self.row_offsets) + bytes_of(&self.col_ids) + bytes_of(&self.values)
+    }
+}
+
+impl Footprint for DenseMatrix {
+    fn footprint(&self) -> usize {
+        bytes_of(&self.data)
+    }
+}
+
+impl Footprint for InteractionWorld {
+    fn footprint(&self) -> usize {
+        self.observed.footprint()
+            + self.held_out.footprint()
+            + bytes_of(&self.item_topic)
+            + bytes_of(&self.item_popularity)
+            + bytes_of(&self.user_topic_weights)
+    }
+}
+
+impl Footprint for Baselines {
+    fn footprint(&self) -> usize {
+        256
+    }
+}
+
+impl Footprint for ItemMap {
+    fn footprint(&self) -> usize {
+        bytes_of(&self.points) + self.title.capacity()
+    }
+}
+
+impl Footprint for BlockSpectrum {
+    fn footprint(&self) -> usize {
+        bytes_of(&self.exact) + bytes_of(&self.error_vs_q)
+    }
+}
+
+impl Footprint for Svd {
+    fn footprint(&self) -> usize {
+        self.embeddings.footprint() + bytes_of(&self.singular_values) + bytes_of(&self.block_randomized) + self.map_before.footprint()
+    }
+}
+
+impl Footprint for Training {
+    fn footprint(&self) -> usize {
+        bytes_of(&self.loss) + bytes_of(&self.metrics)
+    }
+}
+
+impl Footprint for SvdTraining {
+    fn footprint(&self) -> usize {
+        self.training.footprint()
+            + self.model.item_embeddings.footprint()
+            + bytes_of(&self.model.item_bias)
+            + self.model.query_map.as_ref().map_or(0, Footprint::footprint)
+            + self.map_after.footprint()
+    }
+}
+
+impl Footprint for UserTable {
+    fn footprint(&self) -> usize {
+        bytes_of(&self.history) + bytes_of(&self.held_out) + 256
+    }
 }
 
 #[cfg(test)]
@@ -519,6 +775,32 @@ mod tests {
     use super::*;
     use crate::core::experiment::{merge_query, run_part_query, run_query};
     use crate::core::params::check;
+
+    #[test]
+    fn a_walk_through_parameter_changes_gives_what_a_fresh_run_gives() {
+        let choices: &[(&str, &[&str])] = &[
+            ("power_iterations", &["0", "1", "3"]),
+            ("dim", &["4", "8"]),
+            ("oversampling", &["2", "5"]),
+            ("source", &["interactions", "pmi"]),
+            ("epochs", &["1", "2"]),
+            ("optimizer", &["adam", "sgd"]),
+            ("learning_rate", &["0.003", "0.05"]),
+            ("negatives", &["1", "2"]),
+            ("query_map", &["off", "on"]),
+            ("top_k", &["5", "10"]),
+            ("eval_users", &["40", "80"]),
+            ("user", &["0", "7"]),
+            ("users", &["120", "150"]),
+            ("items", &["80", "100"]),
+            ("topics", &["3", "5"]),
+            ("density", &["0.05", "0.08"]),
+            ("seed", &["1", "2"]),
+        ];
+        let base = "users=120&items=80&topics=4&density=0.06&dim=6&oversampling=3&epochs=2&eval_users=60";
+        let stats = crate::core::stages::tests::walk::<EmbeddingsLesson>(base, choices, 60, 5);
+        assert!(stats.hits > 10, "{stats:?}");
+    }
 
     #[test]
     fn defaults_are_valid() {

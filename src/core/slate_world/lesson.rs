@@ -478,13 +478,13 @@ impl Experiment for SlateWorldLesson {
             logging: p.logging_kind().label(),
             slate_count: super::simulate::slate_count(&world),
             first_rows: logged.first_rows.clone(),
-            logged_ctr: logged.logged_ctr.clone(),
+            logged_ctr: logged.logged_ctr,
             ctr_by_position: logged.ctr_by_position.clone(),
             log10_propensity: logged.log10_propensity.clone(),
             median_log10_propensity: logged.median_log10_propensity,
             propensity_vs_k,
             policy_ctr: policy_ctr_rows,
-            ab_test: (*ab_test).clone(),
+            ab_test: *ab_test,
         }
     }
 }
@@ -544,7 +544,7 @@ mod tests {
             ("logs", &["300", "500"]),
             ("seed", &["1", "2"]),
         ];
-        let stats = crate::core::stages::tests::walk::<SlateWorldLesson>("users=60&logs=400&items=40&dim=6&contexts=4", choices, 20, 3);
+        let stats = crate::core::stages::tests::walk::<SlateWorldLesson>("users=60&logs=400&items=40&dim=6&contexts=4", choices, 40, 3);
         assert!(stats.hits > 10, "{stats:?}");
     }
 
