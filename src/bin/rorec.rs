@@ -98,10 +98,7 @@ fn parse_params(lesson: &Lesson, args: &[String]) -> Result<(String, Vec<(String
             // read against the wrong names.
             let named = address.rsplit_once("#/").map(|(_, id)| id.trim_end_matches('/')).filter(|id| !id.is_empty());
             if let Some(other) = named.filter(|id| *id != lesson.id) {
-                return Err(format!(
-                    "“{arg}” is an address of the lesson “{other}”, not “{}”: run `rorec run {other} '{arg}'`",
-                    lesson.id
-                ));
+                return Err(format!("“{arg}” is an address of the lesson “{other}”, not “{}”: run `rorec run {other} '{arg}'`", lesson.id));
             }
             pairs.extend(query.split('&').map(String::from));
         } else if arg.contains('=') {

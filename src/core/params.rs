@@ -266,10 +266,8 @@ pub fn from_query<P: LessonParams>(query: &str) -> (Checked<P>, Vec<Issue>) {
                 given.push((spec.name, text.clone()));
                 match parse_value(spec, &text) {
                     Ok(v) => params.set(spec.name, v),
-                    Err(message) => issues.push(Issue {
-                        param: spec.name,
-                        message: format!("{message}; using the default {}", P::default().get(spec.name)),
-                    }),
+                    Err(message) => issues
+                        .push(Issue { param: spec.name, message: format!("{message}; using the default {}", P::default().get(spec.name)) }),
                 }
             }
         }

@@ -230,7 +230,8 @@ impl StageCache {
         }
         self.remove(&key);
         while self.used_bytes + bytes > self.budget_bytes {
-            let oldest = self.entries.iter().enumerate().min_by_key(|(_, e)| e.last_used).map(|(i, _)| i).expect("over budget means non-empty");
+            let oldest =
+                self.entries.iter().enumerate().min_by_key(|(_, e)| e.last_used).map(|(i, _)| i).expect("over budget means non-empty");
             let evicted = self.entries.swap_remove(oldest);
             self.used_bytes -= evicted.bytes;
             self.stats.evictions += 1;

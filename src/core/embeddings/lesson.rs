@@ -8,13 +8,13 @@ use super::metrics::{self, RankingMetrics, UserTable};
 use super::rsvd::{self, max_relative_error, PmiParams, RsvdParams};
 use super::sparse::{Csr, DenseMatrix};
 use super::{InteractionWorld, WorldSpec};
-use crate::core::stages::{bytes_of, Footprint, Graph, Stage, StageCache};
-use std::rc::Rc;
 use crate::core::experiment::{Experiment, Part};
 use crate::core::params::{Checked, Issue, Kind, LessonParams, Spec};
 use crate::core::progress::{staged, Progress};
+use crate::core::stages::{bytes_of, Footprint, Graph, Stage, StageCache};
 use nalgebra::{DMatrix, SymmetricEigen};
 use serde::{Deserialize, Serialize};
+use std::rc::Rc;
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct EmbeddingsParams {
@@ -344,7 +344,12 @@ impl Experiment for EmbeddingsLesson {
         2
     }
 
-    fn run_part(params: &Checked<EmbeddingsParams>, part: Part, cache: &mut StageCache, progress: &mut dyn Progress) -> Vec<Result<Job, String>> {
+    fn run_part(
+        params: &Checked<EmbeddingsParams>,
+        part: Part,
+        cache: &mut StageCache,
+        progress: &mut dyn Progress,
+    ) -> Vec<Result<Job, String>> {
         let p: &EmbeddingsParams = params;
         let jobs: Vec<u32> = part.range(2).collect();
         let count = jobs.len().max(1) as f64;
@@ -591,7 +596,8 @@ fn svd(p: &EmbeddingsParams, cache: &mut StageCache, progress: &mut dyn Progress
         };
         let svd_ms = progress.now_ms() - start;
         let block = block_of(ppmi.unwrap_or(&world.observed));
-        let block_randomized = rsvd::randomized_svd(&block, &block_params(p, &block, p.power_iterations as u32), false, &mut ())?.singular_values;
+        let block_randomized =
+            rsvd::randomized_svd(&block, &block_params(p, &block, p.power_iterations as u32), false, &mut ())?.singular_values;
         let map_before = item_map("SVD embeddings", &embeddings, &world.item_topic);
         Ok(Svd { embeddings, singular_values, block_randomized, svd_ms, map_before })
     })

@@ -4,11 +4,11 @@
 
 use super::hnsw::{Config, MipsIndex};
 use super::{data, exact, recall, Vectors};
-use crate::core::stages::{bytes_of, Footprint, Graph, Stage, StageCache};
 use crate::core::experiment::{Experiment, Part};
 use crate::core::math::pow;
 use crate::core::params::{Checked, Issue, Kind, LessonParams, Spec};
 use crate::core::progress::{staged, Progress};
+use crate::core::stages::{bytes_of, Footprint, Graph, Stage, StageCache};
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, PartialEq)]
@@ -276,12 +276,19 @@ fn truth(p: &MipsParams, items: u32, cache: &mut StageCache, progress: &mut dyn 
         progress.report(0.05, &format!("P = {items}: exact search"));
         let start = progress.now_ms();
         let k = p.k as usize;
-        let top_k: Vec<Vec<u32>> = (0..catalogue.queries.len()).map(|q| exact::top_k_ids(&catalogue.items, catalogue.queries.row(q), k)).collect();
+        let top_k: Vec<Vec<u32>> =
+            (0..catalogue.queries.len()).map(|q| exact::top_k_ids(&catalogue.items, catalogue.queries.row(q), k)).collect();
         Truth { top_k, exact_ms_per_query: (progress.now_ms() - start) / catalogue.queries.len().max(1) as f64 }
     })
 }
 
-fn built_index(p: &MipsParams, items: u32, augmented: bool, cache: &mut StageCache, progress: &mut dyn Progress) -> std::rc::Rc<BuiltIndex> {
+fn built_index(
+    p: &MipsParams,
+    items: u32,
+    augmented: bool,
+    cache: &mut StageCache,
+    progress: &mut dyn Progress,
+) -> std::rc::Rc<BuiltIndex> {
     cache.get_or_compute(MIPS_GRAPH.key("graph", p).with(format!("{items}:{}", if augmented { "augmented" } else { "ip" })), |cache| {
         let catalogue = catalogue(p, items, cache, progress);
         let start = progress.now_ms();
@@ -324,7 +331,8 @@ impl Experiment for MipsLesson {
             let truth = truth(p, items, cache, &mut stage);
             let built = built_index(p, items, p.index == "hnsw-augmented", cache, &mut stage);
             let mut index = built.index.borrow_mut();
-            let (recalls, approx_ms, distances) = run_queries(&mut index, &catalogue.queries, &truth.top_k, k, p.ef_search as usize, &mut stage);
+            let (recalls, approx_ms, distances) =
+                run_queries(&mut index, &catalogue.queries, &truth.top_k, k, p.ef_search as usize, &mut stage);
             let mut histogram = vec![0u32; k + 1];
             for r in &recalls {
                 histogram[(r * k as f64).round() as usize] += 1;

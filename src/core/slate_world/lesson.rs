@@ -4,14 +4,14 @@
 use super::policy::{Logging, LoggingKind, Oracle, PlackettLuce};
 use super::simulate::{ab_test, deterministic_ctr, log_data, policy_ctr, LoggedData, PolicyCtr};
 use super::{log10, ClickModel, SyntheticSpec, World, MAX_SLATE};
-use crate::core::stages::{bytes_of, Footprint, Graph, Stage, StageCache};
-use std::rc::Rc;
 use crate::core::experiment::{Experiment, Part};
 use crate::core::params::{Checked, Issue, Kind, LessonParams, Spec};
 use crate::core::progress::{staged, Progress};
 use crate::core::rng::{self, Stream};
+use crate::core::stages::{bytes_of, Footprint, Graph, Stage, StageCache};
 use crate::core::stats::{quantile, Histogram, MeanSe};
 use serde::{Deserialize, Serialize};
+use std::rc::Rc;
 
 /// Largest P·d a browser tab is asked to hold for this lesson (f64: 32 MB).
 pub const MAX_CATALOGUE_NUMBERS: i64 = 4_000_000;
