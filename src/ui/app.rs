@@ -3,7 +3,7 @@
 
 use crate::lessons::{self, LESSONS};
 use crate::ui::dom;
-use crate::ui::lesson_page::LessonProps;
+use crate::ui::lesson_page::{LessonProps, LessonRef};
 use std::rc::Rc;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
@@ -249,7 +249,7 @@ pub fn App() -> Html {
             </nav>
             <main>
                 { match lesson {
-                    Some(l) => (l.view)(LessonProps { lesson_id: l.id, query: state.route.query.clone().into(), section, on_query }),
+                    Some(l) => (l.view)(LessonProps { lesson: LessonRef(l), query: state.route.query.clone().into(), section, on_query }),
                     None => html! {
                         <div class="notice" role="alert">
                             <p>{ format!("There is no lesson “{}”. ", state.route.lesson) }

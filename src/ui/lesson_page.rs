@@ -4,14 +4,33 @@
 use crate::core::experiment::Experiment as CoreExperiment;
 use crate::core::params::{from_query, to_query, Issue};
 use crate::lesson_text::{LessonText, Part};
+use crate::lessons::Lesson;
 use crate::ui::widgets::{url_issues_notice, ParamPanel, RunControls};
 use crate::ui::worker::{use_experiment, Experiment, RunState};
 use std::rc::Rc;
 use yew::prelude::*;
 
+/// A registered lesson, handed to its page by the app (pages never look the registry up).
+#[derive(Clone, Copy)]
+pub struct LessonRef(pub &'static Lesson);
+
+impl PartialEq for LessonRef {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.id == other.0.id
+    }
+}
+
+impl std::ops::Deref for LessonRef {
+    type Target = Lesson;
+    fn deref(&self) -> &Lesson {
+        self.0
+    }
+}
+
 #[derive(Properties, Clone, PartialEq)]
 pub struct LessonProps {
-    pub lesson_id: &'static str,
+    /// The lesson: its text, its experiment's entry points (for the worker).
+    pub lesson: LessonRef,
     /// The query part of the URL hash (`a=1&b=2`).
     pub query: AttrValue,
     /// Presenter mode: the one section to show.
@@ -43,10 +62,10 @@ pub fn use_lesson<E: CoreExperiment + 'static>(props: &LessonProps) -> LessonSta
     });
     let (params, url_issues) = (parsed.0.clone(), parsed.1.clone());
     let canonical = to_query(&params);
-    let lesson = crate::lessons::find(props.lesson_id).expect("a registered lesson");
+    let lesson = props.lesson.0;
     let experiment = use_experiment::<E::Report>(lesson);
     // Whether the lesson runs in slices does not depend on the values: asked once per page.
-    let steps = *use_memo(props.lesson_id, |_| (lesson.steps)(""));
+    let steps = *use_memo(lesson.id, |_| (lesson.steps)(""));
     let auto_run = use_state(|| true);
     {
         let (run, auto) = (experiment.run.clone(), *auto_run);

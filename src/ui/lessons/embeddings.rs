@@ -19,7 +19,7 @@ pub fn view(props: LessonProps) -> Html {
 fn EmbeddingsPage(props: &LessonProps) -> Html {
     let state = use_lesson::<EmbeddingsLesson>(props);
     let figures = use_memo(state.report.clone(), |r| r.as_deref().map(|r| r.as_ref().map(Figures::from).map_err(|e| e.clone())));
-    let text = crate::lessons::find(props.lesson_id).expect("registered").text();
+    let text = props.lesson.text();
     state.render(text, props.section, |name, _args| {
         let f = match figures.as_ref() {
             None => return waiting(),
