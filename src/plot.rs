@@ -25,11 +25,13 @@ pub struct Series {
     /// Index in the palette, so that a policy keeps its colour across plots.
     pub color: u32,
     pub dashed: bool,
+    /// A pinned earlier run, drawn faint under the current one.
+    pub ghost: bool,
 }
 
 impl Series {
     pub fn new(name: impl Into<String>, style: Style, points: Vec<(f64, f64)>, color: u32) -> Series {
-        Series { name: name.into(), style, points, errors: None, color, dashed: false }
+        Series { name: name.into(), style, points, errors: None, color, dashed: false, ghost: false }
     }
 
     pub fn with_errors(mut self, errors: Vec<f64>) -> Series {
@@ -160,6 +162,128 @@ impl PlotSpec {
     }
 }
 
+/// Where the plotting area lies on the canvas (in canvas pixels) and which data ranges it shows:
+/// enough to go from a point to its pixel and back (hover, keyboard focus).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Frame {
+    pub left: f64,
+    pub top: f64,
+    pub width: f64,
+    pub height: f64,
+    pub x: (f64, f64),
+    pub y: (f64, f64),
+}
+
+impl Frame {
+    pub fn to_pixel(&self, (x, y): (f64, f64)) -> (f64, f64) {
+        (self.left + (x - self.x.0) / (self.x.1 - self.x.0) * self.width, self.top + (self.y.1 - y) / (self.y.1 - self.y.0) * self.height)
+    }
+}
+
+/// A point of a drawn spec: (series index, point index).
+pub type PointRef = (usize, usize);
+
+impl PlotSpec {
+    /// What is drawn: the series not hidden (by name), and under them the pinned run's series as
+    /// faint ghosts named "… (pinned: what changed)".
+    pub fn view(&self, hidden: &[String], pinned: Option<(&PlotSpec, &str)>) -> PlotSpec {
+        let mut drawn = self.clone();
+        drawn.series.retain(|s| !hidden.contains(&s.name));
+        if let Some((ghost, change)) = pinned {
+            let ghosts = ghost.series.iter().filter(|s| !hidden.contains(&s.name) && !s.ghost).map(|s| Series {
+                name: format!("{} (pinned: {change})", s.name),
+                ghost: true,
+                errors: None,
+                ..s.clone()
+            });
+            drawn.series = ghosts.chain(drawn.series).collect();
+        }
+        drawn
+    }
+
+    /// The point drawn nearest to `pixel`, within `radius` pixels (ghosts included last: a
+    /// current point wins a tie).
+    pub fn nearest(&self, frame: &Frame, pixel: (f64, f64), radius: f64) -> Option<PointRef> {
+        let mut best: Option<(f64, PointRef)> = None;
+        for (s, series) in self.series.iter().enumerate() {
+            for (i, &p) in series.points.iter().enumerate() {
+                if !p.0.is_finite() || !p.1.is_finite() {
+                    continue;
+                }
+                let (px, py) = frame.to_pixel(p);
+                let d = (px - pixel.0).hypot(py - pixel.1) + if series.ghost { 0.5 } else { 0.0 };
+                if d <= radius && best.is_none_or(|(b, _)| d < b) {
+                    best = Some((d, (s, i)));
+                }
+            }
+        }
+        best.map(|(_, r)| r)
+    }
+
+    /// Every finite point in reading order (series by series, left to right): the keyboard walks
+    /// through them.
+    pub fn points_in_order(&self) -> Vec<PointRef> {
+        let mut order = Vec::new();
+        for (s, series) in self.series.iter().enumerate().filter(|(_, s)| !s.ghost) {
+            let mut indices: Vec<usize> =
+                (0..series.points.len()).filter(|&i| series.points[i].0.is_finite() && series.points[i].1.is_finite()).collect();
+            indices.sort_by(|a, b| series.points[*a].0.total_cmp(&series.points[*b].0));
+            order.extend(indices.into_iter().map(|i| (s, i)));
+        }
+        order
+    }
+
+    /// A point in words: its series, then x and y with the axes' names (which carry the units),
+    /// read back from log10 axes and categorical ticks, with the error bar if any.
+    pub fn describe(&self, (s, i): PointRef) -> String {
+        let series = &self.series[s];
+        let (x, y) = series.points[i];
+        let x_text = match &self.x_ticks {
+            Some(ticks) => ticks.iter().find(|(t, _)| (t - x).abs() < 1e-6).map(|(_, l)| l.clone()).unwrap_or_else(|| fmt_short(x)),
+            None if self.x_is_log10 => fmt_short(10f64.powf(x)),
+            None => fmt_short(x),
+        };
+        let y_text = if self.y_is_log10 { fmt_short(10f64.powf(y)) } else { fmt_short(y) };
+        let error = series.errors.as_ref().and_then(|e| e.get(i)).filter(|e| e.is_finite() && **e > 0.0);
+        let error = error.map(|e| format!(" ± {}", fmt_short(*e))).unwrap_or_default();
+        format!("{}: {} = {x_text}; {} = {y_text}{error}", series.name, self.x_label, self.y_label)
+    }
+}
+
+/// [`fmt_sig`] without trailing zeros (1, 0.5 rather than 1.00, 0.500).
+fn fmt_short(x: f64) -> String {
+    let text = fmt_sig(x);
+    if text.contains('.') && !text.contains('e') {
+        text.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        text
+    }
+}
+
+/// What changed between two parameter queries (`a=1&b=2`), for a pinned run's legend:
+/// "ef_search 16 → 64, k 4 → 10"; "same parameters" when nothing did.
+pub fn describe_change(before: &str, after: &str) -> String {
+    let pairs = |q: &str| -> Vec<(String, String)> {
+        q.split('&')
+            .filter(|p| !p.is_empty())
+            .map(|p| p.split_once('=').map_or((p.to_string(), String::new()), |(n, v)| (n.into(), v.into())))
+            .collect()
+    };
+    let (old, new) = (pairs(before), pairs(after));
+    let changes: Vec<String> = new
+        .iter()
+        .filter_map(|(name, value)| {
+            let previous = old.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str()).unwrap_or("");
+            (previous != value).then(|| format!("{name} {previous} → {value}"))
+        })
+        .collect();
+    if changes.is_empty() {
+        "same parameters".into()
+    } else {
+        changes.join(", ")
+    }
+}
+
 pub fn csv_cell(text: &str) -> String {
     if text.contains([',', '"', '\n']) {
         format!("\"{}\"", text.replace('"', "\"\""))
@@ -267,6 +391,42 @@ pub fn fmt_pct_se(mean: f64, se: f64) -> String {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn hover_finds_the_nearest_point_and_describes_it_in_axis_units() {
+        let mut spec = PlotSpec::new("p", "t", "ef_search", "recall@10");
+        spec.series.push(Series::new("ip", Style::Line, vec![(1.0, 0.5), (2.0, 0.9)], 0).with_errors(vec![0.1, 0.0]));
+        spec.series.push(Series::new("l2", Style::Line, vec![(1.0, 0.2), (2.0, 0.95)], 1));
+        let frame = Frame { left: 10.0, top: 0.0, width: 100.0, height: 100.0, x: (0.0, 2.0), y: (0.0, 1.0) };
+        assert_eq!(frame.to_pixel((1.0, 0.5)), (60.0, 50.0));
+        assert_eq!(spec.nearest(&frame, (61.0, 48.0), 8.0), Some((0, 0)));
+        assert_eq!(spec.nearest(&frame, (61.0, 79.0), 8.0), Some((1, 0)));
+        assert_eq!(spec.nearest(&frame, (30.0, 30.0), 8.0), None);
+        assert_eq!(spec.describe((0, 0)), "ip: ef_search = 1; recall@10 = 0.5 ± 0.1");
+        spec.x_is_log10 = true;
+        assert_eq!(spec.describe((1, 1)), "l2: ef_search = 100; recall@10 = 0.95");
+        assert_eq!(spec.points_in_order(), vec![(0, 0), (0, 1), (1, 0), (1, 1)]);
+    }
+
+    #[test]
+    fn hidden_series_vanish_and_a_pinned_run_is_drawn_faint_underneath() {
+        let mut now = PlotSpec::new("p", "t", "x", "y");
+        now.series.push(Series::new("a", Style::Line, vec![(0.0, 1.0)], 0));
+        now.series.push(Series::new("b", Style::Line, vec![(0.0, 2.0)], 1));
+        let mut before = now.clone();
+        before.series[0].points = vec![(0.0, 0.5)];
+        let change = describe_change("ef_search=16&k=4&seed=1", "ef_search=64&k=4&seed=1");
+        assert_eq!(change, "ef_search 16 → 64");
+        assert_eq!(describe_change("a=1", "a=1"), "same parameters");
+        let drawn = now.view(&["b".to_string()], Some((&before, &change)));
+        let names: Vec<&str> = drawn.series.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["a (pinned: ef_search 16 → 64)", "a"]);
+        assert!(drawn.series[0].ghost && !drawn.series[1].ghost);
+        assert_eq!(drawn.series[0].points, vec![(0.0, 0.5)]);
+        // The keyboard walks the current series only.
+        assert_eq!(drawn.points_in_order(), vec![(1, 0)]);
+    }
+
     use super::*;
 
     #[test]

@@ -5,6 +5,7 @@ use crate::core::experiment::Experiment as CoreExperiment;
 use crate::core::params::{from_query, to_query, Issue};
 use crate::lesson_text::{LessonText, Part};
 use crate::lessons::Lesson;
+use crate::ui::plot::PlotContext;
 use crate::ui::widgets::{url_issues_notice, ParamPanel, RunControls};
 use crate::ui::worker::{use_experiment, Experiment, RunState};
 use std::rc::Rc;
@@ -136,15 +137,19 @@ impl<E: CoreExperiment + 'static> LessonState<E> {
         };
         let sections = text.sections.iter().enumerate().filter(|(i, _)| section.is_none_or(|s| s == *i));
         html! {
-            <article class="lesson">
-                if section.is_none_or(|s| s == 0) { <h1>{ text.title }</h1> }
-                { url_issues_notice(&self.url_issues) }
-                { for sections.map(|(i, s)| html! {
-                    <section class="lesson-section" data-section={i.to_string()} aria-label={s.heading}>
-                        { for s.parts.iter().map(render_part) }
-                    </section>
-                }) }
-            </article>
+            // Plots learn the parameters of the report they show (a pinned run's legend says
+            // what changed since).
+            <ContextProvider<PlotContext> context={PlotContext { query: self.run.report_query.clone().into() }}>
+                <article class="lesson">
+                    if section.is_none_or(|s| s == 0) { <h1>{ text.title }</h1> }
+                    { url_issues_notice(&self.url_issues) }
+                    { for sections.map(|(i, s)| html! {
+                        <section class="lesson-section" data-section={i.to_string()} aria-label={s.heading}>
+                            { for s.parts.iter().map(render_part) }
+                        </section>
+                    }) }
+                </article>
+            </ContextProvider<PlotContext>>
         }
     }
 }

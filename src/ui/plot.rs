@@ -1,7 +1,7 @@
 //! The plot widget: draws a [`PlotSpec`] with plotters on a canvas sized to its column and to the
 //! screen's pixel ratio (sharp on HiDPI), with "CSV" and "PNG" downloads.
 
-use crate::plot::{fmt_log10_tick, log10_ticks, LegendAt, PlotSpec, Style};
+use crate::plot::{describe_change, fmt_log10_tick, log10_ticks, Frame, LegendAt, PlotSpec, PointRef, Style};
 use crate::ui::dom;
 use plotters::element::DashedPathElement;
 use plotters::prelude::*;
@@ -40,11 +40,37 @@ pub struct PlotProps {
     pub height: f64,
 }
 
+/// What a plot knows of its page: the parameters of the run it shows (a pinned run's legend
+/// says what changed since).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PlotContext {
+    pub query: AttrValue,
+}
+
+/// CSS pixels around the pointer within which a point counts as hovered.
+const HOVER_RADIUS: f64 = 18.0;
+
+fn css_color(index: u32) -> String {
+    let RGBColor(r, g, b) = color(index);
+    format!("rgb({r},{g},{b})")
+}
+
 #[component]
 pub fn Plot(props: &PlotProps) -> Html {
     let canvas = use_node_ref();
     let resize_tick = use_state(|| 0u32);
     let error = use_state(|| None::<String>);
+    // The interaction layer: series hidden from the legend, a pinned earlier run, the point
+    // under the pointer or the keyboard focus, and where the last drawing put the data.
+    let hidden = use_state(Vec::<String>::new);
+    let pinned = use_state(|| None::<(Rc<PlotSpec>, AttrValue)>);
+    let focus = use_state(|| None::<PointRef>);
+    let frame = use_mut_ref(|| None::<Frame>);
+    let context = use_context::<PlotContext>().unwrap_or_default();
+    let change = pinned.as_ref().map(|(_, query)| describe_change(query, &context.query));
+    let drawn = use_memo((props.spec.clone(), (*hidden).clone(), (*pinned).clone(), change.clone()), |(spec, hidden, pinned, change)| {
+        Rc::new(spec.view(hidden, pinned.as_ref().map(|(ghost, _)| (&**ghost, change.as_deref().unwrap_or("")))))
+    });
     {
         // Redraw when the window (or presenter mode) changes the column's width.
         let resize_tick = resize_tick.clone();
@@ -58,16 +84,20 @@ pub fn Plot(props: &PlotProps) -> Html {
         });
     }
     {
-        let (canvas, spec, height, error) = (canvas.clone(), props.spec.clone(), props.height, error.clone());
-        use_effect_with((spec, *resize_tick), move |(spec, _)| {
+        let (canvas, height, error, frame, focus) = (canvas.clone(), props.height, error.clone(), frame.clone(), focus.clone());
+        use_effect_with(((*drawn).clone(), *resize_tick), move |(spec, _)| {
+            // A new drawing: the focused point may no longer exist.
+            focus.set(None);
             // Each plot draws in a task of its own, so that a page of plots does not hold the
             // main thread in one long task.
             let spec = spec.clone();
             let draw_later = Closure::once_into_js(move || {
                 if let Some(el) = canvas.cast::<HtmlCanvasElement>() {
-                    let result = draw(&el, &spec, height);
-                    if *error != result.as_ref().err().cloned() {
-                        error.set(result.err());
+                    let result = draw(&el, &spec, height, false);
+                    *frame.borrow_mut() = result.as_ref().ok().copied();
+                    let message = result.err();
+                    if *error != message {
+                        error.set(message);
                     }
                 }
             });
@@ -79,22 +109,154 @@ pub fn Plot(props: &PlotProps) -> Html {
         Callback::from(move |_| dom::download_text(&format!("{}.csv", spec.id), "text/csv", &spec.to_csv()))
     };
     let on_png = {
-        let (canvas, id) = (canvas.clone(), props.spec.id.clone());
+        let (canvas, drawn, height) = (canvas.clone(), drawn.clone(), props.height);
         Callback::from(move |_| {
             if let Some(el) = canvas.cast::<HtmlCanvasElement>() {
+                // The image carries its legend (on screen the legend is the row of buttons).
+                let _ = draw(&el, &drawn, height, true);
                 if let Ok(url) = el.to_data_url() {
-                    dom::download_url(&format!("{id}.png"), &url);
+                    dom::download_url(&format!("{}.png", drawn.id), &url);
                 }
+                let _ = draw(&el, &drawn, height, false);
             }
         })
     };
+    let on_pin = {
+        let (pinned, spec, query) = (pinned.clone(), props.spec.clone(), context.query.clone());
+        Callback::from(move |_| pinned.set(if pinned.is_some() { None } else { Some((spec.clone(), query.clone())) }))
+    };
+    let on_move = {
+        let (drawn, frame, focus) = (drawn.clone(), frame.clone(), focus.clone());
+        Callback::from(move |e: MouseEvent| {
+            let ratio = dom::device_pixel_ratio();
+            let pixel = (e.offset_x() as f64 * ratio, e.offset_y() as f64 * ratio);
+            let hit = frame.borrow().as_ref().and_then(|f| drawn.nearest(f, pixel, HOVER_RADIUS * ratio));
+            if *focus != hit {
+                focus.set(hit);
+            }
+        })
+    };
+    let on_leave = {
+        let focus = focus.clone();
+        Callback::from(move |_: MouseEvent| focus.set(None))
+    };
+    let on_key = {
+        let (drawn, focus) = (drawn.clone(), focus.clone());
+        Callback::from(move |e: KeyboardEvent| {
+            let order = drawn.points_in_order();
+            if order.is_empty() {
+                return;
+            }
+            let at = focus.and_then(|f| order.iter().position(|p| *p == f));
+            let next_series = |step: isize| {
+                let current = at.map_or(0, |i| order[i].0);
+                let series: Vec<usize> = order.iter().map(|p| p.0).fold(Vec::new(), |mut v, s| {
+                    if v.last() != Some(&s) {
+                        v.push(s);
+                    }
+                    v
+                });
+                let k = series.iter().position(|s| *s == current).unwrap_or(0) as isize;
+                let target = series[(k + step).rem_euclid(series.len() as isize) as usize];
+                order.iter().position(|p| p.0 == target)
+            };
+            let moved = match e.key().as_str() {
+                "ArrowRight" => Some(at.map_or(0, |i| (i + 1).min(order.len() - 1))),
+                "ArrowLeft" => Some(at.map_or(0, |i| i.saturating_sub(1))),
+                "ArrowDown" => next_series(1),
+                "ArrowUp" => next_series(-1),
+                "Home" => Some(0),
+                "End" => Some(order.len() - 1),
+                "Escape" => {
+                    focus.set(None);
+                    return;
+                }
+                _ => return,
+            };
+            // The arrows read the plot here; they must not also turn the presenter's slides.
+            e.prevent_default();
+            e.stop_propagation();
+            focus.set(moved.map(|i| order[i]));
+        })
+    };
+    let on_focus = {
+        let (drawn, focus) = (drawn.clone(), focus.clone());
+        Callback::from(move |_: FocusEvent| {
+            if focus.is_none() {
+                focus.set(drawn.points_in_order().first().copied());
+            }
+        })
+    };
+    let on_blur = {
+        let focus = focus.clone();
+        Callback::from(move |_: FocusEvent| focus.set(None))
+    };
+    // The focused point: its words, and where to put the ring and the label (CSS pixels).
+    let ratio = dom::device_pixel_ratio();
+    let focused = focus.filter(|(s, i)| drawn.series.get(*s).is_some_and(|series| *i < series.points.len())).and_then(|point| {
+        let frame = (*frame.borrow())?;
+        let (x, y) = frame.to_pixel(drawn.series[point.0].points[point.1]);
+        Some((drawn.describe(point), x / ratio, y / ratio))
+    });
+    let legend = props.spec.legend && props.spec.series.len() + props.spec.markers.len() > 1;
+    let toggle = |name: String| {
+        let hidden = hidden.clone();
+        Callback::from(move |_| {
+            let mut next = (*hidden).clone();
+            match next.iter().position(|n| *n == name) {
+                Some(i) => {
+                    next.remove(i);
+                }
+                None => next.push(name.clone()),
+            }
+            hidden.set(next);
+        })
+    };
+    let title = props.spec.title.clone();
     html! {
         <figure class="plot" data-plot={props.spec.id.clone()}>
-            <canvas ref={canvas} role="img" aria-label={props.spec.title.clone()} style={format!("height:{}px", props.height)} />
+            <div class="plot-canvas">
+                <canvas ref={canvas} role="img" tabindex="0"
+                    aria-label={format!("{title}. Arrow keys read the points; the page's CSV button has every value.")}
+                    style={format!("height:{}px", props.height)}
+                    onmousemove={on_move} onmouseleave={on_leave} onkeydown={on_key} onfocus={on_focus} onblur={on_blur} />
+                if let Some((text, x, y)) = &focused {
+                    <span class="plot-ring" style={format!("left:{x:.1}px;top:{y:.1}px")} />
+                    <span class={classes!("plot-tip", (*x > 260.0).then_some("left"))} style={format!("left:{x:.1}px;top:{y:.1}px")}>{ text.clone() }</span>
+                }
+                <span class="visually-hidden" role="status" aria-live="polite">{ focused.as_ref().map(|f| f.0.clone()).unwrap_or_default() }</span>
+            </div>
             if let Some(e) = &*error { <p class="inline-error">{ format!("This plot could not be drawn: {e}") }</p> }
             <figcaption>
-                <button class="small" onclick={on_csv} title="Download the plotted data as CSV">{ "CSV" }</button>
-                <button class="small" onclick={on_png} title="Save the plot as a PNG image">{ "PNG" }</button>
+                if legend {
+                    <span class="plot-legend" role="group" aria-label={format!("Series of “{title}”: click to hide or show")}>
+                        { for props.spec.series.iter().map(|s| {
+                            let shown = !hidden.contains(&s.name);
+                            html! {
+                                <button class={classes!("legend-entry", (!shown).then_some("off"))} aria-pressed={shown.to_string()}
+                                    title={if shown { format!("Hide “{}”", s.name) } else { format!("Show “{}”", s.name) }}
+                                    onclick={toggle(s.name.clone())}>
+                                    <span class={classes!("swatch", s.dashed.then_some("dashed"))} style={format!("background:{}", css_color(s.color))} />
+                                    { s.name.clone() }
+                                </button>
+                            }
+                        }) }
+                        { for props.spec.markers.iter().map(|m| html! {
+                            <span class="legend-entry marker"><span class="swatch line" style={format!("border-color:{}", css_color(m.color))} />{ m.label.clone() }</span>
+                        }) }
+                    </span>
+                }
+                if let Some(change) = &change {
+                    <span class="ghost-note">{ format!("faint: the pinned run ({change})") }</span>
+                }
+                <span class="plot-buttons">
+                    <button class="small" onclick={on_pin} aria-pressed={pinned.is_some().to_string()}
+                        title="Keep this run as a faint ghost under the next ones, to compare before and after">
+                        { if pinned.is_some() { "Unpin" } else { "Pin" } }
+                    </button>
+                    <button class="small" onclick={on_csv} title="Download the plotted data as CSV">{ "CSV" }</button>
+                    <button class="small" onclick={on_png} title="Save the plot as a PNG image">{ "PNG" }</button>
+                </span>
             </figcaption>
         </figure>
     }
@@ -124,7 +286,9 @@ fn tick_label(v: f64, is_log10: bool, decades: f64) -> String {
 }
 
 /// Draw at device pixels: canvas.width = CSS width × devicePixelRatio, fonts and lines scaled.
-pub fn draw(canvas: &HtmlCanvasElement, spec: &PlotSpec, css_height: f64) -> Result<(), String> {
+/// `legend`: draw the series legend on the canvas too (the PNG export; on screen the legend is
+/// the row of toggle buttons under the plot). Returns where the data landed, for hover.
+pub fn draw(canvas: &HtmlCanvasElement, spec: &PlotSpec, css_height: f64, legend: bool) -> Result<Frame, String> {
     let ratio = dom::device_pixel_ratio();
     let css_width = canvas.parent_element().map(|p| p.client_width() as f64).unwrap_or(600.0).max(200.0);
     canvas.set_width((css_width * ratio) as u32);
@@ -195,7 +359,9 @@ pub fn draw(canvas: &HtmlCanvasElement, spec: &PlotSpec, css_height: f64) -> Res
     }
     let stroke = px(2.0).max(1) as u32;
     for series in &spec.series {
-        let c = color(series.color);
+        // A pinned run: faint and thin, under the current series (which come after it).
+        let (c, stroke) =
+            if series.ghost { (color(series.color).mix(0.35), px(1.5).max(1) as u32) } else { (color(series.color).mix(1.0), stroke) };
         let style = c.stroke_width(stroke);
         let points = series.points.iter().copied().filter(|(x, y)| x.is_finite() && y.is_finite());
         let legend_style = style;
@@ -235,7 +401,7 @@ pub fn draw(canvas: &HtmlCanvasElement, spec: &PlotSpec, css_height: f64) -> Res
             .label(marker.label.as_str())
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + px(14.0), y)], c.stroke_width(stroke)));
     }
-    if spec.legend && spec.series.len() + spec.markers.len() > 1 {
+    if legend && spec.legend && spec.series.len() + spec.markers.len() > 1 {
         chart
             .configure_series_labels()
             .background_style(WHITE.mix(0.85))
@@ -251,5 +417,13 @@ pub fn draw(canvas: &HtmlCanvasElement, spec: &PlotSpec, css_height: f64) -> Res
             .map_err(e)?;
     }
     root.present().map_err(e)?;
-    Ok(())
+    let (xs, ys) = chart.plotting_area().get_pixel_range();
+    Ok(Frame {
+        left: xs.start as f64,
+        top: ys.start as f64,
+        width: (xs.end - xs.start) as f64,
+        height: (ys.end - ys.start) as f64,
+        x: (x0, x1),
+        y: (y0, y1),
+    })
 }

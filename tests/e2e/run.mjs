@@ -519,6 +519,55 @@ test('plots: sharp on HiDPI, CSV and PNG downloads', async () => {
   await page.closeAll();
 });
 
+test('plots you can interrogate: hover and keys read points, the legend hides series, a pinned run stays as a ghost', async () => {
+  const page = await open('#/slate-world?logs=3000');
+  await report(page);
+  const figure = page.locator('[data-plot="ctr-by-position"]');
+  const canvas = figure.locator('canvas');
+  // Hover: the nearest point's series, x and y with the axes' names.
+  await canvas.scrollIntoViewIfNeeded();
+  const box = await canvas.boundingBox();
+  let tip = null;
+  for (let x = box.x + 70; x < box.x + box.width - 10 && !tip; x += 6) {
+    for (let y = box.y + 30; y < box.y + box.height - 40 && !tip; y += 6) {
+      await page.mouse.move(x, y);
+      if (await figure.locator('.plot-tip').count()) tip = await figure.locator('.plot-tip').innerText();
+    }
+  }
+  assert.ok(tip, 'a tooltip appears over a point');
+  assert.match(tip, /: position k = [^;]+; CTR at position k \(%\), ± 1 s\.e\. = [\d.]+ ± [\d.]+$/);
+  await page.mouse.move(0, 0);
+  assert.equal(await figure.locator('.plot-tip').count(), 0);
+  // Keyboard: focus the canvas, the arrows walk the points (and say them to screen readers).
+  await canvas.focus();
+  const first = await figure.locator('[role="status"]').innerText();
+  await page.keyboard.press('ArrowRight');
+  const second = await figure.locator('[role="status"]').innerText();
+  assert.match(first, /position k = /);
+  assert.match(second, /position k = /);
+  assert.notEqual(first, second, 'the right arrow moves to the next point');
+  // Legend: a series can be hidden and shown again.
+  const curves = page.locator('[data-plot="slate-propensity-vs-k"]');
+  const entries = curves.locator('.legend-entry[aria-pressed]');
+  assert.ok(await entries.count() >= 2, 'one legend entry per series');
+  await entries.first().click();
+  assert.equal(await entries.first().getAttribute('aria-pressed'), 'false');
+  await entries.first().click();
+  assert.equal(await entries.first().getAttribute('aria-pressed'), 'true');
+  // Pin, change a control: the legend says what changed, and Unpin removes the ghost.
+  await figure.locator('button', { hasText: 'Pin' }).click();
+  await setControl(page, 'logs', '4000');
+  await page.waitForFunction(() => /logs=4000/.test(location.hash));
+  await report(page);
+  await figure.locator('.ghost-note').waitFor();
+  assert.equal(await figure.locator('.ghost-note').innerText(), 'faint: the pinned run (logs 3000 → 4000)');
+  await figure.locator('button', { hasText: 'Unpin' }).click();
+  assert.equal(await figure.locator('.ghost-note').count(), 0);
+  await page.screenshot({ path: join(ARTIFACTS, 'plot-interaction.png') });
+  assert.deepEqual(page.errors, []);
+  await page.closeAll();
+});
+
 test('a panic shows an error panel with a reload button, never a blank page', async () => {
   const page = await open('#/slate-world?logs=3000');
   await report(page);

@@ -1,0 +1,56 @@
+// How live each lesson feels in headless Chromium: time to the first drawn figure and to the
+// first complete report after opening it, then the time from a change of its main knob to the
+// complete report, three times: to the new value (stages that depend on the knob rerun), back to
+// the old one, and to the new value again (both now answered from the workers' stage caches).
+// Needs BASE_URL (the served dist/). Prints a Markdown table. Benchmark figures, not tests.
+import { chromium } from 'playwright-core';
+
+const BASE = process.env.BASE_URL || 'http://127.0.0.1:8766/';
+const KNOBS = [
+  { lesson: 'slate-world', query: 'logging=softmax', knob: 'temperature', from: '1', to: '2' },
+  { lesson: 'horvitz-thompson', query: '', knob: 'cap', from: '1000', to: '100' },
+  { lesson: 'embeddings', query: '', knob: 'power_iterations', from: '2', to: '1' },
+  { lesson: 'fast-mips', query: '', knob: 'ef_search', from: '32', to: '64' },
+  { lesson: 'reward-and-rank', query: 'world=synthetic', knob: 'slate_size', from: '4', to: '5' },
+  { lesson: 'reinforce', query: '', knob: 'epsilon', from: '0.2', to: '0.5' },
+].filter((k) => !process.env.ONLY || process.env.ONLY.split(',').some((o) => k.lesson.includes(o)));
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+    '--disable-component-update', '--disable-sync'],
+});
+
+/** Resolves when the page shows a finished report for the parameters in its address. */
+const complete = (page) => page.waitForFunction(() => document.querySelector('.run-controls .ok')
+  && !document.querySelector('.widget.stale') && window.__rorecLastReport, null, { timeout: 600000, polling: 10 });
+
+async function change(page, name, value) {
+  const started = Date.now();
+  const input = page.locator(`#param-${name}`);
+  if (await input.evaluate((el) => el.tagName) === 'SELECT') await input.selectOption(value);
+  else { await input.fill(value); await input.press('Enter'); }
+  await page.waitForFunction(([n, v]) => new RegExp(`[?&]${n}=${v}(&|$)`).test(location.hash), [name, value], { polling: 10 });
+  await complete(page);
+  return Date.now() - started;
+}
+
+const rows = [];
+for (const k of KNOBS) {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  const page = await context.newPage();
+  const opened = Date.now();
+  await page.goto(`${BASE}#/${k.lesson}${k.query ? `?${k.query}` : ''}`);
+  await page.waitForFunction(() => document.querySelector('.widget canvas, .widget table'), null, { timeout: 600000, polling: 10 });
+  const first = Date.now() - opened;
+  await complete(page);
+  const full = Date.now() - opened;
+  const times = [await change(page, k.knob, k.to), await change(page, k.knob, k.from), await change(page, k.knob, k.to)];
+  rows.push(`| ${k.lesson} | ${first} | ${full} | ${k.knob} ${k.from} → ${k.to} | ${times.join(' / ')} |`);
+  console.error(rows[rows.length - 1]);
+  await context.close();
+}
+console.log('| lesson | first figure (ms) | first complete report (ms) | main knob | knob → complete report (ms): new / back / new again |');
+console.log('|---|---|---|---|---|');
+rows.forEach((r) => console.log(r));
+await browser.close();
