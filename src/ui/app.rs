@@ -249,7 +249,13 @@ pub fn App() -> Html {
             </nav>
             <main>
                 { match lesson {
-                    Some(l) => (l.view)(LessonProps { lesson: LessonRef(l), query: state.route.query.clone().into(), section, on_query }),
+                    Some(l) => (l.view)(LessonProps {
+                        lesson: LessonRef(l),
+                        query: state.route.query.clone().into(),
+                        section,
+                        on_query,
+                        next: index.and_then(|i| LESSONS.get(i + 1)).map(LessonRef),
+                    }),
                     None => html! {
                         <div class="notice" role="alert">
                             <p>{ format!("There is no lesson “{}”. ", state.route.lesson) }

@@ -7,7 +7,7 @@ use crate::lesson_text::{LessonText, Part};
 use crate::lessons::Lesson;
 use crate::ui::plot::PlotContext;
 use crate::ui::widgets::{url_issues_notice, ParamPanel, RunControls};
-use crate::ui::worker::{use_experiment, Experiment, RunState};
+use crate::ui::worker::{use_experiment, Experiment, RunState, RunStatus};
 use std::rc::Rc;
 use yew::prelude::*;
 
@@ -38,6 +38,10 @@ pub struct LessonProps {
     pub section: Option<usize>,
     /// Parameters changed: the app writes the new query into the URL.
     pub on_query: Callback<String>,
+    /// The lesson after this one: its default report is computed in the background once this
+    /// lesson's run has finished.
+    #[prop_or_default]
+    pub next: Option<LessonRef>,
 }
 
 /// A lesson's live state, handed to its UI module.
@@ -73,6 +77,15 @@ pub fn use_lesson<E: CoreExperiment + 'static>(props: &LessonProps) -> LessonSta
         use_effect_with(canonical.clone(), move |query| {
             if auto {
                 run.emit(query.clone());
+            }
+        });
+    }
+    {
+        // Settled: get the next lesson ready in the background.
+        let (done, next) = (experiment.state.status == RunStatus::Done, props.next);
+        use_effect_with((done, next), move |(done, next)| {
+            if let (true, Some(next)) = (*done, next) {
+                crate::ui::precompute::prepare(next.0);
             }
         });
     }

@@ -6,6 +6,7 @@ pub mod dom;
 pub mod lesson_page;
 pub mod lessons;
 pub mod plot;
+pub mod precompute;
 pub mod widgets;
 pub mod worker;
 
@@ -101,6 +102,12 @@ pub fn bench(name: &str) -> Result<String, JsValue> {
     let now = move || performance.now();
     let result = crate::core::bench::run(name, &now).map_err(|e| JsValue::from_str(&e))?;
     serde_json::to_string(&result).map_err(|e| JsValue::from_str(&e.to_string()))
+}
+
+/// For the browser tests: whether the lesson's default report was computed in the background.
+#[wasm_bindgen]
+pub fn precomputed(lesson: &str) -> bool {
+    crate::lessons::find(lesson).is_some_and(|l| precompute::ready(l.id, &(l.canonical)("").0).is_some())
 }
 
 /// For the browser tests: panic on purpose, to check that the error panel appears.

@@ -53,7 +53,7 @@ async function report(page, timeout = 60000) {
 }
 
 function cli(lesson, query) {
-  return JSON.parse(execFileSync(CLI, ['run', lesson, query], { stdio: ['ignore', 'pipe', 'ignore'] }).toString());
+  return JSON.parse(execFileSync(CLI, ['run', lesson, ...(query ? [query] : [])], { stdio: ['ignore', 'pipe', 'ignore'] }).toString());
 }
 
 function queryOf(page) {
@@ -472,6 +472,22 @@ test('rapid lesson switches (0 ms and 100 ms apart): the last address wins, with
     assert.deepEqual(page.errors, []);
     await page.closeAll();
   }
+});
+
+test('the next lesson is computed in the background once a lesson settles, and shows at once', async () => {
+  const page = await open('#/slate-world');
+  await report(page);
+  await page.waitForFunction(() => window.rorec.precomputed('horvitz-thompson'), null, { timeout: 60000 });
+  const started = Date.now();
+  await page.locator('.prev-next a', { hasText: 'Horvitz' }).click();
+  await page.waitForFunction(() => window.__rorecLastLesson === 'horvitz-thompson');
+  const shown = await report(page);
+  const ms = Date.now() - started;
+  console.log(`    next lesson's report shown ${ms} ms after the click (computed in the background)`);
+  assert.ok(ms < 5000, `${ms} ms`);
+  assert.deepEqual(shown, cli('horvitz-thompson', ''));
+  assert.deepEqual(page.errors, []);
+  await page.closeAll();
 });
 
 test('presenter mode: p, arrows, PageUp/PageDown, ? and Esc', async () => {

@@ -1,0 +1,102 @@
+//! Ready before the reader gets there: once a lesson's run has finished, the next lesson's
+//! default report is computed in one background worker and kept, so that moving on shows its
+//! results at once. The background run is the whole experiment in one part, which gives the same
+//! report as the page's split run (the core's tests check that parts never change numbers).
+
+use crate::lessons::Lesson;
+use std::cell::RefCell;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use web_sys::{MessageEvent, Worker, WorkerOptions, WorkerType};
+
+/// Reports kept, most recent last (lesson id, canonical query, report JSON).
+const KEPT: usize = 4;
+
+struct Background {
+    worker: Worker,
+    lesson: &'static str,
+    query: String,
+    // Kept alive as long as the worker runs.
+    _on_message: Closure<dyn FnMut(MessageEvent)>,
+}
+
+thread_local! {
+    static READY: RefCell<Vec<(&'static str, String, String)>> = const { RefCell::new(Vec::new()) };
+    static RUNNING: RefCell<Option<Background>> = const { RefCell::new(None) };
+}
+
+/// The report computed in the background for this lesson and query, if there is one.
+pub fn ready(lesson: &str, query: &str) -> Option<String> {
+    READY.with(|r| r.borrow().iter().find(|(l, q, _)| *l == lesson && q == query).map(|(_, _, json)| json.clone()))
+}
+
+/// Whether a background run for this lesson is under way (for the browser tests).
+pub fn running(lesson: &str) -> bool {
+    RUNNING.with(|r| r.borrow().as_ref().is_some_and(|b| b.lesson == lesson))
+}
+
+/// Compute `lesson`'s default report in the background, unless it is ready or under way.
+pub fn prepare(lesson: &'static Lesson) {
+    let (query, _) = (lesson.canonical)("");
+    if ready(lesson.id, &query).is_some()
+        || RUNNING.with(|r| r.borrow().as_ref().is_some_and(|b| b.lesson == lesson.id && b.query == query))
+    {
+        return;
+    }
+    stop();
+    let options = WorkerOptions::new();
+    options.set_type(WorkerType::Module);
+    let Ok(worker) = Worker::new_with_options("./worker.js", &options) else {
+        return;
+    };
+    let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {
+        let data = event.data();
+        let get = |k: &str| js_sys::Reflect::get(&data, &JsValue::from_str(k)).unwrap_or(JsValue::UNDEFINED);
+        if let Some(part) = get("result").as_string() {
+            let finished = RUNNING.with(|r| r.borrow().as_ref().map(|b| (b.lesson, b.query.clone())));
+            if let Some((id, query)) = finished {
+                if let Ok(json) = (lesson.merge)(&query, &[part]) {
+                    READY.with(|r| {
+                        let mut r = r.borrow_mut();
+                        r.retain(|(l, q, _)| !(*l == id && *q == query));
+                        r.push((id, query, json));
+                        let excess = r.len().saturating_sub(KEPT);
+                        r.drain(..excess);
+                    });
+                }
+            }
+            stop_later();
+        } else if get("error").is_string() || get("panic").is_string() {
+            // Nothing is kept; the lesson computes as usual when the reader gets there.
+            stop_later();
+        }
+    });
+    worker.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+    let message = js_sys::Object::new();
+    let set = |k: &str, v: JsValue| {
+        let _ = js_sys::Reflect::set(&message, &JsValue::from_str(k), &v);
+    };
+    set("id", JsValue::from(1u32));
+    set("lesson", JsValue::from_str(lesson.id));
+    set("query", JsValue::from_str(&query));
+    set("part", JsValue::from(0u32));
+    set("parts", JsValue::from(1u32));
+    if worker.post_message(&message).is_ok() {
+        RUNNING.with(|r| *r.borrow_mut() = Some(Background { worker, lesson: lesson.id, query, _on_message: on_message }));
+    }
+}
+
+/// Stop the background run (the reader needs the cores, or it is done).
+pub fn stop() {
+    if let Some(background) = RUNNING.with(|r| r.borrow_mut().take()) {
+        background.worker.terminate();
+        // Dropping the handler from inside itself would free a running closure.
+        std::mem::forget(background._on_message);
+    }
+}
+
+/// [`stop`], from inside the worker's own message handler.
+fn stop_later() {
+    let later = Closure::once_into_js(stop);
+    let _ = crate::ui::dom::window().set_timeout_with_callback_and_timeout_and_arguments_0(later.unchecked_ref(), 0);
+}
