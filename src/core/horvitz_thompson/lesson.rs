@@ -2,20 +2,21 @@
 //! estimator's distribution, bias², variance and MSE; MSE as N grows; the cap-M trade-off; HT's
 //! spread as K and P grow; per-slate IPS estimates against the truth.
 
-use super::estimators::{self, estimate, Kind, Row};
-use super::{Lab, RawRow, Truth};
-use crate::core::stages::{Graph, Stage, StageCache};
+use super::estimators::{self, estimate, Kind, Pair, Row};
+use super::{world_bytes, Lab, RawRow, Truth};
 use crate::core::experiment::{Experiment, Part};
 use crate::core::math::{log10, pow, sq};
 use crate::core::params::{Checked, Issue, Kind as ParamKind, LessonParams, Spec};
-use crate::core::progress::Progress;
+use crate::core::progress::{staged, Progress};
 use crate::core::rng;
 use crate::core::slate_world::distribution::Distribution;
 use crate::core::slate_world::lesson::{CLICK_MODELS, WORLDS};
 use crate::core::slate_world::policy::LoggingKind;
 use crate::core::slate_world::{ClickModel, SyntheticSpec, World, MAX_SLATE};
+use crate::core::stages::{bytes_of, Footprint, Graph, Stage, StageCache};
 use crate::core::stats::Running;
 use serde::{Deserialize, Serialize};
+use std::rc::Rc;
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct HorvitzThompsonParams {
@@ -252,6 +253,11 @@ impl HorvitzThompsonParams {
     fn kinds(&self) -> Vec<Kind> {
         self.estimators.iter().filter_map(|n| Kind::from_name(n)).collect()
     }
+
+    /// Whether an estimator needs the reward model (DM, DR).
+    fn with_model(&self) -> bool {
+        self.kinds().iter().any(|k| matches!(k, Kind::Dm | Kind::Dr))
+    }
 }
 
 /// Estimates of one replication.
@@ -368,9 +374,330 @@ const TRUTH_DRAWS: u32 = 400_000;
 /// Rows per point of the K and P sweeps.
 const SPREAD_ROWS: u32 = 4000;
 
+/// The lesson's stages. Replications are simulated in blocks (the block's range is part of its
+/// key) and kept as (weight, reward) pairs next to the estimates that ignore the cap, so a change
+/// of the cap M only re-estimates; a change of the estimators too (unless it adds or drops the
+/// reward model). A change of the target policy keeps the world and the scatter; of N, the world,
+/// the policies, the truth and the spreads (divided by √N at the end); of R, every block already
+/// simulated.
+const HT_GRAPH: Graph = Graph {
+    lesson: "horvitz-thompson",
+    stages: &[
+        // The world: users, items, the click model.
+        Stage { name: "world", reads: &["world", "click_model", "items", "slate_size", "contexts", "users", "seed"], uses: &[] },
+        // The logging and target policies with their position tables (a lab without reward model).
+        Stage { name: "policies", reads: &["logging", "logging_temperature", "target", "target_temperature", "epsilon"], uses: &["world"] },
+        // The reward model f̂ of DM and DR and E_π f̂ per user, or none: of the estimators, it reads
+        // only whether DM or DR is among them, and σ only then (its key is made of `model_view`).
+        Stage { name: "model", reads: &["model_noise", "estimators"], uses: &["policies"] },
+        // A block of replications (its range in the key, aligned on multiples of the block size):
+        // each one's rows as (weight, reward) pairs, the estimates that ignore the cap (at N and on
+        // the prefixes of the N grid), capped IPS over the cap grid.
+        Stage { name: "replications", reads: &["logs", "seed"], uses: &["model"] },
+        // A part's replications (its range in the key): the chosen estimators, the cap's from the
+        // pairs.
+        Stage { name: "estimates", reads: &["cap", "estimators", "replications"], uses: &["replications"] },
+        // V(π).
+        Stage { name: "truth", reads: &[], uses: &["policies"] },
+        // Row-level spread of HT, IIPS and PI as K and P grow (their own worlds and policies).
+        Stage {
+            name: "spreads",
+            reads: &["logging", "logging_temperature", "target", "target_temperature", "epsilon", "seed"],
+            uses: &["world"],
+        },
+        // Per-slate IPS against the truth: logged rows of replication 0 (the target plays no part).
+        Stage { name: "scatter", reads: &["logging", "logging_temperature", "logs", "seed"], uses: &["world"] },
+        // What part 0 adds to the report: the above, spreads divided by √N.
+        Stage { name: "extras", reads: &["logs"], uses: &["policies", "truth", "spreads", "scatter"] },
+    ],
+};
+
+/// Rows per block of replications (about 2.3 MB kept per block).
+const BLOCK_ROWS: u32 = 250_000;
+
+/// Replications per block with N rows each.
+fn block_size(logs: u32) -> u32 {
+    #[cfg(test)]
+    let block_rows = tests::BLOCK_ROWS.with(|b| b.get());
+    #[cfg(not(test))]
+    let block_rows = BLOCK_ROWS;
+    (block_rows / logs.max(1)).max(1)
+}
+
+/// `range` cut at the multiples of `size`: the same replications make the same blocks whatever
+/// the parts' bounds (which move with R).
+fn blocks(range: std::ops::Range<u32>, size: u32) -> Vec<std::ops::Range<u32>> {
+    let mut out = Vec::new();
+    let mut start = range.start;
+    while start < range.end {
+        let end = ((start / size + 1) * size).min(range.end);
+        out.push(start..end);
+        start = end;
+    }
+    out
+}
+
+struct WorldStage(World);
+
+/// A lab without reward model.
+struct Policies(Lab);
+
+/// A copy of the policies' lab with a reward model, when DM or DR is chosen.
+struct Model(Option<Lab>);
+
+/// What a block of replications keeps of one replication besides its pairs.
+struct Fixed {
+    /// Per estimator of `estimators::ALL`: at N, and on each prefix of the N grid; None for the
+    /// cap's estimators (and for DM and DR without a reward model).
+    estimates: Vec<Option<(estimators::Estimate, Vec<f64>)>>,
+    /// Capped IPS at each cap of `cap_grid`.
+    capped: Vec<f64>,
+}
+
+struct Block {
+    fixed: Vec<Fixed>,
+    /// The rows of every replication of the block, one replication after the other.
+    pairs: Vec<Pair>,
+}
+
+/// Spreads at the row level: `SpreadPoint`s whose standard deviations are not yet divided by √N.
+struct RowSpreads(Vec<SpreadPoint>, Vec<SpreadPoint>);
+
+struct Scatter(Vec<SlatePoint>, u32);
+
+impl Footprint for WorldStage {
+    fn footprint(&self) -> usize {
+        world_bytes(&self.0)
+    }
+}
+
+impl Footprint for Policies {
+    fn footprint(&self) -> usize {
+        self.0.own_bytes() + self.0.table_bytes()
+    }
+}
+
+impl Footprint for Model {
+    fn footprint(&self) -> usize {
+        // Its position tables are the policies'.
+        self.0.as_ref().map_or(0, Lab::own_bytes)
+    }
+}
+
+impl Footprint for Block {
+    fn footprint(&self) -> usize {
+        let fixed = |f: &Fixed| {
+            bytes_of(&f.estimates) + f.estimates.iter().flatten().map(|(_, p)| bytes_of(p)).sum::<usize>() + bytes_of(&f.capped)
+        };
+        bytes_of(&self.pairs) + bytes_of(&self.fixed) + self.fixed.iter().map(fixed).sum::<usize>()
+    }
+}
+
+impl Footprint for Replication {
+    fn footprint(&self) -> usize {
+        bytes_of(&self.estimates) + bytes_of(&self.prefix) + self.prefix.iter().map(|p| bytes_of(p)).sum::<usize>() + bytes_of(&self.capped)
+    }
+}
+
+impl Footprint for Truth {
+    fn footprint(&self) -> usize {
+        self.method.capacity()
+    }
+}
+
+impl Footprint for RowSpreads {
+    fn footprint(&self) -> usize {
+        bytes_of(&self.0) + bytes_of(&self.1)
+    }
+}
+
+fn slate_points_bytes(points: &[SlatePoint]) -> usize {
+    bytes_of(points) + points.iter().map(|s| bytes_of(&s.slate) + s.slate.iter().map(String::capacity).sum::<usize>()).sum::<usize>()
+}
+
+impl Footprint for Scatter {
+    fn footprint(&self) -> usize {
+        slate_points_bytes(&self.0)
+    }
+}
+
+impl Footprint for Extras {
+    fn footprint(&self) -> usize {
+        self.truth.footprint()
+            + bytes_of(&self.spread_vs_k)
+            + bytes_of(&self.spread_vs_p)
+            + slate_points_bytes(&self.scatter)
+            + self.logging_label.capacity()
+            + self.target_label.capacity()
+    }
+}
+
+/// What the model stage, and the stages that use it, read of the parameters: the estimators only
+/// as whether DM or DR is among them, σ only then. Their keys are made of this, so that choosing
+/// other estimators, or another σ while no estimator uses the model, reuses them.
+fn model_view(p: &HorvitzThompsonParams) -> HorvitzThompsonParams {
+    let with_model = p.with_model();
+    HorvitzThompsonParams {
+        estimators: if with_model { vec!["dm"] } else { Vec::new() },
+        model_noise: if with_model { p.model_noise } else { 0.0 },
+        ..p.clone()
+    }
+}
+
+fn world_stage(p: &HorvitzThompsonParams, cache: &mut StageCache, progress: &mut dyn Progress) -> Rc<WorldStage> {
+    cache.get_or_compute(HT_GRAPH.key("world", p), |_| {
+        progress.report(0.0, "building the world");
+        WorldStage(p.build_world())
+    })
+}
+
+fn policies_stage(p: &HorvitzThompsonParams, cache: &mut StageCache, progress: &mut dyn Progress) -> Rc<Policies> {
+    cache.get_or_compute(HT_GRAPH.key("policies", p), |cache| {
+        let world = world_stage(p, cache, progress);
+        progress.report(0.0, "building the policies");
+        Policies(p.lab(world.0.clone(), false))
+    })
+}
+
+fn model_stage(p: &HorvitzThompsonParams, cache: &mut StageCache, progress: &mut dyn Progress) -> Rc<Model> {
+    cache.get_or_compute(HT_GRAPH.key("model", &model_view(p)), |cache| {
+        if !p.with_model() {
+            return Model(None);
+        }
+        let policies = policies_stage(p, cache, progress);
+        progress.report(0.0, "building the reward model");
+        Model(Some(policies.0.with_reward_model(p.model_noise, p.seed)))
+    })
+}
+
+/// Replications `range` (within one block), simulated.
+fn block_stage(p: &HorvitzThompsonParams, range: std::ops::Range<u32>, cache: &mut StageCache, progress: &mut dyn Progress) -> Rc<Block> {
+    let key = |p: &HorvitzThompsonParams| HT_GRAPH.key("replications", &model_view(p)).with(format!("{}..{}", range.start, range.end));
+    if !p.with_model() {
+        // The reward model draws no random numbers and only adds DM and DR: a block simulated
+        // with it holds all that this one would (dropping DM and DR reuses it).
+        let with_model = HorvitzThompsonParams { estimators: vec!["dm"], ..p.clone() };
+        if let Some(block) = cache.get::<Block>(&key(&with_model)) {
+            return block;
+        }
+    }
+    cache.get_or_compute(key(p), |cache| {
+        let policies = policies_stage(p, cache, progress);
+        let model = model_stage(p, cache, progress);
+        let lab = model.0.as_ref().unwrap_or(&policies.0);
+        let (grid, caps) = (n_grid(p.logs as u32), cap_grid());
+        let mut rows = Vec::new();
+        let mut block = Block { fixed: Vec::with_capacity(range.len()), pairs: Vec::with_capacity(range.len() * p.logs as usize) };
+        let count = range.len() as f64;
+        for (i, r) in range.enumerate() {
+            progress.report(i as f64 / count, "replications");
+            lab.simulate(p.logs as u32, &mut rng::replication(p.seed, r), &mut rows, None);
+            let estimates = estimators::ALL
+                .iter()
+                .map(|&kind| {
+                    let needs_model = matches!(kind, Kind::Dm | Kind::Dr);
+                    (!kind.uses_cap() && (model.0.is_some() || !needs_model))
+                        .then(|| estimators::estimate_with_prefixes(kind, f64::NAN, &rows, &grid))
+                })
+                .collect();
+            let capped = caps.iter().map(|&m| estimate(Kind::CappedIps, m, &rows).value).collect();
+            block.fixed.push(Fixed { estimates, capped });
+            block.pairs.extend(rows.iter().map(Pair::of));
+        }
+        block
+    })
+}
+
+/// The replications of `range` (a part's), estimated.
+fn estimates_stage(
+    p: &HorvitzThompsonParams,
+    range: std::ops::Range<u32>,
+    cache: &mut StageCache,
+    progress: &mut dyn Progress,
+) -> Rc<Vec<Replication>> {
+    let key = HT_GRAPH.key("estimates", p).with(format!("{}..{}", range.start, range.end));
+    cache.get_or_compute(key, |cache| {
+        let (kinds, grid, n) = (p.kinds(), n_grid(p.logs as u32), p.logs as usize);
+        let blocks = blocks(range.clone(), block_size(p.logs as u32));
+        let mut replications = Vec::with_capacity(range.len());
+        for (b, replications_of_block) in blocks.iter().enumerate() {
+            let share = |b: usize| b as f64 / blocks.len() as f64;
+            let block = block_stage(p, replications_of_block.clone(), cache, &mut staged(progress, share(b), share(b + 1)));
+            for (i, fixed) in block.fixed.iter().enumerate() {
+                let pairs = &block.pairs[i * n..(i + 1) * n];
+                let mut by_kind = Vec::with_capacity(kinds.len());
+                for &kind in &kinds {
+                    by_kind.push(match &fixed.estimates[kind.index()] {
+                        Some(kept) => std::borrow::Cow::Borrowed(kept),
+                        None => std::borrow::Cow::Owned(
+                            estimators::weighted(kind, p.cap, pairs, &grid).expect("the block keeps what the pairs cannot give"),
+                        ),
+                    });
+                }
+                replications.push(Replication {
+                    estimates: by_kind.iter().map(|e| e.0).collect(),
+                    prefix: (0..grid.len()).map(|c| by_kind.iter().map(|e| e.1[c]).collect()).collect(),
+                    capped: fixed.capped.clone(),
+                });
+            }
+        }
+        replications
+    })
+}
+
+fn truth_stage(p: &HorvitzThompsonParams, cache: &mut StageCache, progress: &mut dyn Progress) -> Rc<Truth> {
+    cache.get_or_compute(HT_GRAPH.key("truth", p), |cache| {
+        let policies = policies_stage(p, cache, progress);
+        progress.report(0.0, "the truth");
+        policies.0.truth(TRUTH_BUDGET, TRUTH_DRAWS, p.seed)
+    })
+}
+
+fn spreads_stage(p: &HorvitzThompsonParams, cache: &mut StageCache, progress: &mut dyn Progress) -> Rc<RowSpreads> {
+    cache.get_or_compute(HT_GRAPH.key("spreads", p), |cache| {
+        let world = world_stage(p, cache, progress);
+        progress.report(0.0, "spread as K and P grow");
+        let (by_k, by_p) = row_spreads(p, &world.0);
+        RowSpreads(by_k, by_p)
+    })
+}
+
+fn scatter_stage(p: &HorvitzThompsonParams, cache: &mut StageCache, progress: &mut dyn Progress) -> Rc<Scatter> {
+    cache.get_or_compute(HT_GRAPH.key("scatter", p), |cache| {
+        let world = world_stage(p, cache, progress);
+        progress.report(0.0, "per-slate estimates");
+        let (points, size) = scatter(p, &world.0);
+        Scatter(points, size)
+    })
+}
+
+fn extras_stage(p: &HorvitzThompsonParams, cache: &mut StageCache, progress: &mut dyn Progress) -> Rc<Extras> {
+    cache.get_or_compute(HT_GRAPH.key("extras", p), |cache| {
+        let truth = truth_stage(p, cache, &mut staged(progress, 0.0, 0.2));
+        let spreads = spreads_stage(p, cache, &mut staged(progress, 0.2, 0.9));
+        let scatter = scatter_stage(p, cache, &mut staged(progress, 0.9, 1.0));
+        let policies = policies_stage(p, cache, progress);
+        let n = p.logs as f64;
+        let per_n = |points: &[SpreadPoint]| -> Vec<SpreadPoint> {
+            points
+                .iter()
+                .map(|s| SpreadPoint { ht_sd: s.ht_sd / n.sqrt(), iips_sd: s.iips_sd / n.sqrt(), pi_sd: s.pi_sd / n.sqrt(), ..s.clone() })
+                .collect()
+        };
+        Extras {
+            truth: (*truth).clone(),
+            spread_vs_k: per_n(&spreads.0),
+            spread_vs_p: per_n(&spreads.1),
+            scatter: scatter.0.clone(),
+            scatter_slate_size: scatter.1,
+            logging_label: policies.0.logging.label(),
+            target_label: policies.0.target.label(),
+        }
+    })
+}
+
 impl Experiment for HorvitzThompsonLesson {
-    // One stage for now: every parameter reruns everything.
-    const GRAPH: Graph = Graph { lesson: "horvitz-thompson", stages: &[Stage { name: "run", reads: &["world", "click_model", "items", "slate_size", "contexts", "users", "logging", "logging_temperature", "target", "target_temperature", "epsilon", "cap", "model_noise", "logs", "replications", "estimators", "seed"], uses: &[] }] };
+    const GRAPH: Graph = HT_GRAPH;
     type Params = HorvitzThompsonParams;
     type Report = HorvitzThompsonReport;
     type Partial = PartialReport;
@@ -379,42 +706,14 @@ impl Experiment for HorvitzThompsonLesson {
         params.replications as u32
     }
 
-    fn run_part(params: &Checked<HorvitzThompsonParams>, part: Part, _cache: &mut StageCache, progress: &mut dyn Progress) -> PartialReport {
+    fn run_part(params: &Checked<HorvitzThompsonParams>, part: Part, cache: &mut StageCache, progress: &mut dyn Progress) -> PartialReport {
         let p: &HorvitzThompsonParams = params;
-        progress.report(0.0, "building the world and the policies");
-        let lab = p.lab(p.build_world(), p.kinds().iter().any(|k| matches!(k, Kind::Dm | Kind::Dr)));
-        let kinds = p.kinds();
-        let (grid, caps) = (n_grid(p.logs as u32), cap_grid());
         let range = part.range(p.replications as u32);
-        let total = range.len().max(1) as f64 + if part.index == 0 { 3.0 } else { 0.0 };
-        let mut rows = Vec::new();
-        let mut replications = Vec::with_capacity(range.len());
-        for (i, r) in range.clone().enumerate() {
-            progress.report(i as f64 / total, "replications");
-            lab.simulate(p.logs as u32, &mut rng::replication(p.seed, r), &mut rows, None);
-            replications.push(Replication {
-                estimates: kinds.iter().map(|k| estimate(*k, p.cap, &rows)).collect(),
-                prefix: grid.iter().map(|&n| kinds.iter().map(|k| estimate(*k, p.cap, &rows[..n as usize]).value).collect()).collect(),
-                capped: caps.iter().map(|&m| estimate(Kind::CappedIps, m, &rows).value).collect(),
-            });
-        }
-        let extras = (part.index == 0).then(|| {
-            progress.report((total - 3.0) / total, "the truth");
-            let truth = lab.truth(TRUTH_BUDGET, TRUTH_DRAWS, p.seed);
-            progress.report((total - 2.0) / total, "spread as K and P grow");
-            let (spread_vs_k, spread_vs_p) = spreads(p, &lab);
-            progress.report((total - 1.0) / total, "per-slate estimates");
-            let (scatter, scatter_slate_size) = scatter(p, &lab);
-            Extras {
-                truth,
-                spread_vs_k,
-                spread_vs_p,
-                scatter,
-                scatter_slate_size,
-                logging_label: lab.logging.label(),
-                target_label: lab.target.label(),
-            }
-        });
+        // Part 0 also computes the extras, worth about three replications' time.
+        let count = range.len().max(1) as f64;
+        let done = count / (count + if part.index == 0 { 3.0 } else { 0.0 });
+        let replications = estimates_stage(p, range.clone(), cache, &mut staged(progress, 0.0, done)).as_ref().clone();
+        let extras = (part.index == 0).then(|| extras_stage(p, cache, &mut staged(progress, done, 1.0)).as_ref().clone());
         progress.report(1.0, "done");
         PartialReport { first_replication: range.start, replications, extras }
     }
@@ -489,9 +788,9 @@ fn mean_var(values: &[f64]) -> (f64, f64) {
 }
 
 /// Row-level spread of HT / IIPS / PI for the current world at K = 1..8 (same P), and for
-/// synthetic worlds of growing P (same K).
-fn spreads(p: &HorvitzThompsonParams, lab: &Lab) -> (Vec<SpreadPoint>, Vec<SpreadPoint>) {
-    let n = p.logs as f64;
+/// synthetic worlds of growing P (same K): the standard deviations of single-row terms, to be
+/// divided by √N.
+fn row_spreads(p: &HorvitzThompsonParams, world: &World) -> (Vec<SpreadPoint>, Vec<SpreadPoint>) {
     let point = |lab: &Lab, seed_offset: u32| -> SpreadPoint {
         let mut rows = Vec::new();
         let mut rng = rng::replication(p.seed ^ 0x5eed, seed_offset);
@@ -500,7 +799,7 @@ fn spreads(p: &HorvitzThompsonParams, lab: &Lab) -> (Vec<SpreadPoint>, Vec<Sprea
             let mut r = Running::default();
             rows.iter().for_each(|row| r.push(f(row)));
             let s = r.summary();
-            s.se * (s.n as f64).sqrt() / n.sqrt()
+            s.se * (s.n as f64).sqrt()
         };
         let value = lab.truth(0.0, SPREAD_ROWS, p.seed ^ seed_offset as u64).value;
         let mut logw: Vec<f64> = rows.iter().filter(|r| r.weight > 0.0).map(|r| log10(r.weight)).collect();
@@ -508,17 +807,17 @@ fn spreads(p: &HorvitzThompsonParams, lab: &Lab) -> (Vec<SpreadPoint>, Vec<Sprea
         SpreadPoint {
             k: lab.world.slate_sizes.max,
             p: lab.world.items(),
-            ht_sd: lab.ht_row_sd(value, SPREAD_ROWS, &mut rng) / n.sqrt(),
+            ht_sd: lab.ht_row_sd(value, SPREAD_ROWS, &mut rng),
             iips_sd: sd(&|r| r.item_position_term),
             pi_sd: sd(&|r| r.reward * r.pseudo_inverse_factor),
             median_log10_weight: crate::core::stats::quantile(&logw, 0.5),
             zero_weight_share: rows.iter().filter(|r| r.weight == 0.0).count() as f64 / rows.len() as f64,
         }
     };
-    let max_k = lab.world.items().min(8);
+    let max_k = world.items().min(8);
     let by_k = (1..=max_k)
         .map(|k| {
-            let mut world = lab.world.clone();
+            let mut world = world.clone();
             world.slate_sizes.min = k;
             world.slate_sizes.max = k;
             point(&p.lab(world, false), k)
@@ -538,14 +837,17 @@ fn spreads(p: &HorvitzThompsonParams, lab: &Lab) -> (Vec<SpreadPoint>, Vec<Sprea
 }
 
 /// Per-slate IPS estimate of "show this slate to everybody" against its true value, for the
-/// smallest slate size, when there are at most 2,000 such slates.
-fn scatter(p: &HorvitzThompsonParams, lab: &Lab) -> (Vec<SlatePoint>, u32) {
-    let world = &lab.world;
+/// smallest slate size, when there are at most 2,000 such slates. The logged rows of replication
+/// 0 do not depend on the target policy (it only weighs them): the lab here uses the logging
+/// policy as its target.
+fn scatter(p: &HorvitzThompsonParams, world: &World) -> (Vec<SlatePoint>, u32) {
     let size = world.slate_sizes.min;
     let count: f64 = (0..size).map(|j| (world.items() - j) as f64).product();
-    if count > 2000.0 || lab.logging.with_replacement() {
+    let logging = p.logging_policy(world);
+    if count > 2000.0 || logging.with_replacement() {
         return (Vec::new(), size);
     }
+    let lab = Lab::new(world.clone(), logging.clone(), logging, None, p.seed);
     let (mut rows, mut raw) = (Vec::new(), Vec::<RawRow>::new());
     lab.simulate(p.logs as u32, &mut rng::replication(p.seed, 0), &mut rows, Some(&mut raw));
     let mut sums: std::collections::HashMap<Vec<u32>, (f64, u32)> = std::collections::HashMap::new();
@@ -620,8 +922,129 @@ pub fn dataset_csv(query: &str) -> Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::experiment::{merge_query, run_part_query, run_query};
+    use crate::core::experiment::{merge_query, run_part_query, run_part_query_cached, run_query};
     use crate::core::params::{check, to_query};
+    use crate::core::stages::WORKER_BUDGET_BYTES;
+
+    thread_local! {
+        /// `BLOCK_ROWS`, smaller in a test that wants many blocks of few rows.
+        pub static BLOCK_ROWS: std::cell::Cell<u32> = const { std::cell::Cell::new(super::BLOCK_ROWS) };
+    }
+
+    #[test]
+    fn blocks_are_aligned_on_multiples_of_their_size() {
+        assert_eq!(blocks(0..7, 3), vec![0..3, 3..6, 6..7]);
+        assert_eq!(blocks(4..9, 3), vec![4..6, 6..9]);
+        assert_eq!(blocks(5..5, 3), Vec::<std::ops::Range<u32>>::new());
+        assert_eq!(block_size(10_000), 25);
+        assert_eq!(block_size(1_000_000), 1);
+    }
+
+    #[test]
+    fn the_graph_reads_every_parameter() {
+        HT_GRAPH.validate::<HorvitzThompsonParams>().unwrap();
+        // The cap and the estimators are read only by the estimates (the model sees the
+        // estimators through `model_view`).
+        assert_eq!(HT_GRAPH.inputs::<HorvitzThompsonParams>("replications").len(), 15);
+        assert!(!HT_GRAPH.inputs::<HorvitzThompsonParams>("replications").contains(&"cap"));
+        assert!(HT_GRAPH.inputs::<HorvitzThompsonParams>("extras").contains(&"target_temperature"));
+        assert!(!HT_GRAPH.inputs::<HorvitzThompsonParams>("scatter").contains(&"target"));
+    }
+
+    /// Every knob, with blocks of a few replications (so that parts cut blocks, and a change of R
+    /// reuses some): the cached reports are the fresh ones.
+    #[test]
+    fn a_walk_through_parameter_changes_gives_what_a_fresh_run_gives() {
+        BLOCK_ROWS.with(|b| b.set(600));
+        let choices: &[(&str, &[&str])] = &[
+            ("cap", &["2", "10", "1000"]),
+            ("slate_size", &["1", "2", "3"]),
+            ("target_temperature", &["0.5", "2"]),
+            ("logs", &["100", "200"]),
+            ("replications", &["4", "6", "9"]),
+            ("seed", &["1", "2"]),
+            ("estimators", &["ips,capped,ncis", "ips,snips,capped,filtered,ncis,iips,pi,dm,dr", "dr,filtered"]),
+            ("model_noise", &["0", "0.5", "1.5"]),
+            ("target", &["plackett-luce", "factored", "epsilon-top-k"]),
+            ("epsilon", &["0.1", "0.4"]),
+            ("logging", &["uniform", "popularity", "softmax", "factored-uniform"]),
+            ("logging_temperature", &["0.5", "2"]),
+            ("world", &["synthetic", "toy"]),
+            ("click_model", &["prr", "pbm"]),
+            ("items", &["6", "8"]),
+            ("contexts", &["2", "3"]),
+            ("users", &["30", "50"]),
+        ];
+        let base = "items=6&slate_size=2&users=30&contexts=2&logs=200&replications=6";
+        let stats = crate::core::stages::tests::walk::<HorvitzThompsonLesson>(base, choices, 100, 7);
+        assert!(stats.hits > 100, "{stats:?}");
+        println!("{stats:?}");
+    }
+
+    /// Runs `queries` one after the other, each part with its worker's cache, and checks each
+    /// report against a fresh run; returns the caches' misses after each query.
+    fn run_in_turn(queries: &[&str]) -> Vec<u64> {
+        let mut caches: Vec<StageCache> = (0..2).map(|_| StageCache::new(WORKER_BUDGET_BYTES)).collect();
+        queries
+            .iter()
+            .map(|query| {
+                let partials: Vec<String> = (0..2)
+                    .map(|index| {
+                        run_part_query_cached::<HorvitzThompsonLesson>(
+                            query,
+                            Part { index, count: 2 },
+                            &mut caches[index as usize],
+                            &mut (),
+                        )
+                        .unwrap()
+                    })
+                    .collect();
+                let cached = merge_query::<HorvitzThompsonLesson>(query, &partials).unwrap();
+                assert!(cached == run_query::<HorvitzThompsonLesson>(query, &mut ()).unwrap(), "{query}");
+                caches.iter().map(|c| c.stats.misses).sum()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn dropping_the_reward_model_reuses_the_blocks_simulated_with_it() {
+        BLOCK_ROWS.with(|b| b.set(600));
+        let with_model = "items=6&slate_size=2&users=30&logs=200&replications=9&model_noise=0.7&seed=4";
+        let misses = run_in_turn(&[with_model, &format!("{with_model}&estimators=ips,capped,ncis,pi")]);
+        // The second query computes both parts' estimates, nothing else.
+        assert_eq!(misses[1] - misses[0], 2, "{misses:?}");
+    }
+
+    /// The times of a run at the defaults with an empty cache per worker, then of runs that change
+    /// one knob (each twice: the second finds everything kept), the workers' parts one after the
+    /// other (the page runs them side by side: its time is about the slower part's).
+    #[test]
+    #[ignore]
+    fn time_knob_changes_at_the_defaults() {
+        let p = HorvitzThompsonParams::default();
+        let parts = 2;
+        let mut caches: Vec<StageCache> = (0..parts).map(|_| StageCache::new(WORKER_BUDGET_BYTES)).collect();
+        let mut run = |label: &str, query: &str| {
+            let mut ms = Vec::new();
+            for (index, cache) in caches.iter_mut().enumerate() {
+                let start = std::time::Instant::now();
+                run_part_query_cached::<HorvitzThompsonLesson>(query, Part { index: index as u32, count: parts }, cache, &mut ()).unwrap();
+                ms.push(start.elapsed().as_secs_f64() * 1000.0);
+            }
+            let kept: Vec<String> =
+                caches.iter().map(|c| format!("{:.1} MB in {} entries", c.used_bytes() as f64 / 1e6, c.len())).collect();
+            println!("{label:<28} parts {:>8.1} ms {:>8.1} ms   kept: {}", ms[0], ms[1], kept.join(", "));
+        };
+        let defaults = to_query(&p);
+        run("cold (defaults)", &defaults);
+        run("defaults again", &defaults);
+        for change in ["cap=100", "slate_size=4", "target_temperature=0.5", "logs=5000", "replications=600", "estimators=ips,capped,snips"]
+        {
+            let query = to_query(&*crate::core::params::from_query::<HorvitzThompsonParams>(change).0);
+            run(change, &query);
+            run(&format!("{change} (again)"), &query);
+        }
+    }
 
     #[test]
     fn defaults_are_valid() {

@@ -13,9 +13,11 @@ pub mod lesson;
 use crate::core::rng::{self, Rng, Stream};
 use crate::core::slate_world::distribution::Distribution;
 use crate::core::slate_world::World;
+use crate::core::stages::bytes_of;
 use crate::core::stats::Running;
 use estimators::Row;
 use serde::{Deserialize, Serialize};
+use std::rc::Rc;
 
 /// One logged row with everything an export needs.
 #[derive(Clone, Debug, PartialEq)]
@@ -30,6 +32,10 @@ pub struct RawRow {
     pub row: Row,
 }
 
+/// Position tables, items × positions, one per weight table of a policy (None: unused).
+type Tables = Rc<Vec<Option<Vec<f64>>>>;
+
+#[derive(Clone)]
 pub struct Lab {
     pub world: World,
     pub logging: Distribution,
@@ -37,9 +43,10 @@ pub struct Lab {
     /// The reward model f̂: the world's click model with noisy affinities.
     pub model: World,
     positions: u32,
-    /// Position tables (items × positions), per weight table of each policy.
-    logging_tables: Vec<Option<Vec<f64>>>,
-    target_tables: Vec<Option<Vec<f64>>>,
+    /// Position tables (items × positions), per weight table of each policy; shared by a lab and
+    /// its copy with a reward model.
+    logging_tables: Tables,
+    target_tables: Tables,
     /// E_{A~π} f̂(A, x) per user and slate size (empty when the lab has no model).
     model_values: Vec<Vec<f64>>,
 }
@@ -59,6 +66,22 @@ pub struct Truth {
     pub uncovered_mass: f64,
 }
 
+/// About how many heap bytes a world holds (its affinity tables are private: C × P twice).
+pub fn world_bytes(world: &World) -> usize {
+    let strings = |v: &[String]| v.iter().map(|s| s.capacity() + 24).sum::<usize>();
+    strings(&world.item_names)
+        + strings(&world.category_names)
+        + world.name.capacity()
+        + bytes_of(&world.item_embeddings)
+        + bytes_of(&world.item_topic)
+        + bytes_of(&world.item_popularity)
+        + bytes_of(&world.category_embeddings)
+        + world.users.iter().map(|u| std::mem::size_of_val(u) + bytes_of(&u.engagement)).sum::<usize>()
+        + bytes_of(&world.position_gamma)
+        + bytes_of(&world.position_alpha)
+        + 2 * 8 * (world.categories() * world.items()) as usize
+}
+
 /// Samples per user for E_{A~π} f̂(A, x) when the slates cannot be enumerated.
 const MODEL_DRAWS: u32 = 256;
 
@@ -67,9 +90,20 @@ impl Lab {
     pub fn new(world: World, logging: Distribution, target: Distribution, model_noise: Option<f64>, seed: u64) -> Lab {
         let positions = world.slate_sizes.max;
         let tables_of = |d: &Distribution| (0..world.categories()).map(|z| d.table_of(z)).max().unwrap_or(0) + 1;
+        let (mut logging_tables, mut target_tables) = (vec![None; tables_of(&logging)], vec![None; tables_of(&target)]);
+        // Tables for every category up front: they are shared, read-only, by every replication.
+        for z in 0..world.categories() {
+            let (l, t) = (logging.table_of(z), target.table_of(z));
+            if logging_tables[l].is_none() {
+                logging_tables[l] = Some(logging.position_table(z, positions));
+            }
+            if target_tables[t].is_none() {
+                target_tables[t] = Some(target.position_table(z, positions));
+            }
+        }
         let mut lab = Lab {
-            logging_tables: vec![None; tables_of(&logging)],
-            target_tables: vec![None; tables_of(&target)],
+            logging_tables: Rc::new(logging_tables),
+            target_tables: Rc::new(target_tables),
             model: world.clone(),
             world,
             logging,
@@ -78,20 +112,43 @@ impl Lab {
             model_values: Vec::new(),
         };
         if let Some(sigma) = model_noise {
-            lab.model = lab.world.with_affinity_noise(sigma, seed);
-            lab.model_values = lab.compute_model_values(seed);
-        }
-        // Tables for every category up front: they are shared, read-only, by every replication.
-        for z in 0..lab.world.categories() {
-            let (l, t) = (lab.logging.table_of(z), lab.target.table_of(z));
-            if lab.logging_tables[l].is_none() {
-                lab.logging_tables[l] = Some(lab.logging.position_table(z, positions));
-            }
-            if lab.target_tables[t].is_none() {
-                lab.target_tables[t] = Some(lab.target.position_table(z, positions));
-            }
+            lab.add_reward_model(sigma, seed);
         }
         lab
+    }
+
+    /// This lab with a reward model f̂ of affinity noise σ (the position tables are shared): the
+    /// lab `Lab::new` builds with `Some(sigma)`.
+    pub fn with_reward_model(&self, sigma: f64, seed: u64) -> Lab {
+        let mut lab = self.clone();
+        lab.add_reward_model(sigma, seed);
+        lab
+    }
+
+    fn add_reward_model(&mut self, sigma: f64, seed: u64) {
+        self.model = self.world.with_affinity_noise(sigma, seed);
+        self.model_values = self.compute_model_values(seed);
+    }
+
+    /// Heap bytes of what this lab does not share with others (its position tables are shared
+    /// with its copy that has a reward model).
+    pub fn own_bytes(&self) -> usize {
+        let distribution = |d: &Distribution| {
+            // Weights and cumulative weights (or probabilities) per table.
+            let tables = (0..self.world.categories()).map(|z| d.table_of(z)).max().unwrap_or(0) + 1;
+            tables * self.world.items() as usize * 16
+        };
+        world_bytes(&self.world)
+            + world_bytes(&self.model)
+            + distribution(&self.logging)
+            + distribution(&self.target)
+            + self.model_values.iter().map(|v| bytes_of(v) + 24).sum::<usize>()
+    }
+
+    /// Heap bytes of the position tables.
+    pub fn table_bytes(&self) -> usize {
+        let tables = |t: &Tables| t.iter().flatten().map(|v| bytes_of(v) + 24).sum::<usize>();
+        tables(&self.logging_tables) + tables(&self.target_tables)
     }
 
     fn sizes(&self) -> std::ops::RangeInclusive<u32> {
