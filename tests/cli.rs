@@ -96,3 +96,18 @@ fn messages_name_the_value_at_fault_and_never_promise_a_default() {
     assert!(url.contains("&epsilon=1e-320&"), "{url}");
     assert!(url.len() < 400, "{url}");
 }
+
+#[test]
+fn a_target_that_never_shows_the_logged_slates_still_gives_a_report() {
+    // Every importance weight is 0 in some spread points: their median log weight is absent
+    // (null), not NaN, which JSON writes as null and then cannot read back as a number, so the
+    // page (which merges its parts from JSON) could not finish.
+    use reward_reco::core::experiment::Part;
+    let lesson = reward_reco::lessons::find("horvitz-thompson").unwrap();
+    let (query, _) = (lesson.canonical)("world=toy&logging=factored-softmax&logs=300&replications=4");
+    let parts: Vec<String> = (0..2).map(|index| (lesson.run_part)(&query, Part { index, count: 2 }, &mut ()).unwrap()).collect();
+    let merged = (lesson.merge)(&query, &parts).expect("the page can merge the parts");
+    let (code, stdout, stderr) = rorec(&["run", "horvitz-thompson", &query]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(stdout.trim(), merged);
+}

@@ -281,7 +281,8 @@ pub struct SpreadPoint {
     pub iips_sd: f64,
     pub pi_sd: f64,
     /// Median log10 of the slate weight π/π₀ over the rows.
-    pub median_log10_weight: f64,
+    /// None when π never shows a logged slate (every weight 0): there is no log to take.
+    pub median_log10_weight: Option<f64>,
     /// Fraction of rows whose weight is 0 (π never shows that slate).
     pub zero_weight_share: f64,
 }
@@ -810,7 +811,7 @@ fn row_spreads(p: &HorvitzThompsonParams, world: &World) -> (Vec<SpreadPoint>, V
             ht_sd: lab.ht_row_sd(value, SPREAD_ROWS, &mut rng),
             iips_sd: sd(&|r| r.item_position_term),
             pi_sd: sd(&|r| r.reward * r.pseudo_inverse_factor),
-            median_log10_weight: crate::core::stats::quantile(&logw, 0.5),
+            median_log10_weight: (!logw.is_empty()).then(|| crate::core::stats::quantile(&logw, 0.5)),
             zero_weight_share: rows.iter().filter(|r| r.weight == 0.0).count() as f64 / rows.len() as f64,
         }
     };
@@ -1074,7 +1075,7 @@ mod tests {
         let r: HorvitzThompsonReport = serde_json::from_str(&run_query::<HorvitzThompsonLesson>(&q, &mut ()).unwrap()).unwrap();
         let first = &r.spread_vs_k[0];
         let last = r.spread_vs_k.last().unwrap();
-        assert!(last.median_log10_weight.abs() > first.median_log10_weight.abs());
+        assert!(last.median_log10_weight.unwrap().abs() > first.median_log10_weight.unwrap().abs());
         assert!(last.ht_sd > first.ht_sd, "{first:?} vs {last:?}");
         assert!(!r.spread_vs_p.is_empty());
     }
