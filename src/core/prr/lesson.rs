@@ -1089,7 +1089,7 @@ mod tests {
 
     #[test]
     fn a_walk_through_parameter_changes_gives_what_a_fresh_run_gives() {
-        let stats = crate::core::stages::tests::walk::<PrrLesson>(WALK_BASE, WALK_CHOICES, 24, 5);
+        let stats = crate::core::stages::tests::walk::<PrrLesson>(WALK_BASE, WALK_CHOICES, 50, 99);
         assert!(stats.hits > 10, "{stats:?}");
     }
 
