@@ -667,8 +667,17 @@ struct Scatter {
 
 struct Timing(Vec<TimingPoint>);
 
+/// What the allocator adds to each small heap buffer (header and rounding): the logged rows are
+/// five small vectors each, so their buffers' bytes alone would undercount by about a third.
+const PER_BUFFER: usize = 16;
+
+/// A small vector's bytes, as the allocator sees them.
+fn small<T>(v: &[T]) -> usize {
+    bytes_of(v) + PER_BUFFER
+}
+
 fn strings_footprint(strings: &[String]) -> usize {
-    strings.iter().map(String::capacity).sum::<usize>() + bytes_of(strings)
+    strings.iter().map(|s| s.capacity() + PER_BUFFER).sum::<usize>() + bytes_of(strings)
 }
 
 impl Footprint for WorldStage {
@@ -680,7 +689,7 @@ impl Footprint for WorldStage {
             + bytes_of(&w.item_topic)
             + bytes_of(&w.item_popularity)
             + bytes_of(&w.category_embeddings)
-            + w.users.iter().map(|u| bytes_of(&u.engagement)).sum::<usize>()
+            + w.users.iter().map(|u| small(&u.engagement)).sum::<usize>()
             + bytes_of(&w.users)
             + bytes_of(&w.position_gamma)
             + bytes_of(&w.position_alpha)
@@ -691,8 +700,8 @@ impl Footprint for WorldStage {
 
 impl Footprint for Logs {
     fn footprint(&self) -> usize {
-        let model: usize = self.model_rows.iter().map(|e| bytes_of(&e.engagement) + bytes_of(&e.slate)).sum();
-        let ips: usize = self.ips_rows.iter().map(|e| bytes_of(&e.slate) + bytes_of(&e.clicks) + bytes_of(&e.position_propensity)).sum();
+        let model: usize = self.model_rows.iter().map(|e| small(&e.engagement) + small(&e.slate)).sum();
+        let ips: usize = self.ips_rows.iter().map(|e| small(&e.slate) + small(&e.clicks) + small(&e.position_propensity)).sum();
         model + bytes_of(&self.model_rows) + ips + bytes_of(&self.ips_rows)
     }
 }
@@ -722,7 +731,8 @@ impl Footprint for CurveReferences {
 
 impl Footprint for Scatter {
     fn footprint(&self) -> usize {
-        let point = |s: &SlatePoint| s.context.capacity() + strings_footprint(&s.slate);
+        // The context's buffer, the slate's buffer and its names.
+        let point = |s: &SlatePoint| s.context.capacity() + 2 * PER_BUFFER + strings_footprint(&s.slate);
         self.points.iter().map(point).sum::<usize>() + bytes_of(&self.points)
     }
 }
@@ -1089,7 +1099,7 @@ mod tests {
 
     #[test]
     fn a_walk_through_parameter_changes_gives_what_a_fresh_run_gives() {
-        let stats = crate::core::stages::tests::walk::<PrrLesson>(WALK_BASE, WALK_CHOICES, 50, 99);
+        let stats = crate::core::stages::tests::walk::<PrrLesson>(WALK_BASE, WALK_CHOICES, 40, 1571);
         assert!(stats.hits > 10, "{stats:?}");
     }
 
@@ -1114,9 +1124,18 @@ mod tests {
         assert_eq!(key("timing", &p), key("timing", &other));
     }
 
-    /// Times the browser's two workers (one cache each, the parts run one after the other here)
+    /// CPU time of this thread (ms, 10 ms ticks): what a run costs whatever else the machine runs.
+    fn thread_cpu_ms() -> f64 {
+        let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap_or_default();
+        let fields: Vec<&str> = stat.rsplit_once(')').map_or("", |s| s.1).split_whitespace().collect();
+        let tick = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(f64::NAN);
+        (tick(11) + tick(12)) * 10.0
+    }
+
+    /// Times the browser's two workers (one cache each; the parts run one after the other here)
     /// at the lesson's defaults on the synthetic world: a cold run, then one knob changed at a
-    /// time, each query twice. `cargo test --lib --release -- --ignored --nocapture stage_times`
+    /// time, each query twice; then where a cold main world's time goes, and what each job costs
+    /// from scratch. `cargo test --lib --release -- --ignored --nocapture stage_times`
     #[test]
     #[ignore]
     fn stage_times() {
@@ -1125,55 +1144,86 @@ mod tests {
         use crate::core::progress::Timed;
         use crate::core::stages::WORKER_BUDGET_BYTES;
         let start = std::time::Instant::now();
-        let mut clock = Timed { report: |_: f64, _: &str| {}, clock: || start.elapsed().as_secs_f64() * 1e3 };
+        let now = || start.elapsed().as_secs_f64() * 1e3;
+        let mut clock = Timed { report: |_: f64, _: &str| {}, clock: now };
         let mut caches: Vec<StageCache> = (0..2).map(|_| StageCache::new(WORKER_BUDGET_BYTES)).collect();
         let base = "world=synthetic";
-        let runs: &[(&str, &str)] = &[
-            ("cold", ""),
-            ("slate_size 4→5", "&slate_size=5"),
-            ("slate_size 4→5 again", "&slate_size=5"),
-            ("slate_size back to 4", ""),
-            ("epochs 40→30", "&epochs=30"),
-            ("epochs 40→30 again", "&epochs=30"),
-            ("learning_rate 0.03→0.05", "&learning_rate=0.05"),
-            ("impressions 20k→10k", "&impressions=10000"),
-            ("methods: top-K IIPS off", "&methods=oracle,random,prr,prr-bias,ranking,reward,slate-ips,top-k-slate-ips,iips"),
-            ("methods: top-K IIPS off again", "&methods=oracle,random,prr,prr-bias,ranking,reward,slate-ips,top-k-slate-ips,iips"),
-            ("methods: oracle off (places move)", "&methods=random,prr,prr-bias,ranking,reward,slate-ips,top-k-slate-ips,iips,top-k-iips"),
-            ("methods: oracle off again", "&methods=random,prr,prr-bias,ranking,reward,slate-ips,top-k-slate-ips,iips,top-k-iips"),
-            ("defaults again", ""),
-            ("sweep k", "&sweep=k"),
-            ("sweep k again", "&sweep=k"),
-            ("sweep k, epochs 30", "&sweep=k&epochs=30"),
-        ];
-        for (what, change) in runs {
+        let query_of = |change: &str| {
             let (params, issues) = from_query::<PrrParams>(&format!("{base}{change}"));
             assert!(issues.is_empty(), "{issues:?}");
-            let query = crate::core::params::to_query(&*params);
+            (crate::core::params::to_query(&*params), params)
+        };
+        let all_but = |dropped: &str| {
+            let kept: Vec<&str> = METHODS.iter().map(|m| m.0).filter(|m| *m != dropped).collect();
+            format!("&methods={}", kept.join(","))
+        };
+        let runs: Vec<(&str, String)> = vec![
+            ("cold", String::new()),
+            ("slate_size 4→5", "&slate_size=5".into()),
+            ("slate_size 4→5 again", "&slate_size=5".into()),
+            ("slate_size back to 4", String::new()),
+            ("epochs 40→30", "&epochs=30".into()),
+            ("epochs 40→30 again", "&epochs=30".into()),
+            ("learning_rate 0.03→0.05", "&learning_rate=0.05".into()),
+            ("learning_rate 0.03→0.05 again", "&learning_rate=0.05".into()),
+            ("impressions 20k→10k", "&impressions=10000".into()),
+            ("methods: top-K IIPS off", all_but("top-k-iips")),
+            ("methods: top-K IIPS off again", all_but("top-k-iips")),
+            ("methods: oracle off (places move)", all_but("oracle")),
+            ("methods: oracle off again", all_but("oracle")),
+            ("defaults again", String::new()),
+            ("sweep k", "&sweep=k".into()),
+            ("sweep k again", "&sweep=k".into()),
+            ("sweep none again", String::new()),
+        ];
+        println!("{:<34} {:>20} {:>22}   kept by the workers", "run", "wall ms (parts)", "CPU ms (parts)");
+        for (what, change) in &runs {
+            let (query, params) = query_of(change);
             let parts = PrrLesson::parts(&params).clamp(1, 2);
-            let ms: Vec<f64> = (0..parts)
-                .map(|index| {
-                    let t = std::time::Instant::now();
-                    run_part_query_cached::<PrrLesson>(&query, Part { index, count: parts }, &mut caches[index as usize], &mut clock)
-                        .unwrap();
-                    t.elapsed().as_secs_f64() * 1e3
-                })
-                .collect();
-            let worst = ms.iter().copied().fold(0.0, f64::max);
+            let (mut wall, mut cpu) = (Vec::new(), Vec::new());
+            for index in 0..parts {
+                let (t, c) = (std::time::Instant::now(), thread_cpu_ms());
+                run_part_query_cached::<PrrLesson>(&query, Part { index, count: parts }, &mut caches[index as usize], &mut clock).unwrap();
+                wall.push(t.elapsed().as_secs_f64() * 1e3);
+                cpu.push(thread_cpu_ms() - c);
+            }
             let kept: Vec<String> =
                 caches.iter().map(|c| format!("{} entries {:.1} MiB", c.len(), c.used_bytes() as f64 / 1048576.0)).collect();
-            println!("{what:<36} report after {worst:>7.0} ms  (parts: {ms:>6.0?} ms; caches: {})", kept.join(", "));
+            println!("{what:<34} {:>20} {:>22}   {}", format!("{wall:.0?}"), format!("{cpu:.0?}"), kept.join(", "));
         }
-        println!("worker 0: {:?}; worker 1: {:?}", caches[0].stats, caches[1].stats);
-        // What each job costs from scratch (one part per job), with both sweeps.
-        let (params, _) = from_query::<PrrParams>(&format!("{base}&sweep=both"));
-        let query = crate::core::params::to_query(&*params);
+        println!("worker 0: {:?}\nworker 1: {:?}", caches[0].stats, caches[1].stats);
+        // A cold main world, by progress message (wall ms; training includes the curve).
+        let marks = std::cell::RefCell::new(Vec::<(String, f64)>::new());
+        let mut recorder = Timed {
+            report: |_: f64, stage: &str| {
+                let mut marks = marks.borrow_mut();
+                if marks.last().is_none_or(|m| m.0 != stage) {
+                    marks.push((stage.to_string(), now()));
+                }
+            },
+            clock: now,
+        };
+        let (query, params) = query_of("");
+        let main =
+            run_part_query_cached::<PrrLesson>(&query, Part { index: 0, count: 2 }, &mut StageCache::disabled(), &mut recorder).unwrap();
+        let marks = marks.into_inner();
+        for pair in marks.windows(2) {
+            println!("  {:<28} {:>6.0} ms", pair[0].0, pair[1].1 - pair[0].1);
+        }
+        let main: Vec<(u32, JobResult)> = serde_json::from_str(&main).unwrap();
+        if let JobResult::Main(w) = &main[0].1 {
+            let ms: Vec<String> =
+                w.methods.iter().filter_map(|m| m.epoch_ms.map(|e| format!("{} {:.0}", m.name, e * params.epochs as f64))).collect();
+            println!("  training alone (ms): {}", ms.join(", "));
+        }
+        // Each job from scratch (one part per job), with both sweeps.
+        let (query, params) = query_of("&sweep=both");
         let all = jobs(&params);
         for (index, job) in all.iter().enumerate() {
-            let t = std::time::Instant::now();
+            let (t, c) = (std::time::Instant::now(), thread_cpu_ms());
             let part = Part { index: index as u32, count: all.len() as u32 };
             run_part_query_cached::<PrrLesson>(&query, part, &mut StageCache::disabled(), &mut clock).unwrap();
-            println!("{job:?}: {:.0} ms", t.elapsed().as_secs_f64() * 1e3);
+            println!("{job:?}: {:.0} ms wall, {:.0} ms CPU", t.elapsed().as_secs_f64() * 1e3, thread_cpu_ms() - c);
         }
     }
 
