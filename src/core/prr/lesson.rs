@@ -4,7 +4,6 @@
 
 use super::policy_learning::{self, LoggedExample, Objective, SoftmaxPolicy};
 use super::{train_watched, Example, Model, ModelPolicy, Variant};
-use crate::core::stages::{Graph, Stage, StageCache};
 use crate::core::experiment::{Experiment, Part};
 use crate::core::params::{Checked, Issue, Kind, LessonParams, Spec};
 use crate::core::progress::{staged, Progress};
@@ -13,7 +12,10 @@ use crate::core::slate_world::lesson::CLICK_MODELS;
 use crate::core::slate_world::policy::{all_slates, Logging, LoggingKind, Oracle, PlackettLuce, SlatePolicy};
 use crate::core::slate_world::simulate::{ab_test_expected_reward, deterministic_ctr_on, log_data, LoggedData};
 use crate::core::slate_world::{ClickModel, SyntheticSpec, World, MAX_SLATE};
+use crate::core::stages::{bytes_of, Footprint, Graph, Key, Stage, StageCache};
+use crate::core::stats::MeanSe;
 use serde::{Deserialize, Serialize};
+use std::rc::Rc;
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct PrrParams {
@@ -263,6 +265,34 @@ impl PrrParams {
         matches!(self.sweep, "p" | "both")
     }
 
+    /// The main world's parameters as its stages see them. The toy world reads none of the
+    /// synthetic world's knobs: they are set to fixed values, so that changing them (for a sweep)
+    /// keeps the toy world's stages.
+    fn main_world(&self) -> PrrParams {
+        if self.world == "synthetic" {
+            return self.clone();
+        }
+        let fixed = PrrParams::default();
+        PrrParams {
+            items: fixed.items,
+            slate_size: fixed.slate_size,
+            contexts: fixed.contexts,
+            engagement_features: fixed.engagement_features,
+            ..self.clone()
+        }
+    }
+
+    /// A point of the K sweep: the synthetic world at the main P, with slates of `k`. It shares
+    /// its stages with the main world when that is the same synthetic world.
+    fn k_point(&self, k: u32) -> PrrParams {
+        PrrParams { world: "synthetic", slate_size: k as i64, ..self.clone() }
+    }
+
+    /// A point of the P sweep: the synthetic world of `items` items, with the main K.
+    fn p_point(&self, items: u32) -> PrrParams {
+        PrrParams { world: "synthetic", items: items as i64, ..self.clone() }
+    }
+
     fn click_model(&self) -> ClickModel {
         if self.click_model == "pbm" {
             ClickModel::Pbm
@@ -412,7 +442,10 @@ pub struct TimingPoint {
     pub slate_ips_ms_per_epoch: f64,
 }
 
-/// The runs a lesson run is made of; parts take contiguous ranges of them.
+/// The runs a lesson run is made of; parts take contiguous ranges of them. The main world comes
+/// first and the timing last, so that on two workers each stays with the worker (and the cache)
+/// it had whatever the sweep; the K sweep's small K, which may be the main world, go with the
+/// main world.
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Job {
     Main,
@@ -422,13 +455,14 @@ enum Job {
 }
 
 fn jobs(p: &PrrParams) -> Vec<Job> {
-    let mut jobs = vec![Job::Main, Job::Timing];
+    let mut jobs = vec![Job::Main];
     if p.sweep_k() {
         jobs.extend(SWEEP_K.iter().map(|&k| Job::SweepK(k)));
     }
     if p.sweep_p() {
         jobs.extend(SWEEP_P.iter().filter(|&&items| items >= p.slate_size as u32).map(|&items| Job::SweepP(items)));
     }
+    jobs.push(Job::Timing);
     jobs
 }
 
@@ -454,12 +488,78 @@ pub struct PrrReport {
     pub timing: Vec<TimingPoint>,
 }
 
+/// The lesson's stages. Each world (the main one, or a sweep point's) is logged, every chosen
+/// method is trained on its logs and A/B tested; the main world also gets the curves' references
+/// and the scatter. The timing job stands apart. A world's stages see it through its own
+/// parameters ([`PrrParams::main_world`], [`PrrParams::k_point`], [`PrrParams::p_point`]: a sweep
+/// point's K or P replaces the main one), so that a key names the world its result was computed
+/// in, and a sweep point that is the main world shares its stages.
+///
+/// A change of epochs, batch, learning rate or model dimension retrains and re-tests (world and
+/// logs kept); of the impressions, re-tests only; of the methods, trains the methods whose place
+/// in the list changed (a method's shuffling stream is its place); of the sweep, runs the new
+/// sweep worlds only; of the slate size, reruns the main world and the timing (both read K).
+const PRR_GRAPH: Graph = Graph {
+    lesson: "reward-and-rank",
+    stages: &[
+        // A slate world: the toy one, or a synthetic one of P items, slates of K.
+        Stage {
+            name: "world",
+            reads: &["world", "click_model", "items", "slate_size", "contexts", "engagement_features", "users", "seed"],
+            uses: &[],
+        },
+        // N impressions logged by π₀, as the rows the models and the IPS learners train on.
+        Stage { name: "logs", reads: &["logging", "logs"], uses: &["world"] },
+        // One learned method trained on the logs; the key adds the method, its place in the list
+        // (its shuffling stream) and whether the CTR curve was tracked.
+        Stage { name: "training", reads: &["model_dim", "epochs", "batch", "learning_rate"], uses: &["logs"] },
+        // The simulated A/B test of a trained method (the key adds the method and its place).
+        Stage { name: "ab_test", reads: &["impressions"], uses: &["training"] },
+        // The A/B test of the oracle or the random policy, which learn nothing.
+        Stage { name: "reference_ab_test", reads: &["impressions"], uses: &["world"] },
+        // Oracle's and random's CTR on the curves' users (main world).
+        Stage { name: "curve_references", reads: &[], uses: &["world"] },
+        // Per-slate truth, PRR's and Reward's predictions and IPS from the logs (main world; the
+        // key adds the places of PRR and Reward).
+        Stage { name: "scatter", reads: &[], uses: &["logs", "training"] },
+        // One world's table, curves and scatter for the chosen methods (assembled, not kept).
+        Stage {
+            name: "world_result",
+            reads: &["methods"],
+            uses: &["logs", "training", "ab_test", "reference_ab_test", "curve_references", "scatter"],
+        },
+        // Which sweep worlds run: K points at the main P, P points (those ≥ K) at the main K.
+        Stage { name: "sweeps", reads: &["sweep", "slate_size"], uses: &["world_result"] },
+        // Epoch time of PRR and slate IPS as P grows, on small worlds of its own.
+        Stage {
+            name: "timing",
+            reads: &[
+                "timing_max_items",
+                "slate_size",
+                "contexts",
+                "engagement_features",
+                "click_model",
+                "model_dim",
+                "batch",
+                "learning_rate",
+                "seed",
+            ],
+            uses: &[],
+        },
+    ],
+};
+
 pub struct PrrLesson;
 
 impl Experiment for PrrLesson {
-    // One stage for now: every parameter reruns everything.
-    const GRAPH: Graph = Graph { lesson: "reward-and-rank", stages: &[Stage { name: "run", reads: &["world", "click_model", "items", "slate_size", "contexts", "engagement_features", "users", "logging", "logs", "model_dim", "epochs", "batch", "learning_rate", "impressions", "methods", "sweep", "timing_max_items", "seed"], uses: &[] }] };
-    const TIMINGS: &'static [&'static str] = &["main.methods.epoch_ms", "sweep_k.methods.epoch_ms", "sweep_p.methods.epoch_ms", "timing.prr_ms_per_epoch", "timing.slate_ips_ms_per_epoch"];
+    const GRAPH: Graph = PRR_GRAPH;
+    const TIMINGS: &'static [&'static str] = &[
+        "main.methods.epoch_ms",
+        "sweep_k.methods.epoch_ms",
+        "sweep_p.methods.epoch_ms",
+        "timing.prr_ms_per_epoch",
+        "timing.slate_ips_ms_per_epoch",
+    ];
     type Params = PrrParams;
     type Report = PrrReport;
     type Partial = Vec<(u32, JobResult)>;
@@ -468,7 +568,7 @@ impl Experiment for PrrLesson {
         jobs(params).len() as u32
     }
 
-    fn run_part(params: &Checked<PrrParams>, part: Part, _cache: &mut StageCache, progress: &mut dyn Progress) -> Vec<(u32, JobResult)> {
+    fn run_part(params: &Checked<PrrParams>, part: Part, cache: &mut StageCache, progress: &mut dyn Progress) -> Vec<(u32, JobResult)> {
         let p: &PrrParams = params;
         let all = jobs(p);
         let range = part.range(all.len() as u32);
@@ -477,12 +577,10 @@ impl Experiment for PrrLesson {
         for (i, j) in range.clone().enumerate() {
             let mut stage = staged(progress, i as f64 / count, (i + 1) as f64 / count);
             let result = match all[j as usize] {
-                Job::Main => JobResult::Main(run_world(p, &p.build_world(), true, &mut stage)),
-                Job::Timing => JobResult::Timing(timing(p, &mut stage)),
-                Job::SweepK(k) => JobResult::SweepK(run_world(p, &p.synthetic_world(p.items as u32, k, p.users as u32), false, &mut stage)),
-                Job::SweepP(items) => {
-                    JobResult::SweepP(run_world(p, &p.synthetic_world(items, p.slate_size as u32, p.users as u32), false, &mut stage))
-                }
+                Job::Main => JobResult::Main(run_world(&p.main_world(), true, cache, &mut stage)),
+                Job::Timing => JobResult::Timing(timing_stage(p, cache, &mut stage).0.clone()),
+                Job::SweepK(k) => JobResult::SweepK(run_world(&p.k_point(k), false, cache, &mut stage)),
+                Job::SweepP(items) => JobResult::SweepP(run_world(&p.p_point(items), false, cache, &mut stage)),
             };
             out.push((j, result));
         }
@@ -534,99 +632,298 @@ pub fn logged_examples(world: &World, data: &LoggedData) -> Vec<LoggedExample> {
         .collect()
 }
 
-/// Log N rows in `world`, train every chosen method on them, A/B test each; with `detail`, also
-/// the per-epoch curves and the per-slate scatter.
-fn run_world(p: &PrrParams, world: &World, detail: bool, progress: &mut dyn Progress) -> WorldResult {
-    progress.report(0.0, "logging impressions");
-    let logging = PlackettLuce::new(world, p.logging_kind());
-    let data = log_data(world, &logging, p.logs as u32, p.seed, &mut staged(progress, 0.0, 0.05));
-    let logged = data.ctr();
-    let model_rows = model_examples(world, &data);
-    let ips_rows = logged_examples(world, &data);
+/// Stage results, each a pure function of its key (timings aside).
+struct WorldStage(World);
+
+/// A world's logged impressions, as the two kinds of learners read them.
+struct Logs {
+    model_rows: Vec<Example>,
+    ips_rows: Vec<LoggedExample>,
+    logged: MeanSe,
+    policy: LoggingKind,
+}
+
+/// One learned method after training.
+struct Training {
+    trained: Trained,
+    /// Mean training loss (or IPS objective) per epoch.
+    loss: Vec<f64>,
+    /// Exact CTR on the curves' users after each epoch, when tracked.
+    curve: Option<Vec<f64>>,
+    epoch_ms: f64,
+}
+
+struct AbResult(MeanSe);
+
+struct CurveReferences {
+    oracle: f64,
+    random: f64,
+}
+
+struct Scatter {
+    points: Vec<SlatePoint>,
+    slate_size: u32,
+}
+
+struct Timing(Vec<TimingPoint>);
+
+/// What the allocator adds to each small heap buffer (header and rounding): the logged rows are
+/// five small vectors each, so their buffers' bytes alone would undercount by about a third.
+const PER_BUFFER: usize = 16;
+
+/// A small vector's bytes, as the allocator sees them.
+fn small<T>(v: &[T]) -> usize {
+    bytes_of(v) + PER_BUFFER
+}
+
+fn strings_footprint(strings: &[String]) -> usize {
+    strings.iter().map(|s| s.capacity() + PER_BUFFER).sum::<usize>() + bytes_of(strings)
+}
+
+impl Footprint for WorldStage {
+    fn footprint(&self) -> usize {
+        let w = &self.0;
+        strings_footprint(&w.item_names)
+            + strings_footprint(&w.category_names)
+            + bytes_of(&w.item_embeddings)
+            + bytes_of(&w.item_topic)
+            + bytes_of(&w.item_popularity)
+            + bytes_of(&w.category_embeddings)
+            + w.users.iter().map(|u| small(&u.engagement)).sum::<usize>()
+            + bytes_of(&w.users)
+            + bytes_of(&w.position_gamma)
+            + bytes_of(&w.position_alpha)
+            // The world's private tables g(z)·Ψ_a and their exp: C × P numbers each.
+            + 2 * std::mem::size_of::<f64>() * w.items() as usize * w.categories() as usize
+    }
+}
+
+impl Footprint for Logs {
+    fn footprint(&self) -> usize {
+        let model: usize = self.model_rows.iter().map(|e| small(&e.engagement) + small(&e.slate)).sum();
+        let ips: usize = self.ips_rows.iter().map(|e| small(&e.slate) + small(&e.clicks) + small(&e.position_propensity)).sum();
+        model + bytes_of(&self.model_rows) + ips + bytes_of(&self.ips_rows)
+    }
+}
+
+impl Footprint for Training {
+    fn footprint(&self) -> usize {
+        let trained = match &self.trained {
+            Trained::Model(m) => bytes_of(&m.params),
+            Trained::Softmax(s) => bytes_of(&s.params),
+            Trained::Oracle | Trained::Random(_) => 0,
+        };
+        trained + bytes_of(&self.loss) + self.curve.as_deref().map_or(0, bytes_of)
+    }
+}
+
+impl Footprint for AbResult {
+    fn footprint(&self) -> usize {
+        0
+    }
+}
+
+impl Footprint for CurveReferences {
+    fn footprint(&self) -> usize {
+        0
+    }
+}
+
+impl Footprint for Scatter {
+    fn footprint(&self) -> usize {
+        // The context's buffer, the slate's buffer and its names.
+        let point = |s: &SlatePoint| s.context.capacity() + 2 * PER_BUFFER + strings_footprint(&s.slate);
+        self.points.iter().map(point).sum::<usize>() + bytes_of(&self.points)
+    }
+}
+
+impl Footprint for Timing {
+    fn footprint(&self) -> usize {
+        bytes_of(&self.0)
+    }
+}
+
+/// The world `q` describes.
+fn world_stage(q: &PrrParams, cache: &mut StageCache) -> Rc<WorldStage> {
+    cache.get_or_compute(PRR_GRAPH.key("world", q), |_| WorldStage(q.build_world()))
+}
+
+fn logs_stage(q: &PrrParams, world: &World, cache: &mut StageCache, progress: &mut dyn Progress) -> Rc<Logs> {
+    cache.get_or_compute(PRR_GRAPH.key("logs", q), |_| {
+        progress.report(0.0, "logging impressions");
+        let logging = PlackettLuce::new(world, q.logging_kind());
+        let data = log_data(world, &logging, q.logs as u32, q.seed, progress);
+        Logs { model_rows: model_examples(world, &data), ips_rows: logged_examples(world, &data), logged: data.ctr(), policy: data.policy }
+    })
+}
+
+/// Method `name`, at place `m` of the chosen methods, trained on the logs; with `curve`, its
+/// exact CTR on the curves' users after each epoch too. A kept training with the curve serves a
+/// request without (tracking the curve does not change the training).
+#[allow(clippy::too_many_arguments)]
+fn training_stage(
+    q: &PrrParams,
+    name: &str,
+    m: u32,
+    curve: bool,
+    world: &World,
+    logs: &Logs,
+    cache: &mut StageCache,
+    progress: &mut dyn Progress,
+) -> Rc<Training> {
+    let key = |curve: bool| PRR_GRAPH.key("training", q).with(format_args!("{name}#{m}{}", if curve { "+curve" } else { "" }));
+    if !curve {
+        if let Some(kept) = cache.get::<Training>(&key(true)) {
+            return kept;
+        }
+    }
+    cache.get_or_compute(key(curve), |_| train(q, name, m, curve, world, logs, progress))
+}
+
+fn train(q: &PrrParams, name: &str, m: u32, curve: bool, world: &World, logs: &Logs, stage: &mut dyn Progress) -> Training {
     let (items, categories) = (world.items() as usize, world.categories() as usize);
     let positions = world.slate_sizes.max as usize;
     let features = world.users[0].engagement.len();
-    let (dim, epochs, batch, lr) = (p.model_dim as usize, p.epochs as u32, p.batch as usize, p.learning_rate);
-    let count = p.methods.len() as f64;
-    let mut methods = Vec::new();
-    let mut curves = Vec::new();
-    let mut trained_models: Vec<(&str, Model)> = Vec::new();
-    for (m, name) in p.methods.iter().enumerate() {
-        let (start, end) = (0.05 + 0.9 * m as f64 / count, 0.05 + 0.9 * (m + 1) as f64 / count);
-        let label = method_label(name);
-        let stage_name = format!("training {label}");
-        let mut stage = staged(progress, start, end);
-        stage.report(0.0, &stage_name);
-        let mut shuffle = rng::replication(p.seed, m as u32);
-        let (mut eval_ms, mut ctr_curve) = (0.0, Vec::new());
-        let t0 = stage.now_ms();
-        let (trained, loss) = if let Some(v) = variant(name) {
-            let mut model = Model::new(v, items, categories, dim, features, positions, p.seed);
-            model.calibrate(&model_rows);
-            let loss = train_watched(&mut model, &model_rows, epochs, batch, lr, &mut shuffle, |m, epoch, _| {
-                stage.report((epoch + 1) as f64 / (epochs + 1) as f64, &stage_name);
-                if detail {
-                    let t = stage.now_ms();
-                    ctr_curve.push(deterministic_ctr_on(world, &ModelPolicy { model: m, label: String::new() }, CURVE_USERS));
-                    eval_ms += stage.now_ms() - t;
-                }
-            });
-            (Trained::Model(model), Some(loss))
-        } else if let Some(o) = objective(name) {
-            let mut policy = SoftmaxPolicy::new(items, categories, dim, p.seed);
-            let loss = policy_learning::train_watched(&mut policy, o, &ips_rows, epochs, batch, lr, &mut shuffle, |s, epoch, _| {
-                stage.report((epoch + 1) as f64 / (epochs + 1) as f64, &stage_name);
-                if detail {
-                    let t = stage.now_ms();
-                    ctr_curve.push(deterministic_ctr_on(
-                        world,
-                        &policy_learning::Deployed { policy: s, label: String::new() },
-                        CURVE_USERS,
-                    ));
-                    eval_ms += stage.now_ms() - t;
-                }
-            });
-            (Trained::Softmax(policy), Some(loss))
-        } else if *name == "oracle" {
-            (Trained::Oracle, None)
-        } else {
-            (Trained::Random(PlackettLuce::new(world, LoggingKind::Uniform)), None)
-        };
-        let train_ms = stage.now_ms() - t0 - eval_ms;
-        stage.report(epochs as f64 / (epochs + 1) as f64, &format!("A/B test of {label}"));
-        let ab = ab_test_expected_reward(world, trained.policy(label).as_ref(), p.impressions as u32, p.seed, &mut ());
-        methods.push(MethodResult {
-            name: name.to_string(),
-            ctr: ab.mean,
-            se: ab.se,
-            epoch_ms: loss.as_ref().map(|_| train_ms / epochs as f64),
-        });
-        if let Some(loss) = loss {
-            curves.push(Curve { name: name.to_string(), loss, ctr: ctr_curve });
-        }
-        if let Trained::Model(model) = trained {
-            if detail && (*name == "prr" || *name == "reward") {
-                trained_models.push((name, model));
+    let (dim, epochs, batch, lr) = (q.model_dim as usize, q.epochs as u32, q.batch as usize, q.learning_rate);
+    let stage_name = format!("training {}", method_label(name));
+    stage.report(0.0, &stage_name);
+    let mut shuffle = rng::replication(q.seed, m);
+    let (mut eval_ms, mut ctr_curve) = (0.0, Vec::new());
+    let t0 = stage.now_ms();
+    let (trained, loss) = if let Some(v) = variant(name) {
+        let mut model = Model::new(v, items, categories, dim, features, positions, q.seed);
+        model.calibrate(&logs.model_rows);
+        let loss = train_watched(&mut model, &logs.model_rows, epochs, batch, lr, &mut shuffle, |m, epoch, _| {
+            stage.report((epoch + 1) as f64 / (epochs + 1) as f64, &stage_name);
+            if curve {
+                let t = stage.now_ms();
+                ctr_curve.push(deterministic_ctr_on(world, &ModelPolicy { model: m, label: String::new() }, CURVE_USERS));
+                eval_ms += stage.now_ms() - t;
             }
+        });
+        (Trained::Model(model), loss)
+    } else {
+        let o = objective(name).unwrap_or_else(|| panic!("{name} learns nothing"));
+        let mut policy = SoftmaxPolicy::new(items, categories, dim, q.seed);
+        let loss = policy_learning::train_watched(&mut policy, o, &logs.ips_rows, epochs, batch, lr, &mut shuffle, |s, epoch, _| {
+            stage.report((epoch + 1) as f64 / (epochs + 1) as f64, &stage_name);
+            if curve {
+                let t = stage.now_ms();
+                ctr_curve.push(deterministic_ctr_on(world, &policy_learning::Deployed { policy: s, label: String::new() }, CURVE_USERS));
+                eval_ms += stage.now_ms() - t;
+            }
+        });
+        (Trained::Softmax(policy), loss)
+    };
+    let train_ms = stage.now_ms() - t0 - eval_ms;
+    Training { trained, loss, curve: curve.then_some(ctr_curve), epoch_ms: train_ms / epochs as f64 }
+}
+
+/// An A/B test under `key` (an `ab_test` or `reference_ab_test` key).
+fn ab_stage(key: Key, cache: &mut StageCache, test: impl FnOnce() -> MeanSe) -> Rc<AbResult> {
+    cache.get_or_compute(key, |_| AbResult(test()))
+}
+
+/// Deploy a method on fresh impressions of the world.
+fn ab_test(q: &PrrParams, world: &World, trained: &Trained, label: &str) -> MeanSe {
+    ab_test_expected_reward(world, trained.policy(label).as_ref(), q.impressions as u32, q.seed, &mut ())
+}
+
+fn curve_references_stage(q: &PrrParams, world: &World, cache: &mut StageCache) -> Rc<CurveReferences> {
+    cache.get_or_compute(PRR_GRAPH.key("curve_references", q), |_| {
+        // Random: one uniform slate per user and size.
+        let uniform = PlackettLuce::new(world, LoggingKind::Uniform);
+        CurveReferences {
+            oracle: deterministic_ctr_on(world, &Oracle, CURVE_USERS),
+            random: deterministic_ctr_on(world, &Logging { policy: &uniform }, CURVE_USERS),
+        }
+    })
+}
+
+/// The scatter with the PRR and Reward models trained at places `prr` and `reward` (if chosen).
+fn scatter_stage(
+    q: &PrrParams,
+    world: &World,
+    logs: &Logs,
+    prr: Option<(u32, &Training)>,
+    reward: Option<(u32, &Training)>,
+    cache: &mut StageCache,
+) -> Rc<Scatter> {
+    let place = |m: Option<(u32, &Training)>| m.map_or("-".to_string(), |(m, _)| m.to_string());
+    let key = PRR_GRAPH.key("scatter", q).with(format_args!("prr#{}|reward#{}", place(prr), place(reward)));
+    fn model(m: Option<(u32, &Training)>) -> Option<&Model> {
+        match m.map(|m| &m.1.trained) {
+            Some(Trained::Model(model)) => Some(model),
+            _ => None,
         }
     }
-    let (scatter, scatter_slate_size) = if detail { scatter(world, &data, &trained_models) } else { (Vec::new(), 0) };
-    // The curves' references, on the curves' users (random: one uniform slate per user and size).
-    let (curve_oracle, curve_random) = if detail {
-        let uniform = PlackettLuce::new(world, LoggingKind::Uniform);
-        (
-            Some(deterministic_ctr_on(world, &Oracle, CURVE_USERS)),
-            Some(deterministic_ctr_on(world, &Logging { policy: &uniform }, CURVE_USERS)),
-        )
+    cache.get_or_compute(key, |_| {
+        let (points, slate_size) = scatter(world, &logs.ips_rows, logs.policy, model(prr), model(reward));
+        Scatter { points, slate_size }
+    })
+}
+
+fn timing_stage(p: &PrrParams, cache: &mut StageCache, progress: &mut dyn Progress) -> Rc<Timing> {
+    cache.get_or_compute(PRR_GRAPH.key("timing", p), |_| Timing(timing(p, progress)))
+}
+
+/// Log N rows in the world `q` describes, train every chosen method on them, A/B test each; with
+/// `detail`, also the per-epoch curves and the per-slate scatter.
+fn run_world(q: &PrrParams, detail: bool, cache: &mut StageCache, progress: &mut dyn Progress) -> WorldResult {
+    progress.report(0.0, "logging impressions");
+    let world = world_stage(q, cache);
+    let world = &world.0;
+    let logs = logs_stage(q, world, cache, &mut staged(progress, 0.0, 0.05));
+    let epochs = q.epochs as u32;
+    let count = q.methods.len() as f64;
+    let mut methods = Vec::new();
+    let mut curves = Vec::new();
+    let (mut prr, mut reward) = (None, None);
+    for (m, name) in q.methods.iter().enumerate() {
+        let (start, end) = (0.05 + 0.9 * m as f64 / count, 0.05 + 0.9 * (m + 1) as f64 / count);
+        let label = method_label(name);
+        let mut stage = staged(progress, start, end);
+        let m = m as u32;
+        if variant(name).is_some() || objective(name).is_some() {
+            let training = training_stage(q, name, m, detail, world, &logs, cache, &mut stage);
+            stage.report(epochs as f64 / (epochs + 1) as f64, &format!("A/B test of {label}"));
+            let key = PRR_GRAPH.key("ab_test", q).with(format_args!("{name}#{m}"));
+            let ab = ab_stage(key, cache, || ab_test(q, world, &training.trained, label));
+            methods.push(MethodResult { name: name.to_string(), ctr: ab.0.mean, se: ab.0.se, epoch_ms: Some(training.epoch_ms) });
+            let ctr = if detail { training.curve.clone().unwrap_or_default() } else { Vec::new() };
+            curves.push(Curve { name: name.to_string(), loss: training.loss.clone(), ctr });
+            match *name {
+                "prr" => prr = Some((m, training)),
+                "reward" => reward = Some((m, training)),
+                _ => {}
+            }
+        } else {
+            stage.report(epochs as f64 / (epochs + 1) as f64, &format!("A/B test of {label}"));
+            let key = PRR_GRAPH.key("reference_ab_test", q).with(name);
+            let ab = ab_stage(key, cache, || {
+                let reference =
+                    if *name == "oracle" { Trained::Oracle } else { Trained::Random(PlackettLuce::new(world, LoggingKind::Uniform)) };
+                ab_test(q, world, &reference, label)
+            });
+            methods.push(MethodResult { name: name.to_string(), ctr: ab.0.mean, se: ab.0.se, epoch_ms: None });
+        }
+    }
+    let (scatter, scatter_slate_size, curve_oracle, curve_random) = if detail {
+        fn as_ref(t: &Option<(u32, Rc<Training>)>) -> Option<(u32, &Training)> {
+            t.as_ref().map(|(m, t)| (*m, &**t))
+        }
+        let scatter = scatter_stage(q, world, &logs, as_ref(&prr), as_ref(&reward), cache);
+        let references = curve_references_stage(q, world, cache);
+        (scatter.points.clone(), scatter.slate_size, Some(references.oracle), Some(references.random))
     } else {
-        (None, None)
+        (Vec::new(), 0, None, None)
     };
     progress.report(1.0, "done");
     WorldResult {
         items: world.items(),
         slate_size: world.slate_sizes.max,
-        logged_ctr: logged.mean,
-        logged_se: logged.se,
+        logged_ctr: logs.logged.mean,
+        logged_se: logs.logged.se,
         methods,
         curves: if detail { curves } else { Vec::new() },
         scatter,
@@ -638,29 +935,34 @@ fn run_world(p: &PrrParams, world: &World, detail: bool, progress: &mut dyn Prog
 
 /// Every (context, slate) of the smallest slate size, when there are few enough: the true CTR
 /// (mean over the context's users), the PRR and Reward models' predictions for the same users,
-/// and the IPS estimate from the logs.
-fn scatter(world: &World, data: &LoggedData, models: &[(&str, Model)]) -> (Vec<SlatePoint>, u32) {
+/// and the IPS estimate from the logged rows (logged by `policy`).
+fn scatter(
+    world: &World,
+    rows: &[LoggedExample],
+    policy: LoggingKind,
+    prr: Option<&Model>,
+    reward: Option<&Model>,
+) -> (Vec<SlatePoint>, u32) {
     let size = world.slate_sizes.min;
     let slates: f64 = (0..size).map(|j| (world.items() - j) as f64).product();
-    if slates * world.categories() as f64 > SCATTER_MAX_POINTS || data.policy != LoggingKind::Uniform {
+    if slates * world.categories() as f64 > SCATTER_MAX_POINTS || policy != LoggingKind::Uniform {
         return (Vec::new(), size);
     }
     let categories = world.categories() as usize;
     // Logged rows of this size, per context: clicks / π₀ summed per slate, and the row count.
     let mut sums: std::collections::HashMap<(u32, Vec<u32>), (f64, u32)> = std::collections::HashMap::new();
     let mut rows_per_context = vec![0u32; categories];
-    for r in data.rows.iter().filter(|r| r.slate.len() as u32 == size) {
-        let z = world.users[r.user as usize].category;
+    for r in rows.iter().filter(|r| r.slate.len() as u32 == size) {
+        let z = r.category;
         rows_per_context[z as usize] += 1;
         let e = sums.entry((z, r.slate.clone())).or_insert((0.0, 0));
-        e.0 += f64::from(u8::from(r.reward())) / r.slate_propensity;
+        e.0 += f64::from(u8::from(r.clicks.iter().any(|c| *c > 0))) / r.slate_propensity;
         e.1 += 1;
     }
     let mut users_of: Vec<Vec<u32>> = vec![Vec::new(); categories];
     for (u, user) in world.users.iter().enumerate() {
         users_of[user.category as usize].push(u as u32);
     }
-    let model = |name: &str| models.iter().find(|m| m.0 == name).map(|m| &m.1);
     let mut points = Vec::new();
     for slate in all_slates(world.items(), size) {
         for z in 0..categories as u32 {
@@ -683,8 +985,8 @@ fn scatter(world: &World, data: &LoggedData, models: &[(&str, Model)]) -> (Vec<S
                 context: world.category_names[z as usize].clone(),
                 slate: slate.iter().map(|&a| world.item_names[a as usize].clone()).collect(),
                 truth: mean(&|u| world.expected_reward(u, &slate)),
-                prr: predict(model("prr")),
-                reward: predict(model("reward")),
+                prr: predict(prr),
+                reward: predict(reward),
                 ips: sum / rows_per_context[z as usize].max(1) as f64,
                 rows,
             });
@@ -766,6 +1068,164 @@ mod tests {
     use super::*;
     use crate::core::experiment::{merge_query, run_part_query, run_query};
     use crate::core::params::check;
+
+    /// Small worlds, a few epochs: every knob gets a couple of values (toy and small synthetic
+    /// worlds have a scatter; method lists that move a method's place; every sweep).
+    const WALK_BASE: &str = "world=synthetic&items=10&slate_size=2&contexts=3&engagement_features=2&users=150&logs=400&model_dim=3\
+                             &epochs=3&batch=64&impressions=300&timing_max_items=100";
+    const WALK_CHOICES: &[(&str, &[&str])] = &[
+        ("slate_size", &["2", "3", "5"]),
+        ("world", &["toy", "synthetic"]),
+        ("items", &["10", "30"]),
+        ("epochs", &["2", "3"]),
+        (
+            "methods",
+            &["oracle,random,prr,reward", "prr,reward,iips", "random,prr-bias,ranking,slate-ips", "oracle,prr,top-k-slate-ips,top-k-iips"],
+        ),
+        ("sweep", &["none", "k", "p", "both"]),
+        ("logs", &["300", "400"]),
+        ("seed", &["1", "2"]),
+        ("click_model", &["prr", "pbm"]),
+        ("contexts", &["3", "4"]),
+        ("engagement_features", &["2", "3"]),
+        ("users", &["150", "200"]),
+        ("logging", &["uniform", "popularity"]),
+        ("model_dim", &["3", "4"]),
+        ("batch", &["64", "100"]),
+        ("learning_rate", &["0.03", "0.1"]),
+        ("impressions", &["300", "400"]),
+        ("timing_max_items", &["100", "1000"]),
+    ];
+
+    #[test]
+    fn a_walk_through_parameter_changes_gives_what_a_fresh_run_gives() {
+        let stats = crate::core::stages::tests::walk::<PrrLesson>(WALK_BASE, WALK_CHOICES, 40, 1571);
+        assert!(stats.hits > 10, "{stats:?}");
+    }
+
+    #[test]
+    fn the_stages_of_a_world_are_keyed_by_that_world() {
+        let p = PrrParams { world: "synthetic", items: 50, slate_size: 4, ..PrrParams::default() };
+        let key = |stage, q: &PrrParams| PRR_GRAPH.key(stage, q);
+        // A K point at the main K is the main world; a P point at the main P too.
+        assert_eq!(key("training", &p.k_point(4)), key("training", &p.main_world()));
+        assert_eq!(key("logs", &p.p_point(50)), key("logs", &p.main_world()));
+        assert_ne!(key("world", &p.k_point(6)), key("world", &p.main_world()));
+        // The toy world ignores the synthetic world's knobs; the sweep and the methods are no
+        // input of a world's training.
+        let toy = PrrParams { world: "toy", ..p.clone() };
+        let toy2 = PrrParams { world: "toy", items: 80, slate_size: 2, contexts: 7, sweep: "k", ..p.clone() };
+        assert_eq!(key("training", &toy.main_world()), key("training", &toy2.main_world()));
+        let fewer = PrrParams { methods: vec!["prr"], ..p.clone() };
+        assert_eq!(key("ab_test", &p), key("ab_test", &fewer));
+        assert_ne!(key("ab_test", &p), key("ab_test", &PrrParams { epochs: 3, ..p.clone() }));
+        // Timing reads K but none of the main world's logging, epochs or methods.
+        let other = PrrParams { epochs: 3, logs: 1000, methods: vec!["prr"], world: "toy", items: 7, ..p.clone() };
+        assert_eq!(key("timing", &p), key("timing", &other));
+    }
+
+    /// CPU time of this thread (ms, 10 ms ticks): what a run costs whatever else the machine runs.
+    fn thread_cpu_ms() -> f64 {
+        let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap_or_default();
+        let fields: Vec<&str> = stat.rsplit_once(')').map_or("", |s| s.1).split_whitespace().collect();
+        let tick = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(f64::NAN);
+        (tick(11) + tick(12)) * 10.0
+    }
+
+    /// Times the browser's two workers (one cache each; the parts run one after the other here)
+    /// at the lesson's defaults on the synthetic world: a cold run, then one knob changed at a
+    /// time, each query twice; then where a cold main world's time goes, and what each job costs
+    /// from scratch. `cargo test --lib --release -- --ignored --nocapture stage_times`
+    #[test]
+    #[ignore]
+    fn stage_times() {
+        use crate::core::experiment::run_part_query_cached;
+        use crate::core::params::from_query;
+        use crate::core::progress::Timed;
+        use crate::core::stages::WORKER_BUDGET_BYTES;
+        let start = std::time::Instant::now();
+        let now = || start.elapsed().as_secs_f64() * 1e3;
+        let mut clock = Timed { report: |_: f64, _: &str| {}, clock: now };
+        let mut caches: Vec<StageCache> = (0..2).map(|_| StageCache::new(WORKER_BUDGET_BYTES)).collect();
+        let base = "world=synthetic";
+        let query_of = |change: &str| {
+            let (params, issues) = from_query::<PrrParams>(&format!("{base}{change}"));
+            assert!(issues.is_empty(), "{issues:?}");
+            (crate::core::params::to_query(&*params), params)
+        };
+        let all_but = |dropped: &str| {
+            let kept: Vec<&str> = METHODS.iter().map(|m| m.0).filter(|m| *m != dropped).collect();
+            format!("&methods={}", kept.join(","))
+        };
+        let runs: Vec<(&str, String)> = vec![
+            ("cold", String::new()),
+            ("slate_size 4→5", "&slate_size=5".into()),
+            ("slate_size 4→5 again", "&slate_size=5".into()),
+            ("slate_size back to 4", String::new()),
+            ("epochs 40→30", "&epochs=30".into()),
+            ("epochs 40→30 again", "&epochs=30".into()),
+            ("learning_rate 0.03→0.05", "&learning_rate=0.05".into()),
+            ("learning_rate 0.03→0.05 again", "&learning_rate=0.05".into()),
+            ("impressions 20k→10k", "&impressions=10000".into()),
+            ("methods: top-K IIPS off", all_but("top-k-iips")),
+            ("methods: top-K IIPS off again", all_but("top-k-iips")),
+            ("methods: oracle off (places move)", all_but("oracle")),
+            ("methods: oracle off again", all_but("oracle")),
+            ("defaults again", String::new()),
+            ("sweep k", "&sweep=k".into()),
+            ("sweep k again", "&sweep=k".into()),
+            ("sweep none again", String::new()),
+        ];
+        println!("{:<34} {:>20} {:>22}   kept by the workers", "run", "wall ms (parts)", "CPU ms (parts)");
+        for (what, change) in &runs {
+            let (query, params) = query_of(change);
+            let parts = PrrLesson::parts(&params).clamp(1, 2);
+            let (mut wall, mut cpu) = (Vec::new(), Vec::new());
+            for index in 0..parts {
+                let (t, c) = (std::time::Instant::now(), thread_cpu_ms());
+                run_part_query_cached::<PrrLesson>(&query, Part { index, count: parts }, &mut caches[index as usize], &mut clock).unwrap();
+                wall.push(t.elapsed().as_secs_f64() * 1e3);
+                cpu.push(thread_cpu_ms() - c);
+            }
+            let kept: Vec<String> =
+                caches.iter().map(|c| format!("{} entries {:.1} MiB", c.len(), c.used_bytes() as f64 / 1048576.0)).collect();
+            println!("{what:<34} {:>20} {:>22}   {}", format!("{wall:.0?}"), format!("{cpu:.0?}"), kept.join(", "));
+        }
+        println!("worker 0: {:?}\nworker 1: {:?}", caches[0].stats, caches[1].stats);
+        // A cold main world, by progress message (wall ms; training includes the curve).
+        let marks = std::cell::RefCell::new(Vec::<(String, f64)>::new());
+        let mut recorder = Timed {
+            report: |_: f64, stage: &str| {
+                let mut marks = marks.borrow_mut();
+                if marks.last().is_none_or(|m| m.0 != stage) {
+                    marks.push((stage.to_string(), now()));
+                }
+            },
+            clock: now,
+        };
+        let (query, params) = query_of("");
+        let main =
+            run_part_query_cached::<PrrLesson>(&query, Part { index: 0, count: 2 }, &mut StageCache::disabled(), &mut recorder).unwrap();
+        let marks = marks.into_inner();
+        for pair in marks.windows(2) {
+            println!("  {:<28} {:>6.0} ms", pair[0].0, pair[1].1 - pair[0].1);
+        }
+        let main: Vec<(u32, JobResult)> = serde_json::from_str(&main).unwrap();
+        if let JobResult::Main(w) = &main[0].1 {
+            let ms: Vec<String> =
+                w.methods.iter().filter_map(|m| m.epoch_ms.map(|e| format!("{} {:.0}", m.name, e * params.epochs as f64))).collect();
+            println!("  training alone (ms): {}", ms.join(", "));
+        }
+        // Each job from scratch (one part per job), with both sweeps.
+        let (query, params) = query_of("&sweep=both");
+        let all = jobs(&params);
+        for (index, job) in all.iter().enumerate() {
+            let (t, c) = (std::time::Instant::now(), thread_cpu_ms());
+            let part = Part { index: index as u32, count: all.len() as u32 };
+            run_part_query_cached::<PrrLesson>(&query, part, &mut StageCache::disabled(), &mut clock).unwrap();
+            println!("{job:?}: {:.0} ms wall, {:.0} ms CPU", t.elapsed().as_secs_f64() * 1e3, thread_cpu_ms() - c);
+        }
+    }
 
     #[test]
     fn defaults_are_valid() {
