@@ -11,12 +11,14 @@
 
 use super::plackett_luce::{variance_study, SlateProblem, VariancePoint};
 use super::{hit_at_1_exact, hit_at_1_index, CatalogueIndex, CatalogueWorld, Method, Sampling, Trainer, WorldConfig};
-use crate::core::stages::{Graph, Stage, StageCache};
 use crate::core::experiment::{Experiment, Part, Stepper};
 use crate::core::params::{Checked, Issue, Kind, LessonParams, Spec};
 use crate::core::progress::{staged, Progress};
+use crate::core::stages::{bytes_of, Footprint, Graph, Stage, StageCache};
 use serde::{Deserialize, Serialize};
+use std::cell::RefCell;
 use std::collections::VecDeque;
+use std::rc::Rc;
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct ReinforceParams {
@@ -478,10 +480,203 @@ fn groups(params: &ReinforceParams) -> [Vec<Job>; 2] {
     [vec![Job::Training], rest]
 }
 
+/// The lesson's stages. A catalogue world and its index exist once per catalogue size (the
+/// lesson's P and each size of the speed sweep; the size is part of their keys). Each method's
+/// settings are a stage without a result of its own, so that a training or a timing depends on
+/// its own method's settings only: a change of ε or T retrains and retimes the mixture (and T
+/// reruns the ε study); the exact and uniform runs, the worlds, the indexes, the ε study and the
+/// slates are reused.
+pub const REINFORCE_GRAPH: Graph = Graph {
+    lesson: "reinforce",
+    stages: &[
+        // Users, items and held-out rewards, and the items' SVD embeddings, at one catalogue size
+        // (all validation users: how many are evaluated is read by `start`).
+        Stage { name: "world", reads: &["dim", "users", "topics", "interactions", "seed"], uses: &[] },
+        // The HNSW index over one world's warm items (fixed settings; its seed is the world's).
+        Stage { name: "index", reads: &[], uses: &["world"] },
+        // The lesson's world at P = items evaluated on eval_users validation users: the world's
+        // summary and the initial policy's hit@1 (where every learning curve starts).
+        Stage { name: "start", reads: &["items", "eval_users"], uses: &["world", "index"] },
+        // What each method's trainer reads (stages without a result of their own).
+        Stage { name: "exact", reads: &["batch", "learning_rate"], uses: &[] },
+        Stage { name: "uniform", reads: &["batch", "learning_rate", "samples"], uses: &[] },
+        Stage { name: "mixture", reads: &["batch", "learning_rate", "samples", "epsilon", "top_t"], uses: &[] },
+        // One method trained on the lesson's world: its learning curve and final hit@1, kept
+        // once finished.
+        Stage { name: "train-exact", reads: &["iterations"], uses: &["start", "exact"] },
+        Stage { name: "train-uniform", reads: &["iterations"], uses: &["start", "uniform"] },
+        Stage { name: "train-mixture", reads: &["iterations"], uses: &["start", "mixture"] },
+        // Which of the runs the report shows (no result of its own).
+        Stage { name: "training", reads: &["methods"], uses: &["train-exact", "train-uniform", "train-mixture"] },
+        // The mixture trained with one ε of the study (that ε is part of the key; the lesson's ε
+        // is not read).
+        Stage { name: "epsilon-study", reads: &["samples", "top_t", "batch", "learning_rate", "iterations"], uses: &["start"] },
+        // One point of the Plackett–Luce variance study (its slate count is part of the key).
+        Stage { name: "slates", reads: &["slate_items", "slate_size", "slate_repeats", "seed"], uses: &[] },
+        // The speed sweep's catalogue sizes (no result of its own).
+        Stage { name: "speed", reads: &["speed_sweep"], uses: &[] },
+        // One method timed on one catalogue size of the sweep (the size is part of the key).
+        Stage { name: "time-exact", reads: &[], uses: &["index", "exact"] },
+        Stage { name: "time-uniform", reads: &[], uses: &["index", "uniform"] },
+        Stage { name: "time-mixture", reads: &[], uses: &["index", "mixture"] },
+    ],
+};
+
+fn train_stage(method: Method) -> &'static str {
+    match method {
+        Method::Exact => "train-exact",
+        Method::Uniform => "train-uniform",
+        Method::Mixture => "train-mixture",
+    }
+}
+
+fn time_stage(method: Method) -> &'static str {
+    match method {
+        Method::Exact => "time-exact",
+        Method::Uniform => "time-uniform",
+        Method::Mixture => "time-mixture",
+    }
+}
+
+/// A catalogue world with all its validation users, and how long it took to build.
+struct BuiltWorld {
+    world: CatalogueWorld,
+    ms: f64,
+}
+
+/// A world's index (searching needs `&mut`: its visit marks), and how long it took to build.
+struct BuiltIndex {
+    index: RefCell<CatalogueIndex>,
+    ms: f64,
+}
+
+/// A method timed on one catalogue, with what the speed point shows of that catalogue.
+#[derive(Clone)]
+struct Timing {
+    speed: MethodSpeed,
+    warm_items: u32,
+    build_ms: f64,
+}
+
+impl Footprint for BuiltWorld {
+    fn footprint(&self) -> usize {
+        let w = &self.world;
+        bytes_of(&w.items.data)
+            + bytes_of(&w.contexts)
+            + bytes_of(&w.held_out.row_offsets)
+            + bytes_of(&w.held_out.col_ids)
+            + bytes_of(&w.held_out.values)
+            + bytes_of(&w.train_users)
+            + bytes_of(&w.validation_users)
+    }
+}
+
+impl Footprint for BuiltIndex {
+    fn footprint(&self) -> usize {
+        let index = self.index.borrow();
+        index.index.graph.memory_bytes() + bytes_of(&index.ids)
+    }
+}
+
+impl Footprint for MethodRun {
+    fn footprint(&self) -> usize {
+        bytes_of(&self.curve)
+    }
+}
+
+impl Footprint for WorldSummary {
+    fn footprint(&self) -> usize {
+        0
+    }
+}
+
+impl Footprint for EpsilonPoint {
+    fn footprint(&self) -> usize {
+        0
+    }
+}
+
+impl Footprint for VariancePoint {
+    fn footprint(&self) -> usize {
+        0
+    }
+}
+
+impl Footprint for Timing {
+    fn footprint(&self) -> usize {
+        0
+    }
+}
+
+/// A world and its index, as a part holds them while it trains.
+#[derive(Clone)]
+struct Built {
+    world: Rc<BuiltWorld>,
+    index: Rc<BuiltIndex>,
+}
+
+/// The catalogue world of `items` items (stage `world`).
+fn world(params: &ReinforceParams, items: u32, cache: &mut StageCache, progress: &mut dyn Progress) -> Result<Rc<BuiltWorld>, String> {
+    let key = REINFORCE_GRAPH.key("world", params).with(items);
+    if let Some(world) = cache.get::<BuiltWorld>(&key) {
+        return Ok(world);
+    }
+    cache.stats.misses += 1;
+    let start = progress.now_ms();
+    let world = CatalogueWorld::build(&params.world_config(items), progress)?;
+    let built = Rc::new(BuiltWorld { world, ms: progress.now_ms() - start });
+    cache.insert(key, Rc::clone(&built));
+    Ok(built)
+}
+
+/// The world of `items` items and its index (stages `world` and `index`).
+fn build(params: &ReinforceParams, items: u32, cache: &mut StageCache, progress: &mut dyn Progress) -> Result<Built, String> {
+    let world = world(params, items, cache, &mut staged(progress, 0.0, 0.4))?;
+    let index = cache.get_or_compute(REINFORCE_GRAPH.key("index", params).with(items), |_| {
+        let start = progress.now_ms();
+        let index = world.world.index(params.seed, &mut staged(progress, 0.4, 1.0));
+        BuiltIndex { index: RefCell::new(index), ms: progress.now_ms() - start }
+    });
+    Ok(Built { world, index })
+}
+
+/// The validation users hit@1 is measured on: the first `eval_users`.
+fn evaluated<'a>(params: &ReinforceParams, world: &'a CatalogueWorld) -> &'a [u32] {
+    &world.validation_users[..world.validation_users.len().min(params.eval_users as usize)]
+}
+
+/// The lesson world's summary and the initial policy's hit@1 (stage `start`).
+fn start(params: &ReinforceParams, built: &Built, cache: &mut StageCache) -> Rc<WorldSummary> {
+    cache.get_or_compute(REINFORCE_GRAPH.key("start", params), |_| {
+        let world = &built.world.world;
+        let users = evaluated(params, world);
+        let mut index = built.index.index.borrow_mut();
+        let initial = super::Policy::scaled_identity(world.dim, INITIAL_SCALE);
+        WorldSummary {
+            items: world.item_count(),
+            warm_items: index.ids.len() as u32,
+            train_users: world.train_users.len() as u32,
+            eval_users: users.len() as u32,
+            dim: world.dim,
+            world_ms: built.world.ms,
+            index_ms: built.index.ms,
+            initial_hit_index: hit_at_1_index(world, users, &mut index, &initial),
+            initial_hit_exact: hit_at_1_exact(world, users, &initial),
+        }
+    })
+}
+
 impl Experiment for ReinforceLesson {
-    // One stage for now: every parameter reruns everything.
-    const GRAPH: Graph = Graph { lesson: "reinforce", stages: &[Stage { name: "run", reads: &["items", "dim", "users", "topics", "interactions", "methods", "samples", "epsilon", "top_t", "batch", "learning_rate", "iterations", "eval_users", "speed_sweep", "slate_items", "slate_size", "slate_repeats", "seed"], uses: &[] }] };
-    const TIMINGS: &'static [&'static str] = &["world.world_ms", "world.index_ms", "training.training_ms", "training.curve.training_ms", "speed.build_ms", "speed.methods.ms", "speed.methods.iterations"];
+    const GRAPH: Graph = REINFORCE_GRAPH;
+    const TIMINGS: &'static [&'static str] = &[
+        "world.world_ms",
+        "world.index_ms",
+        "training.training_ms",
+        "training.curve.training_ms",
+        "speed.build_ms",
+        "speed.methods.ms",
+        "speed.methods.iterations",
+    ];
     type Params = ReinforceParams;
     type Report = ReinforceReport;
     type Partial = ReinforceReport;
@@ -514,13 +709,15 @@ impl Experiment for ReinforceLesson {
     }
 }
 
-/// One part: its jobs in order, each run in slices.
+/// One part: its jobs in order, each run in slices. Finished stages go to the worker's cache;
+/// a job starts by taking what the cache has and runs only the rest.
 pub struct ReinforcePart {
     params: ReinforceParams,
     jobs: VecDeque<JobState>,
     total_jobs: usize,
-    /// The training's world and index once it is done, for the ε study of the same part.
-    built: Option<(CatalogueWorld, CatalogueIndex)>,
+    /// The lesson's world and index once the training had them, for the ε study of the same
+    /// part (with a disabled cache too: one part for everything, as in the CLI).
+    built: Option<Built>,
     pub report: ReinforceReport,
 }
 
@@ -529,37 +726,30 @@ enum JobState {
     Training(Box<TrainingState>),
     Epsilon(Box<EpsilonState>),
     Speed { remaining: VecDeque<u32> },
-    Slates { problem: SlateProblem, remaining: VecDeque<(u32, u32)> },
+    Slates { problem: Option<SlateProblem>, remaining: VecDeque<(u32, u32)> },
+}
+
+/// A method still training.
+struct Active {
+    trainer: Trainer,
+    /// Σ effective sample size since the last curve point.
+    effective: f64,
 }
 
 struct TrainingState {
-    world: CatalogueWorld,
-    index: CatalogueIndex,
-    trainers: Vec<Trainer>,
-    /// Per trainer: Σ effective sample size since the last curve point.
-    effective: Vec<f64>,
+    /// The lesson's world and index (None when every method's run came from the cache).
+    built: Option<Built>,
+    /// Per method of the report: its trainer while it trains, None once finished or cached.
+    runs: Vec<Option<Active>>,
 }
 
 struct EpsilonState {
-    world: CatalogueWorld,
-    index: CatalogueIndex,
+    /// The lesson's world and index (None when every point came from the cache).
+    built: Option<Built>,
+    /// Per ε of the study: its point if the cache had it.
+    cached: Vec<Option<Rc<EpsilonPoint>>>,
     next: usize,
     trainer: Option<(Trainer, f64)>,
-}
-
-/// The world and its index, timed.
-fn build_world(
-    params: &ReinforceParams,
-    items: u32,
-    progress: &mut dyn Progress,
-) -> Result<(CatalogueWorld, CatalogueIndex, f64, f64), String> {
-    let start = progress.now_ms();
-    let mut world = CatalogueWorld::build(&params.world_config(items), &mut staged(progress, 0.0, 0.4))?;
-    world.validation_users.truncate(params.eval_users as usize);
-    let built = progress.now_ms();
-    let index = world.index(params.seed, &mut staged(progress, 0.4, 1.0));
-    let indexed = progress.now_ms();
-    Ok((world, index, built - start, indexed - built))
 }
 
 impl ReinforcePart {
@@ -587,43 +777,86 @@ impl ReinforcePart {
     }
 
     /// Set up a job; None when it cannot run (its error is in the report).
-    fn start(&mut self, kind: Job, progress: &mut dyn Progress) -> Option<JobState> {
+    fn start(&mut self, kind: Job, cache: &mut StageCache, progress: &mut dyn Progress) -> Option<JobState> {
         let params = &self.params;
         match kind {
-            Job::Training => match build_world(params, params.items as u32, &mut staged(progress, 0.0, 0.2)) {
-                Ok((world, index, world_ms, index_ms)) => {
-                    Some(JobState::Training(Box::new(start_training(params, world, index, world_ms, index_ms, &mut self.report))))
+            Job::Training => {
+                let methods = params.methods();
+                let finished: Vec<Option<Rc<MethodRun>>> =
+                    methods.iter().map(|&m| cache.get::<MethodRun>(&REINFORCE_GRAPH.key(train_stage(m), params))).collect();
+                cache.stats.misses += finished.iter().filter(|f| f.is_none()).count() as u64;
+                let mut summary = cache.get::<WorldSummary>(&REINFORCE_GRAPH.key("start", params));
+                let mut built = None;
+                if summary.is_none() || finished.iter().any(Option::is_none) {
+                    match build(params, params.items as u32, cache, &mut staged(progress, 0.0, 0.2)) {
+                        Ok(b) => {
+                            summary = summary.or_else(|| Some(start(params, &b, cache)));
+                            built = Some(b);
+                        }
+                        Err(e) => {
+                            self.report.errors.push(format!("the world could not be built: {e}"));
+                            return None;
+                        }
+                    }
                 }
-                Err(e) => {
-                    self.report.errors.push(format!("the world could not be built: {e}"));
-                    None
+                let summary = summary.expect("computed when not cached");
+                self.report.world = Some((*summary).clone());
+                let mut runs = Vec::new();
+                for (&method, finished) in methods.iter().zip(finished) {
+                    match finished {
+                        Some(run) => {
+                            self.report.training.push((*run).clone());
+                            runs.push(None);
+                        }
+                        None => {
+                            let start =
+                                CurvePoint { iteration: 0, training_ms: 0.0, hit_index: summary.initial_hit_index, effective_samples: 0.0 };
+                            self.report.training.push(MethodRun {
+                                method,
+                                curve: vec![start],
+                                iterations: 0,
+                                training_ms: 0.0,
+                                final_hit_exact: None,
+                            });
+                            let trainer = Trainer::new(method, summary.dim, INITIAL_SCALE, params.learning_rate, params.seed);
+                            runs.push(Some(Active { trainer, effective: 0.0 }));
+                        }
+                    }
                 }
-            },
+                Some(JobState::Training(Box::new(TrainingState { built, runs })))
+            }
             // The training's world when this part trained (one part for everything, as in the
             // CLI): the same seed and parameters build the same world.
-            Job::Epsilon => match self
-                .built
-                .take()
-                .map(Ok)
-                .unwrap_or_else(|| build_world(params, params.items as u32, &mut staged(progress, 0.0, 0.3)).map(|(w, i, _, _)| (w, i)))
-            {
-                Ok((world, index)) => Some(JobState::Epsilon(Box::new(EpsilonState { world, index, next: 0, trainer: None }))),
-                Err(e) => {
-                    self.report.errors.push(format!("the ε study's world could not be built: {e}"));
-                    None
+            Job::Epsilon => {
+                let cached: Vec<Option<Rc<EpsilonPoint>>> =
+                    EPSILONS.iter().map(|&e| cache.get::<EpsilonPoint>(&REINFORCE_GRAPH.key("epsilon-study", params).with(e))).collect();
+                cache.stats.misses += cached.iter().filter(|c| c.is_none()).count() as u64;
+                let mut built = None;
+                if cached.iter().any(Option::is_none) {
+                    let lesson = match self.built.take() {
+                        Some(b) => Ok(b),
+                        None => build(params, params.items as u32, cache, &mut staged(progress, 0.0, 0.3)),
+                    };
+                    match lesson {
+                        Ok(b) => built = Some(b),
+                        Err(e) => {
+                            self.report.errors.push(format!("the ε study's world could not be built: {e}"));
+                            return None;
+                        }
+                    }
                 }
-            },
+                Some(JobState::Epsilon(Box::new(EpsilonState { built, cached, next: 0, trainer: None })))
+            }
             Job::Speed => Some(JobState::Speed { remaining: params.sweep_items().into() }),
             Job::Slates => {
-                let problem = SlateProblem::generate(params.slate_items as u32, params.slate_size as u32, params.seed);
                 let remaining = SLATE_SAMPLES.iter().enumerate().map(|(i, &s)| (i as u32, s)).collect();
-                Some(JobState::Slates { problem, remaining })
+                Some(JobState::Slates { problem: None, remaining })
             }
         }
     }
 
     /// Advance the front job by about `budget_ms`; true when it is finished.
-    fn step_job(&mut self, budget_ms: f64, progress: &mut dyn Progress) -> bool {
+    fn step_job(&mut self, budget_ms: f64, cache: &mut StageCache, progress: &mut dyn Progress) -> bool {
         let started = progress.now_ms();
         let params = self.params.clone();
         let done_jobs = self.total_jobs - self.jobs.len();
@@ -633,7 +866,7 @@ impl ReinforcePart {
         match job {
             JobState::Pending(kind) => {
                 let kind = *kind;
-                match self.start(kind, &mut stage) {
+                match self.start(kind, cache, &mut stage) {
                     Some(state) => {
                         self.jobs[0] = state;
                         false
@@ -642,15 +875,15 @@ impl ReinforcePart {
                 }
             }
             JobState::Training(state) => {
-                step_training(&params, state, &mut self.report, budget_ms, started, &mut staged(&mut stage, 0.2, 1.0))
+                step_training(&params, state, &mut self.report, cache, budget_ms, started, &mut staged(&mut stage, 0.2, 1.0))
             }
-            JobState::Epsilon(state) => step_epsilon(&params, state, &mut self.report, budget_ms, started, &mut stage),
+            JobState::Epsilon(state) => step_epsilon(&params, state, &mut self.report, cache, budget_ms, started, &mut stage),
             JobState::Speed { remaining } => {
                 let total = params.sweep_items().len().max(1) as f64;
                 let Some(items) = remaining.pop_front() else { return true };
                 let done = total - remaining.len() as f64 - 1.0;
                 let mut point_progress = staged(&mut stage, done / total, (done + 1.0) / total);
-                match time_methods(&params, items, &mut point_progress) {
+                match time_methods(&params, items, cache, &mut point_progress) {
                     Ok(point) => self.report.speed.push(point),
                     Err(e) => self.report.errors.push(format!("speed sweep at P = {items}: {e}")),
                 }
@@ -659,9 +892,15 @@ impl ReinforcePart {
             JobState::Slates { problem, remaining } => {
                 let Some((i, samples)) = remaining.pop_front() else { return true };
                 stage.report(i as f64 / SLATE_SAMPLES.len() as f64, "Plackett–Luce gradient variance");
-                // One point at a time, each with its own stream (the same numbers in any slicing).
-                let mut point = variance_study(problem, &[samples], params.slate_repeats as u32, params.seed ^ (i as u64 + 1) << 40);
-                self.report.slates.append(&mut point);
+                let key = REINFORCE_GRAPH.key("slates", &params).with(format!("{i}:{samples}"));
+                let point = cache.get_or_compute(key, |_| {
+                    let problem = problem
+                        .get_or_insert_with(|| SlateProblem::generate(params.slate_items as u32, params.slate_size as u32, params.seed));
+                    // One point at a time, each with its own stream (the same numbers in any slicing).
+                    let seed = params.seed ^ (i as u64 + 1) << 40;
+                    variance_study(problem, &[samples], params.slate_repeats as u32, seed).pop().expect("one point per slate count")
+                });
+                self.report.slates.push((*point).clone());
                 remaining.is_empty()
             }
         }
@@ -669,7 +908,7 @@ impl ReinforcePart {
 }
 
 impl Stepper for ReinforcePart {
-    fn step(&mut self, budget_ms: f64, _cache: &mut StageCache, progress: &mut dyn Progress) -> bool {
+    fn step(&mut self, budget_ms: f64, cache: &mut StageCache, progress: &mut dyn Progress) -> bool {
         let started = progress.now_ms();
         loop {
             if self.jobs.is_empty() {
@@ -677,9 +916,9 @@ impl Stepper for ReinforcePart {
                 return true;
             }
             let remaining = budget_ms - (progress.now_ms() - started);
-            if self.step_job(remaining.max(1.0), progress) {
+            if self.step_job(remaining.max(1.0), cache, progress) {
                 if let Some(JobState::Training(state)) = self.jobs.pop_front() {
-                    self.built = Some((state.world, state.index));
+                    self.built = state.built;
                 }
                 progress.report(self.overall(), "next");
             }
@@ -694,44 +933,13 @@ impl Stepper for ReinforcePart {
     }
 }
 
-/// The initial policy's hit@1, one run per method starting from it, and the trainers.
-fn start_training(
-    params: &ReinforceParams,
-    world: CatalogueWorld,
-    mut index: CatalogueIndex,
-    world_ms: f64,
-    index_ms: f64,
-    report: &mut ReinforceReport,
-) -> TrainingState {
-    let initial = super::Policy::scaled_identity(world.dim, INITIAL_SCALE);
-    let initial_hit_index = hit_at_1_index(&world, &mut index, &initial);
-    report.world = Some(WorldSummary {
-        items: world.item_count(),
-        warm_items: index.ids.len() as u32,
-        train_users: world.train_users.len() as u32,
-        eval_users: world.validation_users.len() as u32,
-        dim: world.dim,
-        world_ms,
-        index_ms,
-        initial_hit_index,
-        initial_hit_exact: hit_at_1_exact(&world, &initial),
-    });
-    let methods = params.methods();
-    for &method in &methods {
-        let start = CurvePoint { iteration: 0, training_ms: 0.0, hit_index: initial_hit_index, effective_samples: 0.0 };
-        report.training.push(MethodRun { method, curve: vec![start], iterations: 0, training_ms: 0.0, final_hit_exact: None });
-    }
-    let trainers: Vec<Trainer> =
-        methods.iter().map(|&m| Trainer::new(m, world.dim, INITIAL_SCALE, params.learning_rate, params.seed)).collect();
-    let effective = vec![0.0; trainers.len()];
-    TrainingState { world, index, trainers, effective }
-}
-
-/// Train every unfinished method for its share of the budget, then hand back.
+/// Train every unfinished method for its share of the budget, then hand back. A method that
+/// finishes goes to the cache.
 fn step_training(
     params: &ReinforceParams,
     state: &mut TrainingState,
     report: &mut ReinforceReport,
+    cache: &mut StageCache,
     budget_ms: f64,
     started: f64,
     progress: &mut dyn Progress,
@@ -739,19 +947,21 @@ fn step_training(
     let total = params.iterations as u32;
     let eval_every = params.eval_every();
     let sampling = params.sampling();
-    let active = state.trainers.iter().filter(|t| t.iterations < total).count().max(1);
+    let active = state.runs.iter().filter(|r| r.is_some()).count().max(1);
     let slice = (budget_ms - (progress.now_ms() - started)).max(1.0) / active as f64;
-    for (k, trainer) in state.trainers.iter_mut().enumerate() {
-        if trainer.iterations >= total {
-            continue;
-        }
+    for (k, slot) in state.runs.iter_mut().enumerate() {
+        let Some(Active { trainer, effective }) = slot else { continue };
+        let built = state.built.as_ref().expect("methods train on a built world");
+        let world = &built.world.world;
+        let users = evaluated(params, world);
+        let mut index = built.index.index.borrow_mut();
         let run = &mut report.training[k];
         let slice_start = progress.now_ms();
         loop {
             // Time a block of steps up to the next curve point or the end of the slice.
             let block_start = progress.now_ms();
             loop {
-                state.effective[k] += trainer.step(&state.world, &mut state.index, &sampling, params.batch as u32);
+                *effective += trainer.step(world, &mut index, &sampling, params.batch as u32);
                 let at_point = trainer.iterations % eval_every == 0 || trainer.iterations == total;
                 if at_point || progress.now_ms() - slice_start >= slice {
                     break;
@@ -765,13 +975,15 @@ fn step_training(
                 run.curve.push(CurvePoint {
                     iteration: trainer.iterations,
                     training_ms: run.training_ms,
-                    hit_index: hit_at_1_index(&state.world, &mut state.index, &trainer.policy),
-                    effective_samples: state.effective[k] / since as f64,
+                    hit_index: hit_at_1_index(world, users, &mut index, &trainer.policy),
+                    effective_samples: *effective / since as f64,
                 });
-                state.effective[k] = 0.0;
+                *effective = 0.0;
             }
             if trainer.iterations == total {
-                run.final_hit_exact = Some(hit_at_1_exact(&state.world, &trainer.policy));
+                run.final_hit_exact = Some(hit_at_1_exact(world, users, &trainer.policy));
+                cache.insert(REINFORCE_GRAPH.key(train_stage(run.method), params), Rc::new(run.clone()));
+                *slot = None;
                 break;
             }
             if progress.now_ms() - slice_start >= slice {
@@ -779,16 +991,18 @@ fn step_training(
             }
         }
     }
-    let done: f64 = state.trainers.iter().map(|t| t.iterations as f64 / total as f64).sum::<f64>() / state.trainers.len().max(1) as f64;
+    let done: f64 = report.training.iter().map(|r| r.iterations as f64 / total as f64).sum::<f64>() / report.training.len().max(1) as f64;
     progress.report(done, "training");
-    state.trainers.iter().all(|t| t.iterations >= total)
+    state.runs.iter().all(Option::is_none)
 }
 
-/// Train the mixture with the next ε values, within the budget.
+/// Train the mixture with the next ε values, within the budget (points in the cache are taken
+/// as they are). A finished point goes to the cache.
 fn step_epsilon(
     params: &ReinforceParams,
     state: &mut EpsilonState,
     report: &mut ReinforceReport,
+    cache: &mut StageCache,
     budget_ms: f64,
     started: f64,
     progress: &mut dyn Progress,
@@ -799,12 +1013,20 @@ fn step_epsilon(
             return true;
         }
         let epsilon = EPSILONS[state.next];
+        if let Some(point) = &state.cached[state.next] {
+            report.epsilon.push((**point).clone());
+            state.next += 1;
+            continue;
+        }
+        let built = state.built.as_ref().expect("the ε study trains on a built world");
+        let world = &built.world.world;
+        let mut index = built.index.index.borrow_mut();
         let sampling = Sampling { epsilon, ..params.sampling() };
         let (trainer, effective) = state
             .trainer
-            .get_or_insert_with(|| (Trainer::new(Method::Mixture, state.world.dim, INITIAL_SCALE, params.learning_rate, params.seed), 0.0));
+            .get_or_insert_with(|| (Trainer::new(Method::Mixture, world.dim, INITIAL_SCALE, params.learning_rate, params.seed), 0.0));
         while trainer.iterations < total {
-            *effective += trainer.step(&state.world, &mut state.index, &sampling, params.batch as u32);
+            *effective += trainer.step(world, &mut index, &sampling, params.batch as u32);
             if progress.now_ms() - started >= budget_ms {
                 break;
             }
@@ -814,11 +1036,13 @@ fn step_epsilon(
         if trainer.iterations < total {
             return false;
         }
-        report.epsilon.push(EpsilonPoint {
+        let point = EpsilonPoint {
             epsilon,
-            hit_index: hit_at_1_index(&state.world, &mut state.index, &trainer.policy),
+            hit_index: hit_at_1_index(world, evaluated(params, world), &mut index, &trainer.policy),
             effective_samples: *effective / total as f64,
-        });
+        };
+        cache.insert(REINFORCE_GRAPH.key("epsilon-study", params).with(epsilon), Rc::new(point.clone()));
+        report.epsilon.push(point);
         state.trainer = None;
         state.next += 1;
         if progress.now_ms() - started >= budget_ms {
@@ -833,34 +1057,57 @@ pub const TIMING_MIN_MS: f64 = 300.0;
 
 /// Iterations per second of every method on a catalogue of `items` (the same users, d, S, ε, T
 /// and batch as the lesson's run): each method warms up for one step, then runs for at least
-/// [`TIMING_MIN_STEPS`] steps and [`TIMING_MIN_MS`].
-fn time_methods(params: &ReinforceParams, items: u32, progress: &mut dyn Progress) -> Result<SpeedPoint, String> {
-    let start = progress.now_ms();
-    let (world, mut index, _, _) = build_world(params, items, &mut staged(progress, 0.0, 0.7))?;
-    let build_ms = progress.now_ms() - start;
+/// [`TIMING_MIN_STEPS`] steps and [`TIMING_MIN_MS`]. Timings in the cache are reused (the world
+/// is built only for a method that is not).
+fn time_methods(params: &ReinforceParams, items: u32, cache: &mut StageCache, progress: &mut dyn Progress) -> Result<SpeedPoint, String> {
     let sampling = params.sampling();
-    let mut methods = Vec::new();
+    let mut built: Option<Built> = None;
+    let mut timings = Vec::new();
     for (k, method) in Method::ALL.into_iter().enumerate() {
+        let key = REINFORCE_GRAPH.key(time_stage(method), params).with(items);
+        if let Some(timing) = cache.get::<Timing>(&key) {
+            timings.push((*timing).clone());
+            continue;
+        }
+        cache.stats.misses += 1;
+        let b = match &built {
+            Some(b) => b,
+            None => built.insert(build(params, items, cache, &mut staged(progress, 0.0, 0.7))?),
+        };
+        let (world, mut index) = (&b.world.world, b.index.index.borrow_mut());
         progress.report(0.7 + 0.1 * k as f64, "timing the estimators");
         let mut trainer = Trainer::new(method, world.dim, INITIAL_SCALE, params.learning_rate, params.seed);
-        trainer.step(&world, &mut index, &sampling, params.batch as u32);
+        trainer.step(world, &mut index, &sampling, params.batch as u32);
         let t0 = progress.now_ms();
         // Without a clock (tests), three steps.
         let timed = t0 > 0.0;
         let mut iterations = 0;
         while iterations < TIMING_MIN_STEPS || (timed && progress.now_ms() - t0 < TIMING_MIN_MS && iterations < 100_000) {
-            trainer.step(&world, &mut index, &sampling, params.batch as u32);
+            trainer.step(world, &mut index, &sampling, params.batch as u32);
             iterations += 1;
         }
-        methods.push(MethodSpeed { method, iterations, ms: progress.now_ms() - t0 });
+        let timing = Timing {
+            speed: MethodSpeed { method, iterations, ms: progress.now_ms() - t0 },
+            warm_items: index.ids.len() as u32,
+            build_ms: b.world.ms + b.index.ms,
+        };
+        cache.insert(key, Rc::new(timing.clone()));
+        timings.push(timing);
     }
-    Ok(SpeedPoint { items, warm_items: index.ids.len() as u32, build_ms, methods })
+    let first = &timings[0];
+    Ok(SpeedPoint {
+        items,
+        warm_items: first.warm_items,
+        build_ms: first.build_ms,
+        methods: timings.iter().map(|t| t.speed.clone()).collect(),
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::core::params::{check, from_query, to_query};
+    use crate::core::stages::WORKER_BUDGET_BYTES;
 
     fn small() -> ReinforceParams {
         ReinforceParams {
@@ -925,7 +1172,8 @@ mod tests {
     #[test]
     fn parts_slices_and_the_whole_agree() {
         let params = check(small()).unwrap();
-        let whole = ReinforceLesson::merge(&params, vec![ReinforceLesson::run_part(&params, Part::WHOLE, &mut StageCache::disabled(), &mut ())]);
+        let whole =
+            ReinforceLesson::merge(&params, vec![ReinforceLesson::run_part(&params, Part::WHOLE, &mut StageCache::disabled(), &mut ())]);
         assert!(whole.errors.is_empty(), "{:?}", whole.errors);
         assert_eq!(whole.training.len(), 3);
         assert_eq!(whole.epsilon.len(), EPSILONS.len());
@@ -956,5 +1204,216 @@ mod tests {
         }
         let sliced = ReinforceLesson::merge(&params, partials);
         assert_eq!(without_timings(sliced), without_timings(whole));
+    }
+
+    /// Small enough for a walk of 20 changes, large enough that every stage does real work.
+    const WALK_BASE: &str = "items=1500&dim=6&users=500&topics=8&interactions=16&iterations=20&eval_users=60&samples=32\
+                             &top_t=12&batch=8&speed_sweep=1e4&slate_items=6&slate_size=3&slate_repeats=20";
+
+    #[test]
+    fn a_walk_through_parameter_changes_gives_what_a_fresh_run_gives() {
+        let choices: &[(&str, &[&str])] = &[
+            ("epsilon", &["0", "0.2", "0.5", "1"]),
+            ("top_t", &["8", "16"]),
+            ("methods", &["exact,uniform,mixture", "mixture", "exact,mixture", "uniform"]),
+            ("learning_rate", &["0.1", "0.03"]),
+            ("iterations", &["20", "30"]),
+            ("items", &["1500", "2000"]),
+            ("seed", &["1", "2"]),
+            ("samples", &["32", "64"]),
+            ("batch", &["8", "12"]),
+            ("eval_users", &["60", "100"]),
+        ];
+        let stats = crate::core::stages::tests::walk::<ReinforceLesson>(WALK_BASE, choices, 40, 7);
+        assert!(stats.hits > 10, "{stats:?}");
+    }
+
+    #[test]
+    fn a_walk_through_the_world_slate_and_sweep_knobs_gives_what_a_fresh_run_gives() {
+        let choices: &[(&str, &[&str])] = &[
+            ("dim", &["6", "8"]),
+            ("users", &["500", "600"]),
+            ("topics", &["8", "10"]),
+            ("interactions", &["16", "20"]),
+            ("speed_sweep", &["off", "1e4"]),
+            ("slate_items", &["6", "8"]),
+            ("slate_size", &["3", "4"]),
+            ("slate_repeats", &["20", "30"]),
+            ("epsilon", &["0.2", "0.7"]),
+        ];
+        let stats = crate::core::stages::tests::walk::<ReinforceLesson>(WALK_BASE, choices, 40, 3);
+        assert!(stats.hits > 10, "{stats:?}");
+    }
+
+    /// Every parameter changed alone from the base (and back), with the workers' caches kept:
+    /// each report equals a fresh run's. Unlike the random walk, this catches any stage whose
+    /// key misses a parameter that changes its result.
+    #[test]
+    fn each_parameter_changed_alone_gives_what_a_fresh_run_gives() {
+        use crate::core::experiment::{merge_query, run_part_query_cached, run_query};
+        let knobs = [
+            "items=2000",
+            "dim=8",
+            "users=600",
+            "topics=10",
+            "interactions=20",
+            "methods=exact,mixture",
+            "samples=64",
+            "epsilon=0.5",
+            "epsilon=1",
+            "top_t=16",
+            "batch=12",
+            "learning_rate=0.03",
+            "iterations=30",
+            "eval_users=100",
+            "speed_sweep=off",
+            "slate_items=8",
+            "slate_size=4",
+            "slate_repeats=30",
+            "seed=2",
+        ];
+        let names: Vec<&str> = knobs.iter().map(|k| k.split('=').next().unwrap()).collect();
+        assert!(ReinforceParams::specs().iter().all(|s| names.contains(&s.name)), "a parameter is never changed");
+        let mut caches = [StageCache::new(WORKER_BUDGET_BYTES), StageCache::new(WORKER_BUDGET_BYTES)];
+        let strip = |json: &str| {
+            let mut v: serde_json::Value = serde_json::from_str(json).unwrap();
+            crate::core::stages::tests::without_timings(&mut v, ReinforceLesson::TIMINGS);
+            v
+        };
+        // The base first, so that the first change finds its stages in the caches.
+        for change in std::iter::once("").chain(knobs.iter().flat_map(|k| [*k, ""])) {
+            let (params, _) = from_query::<ReinforceParams>(&format!("{WALK_BASE}&{change}"));
+            let query = to_query(&*params);
+            let partials: Vec<String> = (0..2)
+                .map(|index| {
+                    run_part_query_cached::<ReinforceLesson>(&query, Part { index, count: 2 }, &mut caches[index as usize], &mut ())
+                        .unwrap()
+                })
+                .collect();
+            if change.is_empty() {
+                continue;
+            }
+            let cached = merge_query::<ReinforceLesson>(&query, &partials).unwrap();
+            let fresh = run_query::<ReinforceLesson>(&query, &mut ()).unwrap();
+            assert!(strip(&cached) == strip(&fresh), "{change}: the cached report differs from a fresh run");
+        }
+    }
+
+    /// Both parts, stepped in 5 ms slices on a fake clock (1 ms a reading), each with its
+    /// worker's cache.
+    fn sliced(params: &ReinforceParams, caches: &mut [StageCache; 2], clock: &mut f64) -> ReinforceReport {
+        let mut progress = crate::core::progress::Timed {
+            report: |_: f64, _: &str| {},
+            clock: || {
+                *clock += 1.0;
+                *clock
+            },
+        };
+        let partials = (0..2)
+            .map(|index| {
+                let mut part = ReinforcePart::new(params, Part { index, count: 2 });
+                while !part.step(5.0, &mut caches[index as usize], &mut progress) {}
+                part.report
+            })
+            .collect();
+        ReinforceLesson::merge(&check(params.clone()).unwrap(), partials)
+    }
+
+    #[test]
+    fn small_slices_with_a_kept_cache_give_what_a_fresh_run_gives() {
+        let mut caches = [StageCache::new(WORKER_BUDGET_BYTES), StageCache::new(WORKER_BUDGET_BYTES)];
+        let mut clock = 0.0;
+        for change in ["", "epsilon=0.5", "epsilon=0.5&top_t=16", "epsilon=0.5&methods=mixture,uniform", "epsilon=1&iterations=30", ""] {
+            // A change repeats a parameter of the base: the last value wins.
+            let (params, issues) = from_query::<ReinforceParams>(&format!("{WALK_BASE}&{change}"));
+            assert!(issues.iter().all(|i| i.message.contains("given twice")), "{issues:?}");
+            let fresh = ReinforceLesson::merge(
+                &params,
+                vec![ReinforceLesson::run_part(&params, Part::WHOLE, &mut StageCache::disabled(), &mut ())],
+            );
+            assert!(fresh.errors.is_empty(), "{:?}", fresh.errors);
+            let sliced = sliced(&params, &mut caches, &mut clock);
+            assert_eq!(without_timings(sliced), without_timings(fresh), "{change}");
+        }
+        // The last query was the first: everything came from the caches.
+        assert!(caches.iter().all(|c| c.stats.hits > 0));
+    }
+
+    #[test]
+    fn a_change_of_epsilon_retrains_and_retimes_only_the_mixture() {
+        let mut caches = [StageCache::new(WORKER_BUDGET_BYTES), StageCache::new(WORKER_BUDGET_BYTES)];
+        let run = |change: &str, caches: &mut [StageCache; 2]| -> [u64; 2] {
+            let (params, _) = from_query::<ReinforceParams>(&format!("{WALK_BASE}&{change}"));
+            let before = [caches[0].stats.misses, caches[1].stats.misses];
+            for index in 0..2 {
+                ReinforceLesson::run_part(&params, Part { index, count: 2 }, &mut caches[index as usize], &mut ());
+            }
+            [caches[0].stats.misses - before[0], caches[1].stats.misses - before[1]]
+        };
+        let sizes = small().sweep_items().len() as u64;
+        let cold = run("", &mut caches);
+        assert!(cold[0] >= 6 && cold[1] > 10, "{cold:?}");
+        // Part 0: the mixture's training; part 1: the mixture's timing at every size of the sweep
+        // (the ε study and the slates do not read the lesson's ε).
+        assert_eq!(run("epsilon=0.5", &mut caches), [1, sizes]);
+        assert_eq!(run("", &mut caches), [0, 0]);
+        // T also changes the ε study (7 runs of the mixture).
+        assert_eq!(run("top_t=16", &mut caches), [1, sizes + EPSILONS.len() as u64]);
+        // The slates read nothing of the rest.
+        assert_eq!(run("slate_repeats=30", &mut caches), [0, SLATE_SAMPLES.len() as u64]);
+        // A new catalogue size: its world, index and start, the three trainings, the ε study.
+        assert_eq!(run("items=2000", &mut caches), [6, 2 + EPSILONS.len() as u64]);
+    }
+
+    /// Native times at the lesson's defaults: a cold run with fresh worker caches, then changes
+    /// of one knob each, both parts stepped in the page's 200 ms slices with a real clock.
+    /// `cargo test --lib --release -- --ignored --nocapture timings_of_knob_changes`
+    #[test]
+    #[ignore]
+    fn timings_of_knob_changes() {
+        let clock = std::time::Instant::now();
+        let mut progress = crate::core::progress::Timed { report: |_: f64, _: &str| {}, clock: || clock.elapsed().as_secs_f64() * 1000.0 };
+        let mut caches = [StageCache::new(WORKER_BUDGET_BYTES), StageCache::new(WORKER_BUDGET_BYTES)];
+        let changes = [
+            ("cold", ""),
+            ("epsilon 0.2 → 0.5", "epsilon=0.5"),
+            ("epsilon 0.5 → 0.8", "epsilon=0.8"),
+            ("epsilon 0.8 → 0.3", "epsilon=0.3"),
+            ("epsilon 0.3 → 0.2 (kept)", "epsilon=0.2"),
+            ("top_t 64 → 128", "top_t=128"),
+            ("learning_rate 0.1 → 0.05", "learning_rate=0.05"),
+            ("methods → mixture only", "methods=mixture"),
+            ("slate_repeats 400 → 800", "slate_repeats=800"),
+            ("speed_sweep 1e5 → 1e4", "speed_sweep=1e4"),
+        ];
+        for (name, change) in changes {
+            let (params, issues) = from_query::<ReinforceParams>(change);
+            assert!(issues.is_empty(), "{issues:?}");
+            let mut line = format!("{name:28}");
+            for index in 0..2u32 {
+                let cache = &mut caches[index as usize];
+                let misses = cache.stats.misses;
+                let t0 = clock.elapsed().as_secs_f64() * 1000.0;
+                let mut part = ReinforcePart::new(&params, Part { index, count: 2 });
+                let mut first = None;
+                while !part.step(200.0, cache, &mut progress) {
+                    first.get_or_insert(clock.elapsed().as_secs_f64() * 1000.0 - t0);
+                }
+                let total = clock.elapsed().as_secs_f64() * 1000.0 - t0;
+                let first = first.unwrap_or(total);
+                // Of which the mixture's gradient steps (the rest: its curve points and final hit@1).
+                let mixture = part.report.training.iter().find(|r| r.method == Method::Mixture).map(|r| r.training_ms);
+                let steps = mixture.map(|ms| format!(", mixture's steps {ms:.0} ms")).unwrap_or_default();
+                line += &format!(
+                    " | part {index}: {total:6.0} ms (first slice {first:4.0} ms, {} stages computed{steps}; cache {:.1} MiB)",
+                    cache.stats.misses - misses,
+                    cache.used_bytes() as f64 / (1 << 20) as f64
+                );
+            }
+            println!("{line}");
+        }
+        for (i, cache) in caches.iter().enumerate() {
+            println!("worker {i}: {} values kept, {:.1} MiB, {:?}", cache.len(), cache.used_bytes() as f64 / (1 << 20) as f64, cache.stats);
+        }
     }
 }

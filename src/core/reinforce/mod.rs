@@ -449,28 +449,28 @@ impl Trainer {
 /// The search width used when the index recommends (hit@1 via the index).
 pub const EVAL_EF: u32 = 32;
 
-/// Share of validation users whose top item, found by `top_item`, is one of their held-out items.
-fn hit_at_1(world: &CatalogueWorld, policy: &Policy, mut top_item: impl FnMut(&[f32]) -> Option<u32>) -> f64 {
+/// Share of `users` (validation users) whose top item, found by `top_item`, is one of their
+/// held-out items.
+fn hit_at_1(world: &CatalogueWorld, users: &[u32], policy: &Policy, mut top_item: impl FnMut(&[f32]) -> Option<u32>) -> f64 {
     let mut query = Vec::new();
-    let hits: u32 = world
-        .validation_users
+    let hits: u32 = users
         .iter()
         .map(|&u| {
             policy.query(world.context(u), &mut query);
             top_item(&query).map_or(0, |a| world.reward(u, a) as u32)
         })
         .sum();
-    hits as f64 / world.validation_users.len().max(1) as f64
+    hits as f64 / users.len().max(1) as f64
 }
 
-/// hit@1 with the top item found by the index (how the policy is served).
-pub fn hit_at_1_index(world: &CatalogueWorld, index: &mut CatalogueIndex, policy: &Policy) -> f64 {
-    hit_at_1(world, policy, |query| index.search(query, 1, EVAL_EF).first().copied())
+/// hit@1 on `users` with the top item found by the index (how the policy is served).
+pub fn hit_at_1_index(world: &CatalogueWorld, users: &[u32], index: &mut CatalogueIndex, policy: &Policy) -> f64 {
+    hit_at_1(world, users, policy, |query| index.search(query, 1, EVAL_EF).first().copied())
 }
 
-/// hit@1 with the exact argmax over the catalogue (the policy's true top item).
-pub fn hit_at_1_exact(world: &CatalogueWorld, policy: &Policy) -> f64 {
-    hit_at_1(world, policy, |query| crate::core::mips::exact::top_k(&world.items, query, 1).first().map(|&(_, a)| a))
+/// hit@1 on `users` with the exact argmax over the catalogue (the policy's true top item).
+pub fn hit_at_1_exact(world: &CatalogueWorld, users: &[u32], policy: &Policy) -> f64 {
+    hit_at_1(world, users, policy, |query| crate::core::mips::exact::top_k(&world.items, query, 1).first().map(|&(_, a)| a))
 }
 
 #[cfg(test)]
@@ -555,11 +555,11 @@ mod tests {
         let mut finals = Vec::new();
         for method in [Method::Exact, Method::Mixture] {
             let mut trainer = Trainer::new(method, world.dim, 20.0, 0.05, 3);
-            let before = hit_at_1_exact(&world, &trainer.policy);
+            let before = hit_at_1_exact(&world, &world.validation_users, &trainer.policy);
             for _ in 0..150 {
                 trainer.step(&world, &mut index, &sampling, 32);
             }
-            let after = hit_at_1_exact(&world, &trainer.policy);
+            let after = hit_at_1_exact(&world, &world.validation_users, &trainer.policy);
             assert!(after > before + 0.04, "{method:?}: {before} → {after}");
             finals.push(after);
         }
