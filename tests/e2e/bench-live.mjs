@@ -27,7 +27,8 @@ const complete = (page) => page.waitForFunction(() => document.querySelector('.r
 
 async function change(page, name, value) {
   const started = Date.now();
-  const input = page.locator(`#param-${name}`);
+  // The control wherever the lesson placed it ({{params}} or {{controls …}}): its text box or select.
+  const input = page.locator(`[data-param="${name}"] input:not([type=range]):not([type=checkbox]), [data-param="${name}"] select`).first();
   if (await input.evaluate((el) => el.tagName) === 'SELECT') await input.selectOption(value);
   else { await input.fill(value); await input.press('Enter'); }
   await page.waitForFunction(([n, v]) => new RegExp(`[?&]${n}=${v}(&|$)`).test(location.hash), [name, value], { polling: 10 });
