@@ -1210,38 +1210,40 @@ mod tests {
     const WALK_BASE: &str = "items=1500&dim=6&users=500&topics=8&interactions=16&iterations=20&eval_users=60&samples=32\
                              &top_t=12&batch=8&speed_sweep=1e4&slate_items=6&slate_size=3&slate_repeats=20";
 
+    // The walks' values differ from the base's, so that every pick of a knob changes something
+    // (at first at least); 50 changes each, so that every knob is changed a few times.
     #[test]
     fn a_walk_through_parameter_changes_gives_what_a_fresh_run_gives() {
         let choices: &[(&str, &[&str])] = &[
-            ("epsilon", &["0", "0.2", "0.5", "1"]),
-            ("top_t", &["8", "16"]),
+            ("epsilon", &["0", "0.5", "1"]),
+            ("top_t", &["8", "16", "24"]),
             ("methods", &["exact,uniform,mixture", "mixture", "exact,mixture", "uniform"]),
-            ("learning_rate", &["0.1", "0.03"]),
-            ("iterations", &["20", "30"]),
-            ("items", &["1500", "2000"]),
-            ("seed", &["1", "2"]),
-            ("samples", &["32", "64"]),
-            ("batch", &["8", "12"]),
-            ("eval_users", &["60", "100"]),
+            ("learning_rate", &["0.03", "0.05", "0.2"]),
+            ("iterations", &["15", "30"]),
+            ("items", &["1200", "2000"]),
+            ("seed", &["2", "3"]),
+            ("samples", &["16", "64"]),
+            ("batch", &["6", "12"]),
+            ("eval_users", &["40", "100"]),
         ];
-        let stats = crate::core::stages::tests::walk::<ReinforceLesson>(WALK_BASE, choices, 40, 7);
+        let stats = crate::core::stages::tests::walk::<ReinforceLesson>(WALK_BASE, choices, 50, 3);
         assert!(stats.hits > 10, "{stats:?}");
     }
 
     #[test]
     fn a_walk_through_the_world_slate_and_sweep_knobs_gives_what_a_fresh_run_gives() {
         let choices: &[(&str, &[&str])] = &[
-            ("dim", &["6", "8"]),
-            ("users", &["500", "600"]),
-            ("topics", &["8", "10"]),
-            ("interactions", &["16", "20"]),
+            ("dim", &["5", "8"]),
+            ("users", &["400", "600"]),
+            ("topics", &["6", "10"]),
+            ("interactions", &["12", "20"]),
             ("speed_sweep", &["off", "1e4"]),
-            ("slate_items", &["6", "8"]),
-            ("slate_size", &["3", "4"]),
-            ("slate_repeats", &["20", "30"]),
-            ("epsilon", &["0.2", "0.7"]),
+            ("slate_items", &["5", "8"]),
+            ("slate_size", &["2", "4"]),
+            ("slate_repeats", &["15", "30"]),
+            ("epsilon", &["0.5", "1"]),
         ];
-        let stats = crate::core::stages::tests::walk::<ReinforceLesson>(WALK_BASE, choices, 40, 3);
+        let stats = crate::core::stages::tests::walk::<ReinforceLesson>(WALK_BASE, choices, 50, 3);
         assert!(stats.hits > 10, "{stats:?}");
     }
 
@@ -1361,6 +1363,10 @@ mod tests {
         assert_eq!(run("top_t=16", &mut caches), [1, sizes + EPSILONS.len() as u64]);
         // The slates read nothing of the rest.
         assert_eq!(run("slate_repeats=30", &mut caches), [0, SLATE_SAMPLES.len() as u64]);
+        // S: the sampled methods' trainings and timings, and the ε study.
+        assert_eq!(run("samples=64", &mut caches), [2, 2 * sizes + EPSILONS.len() as u64]);
+        // The batch: every training and timing, and the ε study.
+        assert_eq!(run("batch=12", &mut caches), [3, 3 * sizes + EPSILONS.len() as u64]);
         // A new catalogue size: its world, index and start, the three trainings, the ε study.
         assert_eq!(run("items=2000", &mut caches), [6, 2 + EPSILONS.len() as u64]);
     }
