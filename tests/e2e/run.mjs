@@ -446,6 +446,31 @@ test('reinforce: curves grow while training, pause holds it, the page computes w
   await page.closeAll();
 });
 
+test('stage caches never answer for other parameters: 20 changes in 2 seconds end on the CLI\'s report', async () => {
+  const base = 'base_items=1500&sizes=3&queries=40&dim=16';
+  const page = await open(`#/fast-mips?${base}`);
+  await report(page);
+  const values = ['4', '64', '8', '128', '16', '32', '5', '48', '96', '12', '24', '200', '6', '40', '80', '10', '20', '160', '7', '56'];
+  const input = page.locator('#param-ef_search');
+  const started = Date.now();
+  for (const v of values) {
+    await input.fill(v);
+    await input.press('Enter');
+    await page.waitForTimeout(Math.max(0, 100 - ((Date.now() - started) % 100)));
+  }
+  await page.waitForFunction(() => /ef_search=56(&|$)/.test(location.hash));
+  const last = await report(page);
+  assert.equal(last.ef_search, 56);
+  assert.deepEqual(withoutTimings(last), withoutTimings(cli('fast-mips', queryOf(page))));
+  // And a knob whose stages are not cached yet, back and forth, with the cache in between.
+  for (const [name, v] of [['m', '8'], ['k', '10'], ['m', '16'], ['k', '4'], ['m', '8']]) await setControl(page, name, v);
+  await page.waitForFunction(() => /&m=8&/.test(location.hash) && /&k=4&/.test(location.hash));
+  const again = await report(page);
+  assert.deepEqual(withoutTimings(again), withoutTimings(cli('fast-mips', queryOf(page))));
+  assert.deepEqual(page.errors, []);
+  await page.closeAll();
+});
+
 test('rapid lesson switches (0 ms and 100 ms apart): the last address wins, with its report', async () => {
   const last = 'base_items=300&sizes=1&queries=20';
   for (const gap of [0, 100]) {
