@@ -6,6 +6,11 @@
 //! Its parts run in slices ([`Stepper`]) so that the page shows the curves while they grow and
 //! can pause. Part 0 trains the methods, interleaved by time; part 1 runs the ε study, the slate
 //! study and the speed sweep. Slicing changes only the timings, never a hit rate.
+//!
+//! The work is split into the stages of [`REINFORCE_GRAPH`]; a worker keeps finished stages
+//! (worlds and indexes, each method's finished run, each point of the studies, each timing) in
+//! its cache, and a job starts by taking what the cache has: a change of ε retrains the mixture
+//! and retimes it, and reuses everything else.
 
 #![allow(clippy::neg_cmp_op_on_partial_ord)]
 
