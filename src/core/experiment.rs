@@ -4,7 +4,7 @@
 //! per worker, and are merged afterwards. Parts must not change the numbers: the merged report is
 //! the same for any number of parts (the CLI uses one part, the page one per core).
 
-use super::params::{from_query, Checked, LessonParams};
+use super::params::{parse_strict, Checked, LessonParams};
 use super::progress::Progress;
 use super::stages::{Graph, StageCache};
 use serde::{de::DeserializeOwned, Serialize};
@@ -111,14 +111,11 @@ pub fn steps<E: Experiment>(query: &str) -> bool {
 }
 
 fn strict_params<E: Experiment>(query: &str) -> Result<Checked<E::Params>, String> {
-    let (params, issues) = from_query::<E::Params>(query);
-    if issues.is_empty() {
-        Ok(params)
-    } else {
+    parse_strict::<E::Params>(query).map_err(|issues| {
         let lines: Vec<String> =
             issues.iter().map(|i| if i.param.is_empty() { i.message.clone() } else { format!("{}: {}", i.param, i.message) }).collect();
-        Err(lines.join("\n"))
-    }
+        lines.join("\n")
+    })
 }
 
 /// How many parts to use for a query (at most `available`).

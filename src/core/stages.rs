@@ -145,17 +145,35 @@ impl<A: Footprint, B: Footprint> Footprint for (A, B) {
     }
 }
 
-impl Footprint for f64 {
+impl<T: Footprint> Footprint for Option<T> {
     fn footprint(&self) -> usize {
-        0
+        self.as_ref().map_or(0, Footprint::footprint)
     }
 }
 
-impl Footprint for u32 {
+/// A stage that can fail keeps its error as well as its value.
+impl<T: Footprint> Footprint for Result<T, String> {
     fn footprint(&self) -> usize {
-        0
+        match self {
+            Ok(v) => v.footprint(),
+            Err(e) => e.capacity(),
+        }
     }
 }
+
+/// `Footprint` for values that own no heap buffer (their size is counted by the cache).
+#[macro_export]
+macro_rules! no_heap_footprint {
+    ($($ty:ty),* $(,)?) => {
+        $(impl $crate::core::stages::Footprint for $ty {
+            fn footprint(&self) -> usize {
+                0
+            }
+        })*
+    };
+}
+
+no_heap_footprint!(f64, u32);
 
 impl Footprint for String {
     fn footprint(&self) -> usize {

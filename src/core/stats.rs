@@ -81,6 +81,9 @@ impl Histogram {
     }
 }
 
+// A stage result of several lessons (logged CTR, A/B tests).
+crate::no_heap_footprint!(MeanSe);
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -30,11 +30,6 @@ pub fn ready(lesson: &str, query: &str) -> Option<String> {
     READY.with(|r| r.borrow().iter().find(|(l, q, _)| *l == lesson && q == query).map(|(_, _, json)| json.clone()))
 }
 
-/// Whether a background run for this lesson is under way (for the browser tests).
-pub fn running(lesson: &str) -> bool {
-    RUNNING.with(|r| r.borrow().as_ref().is_some_and(|b| b.lesson == lesson))
-}
-
 /// Compute `lesson`'s default report in the background, unless it is ready or under way.
 pub fn prepare(lesson: &'static Lesson) {
     let (query, _) = (lesson.canonical)("");

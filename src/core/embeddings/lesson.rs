@@ -693,21 +693,6 @@ fn random_training(p: &EmbeddingsParams, cache: &mut StageCache, progress: &mut 
     })
 }
 
-impl<T: Footprint> Footprint for Result<T, String> {
-    fn footprint(&self) -> usize {
-        match self {
-            Ok(v) => v.footprint(),
-            Err(e) => e.capacity(),
-        }
-    }
-}
-
-impl<T: Footprint> Footprint for Option<T> {
-    fn footprint(&self) -> usize {
-        self.as_ref().map_or(0, Footprint::footprint)
-    }
-}
-
 impl Footprint for Csr {
     fn footprint(&self) -> usize {
         bytes_of(&self.row_offsets) + bytes_of(&self.col_ids) + bytes_of(&self.values)

@@ -717,18 +717,6 @@ impl Footprint for Training {
     }
 }
 
-impl Footprint for AbResult {
-    fn footprint(&self) -> usize {
-        0
-    }
-}
-
-impl Footprint for CurveReferences {
-    fn footprint(&self) -> usize {
-        0
-    }
-}
-
 impl Footprint for Scatter {
     fn footprint(&self) -> usize {
         // The context's buffer, the slate's buffer and its names.
@@ -1062,6 +1050,8 @@ pub fn timing_point(p: &PrrParams, items: u32, stage: &mut dyn Progress) -> Timi
     });
     TimingPoint { items, examples: TIMING_EXAMPLES, clicked, prr_ms_per_epoch: prr_ms, slate_ips_ms_per_epoch: ips_ms }
 }
+
+crate::no_heap_footprint!(AbResult, CurveReferences);
 
 #[cfg(test)]
 mod tests {

@@ -589,30 +589,6 @@ impl Footprint for MethodRun {
     }
 }
 
-impl Footprint for WorldSummary {
-    fn footprint(&self) -> usize {
-        0
-    }
-}
-
-impl Footprint for EpsilonPoint {
-    fn footprint(&self) -> usize {
-        0
-    }
-}
-
-impl Footprint for VariancePoint {
-    fn footprint(&self) -> usize {
-        0
-    }
-}
-
-impl Footprint for Timing {
-    fn footprint(&self) -> usize {
-        0
-    }
-}
-
 /// A world and its index, as a part holds them while it trains.
 #[derive(Clone)]
 struct Built {
@@ -1107,6 +1083,8 @@ fn time_methods(params: &ReinforceParams, items: u32, cache: &mut StageCache, pr
         methods: timings.iter().map(|t| t.speed.clone()).collect(),
     })
 }
+
+crate::no_heap_footprint!(WorldSummary, EpsilonPoint, VariancePoint, Timing);
 
 #[cfg(test)]
 mod tests {

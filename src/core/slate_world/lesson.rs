@@ -342,12 +342,6 @@ impl Footprint for LogSummary {
     }
 }
 
-impl Footprint for MeanSe {
-    fn footprint(&self) -> usize {
-        0
-    }
-}
-
 fn world(p: &SlateWorldParams, cache: &mut StageCache) -> Rc<World> {
     cache.get_or_compute(SLATE_WORLD_GRAPH.key("world", p), |_| p.build_world())
 }
