@@ -2,6 +2,7 @@
 //! parameter names as the page's URL and prints the same JSON report; writes logged datasets as
 //! CSV; serves the built app on 127.0.0.1.
 
+use reward_reco::core::budget;
 use reward_reco::core::params::Kind;
 use reward_reco::lessons::{self, Lesson, LESSONS};
 use std::net::TcpListener;
@@ -13,6 +14,9 @@ const USAGE: &str = "usage:
   rorec params <lesson>                       a lesson's parameters, ranges and defaults
   rorec run <lesson> [--name value | name=value | '#/<lesson>?query']... [--csv FILE] [--pretty]
                                               run the experiment, print its report as JSON
+                                              (estimated above 2 min: refused unless --no-budget)
+  rorec estimate <lesson> [parameters...]     the estimated time of a run, term by term
+  rorec calibrate [lesson...]                 time each lesson's calibration queries against their estimates
   rorec url <lesson> [parameters...]          the page address for these parameters
   rorec serve [--dir DIR] [--port PORT]       serve the built app (default dist/, port 8000)
   rorec bench [NAME...]                       time the benchmark workloads natively (JSON lines)
@@ -30,6 +34,8 @@ fn main() -> ExitCode {
         }
         Some("params") => lesson_arg(&args).map(print_params),
         Some("run") => lesson_arg(&args).and_then(|l| run(l, &args[2..])),
+        Some("estimate") => lesson_arg(&args).and_then(|l| estimate(l, &args[2..])),
+        Some("calibrate") => calibrate(&args[1..]),
         Some("url") => lesson_arg(&args).and_then(|l| {
             let (query, _) = parse_params(l, &args[2..])?;
             println!("#/{}?{}", l.id, query);
@@ -82,13 +88,13 @@ fn parse_params(lesson: &Lesson, args: &[String]) -> Result<(String, Vec<(String
         if let Some(name) = arg.strip_prefix("--") {
             let (name, value) = match name.split_once('=') {
                 Some((n, v)) => (n.to_string(), v.to_string()),
-                None if name == "pretty" => (name.to_string(), String::new()),
+                None if matches!(name, "pretty" | "no-budget") => (name.to_string(), String::new()),
                 None => {
                     i += 1;
                     (name.to_string(), args.get(i).cloned().ok_or(format!("--{name} needs a value"))?)
                 }
             };
-            if matches!(name.as_str(), "csv" | "pretty") {
+            if matches!(name.as_str(), "csv" | "pretty" | "no-budget") {
                 options.push((name, value));
             } else {
                 pairs.push(format!("{name}={value}"));
@@ -124,6 +130,20 @@ fn parse_params(lesson: &Lesson, args: &[String]) -> Result<(String, Vec<(String
 
 fn run(lesson: &Lesson, args: &[String]) -> Result<(), String> {
     let (query, options) = parse_params(lesson, args)?;
+    // The same budget as the page's, for the time here (natively, one core).
+    let estimate = (lesson.estimate)(&query)?;
+    let seconds = estimate.native_seconds();
+    match budget::verdict(&estimate, seconds) {
+        budget::Verdict::Refuse { message, .. } if !options.iter().any(|(n, _)| n == "no-budget") => {
+            return Err(format!(
+                "{message}
+(--no-budget runs it anyway; `rorec estimate {} …` shows the estimate term by term)",
+                lesson.id
+            ));
+        }
+        budget::Verdict::Run => {}
+        _ => eprintln!("estimated: about {} natively", budget::duration(seconds)),
+    }
     let mut last = -1.0;
     let start = std::time::Instant::now();
     let mut progress = reward_reco::core::progress::Timed {
@@ -146,6 +166,92 @@ fn run(lesson: &Lesson, args: &[String]) -> Result<(), String> {
         let csv_fn = lesson.dataset_csv.ok_or(format!("{} has no dataset to write", lesson.id))?;
         std::fs::write(file, csv_fn(&query)?).map_err(|e| format!("{file}: {e}"))?;
         eprintln!("wrote {file}");
+    }
+    Ok(())
+}
+
+fn estimate(lesson: &Lesson, args: &[String]) -> Result<(), String> {
+    let (query, _) = parse_params(lesson, args)?;
+    let estimate = (lesson.estimate)(&query)?;
+    println!(
+        "{}: about {} natively on one core, about {} in the browser on 2 cores ({} part{})",
+        lesson.id,
+        budget::duration(estimate.native_seconds()),
+        budget::duration(estimate.page_seconds(2)),
+        estimate.parts,
+        if estimate.parts == 1 { "" } else { "s" }
+    );
+    print!("{}", estimate.breakdown());
+    Ok(())
+}
+
+/// Runs every calibration query of the lessons named (all when none), prints measured against
+/// estimated time, and per term the time per step that fits the measurements best (least squares
+/// on the relative error, non-negative), to be copied into the lesson's constants.
+fn calibrate(names: &[String]) -> Result<(), String> {
+    let lessons: Vec<&Lesson> = if names.is_empty() {
+        LESSONS.iter().collect()
+    } else {
+        names.iter().map(|n| lessons::find(n).ok_or_else(|| format!("no lesson “{n}”"))).collect::<Result<_, _>>()?
+    };
+    for lesson in lessons {
+        let mut rows: Vec<(Vec<(&'static str, f64, f64)>, f64)> = Vec::new();
+        println!("{}", lesson.id);
+        for query in lesson.calibration {
+            let (canonical, _) = (lesson.canonical)(query);
+            let estimate = (lesson.estimate)(&canonical)?;
+            let start = std::time::Instant::now();
+            let mut clock =
+                reward_reco::core::progress::Timed { report: |_: f64, _: &str| {}, clock: || start.elapsed().as_secs_f64() * 1000.0 };
+            (lesson.run)(&canonical, &mut clock)?;
+            let measured = start.elapsed().as_secs_f64();
+            println!(
+                "  measured {:>8.3} s  estimated {:>8.3} s  ratio {:>5.2}  {query}",
+                measured,
+                estimate.native_seconds(),
+                estimate.native_seconds() / measured
+            );
+            rows.push((estimate.terms.iter().map(|t| (t.what, t.steps, t.ns_per_step)).collect(), measured));
+        }
+        // Fit a scale per term (coordinate descent, scales ≥ 0) on Σ (estimate / measured − 1)².
+        let mut names: Vec<&str> = Vec::new();
+        for (terms, _) in &rows {
+            for (what, _, _) in terms {
+                if !names.contains(what) {
+                    names.push(what);
+                }
+            }
+        }
+        let column = |row: &(Vec<(&str, f64, f64)>, f64), name: &str| {
+            row.0.iter().filter(|t| t.0 == name).map(|t| t.1 * t.2 * 1e-9 / row.1).sum::<f64>()
+        };
+        let mut scale = vec![1.0; names.len()];
+        for _ in 0..500 {
+            for j in 0..names.len() {
+                let (mut num, mut den) = (0.0, 0.0);
+                for row in &rows {
+                    let a = column(row, names[j]);
+                    let others: f64 = (0..names.len()).filter(|&i| i != j).map(|i| scale[i] * column(row, names[i])).sum();
+                    num += a * (1.0 - others);
+                    den += a * a;
+                }
+                if den > 0.0 {
+                    scale[j] = (num / den).max(0.0);
+                }
+            }
+        }
+        let worst = rows
+            .iter()
+            .map(|row| {
+                let fitted: f64 = names.iter().zip(&scale).map(|(n, s)| s * column(row, n)).sum();
+                fitted.max(1e-12).ln().abs()
+            })
+            .fold(0.0, f64::max);
+        for (name, s) in names.iter().zip(&scale) {
+            let ns = rows.iter().flat_map(|r| r.0.iter()).find(|t| t.0 == *name).map(|t| t.2).unwrap_or(0.0);
+            println!("  fit: {:<50} ns per step {:>12.4} (now {ns:.4}, ×{s:.3})", name, ns * s);
+        }
+        println!("  fitted estimates are within ×{:.2} of the measurements", worst.exp());
     }
     Ok(())
 }

@@ -4,7 +4,8 @@
 //! per worker, and are merged afterwards. Parts must not change the numbers: the merged report is
 //! the same for any number of parts (the CLI uses one part, the page one per core).
 
-use super::params::{parse_strict, Checked, LessonParams};
+use super::budget::Estimate;
+use super::params::{check, parse_strict, to_query, Checked, LessonParams};
 use super::progress::Progress;
 use super::stages::{Graph, StageCache};
 use serde::{de::DeserializeOwned, Serialize};
@@ -42,6 +43,26 @@ pub trait Experiment {
     /// The most parts worth running in parallel for these parameters.
     fn parts(_params: &Checked<Self::Params>) -> u32 {
         1
+    }
+
+    /// The work of a query from scratch, from its parameters alone (see [`super::budget`]): a
+    /// term per costly stage, each a count of its steps times a time per step measured by
+    /// `rorec calibrate` on the queries of `CALIBRATION`.
+    fn estimate(params: &Checked<Self::Params>) -> Estimate {
+        let _ = params;
+        Estimate::new()
+    }
+
+    /// Queries that exercise every term of [`Experiment::estimate`], each a few seconds natively:
+    /// `rorec calibrate` times them and fits the time per step of each term.
+    const CALIBRATION: &'static [&'static str] = &[];
+
+    /// A cheaper query whose report is a meaningful first look at this one (the first
+    /// replications, the smallest size, a few epochs), and a note saying what it leaves out. The
+    /// page shows it first, then the full report; while a slider is dragged only previews run.
+    /// Its stages are keyed like any others, so what it shares with the full run is computed once.
+    fn preview(_params: &Checked<Self::Params>) -> Option<(Self::Params, String)> {
+        None
     }
 
     /// One part. Stages whose results are in `cache` (same key) are reused, not recomputed.
@@ -121,6 +142,22 @@ fn strict_params<E: Experiment>(query: &str) -> Result<Checked<E::Params>, Strin
 /// How many parts to use for a query (at most `available`).
 pub fn parts_query<E: Experiment>(query: &str, available: u32) -> u32 {
     strict_params::<E>(query).map(|p| E::parts(&p).clamp(1, available.max(1))).unwrap_or(1)
+}
+
+/// The estimated work of a query (parts as the experiment would split it).
+pub fn estimate_query<E: Experiment>(query: &str) -> Result<Estimate, String> {
+    let params = strict_params::<E>(query)?;
+    Ok(E::estimate(&params).parts(E::parts(&params)))
+}
+
+/// The preview of a query (see [`Experiment::preview`]): its canonical query and its note.
+/// None when the experiment has none, or when it would be the query itself.
+pub fn preview_query<E: Experiment>(query: &str) -> Option<(String, String)> {
+    let params = strict_params::<E>(query).ok()?;
+    let (cheaper, note) = E::preview(&params)?;
+    let cheaper = check(cheaper).ok()?;
+    let (cheaper, full) = (to_query(&*cheaper), to_query(&*params));
+    (cheaper != full).then_some((cheaper, note))
 }
 
 /// One part, as JSON, computed from scratch.

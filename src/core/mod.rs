@@ -1,6 +1,7 @@
 //! The pure core: all math and simulation, no yew/web-sys. Tested natively with `cargo test`.
 
 pub mod bench;
+pub mod budget;
 pub mod embeddings;
 pub mod experiment;
 pub mod horvitz_thompson;

@@ -1,12 +1,13 @@
 //! What every lesson page shares: parameters from the URL, the experiment run in the worker, the
 //! shared widgets (`{{params}}`, `{{controls …}}`, `{{run}}`), and the prose with its sections.
 
+use crate::core::budget::{self, Verdict};
 use crate::core::experiment::Experiment as CoreExperiment;
 use crate::core::params::{from_query, to_query, Issue};
 use crate::lesson_text::{LessonText, Part};
 use crate::lessons::Lesson;
 use crate::ui::plot::PlotContext;
-use crate::ui::widgets::{url_issues_notice, ParamPanel, RunControls};
+use crate::ui::widgets::{url_issues_notice, Gate, ParamPanel, RunControls};
 use crate::ui::worker::{use_experiment, Experiment, RunState, RunStatus};
 use std::rc::Rc;
 use yew::prelude::*;
@@ -55,6 +56,8 @@ pub struct LessonState<E: CoreExperiment> {
     canonical: String,
     /// The lesson runs in slices (pause is offered).
     steps: bool,
+    /// Whether the shown parameters run at once, after asking, or not at all (their estimate).
+    verdict: Rc<Verdict>,
     auto_run: UseStateHandle<bool>,
     on_query: Callback<String>,
 }
@@ -72,10 +75,15 @@ pub fn use_lesson<E: CoreExperiment + 'static>(props: &LessonProps) -> LessonSta
     // Whether the lesson runs in slices does not depend on the values: asked once per page.
     let steps = *use_memo(lesson.id, |_| (lesson.steps)(""));
     let auto_run = use_state(|| true);
+    // Estimated before anything runs: long runs start only when asked, too long ones not at all.
+    let verdict = use_memo(canonical.clone(), |query| match (lesson.estimate)(query) {
+        Ok(estimate) => budget::verdict(&estimate, estimate.page_seconds(crate::ui::worker::cores())),
+        Err(_) => Verdict::Run, // bad parameters: the run reports them
+    });
     {
-        let (run, auto) = (experiment.run.clone(), *auto_run);
+        let (run, auto, runs_at_once) = (experiment.run.clone(), *auto_run, *verdict == Verdict::Run);
         use_effect_with(canonical.clone(), move |query| {
-            if auto {
+            if auto && runs_at_once {
                 run.emit(query.clone());
             }
         });
@@ -97,6 +105,7 @@ pub fn use_lesson<E: CoreExperiment + 'static>(props: &LessonProps) -> LessonSta
         experiment,
         canonical,
         steps,
+        verdict,
         auto_run,
         on_query: props.on_query.clone(),
     }
@@ -110,8 +119,9 @@ impl<E: CoreExperiment + 'static> LessonState<E> {
             "params" | "controls" => {
                 let only = (name == "controls").then(|| args.iter().map(|s| s.to_string()).collect::<Vec<_>>());
                 let id_prefix: AttrValue = if name == "params" { "param".into() } else { format!("ctl-{}", args.join("-")).into() };
+                let on_drag = Some(self.experiment.preview.reform(|p: E::Params| to_query(&p)));
                 Some(html! {
-                    <ParamPanel<E::Params> params={self.params.clone()} {on_change} {only} {id_prefix} url_issues={self.url_issues.clone()} />
+                    <ParamPanel<E::Params> params={self.params.clone()} {on_change} {only} {id_prefix} url_issues={self.url_issues.clone()} {on_drag} />
                 })
             }
             "run" => {
@@ -121,19 +131,37 @@ impl<E: CoreExperiment + 'static> LessonState<E> {
                 let auto_run = self.auto_run.clone();
                 let on_auto_run = Callback::from(move |on: bool| auto_run.set(on));
                 let on_pause = self.steps.then(|| self.experiment.pause.clone());
+                // The estimate speaks only while the shown parameters have no result yet.
+                let waiting = self.is_stale() && !matches!(self.run.status, RunStatus::Running { .. });
+                let gate = match &*self.verdict {
+                    Verdict::Ask { message, .. } if waiting => Some(Gate::Ask(message.clone().into())),
+                    Verdict::Refuse { message, .. } => Some(Gate::Refuse(message.clone().into())),
+                    _ => None,
+                };
                 Some(html! {
                     <RunControls status={self.run.status.clone()} elapsed_ms={self.run.elapsed_ms}
                         {on_run} on_cancel={self.experiment.cancel.clone()} {on_reset} {on_pause} paused={self.run.paused}
-                        auto_run={*self.auto_run} {on_auto_run} />
+                        auto_run={*self.auto_run} {on_auto_run} {gate} preview_note={self.preview_note()} />
                 })
             }
             _ => None,
         }
     }
 
-    /// The report is from other parameters than those shown (a run is under way or was cancelled).
+    /// The report is from other parameters than those shown (a run is under way or was cancelled)
+    /// and is not a preview of them.
     pub fn is_stale(&self) -> bool {
-        self.run.report_query != self.canonical
+        self.run.report_query != self.canonical && !self.is_preview()
+    }
+
+    /// The report is a preview: of the parameters shown (the full result is under way), or of
+    /// those a slider is being dragged to.
+    pub fn is_preview(&self) -> bool {
+        self.run.preview.is_some()
+    }
+
+    fn preview_note(&self) -> Option<AttrValue> {
+        self.run.preview.as_ref().filter(|p| !p.note.is_empty()).map(|p| AttrValue::from(p.note.clone()))
     }
 
     /// Render the lesson's text with its widgets; `widget` draws the lesson's own widgets.
@@ -145,7 +173,8 @@ impl<E: CoreExperiment + 'static> LessonState<E> {
                 let name = words.next().unwrap_or_default();
                 let args: Vec<&str> = words.collect();
                 let inner = self.shared_widget(name, &args).unwrap_or_else(|| widget(name, &args));
-                html! { <div class={classes!("widget", self.is_stale().then_some("stale"))} data-widget={name.to_string()}>{ inner }</div> }
+                let state = if self.is_stale() { Some("stale") } else { self.is_preview().then_some("preview") };
+                html! { <div class={classes!("widget", state)} data-widget={name.to_string()}>{ inner }</div> }
             }
         };
         let sections = text.sections.iter().enumerate().filter(|(i, _)| section.is_none_or(|s| s == *i));

@@ -23,6 +23,9 @@ pub struct ParamPanelProps<P: LessonParams> {
     /// Element ids are `<id_prefix>-<name>`: unique when a parameter appears in several panels.
     #[prop_or(AttrValue::Static("param"))]
     pub id_prefix: AttrValue,
+    /// A slider is being dragged: the parameters it would give (valid ones only), for a preview.
+    #[prop_or_default]
+    pub on_drag: Option<Callback<P>>,
 }
 
 #[derive(Clone, PartialEq)]
@@ -72,6 +75,16 @@ pub fn ParamPanel<P: LessonParams>(props: &ParamPanelProps<P>) -> Html {
             drafts.set(map);
         })
     };
+    let drag = {
+        let (params, on_drag) = (props.params.clone(), props.on_drag.clone());
+        Callback::from(move |(name, text): (&'static str, String)| {
+            let Some(on_drag) = &on_drag else { return };
+            let mut next = params.clone();
+            if params::set_from_text(&mut next, name, &text).is_ok() && next.cross_check().is_empty() && next != params {
+                on_drag.emit(next);
+            }
+        })
+    };
     let specs = P::specs().iter().filter(|s| props.only.as_ref().is_none_or(|only| only.iter().any(|o| o == s.name)));
     html! {
         <div class={classes!("param-panel", props.only.is_some().then_some("compact"))}>
@@ -84,7 +97,7 @@ pub fn ParamPanel<P: LessonParams>(props: &ParamPanelProps<P>) -> Html {
                     None => url_issue,
                 };
                 let text = draft.map(|d| d.text.clone()).unwrap_or_else(|| value.to_string());
-                control(spec, &props.id_prefix, &value, text, message, props.params.is_active(spec.name), &commit, &preview)
+                control(spec, &props.id_prefix, &value, text, message, props.params.is_active(spec.name), &commit, &preview, &drag)
             }) }
         </div>
     }
@@ -100,6 +113,7 @@ fn control(
     active: bool,
     commit: &Callback<(&'static str, String)>,
     preview: &Callback<(&'static str, String)>,
+    drag: &Callback<(&'static str, String)>,
 ) -> Html {
     let name = spec.name;
     let id = format!("{id_prefix}-{name}");
@@ -163,10 +177,12 @@ fn control(
                 }
             };
             let on_input = {
-                let preview = preview.clone();
+                let (preview, drag) = (preview.clone(), drag.clone());
                 Callback::from(move |e: InputEvent| {
                     let pos: f64 = e.target_unchecked_into::<HtmlInputElement>().value().parse().unwrap_or(0.0);
                     preview.emit((name, from_pos(pos)));
+                    // The figures follow the drag from the cheapest stages; release commits.
+                    drag.emit((name, from_pos(pos)));
                 })
             };
             let on_release = {
@@ -240,6 +256,15 @@ fn control(
     }
 }
 
+/// What the estimate of the shown parameters says before they run.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Gate {
+    /// A long run: it starts when the reader asks.
+    Ask(AttrValue),
+    /// Over the budget: it does not start; the message says what to lower.
+    Refuse(AttrValue),
+}
+
 #[derive(Properties, PartialEq)]
 pub struct RunControlsProps {
     pub status: RunStatus,
@@ -258,6 +283,11 @@ pub struct RunControlsProps {
     pub paused: bool,
     pub auto_run: bool,
     pub on_auto_run: Callback<bool>,
+    #[prop_or_default]
+    pub gate: Option<Gate>,
+    /// The figures show a preview: what it leaves out.
+    #[prop_or_default]
+    pub preview_note: Option<AttrValue>,
 }
 
 /// Run / step / cancel / reset, the auto-run switch, and the progress bar.
@@ -271,7 +301,7 @@ pub fn RunControls(props: &RunControlsProps) -> Html {
     html! {
         <div class="run-controls">
             <div class="buttons">
-                <button class="primary" onclick={on_run} disabled={running}>{ "Run" }</button>
+                <button class="primary" onclick={on_run.clone()} disabled={running || matches!(props.gate, Some(Gate::Refuse(_)))}>{ "Run" }</button>
                 if let Some(step) = &props.on_step {
                     <button onclick={step.reform(|_: MouseEvent| ())} disabled={running}>{ "Step" }</button>
                 }
@@ -285,7 +315,15 @@ pub fn RunControls(props: &RunControlsProps) -> Html {
                 <label class="auto"><input type="checkbox" checked={props.auto_run} onchange={on_auto} />{ " rerun when a control changes" }</label>
             </div>
             <div class="status" aria-live="polite">
-                { match &props.status {
+                { match &props.gate {
+                    Some(Gate::Refuse(m)) => html! { <p class="inline-error gate" role="alert" data-gate="refuse">{ m.clone() }</p> },
+                    Some(Gate::Ask(m)) => html! {
+                        <p class="gate" data-gate="ask">{ m.clone() }{ " " }<button class="primary small" onclick={on_run}>{ "Start" }</button></p>
+                    },
+                    None => html! {},
+                } }
+                // Gated: the status of the previous run would only confuse.
+                if props.gate.is_none() || running { { match &props.status {
                     RunStatus::Running { fraction, stage } => html! {
                         <>
                             <progress max="1" value={fraction.to_string()} />
@@ -293,13 +331,19 @@ pub fn RunControls(props: &RunControlsProps) -> Html {
                                 if props.paused { format!("paused at {:.0} % ({stage})", fraction * 100.0) }
                                 else { format!("{stage}… {:.0} %", fraction * 100.0) }
                             }</span>
+                            if let Some(note) = &props.preview_note {
+                                <span class="hint preview-note">{ format!(" — showing a preview ({note}); the full result follows") }</span>
+                            }
                         </>
+                    },
+                    RunStatus::Preview => html! {
+                        <span class="hint">{ "preview" }{ props.preview_note.as_ref().map(|n| format!(" ({n})")).unwrap_or_default() }{ " — release the control for the full result" }</span>
                     },
                     RunStatus::Done => html! { <span class="ok">{ format!("computed in {:.0} ms", props.elapsed_ms) }</span> },
                     RunStatus::Failed(m) => html! { <span class="inline-error">{ m.clone() }</span> },
                     RunStatus::Cancelled => html! { <span class="hint">{ "cancelled; the results shown are from the previous run" }</span> },
                     RunStatus::Idle => html! { <span class="hint">{ "not run yet" }</span> },
-                } }
+                } } }
             </div>
         </div>
     }

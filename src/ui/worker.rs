@@ -14,7 +14,12 @@ use yew::prelude::*;
 #[derive(Clone, Debug, PartialEq)]
 pub enum RunStatus {
     Idle,
-    Running { fraction: f64, stage: String },
+    Running {
+        fraction: f64,
+        stage: String,
+    },
+    /// A drag preview is shown; the full result follows when the control is released.
+    Preview,
     Done,
     Failed(String),
     Cancelled,
@@ -30,6 +35,9 @@ pub struct RunState<R> {
     pub elapsed_ms: f64,
     /// The run is paused (between two slices of its parts).
     pub paused: bool,
+    /// `report` is a preview (see core::experiment::Experiment::preview): of which query, and
+    /// what it leaves out.
+    pub preview: Option<Shown>,
     /// The last finished report and its query: what `report` falls back to when a run whose
     /// live results were showing is cancelled or fails.
     finished: Option<(Rc<R>, String)>,
@@ -47,6 +55,7 @@ impl<R> Default for RunState<R> {
             report_query: String::new(),
             elapsed_ms: 0.0,
             paused: false,
+            preview: None,
             finished: None,
             current: 0,
             started_at: 0.0,
@@ -64,6 +73,15 @@ pub enum Action<R> {
         id: u32,
         fraction: f64,
         stage: String,
+    },
+    /// A preview's report: the cheaper query it computed, the query it previews, its note, and
+    /// whether it is the last thing this run computes (a drag preview).
+    Preview {
+        id: u32,
+        report: Rc<R>,
+        query: String,
+        shown: Shown,
+        last: bool,
     },
     /// The results so far of a run in slices.
     Live {
@@ -95,6 +113,7 @@ impl<R> Reducible for RunState<R> {
             report_query: self.report_query.clone(),
             elapsed_ms: self.elapsed_ms,
             paused: self.paused,
+            preview: self.preview.clone(),
             finished: self.finished.clone(),
             current: self.current,
             started_at: self.started_at,
@@ -103,6 +122,7 @@ impl<R> Reducible for RunState<R> {
         };
         let restore_finished = |next: &mut RunState<R>| {
             next.paused = false;
+            next.preview = None;
             if let Some((report, query)) = next.finished.clone() {
                 next.report = Some(report);
                 next.report_query = query;
@@ -119,9 +139,18 @@ impl<R> Reducible for RunState<R> {
                 next.paused_ms = 0.0;
                 next.status = RunStatus::Running { fraction: 0.0, stage: "starting".into() };
             }
+            Action::Preview { id, report, query, shown, last } if id == self.current => {
+                next.report = Some(report);
+                next.report_query = query;
+                next.preview = Some(shown);
+                if last {
+                    next.status = RunStatus::Preview;
+                }
+            }
             Action::Live { id, report, query } if id == self.current => {
                 next.report = Some(report);
                 next.report_query = query;
+                next.preview = None;
             }
             Action::Pause(paused) if matches!(self.status, RunStatus::Running { .. }) && paused != self.paused => {
                 next.paused = paused;
@@ -136,6 +165,7 @@ impl<R> Reducible for RunState<R> {
             }
             Action::Done { id, report, query } if id == self.current => {
                 next.status = RunStatus::Done;
+                next.preview = None;
                 next.finished = Some((report.clone(), query.clone()));
                 next.report = Some(report);
                 next.report_query = query;
@@ -160,10 +190,35 @@ type ErrorHandler = Closure<dyn FnMut(web_sys::Event)>;
 /// A worker with the two handlers that must live as long as it does.
 type LiveWorker = (Worker, Handler, ErrorHandler);
 
+/// A preview on screen: the query it previews and what it leaves out.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Shown {
+    pub of: String,
+    pub note: String,
+}
+
+/// What the page asked for.
+#[derive(Clone, Debug)]
+enum Request {
+    /// The full report (after its preview, where the lesson has one).
+    Full(String),
+    /// Only the preview of this query (a slider being dragged).
+    Preview(String),
+}
+
+/// A job that computes a preview.
+#[derive(Clone)]
+struct PreviewJob {
+    shown: Shown,
+    /// The full run follows in the same workers (whose caches now hold the shared stages).
+    then_full: bool,
+}
+
 /// One run: the same query split into `parts`, one per worker, merged when all are in.
 struct Job {
     id: u32,
     query: String,
+    preview: Option<PreviewJob>,
     partials: Vec<Option<String>>,
     /// Each part's results so far (parts that run in slices).
     lives: Vec<Option<String>>,
@@ -175,7 +230,7 @@ struct Slot {
     workers: Vec<LiveWorker>,
     next_id: u32,
     job: Option<Job>,
-    pending: Option<String>,
+    pending: Option<Request>,
     /// The job under way is paused: a new query replaces it rather than waiting behind it.
     paused: bool,
 }
@@ -199,6 +254,8 @@ pub struct Experiment<R> {
     pub state: UseReducerHandle<RunState<R>>,
     /// Run for a query (queued if a run is under way: the latest request wins).
     pub run: Callback<String>,
+    /// Show the preview of a query (a slider being dragged; queued like runs).
+    pub preview: Callback<String>,
     pub cancel: Callback<()>,
     /// Pause (true) or resume (false) the run under way.
     pub pause: Callback<bool>,
@@ -214,7 +271,11 @@ pub fn use_experiment<R: DeserializeOwned + 'static>(lesson: &'static Lesson) ->
     }
     let run = {
         let (slot, dispatcher) = (slot.clone(), state.dispatcher());
-        Callback::from(move |query: String| start::<R>(&slot, &dispatcher, lesson, query))
+        Callback::from(move |query: String| start::<R>(&slot, &dispatcher, lesson, Request::Full(query)))
+    };
+    let preview = {
+        let (slot, dispatcher) = (slot.clone(), state.dispatcher());
+        Callback::from(move |query: String| start::<R>(&slot, &dispatcher, lesson, Request::Preview(query)))
     };
     let cancel = {
         let (slot, dispatcher) = (slot.clone(), state.dispatcher());
@@ -241,11 +302,11 @@ pub fn use_experiment<R: DeserializeOwned + 'static>(lesson: &'static Lesson) ->
             dispatcher.dispatch(Action::Pause(paused));
         })
     };
-    Experiment { state, run, cancel, pause }
+    Experiment { state, run, preview, cancel, pause }
 }
 
 /// Workers to use: one per core the browser reports (at least one).
-fn cores() -> u32 {
+pub fn cores() -> u32 {
     (crate::ui::dom::window().navigator().hardware_concurrency() as u32).clamp(1, 16)
 }
 
@@ -253,33 +314,63 @@ fn start<R: DeserializeOwned + 'static>(
     slot_rc: &Rc<RefCell<Slot>>,
     dispatcher: &UseReducerDispatcher<RunState<R>>,
     lesson: &'static Lesson,
-    query: String,
+    request: Request,
 ) {
     let mut slot = slot_rc.borrow_mut();
     if slot.job.is_some() {
         if !slot.paused {
-            slot.pending = Some(query);
+            slot.pending = Some(request);
             return;
         }
         // Waiting behind a paused run would wait forever: drop it (fresh workers).
         slot.terminate();
     }
     slot.paused = false;
-    // This query supersedes anything queued.
+    // This request supersedes anything queued.
     slot.pending = None;
     slot.next_id += 1;
     let id = slot.next_id;
     dispatcher.dispatch(Action::Start { id });
-    // Computed in the background while the reader was on the previous lesson: shown at once.
-    if let Some(json) = crate::ui::precompute::ready(lesson.id, &query) {
-        if let Ok(report) = serde_json::from_str::<R>(&json) {
-            crate::ui::dom::publish_report(lesson.id, &json);
-            dispatcher.dispatch(Action::Done { id, report: Rc::new(report), query });
-            return;
+    let (query, then_full) = match request {
+        Request::Full(query) => {
+            // Computed in the background while the reader was on the previous lesson: shown at once.
+            if let Some(json) = crate::ui::precompute::ready(lesson.id, &query) {
+                if let Ok(report) = serde_json::from_str::<R>(&json) {
+                    crate::ui::dom::publish_report(lesson.id, &json);
+                    dispatcher.dispatch(Action::Done { id, report: Rc::new(report), query });
+                    return;
+                }
+            }
+            (query, true)
         }
-    }
+        Request::Preview(query) => (query, false),
+    };
     // The reader is computing here: the cores are theirs.
     crate::ui::precompute::stop();
+    match (lesson.preview)(&query) {
+        Some((cheaper, note)) => {
+            let preview = PreviewJob { shown: Shown { of: query, note }, then_full };
+            launch(&mut slot, slot_rc, dispatcher, lesson, id, cheaper, Some(preview));
+        }
+        // No cheaper look: a drag previews with the full run (later stages are cached anyway).
+        None if !then_full => {
+            let preview = PreviewJob { shown: Shown { of: query.clone(), note: String::new() }, then_full };
+            launch(&mut slot, slot_rc, dispatcher, lesson, id, query, Some(preview));
+        }
+        None => launch(&mut slot, slot_rc, dispatcher, lesson, id, query, None),
+    }
+}
+
+/// Runs `query` as job `id` in the slot's workers, one part each.
+fn launch<R: DeserializeOwned + 'static>(
+    slot: &mut Slot,
+    slot_rc: &Rc<RefCell<Slot>>,
+    dispatcher: &UseReducerDispatcher<RunState<R>>,
+    lesson: &'static Lesson,
+    id: u32,
+    query: String,
+    preview: Option<PreviewJob>,
+) {
     let parts = (lesson.parts)(&query, cores());
     while (slot.workers.len() as u32) < parts {
         let index = slot.workers.len() as u32;
@@ -294,6 +385,7 @@ fn start<R: DeserializeOwned + 'static>(
     slot.job = Some(Job {
         id,
         query: query.clone(),
+        preview,
         partials: vec![None; parts as usize],
         lives: vec![None; parts as usize],
         fractions: vec![0.0; parts as usize],
@@ -314,11 +406,12 @@ fn start<R: DeserializeOwned + 'static>(
 
 /// What one message from worker `index` means for the current job.
 enum Outcome {
-    Progress(f64),
+    /// The job's progress, and whether it is a preview.
+    Progress(f64, bool),
     /// Every part has results so far (or its final ones): merged, and the query.
     Live(Result<(String, String), String>),
-    /// All parts are in: the merged report's JSON and the query.
-    Finished(Result<(String, String), String>),
+    /// All parts are in: the merged report's JSON, the query, and what preview it was.
+    Finished(Result<(String, String, Option<PreviewJob>), String>),
     Waiting,
 }
 
@@ -334,7 +427,7 @@ fn on_worker_message(slot: &mut Slot, lesson: &'static Lesson, index: usize, id:
     };
     if let Some(fraction) = get("progress").as_f64() {
         job.fractions[index] = fraction;
-        return Outcome::Progress(job.fractions.iter().sum::<f64>() / job.fractions.len() as f64);
+        return Outcome::Progress(job.fractions.iter().sum::<f64>() / job.fractions.len() as f64, job.preview.is_some());
     }
     if let Some(json) = get("live").as_string() {
         job.lives[index] = Some(json);
@@ -350,7 +443,7 @@ fn on_worker_message(slot: &mut Slot, lesson: &'static Lesson, index: usize, id:
         if job.partials.iter().all(Option::is_some) {
             let job = slot.job.take().expect("a job");
             let partials: Vec<String> = job.partials.into_iter().flatten().collect();
-            return Outcome::Finished((lesson.merge)(&job.query, &partials).map(|json| (json, job.query)));
+            return Outcome::Finished((lesson.merge)(&job.query, &partials).map(|json| (json, job.query, job.preview)));
         }
         return Outcome::Waiting;
     }
@@ -386,24 +479,36 @@ fn spawn<R: DeserializeOwned + 'static>(
                 }
                 // A live view that cannot be merged is skipped: the final merge will report it.
                 Outcome::Live(Err(_)) => return,
-                Outcome::Progress(fraction) => {
+                Outcome::Progress(fraction, preview) => {
                     let stage =
                         js_sys::Reflect::get(&data, &JsValue::from_str("stage")).ok().and_then(|v| v.as_string()).unwrap_or_default();
+                    let stage = if preview { format!("preview: {stage}") } else { stage };
                     dispatcher.dispatch(Action::Progress { id, fraction, stage });
                     return;
                 }
-                Outcome::Finished(Ok((json, query))) => match serde_json::from_str::<R>(&json) {
-                    Ok(report) => {
+                Outcome::Finished(Ok((json, query, preview))) => match (serde_json::from_str::<R>(&json), preview) {
+                    (Ok(report), None) => {
                         crate::ui::dom::publish_report(lesson.id, &json);
                         dispatcher.dispatch(Action::Done { id, report: Rc::new(report), query });
                     }
-                    Err(e) => dispatcher.dispatch(Action::Failed { id, message: format!("unreadable report: {e}") }),
+                    (Ok(report), Some(preview)) => {
+                        let full = preview.then_full.then(|| preview.shown.of.clone());
+                        let last = full.is_none();
+                        dispatcher.dispatch(Action::Preview { id, report: Rc::new(report), query, shown: preview.shown, last });
+                        let mut slot = slot_rc.borrow_mut();
+                        // The full run follows in the same workers, unless a newer request waits.
+                        if let (Some(full), None) = (full, &slot.pending) {
+                            launch(&mut slot, &slot_rc, &dispatcher, lesson, id, full, None);
+                            return;
+                        }
+                    }
+                    (Err(e), _) => dispatcher.dispatch(Action::Failed { id, message: format!("unreadable report: {e}") }),
                 },
                 Outcome::Finished(Err(message)) => dispatcher.dispatch(Action::Failed { id: current, message }),
             }
             let pending = slot_rc.borrow_mut().pending.take();
-            if let Some(query) = pending {
-                start::<R>(&slot_rc, &dispatcher, lesson, query);
+            if let Some(request) = pending {
+                start::<R>(&slot_rc, &dispatcher, lesson, request);
             }
         })
     };
@@ -421,8 +526,8 @@ fn spawn<R: DeserializeOwned + 'static>(
                 slot.terminate();
                 slot.pending.take()
             };
-            if let Some(query) = pending {
-                start::<R>(&slot_rc, &dispatcher, lesson, query);
+            if let Some(request) = pending {
+                start::<R>(&slot_rc, &dispatcher, lesson, request);
             }
         })
     };

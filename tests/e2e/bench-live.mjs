@@ -2,7 +2,9 @@
 // first complete report after opening it, then the time from a change of its main knob to the
 // complete report, three times: to the new value (stages that depend on the knob rerun), back to
 // the old one, and to the new value again (both now answered from the workers' stage caches).
-// Needs BASE_URL (the served dist/). Prints a Markdown table. Benchmark figures, not tests.
+// Then a drag of the knob's slider: the time from an input event to the preview it shows, and
+// from the release to the complete report. Throughout, the longest main-thread task (Long Tasks
+// API). Needs BASE_URL (the served dist/). Prints a Markdown table. Benchmark figures, not tests.
 import { chromium } from 'playwright-core';
 
 const BASE = process.env.BASE_URL || 'http://127.0.0.1:8766/';
@@ -36,10 +38,35 @@ async function change(page, name, value) {
   return Date.now() - started;
 }
 
+/** Drags the knob's slider one step from its position: ms to the preview, then ms from release to the complete report. */
+async function drag(page, name) {
+  const slider = page.locator(`[data-param="${name}"] input[type=range]`).first();
+  if (await slider.count() === 0) return ['–', '–'];
+  const before = await page.evaluate(() => location.hash);
+  const started = Date.now();
+  await slider.evaluate((el) => {
+    el.value = String(Math.min(1000, Number(el.value) + 60));
+    el.dispatchEvent(new Event('input', { bubbles: true }));
+  });
+  await page.waitForFunction(() => /release the control/.test(document.querySelector('.run-controls .status')?.textContent || ''),
+    null, { timeout: 600000, polling: 5 });
+  const preview = Date.now() - started;
+  const released = Date.now();
+  await slider.evaluate((el) => el.dispatchEvent(new Event('change', { bubbles: true })));
+  await page.waitForFunction((b) => location.hash !== b, before, { polling: 10 });
+  await complete(page);
+  return [preview, Date.now() - released];
+}
+
 const rows = [];
 for (const k of KNOBS) {
   const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
   const page = await context.newPage();
+  await page.addInitScript(() => {
+    window.__longestTask = 0;
+    new PerformanceObserver((list) => list.getEntries().forEach((e) => { window.__longestTask = Math.max(window.__longestTask, e.duration); }))
+      .observe({ type: 'longtask', buffered: true });
+  });
   const opened = Date.now();
   await page.goto(`${BASE}#/${k.lesson}${k.query ? `?${k.query}` : ''}`);
   await page.waitForFunction(() => document.querySelector('.widget canvas, .widget table'), null, { timeout: 600000, polling: 10 });
@@ -47,11 +74,13 @@ for (const k of KNOBS) {
   await complete(page);
   const full = Date.now() - opened;
   const times = [await change(page, k.knob, k.to), await change(page, k.knob, k.from), await change(page, k.knob, k.to)];
-  rows.push(`| ${k.lesson} | ${first} | ${full} | ${k.knob} ${k.from} → ${k.to} | ${times.join(' / ')} |`);
+  const [preview, release] = await drag(page, k.knob);
+  const longest = Math.round(await page.evaluate(() => window.__longestTask));
+  rows.push(`| ${k.lesson} | ${first} | ${full} | ${k.knob} ${k.from} → ${k.to} | ${times.join(' / ')} | ${preview} / ${release} | ${longest} |`);
   console.error(rows[rows.length - 1]);
   await context.close();
 }
-console.log('| lesson | first figure (ms) | first complete report (ms) | main knob | knob → complete report (ms): new / back / new again |');
-console.log('|---|---|---|---|---|');
+console.log('| lesson | first figure (ms) | first complete report (ms) | main knob | knob → complete report (ms): new / back / new again | drag → preview / release → complete (ms) | longest main-thread task (ms) |');
+console.log('|---|---|---|---|---|---|---|');
 rows.forEach((r) => console.log(r));
 await browser.close();

@@ -8,7 +8,9 @@ use super::metrics::{self, RankingMetrics, UserTable};
 use super::rsvd::{self, max_relative_error, PmiParams, RsvdParams};
 use super::sparse::{Csr, DenseMatrix};
 use super::{InteractionWorld, WorldSpec};
+use crate::core::budget::Estimate;
 use crate::core::experiment::{Experiment, Part};
+use crate::core::math::{exp, ln};
 use crate::core::params::{Checked, Issue, Kind, LessonParams, Spec};
 use crate::core::progress::{staged, Progress};
 use crate::core::stages::{bytes_of, Footprint, Graph, Stage, StageCache};
@@ -329,6 +331,59 @@ const EMBEDDINGS_GRAPH: Graph = Graph {
     ],
 };
 
+/// Householder QR of an m × l block and its thin Q: about 4·m·l² multiply-adds.
+const QR_FLOPS_PER_ROW_AND_RANK_SQUARED: f64 = 4.0;
+/// A symmetric eigen-decomposition with its vectors (tridiagonalisation, QL): about 9·n³.
+const EIGEN_FLOPS_PER_CUBE: f64 = 9.0;
+/// A stored co-occurrence (sorted, its PMI's logarithm, pushed twice) costs about this many
+/// item-pair visits.
+const PMI_ENTRY_IN_PAIR_VISITS: f64 = 8.0;
+/// BPR reads and updates rows in random order: each doubling of its arrays beyond a core's cache
+/// (1 MiB on the reference machine) makes a row-dimension about 20 % slower (measured: d = 128
+/// trains 5× slower than d = 32, not 4×).
+const CORE_CACHE_BYTES: f64 = 1_048_576.0;
+const SLOWDOWN_PER_DOUBLING: f64 = 0.2;
+
+/// ns per drawn interaction × (topics + log₂ items): a topic's categorical draw, then a binary
+/// search among its items.
+const NS_PER_WORLD_STEP: f64 = 116.6;
+/// ns per item-pair visit while counting co-occurrences for PMI.
+const NS_PER_PMI_PAIR: f64 = 17.3;
+/// ns per multiply-add of the randomized SVD of the whole matrix (sparse products, QRs, small SVD).
+const NS_PER_SVD_FLOP: f64 = 0.415;
+/// ns per multiply-add of the block's exact and randomized spectra.
+const NS_PER_BLOCK_FLOP: f64 = 0.167;
+/// ns per observed interaction × dimension of a BPR epoch: the positive's leave-one-out query, the
+/// back-propagation into the history, its row's update.
+const NS_PER_POSITIVE_DIM: f64 = 7.78;
+/// ns per sampled negative × dimension of a BPR epoch: its score, its gradient, its row's update.
+const NS_PER_NEGATIVE_DIM: f64 = 8.94;
+/// ns per multiply-add with the query map W (3·d² per positive, 2·d² per user's step).
+const NS_PER_QUERY_MAP_FLOP: f64 = 0.39;
+/// ns per item × (dimension + 1) while evaluating: the item's score and its top-K test.
+const NS_PER_EVAL_STEP: f64 = 0.408;
+
+fn log2(x: f64) -> f64 {
+    ln(x) / ln(2.0)
+}
+
+/// Multiply-adds of [`rsvd::randomized_svd`] on a rows × cols matrix with `nonzeros` entries,
+/// rank k, sketch width l, q power iterations: Ω, the 2q + 2 sparse products, the 1 + 2q QRs
+/// (1 + q of rows × l, q of cols × l), the small SVD (Gram matrix, eigen-decomposition, V) and U
+/// when asked for.
+fn rsvd_flops(rows: f64, cols: f64, nonzeros: f64, k: f64, l: f64, q: f64, want_left: bool) -> f64 {
+    let products = (2.0 * q + 2.0) * nonzeros * l;
+    let qrs = QR_FLOPS_PER_ROW_AND_RANK_SQUARED * l * l * ((1.0 + q) * rows + q * cols);
+    let small_svd = cols * l * l / 2.0 + EIGEN_FLOPS_PER_CUBE * l * l * l + cols * l * k;
+    let left = if want_left { rows * l * k } else { 0.0 };
+    cols * l + products + qrs + small_svd + left
+}
+
+/// Multiply-adds of [`item_map`]: the covariance of the first `MAP_ITEMS` items, its eigenvectors.
+fn item_map_flops(items: f64, dim: f64) -> f64 {
+    items.min(MAP_ITEMS as f64) * dim * dim + EIGEN_FLOPS_PER_CUBE * dim * dim * dim
+}
+
 impl Experiment for EmbeddingsLesson {
     const GRAPH: Graph = EMBEDDINGS_GRAPH;
     const TIMINGS: &'static [&'static str] = &["Ok.svd.svd_ms", "Ok.svd.training.epoch_ms", "Ok.random.epoch_ms"];
@@ -343,6 +398,109 @@ impl Experiment for EmbeddingsLesson {
     fn parts(_params: &Checked<EmbeddingsParams>) -> u32 {
         2
     }
+
+    /// A term per costly stage: the world, PMI's co-occurrences, the SVD of the whole matrix, the
+    /// block's spectra, BPR from both starts (positives, negatives, W) and the metrics before
+    /// training and after every epoch (the baselines' rankings with them). The user tables are small.
+    fn estimate(params: &Checked<EmbeddingsParams>) -> Estimate {
+        let p: &EmbeddingsParams = params;
+        let spec = WorldSpec::new(p.users as u32, p.items as u32, p.topics as u32, p.density);
+        let (users, items, topics, dim) = (p.users as f64, p.items as f64, p.topics as f64, p.dim as f64);
+        let (oversampling, power_iterations, epochs) = (p.oversampling as f64, p.power_iterations as f64, p.epochs as f64);
+        // A user's interactions (activity has mean 1; the clamps of `generate`), then the observed ones.
+        let drawn = (p.density * items).clamp(3.0, (p.items / 2) as f64);
+        let held = (spec.held_out_fraction * drawn).round().clamp(1.0, (drawn - 2.0).max(1.0));
+        let history = drawn - held;
+        let observed = users * history;
+        let world = users * drawn * (topics + log2(items));
+
+        // PMI visits every pair of every user's items, Σ n_u² (log-normal activity: E[n_u²] =
+        // n² e^{σ²}), and stores the distinct pairs (as if spread evenly: topics make fewer).
+        let pmi = p.source == "pmi";
+        let pairs = users * history * history * exp(spec.activity_spread * spec.activity_spread);
+        let cooccurrences = items * items * (1.0 - exp(-pairs / (items * items)));
+        // Over its pair budget PMI refuses before counting, and the SVD job ends there; the random
+        // start still trains.
+        let svd_job = !(pmi && pairs > PmiParams::default().max_pairs as f64);
+        let matrix = if pmi && svd_job { pairs + PMI_ENTRY_IN_PAIR_VISITS * cooccurrences } else { 0.0 };
+        let (rows, cols, nonzeros) = if pmi { (items, items, cooccurrences) } else { (users, items, observed) };
+
+        let (svd, block) = if svd_job {
+            let l = (dim + oversampling).min(rows.min(cols));
+            let svd = rsvd_flops(rows, cols, nonzeros, dim, l, power_iterations, pmi) + 2.0 * item_map_flops(items, dim);
+            // The block: its exact spectrum, then rSVD at each q of the grid and at q itself.
+            let (block_rows, block_cols) = (rows.min(BLOCK_USERS as f64), cols.min(BLOCK_ITEMS as f64));
+            let block_nonzeros = nonzeros * (block_rows / rows) * (block_cols / cols);
+            let smaller = block_rows.min(block_cols);
+            let block_rank = dim.min((smaller - oversampling).max(0.0)).max(1.0);
+            let block_l = (block_rank + oversampling).min(smaller);
+            let exact = block_rows * block_cols * block_cols + EIGEN_FLOPS_PER_CUBE * block_cols * block_cols * block_cols;
+            let randomized: f64 = POWER_ITERATION_GRID
+                .iter()
+                .map(|&q| q as f64)
+                .chain([power_iterations])
+                .map(|q| rsvd_flops(block_rows, block_cols, block_nonzeros, block_rank, block_l, q, false))
+                .sum();
+            (svd, exact + randomized)
+        } else {
+            (0.0, 0.0)
+        };
+
+        let starts = if svd_job { 2.0 } else { 1.0 };
+        // The embeddings, the gradient's rows and (Adam) both moments, 8 bytes an entry.
+        let arrays = if p.optimizer == "adam" { 4.0 } else { 2.0 };
+        let slowdown = 1.0 + SLOWDOWN_PER_DOUBLING * log2(items * dim * 8.0 * arrays / CORE_CACHE_BYTES).max(0.0);
+        let positives = starts * epochs * observed * dim * slowdown;
+        let negatives = positives * p.negatives as f64;
+        let map_on = p.query_map == "on";
+        let query_map = if map_on { starts * epochs * (3.0 * observed + 2.0 * users) * dim * dim } else { 0.0 };
+        // Each start's metrics before training and after every epoch (the query, then every
+        // item's score), and popularity's and the oracle's once (a score and a test per item).
+        let eval_users = (p.eval_users as f64).min(users);
+        let per_user = items * (dim + 1.0) + history * dim + if map_on { dim * dim } else { 0.0 };
+        let baselines = if svd_job { 2.0 * eval_users * items * 2.0 } else { 0.0 };
+        let evaluation = starts * (epochs + 1.0) * eval_users * per_user + baselines;
+
+        Estimate::new()
+            .term("building the interaction world", &["users", "density", "topics", "items"], world, NS_PER_WORLD_STEP)
+            .term("counting item co-occurrences for PMI", &["users", "density", "items"], matrix, NS_PER_PMI_PAIR)
+            .term(
+                "computing the randomized SVD",
+                &["users", "items", "density", "dim", "oversampling", "power_iterations"],
+                svd,
+                NS_PER_SVD_FLOP,
+            )
+            .term("computing a block's spectrum for the plot", &["dim", "oversampling"], block, NS_PER_BLOCK_FLOP)
+            .term("training BPR", &["epochs", "users", "density", "items", "dim"], positives, NS_PER_POSITIVE_DIM)
+            .term(
+                "scoring BPR's sampled negatives",
+                &["negatives", "epochs", "users", "density", "items", "dim"],
+                negatives,
+                NS_PER_NEGATIVE_DIM,
+            )
+            .term("learning the query map W", &["dim", "epochs", "users", "density", "items"], query_map, NS_PER_QUERY_MAP_FLOP)
+            .term("evaluating the rankings after every epoch", &["eval_users", "items", "epochs", "dim"], evaluation, NS_PER_EVAL_STEP)
+    }
+
+    /// Each term dominates at least one of these, a few seconds each natively.
+    const CALIBRATION: &'static [&'static str] = &[
+        // Training BPR: at the defaults, with 4× the rows, with rows beyond a core's cache.
+        "",
+        "users=12000",
+        "dim=128&epochs=5",
+        "users=20000&items=20000&density=0.002&dim=64&epochs=1&eval_users=100",
+        // The sampled negatives; the query map; the evaluation.
+        "negatives=8",
+        "query_map=on&dim=48&epochs=5",
+        "users=10000&items=3000&density=0.005&eval_users=10000&epochs=3",
+        // The SVD of the whole matrix; the block's spectra.
+        "users=20000&items=2000&density=0.01&dim=16&oversampling=64&power_iterations=8&epochs=1&eval_users=100",
+        "users=800&items=400&dim=128&oversampling=64&epochs=1&eval_users=100",
+        // The world (64 topics to scan per draw); PMI's counts; PMI and SGD at the defaults.
+        "users=50000&items=2000&topics=64&density=0.03&dim=2&oversampling=0&epochs=1&eval_users=10",
+        "users=20000&items=800&density=0.06&source=pmi&dim=2&oversampling=0&epochs=1&eval_users=10",
+        "source=pmi&optimizer=sgd&learning_rate=0.1",
+    ];
 
     fn run_part(
         params: &Checked<EmbeddingsParams>,
@@ -364,6 +522,12 @@ impl Experiment for EmbeddingsLesson {
         }
         progress.report(1.0, "done");
         out
+    }
+
+    /// One epoch of BPR (the world, the matrix and the SVD are the full run's).
+    fn preview(params: &Checked<EmbeddingsParams>) -> Option<(EmbeddingsParams, String)> {
+        (params.epochs > 1)
+            .then(|| (EmbeddingsParams { epochs: 1, ..(**params).clone() }, format!("after 1 of {} BPR epochs", params.epochs)))
     }
 
     fn merge(params: &Checked<EmbeddingsParams>, partials: Vec<Vec<Result<Job, String>>>) -> Result<EmbeddingsReport, String> {
@@ -791,6 +955,26 @@ mod tests {
         let base = "users=120&items=80&topics=4&density=0.06&dim=6&oversampling=3&epochs=2&eval_users=60";
         let stats = crate::core::stages::tests::walk::<EmbeddingsLesson>(base, choices, 60, 5);
         assert!(stats.hits > 10, "{stats:?}");
+    }
+
+    #[test]
+    fn the_estimate_grows_with_the_sizes_and_the_calibration_queries_are_valid() {
+        use crate::core::params::parse_strict;
+        let estimate = |q: &str| EmbeddingsLesson::estimate(&parse_strict::<EmbeddingsParams>(q).unwrap());
+        let base = estimate("").native_seconds();
+        for q in
+            ["users=12000", "items=3000", "density=0.04", "dim=64", "epochs=20", "negatives=4", "eval_users=3000", "power_iterations=6"]
+        {
+            assert!(estimate(q).native_seconds() > base, "{q}: {} vs {base}", estimate(q).native_seconds());
+        }
+        assert!(estimate("query_map=on").native_seconds() > base);
+        // Over PMI's pair budget the SVD job stops at once: no SVD, one start trains.
+        let over = estimate("source=pmi&users=50000&items=2000&density=0.05&dim=2&epochs=1");
+        assert!(over.terms.iter().all(|t| t.what != "computing the randomized SVD"), "{over:?}");
+        assert!((8..=12).contains(&EmbeddingsLesson::CALIBRATION.len()));
+        for q in EmbeddingsLesson::CALIBRATION {
+            assert!(parse_strict::<EmbeddingsParams>(q).is_ok(), "{q}: {:?}", parse_strict::<EmbeddingsParams>(q).err());
+        }
     }
 
     #[test]

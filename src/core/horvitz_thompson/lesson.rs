@@ -4,15 +4,19 @@
 
 use super::estimators::{self, estimate, Kind, Pair, Row};
 use super::{world_bytes, Lab, RawRow, Truth};
+use crate::core::budget::Estimate;
 use crate::core::experiment::{Experiment, Part};
 use crate::core::math::{log10, pow, sq};
 use crate::core::params::{Checked, Issue, Kind as ParamKind, LessonParams, Spec};
 use crate::core::progress::{staged, Progress};
 use crate::core::rng;
 use crate::core::slate_world::distribution::Distribution;
-use crate::core::slate_world::lesson::{CLICK_MODELS, WORLDS};
+use crate::core::slate_world::lesson::{
+    log2, ordered_slates, peaked_share, race_ops, scan_ops, world_ops, AFFINITY_SPREAD, CLICK_MODELS, EXP_OPS, NORMAL_OPS,
+    POPULARITY_LOG_SPREAD, TOY_SLATE_SIZES, WORLDS,
+};
 use crate::core::slate_world::policy::LoggingKind;
-use crate::core::slate_world::{ClickModel, SyntheticSpec, World, MAX_SLATE};
+use crate::core::slate_world::{ClickModel, SyntheticSpec, World, MAX_SLATE, TOY_CATEGORIES, TOY_ITEMS};
 use crate::core::stages::{bytes_of, Footprint, Graph, Stage, StageCache};
 use crate::core::stats::Running;
 use serde::{Deserialize, Serialize};
@@ -374,6 +378,13 @@ const TRUTH_BUDGET: f64 = 3e7;
 const TRUTH_DRAWS: u32 = 400_000;
 /// Rows per point of the K and P sweeps.
 const SPREAD_ROWS: u32 = 4000;
+/// Largest K of the sweep over K.
+const SPREAD_MAX_K: u32 = 8;
+/// Catalogue sizes of the sweep over P (those ≥ K), and their worlds' users.
+const SPREAD_ITEMS: [u32; 9] = [5, 10, 20, 50, 100, 200, 500, 1000, 2000];
+const SPREAD_USERS: u32 = 200;
+/// Most slates the per-slate scatter shows.
+const SCATTER_MAX_SLATES: f64 = 2000.0;
 
 /// The lesson's stages. Replications are simulated in blocks (the block's range is part of its
 /// key) and kept as (weight, reward) pairs next to the estimates that ignore the cap, so a change
@@ -697,11 +708,231 @@ fn extras_stage(p: &HorvitzThompsonParams, cache: &mut StageCache, progress: &mu
     })
 }
 
+// What the stages cost, for the estimate. The `*_OPS` are in units of about one multiply-add (see
+// `slate_world::lesson::world_ops`); positions are slate positions drawn or enumerated.
+
+/// Work of a simulated slate position besides its draw's binary search: the logging draw, the
+/// click model's θ (two exps), both propensities and both position tables.
+const POSITION_OPS: f64 = 20.0;
+/// Work of a simulated slate position for the reward model: its θ (two exps).
+const MODEL_POSITION_OPS: f64 = 16.0;
+/// Work of a simulated row besides its positions: user, size, outcome draw, θ₀.
+const ROW_OPS: f64 = 60.0;
+/// Work of one estimator's pass over one row (a few running sums).
+const PASS_OPS: f64 = 1.5;
+/// An enumerated (user, slate position) costs about this share of a drawn one (no draw, no tries).
+const ENUMERATED_SHARE: f64 = 0.4;
+/// Positions a raw row of the scatter costs besides its slate (its five vectors).
+const RAW_ROW_POSITIONS: f64 = 4.0;
+/// `MODEL_DRAWS` and the enumeration budget of `Lab::compute_model_values`.
+const MODEL_DRAWS_PER_USER: f64 = 256.0;
+const MODEL_ENUMERATION_BUDGET: f64 = 2e7;
+
+/// Nanoseconds per unit of simulating and estimating the replications (about a multiply-add).
+const NS_PER_REPLICATION_OP: f64 = 1.18;
+/// Nanoseconds per unit of building worlds and position tables (`world_ops`, `race_ops`).
+const NS_PER_BUILD_OP: f64 = 0.49;
+/// Nanoseconds per slate position the reward model's values draw from π (a draw and its θ).
+const NS_PER_MODEL_POSITION: f64 = 55.0;
+/// Nanoseconds per slate position the truth and the spreads draw.
+const NS_PER_TRUTH_POSITION: f64 = 60.8;
+/// Nanoseconds per (user, slate position) of the scatter's true values (a θ term: two exps).
+const NS_PER_SCATTER_POSITION: f64 = 15.4;
+/// Nanoseconds per (item, chosen item) comparison of a peaked softmax's scans.
+const NS_PER_SCANNED_ITEM: f64 = 1.47;
+
+/// Passes over a row's estimators: a ratio estimator makes two.
+fn passes(kind: &Kind) -> f64 {
+    if matches!(kind, Kind::Snips | Kind::Ncis) {
+        2.0
+    } else {
+        1.0
+    }
+}
+
 impl Experiment for HorvitzThompsonLesson {
     const GRAPH: Graph = HT_GRAPH;
     type Params = HorvitzThompsonParams;
     type Report = HorvitzThompsonReport;
     type Partial = PartialReport;
+
+    fn estimate(params: &Checked<HorvitzThompsonParams>) -> Estimate {
+        let p: &HorvitzThompsonParams = params;
+        let synthetic = p.world == "synthetic";
+        // What a learner can lower: the toy world has none of the synthetic world's sizes.
+        let active = |synthetic_names: &'static [&'static str], toy_names: &'static [&'static str]| {
+            if synthetic {
+                synthetic_names
+            } else {
+                toy_names
+            }
+        };
+        let spec = SyntheticSpec::with_contexts(p.items as u32, p.slate_size as u32, p.contexts as u32, p.users as u32, 4);
+        let (items, categories, dim) = if synthetic {
+            (p.items as f64, p.contexts as f64, f64::from(spec.dim))
+        } else {
+            (TOY_ITEMS.len() as f64, TOY_CATEGORIES.len() as f64, TOY_CATEGORIES.len() as f64)
+        };
+        let sizes: Vec<f64> = if synthetic { vec![p.slate_size as f64] } else { TOY_SLATE_SIZES.iter().map(|&k| f64::from(k)).collect() };
+        let mean_size = sizes.iter().sum::<f64>() / sizes.len() as f64;
+        let (min_size, max_size) = (sizes.iter().copied().fold(f64::INFINITY, f64::min), sizes.iter().copied().fold(0.0, f64::max));
+        let (users, rows, replications) = (p.users as f64, p.logs as f64, p.replications as f64);
+        let model = if p.with_model() { 1.0 } else { 0.0 };
+
+        // Without kept stages (the CLI, a fresh worker) every block of replications rebuilds the
+        // world and the lab, twice with a reward model (the model stage builds its own); the truth
+        // and the extras build theirs.
+        let blocks = (replications / f64::from(block_size(p.logs as u32))).ceil();
+        let labs = blocks * (1.0 + model) + 2.0;
+
+        // Position tables of a lab over `n` items: an exponential race per weight table of a
+        // non-uniform Plackett–Luce policy, a fill for the others.
+        let logging_tables = |n: f64, positions: f64| {
+            let q = positions.min(n);
+            match p.logging {
+                "popularity" => race_ops(n, q, POPULARITY_LOG_SPREAD),
+                "softmax" => categories * (race_ops(n, q, AFFINITY_SPREAD / p.logging_temperature) + n * EXP_OPS),
+                "factored-softmax" => categories * n * (q + EXP_OPS),
+                _ => n * q,
+            }
+        };
+        let target_tables = |n: f64, positions: f64| {
+            let q = positions.min(n);
+            match p.target {
+                "factored" => categories * n * (q + EXP_OPS),
+                "epsilon-top-k" => categories * n * (q + 1.0),
+                _ => categories * (race_ops(n, q, AFFINITY_SPREAD / p.target_temperature) + n * EXP_OPS),
+            }
+        };
+        let lab = |n: f64, positions: f64| logging_tables(n, positions) + target_tables(n, positions);
+        // The sweeps' points: K = 1..8 on this catalogue, and P of the sweep (≥ K) at this K.
+        let spread_ks: Vec<f64> = (1..=items.min(f64::from(SPREAD_MAX_K)) as u32).map(f64::from).collect();
+        let spread_items: Vec<f64> =
+            if synthetic { SPREAD_ITEMS.iter().map(|&n| f64::from(n)).filter(|&n| n >= max_size).collect() } else { Vec::new() };
+        let scatter_slates = ordered_slates(items, min_size);
+        let scatter_runs = scatter_slates <= SCATTER_MAX_SLATES && !p.logging.starts_with("factored");
+
+        let world = world_ops(items, categories, dim, users);
+        let builds = labs * (world + lab(items, max_size))
+            + 2.0 * world // the spreads' and the scatter's
+            + model * blocks * categories * items * (NORMAL_OPS + EXP_OPS) // the reward model's noisy affinities
+            + spread_ks.iter().map(|&k| lab(items, k)).sum::<f64>()
+            + spread_items.iter().map(|&n| world_ops(n, categories, dim, f64::from(SPREAD_USERS)) + lab(n, max_size)).sum::<f64>()
+            + if scatter_runs { 2.0 * logging_tables(items, max_size) } else { 0.0 };
+
+        // R × N rows: a binary search per logging draw; then the estimators that ignore the cap,
+        // capped IPS over the cap grid, the pairs kept, and the chosen estimators of the cap.
+        let kept: f64 =
+            estimators::ALL.iter().filter(|k| !k.uses_cap() && (model > 0.0 || !matches!(k, Kind::Dm | Kind::Dr))).map(passes).sum();
+        let chosen: f64 = p.kinds().iter().filter(|k| k.uses_cap()).map(passes).sum();
+        let row_passes = kept + cap_grid().len() as f64 + 1.0 + chosen;
+        let row = mean_size * (POSITION_OPS + log2(items) + model * MODEL_POSITION_OPS) + ROW_OPS + row_passes * PASS_OPS;
+        let replication_work = replications * rows * row;
+
+        // E_π f̂ per user and slate size, in every block: by enumeration of π's slates when they
+        // are few, else by MODEL_DRAWS draws.
+        let target_slates = |k: f64| if p.target == "factored" { pow(items, k) } else { ordered_slates(items, k) };
+        let enumeration_work = users * sizes.iter().map(|&k| target_slates(k) * k).sum::<f64>();
+        let model_enumerated = enumeration_work <= MODEL_ENUMERATION_BUDGET;
+        let model_positions =
+            if model_enumerated { enumeration_work * ENUMERATED_SHARE } else { users * MODEL_DRAWS_PER_USER * sizes.iter().sum::<f64>() };
+        let model_work = model * blocks * model_positions;
+
+        // V(π) by enumeration within its budget, else by draws; each sweep point simulates,
+        // estimates its truth and samples its HT spread, SPREAD_ROWS each.
+        let truth_enumerated = enumeration_work <= TRUTH_BUDGET;
+        let truth = if truth_enumerated { enumeration_work * ENUMERATED_SHARE } else { f64::from(TRUTH_DRAWS) * (mean_size + 1.0) };
+        let spread_positions = spread_ks.iter().map(|k| k + 1.0).sum::<f64>() + spread_items.len() as f64 * (max_size + 1.0);
+        let truth_work = truth + 3.0 * f64::from(SPREAD_ROWS) * spread_positions;
+
+        // Every slate of the smallest size against every user, after N raw rows.
+        let scatter_work = if scatter_runs { scatter_slates * users * min_size + rows * (mean_size + RAW_ROW_POSITIONS) } else { 0.0 };
+
+        // Draws from a peaked softmax Plackett–Luce policy scan the catalogue: the target's for the
+        // truth, the reward model and the sweeps (truth and HT spread), the logging policy's for
+        // every row, the sweeps and the scatter.
+        let mean_scan = sizes.iter().map(|&k| scan_ops(items, k)).sum::<f64>() / sizes.len() as f64;
+        let sweep_scans =
+            spread_ks.iter().map(|&k| scan_ops(items, k)).sum::<f64>() + spread_items.iter().map(|&n| scan_ops(n, max_size)).sum::<f64>();
+        let target_scans = if p.target == "plackett-luce" {
+            let truth_draws = if truth_enumerated { 0.0 } else { f64::from(TRUTH_DRAWS) * mean_scan };
+            let model_draws = if model_enumerated {
+                0.0
+            } else {
+                model * blocks * users * MODEL_DRAWS_PER_USER * sizes.iter().map(|&k| scan_ops(items, k)).sum::<f64>()
+            };
+            (truth_draws + model_draws + 2.0 * f64::from(SPREAD_ROWS) * sweep_scans) * peaked_share(p.target_temperature)
+        } else {
+            0.0
+        };
+        let logging_scans = if p.logging == "softmax" {
+            let scatter_draws = if scatter_runs { rows * mean_scan } else { 0.0 };
+            (replications * rows * mean_scan + f64::from(SPREAD_ROWS) * sweep_scans + scatter_draws) * peaked_share(p.logging_temperature)
+        } else {
+            0.0
+        };
+        let peaked_logging = logging_scans > target_scans;
+
+        Estimate::new()
+            .term(
+                "simulating the replications and their estimates",
+                active(&["replications", "logs", "slate_size"], &["replications", "logs"]),
+                replication_work,
+                NS_PER_REPLICATION_OP,
+            )
+            .term(
+                "building the worlds and the policies' per-position propensities",
+                active(&["items", "slate_size", "contexts", "replications"], &["replications"]),
+                builds,
+                NS_PER_BUILD_OP,
+            )
+            .term(
+                "computing the reward model's value for every user",
+                &["users", "replications", "estimators"],
+                model_work,
+                NS_PER_MODEL_POSITION,
+            )
+            .term(
+                "computing the true value and the spread curves",
+                match (synthetic, truth_enumerated) {
+                    (true, true) => &["users", "items", "slate_size"],
+                    (true, false) => &["slate_size"],
+                    (false, _) => &["users"],
+                },
+                truth_work,
+                NS_PER_TRUTH_POSITION,
+            )
+            .term("comparing per-slate estimates with their true values", &["users", "logs"], scatter_work, NS_PER_SCATTER_POSITION)
+            .term(
+                "drawing slates from a very peaked softmax policy",
+                match (synthetic, peaked_logging) {
+                    (true, true) => &["items", "slate_size", "replications", "logs"],
+                    (true, false) => &["items", "slate_size"],
+                    (false, true) => &["replications", "logs"],
+                    (false, false) => &["users"],
+                },
+                target_scans + logging_scans,
+                NS_PER_SCANNED_ITEM,
+            )
+    }
+
+    /// Each term dominates at least one query: the defaults, many replications, long logs with
+    /// K = 10, many users (the reward model), a large catalogue with K = 10 (the position tables),
+    /// the toy truth by enumeration, the scatter, peaked target and logging policies, the toy world
+    /// (exact reward model), ε-greedy top-K against popularity logging.
+    const CALIBRATION: &'static [&'static str] = &[
+        "",
+        "replications=1000&estimators=ips,capped,snips,iips,pi",
+        "logs=40000&replications=100&slate_size=10",
+        "users=4000&replications=200",
+        "items=2000&slate_size=10&contexts=5&replications=40&estimators=ips,capped",
+        "world=toy&users=7000&replications=4&logs=200&estimators=ips,capped",
+        "items=44&slate_size=2&users=20000&replications=4&logs=1000&estimators=ips,capped",
+        "target_temperature=0.1&items=300&replications=20&estimators=ips,capped",
+        "logging=softmax&logging_temperature=0.2&items=200&replications=50&estimators=ips,capped",
+        "world=toy&replications=2000&logs=2000",
+        "target=epsilon-top-k&logging=popularity&slate_size=8&items=200&replications=300",
+    ];
 
     fn parts(params: &Checked<HorvitzThompsonParams>) -> u32 {
         params.replications as u32
@@ -717,6 +948,16 @@ impl Experiment for HorvitzThompsonLesson {
         let extras = (part.index == 0).then(|| extras_stage(p, cache, &mut staged(progress, done, 1.0)).as_ref().clone());
         progress.report(1.0, "done");
         PartialReport { first_replication: range.start, replications, extras }
+    }
+
+    /// The first replications: a tenth of them, at most two blocks (so that the full run's first
+    /// worker reuses its block).
+    fn preview(params: &Checked<HorvitzThompsonParams>) -> Option<(HorvitzThompsonParams, String)> {
+        let all = params.replications as u32;
+        let first = (all / 10).min(2 * block_size(params.logs as u32)).max(2);
+        (first < all).then(|| {
+            (HorvitzThompsonParams { replications: first as i64, ..(**params).clone() }, format!("the first {first} of {all} replications"))
+        })
     }
 
     fn merge(params: &Checked<HorvitzThompsonParams>, mut partials: Vec<PartialReport>) -> HorvitzThompsonReport {
@@ -815,7 +1056,7 @@ fn row_spreads(p: &HorvitzThompsonParams, world: &World) -> (Vec<SpreadPoint>, V
             zero_weight_share: rows.iter().filter(|r| r.weight == 0.0).count() as f64 / rows.len() as f64,
         }
     };
-    let max_k = world.items().min(8);
+    let max_k = world.items().min(SPREAD_MAX_K);
     let by_k = (1..=max_k)
         .map(|k| {
             let mut world = world.clone();
@@ -826,10 +1067,10 @@ fn row_spreads(p: &HorvitzThompsonParams, world: &World) -> (Vec<SpreadPoint>, V
         .collect();
     let by_p = if p.world == "synthetic" {
         let k = p.slate_size as u32;
-        [5u32, 10, 20, 50, 100, 200, 500, 1000, 2000]
+        SPREAD_ITEMS
             .into_iter()
             .filter(|&items| items >= k)
-            .map(|items| point(&p.lab(p.world_with(items, k, 200), false), 100 + items))
+            .map(|items| point(&p.lab(p.world_with(items, k, SPREAD_USERS), false), 100 + items))
             .collect()
     } else {
         Vec::new()
@@ -845,7 +1086,7 @@ fn scatter(p: &HorvitzThompsonParams, world: &World) -> (Vec<SlatePoint>, u32) {
     let size = world.slate_sizes.min;
     let count: f64 = (0..size).map(|j| (world.items() - j) as f64).product();
     let logging = p.logging_policy(world);
-    if count > 2000.0 || logging.with_replacement() {
+    if count > SCATTER_MAX_SLATES || logging.with_replacement() {
         return (Vec::new(), size);
     }
     let lab = Lab::new(world.clone(), logging.clone(), logging, None, p.seed);
@@ -924,7 +1165,7 @@ pub fn dataset_csv(query: &str) -> Result<String, String> {
 mod tests {
     use super::*;
     use crate::core::experiment::{merge_query, run_part_query, run_part_query_cached, run_query};
-    use crate::core::params::{check, to_query};
+    use crate::core::params::{check, parse_strict, to_query};
     use crate::core::stages::WORKER_BUDGET_BYTES;
 
     thread_local! {
@@ -1044,6 +1285,22 @@ mod tests {
             let query = to_query(&*crate::core::params::from_query::<HorvitzThompsonParams>(change).0);
             run(change, &query);
             run(&format!("{change} (again)"), &query);
+        }
+    }
+
+    #[test]
+    fn the_estimate_grows_with_the_sizes_and_the_calibration_queries_parse() {
+        let seconds = |q: &str| HorvitzThompsonLesson::estimate(&parse_strict::<HorvitzThompsonParams>(q).unwrap()).native_seconds();
+        let defaults = seconds("");
+        for bigger in
+            ["replications=2000", "logs=40000", "items=500", "slate_size=8", "users=4000", "contexts=20", "target_temperature=0.1"]
+        {
+            assert!(seconds(bigger) > defaults, "{bigger}");
+        }
+        assert!(seconds("estimators=ips,capped") < defaults, "the reward model costs");
+        assert!(seconds("world=toy&users=4000") > seconds("world=toy"));
+        for q in HorvitzThompsonLesson::CALIBRATION {
+            assert!(parse_strict::<HorvitzThompsonParams>(q).is_ok(), "{q}");
         }
     }
 

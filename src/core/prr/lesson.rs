@@ -4,7 +4,9 @@
 
 use super::policy_learning::{self, LoggedExample, Objective, SoftmaxPolicy};
 use super::{train_watched, Example, Model, ModelPolicy, Variant};
+use crate::core::budget::Estimate;
 use crate::core::experiment::{Experiment, Part};
+use crate::core::math::{exp, ln, pow};
 use crate::core::params::{Checked, Issue, Kind, LessonParams, Spec};
 use crate::core::progress::{staged, Progress};
 use crate::core::rng;
@@ -551,6 +553,126 @@ const PRR_GRAPH: Graph = Graph {
 
 pub struct PrrLesson;
 
+/// A world the run logs, trains and tests in, as its costs see it.
+struct WorldCost {
+    items: f64,
+    min_size: f64,
+    max_size: f64,
+    contexts: f64,
+    features: f64,
+    /// The main world, which also gets the curves and the scatter.
+    detail: bool,
+}
+
+/// The toy world's slate sizes (as [`World::toy`] draws them).
+const TOY_SLATE_SIZES: (f64, f64) = (2.0, 4.0);
+/// The toy world's engagement features (as [`World::toy`] draws them).
+const TOY_FEATURES: f64 = 2.0;
+
+/// The worlds of the run's jobs (the timing job has small worlds of its own). A sweep point that
+/// is the main world counts again: a run from scratch recomputes it.
+fn world_costs(p: &PrrParams) -> Vec<WorldCost> {
+    let synthetic = |items: f64, k: f64, detail: bool| WorldCost {
+        items,
+        min_size: k,
+        max_size: k,
+        contexts: p.contexts as f64,
+        features: p.engagement_features as f64,
+        detail,
+    };
+    jobs(p)
+        .into_iter()
+        .filter_map(|job| match job {
+            Job::Main if p.world == "synthetic" => Some(synthetic(p.items as f64, p.slate_size as f64, true)),
+            Job::Main => Some(WorldCost {
+                items: crate::core::slate_world::TOY_ITEMS.len() as f64,
+                min_size: TOY_SLATE_SIZES.0,
+                max_size: TOY_SLATE_SIZES.1,
+                contexts: crate::core::slate_world::TOY_CATEGORIES.len() as f64,
+                features: TOY_FEATURES,
+                detail: true,
+            }),
+            Job::SweepK(k) => Some(synthetic(p.items as f64, k as f64, false)),
+            Job::SweepP(items) => Some(synthetic(items as f64, p.slate_size as f64, false)),
+            Job::Timing => None,
+        })
+        .collect()
+}
+
+/// Share of logged rows with a click: the IPS learners pay the full softmax on those only. It
+/// saturates with K (measured: 1.5 % at K = 1, 5 % at K = 4, 6–9 % at K = 10).
+fn clicked_share(k: f64) -> f64 {
+    0.09 * (1.0 - exp(-k / 5.0))
+}
+
+/// Expected distinct values among `draws` uniform draws out of `n`.
+fn distinct(draws: f64, n: f64) -> f64 {
+    n * (1.0 - exp(-draws / n.max(1.0)))
+}
+
+/// Quadrature nodes of the popularity policy's exact position marginals: steps of 0.25 in ln t
+/// from ln(1e-15/W) to ln(40/w_min), with W ≈ P and w_min ≈ 0.2.
+fn marginal_nodes(items: f64) -> f64 {
+    4.0 * (40.0 + ln(items))
+}
+
+/// Steps of an IPS softmax gradient on one logged row: P·(d + exp) on a clicked row, almost
+/// nothing on the others (they are skipped).
+fn ips_row_steps(items: f64, dim: f64, clicked: f64) -> f64 {
+    clicked * items * (dim + 5.0) + IPS_UNCLICKED_ROW
+}
+
+/// Entries one Adam step of an IPS policy moves, on average: every item's row once the batch
+/// has a click.
+fn ips_adam_entries(items: f64, dim: f64, clicked: f64, batch: f64) -> f64 {
+    (1.0 - pow(1.0 - clicked, batch)) * (items + 1.0) * dim + ADAM_STEP_FIXED
+}
+
+/// A logged row's fixed work (drawing the user, the propensities, the rows' copies for both
+/// kinds of learners), in slate positions.
+const LOG_ROW_FIXED_POSITIONS: f64 = 8.0;
+/// An A/B impression's fixed work (drawing the user, the slate's buffers), in slate positions.
+const AB_FIXED_POSITIONS: f64 = 3.0;
+/// A deterministic slate's fixed work (buffers, the position order, its expected reward), in
+/// item-scoring steps.
+const SLATE_FIXED_SCORING_STEPS: f64 = 270.0;
+/// A click model's row: fixed work (the shuffle, θ_0, its buffers) in position-dimensions.
+const MODEL_ROW_FIXED: f64 = 72.0;
+/// A click model's position: its four exps, in dimensions.
+const MODEL_POSITION_FIXED: f64 = 10.0;
+/// An IPS row without a click (skipped), in item-dimensions.
+const IPS_UNCLICKED_ROW: f64 = 4.0;
+/// An Adam step's fixed work (the batch's bookkeeping, the bias correction), in entries.
+const ADAM_STEP_FIXED: f64 = 20.0;
+/// Epochs of a timed slate-IPS training whose epoch is slow (≥ 20 ms): 3, then 3 more (see
+/// [`ms_per_epoch`]); faster trainings fit in the clock's 60 ms.
+const TIMED_SLOW_EPOCHS: f64 = 6.0;
+
+/// ns per logged slate position.
+const NS_PER_LOGGED_POSITION: f64 = 46.2;
+/// ns per (quadrature node, item, inner multiply-add) of the popularity policy's marginals.
+const NS_PER_MARGINAL_STEP: f64 = 0.87;
+/// ns per position-dimension of a click model's gradient (PRR and its ablations).
+const NS_PER_MODEL_STEP: f64 = 4.37;
+/// ns per item-dimension of an IPS softmax gradient.
+const NS_PER_IPS_STEP: f64 = 1.61;
+/// ns per parameter entry an Adam step moves.
+const NS_PER_ADAM_ENTRY: f64 = 10.1;
+/// ns per slate position of an A/B impression, besides ranking the catalogue.
+const NS_PER_AB_POSITION: f64 = 26.7;
+/// ns per item-scoring step of an A/B impression (a multiply-add of g(z)·Ψ_a, or the top-K
+/// comparison).
+const NS_PER_SCORING_STEP: f64 = 0.343;
+/// ns per item-scoring step of the curves' exact CTR after each epoch.
+const NS_PER_CURVE_STEP: f64 = 0.442;
+/// ns per (slate, user) evaluation of the scatter (a true CTR counts 1, a model's prediction 2).
+const NS_PER_SCATTER_EVALUATION: f64 = 42.0;
+/// ns per timed training: mostly the ≈ 60 ms of clock [`ms_per_epoch`] times it over.
+const NS_PER_TIMED_TRAINING: f64 = 4.76e7;
+/// ns per item-dimension of a timed slate-IPS epoch (its Adam entries converted at
+/// [`NS_PER_ADAM_ENTRY`]).
+const NS_PER_TIMED_IPS_STEP: f64 = 1.79;
+
 impl Experiment for PrrLesson {
     const GRAPH: Graph = PRR_GRAPH;
     const TIMINGS: &'static [&'static str] = &[
@@ -567,6 +689,117 @@ impl Experiment for PrrLesson {
     fn parts(params: &Checked<PrrParams>) -> u32 {
         jobs(params).len() as u32
     }
+
+    fn estimate(params: &Checked<PrrParams>) -> Estimate {
+        let p: &PrrParams = params;
+        let (logs, epochs, batch, dim) = (p.logs as f64, p.epochs as f64, p.batch as f64, p.model_dim as f64);
+        let (impressions, users) = (p.impressions as f64, p.users as f64);
+        let count = |is: fn(&str) -> bool| p.methods.iter().filter(|m| is(m)).count() as f64;
+        let models = count(|m| variant(m).is_some());
+        let ips = count(|m| objective(m).is_some());
+        let learned = models + ips;
+        let tested = p.methods.len() as f64;
+        let oracle = count(|m| m == "oracle");
+        let predictors = count(|m| matches!(m, "prr" | "reward"));
+        let curve_users = users.min(CURVE_USERS as f64);
+        let batches = (logs / batch).ceil();
+        let (mut logged, mut marginals, mut model_steps, mut ips_steps, mut adam) = (0.0, 0.0, 0.0, 0.0, 0.0);
+        let (mut ab, mut ranking, mut curves, mut scatter) = (0.0, 0.0, 0.0, 0.0);
+        for w in world_costs(p) {
+            let k = (w.min_size + w.max_size) / 2.0;
+            let clicked = clicked_share(k);
+            logged += logs * (k + LOG_ROW_FIXED_POSITIONS);
+            if p.logging == "popularity" {
+                // Per node and item: two exps, the suffix and prefix updates and the convolution.
+                let positions = w.max_size.min(w.items);
+                marginals += marginal_nodes(w.items) * w.items * (positions * (positions + 1.0) / 2.0 + 2.0 * positions + 20.0);
+            }
+            model_steps += epochs * models * logs * (k * (dim + MODEL_POSITION_FIXED) + MODEL_ROW_FIXED);
+            ips_steps += epochs * ips * logs * ips_row_steps(w.items, dim, clicked);
+            // A click model's Adam step moves the rows its batch touched: K items and a context
+            // per row, and the θ_0 and position weights.
+            let model_entries = (distinct(batch * k, w.items) + distinct(batch, w.contexts)) * dim + w.features + 1.0 + 2.0 * w.max_size;
+            adam += epochs * batches * (models * (model_entries + ADAM_STEP_FIXED) + ips * ips_adam_entries(w.items, dim, clicked, batch));
+            ab += impressions * tested * (k + AB_FIXED_POSITIONS);
+            // Learned policies and the oracle rank the whole catalogue for each slate.
+            ranking += impressions * w.items * (learned * (dim + 2.0) + oracle * 2.0);
+            if w.detail {
+                // Each learned policy's slate for every curve user and size after every epoch;
+                // the oracle's and random's once.
+                let sizes = w.max_size - w.min_size + 1.0;
+                let per_epoch = learned * (w.items * (dim + 2.0) + SLATE_FIXED_SCORING_STEPS);
+                curves += curve_users * sizes * (epochs * per_epoch + 2.0 * w.items + 2.0 * SLATE_FIXED_SCORING_STEPS);
+                let slates: f64 = (0..w.min_size as u32).map(|j| w.items - j as f64).product();
+                if p.logging == "uniform" && slates * w.contexts <= SCATTER_MAX_POINTS {
+                    scatter += slates * users * (1.0 + 2.0 * predictors);
+                }
+            }
+        }
+        // The timing job: its first size twice, each size's PRR and slate-IPS trainings timed
+        // over ≈ 60 ms of clock, or over 6 epochs of slate IPS when those are slow (large P).
+        let sizes: Vec<f64> = TIMING_P.iter().filter(|&&items| items as i64 <= p.timing_max_items).map(|&items| items as f64).collect();
+        let runs: Vec<f64> = sizes.first().copied().into_iter().chain(sizes.iter().copied()).collect();
+        let timed_trainings = 2.0 * runs.len() as f64;
+        let examples = TIMING_EXAMPLES as f64;
+        let timed_ips: f64 = runs
+            .iter()
+            .map(|&items| {
+                let clicked = clicked_share((p.slate_size as f64).min(items));
+                let adam = (examples / batch).ceil() * ips_adam_entries(items, dim, clicked, batch);
+                TIMED_SLOW_EPOCHS * (examples * ips_row_steps(items, dim, clicked) + adam * NS_PER_ADAM_ENTRY / NS_PER_TIMED_IPS_STEP)
+            })
+            .sum();
+        Estimate::new()
+            .term("logging the impressions", &["logs", "sweep"], logged, NS_PER_LOGGED_POSITION)
+            .term(
+                "computing the popularity policy's position propensities",
+                &["items", "slate_size", "sweep"],
+                marginals,
+                NS_PER_MARGINAL_STEP,
+            )
+            .term("training PRR and its ablations", &["logs", "epochs", "methods", "slate_size", "sweep"], model_steps, NS_PER_MODEL_STEP)
+            .term(
+                "training the IPS policies (a softmax over all P items per clicked row)",
+                &["logs", "epochs", "items", "model_dim", "methods", "sweep"],
+                ips_steps,
+                NS_PER_IPS_STEP,
+            )
+            .term(
+                "updating the learned parameters (Adam)",
+                &["logs", "epochs", "items", "model_dim", "methods", "sweep"],
+                adam,
+                NS_PER_ADAM_ENTRY,
+            )
+            .term("A/B testing the policies", &["impressions", "methods", "sweep"], ab, NS_PER_AB_POSITION)
+            .term(
+                "ranking the catalogue for each A/B impression",
+                &["impressions", "items", "model_dim", "methods", "sweep"],
+                ranking,
+                NS_PER_SCORING_STEP,
+            )
+            .term("tracking the training curves", &["epochs", "items", "model_dim", "methods"], curves, NS_PER_CURVE_STEP)
+            .term("comparing each slate's estimates with the truth", &["users"], scatter, NS_PER_SCATTER_EVALUATION)
+            .term("timing epochs as P grows", &["timing_max_items"], timed_trainings, NS_PER_TIMED_TRAINING)
+            .term("timing slate-IPS epochs at the largest P", &["timing_max_items", "model_dim"], timed_ips, NS_PER_TIMED_IPS_STEP)
+    }
+
+    /// One query per term where it dominates (in this order), the defaults last.
+    const CALIBRATION: &'static [&'static str] = &[
+        "world=synthetic&slate_size=10&sweep=k&logs=500000&methods=oracle,random&epochs=1&impressions=100&timing_max_items=100",
+        "world=synthetic&items=20000&slate_size=10&sweep=k&logging=popularity&methods=oracle,random&logs=1000&epochs=1\
+         &impressions=100&timing_max_items=100",
+        "methods=prr,prr-bias,ranking,reward&logs=50000&epochs=40&impressions=100&timing_max_items=100",
+        "world=synthetic&items=2000&methods=slate-ips,iips&epochs=20&impressions=100&timing_max_items=100",
+        "world=synthetic&batch=1&model_dim=32&methods=slate-ips,iips&epochs=10&impressions=100&timing_max_items=100",
+        "epochs=1&logs=100&impressions=2000000&timing_max_items=100",
+        "world=synthetic&items=20000&model_dim=24&methods=oracle,prr,slate-ips&epochs=1&logs=100&impressions=10000&timing_max_items=100",
+        "world=synthetic&items=20000&logs=100&epochs=40&impressions=100&methods=prr,iips&timing_max_items=100",
+        "world=synthetic&items=2000&slate_size=1&contexts=1&users=5000&methods=prr,reward&logs=1000&epochs=1&impressions=100\
+         &timing_max_items=100",
+        "methods=oracle&logs=100&impressions=100&epochs=1&model_dim=2&timing_max_items=10000",
+        "methods=oracle&logs=100&impressions=100&epochs=1&model_dim=16",
+        "",
+    ];
 
     fn run_part(params: &Checked<PrrParams>, part: Part, cache: &mut StageCache, progress: &mut dyn Progress) -> Vec<(u32, JobResult)> {
         let p: &PrrParams = params;
@@ -586,6 +819,18 @@ impl Experiment for PrrLesson {
         }
         progress.report(1.0, "done");
         out
+    }
+
+    /// A tenth of the epochs on the main world: no sweep, and the epoch timing at P = 100 only
+    /// (the full run's logs and A/B references are the preview's).
+    fn preview(params: &Checked<PrrParams>) -> Option<(PrrParams, String)> {
+        let epochs = (params.epochs / 10).max(1);
+        let cheaper = PrrParams { epochs, sweep: "none", timing_max_items: 100, ..(**params).clone() };
+        let mut note = format!("after {epochs} of {} epochs", params.epochs);
+        if params.sweep != "none" {
+            note.push_str(", without the sweep");
+        }
+        Some((cheaper, note))
     }
 
     fn merge(params: &Checked<PrrParams>, partials: Vec<Vec<(u32, JobResult)>>) -> PrrReport {
@@ -1215,6 +1460,24 @@ mod tests {
             run_part_query_cached::<PrrLesson>(&query, part, &mut StageCache::disabled(), &mut clock).unwrap();
             println!("{job:?}: {:.0} ms wall, {:.0} ms CPU", t.elapsed().as_secs_f64() * 1e3, thread_cpu_ms() - c);
         }
+    }
+
+    #[test]
+    fn the_estimate_grows_with_the_sizes_and_the_calibration_queries_are_valid() {
+        for query in PrrLesson::CALIBRATION {
+            assert!(crate::core::params::parse_strict::<PrrParams>(query).is_ok(), "{query}");
+        }
+        let seconds = |query: &str| PrrLesson::estimate(&crate::core::params::parse_strict::<PrrParams>(query).unwrap()).native_seconds();
+        let base = seconds("world=synthetic");
+        let larger = ["logs=40000", "epochs=80", "items=1000", "slate_size=8", "model_dim=24", "impressions=200000", "sweep=k", "sweep=p"];
+        for larger in larger {
+            assert!(seconds(&format!("world=synthetic&{larger}")) > base, "{larger}");
+        }
+        assert!(seconds("world=synthetic&timing_max_items=1000") < base);
+        assert!(seconds("world=synthetic&batch=16") > base, "smaller batches, more Adam steps");
+        assert!(seconds("world=synthetic&logging=popularity") > base);
+        // The toy world's scatter grows with the users.
+        assert!(seconds("users=20000") > seconds(""));
     }
 
     #[test]

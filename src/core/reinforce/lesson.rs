@@ -15,8 +15,13 @@
 #![allow(clippy::neg_cmp_op_on_partial_ord)]
 
 use super::plackett_luce::{variance_study, SlateProblem, VariancePoint};
-use super::{hit_at_1_exact, hit_at_1_index, CatalogueIndex, CatalogueWorld, Method, Sampling, Trainer, WorldConfig};
+use super::{
+    hit_at_1_exact, hit_at_1_index, CatalogueIndex, CatalogueWorld, Method, Sampling, Trainer, WorldConfig, EVAL_EF, POPULARITY_SPREAD,
+};
+use crate::core::budget::Estimate;
+use crate::core::embeddings::WorldSpec;
 use crate::core::experiment::{Experiment, Part, Stepper};
+use crate::core::math::exp;
 use crate::core::params::{Checked, Issue, Kind, LessonParams, Spec};
 use crate::core::progress::{staged, Progress};
 use crate::core::stages::{bytes_of, Footprint, Graph, Stage, StageCache};
@@ -647,6 +652,148 @@ fn start(params: &ReinforceParams, built: &Built, cache: &mut StageCache) -> Rc<
     })
 }
 
+/// E[1 − exp(−r·w)] for an item popularity w, log-normal of mean 1 and σ = [`POPULARITY_SPREAD`]:
+/// the share of a group of items drawn at least once when each gets r draws on average. A midpoint
+/// rule over z in [−4, 4], w = exp(σz − σ²/2).
+fn coverage(rate: f64) -> f64 {
+    let sigma = POPULARITY_SPREAD;
+    let (mut covered, mut total) = (0.0, 0.0);
+    for i in 0..17 {
+        let z = -4.0 + 0.5 * i as f64;
+        let weight = exp(-z * z / 2.0);
+        covered += weight * (1.0 - exp(-rate * exp(sigma * z - sigma * sigma / 2.0)));
+        total += weight;
+    }
+    covered / total
+}
+
+/// Drawing the users' items ([`crate::core::embeddings::InteractionWorld::generate`]): each user
+/// draws from their topics until they hold `count` distinct items, rejecting repeats, and after
+/// 50·count + 1000 attempts finishes with an O(P) draw per missing item. The expected attempts and
+/// fallback draws over all users (and their log-normal activity). Rejections pile up when users
+/// want about as many items as their topics hold: many topics of few items each.
+fn interaction_draws(users: f64, items: f64, topics: f64, interactions: f64) -> (f64, f64) {
+    let spec = WorldSpec::new(1, 1, 1, 0.0);
+    let liked = (spec.topics_per_user as f64).min(topics);
+    let per_topic = items / topics;
+    let liked_share = (1.0 - spec.uniform_floor) / liked + spec.uniform_floor / topics;
+    // Distinct items after `a` attempts: from the liked topics, and from the floor over all items.
+    let distinct = |a: f64| liked * per_topic * coverage(a * liked_share / per_topic) + items * coverage(a * spec.uniform_floor / items);
+    let sigma = spec.activity_spread;
+    let (mut attempts, mut fallback, mut total) = (0.0, 0.0, 0.0);
+    for i in 0..9 {
+        let z = -3.0 + 0.75 * i as f64;
+        let weight = exp(-z * z / 2.0);
+        total += weight;
+        let count = (interactions * exp(sigma * z - sigma * sigma / 2.0)).round().max(3.0).min((items / 2.0).floor());
+        let cap = 50.0 * count + 1000.0;
+        if distinct(cap) < count {
+            attempts += weight * cap;
+            fallback += weight * (count - distinct(cap));
+        } else {
+            // The attempts that reach `count` distinct items, by bisection in log scale.
+            let (mut low, mut high) = (count, cap);
+            for _ in 0..20 {
+                let middle = (low * high).sqrt();
+                if distinct(middle) < count {
+                    low = middle;
+                } else {
+                    high = middle;
+                }
+            }
+            attempts += weight * high;
+        }
+    }
+    (users * attempts / total, users * fallback / total)
+}
+
+/// Items with an observed interaction (the index holds those): each item's expected observed
+/// draws, as its popularity makes them.
+fn warm_items(params: &ReinforceParams, items: u32) -> f64 {
+    let config = params.world_config(items);
+    let observed = config.users as f64 * config.interactions as f64 * (1.0 - HELD_OUT);
+    config.items as f64 * coverage(observed / config.items as f64)
+}
+
+/// Elementary steps (≈ ns) of building the catalogue world of `items` items.
+fn world_steps(params: &ReinforceParams, items: u32) -> f64 {
+    let config = params.world_config(items);
+    let (users, items, topics) = (config.users as f64, config.items as f64, config.topics as f64);
+    let (interactions, dim) = (config.interactions as f64, config.dim as f64);
+    let sketch = (dim + RSVD_OVERSAMPLING).min(users).min(items);
+    let observed = users * interactions * (1.0 - HELD_OUT);
+    let (attempts, fallback) = interaction_draws(users, items, topics, interactions);
+    // Each attempt draws a topic (a scan over the topics), an item, and checks for a repeat.
+    attempts * (topics + 40.0)
+        + fallback * 2.0 * items
+        + users * topics * 3.0
+        // The rSVD: 2q + 2 sparse products, q + 1 QRs of users × l and q of items × l, the Gram
+        // matrix, V, Ω's normals; then the contexts.
+        + (2.0 * RSVD_POWER_ITERATIONS + 2.0) * observed * (sketch / 2.0 + 10.0)
+        + ((RSVD_POWER_ITERATIONS + 1.0) * users + RSVD_POWER_ITERATIONS * items) * sketch * sketch
+        + items * (sketch * sketch / 2.0 + sketch * dim / 2.0 + 25.0 * sketch + 100.0)
+        + observed * dim
+}
+
+/// How much more a distance costs in a graph of `points` points, which no longer fits the caches
+/// (measured: about twice at 10⁵ points).
+fn graph_factor(points: f64) -> f64 {
+    1.0 + points / 1e5
+}
+
+/// Distances a beam search of width `width` computes: about 45 per slot of the beam, and the
+/// descent through the upper layers.
+fn search_distances(width: f64) -> f64 {
+    45.0 * width + 50.0
+}
+
+/// Share of each user's items held out as the reward (as [`CatalogueWorld::build`] splits them).
+const HELD_OUT: f64 = 0.5;
+/// The rSVD's oversampling and power iterations (as [`CatalogueWorld::build`] asks for them).
+const RSVD_OVERSAMPLING: f64 = 10.0;
+const RSVD_POWER_ITERATIONS: f64 = 2.0;
+/// Distances an insertion into the HNSW graph computes (its search at ef = 48, then linking and
+/// pruning the 12 neighbours' lists).
+const INDEX_DISTANCES_PER_INSERT: f64 = 1500.0;
+/// A distance's fixed work (the visit mark, the heaps), in dimensions.
+const DISTANCE_FIXED: f64 = 32.0;
+/// An item's exp and accumulation in the exact gradient, beyond its d multiply-adds, in dimensions.
+const EXACT_ITEM_FIXED: f64 = 16.0;
+/// A sampled item's fixed work (the draw, its reward lookup, a row fetched from anywhere), in
+/// dimensions.
+const SAMPLE_FIXED: f64 = 100.0;
+/// An Adam step's entry, in the per-context d × d visits (its square root and division).
+const ADAM_ENTRY_IN_VISITS: f64 = 3.0;
+/// A top-K scan's fixed work per item, in dimensions.
+const SCAN_FIXED: f64 = 8.0;
+/// A Plackett–Luce slate's work per item besides its K softmax passes (the Gumbel key's two logs,
+/// the selection, the exp), in passes.
+const SLATE_ITEM_FIXED: f64 = 13.0;
+/// Steps the speed sweep runs beyond its clock: the warm-up step and the [`TIMING_MIN_STEPS`]
+/// (which slow methods need past [`TIMING_MIN_MS`]).
+const SWEEP_STEPS_PER_METHOD: f64 = 1.0 + TIMING_MIN_STEPS as f64;
+
+/// ns per elementary step of building a world (draws, sparse products, QR multiply-adds).
+const NS_PER_WORLD_STEP: f64 = 0.90;
+/// ns per distance-dimension of building an index.
+const NS_PER_INDEX_STEP: f64 = 0.312;
+/// ns per item-dimension of the exact gradient (f32 score, exp, f64 accumulation).
+const NS_PER_EXACT_STEP: f64 = 0.779;
+/// ns per sample-dimension of the SNIS estimators.
+const NS_PER_SAMPLE_STEP: f64 = 0.418;
+/// ns per distance-dimension of the mixture's searches for its top T.
+const NS_PER_SEARCH_STEP: f64 = 0.112;
+/// ns per entry of a context's d × d query and gradient.
+const NS_PER_SQUARE_STEP: f64 = 2.34;
+/// ns per distance-dimension of the hit@1 searches.
+const NS_PER_EVALUATION_SEARCH_STEP: f64 = 0.075;
+/// ns per item-dimension of the exact hit@1 scans.
+const NS_PER_EVALUATION_SCAN_STEP: f64 = 0.289;
+/// ns per timed method of the speed sweep: its ≈ 300 ms of clock.
+const NS_PER_SWEEP_TIMING: f64 = 2.52e8;
+/// ns per (slate, item, pass) of the Plackett–Luce study.
+const NS_PER_SLATE_STEP: f64 = 2.18;
+
 impl Experiment for ReinforceLesson {
     const GRAPH: Graph = REINFORCE_GRAPH;
     const TIMINGS: &'static [&'static str] = &[
@@ -665,6 +812,96 @@ impl Experiment for ReinforceLesson {
     fn parts(_params: &Checked<ReinforceParams>) -> u32 {
         2
     }
+
+    fn estimate(params: &Checked<ReinforceParams>) -> Estimate {
+        let p: &ReinforceParams = params;
+        let (items, dim, batch, iterations) = (p.items as f64, p.dim as f64, p.batch as f64, p.iterations as f64);
+        let (samples, top_t, eval_users) = (p.samples as f64, p.top_t as f64, p.eval_users as f64);
+        let methods = p.methods();
+        let chosen = |m: Method| if methods.contains(&m) { 1.0 } else { 0.0 };
+        let searching = |epsilon: f64| if epsilon < 1.0 { 1.0 } else { 0.0 };
+        let studied = EPSILONS.len() as f64;
+        let sweep = p.sweep_items();
+        // The lesson's world is built once (the ε study reuses it), each size of the sweep once more.
+        let worlds: Vec<u32> = std::iter::once(p.items as u32).chain(sweep.iter().copied()).collect();
+        let world: f64 = worlds.iter().map(|&size| world_steps(p, size)).sum();
+        let index: f64 = worlds
+            .iter()
+            .map(|&size| {
+                let warm = warm_items(p, size);
+                warm * INDEX_DISTANCES_PER_INSERT * (dim + DISTANCE_FIXED) * graph_factor(warm)
+            })
+            .sum();
+        // Contexts each estimator sees: the lesson's trainings, the ε study's runs of the mixture,
+        // and the sweep's steps beyond its clock (every method, at every size).
+        let lesson_contexts = iterations * batch;
+        let sweep_contexts = SWEEP_STEPS_PER_METHOD * batch;
+        let sweep_items: f64 = sweep.iter().map(|&size| size as f64).sum();
+        let exact = (chosen(Method::Exact) * lesson_contexts * items + sweep_contexts * sweep_items) * (dim + EXACT_ITEM_FIXED);
+        let sampled_runs = chosen(Method::Uniform) + chosen(Method::Mixture) + studied;
+        let sampled = (lesson_contexts * sampled_runs + sweep_contexts * 2.0 * sweep.len() as f64) * samples * (dim + SAMPLE_FIXED);
+        let lesson_graph = graph_factor(warm_items(p, p.items as u32));
+        let search_runs = chosen(Method::Mixture) * searching(p.epsilon) + EPSILONS.iter().map(|&e| searching(e)).sum::<f64>();
+        let sweep_graphs: f64 = sweep.iter().map(|&size| graph_factor(warm_items(p, size))).sum();
+        let searches = lesson_contexts * search_runs * lesson_graph + sweep_contexts * searching(p.epsilon) * sweep_graphs;
+        let search = searches * search_distances(top_t) * (dim + DISTANCE_FIXED);
+        // Every context forms its query xθ and adds xᵀc to the gradient; every step moves θ.
+        let runs = methods.len() as f64 + studied;
+        let sweep_runs = Method::ALL.len() as f64 * sweep.len() as f64;
+        let contexts = lesson_contexts * runs + sweep_contexts * sweep_runs;
+        let steps = iterations * runs + SWEEP_STEPS_PER_METHOD * sweep_runs;
+        let square = (contexts + ADAM_ENTRY_IN_VISITS * steps) * dim * dim;
+        // hit@1 through the index: the initial policy, each curve point of each method, each ε;
+        // exactly: the initial policy and each method's final one.
+        let every = p.eval_every() as f64;
+        let points = (iterations / every).floor() + if (iterations % every) > 0.0 { 1.0 } else { 0.0 };
+        let index_evaluations = 1.0 + points * methods.len() as f64 + studied;
+        let evaluation_search = eval_users * index_evaluations * search_distances(EVAL_EF as f64) * (dim + DISTANCE_FIXED) * lesson_graph;
+        let evaluation_scan = eval_users * (1.0 + methods.len() as f64) * items * (dim + SCAN_FIXED);
+        // Per repeat, with and without the baseline, every slate count: a Gumbel-top-K draw and K
+        // softmax passes over the slate catalogue per slate.
+        let slate_items = p.slate_items as f64;
+        let slate_passes = (p.slate_size as f64).min(slate_items) + SLATE_ITEM_FIXED;
+        let slates = 2.0 * p.slate_repeats as f64 * SLATE_SAMPLES.iter().sum::<u32>() as f64 * slate_items * slate_passes;
+        Estimate::new()
+            .term(
+                "building the worlds (the users' items and their SVD)",
+                &["users", "interactions", "topics", "items", "dim", "speed_sweep"],
+                world,
+                NS_PER_WORLD_STEP,
+            )
+            .term("building the HNSW indexes", &["items", "users", "interactions", "dim", "speed_sweep"], index, NS_PER_INDEX_STEP)
+            .term(
+                "training with the exact gradient (all P items per user)",
+                &["iterations", "batch", "items", "dim", "methods", "speed_sweep"],
+                exact,
+                NS_PER_EXACT_STEP,
+            )
+            .term("drawing the sampled estimators' samples", &["samples", "iterations", "batch", "dim"], sampled, NS_PER_SAMPLE_STEP)
+            .term("searching the index for the mixture's top T", &["top_t", "iterations", "batch", "dim"], search, NS_PER_SEARCH_STEP)
+            .term("forming the queries and gradients (d × d per user)", &["dim", "iterations", "batch"], square, NS_PER_SQUARE_STEP)
+            .term("measuring hit@1 through the index", &["eval_users", "methods"], evaluation_search, NS_PER_EVALUATION_SEARCH_STEP)
+            .term("measuring hit@1 exactly", &["eval_users", "items", "dim", "methods"], evaluation_scan, NS_PER_EVALUATION_SCAN_STEP)
+            .term("timing the estimators as P grows", &["speed_sweep"], sweep_runs, NS_PER_SWEEP_TIMING)
+            .term("the Plackett–Luce variance study", &["slate_repeats", "slate_items", "slate_size"], slates, NS_PER_SLATE_STEP)
+    }
+
+    /// One query per term where it dominates (the world twice: its draws, its SVD), then a mix.
+    const CALIBRATION: &'static [&'static str] = &[
+        "users=20000&topics=500&methods=uniform&iterations=1&batch=1&speed_sweep=off&slate_repeats=10&eval_users=20",
+        "users=50000&dim=64&methods=uniform&iterations=1&batch=1&speed_sweep=off&slate_repeats=10&eval_users=20",
+        "items=300000&users=20000&dim=8&methods=uniform&iterations=1&batch=1&speed_sweep=off&slate_repeats=10&eval_users=20",
+        "items=50000&dim=16&methods=exact&iterations=200&samples=16&top_t=4&speed_sweep=off&slate_repeats=10&eval_users=20",
+        "methods=uniform&samples=4000&iterations=100&top_t=4&speed_sweep=off&slate_repeats=10&eval_users=20",
+        "methods=mixture&samples=2&top_t=1024&iterations=40&speed_sweep=off&slate_repeats=10&eval_users=20",
+        "dim=64&methods=uniform&samples=2&top_t=1&batch=1&iterations=20000&speed_sweep=off&slate_repeats=10&eval_users=20",
+        "users=20000&eval_users=4000&iterations=20&batch=1&samples=16&top_t=4&speed_sweep=off&slate_repeats=10",
+        "users=50000&eval_users=10000&items=100000&dim=4&methods=uniform&iterations=1&batch=1&samples=16&top_t=4&speed_sweep=off\
+         &slate_repeats=10",
+        "speed_sweep=1e4&methods=uniform&iterations=10&samples=16&top_t=4&slate_repeats=10&eval_users=20",
+        "slate_items=500&slate_size=10&slate_repeats=400&iterations=1&batch=1&speed_sweep=off&eval_users=20",
+        "speed_sweep=off",
+    ];
 
     fn run_part(params: &Checked<ReinforceParams>, part: Part, cache: &mut StageCache, progress: &mut dyn Progress) -> ReinforceReport {
         let mut stepper = ReinforcePart::new(params, part);
@@ -1150,6 +1387,27 @@ mod tests {
         );
         let many_samples = ReinforceParams { samples: 10_000, iterations: 5000, methods: vec!["mixture"], ..ReinforceParams::default() };
         assert_eq!(problems(many_samples), ["samples"]);
+    }
+
+    #[test]
+    fn the_estimate_grows_with_the_sizes_and_the_calibration_queries_are_valid() {
+        for query in ReinforceLesson::CALIBRATION {
+            assert!(crate::core::params::parse_strict::<ReinforceParams>(query).is_ok(), "{query}");
+        }
+        let seconds =
+            |query: &str| ReinforceLesson::estimate(&crate::core::params::parse_strict::<ReinforceParams>(query).unwrap()).native_seconds();
+        let base = seconds("speed_sweep=off");
+        let larger = ["items=40000", "dim=64", "users=10000", "topics=200", "interactions=80", "samples=512", "top_t=128", "batch=64"];
+        for larger in larger.into_iter().chain(["iterations=400", "slate_repeats=2000", "slate_items=200", "slate_size=10"]) {
+            assert!(seconds(&format!("speed_sweep=off&{larger}")) > base, "{larger}");
+        }
+        assert!(seconds("speed_sweep=off&eval_users=500") < base);
+        assert!(seconds("speed_sweep=off&methods=uniform,mixture") < base);
+        assert!(seconds("speed_sweep=off&epsilon=1") < base, "ε = 1 searches less");
+        assert!(seconds("speed_sweep=1e4") > base && seconds("speed_sweep=1e5") > seconds("speed_sweep=1e4"));
+        // Many topics of few items: rejections pile up while drawing the users' items.
+        let world_only = "users=20000&methods=uniform&iterations=1&batch=1&speed_sweep=off&slate_repeats=10&eval_users=20";
+        assert!(seconds(&format!("{world_only}&topics=500")) > 3.0 * seconds(world_only));
     }
 
     #[test]

@@ -3,8 +3,10 @@
 
 use super::policy::{Logging, LoggingKind, Oracle, PlackettLuce};
 use super::simulate::{ab_test, deterministic_ctr, log_data, policy_ctr, LoggedData, PolicyCtr};
-use super::{log10, ClickModel, SyntheticSpec, World, MAX_SLATE};
+use super::{log10, ClickModel, SyntheticSpec, World, MAX_SLATE, TOY_CATEGORIES, TOY_ITEMS};
+use crate::core::budget::Estimate;
 use crate::core::experiment::{Experiment, Part};
+use crate::core::math::{exp, ln, pow};
 use crate::core::params::{Checked, Issue, Kind, LessonParams, Spec};
 use crate::core::progress::{staged, Progress};
 use crate::core::rng::{self, Stream};
@@ -277,6 +279,8 @@ pub struct SlateWorldLesson;
 pub const SHOWN_ROWS: usize = 12;
 /// Slates sampled per K for the propensity-vs-K curves.
 const SWEEP_SLATES: u32 = 2000;
+/// Draws of a policy's Monte-Carlo CTR when its slates are too many to enumerate.
+const CTR_DRAWS: u32 = 20_000;
 
 /// The lesson's stages. The world is built once per world setting; the policies that do not
 /// depend on the temperature (uniform, popularity) and the oracle are summarised once per world;
@@ -348,7 +352,7 @@ fn world(p: &SlateWorldParams, cache: &mut StageCache) -> Rc<World> {
 
 fn policy_summary(world: &World, kind: LoggingKind, seed: u64) -> PolicySummary {
     let policy = PlackettLuce::new(world, kind);
-    PolicySummary { curve: propensity_curve(world, &policy, seed), ctr: policy_ctr(world, &policy, ENUMERATION_BUDGET, 20_000, seed) }
+    PolicySummary { curve: propensity_curve(world, &policy, seed), ctr: policy_ctr(world, &policy, ENUMERATION_BUDGET, CTR_DRAWS, seed) }
 }
 
 /// Uniform, popularity (and the oracle's CTR).
@@ -436,11 +440,211 @@ fn ab(p: &SlateWorldParams, cache: &mut StageCache, progress: &mut dyn Progress)
     })
 }
 
+// What the stages cost, for this lesson's estimate and for the lessons that use its worlds and
+// policies. The `*_ops` counts are in units of about one multiply-add.
+
+/// Slate sizes of the toy world (`World::toy`).
+pub const TOY_SLATE_SIZES: [u32; 3] = [2, 3, 4];
+/// Work of a standard normal draw, in multiply-adds.
+pub const NORMAL_OPS: f64 = 10.0;
+/// Work of an exp (libm), in multiply-adds.
+pub const EXP_OPS: f64 = 8.0;
+/// Work per item besides its embedding: its name.
+const ITEM_OPS: f64 = 60.0;
+/// Work per user: engagement draws, θ₀ and the user's vector.
+const USER_OPS: f64 = 60.0;
+/// ln(w_max / w_min) of the popularity weights (log-normal norms, σ = 0.35).
+pub const POPULARITY_LOG_SPREAD: f64 = 1.6;
+/// Range of the affinities g(z)·Ψ_a within a category of the synthetic worlds: softmax weights at
+/// temperature τ span e^(range/τ).
+pub const AFFINITY_SPREAD: f64 = 15.0;
+/// Draws `PlackettLuce::sample` tries before it scans the remaining items.
+const REJECTION_TRIES: f64 = 32.0;
+/// Affinity gap between a category's best items: at temperature τ the items already in a slate
+/// hold about 1 − e^(−gap/τ) of the softmax mass, and a new draw hits them that often.
+const TOP_AFFINITY_GAP: f64 = 1.0;
+
+/// log₂ through libm.
+pub fn log2(x: f64) -> f64 {
+    ln(x) / std::f64::consts::LN_2
+}
+
+/// Ordered slates of `size` distinct items out of `items`, P!/(P−K)!, as f64 (it overflows u64).
+pub fn ordered_slates(items: f64, size: f64) -> f64 {
+    (0..size as u32).map(|j| items - j as f64).product()
+}
+
+/// Work of `World::synthetic`: item embeddings (a normal per coordinate) and names, the users, and
+/// the C × P affinity table with its exp.
+pub fn world_ops(items: f64, categories: f64, dim: f64, users: f64) -> f64 {
+    items * (dim * NORMAL_OPS + ITEM_OPS) + categories * items * (dim + EXP_OPS) + users * USER_OPS
+}
+
+/// Work of one table of exact per-position propensities (`policy::position_marginals`) for
+/// `items` weights whose logs span `log_spread`: its quadrature nodes (the log-time range
+/// ln(40 W / (1e-15 w_min)) over h = 0.25) × items × (the convolution up to `positions`, the
+/// suffix and prefix updates, an expm1 and an exp).
+pub fn race_ops(items: f64, positions: f64, log_spread: f64) -> f64 {
+    let nodes = (ln(40.0 / 1e-15) + ln(items.max(1.0)) + log_spread) / 0.25 + 1.0;
+    nodes * items * (positions * (positions + 1.0) / 2.0 + 3.0 * positions + 2.0 * EXP_OPS)
+}
+
+/// Share of a softmax Plackett–Luce policy's draws (after a slate's first position) that exhaust
+/// the rejection tries and scan every item. Rarer than 1 in 1000, the scans cost less than the
+/// tries themselves (which the per-position costs include): counted as none.
+pub fn peaked_share(temperature: f64) -> f64 {
+    let share = pow(1.0 - exp(-TOP_AFFINITY_GAP / temperature), REJECTION_TRIES);
+    if share < 1e-3 {
+        0.0
+    } else {
+        share
+    }
+}
+
+/// (Item, chosen item) comparisons of a slate of `size` drawn by scanning at every position after
+/// the first (`PlackettLuce::sample`'s fallback; `slate_propensity`'s is alike).
+pub fn scan_ops(items: f64, size: f64) -> f64 {
+    items * size * (size - 1.0) / 2.0
+}
+
+/// Work of a simulated slate position besides its draw's binary search: the click model's θ (two
+/// exps), the propensities, the position table.
+const POSITION_OPS: f64 = 20.0;
+/// Work of a simulated row besides its positions: user, size, outcome draw, θ₀, the row's vectors.
+const ROW_OPS: f64 = 60.0;
+
+/// Nanoseconds per unit of `world_ops` (about a multiply-add).
+const NS_PER_WORLD_OP: f64 = 3.78;
+/// Nanoseconds per item the oracle scans for one user and slate size.
+const NS_PER_ORACLE_ITEM: f64 = 0.98;
+/// Nanoseconds per enumerated (user, slate position): a θ term of the click model (two exps).
+const NS_PER_ENUMERATED_POSITION: f64 = 12.5;
+/// Nanoseconds per unit of `race_ops` (about a multiply-add).
+const NS_PER_RACE_OP: f64 = 0.61;
+/// Nanoseconds per unit of simulating impressions (about a multiply-add or a binary-search step).
+const NS_PER_SIMULATION_OP: f64 = 1.31;
+/// Nanoseconds per (item, chosen item) comparison of a peaked softmax's scans.
+const NS_PER_SCANNED_ITEM: f64 = 1.22;
+
 impl Experiment for SlateWorldLesson {
     const GRAPH: Graph = SLATE_WORLD_GRAPH;
     type Params = SlateWorldParams;
     type Report = SlateWorldReport;
     type Partial = SlateWorldReport;
+
+    fn estimate(params: &Checked<SlateWorldParams>) -> Estimate {
+        let p: &SlateWorldParams = params;
+        let synthetic = p.world == "synthetic";
+        // What a learner can lower: the toy world has none of the synthetic world's sizes.
+        let active = |synthetic_names: &'static [&'static str], toy_names: &'static [&'static str]| {
+            if synthetic {
+                synthetic_names
+            } else {
+                toy_names
+            }
+        };
+        let (items, categories, dim) = if synthetic {
+            (p.items as f64, p.contexts as f64, p.dim as f64)
+        } else {
+            (TOY_ITEMS.len() as f64, TOY_CATEGORIES.len() as f64, TOY_CATEGORIES.len() as f64)
+        };
+        let sizes: Vec<f64> = if synthetic { vec![p.slate_size as f64] } else { TOY_SLATE_SIZES.iter().map(|&k| f64::from(k)).collect() };
+        let size_count = sizes.len() as f64;
+        let mean_size = sizes.iter().sum::<f64>() / size_count;
+        let max_size = sizes.iter().copied().fold(0.0, f64::max);
+        let (users, rows) = (p.users as f64, p.logs as f64);
+        let softmax_logging = p.logging == "softmax";
+
+        // The world, and the softmax policy's C × P weights: in its own stage, and again in the
+        // logs and the A/B test under softmax logging.
+        let softmax_weights = if softmax_logging { 3.0 } else { 1.0 };
+        let world_work = world_ops(items, categories, dim, users) + softmax_weights * categories * items * EXP_OPS;
+
+        // The oracle scans every item for each user and slate size.
+        let oracle = users * size_count * items;
+
+        // The three policies' exact CTR when users × slates × K fits the budget (`policy_ctr`):
+        // every slate for each category's members, its propensity once per category.
+        let slates: Vec<f64> = sizes.iter().map(|&k| ordered_slates(items, k)).collect();
+        let enumerated = slates.iter().sum::<f64>() * max_size * users <= ENUMERATION_BUDGET;
+        let enumeration = if enumerated {
+            let positions: f64 = sizes.iter().zip(&slates).map(|(k, s)| k * s).sum();
+            3.0 * positions * (users + categories.min(users))
+        } else {
+            0.0
+        };
+
+        // Exact per-position propensities of the logged rows: one table under popularity, one per
+        // category met under softmax (uniform needs none).
+        let positions = max_size.min(items);
+        let race = match p.logging {
+            "popularity" => race_ops(items, positions, POPULARITY_LOG_SPREAD),
+            "softmax" => categories.min(users) * race_ops(items, positions, AFFINITY_SPREAD / p.temperature),
+            _ => 0.0,
+        };
+
+        // N logged rows and N A/B impressions (a binary search per position), the logged
+        // propensities sorted for their median.
+        let row = mean_size * (POSITION_OPS + log2(items)) + ROW_OPS;
+        let simulation = rows * (2.0 * row + log2(rows));
+
+        // Draws from a peaked softmax policy scan the catalogue: its propensity curve (2,000
+        // slates per K up to 10), its Monte-Carlo CTR, and the logs and A/B test under softmax logging.
+        let curve: f64 =
+            (1..=items.min(f64::from(MAX_SLATE)) as u32).map(|k| f64::from(SWEEP_SLATES) * scan_ops(items, f64::from(k))).sum();
+        let mean_scan = sizes.iter().map(|&k| scan_ops(items, k)).sum::<f64>() / size_count;
+        let ctr_draws = if enumerated { 0.0 } else { f64::from(CTR_DRAWS) };
+        let logged_draws = if softmax_logging { 2.0 * rows } else { 0.0 };
+        let scans = (curve + (ctr_draws + logged_draws) * mean_scan) * peaked_share(p.temperature);
+
+        Estimate::new()
+            .term("building the world", active(&["items", "contexts", "dim", "users"], &["users"]), world_work, NS_PER_WORLD_OP)
+            .term("finding every user's best slate (the oracle)", active(&["users", "items"], &["users"]), oracle, NS_PER_ORACLE_ITEM)
+            .term(
+                "computing each policy's exact CTR over every slate",
+                active(&["users", "items", "slate_size"], &["users"]),
+                enumeration,
+                NS_PER_ENUMERATED_POSITION,
+            )
+            .term(
+                "computing the logging policy's exact per-position propensities",
+                active(&["items", "slate_size", "contexts"], &["logging"]),
+                race,
+                NS_PER_RACE_OP,
+            )
+            .term(
+                "simulating the logged impressions and the A/B test",
+                active(&["logs", "slate_size"], &["logs"]),
+                simulation,
+                NS_PER_SIMULATION_OP,
+            )
+            .term(
+                "drawing slates from the peaked softmax policy",
+                match (synthetic, softmax_logging) {
+                    (true, true) => &["items", "slate_size", "logs"],
+                    (true, false) => &["items", "slate_size"],
+                    (false, _) => &["logs"],
+                },
+                scans,
+                NS_PER_SCANNED_ITEM,
+            )
+    }
+
+    /// Each term dominates at least one query: toy enumeration at its budget, long logs (toy and
+    /// synthetic with K = 10), the oracle over many users, the exponential race under softmax and
+    /// popularity, a peaked softmax (τ = 0.1 and 0.3), a large world, a synthetic enumeration.
+    const CALIBRATION: &'static [&'static str] = &[
+        "users=6800",
+        "logs=1000000",
+        "world=synthetic&items=2000&slate_size=10&logs=400000",
+        "world=synthetic&items=20000&users=40000",
+        "world=synthetic&items=20000&logging=softmax",
+        "world=synthetic&items=50000&slate_size=8&logging=popularity",
+        "world=synthetic&items=2000&temperature=0.1",
+        "world=synthetic&items=2000&slate_size=8&temperature=0.3",
+        "world=synthetic&items=40000&contexts=100&dim=100&users=1&logs=10",
+        "world=synthetic&items=12&slate_size=4&users=600",
+    ];
 
     fn merge(_params: &Checked<SlateWorldParams>, mut partials: Vec<SlateWorldReport>) -> SlateWorldReport {
         partials.pop().expect("one part")
@@ -520,7 +724,7 @@ pub fn dataset_csv(query: &str) -> Result<String, String> {
 mod tests {
     use super::*;
     use crate::core::experiment::run_query;
-    use crate::core::params::{check, from_query, to_query};
+    use crate::core::params::{check, from_query, parse_strict, to_query};
 
     #[test]
     fn a_walk_through_parameter_changes_gives_what_a_fresh_run_gives() {
@@ -540,6 +744,21 @@ mod tests {
         ];
         let stats = crate::core::stages::tests::walk::<SlateWorldLesson>("users=60&logs=400&items=40&dim=6&contexts=4", choices, 40, 3);
         assert!(stats.hits > 10, "{stats:?}");
+    }
+
+    #[test]
+    fn the_estimate_grows_with_the_sizes_and_the_calibration_queries_parse() {
+        let seconds = |q: &str| SlateWorldLesson::estimate(&parse_strict::<SlateWorldParams>(q).unwrap()).native_seconds();
+        assert!(seconds("logs=200000") > seconds(""));
+        assert!(seconds("users=6000") > seconds(""), "more users to enumerate");
+        let synthetic = "world=synthetic";
+        for bigger in ["items=20000", "users=20000", "slate_size=10", "dim=128", "contexts=100", "temperature=0.1", "logging=popularity"] {
+            assert!(seconds(&format!("{synthetic}&{bigger}")) > seconds(synthetic), "{bigger}");
+        }
+        assert!(seconds("world=synthetic&items=20000&logging=softmax") > seconds("world=synthetic&items=20000&logging=popularity"));
+        for q in SlateWorldLesson::CALIBRATION {
+            assert!(parse_strict::<SlateWorldParams>(q).is_ok(), "{q}");
+        }
     }
 
     #[test]
