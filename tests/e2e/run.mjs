@@ -327,7 +327,8 @@ test('reward-and-rank: the page (jobs split over workers) trains what the CLI tr
   // Too much IPS training for a tab: a message, and the rest of the page works.
   await page.goto(`${BASE}#/reward-and-rank?world=synthetic&items=20000&logs=30000&epochs=200&timing_max_items=100`);
   await page.reload();
-  await report(page, 120000);
+  // What is left after the fallback (200 epochs of 30,000 rows) is a long run: offered, not started.
+  await page.locator('[data-gate="ask"]').first().waitFor();
   assert.match(await page.locator('[data-testid="url-issues"]').innerText(), /operations/);
   assert.deepEqual(page.errors, []);
   await page.closeAll();
@@ -467,6 +468,61 @@ test('stage caches never answer for other parameters: 20 changes in 2 seconds en
   await page.waitForFunction(() => /&m=8&/.test(location.hash) && /&k=4&/.test(location.hash));
   const again = await report(page);
   assert.deepEqual(withoutTimings(again), withoutTimings(cli('fast-mips', queryOf(page))));
+  assert.deepEqual(page.errors, []);
+  await page.closeAll();
+});
+
+test('bounded runs: over the budget is refused with what to lower, a long run waits for Start', async () => {
+  const page = await open('#/fast-mips?base_items=650000&sizes=1');
+  const refuse = page.locator('[data-gate="refuse"]').first();
+  await refuse.waitFor();
+  assert.match(await refuse.innerText(), /about .* the limit is 2 min.*Lower base_items/);
+  assert.ok(await page.locator('.run-controls button.primary', { hasText: 'Run' }).first().isDisabled());
+  await page.waitForTimeout(500);
+  assert.equal(await page.locator('.run-controls progress').count(), 0, 'nothing runs');
+  // Lowered: it runs at once.
+  await page.goto(`${BASE}#/fast-mips?base_items=300&sizes=1&queries=20`);
+  await report(page);
+  // Long but within the budget: the estimate, and a Start button; nothing runs until asked.
+  await page.goto(`${BASE}#/reward-and-rank?world=synthetic&sweep=both`);
+  const ask = page.locator('[data-gate="ask"]').first();
+  await ask.waitFor();
+  assert.match(await ask.innerText(), /will take about \d+ s/);
+  await page.waitForTimeout(500);
+  assert.equal(await page.locator('.run-controls progress').count(), 0, 'nothing runs before Start');
+  await ask.getByRole('button', { name: 'Start' }).click();
+  await page.locator('.run-controls progress').first().waitFor();
+  await page.locator('.run-controls button', { hasText: 'Cancel' }).first().click();
+  // Cancelled: the offer is back.
+  await page.locator('[data-gate="ask"]').first().waitFor();
+  assert.deepEqual(page.errors, []);
+  await page.closeAll();
+  // The CLI refuses the same run, and says how to run it anyway.
+  let refused = null;
+  try { execFileSync(CLI, ['run', 'fast-mips', 'base_items=650000&sizes=1'], { stdio: ['ignore', 'pipe', 'pipe'] }); } catch (e) { refused = e; }
+  assert.equal(refused?.status, 2);
+  assert.match(refused.stderr.toString(), /Lower base_items.*\n.*--no-budget/s);
+});
+
+test('previews: a first look before the full report, and while a slider is dragged', async () => {
+  const page = await open('#/horvitz-thompson');
+  // The first replications show while the rest compute, marked as a preview.
+  await page.waitForFunction(() => document.querySelector('.widget.preview canvas')
+    && /first 50 of 500 replications/.test(document.querySelector('.run-controls .status')?.textContent || ''), null, { timeout: 60000, polling: 10 });
+  assert.deepEqual(await report(page), cli('horvitz-thompson', ''));
+  // Dragging a slider previews the dragged value without committing it to the address.
+  await page.goto(`${BASE}#/fast-mips?base_items=400&sizes=3&queries=20&dim=16`);
+  await report(page);
+  const before = queryOf(page);
+  const slider = page.locator('[data-param="ef_search"] input[type=range]').first();
+  await slider.evaluate((el) => { el.value = String(Number(el.value) + 150); el.dispatchEvent(new Event('input', { bubbles: true })); });
+  await page.locator('.run-controls .status', { hasText: 'release the control' }).first().waitFor();
+  assert.equal(queryOf(page), before, 'a drag does not change the address');
+  assert.equal(await page.locator('.widget.stale').count(), 0, 'a preview is not shown as stale');
+  await slider.evaluate((el) => el.dispatchEvent(new Event('change', { bubbles: true })));
+  await page.waitForFunction((b) => !location.hash.endsWith(b), before);
+  const after = await report(page);
+  assert.deepEqual(withoutTimings(after), withoutTimings(cli('fast-mips', queryOf(page))));
   assert.deepEqual(page.errors, []);
   await page.closeAll();
 });
