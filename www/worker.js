@@ -1,6 +1,8 @@
 // A Web Worker running the same wasm as the page. Each start message runs one part of an
 // experiment in slices (PartRun.step): between slices it posts progress and the results so far
 // ("live"), and it honours pause/resume messages. The page cancels a run by terminating the worker.
+// A start message supersedes the run under way, unless it says `queue`: then it starts when the
+// run under way has finished (a preview first, the full run right behind it in the same worker).
 import init, { PartRun } from './pkg/reward_reco.js';
 
 const ready = init();
@@ -8,6 +10,8 @@ let run = null;
 let runId = 0;
 let paused = false;
 let scheduled = false;
+let loading = false;
+const queued = [];
 
 const errorText = (error) => String(error && error.message ? error.message : error);
 
@@ -29,6 +33,7 @@ function tick() {
       const result = run.partial();
       release();
       self.postMessage({ id, result });
+      if (queued.length) begin(queued.shift());
     } else {
       const live = run.live();
       if (live !== undefined) self.postMessage({ id, live });
@@ -53,18 +58,30 @@ self.onmessage = async (event) => {
     schedule();
     return;
   }
+  if (data.queue && (run || loading)) {
+    queued.push(data);
+    return;
+  }
+  queued.length = 0;
+  begin(data);
+};
+
+async function begin(data) {
   const { id, lesson, query, part, parts } = data;
   // Before the await: a pause that arrives while the wasm loads must not be overwritten.
   release();
   runId = id;
   paused = false;
+  loading = true;
   try {
     await ready;
     if (id !== runId) return; // superseded while loading
+    loading = false;
     run = new PartRun(lesson, query, part, parts);
     schedule();
   } catch (error) {
+    loading = false;
     release();
     self.postMessage({ id, error: errorText(error) });
   }
-};
+}

@@ -132,9 +132,8 @@ impl<E: CoreExperiment + 'static> LessonState<E> {
                 let on_auto_run = Callback::from(move |on: bool| auto_run.set(on));
                 let on_pause = self.steps.then(|| self.experiment.pause.clone());
                 // The estimate speaks only while the shown parameters have no result yet.
-                let waiting = self.is_stale() && !matches!(self.run.status, RunStatus::Running { .. });
                 let gate = match &*self.verdict {
-                    Verdict::Ask { message, .. } if waiting => Some(Gate::Ask(message.clone().into())),
+                    Verdict::Ask { message, .. } if self.is_gated() => Some(Gate::Ask(message.clone().into())),
                     Verdict::Refuse { message, .. } => Some(Gate::Refuse(message.clone().into())),
                     _ => None,
                 };
@@ -160,6 +159,11 @@ impl<E: CoreExperiment + 'static> LessonState<E> {
         self.run.preview.is_some()
     }
 
+    /// The shown parameters wait for Start, or are refused: nothing computes for them.
+    fn is_gated(&self) -> bool {
+        !matches!(*self.verdict, Verdict::Run) && self.is_stale() && !matches!(self.run.status, RunStatus::Running { .. })
+    }
+
     fn preview_note(&self) -> Option<AttrValue> {
         self.run.preview.as_ref().filter(|p| !p.note.is_empty()).map(|p| AttrValue::from(p.note.clone()))
     }
@@ -182,7 +186,7 @@ impl<E: CoreExperiment + 'static> LessonState<E> {
             // Plots learn the parameters of the report they show (a pinned run's legend says
             // what changed since).
             <ContextProvider<PlotContext> context={PlotContext { query: self.run.report_query.clone().into() }}>
-                <article class="lesson">
+                <article class={classes!("lesson", self.is_gated().then_some("gated"))}>
                     if section.is_none_or(|s| s == 0) { <h1>{ text.title }</h1> }
                     { url_issues_notice(&self.url_issues) }
                     { for sections.map(|(i, s)| html! {
@@ -198,5 +202,11 @@ impl<E: CoreExperiment + 'static> LessonState<E> {
 
 /// Placeholder shown by a lesson widget before the first report arrives.
 pub fn waiting() -> Html {
-    html! { <p class="hint waiting">{ "computing…" }</p> }
+    // Which of the two shows depends on the article's class (a gated run has not started).
+    html! {
+        <p class="hint waiting">
+            <span class="when-computing">{ "computing…" }</span>
+            <span class="when-gated">{ "not started: the run controls above say why" }</span>
+        </p>
+    }
 }

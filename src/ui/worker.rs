@@ -210,8 +210,10 @@ enum Request {
 #[derive(Clone)]
 struct PreviewJob {
     shown: Shown,
-    /// The full run follows in the same workers (whose caches now hold the shared stages).
-    then_full: bool,
+    /// The run whose preview it is (its report is shown under that run's id).
+    shows_for: u32,
+    /// Nothing follows (a drag preview); else the full run is queued behind it in every worker.
+    last: bool,
 }
 
 /// One run: the same query split into `parts`, one per worker, merged when all are in.
@@ -230,6 +232,9 @@ struct Slot {
     workers: Vec<LiveWorker>,
     next_id: u32,
     job: Option<Job>,
+    /// The preview of `job`, computed first in the same workers (each worker queues its part
+    /// of `job` behind its part of the preview, and finds the shared stages in its cache).
+    preview_job: Option<Job>,
     pending: Option<Request>,
     /// The job under way is paused: a new query replaces it rather than waiting behind it.
     paused: bool,
@@ -245,6 +250,7 @@ impl Slot {
             on_error.forget();
         }
         self.job = None;
+        self.preview_job = None;
         self.paused = false;
     }
 }
@@ -347,21 +353,31 @@ fn start<R: DeserializeOwned + 'static>(
     };
     // The reader is computing here: the cores are theirs.
     crate::ui::precompute::stop();
+    slot.preview_job = None;
     match (lesson.preview)(&query) {
+        Some((cheaper, note)) if then_full => {
+            slot.next_id += 1;
+            let preview_id = slot.next_id;
+            let preview = PreviewJob { shown: Shown { of: query.clone(), note }, shows_for: id, last: false };
+            slot.preview_job = launch(&mut slot, slot_rc, dispatcher, lesson, preview_id, cheaper, Some(preview), false);
+            slot.job = launch(&mut slot, slot_rc, dispatcher, lesson, id, query, None, true);
+        }
         Some((cheaper, note)) => {
-            let preview = PreviewJob { shown: Shown { of: query, note }, then_full };
-            launch(&mut slot, slot_rc, dispatcher, lesson, id, cheaper, Some(preview));
+            let preview = PreviewJob { shown: Shown { of: query, note }, shows_for: id, last: true };
+            slot.job = launch(&mut slot, slot_rc, dispatcher, lesson, id, cheaper, Some(preview), false);
         }
         // No cheaper look: a drag previews with the full run (later stages are cached anyway).
         None if !then_full => {
-            let preview = PreviewJob { shown: Shown { of: query.clone(), note: String::new() }, then_full };
-            launch(&mut slot, slot_rc, dispatcher, lesson, id, query, Some(preview));
+            let preview = PreviewJob { shown: Shown { of: query.clone(), note: String::new() }, shows_for: id, last: true };
+            slot.job = launch(&mut slot, slot_rc, dispatcher, lesson, id, query, Some(preview), false);
         }
-        None => launch(&mut slot, slot_rc, dispatcher, lesson, id, query, None),
+        None => slot.job = launch(&mut slot, slot_rc, dispatcher, lesson, id, query, None, false),
     }
 }
 
-/// Runs `query` as job `id` in the slot's workers, one part each.
+/// Runs `query` as job `id` in the slot's workers, one part each (`queue`: each worker starts
+/// it once the part it is running now has finished, instead of dropping that part).
+#[allow(clippy::too_many_arguments)]
 fn launch<R: DeserializeOwned + 'static>(
     slot: &mut Slot,
     slot_rc: &Rc<RefCell<Slot>>,
@@ -370,7 +386,8 @@ fn launch<R: DeserializeOwned + 'static>(
     id: u32,
     query: String,
     preview: Option<PreviewJob>,
-) {
+    queue: bool,
+) -> Option<Job> {
     let parts = (lesson.parts)(&query, cores());
     while (slot.workers.len() as u32) < parts {
         let index = slot.workers.len() as u32;
@@ -378,18 +395,18 @@ fn launch<R: DeserializeOwned + 'static>(
             Ok(w) => slot.workers.push(w),
             Err(message) => {
                 dispatcher.dispatch(Action::Failed { id, message });
-                return;
+                return None;
             }
         }
     }
-    slot.job = Some(Job {
+    let job = Job {
         id,
         query: query.clone(),
         preview,
         partials: vec![None; parts as usize],
         lives: vec![None; parts as usize],
         fractions: vec![0.0; parts as usize],
-    });
+    };
     for (index, (worker, _, _)) in slot.workers.iter().take(parts as usize).enumerate() {
         let message = js_sys::Object::new();
         let set = |k: &str, v: JsValue| {
@@ -400,8 +417,10 @@ fn launch<R: DeserializeOwned + 'static>(
         set("query", JsValue::from_str(&query));
         set("part", JsValue::from(index as u32));
         set("parts", JsValue::from(parts));
+        set("queue", JsValue::from_bool(queue));
         let _ = worker.post_message(&message);
     }
+    Some(job)
 }
 
 /// What one message from worker `index` means for the current job.
@@ -422,9 +441,14 @@ fn on_worker_message(slot: &mut Slot, lesson: &'static Lesson, index: usize, id:
         slot.terminate();
         return Outcome::Finished(Err(format!("the computation crashed: {panic}")));
     }
-    let Some(job) = slot.job.as_mut().filter(|j| j.id == id) else {
+    let in_preview = slot.preview_job.as_ref().is_some_and(|j| j.id == id);
+    let job = if in_preview { slot.preview_job.as_mut() } else { slot.job.as_mut().filter(|j| j.id == id) };
+    let Some(job) = job else {
         return Outcome::Waiting;
     };
+    if in_preview && get("progress").as_f64().is_some() {
+        return Outcome::Waiting; // the full run's progress is the one shown
+    }
     if let Some(fraction) = get("progress").as_f64() {
         job.fractions[index] = fraction;
         return Outcome::Progress(job.fractions.iter().sum::<f64>() / job.fractions.len() as f64, job.preview.is_some());
@@ -441,7 +465,13 @@ fn on_worker_message(slot: &mut Slot, lesson: &'static Lesson, index: usize, id:
     if let Some(json) = get("result").as_string() {
         job.partials[index] = Some(json);
         if job.partials.iter().all(Option::is_some) {
-            let job = slot.job.take().expect("a job");
+            let job = if in_preview {
+                slot.preview_job.take().expect("a preview job")
+            } else {
+                // A preview still out (it had more parts than the run) is of no use any more.
+                slot.preview_job = None;
+                slot.job.take().expect("a job")
+            };
             let partials: Vec<String> = job.partials.into_iter().flatten().collect();
             return Outcome::Finished((lesson.merge)(&job.query, &partials).map(|json| (json, job.query, job.preview)));
         }
@@ -492,14 +522,10 @@ fn spawn<R: DeserializeOwned + 'static>(
                         dispatcher.dispatch(Action::Done { id, report: Rc::new(report), query });
                     }
                     (Ok(report), Some(preview)) => {
-                        let full = preview.then_full.then(|| preview.shown.of.clone());
-                        let last = full.is_none();
+                        let (id, last) = (preview.shows_for, preview.last);
                         dispatcher.dispatch(Action::Preview { id, report: Rc::new(report), query, shown: preview.shown, last });
-                        let mut slot = slot_rc.borrow_mut();
-                        // The full run follows in the same workers, unless a newer request waits.
-                        if let (Some(full), None) = (full, &slot.pending) {
-                            launch(&mut slot, &slot_rc, &dispatcher, lesson, id, full, None);
-                            return;
+                        if !last {
+                            return; // the full run is under way in the same workers
                         }
                     }
                     (Err(e), _) => dispatcher.dispatch(Action::Failed { id, message: format!("unreadable report: {e}") }),

@@ -45,11 +45,17 @@ async function drag(page, name) {
   const before = await page.evaluate(() => location.hash);
   const started = Date.now();
   await slider.evaluate((el) => {
-    el.value = String(Math.min(1000, Number(el.value) + 60));
+    el.value = String(Math.min(1000, Number(el.value) + 150));
     el.dispatchEvent(new Event('input', { bubbles: true }));
   });
-  await page.waitForFunction(() => /release the control/.test(document.querySelector('.run-controls .status')?.textContent || ''),
-    null, { timeout: 600000, polling: 5 });
+  try {
+    await page.waitForFunction(() => /release the control/.test(document.querySelector('.run-controls .status')?.textContent || ''),
+      null, { timeout: 60000, polling: 5 });
+  } catch (e) {
+    const status = await page.evaluate(() => document.querySelector('.run-controls .status')?.textContent);
+    console.error(`no preview within 60 s; status: ${status}`);
+    return ['> 60000', '–'];
+  }
   const preview = Date.now() - started;
   const released = Date.now();
   await slider.evaluate((el) => el.dispatchEvent(new Event('change', { bubbles: true })));
