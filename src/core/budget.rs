@@ -15,8 +15,9 @@ pub const ASK_ABOVE_SECONDS: f64 = 12.0;
 pub const BUDGET_SECONDS: f64 = 120.0;
 /// How much slower the same work runs in the page than natively on one core, per worker. The
 /// `.ci/bench` kernels run 1.2–2.9× slower in wasm, but a whole lesson in the page (headless
-/// Chromium, `ONLY=live .ci/bench`) took 0.6–1.7× its native estimate per worker over the six
-/// defaults: the SIMD scans and graph searches that dominate the long runs are as fast in wasm.
+/// Chromium, `ONLY=live .ci/bench`, the page's loading left out) took 0.6–2.0× its native
+/// estimate divided over two workers, for the five defaults that take over a second: the SIMD
+/// scans and graph searches that dominate the longest runs are about as fast in wasm.
 pub const WASM_SLOWDOWN: f64 = 1.0;
 /// Parallel parts' efficiency on two cores (two workers finish a split run in about 1/1.8 of
 /// the time of one).
