@@ -77,6 +77,11 @@ test('every lesson opens, computes and has no console errors', async () => {
     assert.ok(await page.locator('math').count() > 3, 'formulas rendered as MathML');
     const canvases = await page.locator('canvas').count();
     assert.ok(canvases >= 1, 'plots drawn');
+    // Every table has as many headers as cells in each row (a lost header shifts every column).
+    const ragged = await page.evaluate(() => [...document.querySelectorAll('.table-wrap table')]
+      .filter((t) => [...t.tBodies[0].rows].some((r) => r.cells.length !== t.tHead.rows[0].cells.length))
+      .map((t) => t.closest('.table-wrap').dataset.table));
+    assert.deepEqual(ragged, [], 'tables whose rows do not match their headers');
     await page.screenshot({ path: join(ARTIFACTS, `${id}.png`), fullPage: true });
     assert.deepEqual(page.errors, []);
     await page.closeAll();

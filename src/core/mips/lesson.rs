@@ -6,7 +6,7 @@ use super::hnsw::{Config, MipsIndex};
 use super::{data, exact, recall, Vectors};
 use crate::core::budget::Estimate;
 use crate::core::experiment::{Experiment, Part};
-use crate::core::math::{exp, ln, pow};
+use crate::core::math::{exp, ln};
 use crate::core::params::{Checked, Issue, Kind, LessonParams, Spec};
 use crate::core::progress::{staged, Progress};
 use crate::core::stages::{bytes_of, Footprint, Graph, Stage, StageCache};
@@ -56,7 +56,7 @@ const SPECS: &[Spec] = &[
     Spec {
         name: "base_items",
         label: "Smallest catalogue P₀",
-        help: "sizes are P₀·1.3^i",
+        help: "each size is 1.3 × the previous one, rounded down, as in the notebook",
         kind: Kind::Int { min: 100, max: 2_000_000, log: true },
     },
     Spec {
@@ -118,9 +118,17 @@ impl LessonParams for MipsParams {
 }
 
 impl MipsParams {
-    /// P₀·1.3^i for i = 0 … sizes − 1, rounded down (10,000 … 137,858 for the notebook's 11).
+    /// P₀, then each size 1.3 × the previous one rounded down, as the notebook grows its
+    /// catalogue (`int(P * 1.3)` at every step): 10,000 … 137,854 for its 11 sizes.
     pub fn catalogue_sizes(&self) -> Vec<u32> {
-        (0..self.sizes).map(|i| (self.base_items as f64 * pow(1.3, i as f64)) as u32).collect()
+        let mut sizes = Vec::with_capacity(self.sizes as usize);
+        let mut items = self.base_items as u64;
+        for _ in 0..self.sizes {
+            sizes.push(items as u32);
+            // Integer arithmetic: the same truncation as the notebook's, natively and in wasm.
+            items = items * 13 / 10;
+        }
+        sizes
     }
 
     fn data_kind(&self) -> data::Kind {
@@ -607,7 +615,8 @@ mod tests {
         let s = p.catalogue_sizes();
         assert_eq!(s[0], 10_000);
         assert_eq!(s.len(), 11);
-        assert!((137_000..138_000).contains(&s[10]), "{}", s[10]);
+        // The notebook's sizes exactly (each int(previous × 1.3)).
+        assert_eq!(s, [10_000, 13_000, 16_900, 21_970, 28_561, 37_129, 48_267, 62_747, 81_571, 106_042, 137_854]);
         assert!(check(MipsParams::default()).is_ok());
         let (_, issues) = from_query::<MipsParams>("base_items=2000000&sizes=11&dim=256");
         assert!(issues[0].message.contains("MB"), "{issues:?}");

@@ -2,7 +2,7 @@
 //! by position, how small slate propensities get, and exact vs simulated CTR.
 
 use super::policy::{Logging, LoggingKind, Oracle, PlackettLuce};
-use super::simulate::{ab_test, deterministic_ctr, log_data, policy_ctr, LoggedData, PolicyCtr};
+use super::simulate::{ab_test, deterministic_ctr, log_data, policy_ctr, LoggedData, LoggedRow, PolicyCtr};
 use super::{log10, ClickModel, SyntheticSpec, World, MAX_SLATE, TOY_CATEGORIES, TOY_ITEMS};
 use crate::core::budget::Estimate;
 use crate::core::experiment::{Experiment, Part};
@@ -217,6 +217,8 @@ pub fn logging_kind(name: &str, temperature: f64) -> LoggingKind {
 /// One logged row, as shown in the lesson's table.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RowView {
+    /// Its place in the log (1 = the first impression).
+    pub row: u32,
     pub user: u32,
     pub context: String,
     pub engagement: Vec<f64>,
@@ -277,6 +279,8 @@ pub struct SlateWorldLesson;
 
 /// Rows shown in the table.
 pub const SHOWN_ROWS: usize = 12;
+/// Of those, how many are kept for the first clicked rows when the first ones hold fewer clicks.
+const SHOWN_CLICKED_ROWS: usize = 4;
 /// Slates sampled per K for the propensity-vs-K curves.
 const SWEEP_SLATES: u32 = 2000;
 /// Draws of a policy's Monte-Carlo CTR when its slates are too many to enumerate.
@@ -390,9 +394,17 @@ fn logs(p: &SlateWorldParams, cache: &mut StageCache, progress: &mut dyn Progres
 }
 
 fn summarise_logs(world: &World, data: &LoggedData) -> LogSummary {
-    let first_rows = data.rows.iter().take(SHOWN_ROWS).map(|row| {
+    // The first rows, and, when they hold few clicks (a CTR of a few percent), the first clicked
+    // rows after them, so that the table shows what a click looks like in the log.
+    let head = SHOWN_ROWS - SHOWN_CLICKED_ROWS;
+    let clicked = |r: &&LoggedRow| r.clicks.iter().any(|c| *c > 0);
+    let enough = data.rows.iter().take(head).filter(clicked).count() >= SHOWN_CLICKED_ROWS;
+    let tail = data.rows.iter().enumerate().skip(head).filter(|(_, r)| enough || clicked(r)).take(SHOWN_CLICKED_ROWS);
+    let chosen = data.rows.iter().enumerate().take(head).chain(tail);
+    let first_rows = chosen.map(|(index, row)| {
         let u = &world.users[row.user as usize];
         RowView {
+            row: index as u32 + 1,
             user: row.user,
             context: world.category_names[u.category as usize].clone(),
             engagement: u.engagement.clone(),
@@ -785,6 +797,9 @@ mod tests {
         assert_eq!(a, b);
         let r: SlateWorldReport = serde_json::from_str(&a).unwrap();
         assert_eq!(r.first_rows.len(), SHOWN_ROWS);
+        // The table shows clicks: the first rows, then clicked ones if the first hold few.
+        assert!(r.first_rows.iter().filter(|row| row.clicks.iter().any(|c| *c > 0)).count() >= 4);
+        assert!(r.first_rows.windows(2).all(|w| w[0].row < w[1].row));
         assert_eq!(r.policy_ctr.len(), 4);
         assert!(r.policy_ctr[3].ctr > r.policy_ctr[0].ctr, "oracle beats uniform");
         // Uniform propensities for K = 2 of 7 are exactly 1/42.

@@ -283,9 +283,17 @@ impl From<&PrrReport> for Figures {
         epoch_time.legend_at = LegendAt::UpperLeft;
         let epoch_table = TableSpec {
             id: "epoch-time".into(),
-            headers: ["P", "logged rows", "clicked rows", "PRR ms/epoch", "slate IPS ms/epoch", "slate IPS / PRR"]
-                .map(String::from)
-                .to_vec(),
+            headers: [
+                "P",
+                "logged rows",
+                "clicked rows",
+                "PRR ms/epoch",
+                "slate IPS ms/epoch",
+                "slate IPS µs per clicked row",
+                "slate IPS / PRR",
+            ]
+            .map(String::from)
+            .to_vec(),
             rows: r
                 .timing
                 .iter()

@@ -72,8 +72,7 @@ impl From<&SlateWorldReport> for Figures {
             rows: r
                 .first_rows
                 .iter()
-                .enumerate()
-                .map(|(i, row)| {
+                .map(|row| {
                     let click = match row.clicks.iter().position(|c| *c > 0) {
                         None => "none".to_string(),
                         Some(_) => row
@@ -86,7 +85,7 @@ impl From<&SlateWorldReport> for Figures {
                             .join(", "),
                     };
                     vec![
-                        (i + 1).to_string(),
+                        row.row.to_string(),
                         row.user.to_string(),
                         row.context.clone(),
                         row.engagement.iter().map(|y| format!("{y:.2}")).collect::<Vec<_>>().join(", "),
@@ -98,9 +97,15 @@ impl From<&SlateWorldReport> for Figures {
                 })
                 .collect(),
         };
+        let shown_in_order = r.first_rows.iter().enumerate().all(|(i, row)| row.row as usize == i + 1);
         let log_caption = format!(
-            "The first {} of {} logged impressions ({} logging; {} of {} users)",
-            r.first_rows.len(),
+            "{} of {} logged impressions ({} logging; {} of {} users)",
+            if shown_in_order {
+                format!("The first {}", r.first_rows.len())
+            } else {
+                let head = r.first_rows.iter().take_while(|row| row.row as usize <= r.first_rows.len()).count();
+                format!("The first {head}, then the first clicked ones (#)")
+            },
             r.logged_ctr.n,
             r.logging,
             r.world,
