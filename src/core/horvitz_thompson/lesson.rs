@@ -307,6 +307,8 @@ pub struct Extras {
     pub spread_vs_p: Vec<SpreadPoint>,
     pub scatter: Vec<SlatePoint>,
     pub scatter_slate_size: u32,
+    /// The world of the scatter: the lesson's, or the toy world when the lesson's has too many slates.
+    pub scatter_world: String,
     pub logging_label: String,
     pub target_label: String,
 }
@@ -354,6 +356,7 @@ pub struct HorvitzThompsonReport {
     pub spread_vs_p: Vec<SpreadPoint>,
     pub scatter: Vec<SlatePoint>,
     pub scatter_slate_size: u32,
+    pub scatter_world: String,
 }
 
 pub struct HorvitzThompsonLesson;
@@ -475,7 +478,7 @@ struct Block {
 /// Spreads at the row level: `SpreadPoint`s whose standard deviations are not yet divided by √N.
 struct RowSpreads(Vec<SpreadPoint>, Vec<SpreadPoint>);
 
-struct Scatter(Vec<SlatePoint>, u32);
+struct Scatter(Vec<SlatePoint>, u32, &'static str);
 
 impl Footprint for WorldStage {
     fn footprint(&self) -> usize {
@@ -678,8 +681,8 @@ fn scatter_stage(p: &HorvitzThompsonParams, cache: &mut StageCache, progress: &m
     cache.get_or_compute(HT_GRAPH.key("scatter", p), |cache| {
         let world = world_stage(p, cache, progress);
         progress.report(0.0, "per-slate estimates");
-        let (points, size) = scatter(p, &world.0);
-        Scatter(points, size)
+        let (points, size, on) = scatter(p, &world.0);
+        Scatter(points, size, on)
     })
 }
 
@@ -702,6 +705,7 @@ fn extras_stage(p: &HorvitzThompsonParams, cache: &mut StageCache, progress: &mu
             spread_vs_p: per_n(&spreads.1),
             scatter: scatter.0.clone(),
             scatter_slate_size: scatter.1,
+            scatter_world: scatter.2.into(),
             logging_label: policies.0.logging.label(),
             target_label: policies.0.target.label(),
         }
@@ -1018,6 +1022,7 @@ impl Experiment for HorvitzThompsonLesson {
             spread_vs_p: extras.spread_vs_p,
             scatter: extras.scatter,
             scatter_slate_size: extras.scatter_slate_size,
+            scatter_world: extras.scatter_world,
         }
     }
 }
@@ -1082,13 +1087,29 @@ fn row_spreads(p: &HorvitzThompsonParams, world: &World) -> (Vec<SpreadPoint>, V
 /// smallest slate size, when there are at most 2,000 such slates. The logged rows of replication
 /// 0 do not depend on the target policy (it only weighs them): the lab here uses the logging
 /// policy as its target.
-fn scatter(p: &HorvitzThompsonParams, world: &World) -> (Vec<SlatePoint>, u32) {
-    let size = world.slate_sizes.min;
-    let count: f64 = (0..size).map(|j| (world.items() - j) as f64).product();
-    let logging = p.logging_policy(world);
-    if count > SCATTER_MAX_SLATES || logging.with_replacement() {
-        return (Vec::new(), size);
+/// The notebook's picture, on the lesson's world when its slates can be listed, else on the toy
+/// world (the notebook's own setting) with the same users, click model, logging and seed.
+fn scatter(p: &HorvitzThompsonParams, world: &World) -> (Vec<SlatePoint>, u32, &'static str) {
+    let listable = |world: &World| {
+        let size = world.slate_sizes.min;
+        let count: f64 = (0..size).map(|j| (world.items() - j) as f64).product();
+        count <= SCATTER_MAX_SLATES && !p.logging_policy(world).with_replacement()
+    };
+    if listable(world) {
+        let (points, size) = scatter_on(p, world);
+        return (points, size, p.world);
     }
+    let toy = HorvitzThompsonParams { world: "toy", ..p.clone() }.build_world();
+    if p.world != "toy" && listable(&toy) {
+        let (points, size) = scatter_on(p, &toy);
+        return (points, size, "toy");
+    }
+    (Vec::new(), world.slate_sizes.min, p.world)
+}
+
+fn scatter_on(p: &HorvitzThompsonParams, world: &World) -> (Vec<SlatePoint>, u32) {
+    let size = world.slate_sizes.min;
+    let logging = p.logging_policy(world);
     let lab = Lab::new(world.clone(), logging.clone(), logging, None, p.seed);
     let (mut rows, mut raw) = (Vec::new(), Vec::<RawRow>::new());
     lab.simulate(p.logs as u32, &mut rng::replication(p.seed, 0), &mut rows, Some(&mut raw));
@@ -1335,6 +1356,20 @@ mod tests {
         assert!(last.median_log10_weight.unwrap().abs() > first.median_log10_weight.unwrap().abs());
         assert!(last.ht_sd > first.ht_sd, "{first:?} vs {last:?}");
         assert!(!r.spread_vs_p.is_empty());
+    }
+
+    #[test]
+    fn the_notebook_picture_falls_back_to_the_toy_world_when_slates_cannot_be_listed() {
+        let report =
+            |q: &str| -> HorvitzThompsonReport { serde_json::from_str(&run_query::<HorvitzThompsonLesson>(q, &mut ()).unwrap()).unwrap() };
+        // The default synthetic world has 20·19·18·17·16 slates of five: the toy world's are drawn.
+        let r = report("replications=2&logs=400&estimators=ips");
+        assert_eq!(r.scatter_world, "toy");
+        assert_eq!(r.scatter.len(), 42, "the 7·6 ordered slates of two");
+        // Listable slates (P = 6, K = 2): the lesson's own world.
+        let r = report("items=6&slate_size=2&replications=2&logs=400&estimators=ips");
+        assert_eq!(r.scatter_world, "synthetic");
+        assert_eq!(r.scatter.len(), 30);
     }
 
     #[test]

@@ -40,7 +40,7 @@ fn HorvitzThompsonPage(props: &LessonProps) -> Html {
             "spread-vs-p" => plot(&f.spread_vs_p, "The toy world has 7 items; choose the synthetic world to vary P."),
             "cap-sweep" => html! { <Plot spec={f.cap_sweep.clone()} /> },
             "scatter" => {
-                plot(&f.scatter, "There are too many slates to list one by one here; choose the toy world (or P ≤ 45 with K = 2).")
+                plot(&f.scatter, "This logging policy draws slates with repeated items, which this picture does not list; choose a policy without replacement.")
             }
             other => html! { <p class="inline-error">{ format!("unknown widget “{other}”") }</p> },
         }
@@ -227,7 +227,11 @@ impl From<&HorvitzThompsonReport> for Figures {
         let scatter = (!r.scatter.is_empty()).then(|| {
             let mut spec = PlotSpec::new(
                 "per-slate-ips",
-                &format!("Each slate of size {} shown to everybody: true value vs IPS estimate (replication 1)", r.scatter_slate_size),
+                &format!(
+                    "Each slate of size {} shown to everybody: true value vs IPS estimate (replication 1{})",
+                    r.scatter_slate_size,
+                    if r.scatter_world == "toy" { ", the notebook's toy world" } else { "" }
+                ),
                 "true value of the slate (%)",
                 "IPS estimate (%)",
             );
