@@ -19,6 +19,7 @@ use crate::core::slate_world::World;
 
 pub mod lesson;
 pub mod policy_learning;
+pub mod reading;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Variant {

@@ -32,6 +32,14 @@ fn PrrPage(props: &LessonProps) -> Html {
                     <p class="hint">{ f.ab_note.clone() }</p>
                 </>
             },
+            // What this run shows, computed from its report (core::prr::reading).
+            "ab-reading" => html! {
+                <div class="reading" data-reading="ab">{ for f.ab_reading.iter().map(|s| html! { <p>{ s.clone() }</p> }) }</div>
+            },
+            "scatter-reading" => match &f.scatter_reading {
+                Some(s) => html! { <div class="reading" data-reading="scatter"><p>{ s.clone() }</p></div> },
+                None => html! {},
+            },
             "published-table" => html! { <Table spec={f.published_table.clone()} caption={f.published_caption.clone()} /> },
             "ctr-curves" => html! { <Plot spec={f.ctr_curves.clone()} height={340.0} /> },
             "loss-curves" => html! {
@@ -91,6 +99,8 @@ struct Figures {
     sweep_k: Option<Rc<PlotSpec>>,
     sweep_p: Option<Rc<PlotSpec>>,
     epoch_time: Rc<PlotSpec>,
+    ab_reading: Vec<String>,
+    scatter_reading: Option<String>,
     epoch_table: Rc<TableSpec>,
     epoch_caption: AttrValue,
 }
@@ -325,6 +335,8 @@ impl From<&PrrReport> for Figures {
             sweep_k,
             sweep_p,
             epoch_time: Rc::new(epoch_time),
+            ab_reading: crate::core::prr::reading::ab_reading(&r.main, r.impressions as u64),
+            scatter_reading: crate::core::prr::reading::scatter_reading(&r.main),
             epoch_table: Rc::new(epoch_table),
             epoch_caption,
         }

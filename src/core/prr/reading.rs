@@ -1,0 +1,139 @@
+//! What a run of the lesson shows, in words computed from its report: the orderings the prose
+//! would otherwise state once and for all, whatever the numbers on screen say.
+
+use super::lesson::{method_label, WorldResult};
+
+/// Two CTRs closer than this many standard errors of their difference read as a tie.
+const TIE_SE: f64 = 2.0;
+
+/// Sentences on the A/B test of a world: PRR against the oracle, then each other learned method
+/// against PRR, each as "ahead", "behind" or "a tie at this many impressions".
+pub fn ab_reading(world: &WorldResult, impressions: u64) -> Vec<String> {
+    let find = |name: &str| world.methods.iter().find(|m| m.name == name);
+    let points = |x: f64| format!("{:.2}", x * 100.0);
+    let mut out = Vec::new();
+    let Some(prr) = find("prr") else {
+        return out;
+    };
+    if let Some(oracle) = find("oracle") {
+        out.push(format!(
+            "In this run, PRR reaches {} % against the oracle's {} % ({} points behind it, {:.1} % of its CTR).",
+            points(prr.ctr),
+            points(oracle.ctr),
+            points(oracle.ctr - prr.ctr),
+            100.0 * prr.ctr / oracle.ctr.max(1e-12)
+        ));
+    }
+    for other in world.methods.iter().filter(|m| !matches!(m.name.as_str(), "prr" | "oracle" | "random")) {
+        let difference = other.ctr - prr.ctr;
+        let se = (other.se * other.se + prr.se * prr.se).sqrt();
+        let verdict = if difference.abs() <= TIE_SE * se {
+            format!(
+                "not separated from PRR at {} impressions ({} ± {} points)",
+                thousands(impressions),
+                signed(difference),
+                points(TIE_SE * se)
+            )
+        } else if difference < 0.0 {
+            format!("behind PRR by {} ± {} points", points(-difference), points(TIE_SE * se))
+        } else {
+            format!("ahead of PRR by {} ± {} points", points(difference), points(TIE_SE * se))
+        };
+        out.push(format!("{}: {} %, {verdict}.", method_label(&other.name), points(other.ctr)));
+    }
+    if out.len() > 1 {
+        out.push(
+            "± is two standard errors of the difference, counting the two A/B tests as independent; they meet the same users, \
+             so this overstates the noise of a difference."
+                .into(),
+        );
+    }
+    out
+}
+
+fn signed(x: f64) -> String {
+    format!("{:+.2}", x * 100.0)
+}
+
+/// 20000 → "20,000".
+fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// How far PRR's and the Reward model's per-slate predictions are from the truth (root mean
+/// square, in CTR points), over the slates where both are shown.
+pub fn scatter_reading(world: &WorldResult) -> Option<String> {
+    let pairs: Vec<(f64, f64, f64)> = world.scatter.iter().filter_map(|s| Some((s.truth, s.prr?, s.reward?))).collect();
+    if pairs.is_empty() {
+        return None;
+    }
+    let rmse = |pick: fn(&(f64, f64, f64)) -> f64| {
+        (pairs.iter().map(|p| (pick(p) - p.0).powi(2)).sum::<f64>() / pairs.len() as f64).sqrt() * 100.0
+    };
+    let (prr, reward) = (rmse(|p| p.1), rmse(|p| p.2));
+    let closer = if prr < reward {
+        "PRR's predictions lie closer to the diagonal"
+    } else {
+        "the Reward model's predictions lie as close to the diagonal or closer"
+    };
+    Some(format!(
+        "Over these {} slates, PRR's predictions are {prr:.2} points from the truth (root mean square), the Reward model's {reward:.2}: {closer}.",
+        pairs.len()
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::prr::lesson::{MethodResult, SlatePoint};
+
+    fn world(methods: &[(&str, f64, f64)], scatter: Vec<SlatePoint>) -> WorldResult {
+        WorldResult {
+            items: 7,
+            slate_size: 2,
+            logged_ctr: 0.05,
+            logged_se: 0.001,
+            methods: methods.iter().map(|(n, c, s)| MethodResult { name: n.to_string(), ctr: *c, se: *s, epoch_ms: None }).collect(),
+            curves: Vec::new(),
+            scatter,
+            scatter_slate_size: 2,
+            curve_oracle: None,
+            curve_random: None,
+        }
+    }
+
+    #[test]
+    fn orderings_follow_the_numbers_and_their_noise() {
+        let w = world(&[("oracle", 0.10, 0.002), ("prr", 0.09, 0.002), ("reward", 0.0895, 0.002), ("slate-ips", 0.07, 0.002)], vec![]);
+        let text = ab_reading(&w, 20000);
+        assert!(text[0].contains("9.00 %") && text[0].contains("10.00 %") && text[0].contains("90.0 %"), "{text:?}");
+        assert!(text[1].contains("not separated from PRR at 20,000 impressions (-0.05 ± 0.57 points)"), "{text:?}");
+        assert!(text[2].contains("behind PRR by 2.00"), "{text:?}");
+        let w = world(&[("prr", 0.05, 0.001), ("reward", 0.06, 0.001)], vec![]);
+        assert!(ab_reading(&w, 100)[0].contains("ahead of PRR by 1.00"));
+    }
+
+    #[test]
+    fn the_scatter_reading_compares_distances_to_the_truth() {
+        let point = |truth: f64, prr: f64, reward: f64| SlatePoint {
+            context: "z".into(),
+            slate: vec![],
+            truth,
+            prr: Some(prr),
+            reward: Some(reward),
+            ips: 0.0,
+            rows: 0,
+        };
+        let w = world(&[], vec![point(0.1, 0.1, 0.12), point(0.2, 0.21, 0.15)]);
+        let text = scatter_reading(&w).unwrap();
+        assert!(text.contains("PRR's predictions lie closer"), "{text}");
+    }
+}
