@@ -12,7 +12,7 @@ use crate::core::progress::{staged, Progress};
 use crate::core::rng;
 use crate::core::slate_world::distribution::Distribution;
 use crate::core::slate_world::lesson::{
-    log2, ordered_slates, peaked_share, race_ops, scan_ops, world_ops, AFFINITY_SPREAD, CLICK_MODELS, EXP_OPS, NORMAL_OPS,
+    log2, ordered_slates, peaked_share, race_ops, scan_ops, to_lower, world_ops, AFFINITY_SPREAD, CLICK_MODELS, EXP_OPS, NORMAL_OPS,
     POPULARITY_LOG_SPREAD, TOY_SLATE_SIZES, WORLDS,
 };
 use crate::core::slate_world::policy::LoggingKind;
@@ -728,9 +728,9 @@ const PASS_OPS: f64 = 1.5;
 const ENUMERATED_SHARE: f64 = 0.4;
 /// Positions a raw row of the scatter costs besides its slate (its five vectors).
 const RAW_ROW_POSITIONS: f64 = 4.0;
-/// `MODEL_DRAWS` and the enumeration budget of `Lab::compute_model_values`.
-const MODEL_DRAWS_PER_USER: f64 = 256.0;
-const MODEL_ENUMERATION_BUDGET: f64 = 2e7;
+/// What `Lab::compute_model_values` draws per user and slate size when it cannot enumerate.
+const MODEL_DRAWS_PER_USER: f64 = super::MODEL_DRAWS as f64;
+use super::MODEL_ENUMERATION_BUDGET;
 
 /// Nanoseconds per unit of simulating and estimating the replications (about a multiply-add).
 const NS_PER_REPLICATION_OP: f64 = 1.18;
@@ -763,14 +763,8 @@ impl Experiment for HorvitzThompsonLesson {
     fn estimate(params: &Checked<HorvitzThompsonParams>) -> Estimate {
         let p: &HorvitzThompsonParams = params;
         let synthetic = p.world == "synthetic";
-        // What a learner can lower: the toy world has none of the synthetic world's sizes.
-        let active = |synthetic_names: &'static [&'static str], toy_names: &'static [&'static str]| {
-            if synthetic {
-                synthetic_names
-            } else {
-                toy_names
-            }
-        };
+        let active =
+            |synthetic_names: &'static [&'static str], toy_names: &'static [&'static str]| to_lower(p.world, synthetic_names, toy_names);
         let spec = SyntheticSpec::with_contexts(p.items as u32, p.slate_size as u32, p.contexts as u32, p.users as u32, 4);
         let (items, categories, dim) = if synthetic {
             (p.items as f64, p.contexts as f64, f64::from(spec.dim))

@@ -83,7 +83,9 @@ pub fn world_bytes(world: &World) -> usize {
 }
 
 /// Samples per user for E_{A~π} f̂(A, x) when the slates cannot be enumerated.
-const MODEL_DRAWS: u32 = 256;
+pub(crate) const MODEL_DRAWS: u32 = 256;
+/// The reward model's values are enumerated when users × slates × K stays within this.
+pub(crate) const MODEL_ENUMERATION_BUDGET: f64 = 2e7;
 
 impl Lab {
     /// `model_noise` = None builds no reward model (the sweeps need none).
@@ -171,7 +173,7 @@ impl Lab {
 
     fn compute_model_values(&self, seed: u64) -> Vec<Vec<f64>> {
         let users = self.world.users.len();
-        let exact = self.enumeration_work() <= 2e7;
+        let exact = self.enumeration_work() <= MODEL_ENUMERATION_BUDGET;
         let mut rng = rng::seeded(seed, Stream::Model);
         let mut slate = Vec::new();
         (0..users)

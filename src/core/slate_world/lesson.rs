@@ -455,8 +455,17 @@ fn ab(p: &SlateWorldParams, cache: &mut StageCache, progress: &mut dyn Progress)
 // What the stages cost, for this lesson's estimate and for the lessons that use its worlds and
 // policies. The `*_ops` counts are in units of about one multiply-add.
 
-/// Slate sizes of the toy world (`World::toy`).
-pub const TOY_SLATE_SIZES: [u32; 3] = [2, 3, 4];
+pub use super::TOY_SLATE_SIZES;
+
+/// What a learner can lower in an estimate's term: the toy world has none of the synthetic
+/// world's sizes.
+pub fn to_lower(world: &str, synthetic: &'static [&'static str], toy: &'static [&'static str]) -> &'static [&'static str] {
+    if world == "synthetic" {
+        synthetic
+    } else {
+        toy
+    }
+}
 /// Work of a standard normal draw, in multiply-adds.
 pub const NORMAL_OPS: f64 = 10.0;
 /// Work of an exp (libm), in multiply-adds.
@@ -547,14 +556,8 @@ impl Experiment for SlateWorldLesson {
     fn estimate(params: &Checked<SlateWorldParams>) -> Estimate {
         let p: &SlateWorldParams = params;
         let synthetic = p.world == "synthetic";
-        // What a learner can lower: the toy world has none of the synthetic world's sizes.
-        let active = |synthetic_names: &'static [&'static str], toy_names: &'static [&'static str]| {
-            if synthetic {
-                synthetic_names
-            } else {
-                toy_names
-            }
-        };
+        let active =
+            |synthetic_names: &'static [&'static str], toy_names: &'static [&'static str]| to_lower(p.world, synthetic_names, toy_names);
         let (items, categories, dim) = if synthetic {
             (p.items as f64, p.contexts as f64, p.dim as f64)
         } else {

@@ -43,6 +43,9 @@ pub struct User {
     pub log_no_click: f64,
 }
 
+/// Slate sizes of the toy world (the notebook's banners of 2 to 4 items).
+pub const TOY_SLATE_SIZES: [u32; 3] = [2, 3, 4];
+
 /// How many positions a banner has: fixed K, or uniform in min..=max (the toy world).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SlateSizes {
@@ -148,7 +151,7 @@ impl World {
             population,
             position_gamma,
             position_alpha,
-            SlateSizes { min: 2, max: 4 },
+            SlateSizes { min: TOY_SLATE_SIZES[0], max: TOY_SLATE_SIZES[TOY_SLATE_SIZES.len() - 1] },
             click_model,
         )
     }
