@@ -15,6 +15,7 @@
 pub mod bpr;
 pub mod lesson;
 pub mod metrics;
+pub mod reading;
 pub mod rsvd;
 pub mod sparse;
 

@@ -41,6 +41,10 @@ fn EmbeddingsPage(props: &LessonProps) -> Html {
                 </div>
             },
             "metrics-table" => html! { <Table spec={f.metrics.clone()} caption={f.metrics_caption.clone()} /> },
+            // What this run shows, computed from its report (core::embeddings::reading).
+            "training-reading" => html! {
+                <div class="reading" data-reading="training">{ for f.reading.iter().map(|s| html! { <p>{ s.clone() }</p> }) }</div>
+            },
             "maps" => html! {
                 <div class="plot-pair">
                     <Plot spec={f.map_before.clone()} height={320.0} />
@@ -66,6 +70,7 @@ struct Figures {
     recall: Rc<PlotSpec>,
     metrics: Rc<TableSpec>,
     metrics_caption: AttrValue,
+    reading: Vec<String>,
     map_before: Rc<PlotSpec>,
     map_after: Rc<PlotSpec>,
     user_table: Rc<TableSpec>,
@@ -243,6 +248,7 @@ impl From<&EmbeddingsReport> for Figures {
             recall: Rc::new(recall),
             metrics: Rc::new(metrics),
             metrics_caption,
+            reading: crate::core::embeddings::reading::training_reading(r),
             map_before: Rc::new(map_before),
             map_after: Rc::new(map_after),
             user_table: Rc::new(user_table),
