@@ -44,26 +44,19 @@ pub fn ParamPanel<P: LessonParams>(props: &ParamPanelProps<P>) -> Html {
     let commit = {
         let (drafts, params, on_change) = (drafts.clone(), props.params.clone(), props.on_change.clone());
         Callback::from(move |(name, text): (&'static str, String)| {
-            let mut next = params.clone();
             let mut map = (*drafts).clone();
-            match params::set_from_text(&mut next, name, &text) {
+            match with_value(&params, name, &text) {
                 Err(issue) => {
                     map.insert(name, Draft { text, message: Some(issue.message), base: params.clone() });
                     drafts.set(map);
                 }
-                Ok(()) => match next.cross_check().into_iter().next() {
-                    Some(issue) => {
-                        map.insert(name, Draft { text, message: Some(issue.message), base: params.clone() });
-                        drafts.set(map);
+                Ok(next) => {
+                    map.remove(name);
+                    drafts.set(map);
+                    if next != params {
+                        on_change.emit(next);
                     }
-                    None => {
-                        map.remove(name);
-                        drafts.set(map);
-                        if next != params {
-                            on_change.emit(next);
-                        }
-                    }
-                },
+                }
             }
         })
     };
@@ -79,8 +72,7 @@ pub fn ParamPanel<P: LessonParams>(props: &ParamPanelProps<P>) -> Html {
         let (params, on_drag) = (props.params.clone(), props.on_drag.clone());
         Callback::from(move |(name, text): (&'static str, String)| {
             let Some(on_drag) = &on_drag else { return };
-            let mut next = params.clone();
-            if params::set_from_text(&mut next, name, &text).is_ok() && next.cross_check().is_empty() && next != params {
+            if let Some(next) = with_value(&params, name, &text).ok().filter(|next| *next != params) {
                 on_drag.emit(next);
             }
         })
@@ -100,6 +92,17 @@ pub fn ParamPanel<P: LessonParams>(props: &ParamPanelProps<P>) -> Html {
                 control(spec, &props.id_prefix, &value, text, message, props.params.is_active(spec.name), &commit, &preview, &drag)
             }) }
         </div>
+    }
+}
+
+/// The parameters with one value changed from text, or the first problem with it (its range,
+/// then the checks between fields).
+fn with_value<P: LessonParams>(params: &P, name: &'static str, text: &str) -> Result<P, Issue> {
+    let mut next = params.clone();
+    params::set_from_text(&mut next, name, text)?;
+    match next.cross_check().into_iter().next() {
+        Some(issue) => Err(issue),
+        None => Ok(next),
     }
 }
 
