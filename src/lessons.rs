@@ -55,6 +55,8 @@ pub struct Lesson {
     pub validate_graph: fn() -> Result<(), String>,
     /// The parameter specs, for the CLI's help.
     pub specs: fn() -> &'static [crate::core::params::Spec],
+    /// Named settings (a paper's column, a notebook's training), each a query over the defaults.
+    pub presets: fn() -> &'static [crate::core::params::Preset],
     /// The lesson's logged dataset as CSV, where it has one.
     pub dataset_csv: Option<DatasetCsv>,
     #[cfg(target_arch = "wasm32")]
@@ -105,6 +107,7 @@ macro_rules! lesson {
             graph: <$experiment as Experiment>::GRAPH,
             validate_graph: || <$experiment as Experiment>::GRAPH.validate::<<$experiment as Experiment>::Params>(),
             specs: specs::<$experiment>,
+            presets: <<$experiment as Experiment>::Params as crate::core::params::LessonParams>::presets,
             dataset_csv: $dataset_csv,
             #[cfg(target_arch = "wasm32")]
             view: $view,
@@ -175,6 +178,24 @@ mod tests {
             assert!(issues.is_empty(), "{}: {issues:?}", lesson.id);
             assert_eq!(again, defaults);
             assert_eq!(defaults.split('&').count(), (lesson.specs)().len());
+        }
+    }
+
+    #[test]
+    fn every_preset_is_valid_distinct_and_runs_in_a_tab() {
+        use crate::core::budget::{verdict, Verdict};
+        for lesson in LESSONS {
+            let (defaults, _) = (lesson.canonical)("");
+            let mut seen = Vec::new();
+            for preset in (lesson.presets)() {
+                let query = (lesson.strict)(preset.query).unwrap_or_else(|e| panic!("{} preset {}: {e:?}", lesson.id, preset.name));
+                assert_ne!(query, defaults, "{} preset {} is the defaults", lesson.id, preset.name);
+                assert!(!seen.contains(&query), "{} preset {} repeats another", lesson.id, preset.name);
+                let estimate = (lesson.estimate)(&query).unwrap();
+                let page = verdict(&estimate, estimate.page_seconds(2));
+                assert!(!matches!(page, Verdict::Refuse { .. }), "{} preset {} is refused: {page:?}", lesson.id, preset.name);
+                seen.push(query);
+            }
         }
     }
 

@@ -3,7 +3,7 @@
 //! CSV; serves the built app on 127.0.0.1.
 
 use reward_reco::core::budget;
-use reward_reco::core::params::Kind;
+use reward_reco::core::params::{self as crate_params, Kind};
 use reward_reco::lessons::{self, Lesson, LESSONS};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -11,8 +11,8 @@ use std::process::ExitCode;
 
 const USAGE: &str = "usage:
   rorec list                                  the lessons
-  rorec params <lesson>                       a lesson's parameters, ranges and defaults
-  rorec run <lesson> [--name value | name=value | '#/<lesson>?query']... [--csv FILE] [--pretty]
+  rorec params <lesson>                       a lesson's parameters, ranges, defaults and presets
+  rorec run <lesson> [--preset NAME] [--name value | name=value | '#/<lesson>?query']... [--csv FILE] [--pretty]
                                               run the experiment, print its report as JSON
                                               (estimated above 2 min: refused unless --no-budget)
   rorec estimate <lesson> [parameters...]     the estimated time of a run, term by term
@@ -75,12 +75,20 @@ fn print_params(lesson: &Lesson) {
         let default = defaults.split('&').find_map(|kv| kv.strip_prefix(&format!("{}=", spec.name))).unwrap_or("");
         println!("  --{:<14} {:<44} default {:<10} {}", spec.name, range, default, spec.help);
     }
+    let presets = (lesson.presets)();
+    if !presets.is_empty() {
+        println!("presets (--preset NAME; values given after it replace the preset's):");
+        for p in presets {
+            println!("  {:<16} {} — {}\n  {:<16} {}", p.name, p.label, p.about, "", p.query);
+        }
+    }
 }
 
 /// Parameters from `--name value`, `--name=value`, `name=value` or a pasted page address.
 /// Returns the canonical query and the remaining options.
 fn parse_params(lesson: &Lesson, args: &[String]) -> Result<(String, Vec<(String, String)>), String> {
     let mut pairs: Vec<String> = Vec::new();
+    let mut preset: Option<&crate_params::Preset> = None;
     let mut options = Vec::new();
     let mut i = 0;
     while i < args.len() {
@@ -94,7 +102,17 @@ fn parse_params(lesson: &Lesson, args: &[String]) -> Result<(String, Vec<(String
                     (name.to_string(), args.get(i).cloned().ok_or(format!("--{name} needs a value"))?)
                 }
             };
-            if matches!(name.as_str(), "csv" | "pretty" | "no-budget") {
+            if name == "preset" {
+                let presets = (lesson.presets)();
+                let names = || presets.iter().map(|p| p.name).collect::<Vec<_>>().join(", ");
+                preset = Some(presets.iter().find(|p| p.name == value).ok_or_else(|| {
+                    if presets.is_empty() {
+                        format!("{} has no presets", lesson.id)
+                    } else {
+                        format!("no preset “{value}” in {}; presets: {}", lesson.id, names())
+                    }
+                })?);
+            } else if matches!(name.as_str(), "csv" | "pretty" | "no-budget") {
                 options.push((name, value));
             } else {
                 pairs.push(format!("{name}={value}"));
@@ -113,6 +131,12 @@ fn parse_params(lesson: &Lesson, args: &[String]) -> Result<(String, Vec<(String
             return Err(format!("cannot read “{arg}”\n{USAGE}"));
         }
         i += 1;
+    }
+    // A preset's values come first; a value given on the command line replaces the preset's.
+    if let Some(preset) = preset {
+        let given = |name: &str| pairs.iter().any(|p| p.split('=').next() == Some(name));
+        let from_preset: Vec<String> = preset.query.split('&').filter(|kv| !given(kv.split('=').next().unwrap_or(""))).map(String::from).collect();
+        pairs = from_preset.into_iter().chain(pairs).collect();
     }
     let query = (lesson.strict)(&pairs.join("&")).map_err(|issues| {
         let lines: Vec<String> = issues

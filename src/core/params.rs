@@ -81,6 +81,34 @@ pub trait LessonParams: Default + Clone + PartialEq + fmt::Debug + 'static {
     fn is_active(&self, _name: &str) -> bool {
         true
     }
+    /// Named settings worth one click (a paper's column, a notebook's training): each is a
+    /// query over the defaults, so a preset is parameters as data like any URL.
+    fn presets() -> &'static [Preset] {
+        &[]
+    }
+}
+
+/// A named setting of a lesson's parameters: the values that differ from the defaults, as a query.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Preset {
+    /// CLI name (`--preset NAME`).
+    pub name: &'static str,
+    /// Button label.
+    pub label: &'static str,
+    /// Where it comes from and what it sets, in one sentence.
+    pub about: &'static str,
+    /// The values it sets, over the defaults (`a=1&b=2`).
+    pub query: &'static str,
+}
+
+/// A preset's parameters (defaults, then its values), checked.
+pub fn preset_params<P: LessonParams>(preset: &Preset) -> Result<Checked<P>, Vec<Issue>> {
+    parse_strict::<P>(preset.query)
+}
+
+/// The preset the parameters are exactly equal to, if any.
+pub fn matching_preset<P: LessonParams>(params: &P) -> Option<&'static Preset> {
+    P::presets().iter().find(|preset| preset_params::<P>(preset).is_ok_and(|checked| *checked == *params))
 }
 
 /// Parameters that passed every check. Only [`check`] makes one.

@@ -3,11 +3,11 @@
 
 use crate::core::budget::{self, Verdict};
 use crate::core::experiment::Experiment as CoreExperiment;
-use crate::core::params::{from_query, to_query, Issue};
+use crate::core::params::{from_query, matching_preset, preset_params, to_query, Issue, LessonParams};
 use crate::lesson_text::{LessonText, Part};
 use crate::lessons::Lesson;
 use crate::ui::plot::PlotContext;
-use crate::ui::widgets::{url_issues_notice, Gate, ParamPanel, RunControls};
+use crate::ui::widgets::{url_issues_notice, Gate, ParamPanel, PresetBar, RunControls};
 use crate::ui::worker::{use_experiment, Experiment, RunState, RunStatus};
 use std::rc::Rc;
 use yew::prelude::*;
@@ -123,6 +123,16 @@ impl<E: CoreExperiment + 'static> LessonState<E> {
                 Some(html! {
                     <ParamPanel<E::Params> params={self.params.clone()} {on_change} {only} {id_prefix} url_issues={self.url_issues.clone()} {on_drag} />
                 })
+            }
+            "presets" => {
+                let current = matching_preset::<E::Params>(&self.params).map(|p| p.name);
+                let on_pick = self.on_query.reform(|name: &'static str| {
+                    let preset = <E::Params as LessonParams>::presets().iter().find(|p| p.name == name);
+                    // A preset is checked by a test; should one fail here, the defaults stand in.
+                    let params = preset.and_then(|p| preset_params::<E::Params>(p).ok()).map_or_else(E::Params::default, |c| (*c).clone());
+                    to_query(&params)
+                });
+                Some(html! { <PresetBar presets={<E::Params as LessonParams>::presets()} {current} {on_pick} /> })
             }
             "run" => {
                 let canonical = self.canonical.clone();

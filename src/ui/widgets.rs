@@ -1,7 +1,7 @@
 //! Shared widgets, written once: parameter controls (slider + number entry with inline
 //! validation, choice, seed with "new seed"), run / cancel / reset with a progress bar, tables.
 
-use crate::core::params::{self, Issue, Kind, LessonParams, Spec, Value};
+use crate::core::params::{self, Issue, Kind, LessonParams, Preset, Spec, Value};
 use crate::plot::TableSpec;
 use crate::ui::dom;
 use crate::ui::worker::RunStatus;
@@ -378,6 +378,40 @@ pub fn Table(props: &TableProps) -> Html {
                 </tbody>
             </table>
             <button class="small" onclick={on_csv} title="Download this table as CSV">{ "CSV" }</button>
+        </div>
+    }
+}
+
+#[derive(Properties, PartialEq)]
+pub struct PresetBarProps {
+    pub presets: &'static [Preset],
+    /// The preset the shown parameters equal, if any.
+    pub current: Option<&'static str>,
+    /// A preset was picked: its name.
+    pub on_pick: Callback<&'static str>,
+}
+
+/// One button per named setting of the lesson; the one the parameters equal is pressed.
+#[component]
+pub fn PresetBar(props: &PresetBarProps) -> Html {
+    if props.presets.is_empty() {
+        return html! {};
+    }
+    let current = props.presets.iter().find(|p| Some(p.name) == props.current);
+    html! {
+        <div class="preset-bar" role="group" aria-label="Presets">
+            <span class="label">{ "Presets:" }</span>
+            { for props.presets.iter().map(|preset| {
+                let name = preset.name;
+                let pressed = props.current == Some(name);
+                let onclick = props.on_pick.reform(move |_| name);
+                html! {
+                    <button class={classes!("small", pressed.then_some("pressed"))} aria-pressed={pressed.to_string()}
+                        title={format!("{} — sets {}", preset.about, preset.query.replace('&', ", "))} {onclick}
+                        data-preset={name}>{ preset.label }</button>
+                }
+            }) }
+            <span class="hint">{ current.map_or("(or your own values)".to_string(), |p| p.about.to_string()) }</span>
         </div>
     }
 }

@@ -7,7 +7,7 @@ use super::{train_watched, Example, Model, ModelPolicy, Variant};
 use crate::core::budget::Estimate;
 use crate::core::experiment::{Experiment, Part};
 use crate::core::math::{exp, ln, pow};
-use crate::core::params::{Checked, Issue, Kind, LessonParams, Spec};
+use crate::core::params::{Checked, Issue, Kind, LessonParams, Preset, Spec};
 use crate::core::progress::{staged, Progress};
 use crate::core::rng;
 use crate::core::slate_world::lesson::CLICK_MODELS;
@@ -34,6 +34,7 @@ pub struct PrrParams {
     pub epochs: i64,
     pub batch: i64,
     pub learning_rate: f64,
+    pub init: &'static str,
     pub impressions: i64,
     pub methods: Vec<&'static str>,
     pub sweep: &'static str,
@@ -57,6 +58,7 @@ impl Default for PrrParams {
             epochs: 40,
             batch: 256,
             learning_rate: 0.03,
+            init: "calibrated",
             impressions: 20_000,
             methods: METHODS.iter().map(|m| m.0).collect(),
             sweep: "none",
@@ -69,6 +71,10 @@ impl Default for PrrParams {
 pub const WORLDS: &[(&str, &str)] =
     &[("toy", "Toy: 7 items, 4 contexts, slates of 2–4 (the notebook)"), ("synthetic", "Synthetic: choose P, K, contexts")];
 pub const LOGGING: &[(&str, &str)] = &[("uniform", "Uniform without replacement"), ("popularity", "Popularity-proportional (“top-K pop”)")];
+pub const INITS: &[(&str, &str)] = &[
+    ("calibrated", "Calibrated: θ₀ matches the logged CTR, α = −2 (few epochs suffice)"),
+    ("notebook", "The notebook's: random weights, N(0, (2/(m+n))²) per table"),
+];
 pub const SWEEPS: &[(&str, &str)] =
     &[("none", "No sweep"), ("k", "CTR as K grows (2, 4, 6, 8, 10)"), ("p", "CTR as P grows (50 … 2,000)"), ("both", "Both sweeps")];
 
@@ -168,6 +174,12 @@ const SPECS: &[Spec] = &[
         kind: Kind::Float { min: 1e-4, max: 1.0, log: true },
     },
     Spec {
+        name: "init",
+        label: "Initialisation",
+        help: "where the click models (PRR and its ablations) start",
+        kind: Kind::Choice(INITS),
+    },
+    Spec {
         name: "impressions",
         label: "A/B impressions",
         help: "fresh impressions each policy is deployed on",
@@ -203,6 +215,7 @@ impl LessonParams for PrrParams {
         epochs,
         batch,
         learning_rate,
+        init,
         impressions,
         methods,
         sweep,
@@ -251,12 +264,29 @@ impl LessonParams for PrrParams {
 
     fn is_active(&self, name: &str) -> bool {
         let synthetic = self.world == "synthetic" || self.sweep != "none";
+        let models = self.methods.iter().any(|m| variant(m).is_some());
         match name {
-            "items" | "slate_size" | "contexts" | "engagement_features" => synthetic,
+            // The toy world logs one fresh session per impression (as the notebook does): its
+            // population is not a knob.
+            "items" | "slate_size" | "contexts" | "engagement_features" | "users" => synthetic,
+            "init" => models,
             _ => true,
         }
     }
+
+    fn presets() -> &'static [Preset] {
+        PRESETS
+    }
 }
+
+/// The notebook's training of the toy world, and the paper's synthetic settings, one per column
+/// of its table.
+const PRESETS: &[Preset] = &[Preset {
+    name: "notebook",
+    label: "Notebook (toy)",
+    about: "the notebook's toy run: 20,000 logged sessions, embeddings of 6, its initialisation, Adam lr 0.005, batch 1,024, 240 epochs",
+    query: "world=toy&logs=20000&impressions=20000&model_dim=6&init=notebook&learning_rate=0.005&batch=1024&epochs=240",
+}];
 
 impl PrrParams {
     fn sweep_k(&self) -> bool {
@@ -280,6 +310,8 @@ impl PrrParams {
             slate_size: fixed.slate_size,
             contexts: fixed.contexts,
             engagement_features: fixed.engagement_features,
+            // One fresh session per logged impression: the population is the logs' sessions.
+            users: self.logs,
             ..self.clone()
         }
     }
@@ -308,12 +340,20 @@ impl PrrParams {
         World::synthetic(self.seed, spec, self.click_model())
     }
 
+    /// The world the logs come from: a synthetic world and its population, or the toy world with
+    /// one fresh session per logged impression.
     pub fn build_world(&self) -> World {
         if self.world == "synthetic" {
             self.synthetic_world(self.items as u32, self.slate_size as u32, self.users as u32)
         } else {
-            World::toy(self.seed, self.users as u32, self.click_model())
+            World::toy_fresh(self.seed, self.logs as u32, self.click_model(), false)
         }
+    }
+
+    /// The world the A/B test deploys in: the same one for a synthetic world (its population),
+    /// fresh sessions of the same toy world (as the notebook's A/B test draws them).
+    fn ab_world(&self) -> Option<World> {
+        (self.world == "toy").then(|| World::toy_fresh(self.seed, self.impressions as u32, self.click_model(), true))
     }
 
     fn logging_kind(&self) -> LoggingKind {
@@ -514,11 +554,14 @@ const PRR_GRAPH: Graph = Graph {
         Stage { name: "logs", reads: &["logging", "logs"], uses: &["world"] },
         // One learned method trained on the logs; the key adds the method, its place in the list
         // (its shuffling stream) and whether the CTR curve was tracked.
-        Stage { name: "training", reads: &["model_dim", "epochs", "batch", "learning_rate"], uses: &["logs"] },
+        Stage { name: "training", reads: &["model_dim", "epochs", "batch", "learning_rate", "init"], uses: &["logs"] },
+        // The A/B test's traffic: fresh sessions of the toy world (a synthetic world's own
+        // population is its traffic).
+        Stage { name: "ab_world", reads: &["impressions"], uses: &["world"] },
         // The simulated A/B test of a trained method (the key adds the method and its place).
-        Stage { name: "ab_test", reads: &["impressions"], uses: &["training"] },
+        Stage { name: "ab_test", reads: &[], uses: &["training", "ab_world"] },
         // The A/B test of the oracle or the random policy, which learn nothing.
-        Stage { name: "reference_ab_test", reads: &["impressions"], uses: &["world"] },
+        Stage { name: "reference_ab_test", reads: &[], uses: &["ab_world"] },
         // Oracle's and random's CTR on the curves' users (main world).
         Stage { name: "curve_references", reads: &[], uses: &["world"] },
         // Per-slate truth, PRR's and Reward's predictions and IPS from the logs (main world; the
@@ -528,7 +571,7 @@ const PRR_GRAPH: Graph = Graph {
         Stage {
             name: "world_result",
             reads: &["methods"],
-            uses: &["logs", "training", "ab_test", "reference_ab_test", "curve_references", "scatter"],
+            uses: &["logs", "training", "ab_world", "ab_test", "reference_ab_test", "curve_references", "scatter"],
         },
         // Which sweep worlds run: K points at the main P, P points (those ≥ K) at the main K.
         Stage { name: "sweeps", reads: &["sweep", "slate_size"], uses: &["world_result"] },
@@ -693,7 +736,8 @@ impl Experiment for PrrLesson {
     fn estimate(params: &Checked<PrrParams>) -> Estimate {
         let p: &PrrParams = params;
         let (logs, epochs, batch, dim) = (p.logs as f64, p.epochs as f64, p.batch as f64, p.model_dim as f64);
-        let (impressions, users) = (p.impressions as f64, p.users as f64);
+        // The toy world's population is its logged sessions.
+        let (impressions, users) = (p.impressions as f64, p.main_world().users as f64);
         let count = |is: fn(&str) -> bool| p.methods.iter().filter(|m| is(m)).count() as f64;
         let models = count(|m| variant(m).is_some());
         let ips = count(|m| objective(m).is_some());
@@ -1025,7 +1069,11 @@ fn train(q: &PrrParams, name: &str, m: u32, curve: bool, world: &World, logs: &L
     let t0 = stage.now_ms();
     let (trained, loss) = if let Some(v) = variant(name) {
         let mut model = Model::new(v, items, categories, dim, features, positions, q.seed);
-        model.calibrate(&logs.model_rows);
+        if q.init == "notebook" {
+            model.notebook_init(q.seed);
+        } else {
+            model.calibrate(&logs.model_rows);
+        }
         let loss = train_watched(&mut model, &logs.model_rows, epochs, batch, lr, &mut shuffle, |m, epoch, _| {
             stage.report((epoch + 1) as f64 / (epochs + 1) as f64, &stage_name);
             if curve {
@@ -1055,6 +1103,14 @@ fn train(q: &PrrParams, name: &str, m: u32, curve: bool, world: &World, logs: &L
 /// An A/B test under `key` (an `ab_test` or `reference_ab_test` key).
 fn ab_stage(key: Key, cache: &mut StageCache, test: impl FnOnce() -> MeanSe) -> Rc<AbResult> {
     cache.get_or_compute(key, |_| AbResult(test()))
+}
+
+/// The A/B test's traffic for the world `q` describes (the world itself when it has no other).
+fn ab_world_stage(q: &PrrParams, world: &Rc<WorldStage>, cache: &mut StageCache) -> Rc<WorldStage> {
+    if q.world != "toy" {
+        return world.clone();
+    }
+    cache.get_or_compute(PRR_GRAPH.key("ab_world", q), |_| WorldStage(q.ab_world().expect("a toy world")))
 }
 
 /// Deploy a method on fresh impressions of the world.
@@ -1104,9 +1160,10 @@ fn timing_stage(p: &PrrParams, cache: &mut StageCache, progress: &mut dyn Progre
 /// `detail`, also the per-epoch curves and the per-slate scatter.
 fn run_world(q: &PrrParams, detail: bool, cache: &mut StageCache, progress: &mut dyn Progress) -> WorldResult {
     progress.report(0.0, "logging impressions");
-    let world = world_stage(q, cache);
-    let world = &world.0;
+    let world_rc = world_stage(q, cache);
+    let world = &world_rc.0;
     let logs = logs_stage(q, world, cache, &mut staged(progress, 0.0, 0.05));
+    let traffic = ab_world_stage(q, &world_rc, cache);
     let epochs = q.epochs as u32;
     let count = q.methods.len() as f64;
     let mut methods = Vec::new();
@@ -1121,7 +1178,7 @@ fn run_world(q: &PrrParams, detail: bool, cache: &mut StageCache, progress: &mut
             let training = training_stage(q, name, m, detail, world, &logs, cache, &mut stage);
             stage.report(epochs as f64 / (epochs + 1) as f64, &format!("A/B test of {label}"));
             let key = PRR_GRAPH.key("ab_test", q).with(format_args!("{name}#{m}"));
-            let ab = ab_stage(key, cache, || ab_test(q, world, &training.trained, label));
+            let ab = ab_stage(key, cache, || ab_test(q, &traffic.0, &training.trained, label));
             methods.push(MethodResult { name: name.to_string(), ctr: ab.0.mean, se: ab.0.se, epoch_ms: Some(training.epoch_ms) });
             let ctr = if detail { training.curve.clone().unwrap_or_default() } else { Vec::new() };
             curves.push(Curve { name: name.to_string(), loss: training.loss.clone(), ctr });
@@ -1136,7 +1193,7 @@ fn run_world(q: &PrrParams, detail: bool, cache: &mut StageCache, progress: &mut
             let ab = ab_stage(key, cache, || {
                 let reference =
                     if *name == "oracle" { Trained::Oracle } else { Trained::Random(PlackettLuce::new(world, LoggingKind::Uniform)) };
-                ab_test(q, world, &reference, label)
+                ab_test(q, &traffic.0, &reference, label)
             });
             methods.push(MethodResult { name: name.to_string(), ctr: ab.0.mean, se: ab.0.se, epoch_ms: None });
         }
@@ -1476,8 +1533,8 @@ mod tests {
         assert!(seconds("world=synthetic&timing_max_items=1000") < base);
         assert!(seconds("world=synthetic&batch=16") > base, "smaller batches, more Adam steps");
         assert!(seconds("world=synthetic&logging=popularity") > base);
-        // The toy world's scatter grows with the users.
-        assert!(seconds("users=20000") > seconds(""));
+        // The toy world's population is its logged sessions: the users knob does not change it.
+        assert_eq!(seconds("users=20000"), seconds(""));
     }
 
     #[test]

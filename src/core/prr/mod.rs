@@ -92,6 +92,32 @@ impl Model {
         self.params[b] = ln(per_position * mean_k * (1.0 - ctr) / ctr);
     }
 
+    /// The notebook's initialisation (`utils/train.py`, `xavier_init`): every weight table of
+    /// shape (m, n) ~ N(0, (2/(m+n))²), the θ_0 bias ~ N(0, 1). Slower to train than
+    /// [`Model::calibrate`]: the notebook runs 240 epochs at lr 0.005.
+    pub fn notebook_init(&mut self, seed: u64) {
+        let mut rng = rng::seeded(seed, Stream::Model);
+        let normal = |rng: &mut Rng, rows: usize, cols: usize| 2.0 / (rows + cols) as f64 * rng::normal(rng);
+        // The notebook's item table has a padding row: P + 1 rows.
+        for i in self.psi_range() {
+            self.params[i] = normal(&mut rng, self.items + 1, self.dim);
+        }
+        for i in self.gamma_matrix_range() {
+            self.params[i] = normal(&mut rng, self.categories, self.dim);
+        }
+        for f in 0..self.features {
+            let i = self.phi_start() + f;
+            self.params[i] = normal(&mut rng, self.features, 1);
+        }
+        let b = self.bias_index();
+        self.params[b] = rng::normal(&mut rng);
+        for k in 0..self.positions {
+            let (g, a) = (self.position_gamma_index(k), self.position_alpha_index(k));
+            self.params[g] = normal(&mut rng, 1, self.positions);
+            self.params[a] = normal(&mut rng, 1, self.positions);
+        }
+    }
+
     fn len(&self) -> usize {
         self.items * self.dim + self.categories * self.dim + self.features + 1 + 2 * self.positions
     }

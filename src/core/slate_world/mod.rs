@@ -72,6 +72,9 @@ pub struct World {
     pub position_alpha: Vec<f64>,
     pub slate_sizes: SlateSizes,
     pub click_model: ClickModel,
+    /// Impressions take the users in order, each a fresh session (the notebook's simulator),
+    /// instead of drawing them at random from the population.
+    pub fresh_sessions: bool,
     /// g(z)·Ψ_a and its exp, C × P, cached because every simulation needs them.
     affinity: Vec<f64>,
     exp_affinity: Vec<f64>,
@@ -81,20 +84,21 @@ pub struct World {
 pub const TOY_ITEMS: [&str; 7] = ["running shoes", "phone", "boots", "mic", "carpet", "pillow", "tennis balls"];
 pub const TOY_CATEGORIES: [&str; 4] = ["sports", "tech", "house", "fashion"];
 
-/// Affinity g(z)·Ψ_a of each toy category (row) for each toy item (column).
-const TOY_AFFINITY: [[f64; 7]; 4] = [
-    // shoes phone boots mic  carpet pillow tennis
-    [4.6, 1.0, 3.2, 0.8, 0.5, 0.6, 4.4], // sports
-    [0.8, 4.6, 0.6, 4.2, 0.7, 0.5, 0.7], // tech
-    [0.6, 0.8, 0.9, 0.7, 4.3, 4.6, 0.4], // house
-    [3.4, 1.6, 4.6, 0.6, 1.2, 0.9, 0.8], // fashion
+/// The notebook's oracle lookup table (its `product_lookup`): item a's embedding Ψ_a, one entry
+/// per category. g(z) is one-hot(z), so g(z)·Ψ_a is entry z of row a, graded in [−1, 1].
+const TOY_ITEM_EMBEDDINGS: [[f64; 4]; 7] = [
+    // sports tech  house fashion
+    [1.0, -0.4, -0.6, 0.8],  // running shoes
+    [-0.2, 1.0, 0.2, 0.0],   // phone
+    [-0.6, -0.6, 0.0, 1.0],  // boots
+    [-1.0, 0.8, -0.2, -0.8], // mic
+    [0.0, 0.0, 1.0, 0.6],    // carpet
+    [-0.8, -0.2, 0.8, 0.4],  // pillow
+    [0.8, -1.0, -1.0, -1.0], // tennis balls
 ];
 
 /// Scale of g(z) in the synthetic world: a matching item scores ≈ 4, an unrelated one ≈ 0.
 const AFFINITY_STRENGTH: f64 = 4.0;
-/// Shift of the toy affinity table, calibrated so that uniform logging clicks ≈ 6 % as in the notebook.
-const TOY_SHIFT: f64 = 3.0;
-
 /// Parameters of a synthetic world (the toy world has none but the seed).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct SyntheticSpec {
@@ -115,30 +119,39 @@ impl SyntheticSpec {
 }
 
 impl World {
-    /// The notebook's toy world: 7 items, 4 categories, slates of 2–4, 2 engagement features with
-    /// φ ~ N(8, 0.1²) each plus a bias b ~ N(0, 1), α_k ~ N(0, 1), γ_k = 1 − (k−1)/40.
+    /// The notebook's toy world (its `Oracle` and `Simulator`): 7 items, 4 categories, the
+    /// notebook's lookup table as Ψ with g(z) = one-hot(z), slates of 2–4, 2 engagement features
+    /// with φ ~ N(8, 0.1²) each plus a bias b ~ N(0, 1), α_k ~ N(0, 1), γ_k = 1 − (k−1)/40.
+    /// A population of `users` users, each a session as the notebook draws them (category uniform,
+    /// y ~ U[0,1]²), which impressions draw from at random.
     pub fn toy(seed: u64, users: u32, click_model: ClickModel) -> World {
+        Self::toy_sessions(seed, users, click_model, rng::seeded(seed, Stream::Users))
+    }
+
+    /// The toy world as the notebook's simulator runs it: `sessions` fresh sessions taken in
+    /// order, one per impression, so that no session is shown twice. `test` draws an independent
+    /// set of sessions (the A/B test's) of the same world: the same hidden parameters.
+    pub fn toy_fresh(seed: u64, sessions: u32, click_model: ClickModel, test: bool) -> World {
+        let mut world = Self::toy_sessions(seed, sessions, click_model, rng::substream(seed, Stream::Users, u32::from(test)));
+        world.fresh_sessions = true;
+        world
+    }
+
+    fn toy_sessions(seed: u64, users: u32, click_model: ClickModel, mut sessions: Rng) -> World {
         let mut rng = rng::seeded(seed, Stream::World);
         let dim = TOY_CATEGORIES.len() as u32;
-        // Item a's embedding is its column of affinities; category z's embedding is one-hot(z),
-        // so g(z)·Ψ_a is exactly the table above.
-        let mut item_embeddings = vec![0.0; TOY_ITEMS.len() * dim as usize];
-        for (a, row) in item_embeddings.chunks_mut(dim as usize).enumerate() {
-            for z in 0..dim as usize {
-                row[z] = TOY_AFFINITY[z][a] - TOY_SHIFT;
-            }
-        }
+        let item_embeddings: Vec<f64> = TOY_ITEM_EMBEDDINGS.iter().flatten().copied().collect();
         let mut category_embeddings = vec![0.0; (dim * dim) as usize];
         for z in 0..dim as usize {
             category_embeddings[z * dim as usize + z] = 1.0;
         }
-        let item_topic = (0..TOY_ITEMS.len())
-            .map(|a| (0..4).max_by(|&x, &y| TOY_AFFINITY[x][a].total_cmp(&TOY_AFFINITY[y][a])).unwrap() as u32)
-            .collect();
-        let item_popularity = vec![1.0, 1.4, 0.8, 0.6, 0.5, 0.9, 0.7];
+        let item_topic =
+            TOY_ITEM_EMBEDDINGS.iter().map(|row| (0..4).max_by(|&x, &y| row[x].total_cmp(&row[y])).unwrap() as u32).collect();
+        // As in the synthetic world, an item's popularity is the norm of its embedding.
+        let item_popularity = TOY_ITEM_EMBEDDINGS.iter().map(|row| dot(row, row).sqrt()).collect();
         let (phi, bias) = engagement_weights(&mut rng, 2, 8.0);
         let (position_gamma, position_alpha) = position_effects(&mut rng);
-        let population = population(seed, users, 4, 2, &phi, bias, |rng| rng::index(rng, 4));
+        let population = population(&mut sessions, users, 2, &phi, bias, |rng| rng::index(rng, 4));
         World::assemble(
             "toy".into(),
             TOY_ITEMS.iter().map(|s| s.to_string()).collect(),
@@ -201,7 +214,8 @@ impl World {
         let (phi, bias) = engagement_weights(&mut rng, spec.engagement_features, 18.0 / spec.engagement_features as f64);
         let (position_gamma, position_alpha) = position_effects(&mut rng);
         let categories = spec.categories;
-        let population = population(seed, spec.users, categories, spec.engagement_features, &phi, bias, |rng| rng::index(rng, categories));
+        let mut sessions = rng::seeded(seed, Stream::Users);
+        let population = population(&mut sessions, spec.users, spec.engagement_features, &phi, bias, |rng| rng::index(rng, categories));
         World::assemble(
             "synthetic".into(),
             (0..spec.items).map(|a| format!("item {a}")).collect(),
@@ -249,6 +263,7 @@ impl World {
             position_alpha,
             slate_sizes,
             click_model,
+            fresh_sessions: false,
             affinity: Vec::new(),
             exp_affinity: Vec::new(),
         };
@@ -405,6 +420,16 @@ impl World {
     }
 
     /// Draw the slate size of one impression.
+    /// The user of impression `i`: the next fresh session, or one drawn from the population.
+    pub fn impression_user(&self, i: u32, rng: &mut Rng) -> u32 {
+        let users = self.users.len() as u32;
+        if self.fresh_sessions {
+            i % users
+        } else {
+            rng::index(rng, users)
+        }
+    }
+
     pub fn sample_slate_size(&self, rng: &mut Rng) -> u32 {
         self.slate_sizes.min + rng::index(rng, self.slate_sizes.max - self.slate_sizes.min + 1)
     }
@@ -435,19 +460,17 @@ fn position_effects(rng: &mut Rng) -> (Vec<f64>, Vec<f64>) {
 
 /// The user population: each user has a category and y ~ U[0,1]^F, θ_0 = exp(y·φ + b).
 fn population(
-    seed: u64,
+    rng: &mut Rng,
     users: u32,
-    _categories: u32,
     features: u32,
     phi: &[f64],
     bias: f64,
     mut category: impl FnMut(&mut Rng) -> u32,
 ) -> Vec<User> {
-    let mut rng = rng::seeded(seed, Stream::Users);
     (0..users)
         .map(|_| {
-            let category = category(&mut rng);
-            let engagement: Vec<f64> = (0..features).map(|_| rng::uniform(&mut rng)).collect();
+            let category = category(rng);
+            let engagement: Vec<f64> = (0..features).map(|_| rng::uniform(rng)).collect();
             let log_no_click = dot(&engagement, phi) + bias;
             User { category, engagement, log_no_click }
         })

@@ -44,14 +44,13 @@ pub fn log_data(world: &World, policy: &PlackettLuce, n: u32, seed: u64, progres
     // Per-position propensities depend only on the policy's weight table (one per category, or
     // one for all): computed once per table, lazily.
     let mut marginals: Vec<Option<Vec<f64>>> = vec![None; policy.tables()];
-    let users = world.users.len() as u32;
     let mut rows = Vec::with_capacity(n as usize);
     let (mut scratch, mut slate, mut clicks) = (Vec::new(), Vec::new(), Vec::new());
     for i in 0..n {
         if i % 4096 == 0 {
             progress.report(i as f64 / n as f64, "logging impressions");
         }
-        let user = rng::index(&mut rng, users);
+        let user = world.impression_user(i, &mut rng);
         let u = &world.users[user as usize];
         let size = world.sample_slate_size(&mut rng);
         policy.sample(u.category, size, &mut rng, &mut slate);
@@ -239,7 +238,7 @@ pub fn ab_test_expected_reward(
         if i % 4096 == 0 {
             progress.report(i as f64 / impressions as f64, "A/B test");
         }
-        let user = rng::index(&mut traffic, world.users.len() as u32);
+        let user = world.impression_user(i, &mut traffic);
         let size = world.sample_slate_size(&mut traffic);
         policy.choose(world, user, size, &mut choices, &mut slate);
         running.push(world.expected_reward(&world.users[user as usize], &slate));
