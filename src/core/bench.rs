@@ -179,17 +179,17 @@ pub fn run(name: &str, now: &dyn Fn() -> f64) -> Result<BenchResult, String> {
         step if step.starts_with("reinforce-step-1e5-") => {
             // Gradient steps of one estimator on the lesson's default world at P = 100,000 (batch
             // 32, d = 32, S = 256, ε = 0.2, T = 64); world and index are built first, untimed.
-            use crate::core::reinforce::lesson::{ReinforceParams, INITIAL_SCALE};
+            use crate::core::reinforce::lesson::ReinforceParams;
             use crate::core::reinforce::{CatalogueWorld, Method, Trainer};
             let method = Method::from_id(&step["reinforce-step-1e5-".len()..]).ok_or("no such method")?;
             let params = ReinforceParams { items: 100_000, ..ReinforceParams::default() };
             let world = CatalogueWorld::build(&params.world_config(100_000), &mut ())?;
             let mut index = world.index(params.seed, &mut ());
-            let mut trainer = Trainer::new(method, world.dim, INITIAL_SCALE, params.learning_rate, params.seed);
+            let mut trainer = Trainer::new(method, world.dim, params.theta_init, params.learning_rate, params.seed);
             let sampling = params.sampling();
             trainer.step(&world, &mut index, &sampling, params.batch as u32);
             let steps = match method {
-                Method::Exact => 8,
+                Method::Exact | Method::Sampled => 8,
                 Method::Uniform => 400,
                 Method::Mixture => 200,
             };

@@ -22,7 +22,7 @@ use crate::core::budget::Estimate;
 use crate::core::embeddings::WorldSpec;
 use crate::core::experiment::{Experiment, Part, Stepper};
 use crate::core::math::exp;
-use crate::core::params::{Checked, Issue, Kind, LessonParams, Spec};
+use crate::core::params::{Checked, Issue, Kind, LessonParams, Preset, Spec};
 use crate::core::progress::{staged, Progress};
 use crate::core::stages::{bytes_of, Footprint, Graph, Stage, StageCache};
 use serde::{Deserialize, Serialize};
@@ -43,6 +43,7 @@ pub struct ReinforceParams {
     pub top_t: i64,
     pub batch: i64,
     pub learning_rate: f64,
+    pub theta_init: f64,
     pub iterations: i64,
     pub eval_users: i64,
     pub speed_sweep: &'static str,
@@ -66,6 +67,7 @@ impl Default for ReinforceParams {
             top_t: 64,
             batch: 32,
             learning_rate: 0.1,
+            theta_init: 20.0,
             iterations: 200,
             eval_users: 1000,
             speed_sweep: "1e5",
@@ -77,8 +79,12 @@ impl Default for ReinforceParams {
     }
 }
 
-const METHODS: &[(&str, &str)] =
-    &[("exact", "REINFORCE, exact (O(P))"), ("uniform", "SNIS, uniform proposal"), ("mixture", "SNIS, MIPS mixture proposal")];
+const METHODS: &[(&str, &str)] = &[
+    ("exact", "expected gradient, exact (O(P))"),
+    ("reinforce", "REINFORCE, sampled (O(P))"),
+    ("uniform", "SNIS, uniform proposal"),
+    ("mixture", "SNIS, MIPS mixture proposal"),
+];
 const SWEEPS: &[(&str, &str)] = &[("off", "off"), ("1e4", "P up to 10,000"), ("1e5", "P up to 100,000"), ("3e5", "P up to 300,000")];
 
 const SPECS: &[Spec] = &[
@@ -118,6 +124,12 @@ const SPECS: &[Spec] = &[
     },
     Spec { name: "batch", label: "Batch", help: "contexts per gradient step", kind: Kind::Int { min: 1, max: 1024, log: true } },
     Spec { name: "learning_rate", label: "Learning rate", help: "Adam step size", kind: Kind::Float { min: 1e-5, max: 1.0, log: true } },
+    Spec {
+        name: "theta_init",
+        label: "Initial θ scale",
+        help: "θ starts at this multiple of the identity (0: the uniform policy, as FOPO starts)",
+        kind: Kind::Float { min: 0.0, max: 50.0, log: false },
+    },
     Spec {
         name: "iterations",
         label: "Iterations",
@@ -167,19 +179,26 @@ const MAX_SWEEP_WORK: f64 = 2e10;
 const MAX_INTERACTIONS: f64 = 5e6;
 /// Plackett–Luce work: repeats × Σ slates × P × K.
 const MAX_SLATE_WORK: f64 = 2e9;
+/// The tutorial's FOPO run, scaled to this catalogue: θ from 0 (the uniform policy), S = 1,000,
+/// ε = 0.8, T = 256, batch 32, lr 10⁻⁴, and one pass over the training users (4,000 users ÷ 32 =
+/// 125 steps), with sampled REINFORCE beside the expected gradient.
+const PRESETS: &[Preset] = &[Preset {
+    name: "tutorial",
+    label: "Tutorial (FOPO)",
+    about: "the tutorial's settings: θ₀ = 0, S = 1,000, ε = 0.8, T = 256, batch 32, lr 0.0001, one pass over the training users",
+    query: "methods=exact,reinforce,uniform,mixture&theta_init=0&samples=1000&epsilon=0.8&top_t=256&batch=32&learning_rate=0.0001\
+            &iterations=125",
+}];
+
 /// Slates per estimate in the variance study.
 pub const SLATE_SAMPLES: [u32; 7] = [1, 2, 4, 8, 16, 32, 64];
 /// ε values of the ε study (1 is the uniform proposal).
 pub const EPSILONS: [f64; 7] = [0.0, 0.1, 0.3, 0.5, 0.7, 0.9, 1.0];
 /// The catalogue sizes of the speed sweep, up to its limit.
 pub const SWEEP_ITEMS: [u32; 6] = [1000, 3000, 10_000, 30_000, 100_000, 300_000];
-/// θ starts at this multiple of the identity: logits x·E_a·20 spread the initial softmax over a
-/// few hundred items rather than all of them (with unit-length E, x·E_a is at most 1).
-pub const INITIAL_SCALE: f64 = 20.0;
-
 /// The tutorial's numbers (validation hit@1 via the index / exact argmax, iterations per second).
 pub const PUBLISHED: [(&str, f64, f64, f64); 3] = [
-    ("REINFORCE", 0.1922, 0.2264, 3.53),
+    ("REINFORCE (sampled)", 0.1922, 0.2264, 3.53),
     ("SNIS, uniform proposal", 0.2174, 0.2266, 52.8),
     ("SNIS, MIPS mixture (ε = 0.8, T = 256)", 0.2246, 0.2252, 33.5),
 ];
@@ -201,6 +220,7 @@ impl LessonParams for ReinforceParams {
         top_t,
         batch,
         learning_rate,
+        theta_init,
         iterations,
         eval_users,
         speed_sweep,
@@ -209,6 +229,10 @@ impl LessonParams for ReinforceParams {
         slate_repeats,
         seed
     );
+
+    fn presets() -> &'static [Preset] {
+        PRESETS
+    }
 
     fn cross_check(&self) -> Vec<Issue> {
         let mut issues = Vec::new();
@@ -246,13 +270,15 @@ impl LessonParams for ReinforceParams {
                 message: format!("users × items per user = {interactions:.0} is more than a tab builds quickly ({MAX_INTERACTIONS:.0e})"),
             });
         }
-        let exact_work = self.iterations as f64 * self.batch as f64 * self.items as f64 * self.dim as f64;
-        if self.methods.contains(&"exact") && exact_work > MAX_EXACT_WORK {
+        let full_passes = self.methods.iter().filter(|m| matches!(**m, "exact" | "reinforce")).count() as f64;
+        let exact_work = full_passes * self.iterations as f64 * self.batch as f64 * self.items as f64 * self.dim as f64;
+        if exact_work > MAX_EXACT_WORK {
             issues.push(Issue {
                 param: "iterations",
                 message: format!(
-                    "the exact gradient would cost {exact_work:.1e} multiply-adds (iterations × batch × P × d), more than a tab \
-                     does in a minute ({MAX_EXACT_WORK:.0e}); lower the iterations, the batch or P, or leave exact out"
+                    "the exact gradient and sampled REINFORCE would cost {exact_work:.1e} multiply-adds (iterations × batch × P × d \
+                     each), more than a tab does in a minute ({MAX_EXACT_WORK:.0e}); lower the iterations, the batch or P, or leave \
+                     them out"
                 ),
             });
         }
@@ -355,6 +381,8 @@ pub struct WorldSummary {
     pub dim: u32,
     pub world_ms: f64,
     pub index_ms: f64,
+    /// θ starts at this multiple of the identity.
+    pub initial_scale: f64,
     pub initial_hit_index: f64,
     pub initial_hit_exact: f64,
 }
@@ -411,9 +439,18 @@ impl MethodRun {
 impl ReinforceReport {
     /// A method's training iterations per second over those of the exact gradient, when both ran.
     pub fn training_speed_up(&self, method: Method) -> Option<f64> {
+        self.training_speed_ratio(method, Method::Exact)
+    }
+
+    /// A method's training iterations per second over those of `reference`, when both ran.
+    pub fn training_speed_ratio(&self, method: Method, reference: Method) -> Option<f64> {
         let rate = |m| self.training.iter().find(|t| t.method == m && t.iterations > 0).map(MethodRun::iterations_per_second);
-        let exact = rate(Method::Exact).filter(|e| *e > 0.0)?;
-        Some(rate(method)? / exact)
+        let base = rate(reference).filter(|e| *e > 0.0)?;
+        Some(rate(method)? / base)
+    }
+
+    pub fn run(&self, method: Method) -> Option<&MethodRun> {
+        self.training.iter().find(|t| t.method == method)
     }
 }
 
@@ -506,18 +543,20 @@ pub const REINFORCE_GRAPH: Graph = Graph {
         Stage { name: "index", reads: &[], uses: &["world"] },
         // The lesson's world at P = items evaluated on eval_users validation users: the world's
         // summary and the initial policy's hit@1 (where every learning curve starts).
-        Stage { name: "start", reads: &["items", "eval_users"], uses: &["world", "index"] },
+        Stage { name: "start", reads: &["items", "eval_users", "theta_init"], uses: &["world", "index"] },
         // What each method's trainer reads (stages without a result of their own).
-        Stage { name: "exact", reads: &["batch", "learning_rate"], uses: &[] },
-        Stage { name: "uniform", reads: &["batch", "learning_rate", "samples"], uses: &[] },
-        Stage { name: "mixture", reads: &["batch", "learning_rate", "samples", "epsilon", "top_t"], uses: &[] },
+        Stage { name: "exact", reads: &["batch", "learning_rate", "theta_init"], uses: &[] },
+        Stage { name: "reinforce", reads: &["batch", "learning_rate", "theta_init", "samples"], uses: &[] },
+        Stage { name: "uniform", reads: &["batch", "learning_rate", "theta_init", "samples"], uses: &[] },
+        Stage { name: "mixture", reads: &["batch", "learning_rate", "theta_init", "samples", "epsilon", "top_t"], uses: &[] },
         // One method trained on the lesson's world: its learning curve and final hit@1, kept
         // once finished.
         Stage { name: "train-exact", reads: &["iterations"], uses: &["start", "exact"] },
+        Stage { name: "train-reinforce", reads: &["iterations"], uses: &["start", "reinforce"] },
         Stage { name: "train-uniform", reads: &["iterations"], uses: &["start", "uniform"] },
         Stage { name: "train-mixture", reads: &["iterations"], uses: &["start", "mixture"] },
         // Which of the runs the report shows (no result of its own).
-        Stage { name: "training", reads: &["methods"], uses: &["train-exact", "train-uniform", "train-mixture"] },
+        Stage { name: "training", reads: &["methods"], uses: &["train-exact", "train-reinforce", "train-uniform", "train-mixture"] },
         // The mixture trained with one ε of the study (that ε is part of the key; the lesson's ε
         // is not read).
         Stage { name: "epsilon-study", reads: &["samples", "top_t", "batch", "learning_rate", "iterations"], uses: &["start"] },
@@ -527,6 +566,7 @@ pub const REINFORCE_GRAPH: Graph = Graph {
         Stage { name: "speed", reads: &["speed_sweep"], uses: &[] },
         // One method timed on one catalogue size of the sweep (the size is part of the key).
         Stage { name: "time-exact", reads: &[], uses: &["index", "exact"] },
+        Stage { name: "time-reinforce", reads: &[], uses: &["index", "reinforce"] },
         Stage { name: "time-uniform", reads: &[], uses: &["index", "uniform"] },
         Stage { name: "time-mixture", reads: &[], uses: &["index", "mixture"] },
     ],
@@ -535,6 +575,7 @@ pub const REINFORCE_GRAPH: Graph = Graph {
 fn train_stage(method: Method) -> &'static str {
     match method {
         Method::Exact => "train-exact",
+        Method::Sampled => "train-reinforce",
         Method::Uniform => "train-uniform",
         Method::Mixture => "train-mixture",
     }
@@ -543,6 +584,7 @@ fn train_stage(method: Method) -> &'static str {
 fn time_stage(method: Method) -> &'static str {
     match method {
         Method::Exact => "time-exact",
+        Method::Sampled => "time-reinforce",
         Method::Uniform => "time-uniform",
         Method::Mixture => "time-mixture",
     }
@@ -637,7 +679,7 @@ fn start(params: &ReinforceParams, built: &Built, cache: &mut StageCache) -> Rc<
         let world = &built.world.world;
         let users = evaluated(params, world);
         let mut index = built.index.index.borrow_mut();
-        let initial = super::Policy::scaled_identity(world.dim, INITIAL_SCALE);
+        let initial = super::Policy::scaled_identity(world.dim, params.theta_init);
         WorldSummary {
             items: world.item_count(),
             warm_items: index.ids.len() as u32,
@@ -646,6 +688,7 @@ fn start(params: &ReinforceParams, built: &Built, cache: &mut StageCache) -> Rc<
             dim: world.dim,
             world_ms: built.world.ms,
             index_ms: built.index.ms,
+            initial_scale: params.theta_init,
             initial_hit_index: hit_at_1_index(world, users, &mut index, &initial),
             initial_hit_exact: hit_at_1_exact(world, users, &initial),
         }
@@ -837,8 +880,12 @@ impl Experiment for ReinforceLesson {
         let lesson_contexts = iterations * batch;
         let sweep_contexts = SWEEP_STEPS_PER_METHOD * batch;
         let sweep_items: f64 = sweep.iter().map(|&size| size as f64).sum();
-        let exact = (chosen(Method::Exact) * lesson_contexts * items + sweep_contexts * sweep_items) * (dim + EXACT_ITEM_FIXED);
-        let sampled_runs = chosen(Method::Uniform) + chosen(Method::Mixture) + studied;
+        // The exact gradient and sampled REINFORCE both score all P items per context (the sweep
+        // times both).
+        let full_passes = chosen(Method::Exact) + chosen(Method::Sampled);
+        let exact = (full_passes * lesson_contexts * items + 2.0 * sweep_contexts * sweep_items) * (dim + EXACT_ITEM_FIXED);
+        // REINFORCE's draws from π cost about what the SNIS draws do.
+        let sampled_runs = chosen(Method::Sampled) + chosen(Method::Uniform) + chosen(Method::Mixture) + studied;
         let sampled = (lesson_contexts * sampled_runs + sweep_contexts * 2.0 * sweep.len() as f64) * samples * (dim + SAMPLE_FIXED);
         let lesson_graph = graph_factor(warm_items(p, p.items as u32));
         let search_runs = chosen(Method::Mixture) * searching(p.epsilon) + EPSILONS.iter().map(|&e| searching(e)).sum::<f64>();
@@ -1036,7 +1083,7 @@ impl ReinforcePart {
                                 training_ms: 0.0,
                                 final_hit_exact: None,
                             });
-                            let trainer = Trainer::new(method, summary.dim, INITIAL_SCALE, params.learning_rate, params.seed);
+                            let trainer = Trainer::new(method, summary.dim, params.theta_init, params.learning_rate, params.seed);
                             runs.push(Some(Active { trainer, effective: 0.0 }));
                         }
                     }
@@ -1242,7 +1289,7 @@ fn step_epsilon(
         let sampling = Sampling { epsilon, ..params.sampling() };
         let (trainer, effective) = state
             .trainer
-            .get_or_insert_with(|| (Trainer::new(Method::Mixture, world.dim, INITIAL_SCALE, params.learning_rate, params.seed), 0.0));
+            .get_or_insert_with(|| (Trainer::new(Method::Mixture, world.dim, params.theta_init, params.learning_rate, params.seed), 0.0));
         while trainer.iterations < total {
             *effective += trainer.step(world, &mut index, &sampling, params.batch as u32);
             if progress.now_ms() - started >= budget_ms {
@@ -1294,7 +1341,7 @@ fn time_methods(params: &ReinforceParams, items: u32, cache: &mut StageCache, pr
         };
         let (world, mut index) = (&b.world.world, b.index.index.borrow_mut());
         progress.report(0.7 + 0.1 * k as f64, "timing the estimators");
-        let mut trainer = Trainer::new(method, world.dim, INITIAL_SCALE, params.learning_rate, params.seed);
+        let mut trainer = Trainer::new(method, world.dim, params.theta_init, params.learning_rate, params.seed);
         trainer.step(world, &mut index, &sampling, params.batch as u32);
         let t0 = progress.now_ms();
         // Without a clock (tests), three steps.
@@ -1458,7 +1505,8 @@ mod tests {
         let choices: &[(&str, &[&str])] = &[
             ("epsilon", &["0", "0.5", "1"]),
             ("top_t", &["8", "16", "24"]),
-            ("methods", &["exact,uniform,mixture", "mixture", "exact,mixture", "uniform"]),
+            ("methods", &["exact,uniform,mixture", "mixture", "exact,reinforce,mixture", "reinforce,uniform"]),
+            ("theta_init", &["0", "5"]),
             ("learning_rate", &["0.03", "0.05", "0.2"]),
             ("iterations", &["15", "30"]),
             ("items", &["1200", "2000"]),
@@ -1507,6 +1555,7 @@ mod tests {
             "top_t=16",
             "batch=12",
             "learning_rate=0.03",
+            "theta_init=5",
             "iterations=30",
             "eval_users=100",
             "speed_sweep=off",
@@ -1604,10 +1653,11 @@ mod tests {
         assert_eq!(run("top_t=16", &mut caches), [1, sizes + EPSILONS.len() as u64]);
         // The slates read nothing of the rest.
         assert_eq!(run("slate_repeats=30", &mut caches), [0, SLATE_SAMPLES.len() as u64]);
-        // S: the sampled methods' trainings and timings, and the ε study.
-        assert_eq!(run("samples=64", &mut caches), [2, 2 * sizes + EPSILONS.len() as u64]);
+        // S: the sampled methods' trainings and timings (REINFORCE's too: it is timed whether
+        // chosen or not), and the ε study.
+        assert_eq!(run("samples=64", &mut caches), [2, 3 * sizes + EPSILONS.len() as u64]);
         // The batch: every training and timing, and the ε study.
-        assert_eq!(run("batch=12", &mut caches), [3, 3 * sizes + EPSILONS.len() as u64]);
+        assert_eq!(run("batch=12", &mut caches), [3, 4 * sizes + EPSILONS.len() as u64]);
         // A new catalogue size: its world, index and start, the three trainings, the ε study.
         assert_eq!(run("items=2000", &mut caches), [6, 2 + EPSILONS.len() as u64]);
     }

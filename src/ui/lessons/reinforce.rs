@@ -3,7 +3,7 @@
 //! the Plackett–Luce variance study. The math is in `core::reinforce`.
 
 use crate::core::reinforce::lesson::{
-    ReinforceLesson, ReinforceReport, SpeedPoint, INITIAL_SCALE, PUBLISHED, TIMING_MIN_MS, TIMING_MIN_STEPS,
+    MethodRun, ReinforceLesson, ReinforceReport, SpeedPoint, PUBLISHED, TIMING_MIN_MS, TIMING_MIN_STEPS,
 };
 use crate::core::reinforce::Method;
 use crate::plot::{fmt_sig, LegendAt, PlotSpec, Series, Style, TableSpec, REFERENCE};
@@ -96,7 +96,8 @@ fn color(method: Method) -> u32 {
 
 fn short(method: Method) -> &'static str {
     match method {
-        Method::Exact => "exact",
+        Method::Exact => "expected gradient",
+        Method::Sampled => "REINFORCE sampled",
         Method::Uniform => "SNIS uniform",
         Method::Mixture => "SNIS + MIPS mixture",
     }
@@ -109,7 +110,7 @@ impl From<&ReinforceReport> for Figures {
                 "{} items, {} with an embedding (the others no user in the observed half touched: they score 0 and the index leaves them out); \
                  {} training users, hit@1 over {} validation users; d = {}. World and SVD in {:.0} ms, HNSW index in {:.0} ms. The initial policy \
                  (θ = {}·I) has hit@1 {:.3} through the index, {:.3} by exact argmax.",
-                w.items, w.warm_items, w.train_users, w.eval_users, w.dim, w.world_ms, w.index_ms, INITIAL_SCALE, w.initial_hit_index, w.initial_hit_exact
+                w.items, w.warm_items, w.train_users, w.eval_users, w.dim, w.world_ms, w.index_ms, w.initial_scale, w.initial_hit_index, w.initial_hit_exact
             ),
             None => "building the world…".into(),
         };
@@ -132,7 +133,8 @@ impl From<&ReinforceReport> for Figures {
                 run.curve.iter().map(|p| (p.training_ms / 1000.0, p.hit_index)).collect(),
                 c,
             ));
-            if run.method != Method::Exact {
+            // The weights of self-normalised sampling only: the others draw from π itself.
+            if matches!(run.method, Method::Uniform | Method::Mixture) {
                 effective.series.push(Series::new(
                     short(run.method),
                     Style::LinePoints,
@@ -176,7 +178,11 @@ impl From<&ReinforceReport> for Figures {
                         r.training_speed_up(t.method).map_or(String::new(), |v| format!("{v:.1}×")),
                         t.latest_hit_index().map_or(String::new(), |h| format!("{h:.3}")),
                         t.final_hit_exact.map_or("(at the end)".into(), |h| format!("{h:.3}")),
-                        if t.method == Method::Exact { "P (no sampling)".into() } else { mean_ess },
+                        match t.method {
+                            Method::Exact => "P (no sampling)".into(),
+                            Method::Sampled => "S (draws from π)".into(),
+                            _ => mean_ess,
+                        },
                     ]
                 })
                 .collect(),
@@ -185,17 +191,33 @@ impl From<&ReinforceReport> for Figures {
             "Training time counts gradient steps only (not the hit@1 evaluations). hit@1: share of validation users whose top item \
                                is one of their held-out items."
                 .into();
+        // The tutorial's rows beside ours: its REINFORCE samples actions (our sampled one).
         let published = TableSpec {
             id: "published-fopo".into(),
-            headers: ["method", "hit@1 (index)", "hit@1 (exact argmax)", "iterations/s", "vs exact"].map(String::from).to_vec(),
-            rows: PUBLISHED
-                .iter()
-                .map(|(name, index, exact, rate)| {
+            headers: [
+                "method",
+                "hit@1 index: ours",
+                "tutorial",
+                "hit@1 exact argmax: ours",
+                "tutorial",
+                "speed vs REINFORCE: ours",
+                "tutorial",
+            ]
+            .map(String::from)
+            .to_vec(),
+            rows: [Method::Sampled, Method::Uniform, Method::Mixture]
+                .into_iter()
+                .zip(PUBLISHED.iter())
+                .map(|(method, (name, index, exact, rate))| {
+                    let ours = r.run(method);
+                    let hit = |h: Option<f64>| h.map_or("–".into(), |h| format!("{h:.4}"));
                     vec![
-                        name.to_string(),
+                        format!("{} ({name})", short(method)),
+                        hit(ours.and_then(MethodRun::latest_hit_index)),
                         format!("{index:.4}"),
+                        hit(ours.and_then(|o| o.final_hit_exact)),
                         format!("{exact:.4}"),
-                        format!("{rate}"),
+                        r.training_speed_ratio(method, Method::Sampled).map_or("–".into(), |v| format!("{v:.1}×")),
                         format!("{:.1}×", rate / PUBLISHED[0].3),
                     ]
                 })
@@ -264,6 +286,7 @@ impl From<&ReinforceReport> for Figures {
                 "with embedding",
                 "world + index",
                 "exact it/s",
+                "REINFORCE it/s",
                 "uniform it/s",
                 "mixture it/s",
                 "uniform ÷ exact",
@@ -282,6 +305,7 @@ impl From<&ReinforceReport> for Figures {
                         p.warm_items.to_string(),
                         format!("{:.0} ms", p.build_ms),
                         rate(Method::Exact),
+                        rate(Method::Sampled),
                         rate(Method::Uniform),
                         rate(Method::Mixture),
                         up(Method::Uniform),
