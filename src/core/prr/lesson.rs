@@ -117,8 +117,10 @@ const TIMING_EXAMPLES: u32 = 2000;
 const CURVE_USERS: u32 = 500;
 /// Most (context, slate) pairs in the per-slate scatter.
 const SCATTER_MAX_POINTS: f64 = 2000.0;
-/// Largest training work one run may ask for: IPS-family epochs cost P·d per clicked row.
-const MAX_IPS_WORK: f64 = 4e10;
+/// Largest training work one run may ask for: IPS-family epochs cost P·d per clicked row. (Counted
+/// over every row, clicked or not; the time estimate, which counts clicked rows, asks before a
+/// long run.)
+const MAX_IPS_WORK: f64 = 1e11;
 /// Largest number of (row, epoch, method, world) visits in one run (about a minute in a tab).
 const MAX_ROW_EPOCHS: f64 = 1.5e8;
 
@@ -281,12 +283,46 @@ impl LessonParams for PrrParams {
 
 /// The notebook's training of the toy world, and the paper's synthetic settings, one per column
 /// of its table.
-const PRESETS: &[Preset] = &[Preset {
-    name: "notebook",
-    label: "Notebook (toy)",
-    about: "the notebook's toy run: 20,000 logged sessions, embeddings of 6, its initialisation, Adam lr 0.005, batch 1,024, 240 epochs",
-    query: "world=toy&logs=20000&impressions=20000&model_dim=6&init=notebook&learning_rate=0.005&batch=1024&epochs=240",
-}];
+const PRESETS: &[Preset] = &[
+    Preset {
+        name: "notebook",
+        label: "Notebook (toy)",
+        about: "the notebook's toy run: 20,000 logged sessions, embeddings of 6, its initialisation, Adam lr 0.005, batch 1,024, \
+                240 epochs",
+        query: "world=toy&logs=20000&impressions=20000&model_dim=6&init=notebook&learning_rate=0.005&batch=1024&epochs=240",
+    },
+    Preset {
+        name: "paper-k2",
+        label: "Paper K = 2",
+        about: "the paper's K = 2 column: synthetic, N = 10,000 logs, 20 contexts, 4 engagement features (P is not given with \
+                the K columns: 1,000 here)",
+        query: "world=synthetic&items=1000&slate_size=2&contexts=20&engagement_features=4&logs=10000",
+    },
+    Preset {
+        name: "paper-k6",
+        label: "Paper K = 6",
+        about: "the paper's K = 6 column: synthetic, N = 10,000 logs, 20 contexts, 4 engagement features, P = 1,000",
+        query: "world=synthetic&items=1000&slate_size=6&contexts=20&engagement_features=4&logs=10000",
+    },
+    Preset {
+        name: "paper-p1k",
+        label: "Paper P = 1k",
+        about: "the paper's P = 1k column: synthetic, K = 5, N = 10,000 logs, 20 contexts, 4 engagement features",
+        query: "world=synthetic&items=1000&slate_size=5&contexts=20&engagement_features=4&logs=10000",
+    },
+    Preset {
+        name: "paper-p5k",
+        label: "Paper P = 5k",
+        about: "the paper's P = 5k column: synthetic, K = 5, N = 10,000 logs, 20 contexts, 4 engagement features",
+        query: "world=synthetic&items=5000&slate_size=5&contexts=20&engagement_features=4&logs=10000",
+    },
+    Preset {
+        name: "paper-p10k",
+        label: "Paper P = 10k",
+        about: "the paper's P = 10k column: synthetic, K = 5, N = 10,000 logs, 20 contexts, 4 engagement features",
+        query: "world=synthetic&items=10000&slate_size=5&contexts=20&engagement_features=4&logs=10000",
+    },
+];
 
 impl PrrParams {
     fn sweep_k(&self) -> bool {

@@ -1,7 +1,7 @@
 //! What a run of the lesson shows, in words computed from its report: the orderings the prose
 //! would otherwise state once and for all, whatever the numbers on screen say.
 
-use super::lesson::{method_label, WorldResult};
+use super::lesson::{method_label, WorldResult, METHODS, PUBLISHED_CTR, PUBLISHED_SETTINGS};
 
 /// Two CTRs closer than this many standard errors of their difference read as a tie.
 const TIE_SE: f64 = 2.0;
@@ -49,6 +49,105 @@ pub fn ab_reading(world: &WorldResult, impressions: u64) -> Vec<String> {
         );
     }
     out
+}
+
+/// The published orderings a run is checked against: PRR against every other method, and each
+/// top-K variant against its plain version.
+const ORDERINGS: &[(&str, &str)] = &[
+    ("prr", "random"),
+    ("prr", "prr-bias"),
+    ("prr", "ranking"),
+    ("prr", "reward"),
+    ("prr", "slate-ips"),
+    ("prr", "top-k-slate-ips"),
+    ("prr", "iips"),
+    ("prr", "top-k-iips"),
+    ("reward", "random"),
+    ("top-k-slate-ips", "slate-ips"),
+    ("top-k-iips", "iips"),
+];
+
+/// How an ordering of this run compares with the paper's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Agreement {
+    /// The same sign, and ours is more than two standard errors from zero.
+    Reproduced,
+    /// Ours is within two standard errors of zero: this run does not separate them.
+    NotSeparated,
+    /// The opposite sign, more than two standard errors from zero.
+    Reversed,
+}
+
+/// One published ordering, checked: `first` − `second` in CTR points, the paper's and ours.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OrderingCheck {
+    pub first: &'static str,
+    pub second: &'static str,
+    pub published: f64,
+    pub ours: f64,
+    /// Two standard errors of our difference (points).
+    pub ours_2se: f64,
+    pub agreement: Agreement,
+}
+
+impl OrderingCheck {
+    pub fn mark(&self) -> &'static str {
+        match self.agreement {
+            Agreement::Reproduced => "✓",
+            Agreement::NotSeparated => "≈",
+            Agreement::Reversed => "✗",
+        }
+    }
+
+    pub fn words(&self) -> String {
+        let (a, b) = (method_label(self.first), method_label(self.second));
+        match self.agreement {
+            Agreement::Reproduced => format!("reproduced: {a} {} {b} here too", if self.ours > 0.0 { "beats" } else { "trails" }),
+            Agreement::NotSeparated => format!("not separated here: the difference is within ±{:.2} points", self.ours_2se),
+            Agreement::Reversed => format!("reversed here: {a} {} {b}", if self.ours > 0.0 { "beats" } else { "trails" }),
+        }
+    }
+}
+
+/// Every published ordering of the paper's column `setting` whose two methods ran, checked
+/// against this run. Orderings the paper reports as an exact tie are left out.
+pub fn ordering_checks(world: &WorldResult, setting: usize) -> Vec<OrderingCheck> {
+    let published = |name: &str| METHODS.iter().position(|m| m.0 == name).map(|i| PUBLISHED_CTR[i][setting]);
+    let ours = |name: &str| world.methods.iter().find(|m| m.name == name);
+    ORDERINGS
+        .iter()
+        .filter_map(|&(first, second)| {
+            let paper = published(first)? - published(second)?;
+            if paper == 0.0 {
+                return None;
+            }
+            let (a, b) = (ours(first)?, ours(second)?);
+            let difference = (a.ctr - b.ctr) * 100.0;
+            let two_se = TIE_SE * (a.se * a.se + b.se * b.se).sqrt() * 100.0;
+            let agreement = if difference.abs() <= two_se {
+                Agreement::NotSeparated
+            } else if (difference > 0.0) == (paper > 0.0) {
+                Agreement::Reproduced
+            } else {
+                Agreement::Reversed
+            };
+            Some(OrderingCheck { first, second, published: paper, ours: difference, ours_2se: two_se, agreement })
+        })
+        .collect()
+}
+
+/// One sentence on the checks: how many of the paper's orderings this run reproduces.
+pub fn ordering_summary(checks: &[OrderingCheck], setting: usize) -> String {
+    let count = |a: Agreement| checks.iter().filter(|c| c.agreement == a).count();
+    format!(
+        "Of the paper's {} orderings in its {} column that this run can check, {} reproduce (✓), {} are not separated at this \
+         run's size (≈) and {} are reversed (✗).",
+        checks.len(),
+        PUBLISHED_SETTINGS[setting],
+        count(Agreement::Reproduced),
+        count(Agreement::NotSeparated),
+        count(Agreement::Reversed)
+    )
 }
 
 fn signed(x: f64) -> String {
@@ -119,6 +218,22 @@ mod tests {
         assert!(text[2].contains("behind PRR by 2.00"), "{text:?}");
         let w = world(&[("prr", 0.05, 0.001), ("reward", 0.06, 0.001)], vec![]);
         assert!(ab_reading(&w, 100)[0].contains("ahead of PRR by 1.00"));
+    }
+
+    #[test]
+    fn orderings_are_checked_against_the_paper_with_their_noise() {
+        // Toy column: PRR 8.56, Reward 7.68, slate IPS 7.93, top-K IIPS 8.56 (a tie: left out).
+        let w = world(&[("prr", 0.090, 0.001), ("reward", 0.080, 0.001), ("slate-ips", 0.095, 0.001), ("top-k-iips", 0.090, 0.001)], vec![]);
+        let checks = ordering_checks(&w, 0);
+        let find = |second: &str| checks.iter().find(|c| c.first == "prr" && c.second == second).unwrap();
+        assert_eq!(find("reward").agreement, Agreement::Reproduced);
+        assert!((find("reward").published - 0.88).abs() < 1e-9 && (find("reward").ours - 1.0).abs() < 1e-9);
+        assert_eq!(find("slate-ips").agreement, Agreement::Reversed);
+        assert!(checks.iter().all(|c| c.second != "top-k-iips"), "the paper's tie is not an ordering");
+        let close = world(&[("prr", 0.090, 0.002), ("reward", 0.088, 0.002)], vec![]);
+        assert_eq!(ordering_checks(&close, 0)[0].agreement, Agreement::NotSeparated);
+        let summary = ordering_summary(&checks, 0);
+        assert!(summary.contains("2 orderings") && summary.contains("1 reproduce") && summary.contains("1 are reversed"), "{summary}");
     }
 
     #[test]

@@ -41,6 +41,13 @@ fn PrrPage(props: &LessonProps) -> Html {
                 None => html! {},
             },
             "published-table" => html! { <Table spec={f.published_table.clone()} caption={f.published_caption.clone()} /> },
+            // The paper's orderings in the closest column, checked against this run.
+            "orderings" => html! {
+                <>
+                    <div class="reading" data-reading="orderings"><p>{ f.ordering_summary.clone() }</p></div>
+                    <Table spec={f.orderings.clone()} caption={f.orderings_caption.clone()} />
+                </>
+            },
             "ctr-curves" => html! { <Plot spec={f.ctr_curves.clone()} height={340.0} /> },
             "loss-curves" => html! {
                 <div class="plot-pair">
@@ -100,6 +107,9 @@ struct Figures {
     sweep_p: Option<Rc<PlotSpec>>,
     epoch_time: Rc<PlotSpec>,
     ab_reading: Vec<String>,
+    orderings: Rc<TableSpec>,
+    orderings_caption: AttrValue,
+    ordering_summary: String,
     scatter_reading: Option<String>,
     epoch_table: Rc<TableSpec>,
     epoch_caption: AttrValue,
@@ -176,6 +186,23 @@ impl From<&PrrReport> for Figures {
                 .iter()
                 .zip(PUBLISHED_CTR.iter())
                 .map(|((_, label), row)| std::iter::once(label.to_string()).chain(row.iter().map(|v| format!("{v:.2}"))).collect())
+                .collect(),
+        };
+        let checks = crate::core::prr::reading::ordering_checks(w, setting);
+        let orderings = TableSpec {
+            id: "published-orderings".into(),
+            headers: ["ordering", "paper (points)", "this run (points)", "", "reading"].map(String::from).to_vec(),
+            rows: checks
+                .iter()
+                .map(|c| {
+                    vec![
+                        format!("{} − {}", method_label(c.first), method_label(c.second)),
+                        format!("{:+.2}", c.published),
+                        format!("{:+.2} ± {:.2}", c.ours, c.ours_2se),
+                        c.mark().to_string(),
+                        c.words(),
+                    ]
+                })
                 .collect(),
         };
         let published_caption =
@@ -336,6 +363,14 @@ impl From<&PrrReport> for Figures {
             sweep_p,
             epoch_time: Rc::new(epoch_time),
             ab_reading: crate::core::prr::reading::ab_reading(&r.main, r.impressions as u64),
+            orderings: Rc::new(orderings),
+            orderings_caption: format!(
+                "Each row: the first method's CTR minus the second's, in points, in the paper's {} column and in this run (± two \
+                 standard errors). ✓ same order and separated, ≈ not separated by this run, ✗ reversed.",
+                PUBLISHED_SETTINGS[setting]
+            )
+            .into(),
+            ordering_summary: crate::core::prr::reading::ordering_summary(&checks, setting),
             scatter_reading: crate::core::prr::reading::scatter_reading(&r.main),
             epoch_table: Rc::new(epoch_table),
             epoch_caption,
