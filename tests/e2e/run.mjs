@@ -324,11 +324,18 @@ test('reward-and-rank: the page (jobs split over workers) trains what the CLI tr
     assert.ok(await page.locator(`[data-widget="${w}"] canvas`).count() >= 1, `${w} drawn`);
   }
   await page.screenshot({ path: join(ARTIFACTS, 'reward-and-rank-sweep.png'), fullPage: true });
+  // The paper's orderings in the closest column (toy), checked against the run: each row marked.
+  const marks = await page.locator('[data-table="published-orderings"] tbody tr td:nth-child(4)').allInnerTexts();
+  assert.ok(marks.length >= 5 && marks.every((m) => ['✓', '≈', '✗'].includes(m.trim())), `orderings: ${marks}`);
   // A control reruns and lands in the URL.
   await setControl(page, 'epochs', '5');
   await page.waitForFunction(() => JSON.parse(window.__rorecLastReport).epochs === 5, null, { timeout: 120000 });
   assert.match(queryOf(page), /epochs=5/);
   assert.equal((await report(page, 120000)).main.curves[0].ctr.length, 5);
+  // A preset sets its values (the URL says so) and its button shows it is the one in use.
+  await page.locator('[data-preset="paper-p1k"]').first().click();
+  await page.waitForFunction(() => location.hash.includes('items=1000') && location.hash.includes('slate_size=5'));
+  assert.equal(await page.locator('[data-preset="paper-p1k"]').first().getAttribute('aria-pressed'), 'true');
   // Too much IPS training for a tab: a message, and the rest of the page works.
   await page.goto(`${BASE}#/reward-and-rank?world=synthetic&items=20000&logs=30000&epochs=200&timing_max_items=100`);
   await page.reload();

@@ -208,9 +208,9 @@ impl From<&ReinforceReport> for Figures {
                 .zip(PUBLISHED.iter())
                 .map(|(method, (name, index, exact, rate))| {
                     let ours = r.run(method);
-                    let hit = |h: Option<f64>| h.map_or("–".into(), |h| format!("{h:.4}"));
+                    let hit = |h: Option<f64>| h.map_or("not run".into(), |h| format!("{h:.4}"));
                     vec![
-                        format!("{} ({name})", short(method)),
+                        name.to_string(),
                         hit(ours.and_then(MethodRun::latest_hit_index)),
                         format!("{index:.4}"),
                         hit(ours.and_then(|o| o.final_hit_exact)),
