@@ -29,7 +29,7 @@ fn estimators_and_simulation(c: &mut Criterion) {
 
 /// One gradient step of each REINFORCE estimator (batch 32) at P = 20,000, the lesson's default.
 fn reinforce_steps(c: &mut Criterion) {
-    use reward_reco::core::reinforce::lesson::{ReinforceParams, INITIAL_SCALE};
+    use reward_reco::core::reinforce::lesson::ReinforceParams;
     use reward_reco::core::reinforce::{CatalogueWorld, Method, Trainer};
     let params = ReinforceParams::default();
     let world = CatalogueWorld::build(&params.world_config(params.items as u32), &mut ()).expect("the default world");
@@ -38,7 +38,7 @@ fn reinforce_steps(c: &mut Criterion) {
     let mut group = c.benchmark_group("reinforce P = 20,000");
     group.sample_size(10);
     for method in Method::ALL {
-        let mut trainer = Trainer::new(method, world.dim, INITIAL_SCALE, params.learning_rate, params.seed);
+        let mut trainer = Trainer::new(method, world.dim, params.theta_init, params.learning_rate, params.seed);
         group.bench_function(format!("{} step", method.id()), |b| b.iter(|| trainer.step(&world, &mut index, &sampling, 32)));
     }
     group.finish();
