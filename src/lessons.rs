@@ -57,6 +57,10 @@ pub struct Lesson {
     pub specs: fn() -> &'static [crate::core::params::Spec],
     /// Named settings (a paper's column, a notebook's training), each a query over the defaults.
     pub presets: fn() -> &'static [crate::core::params::Preset],
+    /// Run a query and list the claims of the lesson's text that its report contradicts.
+    pub claim_failures: fn(&str, &mut dyn Progress) -> Result<Vec<String>, String>,
+    /// The sentences the lesson's claims name (each must be in its text).
+    pub claim_sentences: fn() -> Vec<&'static str>,
     /// The lesson's logged dataset as CSV, where it has one.
     pub dataset_csv: Option<DatasetCsv>,
     #[cfg(target_arch = "wasm32")]
@@ -108,6 +112,8 @@ macro_rules! lesson {
             validate_graph: || <$experiment as Experiment>::GRAPH.validate::<<$experiment as Experiment>::Params>(),
             specs: specs::<$experiment>,
             presets: <<$experiment as Experiment>::Params as crate::core::params::LessonParams>::presets,
+            claim_failures: crate::core::experiment::claim_failures_query::<$experiment>,
+            claim_sentences: crate::core::experiment::claim_sentences::<$experiment>,
             dataset_csv: $dataset_csv,
             #[cfg(target_arch = "wasm32")]
             view: $view,
@@ -196,6 +202,62 @@ mod tests {
                 assert!(!matches!(page, Verdict::Refuse { .. }), "{} preset {} is refused: {page:?}", lesson.id, preset.name);
                 seen.push(query);
             }
+        }
+    }
+
+    #[test]
+    fn every_claim_names_a_sentence_of_its_lesson() {
+        for lesson in LESSONS {
+            let path = format!("{}/lessons/{}.md", env!("CARGO_MANIFEST_DIR"), lesson.id);
+            let text = std::fs::read_to_string(&path).unwrap();
+            // Sentences wrap across lines in the Markdown: compare with whitespace collapsed.
+            let flat = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
+            for sentence in (lesson.claim_sentences)() {
+                assert!(flat(&text).contains(&flat(sentence)), "{}: “{sentence}” is not in {path}", lesson.id);
+            }
+        }
+    }
+
+    /// A lesson at its defaults and at each preset: no sentence of its text that states a result
+    /// (its claims) is contradicted by the report. Minutes in a debug build, so `.ci/test` runs
+    /// these with `--release --ignored`.
+    fn claims_hold(id: &str) {
+        let lesson = find(id).unwrap();
+        let start = std::time::Instant::now();
+        // A real clock: some claims are about timings.
+        let mut clock = crate::core::progress::Timed { report: |_: f64, _: &str| {}, clock: || start.elapsed().as_secs_f64() * 1000.0 };
+        let mut failures = Vec::new();
+        let queries = std::iter::once(("defaults", "")).chain((lesson.presets)().iter().map(|p| (p.name, p.query)));
+        for (name, query) in queries {
+            match (lesson.claim_failures)(query, &mut clock) {
+                Ok(failed) => failures.extend(failed.into_iter().map(|f| format!("{id} ({name}): {f}"))),
+                Err(e) => failures.push(format!("{id} ({name}): the run failed: {e}")),
+            }
+        }
+        assert!(failures.is_empty(), "{}", failures.join("\n"));
+    }
+
+    macro_rules! claims_test {
+        ($name:ident, $id:expr) => {
+            #[test]
+            #[ignore = "minutes in a debug build: .ci/test runs it with --release"]
+            fn $name() {
+                claims_hold($id);
+            }
+        };
+    }
+    claims_test!(claims_hold_slate_world, "slate-world");
+    claims_test!(claims_hold_horvitz_thompson, "horvitz-thompson");
+    claims_test!(claims_hold_embeddings, "embeddings");
+    claims_test!(claims_hold_fast_mips, "fast-mips");
+    claims_test!(claims_hold_reward_and_rank, "reward-and-rank");
+    claims_test!(claims_hold_reinforce, "reinforce");
+
+    #[test]
+    fn every_lesson_runs_a_claims_test() {
+        let source = include_str!("lessons.rs");
+        for lesson in LESSONS {
+            assert!(source.contains(&format!("claims_test!(claims_hold_{}, \"{}\")", lesson.id.replace('-', "_"), lesson.id)), "{}", lesson.id);
         }
     }
 

@@ -40,6 +40,12 @@ pub trait Experiment {
     /// between two runs of the same query (or a run that reused cached stages).
     const TIMINGS: &'static [&'static str] = &[];
 
+    /// The sentences of the lesson's prose that state a result, each with the condition it
+    /// asserts (see [`super::claims`]).
+    fn claims() -> &'static [super::claims::Claim<Self::Report>] {
+        &[]
+    }
+
     /// The most parts worth running in parallel for these parameters.
     fn parts(_params: &Checked<Self::Params>) -> u32 {
         1
@@ -196,6 +202,18 @@ pub fn run_query<E: Experiment>(query: &str, progress: &mut dyn Progress) -> Res
         return Err(message.to_string());
     }
     serde_json::to_string(&report).map_err(|e| e.to_string())
+}
+
+/// Run a query and check the lesson's claims on its report: the claims that fail, with why.
+pub fn claim_failures_query<E: Experiment>(query: &str, progress: &mut dyn Progress) -> Result<Vec<String>, String> {
+    let json = run_query::<E>(query, progress)?;
+    let report: E::Report = serde_json::from_str(&json).map_err(|e| e.to_string())?;
+    Ok(super::claims::failures(E::claims(), &report))
+}
+
+/// The sentences a lesson's claims name.
+pub fn claim_sentences<E: Experiment>() -> Vec<&'static str> {
+    E::claims().iter().map(|c| c.sentence).collect()
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 use super::estimators::{self, estimate, Kind, Pair, Row};
 use super::{world_bytes, Lab, RawRow, Truth};
 use crate::core::budget::Estimate;
+use crate::core::claims::Claim;
 use crate::core::experiment::{Experiment, Part};
 use crate::core::math::{log10, pow, sq};
 use crate::core::params::{Checked, Issue, Kind as ParamKind, LessonParams, Spec};
@@ -16,7 +17,8 @@ use crate::core::slate_world::lesson::{
     POPULARITY_LOG_SPREAD, TOY_SLATE_SIZES, WORLDS,
 };
 use crate::core::slate_world::policy::LoggingKind;
-use crate::core::slate_world::{ClickModel, SyntheticSpec, World, MAX_SLATE, TOY_CATEGORIES, TOY_ITEMS};
+use crate::core::slate_world::lesson::MAX_K;
+use crate::core::slate_world::{ClickModel, SyntheticSpec, World, TOY_CATEGORIES, TOY_ITEMS};
 use crate::core::stages::{bytes_of, Footprint, Graph, Stage, StageCache};
 use crate::core::stats::Running;
 use serde::{Deserialize, Serialize};
@@ -99,7 +101,7 @@ const SPECS: &[Spec] = &[
         name: "slate_size",
         label: "Slate size K",
         help: "positions per slate (synthetic world)",
-        kind: ParamKind::Int { min: 1, max: MAX_SLATE as i64, log: false },
+        kind: ParamKind::Int { min: 1, max: MAX_K as i64, log: false },
     },
     Spec { name: "contexts", label: "Context categories", help: "kinds of users", kind: ParamKind::Int { min: 1, max: 50, log: false } },
     Spec { name: "users", label: "Users", help: "size of the user population", kind: ParamKind::Int { min: 1, max: 20_000, log: true } },
@@ -754,7 +756,33 @@ fn passes(kind: &Kind) -> f64 {
     }
 }
 
+/// What the lesson's text states about its results (see [`crate::core::claims`]).
+const CLAIMS: &[Claim<HorvitzThompsonReport>] = &[Claim {
+    sentence: "bounded variance, a downward bias",
+    asserts: "capped and filtered IPS: bias ≤ 2 standard errors of their mean over the replications",
+    check: capped_and_filtered_bias_down,
+}];
+
+fn capped_and_filtered_bias_down(r: &HorvitzThompsonReport) -> Option<Result<(), String>> {
+    let checked: Vec<&EstimatorSummary> = r.estimators.iter().filter(|e| matches!(e.name.as_str(), "capped" | "filtered")).collect();
+    if checked.is_empty() || r.replications < 2 {
+        return None;
+    }
+    Some(checked.iter().try_for_each(|e| {
+        let two_se = 2.0 * (e.variance / r.replications as f64).sqrt();
+        if e.bias <= two_se {
+            Ok(())
+        } else {
+            Err(format!("{}: bias {:+.5} > 2 s.e. {two_se:.5}", e.name, e.bias))
+        }
+    }))
+}
+
 impl Experiment for HorvitzThompsonLesson {
+    fn claims() -> &'static [Claim<HorvitzThompsonReport>] {
+        CLAIMS
+    }
+
     const GRAPH: Graph = HT_GRAPH;
     type Params = HorvitzThompsonParams;
     type Report = HorvitzThompsonReport;

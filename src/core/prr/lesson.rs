@@ -5,6 +5,7 @@
 use super::policy_learning::{self, LoggedExample, Objective, SoftmaxPolicy};
 use super::{train_watched, Example, Model, ModelPolicy, Variant};
 use crate::core::budget::Estimate;
+use crate::core::claims::Claim;
 use crate::core::experiment::{Experiment, Part};
 use crate::core::math::{exp, ln, pow};
 use crate::core::params::{Checked, Issue, Kind, LessonParams, Preset, Spec};
@@ -294,15 +295,21 @@ const PRESETS: &[Preset] = &[
     Preset {
         name: "paper-k2",
         label: "Paper K = 2",
-        about: "the paper's K = 2 column: synthetic, N = 10,000 logs, 20 contexts, 4 engagement features (P is not given with \
-                the K columns: 1,000 here)",
+        about: "the paper's K = 2 column: synthetic, P = 1,000 (its table's caption; its text says 10,000), N = 10,000 logs, \
+                20 contexts, 4 engagement features",
         query: "world=synthetic&items=1000&slate_size=2&contexts=20&engagement_features=4&logs=10000",
     },
     Preset {
         name: "paper-k6",
         label: "Paper K = 6",
-        about: "the paper's K = 6 column: synthetic, N = 10,000 logs, 20 contexts, 4 engagement features, P = 1,000",
+        about: "the paper's K = 6 column: synthetic, P = 1,000, N = 10,000 logs, 20 contexts, 4 engagement features",
         query: "world=synthetic&items=1000&slate_size=6&contexts=20&engagement_features=4&logs=10000",
+    },
+    Preset {
+        name: "paper-k18",
+        label: "Paper K = 18",
+        about: "the paper's K = 18 column: synthetic, P = 1,000, N = 10,000 logs, 20 contexts, 4 engagement features",
+        query: "world=synthetic&items=1000&slate_size=18&contexts=20&engagement_features=4&logs=10000",
     },
     Preset {
         name: "paper-p1k",
@@ -752,7 +759,32 @@ const NS_PER_TIMED_TRAINING: f64 = 4.76e7;
 /// [`NS_PER_ADAM_ENTRY`]).
 const NS_PER_TIMED_IPS_STEP: f64 = 1.79;
 
+/// What the lesson's text states about its results (see [`crate::core::claims`]).
+const CLAIMS: &[Claim<PrrReport>] = &[Claim {
+    sentence: "costs $O(K)$ per logged row whatever the catalogue size",
+    asserts: "over the timed catalogues, PRR's epoch time grows less than 4× while slate IPS's grows 4× more than PRR's",
+    check: prr_epoch_flat_in_p,
+}];
+
+fn prr_epoch_flat_in_p(r: &PrrReport) -> Option<Result<(), String>> {
+    let (first, last) = (r.timing.first()?, r.timing.last()?);
+    if last.items < 100 * first.items {
+        return None; // too narrow a range to say anything about growth
+    }
+    let prr = last.prr_ms_per_epoch / first.prr_ms_per_epoch;
+    let ips = last.slate_ips_ms_per_epoch / first.slate_ips_ms_per_epoch;
+    Some(if prr < 4.0 && ips > 4.0 * prr {
+        Ok(())
+    } else {
+        Err(format!("from P = {} to {}: PRR ×{prr:.1}, slate IPS ×{ips:.1}", first.items, last.items))
+    })
+}
+
 impl Experiment for PrrLesson {
+    fn claims() -> &'static [Claim<PrrReport>] {
+        CLAIMS
+    }
+
     const GRAPH: Graph = PRR_GRAPH;
     const TIMINGS: &'static [&'static str] = &[
         "main.methods.epoch_ms",

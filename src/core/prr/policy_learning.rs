@@ -6,14 +6,19 @@
 //! Objectives per logged row (w.r.t. the policy's slate view):
 //! - slate IPS: c · Π_k π(a_k) / π₀(A);
 //! - item-position IPS (IIPS): Σ_k c_k · π(a_k) / π₀^{(k)}(a_k);
-//! - top-K variants (Chen et al. 2019): π(a) replaced by α(a) = 1 − (1 − π(a))^K, the probability
-//!   that a appears among K independent draws.
+//! - top-K variants (Chen et al. 2019): π(a) replaced by α(a) = 1 − (1 − π(a))^{K*}, the
+//!   probability that a appears among K* independent draws. The PRR paper sets K* = 3 in all its
+//!   experiments, whatever the slate size ([`TOP_K_SPREAD`]).
 
 use super::{minibatch_adam, Gradient, Trainable};
 use crate::core::math::{exp, pow};
 use crate::core::rng::{self, Rng, Stream};
 use crate::core::slate_world::policy::{top_k_by, SlatePolicy};
 use crate::core::slate_world::World;
+
+/// K* of the top-K correction: how many items the policy's mass is spread over (the PRR paper:
+/// "We set it to 3 on all of our experiments").
+pub const TOP_K_SPREAD: f64 = 3.0;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Objective {
@@ -91,7 +96,7 @@ impl SoftmaxPolicy {
             return 0.0;
         }
         self.probabilities(e.category, probs);
-        let k = e.slate.len() as f64;
+        let k = TOP_K_SPREAD;
         // coef[a] = d(objective)/d(log π(a)) for the items of the slate (summed over positions).
         let mut coefs: Vec<(u32, f64)> = Vec::with_capacity(e.slate.len());
         let value = match objective {

@@ -19,6 +19,7 @@ use super::{
     hit_at_1_exact, hit_at_1_index, CatalogueIndex, CatalogueWorld, Method, Sampling, Trainer, WorldConfig, EVAL_EF, POPULARITY_SPREAD,
 };
 use crate::core::budget::Estimate;
+use crate::core::claims::Claim;
 use crate::core::embeddings::WorldSpec;
 use crate::core::experiment::{Experiment, Part, Stepper};
 use crate::core::math::exp;
@@ -837,7 +838,86 @@ const NS_PER_SWEEP_TIMING: f64 = 2.52e8;
 /// ns per (slate, item, pass) of the Plackett–Luce study.
 const NS_PER_SLATE_STEP: f64 = 2.18;
 
+/// What the lesson's text states about its results (see [`crate::core::claims`]).
+const CLAIMS: &[Claim<ReinforceReport>] = &[
+    Claim {
+        sentence: "The exact gradient's cost grows linearly in $P$.",
+        asserts: "in the speed sweep, the exact gradient's time per iteration grows with P, by at least a third of P's growth overall",
+        check: exact_cost_grows_with_p,
+    },
+    Claim {
+        sentence: "The speed-up of the sampled methods over exact REINFORCE therefore grows with the catalogue.",
+        asserts: "the uniform and mixture speed-ups over exact are larger at the sweep's largest P than at its smallest",
+        check: speed_up_grows_with_p,
+    },
+    Claim {
+        sentence: "just as expensive per context",
+        asserts: "at the sweep's largest P, sampled REINFORCE runs within 2× of the exact gradient's iterations per second",
+        check: sampled_reinforce_as_expensive_as_exact,
+    },
+    Claim {
+        sentence: "and it removes most of the variance",
+        asserts: "with two or more slates per estimate, the baseline divides the gradient's variance by more than 2",
+        check: baseline_removes_most_variance,
+    },
+];
+
+/// The sweep's smallest and largest catalogues, when it ran over at least a tenfold range.
+fn sweep_ends(r: &ReinforceReport) -> Option<(&SpeedPoint, &SpeedPoint)> {
+    let (first, last) = (r.speed.first()?, r.speed.last()?);
+    (last.items >= 10 * first.items).then_some((first, last))
+}
+
+fn exact_cost_grows_with_p(r: &ReinforceReport) -> Option<Result<(), String>> {
+    let (first, last) = sweep_ends(r)?;
+    let cost = |p: &SpeedPoint| p.per_second(Method::Exact).map(|s| 1.0 / s);
+    let growth = cost(last)? / cost(first)?;
+    let p_growth = last.items as f64 / first.items as f64;
+    Some(if growth >= p_growth / 3.0 {
+        Ok(())
+    } else {
+        Err(format!("P ×{p_growth:.0}, time per iteration ×{growth:.1}"))
+    })
+}
+
+fn speed_up_grows_with_p(r: &ReinforceReport) -> Option<Result<(), String>> {
+    let (first, last) = sweep_ends(r)?;
+    Some([Method::Uniform, Method::Mixture].into_iter().try_for_each(|m| {
+        let (small, large) = (first.speed_up(m).unwrap_or(0.0), last.speed_up(m).unwrap_or(0.0));
+        if large > small {
+            Ok(())
+        } else {
+            Err(format!("{}: ×{small:.1} at P = {}, ×{large:.1} at P = {}", m.id(), first.items, last.items))
+        }
+    }))
+}
+
+fn sampled_reinforce_as_expensive_as_exact(r: &ReinforceReport) -> Option<Result<(), String>> {
+    let last = r.speed.last()?;
+    let ratio = last.per_second(Method::Sampled)? / last.per_second(Method::Exact)?;
+    Some(if (0.5..=2.0).contains(&ratio) {
+        Ok(())
+    } else {
+        Err(format!("at P = {}, REINFORCE runs {ratio:.2}× the exact gradient's iterations per second", last.items))
+    })
+}
+
+fn baseline_removes_most_variance(r: &ReinforceReport) -> Option<Result<(), String>> {
+    let points: Vec<&VariancePoint> = r.slates.iter().filter(|p| p.samples >= 2).collect();
+    if points.is_empty() {
+        return None;
+    }
+    Some(points.iter().try_for_each(|p| match p.variance_reduction() {
+        Some(reduction) if reduction > 2.0 => Ok(()),
+        other => Err(format!("{} slates per estimate: variance divided by {other:?}", p.samples)),
+    }))
+}
+
 impl Experiment for ReinforceLesson {
+    fn claims() -> &'static [Claim<ReinforceReport>] {
+        CLAIMS
+    }
+
     const GRAPH: Graph = REINFORCE_GRAPH;
     const TIMINGS: &'static [&'static str] = &[
         "world.world_ms",

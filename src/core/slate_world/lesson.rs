@@ -3,8 +3,9 @@
 
 use super::policy::{Logging, LoggingKind, Oracle, PlackettLuce};
 use super::simulate::{ab_test, deterministic_ctr, log_data, policy_ctr, LoggedData, LoggedRow, PolicyCtr};
-use super::{log10, ClickModel, SyntheticSpec, World, MAX_SLATE, TOY_CATEGORIES, TOY_ITEMS};
+use super::{log10, ClickModel, SyntheticSpec, World, TOY_CATEGORIES, TOY_ITEMS};
 use crate::core::budget::Estimate;
+use crate::core::claims::{rising, Claim};
 use crate::core::experiment::{Experiment, Part};
 use crate::core::math::{exp, ln, pow};
 use crate::core::params::{Checked, Issue, Kind, LessonParams, Spec};
@@ -22,6 +23,10 @@ pub const ENUMERATION_BUDGET: f64 = 3e7;
 /// Work allowed for exact per-position propensities (tables × P × K² × quadrature nodes).
 pub const MARGINALS_BUDGET: f64 = 4e9;
 
+
+/// Largest slate this lesson and the Horvitz–Thompson lab offer (their enumerations and sweeps
+/// grow fast with K; the worlds themselves go to [`super::MAX_SLATE`]).
+pub const MAX_K: u32 = 10;
 #[derive(Clone, Debug, PartialEq)]
 pub struct SlateWorldParams {
     pub world: &'static str,
@@ -78,7 +83,7 @@ const SPECS: &[Spec] = &[
         name: "slate_size",
         label: "Slate size K",
         help: "positions in a banner",
-        kind: Kind::Int { min: 1, max: MAX_SLATE as i64, log: false },
+        kind: Kind::Int { min: 1, max: MAX_K as i64, log: false },
     },
     Spec {
         name: "dim",
@@ -547,7 +552,26 @@ const NS_PER_SIMULATION_OP: f64 = 1.31;
 /// Nanoseconds per (item, chosen item) comparison of a peaked softmax's scans.
 const NS_PER_SCANNED_ITEM: f64 = 1.22;
 
+/// What the lesson's text states about its results (see [`crate::core::claims`]).
+const CLAIMS: &[Claim<SlateWorldReport>] = &[Claim {
+    sentence: "propensities shrink geometrically with $K$",
+    asserts: "each logging policy's median log10 slate propensity falls as K grows, up to K = P − 1 (at K = P the last \
+              factor is 1)",
+    check: propensities_shrink_with_k,
+}];
+
+fn propensities_shrink_with_k(r: &SlateWorldReport) -> Option<Result<(), String>> {
+    Some(r.propensity_vs_k.iter().try_for_each(|curve| {
+        let falling: Vec<f64> = curve.points.iter().filter(|p| p.k < r.items).map(|p| -p.median).collect();
+        rising(&falling, 1.0).map_err(|e| format!("{}: medians (negated) {e}", curve.policy))
+    }))
+}
+
 impl Experiment for SlateWorldLesson {
+    fn claims() -> &'static [Claim<SlateWorldReport>] {
+        CLAIMS
+    }
+
     const GRAPH: Graph = SLATE_WORLD_GRAPH;
     type Params = SlateWorldParams;
     type Report = SlateWorldReport;
@@ -606,7 +630,7 @@ impl Experiment for SlateWorldLesson {
         // Draws from a peaked softmax policy scan the catalogue: its propensity curve (2,000
         // slates per K up to 10), its Monte-Carlo CTR, and the logs and A/B test under softmax logging.
         let curve: f64 =
-            (1..=items.min(f64::from(MAX_SLATE)) as u32).map(|k| f64::from(SWEEP_SLATES) * scan_ops(items, f64::from(k))).sum();
+            (1..=items.min(f64::from(MAX_K)) as u32).map(|k| f64::from(SWEEP_SLATES) * scan_ops(items, f64::from(k))).sum();
         let mean_scan = sizes.iter().map(|&k| scan_ops(items, k)).sum::<f64>() / size_count;
         let ctr_draws = if enumerated { 0.0 } else { f64::from(CTR_DRAWS) };
         let logged_draws = if softmax_logging { 2.0 * rows } else { 0.0 };
@@ -702,11 +726,11 @@ impl Experiment for SlateWorldLesson {
     }
 }
 
-/// Quantiles of log10 π₀(A|x) for K = 1..min(P, MAX_SLATE), from slates sampled for random users.
+/// Quantiles of log10 π₀(A|x) for K = 1..min(P, MAX_K), from slates sampled for random users.
 fn propensity_curve(world: &World, policy: &PlackettLuce, seed: u64) -> PropensityCurve {
     let mut rng = rng::seeded(seed, Stream::Sweep);
     let mut slate = Vec::new();
-    let top = world.items().min(MAX_SLATE);
+    let top = world.items().min(MAX_K);
     let points = (1..=top)
         .map(|k| {
             let mut values: Vec<f64> = (0..SWEEP_SLATES)

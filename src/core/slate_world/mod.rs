@@ -22,8 +22,9 @@ use crate::core::math::exp;
 use crate::core::rng::{self, Rng, Stream};
 use serde::{Deserialize, Serialize};
 
-/// Largest slate any world produces.
-pub const MAX_SLATE: u32 = 10;
+/// Largest slate any world produces (the PRR paper's K = 18 column needs more than 10). The
+/// slate-world and Horvitz–Thompson lessons stop at [`lesson::MAX_K`].
+pub const MAX_SLATE: u32 = 20;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
