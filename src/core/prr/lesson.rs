@@ -13,10 +13,10 @@ use crate::core::progress::{staged, Progress};
 use crate::core::rng;
 use crate::core::slate_world::lesson::CLICK_MODELS;
 use crate::core::slate_world::policy::{all_slates, Logging, LoggingKind, Oracle, PlackettLuce, SlatePolicy};
-use crate::core::slate_world::simulate::{ab_test_expected_reward, deterministic_ctr_on, log_data, LoggedData};
+use crate::core::slate_world::simulate::{ab_test_expected_rewards, deterministic_ctr_on, log_data, LoggedData};
 use crate::core::slate_world::{ClickModel, SyntheticSpec, World, MAX_SLATE};
 use crate::core::stages::{bytes_of, Footprint, Graph, Key, Stage, StageCache};
-use crate::core::stats::MeanSe;
+use crate::core::stats::{MeanSe, Running};
 use serde::{Deserialize, Serialize};
 use std::rc::Rc;
 
@@ -515,7 +515,40 @@ pub struct WorldResult {
     /// Oracle's and random's CTR on the users the curves are measured on (with `detail`).
     pub curve_oracle: Option<f64>,
     pub curve_random: Option<f64>,
+    /// Differences between the methods' A/B CTRs, paired impression by impression (every policy
+    /// meets the same traffic), for every pair of methods (main world, up to
+    /// [`PAIRED_MAX_IMPRESSIONS`] impressions).
+    #[serde(default)]
+    pub paired: Vec<PairedDifference>,
 }
+
+/// `first`'s A/B CTR minus `second`'s, with the standard error of the paired differences.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PairedDifference {
+    pub first: String,
+    pub second: String,
+    pub mean: f64,
+    pub se: f64,
+}
+
+impl WorldResult {
+    /// The paired difference `first` − `second`, if computed (either order).
+    pub fn paired_difference(&self, first: &str, second: &str) -> Option<PairedDifference> {
+        self.paired.iter().find_map(|d| {
+            if d.first == first && d.second == second {
+                Some(d.clone())
+            } else if d.first == second && d.second == first {
+                Some(PairedDifference { first: first.into(), second: second.into(), mean: -d.mean, se: d.se })
+            } else {
+                None
+            }
+        })
+    }
+}
+
+/// Most A/B impressions whose per-impression rewards are kept for pairing (4 bytes each, per
+/// method); above, differences are read with independent standard errors.
+pub const PAIRED_MAX_IMPRESSIONS: u32 = 200_000;
 
 /// Epoch time of PRR and of slate IPS at one catalogue size, on the same logged rows.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -1010,7 +1043,12 @@ struct Training {
     epoch_ms: f64,
 }
 
-struct AbResult(MeanSe);
+/// An A/B test's CTR, and its per-impression expected rewards (for paired differences; empty
+/// above [`PAIRED_MAX_IMPRESSIONS`]).
+struct AbResult {
+    summary: MeanSe,
+    rewards: Vec<f32>,
+}
 
 struct CurveReferences {
     oracle: f64,
@@ -1169,8 +1207,8 @@ fn train(q: &PrrParams, name: &str, m: u32, curve: bool, world: &World, logs: &L
 }
 
 /// An A/B test under `key` (an `ab_test` or `reference_ab_test` key).
-fn ab_stage(key: Key, cache: &mut StageCache, test: impl FnOnce() -> MeanSe) -> Rc<AbResult> {
-    cache.get_or_compute(key, |_| AbResult(test()))
+fn ab_stage(key: Key, cache: &mut StageCache, test: impl FnOnce() -> AbResult) -> Rc<AbResult> {
+    cache.get_or_compute(key, |_| test())
 }
 
 /// The A/B test's traffic for the world `q` describes (the world itself when it has no other).
@@ -1182,8 +1220,29 @@ fn ab_world_stage(q: &PrrParams, world: &Rc<WorldStage>, cache: &mut StageCache)
 }
 
 /// Deploy a method on fresh impressions of the world.
-fn ab_test(q: &PrrParams, world: &World, trained: &Trained, label: &str) -> MeanSe {
-    ab_test_expected_reward(world, trained.policy(label).as_ref(), q.impressions as u32, q.seed, &mut ())
+fn ab_test(q: &PrrParams, world: &World, trained: &Trained, label: &str) -> AbResult {
+    let rewards = ab_test_expected_rewards(world, trained.policy(label).as_ref(), q.impressions as u32, q.seed, &mut ());
+    let mut running = Running::default();
+    rewards.iter().for_each(|r| running.push(*r));
+    let kept = if q.impressions as u32 <= PAIRED_MAX_IMPRESSIONS { rewards.iter().map(|r| *r as f32).collect() } else { Vec::new() };
+    AbResult { summary: running.summary(), rewards: kept }
+}
+
+/// Every pair of tested methods' paired difference (both A/B tests kept their rewards).
+fn paired_differences(tests: &[(String, Rc<AbResult>)]) -> Vec<PairedDifference> {
+    let mut out = Vec::new();
+    for (i, (first, a)) in tests.iter().enumerate() {
+        for (second, b) in &tests[i + 1..] {
+            if a.rewards.is_empty() || a.rewards.len() != b.rewards.len() {
+                continue;
+            }
+            let mut running = Running::default();
+            a.rewards.iter().zip(&b.rewards).for_each(|(x, y)| running.push(f64::from(*x) - f64::from(*y)));
+            let d = running.summary();
+            out.push(PairedDifference { first: first.clone(), second: second.clone(), mean: d.mean, se: d.se });
+        }
+    }
+    out
 }
 
 fn curve_references_stage(q: &PrrParams, world: &World, cache: &mut StageCache) -> Rc<CurveReferences> {
@@ -1235,6 +1294,7 @@ fn run_world(q: &PrrParams, detail: bool, cache: &mut StageCache, progress: &mut
     let epochs = q.epochs as u32;
     let count = q.methods.len() as f64;
     let mut methods = Vec::new();
+    let mut tests = Vec::new();
     let mut curves = Vec::new();
     let (mut prr, mut reward) = (None, None);
     for (m, name) in q.methods.iter().enumerate() {
@@ -1247,7 +1307,8 @@ fn run_world(q: &PrrParams, detail: bool, cache: &mut StageCache, progress: &mut
             stage.report(epochs as f64 / (epochs + 1) as f64, &format!("A/B test of {label}"));
             let key = PRR_GRAPH.key("ab_test", q).with(format_args!("{name}#{m}"));
             let ab = ab_stage(key, cache, || ab_test(q, &traffic.0, &training.trained, label));
-            methods.push(MethodResult { name: name.to_string(), ctr: ab.0.mean, se: ab.0.se, epoch_ms: Some(training.epoch_ms) });
+            methods.push(MethodResult { name: name.to_string(), ctr: ab.summary.mean, se: ab.summary.se, epoch_ms: Some(training.epoch_ms) });
+            tests.push((name.to_string(), ab));
             let ctr = if detail { training.curve.clone().unwrap_or_default() } else { Vec::new() };
             curves.push(Curve { name: name.to_string(), loss: training.loss.clone(), ctr });
             match *name {
@@ -1263,7 +1324,8 @@ fn run_world(q: &PrrParams, detail: bool, cache: &mut StageCache, progress: &mut
                     if *name == "oracle" { Trained::Oracle } else { Trained::Random(PlackettLuce::new(world, LoggingKind::Uniform)) };
                 ab_test(q, &traffic.0, &reference, label)
             });
-            methods.push(MethodResult { name: name.to_string(), ctr: ab.0.mean, se: ab.0.se, epoch_ms: None });
+            methods.push(MethodResult { name: name.to_string(), ctr: ab.summary.mean, se: ab.summary.se, epoch_ms: None });
+            tests.push((name.to_string(), ab));
         }
     }
     let (scatter, scatter_slate_size, curve_oracle, curve_random) = if detail {
@@ -1288,6 +1350,7 @@ fn run_world(q: &PrrParams, detail: bool, cache: &mut StageCache, progress: &mut
         scatter_slate_size,
         curve_oracle,
         curve_random,
+        paired: if detail { paired_differences(&tests) } else { Vec::new() },
     }
 }
 
@@ -1421,7 +1484,13 @@ pub fn timing_point(p: &PrrParams, items: u32, stage: &mut dyn Progress) -> Timi
     TimingPoint { items, examples: TIMING_EXAMPLES, clicked, prr_ms_per_epoch: prr_ms, slate_ips_ms_per_epoch: ips_ms }
 }
 
-crate::no_heap_footprint!(AbResult, CurveReferences);
+impl Footprint for AbResult {
+    fn footprint(&self) -> usize {
+        bytes_of(&self.rewards)
+    }
+}
+
+crate::no_heap_footprint!(CurveReferences);
 
 #[cfg(test)]
 mod tests {
@@ -1639,6 +1708,12 @@ mod tests {
         // Published (toy): Oracle 8.58, PRR 8.56, Reward 7.68, Random 7.22 (%).
         assert!(ctr("oracle") - ctr("prr") < 0.003, "{:?}", r.main.methods);
         assert!(ctr("prr") > ctr("random") + 0.005, "{:?}", r.main.methods);
+        // Paired differences agree with the CTRs (rewards kept as f32) and are sharper than
+        // independent standard errors.
+        let d = r.main.paired_difference("prr", "reward").unwrap();
+        let (prr, reward) = (r.main.methods.iter().find(|m| m.name == "prr").unwrap(), r.main.methods.iter().find(|m| m.name == "reward").unwrap());
+        assert!((d.mean - (prr.ctr - reward.ctr)).abs() < 1e-6, "{d:?}");
+        assert!(d.se < (prr.se * prr.se + reward.se * reward.se).sqrt(), "{d:?}");
         // The scatter: PRR's predictions are closer to the truth than the Reward model's.
         let err = |f: &dyn Fn(&SlatePoint) -> f64| r.main.scatter.iter().map(|s| (f(s) - s.truth).abs()).sum::<f64>();
         assert!(err(&|s| s.prr.unwrap()) < err(&|s| s.reward.unwrap()));

@@ -24,9 +24,15 @@ pub fn ab_reading(world: &WorldResult, impressions: u64) -> Vec<String> {
             100.0 * prr.ctr / oracle.ctr.max(1e-12)
         ));
     }
+    let mut paired_all = true;
     for other in world.methods.iter().filter(|m| !matches!(m.name.as_str(), "prr" | "oracle" | "random")) {
-        let difference = other.ctr - prr.ctr;
-        let se = (other.se * other.se + prr.se * prr.se).sqrt();
+        let (difference, se) = match world.paired_difference(&other.name, "prr") {
+            Some(d) => (d.mean, d.se),
+            None => {
+                paired_all = false;
+                (other.ctr - prr.ctr, (other.se * other.se + prr.se * prr.se).sqrt())
+            }
+        };
         let verdict = if difference.abs() <= TIE_SE * se {
             format!(
                 "not separated from PRR at {} impressions ({} ± {} points)",
@@ -42,11 +48,15 @@ pub fn ab_reading(world: &WorldResult, impressions: u64) -> Vec<String> {
         out.push(format!("{}: {} %, {verdict}.", method_label(&other.name), points(other.ctr)));
     }
     if out.len() > 1 {
-        out.push(
-            "± is two standard errors of the difference, counting the two A/B tests as independent; they meet the same users, \
-             so this overstates the noise of a difference."
-                .into(),
-        );
+        out.push(if paired_all {
+            "± is two standard errors of the difference, paired impression by impression: every policy meets the same users \
+             and slate sizes, so the noise they share cancels."
+                .into()
+        } else {
+            "± is two standard errors of the difference, counting the two A/B tests as independent (too many impressions were \
+             run to keep them for pairing); they meet the same users, so this overstates the noise of a difference."
+                .into()
+        });
     }
     out
 }
@@ -122,8 +132,12 @@ pub fn ordering_checks(world: &WorldResult, setting: usize) -> Vec<OrderingCheck
                 return None;
             }
             let (a, b) = (ours(first)?, ours(second)?);
-            let difference = (a.ctr - b.ctr) * 100.0;
-            let two_se = TIE_SE * (a.se * a.se + b.se * b.se).sqrt() * 100.0;
+            // Paired impression by impression when the A/B tests kept their rewards.
+            let (difference, se) = match world.paired_difference(first, second) {
+                Some(d) => (d.mean, d.se),
+                None => (a.ctr - b.ctr, (a.se * a.se + b.se * b.se).sqrt()),
+            };
+            let (difference, two_se) = (difference * 100.0, TIE_SE * se * 100.0);
             let agreement = if difference.abs() <= two_se {
                 Agreement::NotSeparated
             } else if (difference > 0.0) == (paper > 0.0) {
@@ -206,6 +220,7 @@ mod tests {
             scatter_slate_size: 2,
             curve_oracle: None,
             curve_random: None,
+            paired: Vec::new(),
         }
     }
 
@@ -232,6 +247,12 @@ mod tests {
         assert!(checks.iter().all(|c| c.second != "top-k-iips"), "the paper's tie is not an ordering");
         let close = world(&[("prr", 0.090, 0.002), ("reward", 0.088, 0.002)], vec![]);
         assert_eq!(ordering_checks(&close, 0)[0].agreement, Agreement::NotSeparated);
+        // Paired differences, when the run kept them, replace the independent standard errors.
+        let mut paired = close.clone();
+        paired.paired = vec![crate::core::prr::lesson::PairedDifference { first: "reward".into(), second: "prr".into(), mean: -0.002, se: 0.0005 }];
+        assert_eq!(ordering_checks(&paired, 0)[0].agreement, Agreement::Reproduced);
+        let text = ab_reading(&paired, 100);
+        assert!(text[0].contains("behind PRR by 0.20 ± 0.10 points"), "{text:?}");
         let summary = ordering_summary(&checks, 0);
         assert!(summary.contains("2 orderings") && summary.contains("1 reproduce") && summary.contains("1 are reversed"), "{summary}");
     }

@@ -230,9 +230,17 @@ pub fn ab_test_expected_reward(
     seed: u64,
     progress: &mut dyn Progress,
 ) -> MeanSe {
+    let mut running = Running::default();
+    ab_test_expected_rewards(world, policy, impressions, seed, progress).into_iter().for_each(|r| running.push(r));
+    running.summary()
+}
+
+/// [`ab_test_expected_reward`], impression by impression: with one seed, impression i of every
+/// policy meets the same user and slate size, so that differences can be paired.
+pub fn ab_test_expected_rewards(world: &World, policy: &dyn SlatePolicy, impressions: u32, seed: u64, progress: &mut dyn Progress) -> Vec<f64> {
     let mut traffic = rng::seeded(seed, Stream::AbTest);
     let mut choices = rng::seeded(seed, Stream::MonteCarlo);
-    let mut running = Running::default();
+    let mut rewards = Vec::with_capacity(impressions as usize);
     let mut slate = Vec::new();
     for i in 0..impressions {
         if i % 4096 == 0 {
@@ -241,9 +249,9 @@ pub fn ab_test_expected_reward(
         let user = world.impression_user(i, &mut traffic);
         let size = world.sample_slate_size(&mut traffic);
         policy.choose(world, user, size, &mut choices, &mut slate);
-        running.push(world.expected_reward(&world.users[user as usize], &slate));
+        rewards.push(world.expected_reward(&world.users[user as usize], &slate));
     }
-    running.summary()
+    rewards
 }
 
 /// Exact CTR of a deterministic policy on the first `users` users (every slate size): cheap

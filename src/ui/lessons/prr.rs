@@ -366,7 +366,8 @@ impl From<&PrrReport> for Figures {
             orderings: Rc::new(orderings),
             orderings_caption: format!(
                 "Each row: the first method's CTR minus the second's, in points, in the paper's {} column and in this run (± two \
-                 standard errors). ✓ same order and separated, ≈ not separated by this run, ✗ reversed.",
+                 standard errors of the difference, paired impression by impression where the run kept them). ✓ same order and \
+                 separated, ≈ not separated by this run, ✗ reversed.",
                 PUBLISHED_SETTINGS[setting]
             )
             .into(),
