@@ -109,6 +109,21 @@ pub const PUBLISHED_CTR: [[f64; 7]; 10] = [
     [8.56, 40.86, 52.77, 25.60, 43.01, 53.96, 37.24],
 ];
 
+/// The standard errors the paper prints beside [`PUBLISHED_CTR`] (points, same layout): an ordering
+/// the paper's own noise does not separate is not one to reproduce.
+pub const PUBLISHED_SE: [[f64; 7]; 10] = [
+    [0.2, 0.45, 0.48, 0.44, 0.50, 0.42, 0.41],
+    [0.18, 0.18, 0.27, 0.22, 0.19, 0.26, 0.23],
+    [0.2, 0.5, 0.49, 0.44, 0.49, 0.49, 0.49],
+    [0.2, 0.48, 0.49, 0.44, 0.49, 0.5, 0.5],
+    [0.2, 0.48, 0.5, 0.44, 0.44, 0.5, 0.5],
+    [0.19, 0.49, 0.42, 0.23, 0.17, 0.49, 0.39],
+    [0.19, 0.4, 0.44, 0.18, 0.41, 0.45, 0.38],
+    [0.19, 0.4, 0.38, 0.18, 0.45, 0.44, 0.36],
+    [0.2, 0.49, 0.5, 0.44, 0.48, 0.5, 0.48],
+    [0.2, 0.49, 0.5, 0.44, 0.5, 0.5, 0.48],
+];
+
 const SWEEP_K: &[u32] = &[2, 4, 6, 8, 10];
 const SWEEP_P: &[u32] = &[50, 100, 200, 500, 1000, 2000];
 const TIMING_P: &[u32] = &[100, 1000, 10_000, 100_000];
@@ -795,7 +810,8 @@ const NS_PER_TIMED_IPS_STEP: f64 = 1.79;
 /// What the lesson's text states about its results (see [`crate::core::claims`]).
 const CLAIMS: &[Claim<PrrReport>] = &[Claim {
     sentence: "costs $O(K)$ per logged row whatever the catalogue size",
-    asserts: "over the timed catalogues, PRR's epoch time grows less than 4× while slate IPS's grows 4× more than PRR's",
+    asserts: "over the timed catalogues (P up a thousandfold), PRR's epoch time grows less than a hundredth as fast as P \
+              (memory effects only), and slate IPS's grows at least 10× more than PRR's",
     check: prr_epoch_flat_in_p,
 }];
 
@@ -806,7 +822,8 @@ fn prr_epoch_flat_in_p(r: &PrrReport) -> Option<Result<(), String>> {
     }
     let prr = last.prr_ms_per_epoch / first.prr_ms_per_epoch;
     let ips = last.slate_ips_ms_per_epoch / first.slate_ips_ms_per_epoch;
-    Some(if prr < 4.0 && ips > 4.0 * prr {
+    let p_growth = last.items as f64 / first.items as f64;
+    Some(if prr < p_growth / 100.0 && ips > 10.0 * prr {
         Ok(())
     } else {
         Err(format!("from P = {} to {}: PRR ×{prr:.1}, slate IPS ×{ips:.1}", first.items, last.items))

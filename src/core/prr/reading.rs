@@ -1,7 +1,7 @@
 //! What a run of the lesson shows, in words computed from its report: the orderings the prose
 //! would otherwise state once and for all, whatever the numbers on screen say.
 
-use super::lesson::{method_label, WorldResult, METHODS, PUBLISHED_CTR, PUBLISHED_SETTINGS};
+use super::lesson::{method_label, WorldResult, METHODS, PUBLISHED_CTR, PUBLISHED_SE, PUBLISHED_SETTINGS};
 
 /// Two CTRs closer than this many standard errors of their difference read as a tie.
 const TIE_SE: f64 = 2.0;
@@ -86,6 +86,9 @@ pub enum Agreement {
     NotSeparated,
     /// The opposite sign, more than two standard errors from zero.
     Reversed,
+    /// The paper's own difference is within two of its standard errors: not an ordering it
+    /// established, so nothing to reproduce.
+    PaperTie,
 }
 
 /// One published ordering, checked: `first` − `second` in CTR points, the paper's and ours.
@@ -94,6 +97,8 @@ pub struct OrderingCheck {
     pub first: &'static str,
     pub second: &'static str,
     pub published: f64,
+    /// Two standard errors of the paper's difference, from the errors it prints (points).
+    pub published_2se: f64,
     pub ours: f64,
     /// Two standard errors of our difference (points).
     pub ours_2se: f64,
@@ -106,6 +111,7 @@ impl OrderingCheck {
             Agreement::Reproduced => "✓",
             Agreement::NotSeparated => "≈",
             Agreement::Reversed => "✗",
+            Agreement::PaperTie => "·",
         }
     }
 
@@ -115,6 +121,18 @@ impl OrderingCheck {
             Agreement::Reproduced => format!("reproduced: {a} {} {b} here too", if self.ours > 0.0 { "beats" } else { "trails" }),
             Agreement::NotSeparated => format!("not separated here: the difference is within ±{:.2} points", self.ours_2se),
             Agreement::Reversed => format!("reversed here: {a} {} {b}", if self.ours > 0.0 { "beats" } else { "trails" }),
+            Agreement::PaperTie => {
+                format!("the paper does not separate them (±{:.2} points): here {a} {}", self.published_2se, self.our_words())
+            }
+        }
+    }
+
+    /// This run's side of the difference in words.
+    fn our_words(&self) -> String {
+        match self.ours {
+            d if d.abs() <= self.ours_2se => "ties too".to_string(),
+            d if d > 0.0 => format!("leads by {d:.2} ± {:.2}", self.ours_2se),
+            d => format!("trails by {:.2} ± {:.2}", -d, self.ours_2se),
         }
     }
 }
@@ -123,6 +141,7 @@ impl OrderingCheck {
 /// against this run. Orderings the paper reports as an exact tie are left out.
 pub fn ordering_checks(world: &WorldResult, setting: usize) -> Vec<OrderingCheck> {
     let published = |name: &str| METHODS.iter().position(|m| m.0 == name).map(|i| PUBLISHED_CTR[i][setting]);
+    let published_se = |name: &str| METHODS.iter().position(|m| m.0 == name).map(|i| PUBLISHED_SE[i][setting]);
     let ours = |name: &str| world.methods.iter().find(|m| m.name == name);
     ORDERINGS
         .iter()
@@ -131,6 +150,8 @@ pub fn ordering_checks(world: &WorldResult, setting: usize) -> Vec<OrderingCheck
             if paper == 0.0 {
                 return None;
             }
+            // The paper's two CTRs come from separate A/B tests: independent errors.
+            let published_2se = TIE_SE * (published_se(first)?.powi(2) + published_se(second)?.powi(2)).sqrt();
             let (a, b) = (ours(first)?, ours(second)?);
             // Paired impression by impression when the A/B tests kept their rewards.
             let (difference, se) = match world.paired_difference(first, second) {
@@ -138,14 +159,16 @@ pub fn ordering_checks(world: &WorldResult, setting: usize) -> Vec<OrderingCheck
                 None => (a.ctr - b.ctr, (a.se * a.se + b.se * b.se).sqrt()),
             };
             let (difference, two_se) = (difference * 100.0, TIE_SE * se * 100.0);
-            let agreement = if difference.abs() <= two_se {
+            let agreement = if paper.abs() <= published_2se {
+                Agreement::PaperTie
+            } else if difference.abs() <= two_se {
                 Agreement::NotSeparated
             } else if (difference > 0.0) == (paper > 0.0) {
                 Agreement::Reproduced
             } else {
                 Agreement::Reversed
             };
-            Some(OrderingCheck { first, second, published: paper, ours: difference, ours_2se: two_se, agreement })
+            Some(OrderingCheck { first, second, published: paper, published_2se, ours: difference, ours_2se: two_se, agreement })
         })
         .collect()
 }
@@ -153,10 +176,11 @@ pub fn ordering_checks(world: &WorldResult, setting: usize) -> Vec<OrderingCheck
 /// One sentence on the checks: how many of the paper's orderings this run reproduces.
 pub fn ordering_summary(checks: &[OrderingCheck], setting: usize) -> String {
     let count = |a: Agreement| checks.iter().filter(|c| c.agreement == a).count();
+    let ties = count(Agreement::PaperTie);
     format!(
         "Of the paper's {} orderings in its {} column that this run can check, {} reproduce (✓), {} are not separated at this \
-         run's size (≈) and {} are reversed (✗).",
-        checks.len(),
+         run's size (≈) and {} are reversed (✗); {ties} more differences are within the paper's own noise (·).",
+        checks.len() - ties,
         PUBLISHED_SETTINGS[setting],
         count(Agreement::Reproduced),
         count(Agreement::NotSeparated),
@@ -243,7 +267,13 @@ mod tests {
         let find = |second: &str| checks.iter().find(|c| c.first == "prr" && c.second == second).unwrap();
         assert_eq!(find("reward").agreement, Agreement::Reproduced);
         assert!((find("reward").published - 0.88).abs() < 1e-9 && (find("reward").ours - 1.0).abs() < 1e-9);
+        // The paper's PRR − slate IPS (+0.63 ± 2·√(0.2² + 0.19²) = ±0.55) is an ordering; ours reverses it.
         assert_eq!(find("slate-ips").agreement, Agreement::Reversed);
+        // PRR − IIPS in the paper's toy column (+0.04 ± 0.57) is within its noise.
+        let w2 = world(&[("prr", 0.090, 0.001), ("iips", 0.080, 0.001)], vec![]);
+        let tie = &ordering_checks(&w2, 0)[0];
+        assert_eq!(tie.agreement, Agreement::PaperTie);
+        assert!(tie.words().contains("does not separate") && tie.words().contains("leads by 1.00"), "{}", tie.words());
         assert!(checks.iter().all(|c| c.second != "top-k-iips"), "the paper's tie is not an ordering");
         let close = world(&[("prr", 0.090, 0.002), ("reward", 0.088, 0.002)], vec![]);
         assert_eq!(ordering_checks(&close, 0)[0].agreement, Agreement::NotSeparated);
@@ -255,6 +285,7 @@ mod tests {
         assert!(text[0].contains("behind PRR by 0.20 ± 0.10 points"), "{text:?}");
         let summary = ordering_summary(&checks, 0);
         assert!(summary.contains("2 orderings") && summary.contains("1 reproduce") && summary.contains("1 are reversed"), "{summary}");
+        assert!(summary.contains("0 more differences are within the paper's own noise"), "{summary}");
     }
 
     #[test]

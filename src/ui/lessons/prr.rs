@@ -197,7 +197,7 @@ impl From<&PrrReport> for Figures {
                 .map(|c| {
                     vec![
                         format!("{} − {}", method_label(c.first), method_label(c.second)),
-                        format!("{:+.2}", c.published),
+                        format!("{:+.2} ± {:.2}", c.published, c.published_2se),
                         format!("{:+.2} ± {:.2}", c.ours, c.ours_2se),
                         c.mark().to_string(),
                         c.words(),
@@ -367,7 +367,8 @@ impl From<&PrrReport> for Figures {
             orderings_caption: format!(
                 "Each row: the first method's CTR minus the second's, in points, in the paper's {} column and in this run (± two \
                  standard errors of the difference, paired impression by impression where the run kept them). ✓ same order and \
-                 separated, ≈ not separated by this run, ✗ reversed.",
+                 separated, ≈ not separated by this run, ✗ reversed, · the paper's own difference is within its ± two standard \
+                 errors (not an ordering it established).",
                 PUBLISHED_SETTINGS[setting]
             )
             .into(),
