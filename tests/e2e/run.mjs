@@ -326,7 +326,7 @@ test('reward-and-rank: the page (jobs split over workers) trains what the CLI tr
   await page.screenshot({ path: join(ARTIFACTS, 'reward-and-rank-sweep.png'), fullPage: true });
   // The paper's orderings in the closest column (toy), checked against the run: each row marked.
   const marks = await page.locator('[data-table="published-orderings"] tbody tr td:nth-child(4)').allInnerTexts();
-  assert.ok(marks.length >= 5 && marks.every((m) => ['✓', '≈', '✗'].includes(m.trim())), `orderings: ${marks}`);
+  assert.ok(marks.length >= 5 && marks.every((m) => ['✓', '≈', '✗', '·'].includes(m.trim())), `orderings: ${marks}`);
   // A control reruns and lands in the URL.
   await setControl(page, 'epochs', '5');
   await page.waitForFunction(() => JSON.parse(window.__rorecLastReport).epochs === 5, null, { timeout: 120000 });
