@@ -89,11 +89,26 @@ pub fn use_lesson<E: CoreExperiment + 'static>(props: &LessonProps) -> LessonSta
         });
     }
     {
-        // Settled: get the next lesson ready in the background.
-        let (done, next) = (experiment.state.status == RunStatus::Done, props.next);
-        use_effect_with((done, next), move |(done, next)| {
-            if let (true, Some(next)) = (*done, next) {
-                crate::ui::precompute::prepare(next.0);
+        // Settled: get ready in the background what the reader is likely to ask for next — when
+        // presenting, the presets this slide or the next one offers; then the next lesson.
+        let (done, next, section) = (experiment.state.status == RunStatus::Done, props.next, props.section);
+        let this = props.lesson;
+        use_effect_with((done, next, section), move |(done, next, section)| {
+            if !*done {
+                return;
+            }
+            let mut wanted = Vec::new();
+            if let Some(s) = *section {
+                let text = this.text();
+                if offers_presets(text, s) || offers_presets(text, s + 1) {
+                    wanted.extend((this.presets)().iter().filter_map(|p| (this.strict)(p.query).ok().map(|query| (this.0, query))));
+                }
+            }
+            if let Some(next) = next {
+                wanted.push((next.0, (next.canonical)("").0));
+            }
+            if !wanted.is_empty() {
+                crate::ui::precompute::prepare_all(wanted);
             }
         });
     }
@@ -208,6 +223,13 @@ impl<E: CoreExperiment + 'static> LessonState<E> {
             </ContextProvider<PlotContext>>
         }
     }
+}
+
+/// Whether section `s` of a lesson's text shows the preset buttons.
+fn offers_presets(text: &LessonText, s: usize) -> bool {
+    text.sections.get(s).is_some_and(|section| {
+        section.parts.iter().any(|part| matches!(part, Part::Widget(spec) if spec.split_whitespace().next() == Some("presets")))
+    })
 }
 
 /// Placeholder shown by a lesson widget before the first report arrives.

@@ -110,6 +110,12 @@ pub fn precomputed(lesson: &str) -> bool {
     crate::lessons::find(lesson).is_some_and(|l| precompute::ready(l.id, &(l.canonical)("").0).is_some())
 }
 
+/// For the browser tests: whether this query's report was computed in the background.
+#[wasm_bindgen]
+pub fn precomputed_query(lesson: &str, query: &str) -> bool {
+    crate::lessons::find(lesson).is_some_and(|l| (l.strict)(query).is_ok_and(|q| precompute::ready(l.id, &q).is_some()))
+}
+
 /// For the browser tests: panic on purpose, to check that the error panel appears.
 #[wasm_bindgen]
 pub fn debug_panic() {

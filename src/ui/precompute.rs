@@ -1,16 +1,19 @@
 //! Ready before the reader gets there: once a lesson's run has finished, the next lesson's
-//! default report is computed in one background worker and kept, so that moving on shows its
-//! results at once. The background run is the whole experiment in one part, which gives the same
+//! default report (and, in presenter mode, the reports of the presets the next slides offer) are
+//! computed one after the other in one background worker and kept, so that moving on shows
+//! results at once. A background run is the whole experiment in one part, which gives the same
 //! report as the page's split run (the core's tests check that parts never change numbers).
 
 use crate::lessons::Lesson;
 use std::cell::RefCell;
+use std::collections::VecDeque;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use web_sys::{MessageEvent, Worker, WorkerOptions, WorkerType};
 
-/// Reports kept, most recent last (lesson id, canonical query, report JSON).
-const KEPT: usize = 4;
+/// Reports kept, most recent last (lesson id, canonical query, report JSON): a lesson's presets
+/// and the next lesson's defaults.
+const KEPT: usize = 12;
 
 struct Background {
     worker: Worker,
@@ -23,6 +26,8 @@ struct Background {
 thread_local! {
     static READY: RefCell<Vec<(&'static str, String, String)>> = const { RefCell::new(Vec::new()) };
     static RUNNING: RefCell<Option<Background>> = const { RefCell::new(None) };
+    /// What to compute after the running one, in order.
+    static PENDING: RefCell<VecDeque<(&'static Lesson, String)>> = const { RefCell::new(VecDeque::new()) };
 }
 
 /// The report computed in the background for this lesson and query, if there is one.
@@ -32,13 +37,38 @@ pub fn ready(lesson: &str, query: &str) -> Option<String> {
 
 /// Compute `lesson`'s default report in the background, unless it is ready or under way.
 pub fn prepare(lesson: &'static Lesson) {
-    let (query, _) = (lesson.canonical)("");
-    if ready(lesson.id, &query).is_some()
-        || RUNNING.with(|r| r.borrow().as_ref().is_some_and(|b| b.lesson == lesson.id && b.query == query))
-    {
-        return;
+    prepare_all(vec![(lesson, (lesson.canonical)("").0)]);
+}
+
+/// Compute these reports in the background, in this order (canonical queries), skipping those
+/// ready; a run under way that is among them goes on, any other stops.
+pub fn prepare_all(wanted: Vec<(&'static Lesson, String)>) {
+    let running = RUNNING.with(|r| r.borrow().as_ref().map(|b| (b.lesson, b.query.clone())));
+    let keeps_running = running.as_ref().is_some_and(|(id, query)| wanted.iter().any(|(l, q)| l.id == *id && q == query));
+    if !keeps_running {
+        stop_running();
     }
-    stop();
+    let queue: VecDeque<(&'static Lesson, String)> = wanted
+        .into_iter()
+        .filter(|(l, q)| ready(l.id, q).is_none() && running.as_ref().is_none_or(|(id, query)| !(l.id == *id && q == query)))
+        .collect();
+    PENDING.with(|p| *p.borrow_mut() = queue);
+    if !keeps_running {
+        start_next();
+    }
+}
+
+/// Start the first pending report that is not ready yet.
+fn start_next() {
+    while let Some((lesson, query)) = PENDING.with(|p| p.borrow_mut().pop_front()) {
+        if ready(lesson.id, &query).is_none() {
+            start(lesson, query);
+            return;
+        }
+    }
+}
+
+fn start(lesson: &'static Lesson, query: String) {
     let options = WorkerOptions::new();
     options.set_type(WorkerType::Module);
     let Ok(worker) = Worker::new_with_options("./worker.js", &options) else {
@@ -60,10 +90,10 @@ pub fn prepare(lesson: &'static Lesson) {
                     });
                 }
             }
-            stop_later();
+            next_later();
         } else if get("error").is_string() || get("panic").is_string() {
             // Nothing is kept; the lesson computes as usual when the reader gets there.
-            stop_later();
+            next_later();
         }
     });
     worker.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
@@ -81,8 +111,13 @@ pub fn prepare(lesson: &'static Lesson) {
     }
 }
 
-/// Stop the background run (the reader needs the cores, or it is done).
+/// Stop the background work (the reader needs the cores): the run under way and what was queued.
 pub fn stop() {
+    PENDING.with(|p| p.borrow_mut().clear());
+    stop_running();
+}
+
+fn stop_running() {
     if let Some(background) = RUNNING.with(|r| r.borrow_mut().take()) {
         background.worker.terminate();
         // Dropping the handler from inside itself would free a running closure.
@@ -90,8 +125,11 @@ pub fn stop() {
     }
 }
 
-/// [`stop`], from inside the worker's own message handler.
-fn stop_later() {
-    let later = Closure::once_into_js(stop);
+/// From inside the worker's own message handler: end this run, then start the next pending one.
+fn next_later() {
+    let later = Closure::once_into_js(|| {
+        stop_running();
+        start_next();
+    });
     let _ = crate::ui::dom::window().set_timeout_with_callback_and_timeout_and_arguments_0(later.unchecked_ref(), 0);
 }

@@ -583,6 +583,25 @@ test('the next lesson is computed in the background once a lesson settles, and s
   await page.closeAll();
 });
 
+test('presenting: the presets a slide offers are computed in the background, and a click shows at once', async () => {
+  const page = await open('#/reward-and-rank');
+  await report(page, 120000);
+  await page.keyboard.press('p');
+  await page.locator('.app.presenter').waitFor();
+  // The first slide offers the presets; the first of them is computed next, in the background.
+  const notebook = 'world=toy&logs=20000&impressions=20000&model_dim=6&init=notebook&learning_rate=0.005&batch=1024&epochs=240';
+  await page.waitForFunction((q) => window.rorec.precomputed_query('reward-and-rank', q), notebook, { timeout: 240000 });
+  const started = Date.now();
+  await page.locator('[data-preset="notebook"]').first().click();
+  await page.waitForFunction(() => JSON.parse(window.__rorecLastReport).epochs === 240, null, { timeout: 60000 });
+  const ms = Date.now() - started;
+  console.log(`    preset's report shown ${ms} ms after the click (computed in the background)`);
+  assert.ok(ms < 5000, `${ms} ms`);
+  assert.equal(await page.locator('[data-preset="notebook"]').first().getAttribute('aria-pressed'), 'true');
+  assert.deepEqual(page.errors, []);
+  await page.closeAll();
+});
+
 test('presenter mode: p, arrows, PageUp/PageDown, ? and Esc', async () => {
   const page = await open('#/slate-world?logs=3000');
   await report(page);
