@@ -119,7 +119,7 @@ impl OrderingCheck {
         let (a, b) = (method_label(self.first), method_label(self.second));
         match self.agreement {
             Agreement::Reproduced => format!("reproduced: {a} {} {b} here too", if self.ours > 0.0 { "beats" } else { "trails" }),
-            Agreement::NotSeparated => format!("not separated here: the difference is within ±{:.2} points", self.ours_2se),
+            Agreement::NotSeparated => format!("not separated here: the difference is within ±{} points", margin(self.ours_2se)),
             Agreement::Reversed => format!("reversed here: {a} {} {b}", if self.ours > 0.0 { "beats" } else { "trails" }),
             Agreement::PaperTie => {
                 format!("the paper does not separate them (±{:.2} points): here {a} {}", self.published_2se, self.our_words())
@@ -131,8 +131,8 @@ impl OrderingCheck {
     fn our_words(&self) -> String {
         match self.ours {
             d if d.abs() <= self.ours_2se => "ties too".to_string(),
-            d if d > 0.0 => format!("leads by {d:.2} ± {:.2}", self.ours_2se),
-            d => format!("trails by {:.2} ± {:.2}", -d, self.ours_2se),
+            d if d > 0.0 => format!("leads by {d:.2} ± {}", margin(self.ours_2se)),
+            d => format!("trails by {:.2} ± {}", -d, margin(self.ours_2se)),
         }
     }
 }
@@ -171,6 +171,16 @@ pub fn ordering_checks(world: &WorldResult, setting: usize) -> Vec<OrderingCheck
             Some(OrderingCheck { first, second, published: paper, published_2se, ours: difference, ours_2se: two_se, agreement })
         })
         .collect()
+}
+
+/// A margin in points to two decimals; one that rounds to zero reads "<0.01" (paired differences
+/// of near-identical policies have margins that small).
+pub fn margin(points: f64) -> String {
+    if points < 0.005 {
+        "<0.01".into()
+    } else {
+        format!("{points:.2}")
+    }
 }
 
 /// One sentence on the checks: how many of the paper's orderings this run reproduces.

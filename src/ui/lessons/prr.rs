@@ -198,7 +198,7 @@ impl From<&PrrReport> for Figures {
                     vec![
                         format!("{} − {}", method_label(c.first), method_label(c.second)),
                         format!("{:+.2} ± {:.2}", c.published, c.published_2se),
-                        format!("{:+.2} ± {:.2}", c.ours, c.ours_2se),
+                        format!("{:+.2} ± {}", c.ours, crate::core::prr::reading::margin(c.ours_2se)),
                         c.mark().to_string(),
                         c.words(),
                     ]
