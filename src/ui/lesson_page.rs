@@ -10,6 +10,8 @@ use crate::ui::plot::PlotContext;
 use crate::ui::widgets::{url_issues_notice, Gate, ParamPanel, PresetBar, RunControls};
 use crate::ui::worker::{use_experiment, Experiment, RunState, RunStatus};
 use std::rc::Rc;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
 use yew::prelude::*;
 
 /// A registered lesson, handed to its page by the app (pages never look the registry up).
@@ -60,7 +62,13 @@ pub struct LessonState<E: CoreExperiment> {
     verdict: Rc<Verdict>,
     auto_run: UseStateHandle<bool>,
     on_query: Callback<String>,
+    /// Every section is in the page (at first only the first few, so that the first render is a
+    /// short task; the rest follow in the next one).
+    all_sections: bool,
 }
+
+/// Sections rendered in the first task of a lesson page.
+const FIRST_SECTIONS: usize = 2;
 
 #[hook]
 pub fn use_lesson<E: CoreExperiment + 'static>(props: &LessonProps) -> LessonState<E> {
@@ -75,6 +83,15 @@ pub fn use_lesson<E: CoreExperiment + 'static>(props: &LessonProps) -> LessonSta
     // Whether the lesson runs in slices does not depend on the values: asked once per page.
     let steps = *use_memo(lesson.id, |_| (lesson.steps)(""));
     let auto_run = use_state(|| true);
+    let all_sections = use_state(|| false);
+    {
+        // The rest of the text in a task of its own, right after the first render.
+        let all_sections = all_sections.clone();
+        use_effect_with(lesson.id, move |_| {
+            let reveal = Closure::once_into_js(move || all_sections.set(true));
+            let _ = crate::ui::dom::window().set_timeout_with_callback_and_timeout_and_arguments_0(reveal.unchecked_ref(), 0);
+        });
+    }
     // Estimated before anything runs: long runs start only when asked, too long ones not at all.
     let verdict = use_memo(canonical.clone(), |query| match (lesson.estimate)(query) {
         Ok(estimate) => budget::verdict(&estimate, estimate.page_seconds(crate::ui::worker::cores())),
@@ -123,6 +140,7 @@ pub fn use_lesson<E: CoreExperiment + 'static>(props: &LessonProps) -> LessonSta
         verdict,
         auto_run,
         on_query: props.on_query.clone(),
+        all_sections: *all_sections,
     }
 }
 
@@ -206,7 +224,8 @@ impl<E: CoreExperiment + 'static> LessonState<E> {
                 html! { <div class={classes!("widget", state)} data-widget={name.to_string()}>{ inner }</div> }
             }
         };
-        let sections = text.sections.iter().enumerate().filter(|(i, _)| section.is_none_or(|s| s == *i));
+        let shown = if self.all_sections || section.is_some() { usize::MAX } else { FIRST_SECTIONS };
+        let sections = text.sections.iter().enumerate().filter(|(i, _)| section.is_none_or(|s| s == *i)).take(shown);
         html! {
             // Plots learn the parameters of the report they show (a pinned run's legend says
             // what changed since).
