@@ -107,6 +107,11 @@ fn math<'a>(tex: &str, style: latex2mathml::DisplayStyle, error: &mut Option<Str
             error.get_or_insert_with(|| format!("formula `{tex}`: {mathml}"));
             Event::Text(CowStr::from(String::new()))
         }
+        // An inline formula sits in a span of its own, so that on a narrow screen a wide one can
+        // scroll inside it instead of widening the page (the math element keeps its own layout).
+        Ok(mathml) if matches!(style, latex2mathml::DisplayStyle::Inline) => {
+            Event::Html(CowStr::from(format!("<span class=\"imath\">{mathml}</span>")))
+        }
         Ok(mathml) => Event::Html(CowStr::from(mathml)),
         Err(e) => {
             error.get_or_insert_with(|| format!("formula `{tex}`: {e}"));

@@ -602,6 +602,18 @@ test('presenting: the presets a slide offers are computed in the background, and
   await page.closeAll();
 });
 
+test('phones: no lesson lays out wider than a 390 px screen (wide tables and formulas scroll in their own box)', async () => {
+  for (const lesson of ['slate-world', 'horvitz-thompson', 'embeddings', 'fast-mips', 'reward-and-rank', 'reinforce']) {
+    const page = await open(`#/${lesson}`, { width: 390, height: 844 });
+    await page.locator('.widget canvas, .widget table').first().waitFor({ timeout: 120000 });
+    await page.waitForTimeout(500);
+    const width = await page.evaluate(() => document.documentElement.scrollWidth);
+    assert.ok(width <= 390, `${lesson} lays out ${width} px wide`);
+    assert.deepEqual(page.errors, []);
+    await page.closeAll();
+  }
+});
+
 test('presenter mode: p, arrows, PageUp/PageDown, ? and Esc', async () => {
   const page = await open('#/slate-world?logs=3000');
   await report(page);
