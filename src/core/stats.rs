@@ -32,6 +32,13 @@ impl Running {
     }
 }
 
+/// Mean and standard error of some values, in order (the same bits as pushing them one by one).
+pub fn mean_se(values: impl IntoIterator<Item = f64>) -> MeanSe {
+    let mut running = Running::default();
+    values.into_iter().for_each(|x| running.push(x));
+    running.summary()
+}
+
 /// Quantile by linear interpolation on a sorted copy (q in [0, 1]).
 pub fn quantile(sorted: &[f64], q: f64) -> f64 {
     if sorted.is_empty() {

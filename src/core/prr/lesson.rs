@@ -16,7 +16,7 @@ use crate::core::slate_world::policy::{all_slates, Logging, LoggingKind, Oracle,
 use crate::core::slate_world::simulate::{ab_test_expected_rewards, deterministic_ctr_on, log_data, LoggedData};
 use crate::core::slate_world::{ClickModel, SyntheticSpec, World, MAX_SLATE};
 use crate::core::stages::{bytes_of, Footprint, Graph, Key, Stage, StageCache};
-use crate::core::stats::{MeanSe, Running};
+use crate::core::stats::{mean_se, MeanSe};
 use serde::{Deserialize, Serialize};
 use std::rc::Rc;
 
@@ -1239,10 +1239,9 @@ fn ab_world_stage(q: &PrrParams, world: &Rc<WorldStage>, cache: &mut StageCache)
 /// Deploy a method on fresh impressions of the world.
 fn ab_test(q: &PrrParams, world: &World, trained: &Trained, label: &str) -> AbResult {
     let rewards = ab_test_expected_rewards(world, trained.policy(label).as_ref(), q.impressions as u32, q.seed, &mut ());
-    let mut running = Running::default();
-    rewards.iter().for_each(|r| running.push(*r));
+    let summary = mean_se(rewards.iter().copied());
     let kept = if q.impressions as u32 <= PAIRED_MAX_IMPRESSIONS { rewards.iter().map(|r| *r as f32).collect() } else { Vec::new() };
-    AbResult { summary: running.summary(), rewards: kept }
+    AbResult { summary, rewards: kept }
 }
 
 /// Every pair of tested methods' paired difference (both A/B tests kept their rewards).
@@ -1253,9 +1252,7 @@ fn paired_differences(tests: &[(String, Rc<AbResult>)]) -> Vec<PairedDifference>
             if a.rewards.is_empty() || a.rewards.len() != b.rewards.len() {
                 continue;
             }
-            let mut running = Running::default();
-            a.rewards.iter().zip(&b.rewards).for_each(|(x, y)| running.push(f64::from(*x) - f64::from(*y)));
-            let d = running.summary();
+            let d = mean_se(a.rewards.iter().zip(&b.rewards).map(|(x, y)| f64::from(*x) - f64::from(*y)));
             out.push(PairedDifference { first: first.clone(), second: second.clone(), mean: d.mean, se: d.se });
         }
     }

@@ -230,9 +230,7 @@ pub fn ab_test_expected_reward(
     seed: u64,
     progress: &mut dyn Progress,
 ) -> MeanSe {
-    let mut running = Running::default();
-    ab_test_expected_rewards(world, policy, impressions, seed, progress).into_iter().for_each(|r| running.push(r));
-    running.summary()
+    crate::core::stats::mean_se(ab_test_expected_rewards(world, policy, impressions, seed, progress))
 }
 
 /// [`ab_test_expected_reward`], impression by impression: with one seed, impression i of every
