@@ -10,6 +10,8 @@ pub struct LessonText {
 #[derive(Debug)]
 pub struct Section {
     pub heading: &'static str,
+    /// Speaker notes (HTML), shown only in the speaker view.
+    pub notes: &'static str,
     pub parts: &'static [Part],
 }
 
@@ -25,4 +27,236 @@ include!(concat!(env!("OUT_DIR"), "/lesson_texts.rs"));
 
 pub fn text(id: &str) -> Option<&'static LessonText> {
     TEXTS.iter().find(|(i, _)| *i == id).map(|(_, t)| t)
+}
+
+/// One slide of presenter mode: parts `parts` of section `section`. A long section is shown as
+/// several slides, each holding at most one figure with the prose that leads to it (controls and
+/// run buttons stay with the figure they serve).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Slide {
+    pub section: usize,
+    pub parts: std::ops::Range<usize>,
+    /// This slide is the `part`-th (from 0) of `of` slides of its section.
+    pub part: usize,
+    pub of: usize,
+}
+
+/// Widgets that set parameters or start runs: not figures of their own.
+const CONTROL_WIDGETS: &[&str] = &["params", "controls", "run", "presets"];
+
+fn is_figure(part: &Part) -> bool {
+    matches!(part, Part::Widget(spec) if !CONTROL_WIDGETS.contains(&spec.split_whitespace().next().unwrap_or_default()))
+}
+
+impl LessonText {
+    /// The slides of presenter mode, in order: a new slide starts when prose or a second figure
+    /// follows a figure.
+    pub fn slides(&self) -> Vec<Slide> {
+        let mut slides = Vec::new();
+        for (s, section) in self.sections.iter().enumerate() {
+            let first = slides.len();
+            let mut start = 0;
+            let mut has_figure = false;
+            for (i, part) in section.parts.iter().enumerate() {
+                let breaks = has_figure && (matches!(part, Part::Html(_)) || is_figure(part));
+                if breaks {
+                    slides.push(Slide { section: s, parts: start..i, part: 0, of: 0 });
+                    start = i;
+                    has_figure = false;
+                }
+                has_figure |= is_figure(part);
+            }
+            slides.push(Slide { section: s, parts: start..section.parts.len().max(start), part: 0, of: 0 });
+            let of = slides.len() - first;
+            for (k, slide) in slides[first..].iter_mut().enumerate() {
+                slide.part = k;
+                slide.of = of;
+            }
+        }
+        slides
+    }
+}
+
+impl LessonText {
+    /// The start of a slide's prose as plain text (formulas as their TeX), at most about `chars`
+    /// characters: for the overview and the speaker view's "next slide".
+    pub fn slide_preview(&self, slide: &Slide, chars: usize) -> String {
+        let mut text = String::new();
+        for part in &self.sections[slide.section].parts[slide.parts.clone()] {
+            match part {
+                Part::Html(html) => text.push_str(&plain_text(html)),
+                Part::Widget(spec) => text.push_str(&format!(" [{}] ", spec.split_whitespace().next().unwrap_or_default())),
+            }
+            if text.len() > chars {
+                break;
+            }
+        }
+        let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+        match text.char_indices().nth(chars) {
+            Some((cut, _)) => format!("{}…", text[..cut].trim_end()),
+            None => text,
+        }
+    }
+}
+
+/// The words of rendered HTML: tags dropped; a formula's MathML dropped for its TeX annotation.
+pub fn plain_text(html: &str) -> String {
+    let mut out = String::new();
+    let mut rest = html;
+    while let Some(open) = rest.find('<') {
+        out.push_str(&rest[..open]);
+        rest = &rest[open..];
+        if rest.starts_with("<math") {
+            // The TeX, between `$`, instead of the presentation markup.
+            let end = rest.find("</math>").map_or(rest.len(), |e| e + "</math>".len());
+            let math = &rest[..end];
+            if let Some(tex) = math.split_once("application/x-tex\">").and_then(|(_, t)| t.split_once("</annotation>")).map(|(t, _)| t) {
+                out.push('$');
+                out.push_str(tex);
+                out.push('$');
+            }
+            rest = &rest[end..];
+        } else {
+            rest = rest.find('>').map_or("", |e| &rest[e + 1..]);
+        }
+    }
+    out.push_str(rest);
+    out.replace("&lt;", "<").replace("&gt;", ">").replace("&quot;", "\"").replace("&#39;", "'").replace("&amp;", "&")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every `<math>…</math>` of every lesson (text and speaker notes), with its TeX source.
+    fn formulas() -> Vec<(&'static str, String, String)> {
+        let mut out = Vec::new();
+        for (id, text) in TEXTS {
+            let htmls = text.sections.iter().flat_map(|s| s.parts.iter().filter_map(|p| match p {
+                Part::Html(h) => Some(*h),
+                Part::Widget(_) => None,
+            }).chain(std::iter::once(s.notes)));
+            for html in htmls {
+                let mut rest = html;
+                while let Some(start) = rest.find("<math") {
+                    let end = rest[start..].find("</math>").expect("a closed math element") + start + "</math>".len();
+                    let math = &rest[start..end];
+                    let tex_start = math.find("encoding=\"application/x-tex\">").expect("the TeX annotation") + "encoding=\"application/x-tex\">".len();
+                    let tex_end = math[tex_start..].find("</annotation>").unwrap() + tex_start;
+                    let tex = math[tex_start..tex_end].replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&");
+                    let shown = math[..math.find("<annotation").unwrap()].to_string();
+                    out.push((*id, tex, shown));
+                    rest = &rest[end..];
+                }
+            }
+        }
+        out
+    }
+
+    /// The text nodes of a piece of MathML.
+    fn text_nodes(mathml: &str) -> Vec<&str> {
+        mathml.split('<').filter_map(|piece| piece.split_once('>').map(|(_, text)| text)).filter(|t| !t.is_empty()).collect()
+    }
+
+    /// How many times a script follows the other script on the same base (`x_a^b`, `x^b_{a}`).
+    fn double_scripts(tex: &str) -> usize {
+        let bytes = tex.as_bytes();
+        let mut count = 0;
+        let mut i = 0;
+        while i < bytes.len() {
+            if bytes[i] == b'_' || bytes[i] == b'^' {
+                // Skip the script: a braced group, a command, or one character.
+                let mut j = i + 1;
+                while j < bytes.len() && bytes[j] == b' ' {
+                    j += 1;
+                }
+                if j < bytes.len() && bytes[j] == b'{' {
+                    let mut depth = 0;
+                    while j < bytes.len() {
+                        depth += match bytes[j] { b'{' => 1, b'}' => -1, _ => 0 };
+                        j += 1;
+                        if depth == 0 {
+                            break;
+                        }
+                    }
+                } else if j < bytes.len() && bytes[j] == b'\\' {
+                    j += 1;
+                    while j < bytes.len() && bytes[j].is_ascii_alphabetic() {
+                        j += 1;
+                    }
+                } else {
+                    j += 1;
+                }
+                while j < bytes.len() && bytes[j] == b' ' {
+                    j += 1;
+                }
+                let other = if bytes[i] == b'_' { b'^' } else { b'_' };
+                if j < bytes.len() && bytes[j] == other {
+                    count += 1;
+                }
+                i = j;
+            } else {
+                i += 1;
+            }
+        }
+        count
+    }
+
+    #[test]
+    fn every_formula_is_typeset_right() {
+        let formulas = formulas();
+        assert!(formulas.len() > 100, "only {} formulas found", formulas.len());
+        for (id, tex, shown) in &formulas {
+            // A minus sign is U+2212, never the hyphen.
+            for text in text_nodes(shown) {
+                assert!(!text.contains('-'), "{id}: `{tex}` shows a hyphen for a minus: {shown}");
+            }
+            // Sub- and superscript on one base are one msubsup (or munderover), not a script
+            // nested in the other.
+            let joint = shown.matches("<msubsup").count() + shown.matches("<munderover").count();
+            assert!(joint >= double_scripts(tex), "{id}: `{tex}` nests its scripts: {shown}");
+            // Accents are accents.
+            let accents = ["\\hat", "\\tilde", "\\bar", "\\vec", "\\widehat"].iter().map(|a| tex.matches(a).count()).sum::<usize>();
+            assert!(shown.matches("<mover accent=\"true\"").count() >= accents, "{id}: `{tex}`'s accents: {shown}");
+            assert!(!shown.contains("<mo>^</mo>"), "{id}: `{tex}` shows a caret: {shown}");
+        }
+    }
+
+    #[test]
+    fn the_script_counter_sees_what_a_reader_sees() {
+        assert_eq!(double_scripts(r"\pi_0^{(k)}(a)"), 1);
+        assert_eq!(double_scripts(r"V_d^\top U_{a}"), 1);
+        assert_eq!(double_scripts(r"\sum_{j=0}^{K} x_j"), 1);
+        assert_eq!(double_scripts(r"x_{a^b} + y^2"), 0);
+    }
+
+    #[test]
+    fn slide_previews_are_plain_words() {
+        let text = super::text("slate-world").unwrap();
+        let slides = text.slides();
+        let preview = text.slide_preview(&slides[1], 120);
+        assert!(!preview.contains('<') && !preview.is_empty(), "{preview}");
+        assert!(preview.chars().count() <= 121);
+        assert_eq!(plain_text("<p>a <math><mi>x</mi><annotation encoding=\"application/x-tex\">x</annotation></math> &amp; b</p>"), "a $x$ & b");
+    }
+
+    #[test]
+    fn slides_cover_every_part_once_in_order_with_at_most_one_figure_each() {
+        for (id, text) in TEXTS {
+            let slides = text.slides();
+            let mut expected = (0, 0);
+            for slide in &slides {
+                if slide.section != expected.0 {
+                    assert_eq!(expected.1, text.sections[expected.0].parts.len(), "{id}");
+                    expected = (slide.section, 0);
+                }
+                assert_eq!(slide.parts.start, expected.1, "{id}: slide {slide:?}");
+                expected.1 = slide.parts.end;
+                let figures = text.sections[slide.section].parts[slide.parts.clone()].iter().filter(|p| is_figure(p)).count();
+                assert!(figures <= 1, "{id}: {figures} figures on {slide:?}");
+                assert!(slide.part < slide.of);
+            }
+            assert_eq!(expected, (text.sections.len() - 1, text.sections.last().unwrap().parts.len()), "{id}");
+        }
+    }
 }

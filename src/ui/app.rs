@@ -2,7 +2,7 @@
 //! presenter mode and keyboard shortcuts.
 
 use crate::lessons::{self, LESSONS};
-use crate::ui::dom;
+use crate::ui::{dom, slides};
 use crate::ui::lesson_page::{LessonProps, LessonRef};
 use std::rc::Rc;
 use wasm_bindgen::prelude::*;
@@ -41,8 +41,13 @@ pub struct AppState {
     /// `route` into it only while it still reads `url` (a newer address wins over older state).
     pub url: Route,
     pub presenter: bool,
-    pub section: usize,
+    /// The slide shown in presenter mode (an index into the lesson's `slides()`).
+    pub slide: usize,
     pub help: bool,
+    /// Presenter mode: the overview of the lesson's slides is open.
+    pub overview: bool,
+    /// Presenter mode: the screen is blanked (a clicker's "blank" button).
+    pub black: bool,
 }
 
 pub enum AppAction {
@@ -58,10 +63,21 @@ pub enum AppAction {
     Escape,
     Next,
     Prev,
+    First,
+    Last,
+    /// Go to a slide of the current lesson (from the overview).
+    GoTo(usize),
+    ToggleOverview,
+    ToggleBlack,
+    Fullscreen,
+    /// Open the speaker view in a window of its own.
+    OpenSpeakerView,
+    /// The speaker view asked for a slide of a lesson.
+    Show(String, usize),
 }
 
-fn section_count(lesson: &str) -> usize {
-    lessons::find(lesson).map_or(1, |l| l.text().sections.len().max(1))
+fn slide_count(lesson: &str) -> usize {
+    lessons::find(lesson).map_or(1, |l| l.text().slides().len().max(1))
 }
 
 fn lesson_index(lesson: &str) -> Option<usize> {
@@ -76,7 +92,7 @@ impl Reducible for AppState {
         match action {
             AppAction::HashChanged(route) => {
                 if route.lesson != self.route.lesson {
-                    next.section = 0;
+                    next.slide = 0;
                 }
                 next.route = route.clone();
                 next.url = route;
@@ -95,25 +111,50 @@ impl Reducible for AppState {
             AppAction::Escape => {
                 if self.help {
                     next.help = false;
+                } else if self.overview {
+                    next.overview = false;
+                } else if self.black {
+                    next.black = false;
                 } else if self.presenter {
                     next.presenter = false;
                     dom::request_fullscreen(false);
                 }
             }
             AppAction::Next => {
-                if next.section + 1 < section_count(&self.route.lesson) {
-                    next.section += 1;
+                next.black = false;
+                if next.slide + 1 < slide_count(&self.route.lesson) {
+                    next.slide += 1;
                 } else if let Some(l) = lesson_index(&self.route.lesson).and_then(|i| LESSONS.get(i + 1)) {
                     next.route = Route { lesson: l.id.into(), query: String::new() };
-                    next.section = 0;
+                    next.slide = 0;
                 }
             }
             AppAction::Prev => {
-                if next.section > 0 {
-                    next.section -= 1;
+                next.black = false;
+                if next.slide > 0 {
+                    next.slide -= 1;
                 } else if let Some(l) = lesson_index(&self.route.lesson).filter(|i| *i > 0).map(|i| &LESSONS[i - 1]) {
                     next.route = Route { lesson: l.id.into(), query: String::new() };
-                    next.section = section_count(l.id) - 1;
+                    next.slide = slide_count(l.id) - 1;
+                }
+            }
+            AppAction::First => next.slide = 0,
+            AppAction::Last => next.slide = slide_count(&self.route.lesson) - 1,
+            AppAction::GoTo(slide) => {
+                next.slide = slide.min(slide_count(&self.route.lesson) - 1);
+                next.overview = false;
+            }
+            AppAction::ToggleOverview => next.overview = self.presenter && !self.overview,
+            AppAction::ToggleBlack => next.black = self.presenter && !self.black,
+            AppAction::Fullscreen => dom::toggle_fullscreen(),
+            AppAction::OpenSpeakerView => slides::open_speaker_view(),
+            AppAction::Show(lesson, slide) => {
+                if lessons::find(&lesson).is_some() {
+                    if lesson != self.route.lesson {
+                        next.route = Route { lesson: lesson.clone(), query: String::new() };
+                    }
+                    next.slide = slide.min(slide_count(&lesson) - 1);
+                    next.presenter = true;
                 }
             }
         }
@@ -126,18 +167,56 @@ impl Reducible for AppState {
 }
 
 pub const SHORTCUTS: &[(&str, &str)] = &[
-    ("p", "presenter mode on / off (full window, large type, one section at a time)"),
-    ("→ ↓ PageDown Space", "next section (presenter mode), then the next lesson"),
-    ("← ↑ PageUp", "previous section (presenter mode)"),
-    ("Esc", "leave presenter mode, close this list"),
+    ("p", "presenter mode on / off (full window, large type, one slide at a time)"),
+    ("→ ↓ PageDown Space n", "next slide (presenter mode), then the next lesson — also when a slider or a list has focus"),
+    ("← ↑ PageUp Backspace", "previous slide (presenter mode)"),
+    ("Home End", "first / last slide of the lesson (presenter mode)"),
+    ("o", "overview of the lesson's slides (presenter mode)"),
+    ("s", "speaker view: notes, the next slide and a timer, in a window of its own (presenter mode)"),
+    ("b .", "blank the screen / show it again (presenter mode)"),
+    ("f", "full screen on / off (presenter mode)"),
+    ("Esc", "leave a control, close a list or the overview, leave presenter mode"),
     ("?", "show / hide this list"),
 ];
+
+/// A form control that acts on keys of its own (arrows move a slider, Space presses a button).
+fn is_control(el: &web_sys::Element) -> bool {
+    matches!(el.tag_name().as_str(), "INPUT" | "SELECT" | "TEXTAREA" | "BUTTON" | "A" | "SUMMARY") || is_text_field(el)
+}
+
+/// An element that takes typed text: the arrows and Space belong to it even in presenter mode.
+fn is_text_field(el: &web_sys::Element) -> bool {
+    match el.tag_name().as_str() {
+        "TEXTAREA" => true,
+        "INPUT" => {
+            let kind = el.get_attribute("type").unwrap_or_default().to_ascii_lowercase();
+            !matches!(kind.as_str(), "range" | "checkbox" | "radio" | "button" | "submit" | "reset" | "color" | "file")
+        }
+        _ => el.get_attribute("contenteditable").is_some_and(|v| v != "false"),
+    }
+}
+
+/// The keys of a presentation (those reveal.js answers, and those clickers send: PageUp/PageDown,
+/// and `b` or `.` for their "blank screen" button).
+fn presenter_key(key: &str) -> Option<AppAction> {
+    match key {
+        "ArrowRight" | "ArrowDown" | "PageDown" | " " | "n" | "N" => Some(AppAction::Next),
+        "ArrowLeft" | "ArrowUp" | "PageUp" | "Backspace" => Some(AppAction::Prev),
+        "Home" => Some(AppAction::First),
+        "End" => Some(AppAction::Last),
+        "b" | "B" | "." | "v" | "V" => Some(AppAction::ToggleBlack),
+        "f" | "F" => Some(AppAction::Fullscreen),
+        "o" | "O" => Some(AppAction::ToggleOverview),
+        "s" | "S" => Some(AppAction::OpenSpeakerView),
+        _ => None,
+    }
+}
 
 #[component]
 pub fn App() -> Html {
     let state = use_reducer(|| {
         let route = Route::parse(&dom::hash());
-        AppState { url: route.clone(), route, presenter: false, section: 0, help: false }
+        AppState { url: route.clone(), route, presenter: false, slide: 0, help: false, overview: false, black: false }
     });
     {
         // URL → state.
@@ -178,32 +257,41 @@ pub fn App() -> Html {
                 if e.ctrl_key() || e.meta_key() || e.alt_key() {
                     return;
                 }
-                let in_field = e
-                    .target()
-                    .and_then(|t| t.dyn_into::<web_sys::Element>().ok())
-                    .map(|el| matches!(el.tag_name().as_str(), "INPUT" | "SELECT" | "TEXTAREA"))
-                    .unwrap_or(false);
+                let focused = e.target().and_then(|t| t.dyn_into::<web_sys::Element>().ok());
                 let key = e.key();
-                if in_field && key != "Escape" {
+                if key == "Escape" {
+                    // Escape first leaves a control (so that the next keys navigate again).
+                    if let Some(el) = focused.as_ref().filter(|el| is_control(el)) {
+                        if let Some(el) = el.dyn_ref::<web_sys::HtmlElement>() {
+                            let _ = el.blur();
+                        }
+                        e.prevent_default();
+                        return;
+                    }
+                }
+                // A text field keeps its keys. Outside presenter mode every control does; in
+                // presenter mode a slider, a select or a button never swallows a clicker's keys.
+                if focused.as_ref().is_some_and(|el| if presenter { is_text_field(el) } else { is_control(el) }) && key != "Escape" {
                     return;
                 }
                 let action = match key.as_str() {
                     "p" | "P" => Some(AppAction::TogglePresenter),
                     "?" => Some(AppAction::ToggleHelp),
                     "Escape" => Some(AppAction::Escape),
-                    "ArrowRight" | "ArrowDown" | "PageDown" | " " if presenter => Some(AppAction::Next),
-                    "ArrowLeft" | "ArrowUp" | "PageUp" if presenter => Some(AppAction::Prev),
+                    _ if presenter => presenter_key(&key),
                     _ => None,
                 };
                 if let Some(action) = action {
                     e.prevent_default();
+                    e.stop_propagation();
                     dispatcher.dispatch(action);
                 }
             });
             let window = dom::window();
-            let _ = window.add_event_listener_with_callback("keydown", on_key.as_ref().unchecked_ref());
+            // Capture phase: the app sees a key before the focused control acts on it.
+            let _ = window.add_event_listener_with_callback_and_bool("keydown", on_key.as_ref().unchecked_ref(), true);
             move || {
-                let _ = window.remove_event_listener_with_callback("keydown", on_key.as_ref().unchecked_ref());
+                let _ = window.remove_event_listener_with_callback_and_bool("keydown", on_key.as_ref().unchecked_ref(), true);
             }
         });
     }
@@ -227,10 +315,14 @@ pub fn App() -> Html {
         let d = state.dispatcher();
         Callback::from(move |_: MouseEvent| d.dispatch(action()))
     };
-    let section = state.presenter.then_some(state.section);
+    let slides = lesson.map(|l| l.text().slides()).unwrap_or_default();
+    let slide = state.presenter.then(|| slides.get(state.slide).cloned()).flatten();
+    let zoom = slides::use_slide_fit(state.presenter, (state.route.lesson.clone(), state.slide));
+    slides::use_speaker_link(&state);
+    slides::use_document_title(lesson.map(|l| l.title()), slide.as_ref().and_then(|s| lesson.map(|l| l.text().sections[s.section].heading)));
 
     html! {
-        <div class={classes!("app", state.presenter.then_some("presenter"))}>
+        <div class={classes!("app", state.presenter.then_some("presenter"))} data-zoom={state.presenter.then(|| format!("{zoom:.3}"))}>
             <nav class="toc" aria-label="Lessons">
                 <p class="brand">{ "Reward-optimizing recommendation" }</p>
                 <p class="sub">{ "KDD'22 tutorial, live in your browser" }</p>
@@ -252,7 +344,7 @@ pub fn App() -> Html {
                     Some(l) => (l.view)(LessonProps {
                         lesson: LessonRef(l),
                         query: state.route.query.clone().into(),
-                        section,
+                        slide: slide.clone(),
                         on_query,
                         next: index.and_then(|i| LESSONS.get(i + 1)).map(LessonRef),
                     }),
@@ -266,7 +358,9 @@ pub fn App() -> Html {
                 if state.presenter {
                     <div class="presenter-bar">
                         <button onclick={step(|| AppAction::Prev)} title="Previous (←, PageUp)">{ "←" }</button>
-                        <span>{ format!("{} — {} / {}", lesson.map_or("", |l| l.title()), state.section + 1, section_count(&state.route.lesson)) }</span>
+                        <span class="where">{ format!("{} — {} / {}", lesson.map_or("", |l| l.title()), state.slide + 1, slides.len().max(1)) }</span>
+                        <button onclick={step(|| AppAction::ToggleOverview)} title="All slides (o)">{ "slides" }</button>
+                        <button onclick={step(|| AppAction::OpenSpeakerView)} title="Speaker view (s)">{ "speaker" }</button>
                         <button onclick={step(|| AppAction::Next)} title="Next (→, PageDown)">{ "→" }</button>
                         <button onclick={toggle_presenter} title="Leave presenter mode (Esc)">{ "exit" }</button>
                     </div>
@@ -278,6 +372,17 @@ pub fn App() -> Html {
                     </nav>
                 }
             </main>
+            if state.presenter && state.overview {
+                if let Some(l) = lesson {
+                    <slides::Overview lesson={LessonRef(l)} current={state.slide} on_pick={
+                        let d = state.dispatcher();
+                        Callback::from(move |i: usize| d.dispatch(AppAction::GoTo(i)))
+                    } />
+                }
+            }
+            if state.presenter && state.black {
+                <div class="blackout" onclick={step(|| AppAction::ToggleBlack)} aria-label="Blank screen: press b or click to show the slide" />
+            }
             if state.help {
                 <div class="overlay" onclick={toggle_help.clone()}>
                     <div class="shortcuts" role="dialog" aria-label="Keyboard shortcuts">

@@ -85,6 +85,18 @@ pub fn device_pixel_ratio() -> f64 {
     window().device_pixel_ratio().max(1.0)
 }
 
+/// Device pixels per CSS pixel of an element: the screen's ratio times the CSS zoom it sits in
+/// (a presenter slide is zoomed to fit the screen), so that a canvas stays sharp when zoomed.
+pub fn pixel_ratio_of(el: &web_sys::Element) -> f64 {
+    let zoom = js_sys::Reflect::get(el, &JsValue::from_str("currentCSSZoom")).ok().and_then(|z| z.as_f64()).filter(|z| *z > 0.0).unwrap_or(1.0);
+    device_pixel_ratio() * zoom
+}
+
+/// Full screen on or off (`f` in presenter mode).
+pub fn toggle_fullscreen() {
+    request_fullscreen(document().fullscreen_element().is_none());
+}
+
 /// Ask for full screen (presenter mode); refusals (headless, iframes) are fine.
 pub fn request_fullscreen(on: bool) {
     let doc = document();

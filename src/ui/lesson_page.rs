@@ -4,7 +4,7 @@
 use crate::core::budget::{self, Verdict};
 use crate::core::experiment::Experiment as CoreExperiment;
 use crate::core::params::{from_query, matching_preset, preset_params, to_query, Issue, LessonParams};
-use crate::lesson_text::{LessonText, Part};
+use crate::lesson_text::{LessonText, Part, Slide};
 use crate::lessons::Lesson;
 use crate::ui::plot::PlotContext;
 use crate::ui::widgets::{url_issues_notice, Gate, ParamPanel, PresetBar, RunControls};
@@ -37,8 +37,8 @@ pub struct LessonProps {
     pub lesson: LessonRef,
     /// The query part of the URL hash (`a=1&b=2`).
     pub query: AttrValue,
-    /// Presenter mode: the one section to show.
-    pub section: Option<usize>,
+    /// Presenter mode: the one slide to show.
+    pub slide: Option<Slide>,
     /// Parameters changed: the app writes the new query into the URL.
     pub on_query: Callback<String>,
     /// The lesson after this one: its default report is computed in the background once this
@@ -108,16 +108,18 @@ pub fn use_lesson<E: CoreExperiment + 'static>(props: &LessonProps) -> LessonSta
     {
         // Settled: get ready in the background what the reader is likely to ask for next — when
         // presenting, the presets this slide or the next one offers; then the next lesson.
-        let (done, next, section) = (experiment.state.status == RunStatus::Done, props.next, props.section);
+        let (done, next, slide) = (experiment.state.status == RunStatus::Done, props.next, props.slide.clone());
         let this = props.lesson;
-        use_effect_with((done, next, section), move |(done, next, section)| {
+        use_effect_with((done, next, slide), move |(done, next, slide)| {
             if !*done {
                 return;
             }
             let mut wanted = Vec::new();
-            if let Some(s) = *section {
+            if let Some(slide) = slide {
                 let text = this.text();
-                if offers_presets(text, s) || offers_presets(text, s + 1) {
+                let slides = text.slides();
+                let index = slides.iter().position(|s| s == slide).unwrap_or(0);
+                if slides[index..].iter().take(2).any(|s| offers_presets(text, s)) {
                     wanted.extend((this.presets)().iter().filter_map(|p| (this.strict)(p.query).ok().map(|query| (this.0, query))));
                 }
             }
@@ -212,7 +214,7 @@ impl<E: CoreExperiment + 'static> LessonState<E> {
     }
 
     /// Render the lesson's text with its widgets; `widget` draws the lesson's own widgets.
-    pub fn render(&self, text: &LessonText, section: Option<usize>, widget: impl Fn(&str, &[&str]) -> Html) -> Html {
+    pub fn render(&self, text: &LessonText, slide: Option<&Slide>, widget: impl Fn(&str, &[&str]) -> Html) -> Html {
         let render_part = |part: &Part| match part {
             Part::Html(h) => Html::from_html_unchecked(AttrValue::from(*h)),
             Part::Widget(spec) => {
@@ -224,18 +226,26 @@ impl<E: CoreExperiment + 'static> LessonState<E> {
                 html! { <div class={classes!("widget", state)} data-widget={name.to_string()}>{ inner }</div> }
             }
         };
-        let shown = if self.all_sections || section.is_some() { usize::MAX } else { FIRST_SECTIONS };
-        let sections = text.sections.iter().enumerate().filter(|(i, _)| section.is_none_or(|s| s == *i)).take(shown);
+        let shown = if self.all_sections || slide.is_some() { usize::MAX } else { FIRST_SECTIONS };
+        let sections = text.sections.iter().enumerate().filter(|(i, _)| slide.is_none_or(|s| s.section == *i)).take(shown);
         html! {
             // Plots learn the parameters of the report they show (a pinned run's legend says
             // what changed since).
             <ContextProvider<PlotContext> context={PlotContext { query: self.run.report_query.clone().into() }}>
                 <article class={classes!("lesson", self.is_gated().then_some("gated"))}>
-                    if section.is_none_or(|s| s == 0) { <h1>{ text.title }</h1> }
+                    if slide.is_none_or(|s| s.section == 0 && s.part == 0) { <h1>{ text.title }</h1> }
                     { url_issues_notice(&self.url_issues) }
                     { for sections.map(|(i, s)| html! {
                         <section class="lesson-section" data-section={i.to_string()} aria-label={s.heading}>
-                            { for s.parts.iter().map(render_part) }
+                            // A section's later slides repeat its heading, small.
+                            if let Some(slide) = slide.filter(|slide| slide.part > 0) {
+                                <p class="slide-continued">{ format!("{} ({}/{})", s.heading, slide.part + 1, slide.of) }</p>
+                            }
+                            { match slide {
+                                // A slide: its prose beside its figure, as on a 16:9 slide.
+                                Some(slide) => slide_columns(&s.parts[slide.parts.clone()], &render_part),
+                                None => s.parts.iter().map(render_part).collect::<Html>(),
+                            } }
                         </section>
                     }) }
                 </article>
@@ -244,10 +254,25 @@ impl<E: CoreExperiment + 'static> LessonState<E> {
     }
 }
 
-/// Whether section `s` of a lesson's text shows the preset buttons.
-fn offers_presets(text: &LessonText, s: usize) -> bool {
-    text.sections.get(s).is_some_and(|section| {
-        section.parts.iter().any(|part| matches!(part, Part::Widget(spec) if spec.split_whitespace().next() == Some("presets")))
+/// A slide's prose in one column and its widgets in the other (one column when it has only one
+/// kind).
+fn slide_columns(parts: &[Part], render_part: &dyn Fn(&Part) -> Html) -> Html {
+    let (prose, widgets): (Vec<&Part>, Vec<&Part>) = parts.iter().partition(|p| matches!(p, Part::Html(_)));
+    if prose.is_empty() || widgets.is_empty() {
+        return parts.iter().map(render_part).collect();
+    }
+    html! {
+        <div class="slide-columns">
+            <div class="slide-text">{ for prose.into_iter().map(render_part) }</div>
+            <div class="slide-figure">{ for widgets.into_iter().map(render_part) }</div>
+        </div>
+    }
+}
+
+/// Whether a slide shows the preset buttons.
+fn offers_presets(text: &LessonText, slide: &Slide) -> bool {
+    text.sections.get(slide.section).is_some_and(|section| {
+        section.parts[slide.parts.clone()].iter().any(|part| matches!(part, Part::Widget(spec) if spec.split_whitespace().next() == Some("presets")))
     })
 }
 

@@ -7,6 +7,8 @@ pub mod lesson_page;
 pub mod lessons;
 pub mod plot;
 pub mod precompute;
+pub mod slides;
+pub mod speaker;
 pub mod widgets;
 pub mod worker;
 
@@ -23,7 +25,12 @@ pub fn run_app() {
     }));
     let root = dom::document().get_element_by_id("app").expect("index.html has #app");
     root.set_inner_html(""); // the "Loading…" line
-    yew::Renderer::<app::App>::with_root(root).render();
+    // The speaker view (opened with `s` in presenter mode) is the same app in a second window.
+    if slides::is_speaker_window() {
+        yew::Renderer::<speaker::SpeakerView>::with_root(root).render();
+    } else {
+        yew::Renderer::<app::App>::with_root(root).render();
+    }
 }
 
 thread_local! {

@@ -78,8 +78,10 @@ pub fn Plot(props: &PlotProps) -> Html {
             let listener = Closure::<dyn FnMut()>::new(move || resize_tick.set(js_sys::Math::random().to_bits() as u32));
             let window = dom::window();
             let _ = window.add_event_listener_with_callback("resize", listener.as_ref().unchecked_ref());
+            let _ = window.add_event_listener_with_callback(crate::ui::slides::ZOOM_EVENT, listener.as_ref().unchecked_ref());
             move || {
                 let _ = window.remove_event_listener_with_callback("resize", listener.as_ref().unchecked_ref());
+                let _ = window.remove_event_listener_with_callback(crate::ui::slides::ZOOM_EVENT, listener.as_ref().unchecked_ref());
             }
         });
     }
@@ -126,10 +128,13 @@ pub fn Plot(props: &PlotProps) -> Html {
         Callback::from(move |_| pinned.set(if pinned.is_some() { None } else { Some((spec.clone(), query.clone())) }))
     };
     let on_move = {
-        let (drawn, frame, focus) = (drawn.clone(), frame.clone(), focus.clone());
+        let (drawn, frame, focus, canvas) = (drawn.clone(), frame.clone(), focus.clone(), canvas.clone());
         Callback::from(move |e: MouseEvent| {
-            let ratio = dom::device_pixel_ratio();
-            let pixel = (e.offset_x() as f64 * ratio, e.offset_y() as f64 * ratio);
+            let Some(el) = canvas.cast::<HtmlCanvasElement>() else { return };
+            // Canvas pixels per screen pixel, measured: right under any CSS zoom (presenter slides).
+            let rect = el.get_bounding_client_rect();
+            let ratio = el.width() as f64 / rect.width().max(1.0);
+            let pixel = ((e.client_x() as f64 - rect.left()) * ratio, (e.client_y() as f64 - rect.top()) * ratio);
             let hit = frame.borrow().as_ref().and_then(|f| drawn.nearest(f, pixel, HOVER_RADIUS * ratio));
             if *focus != hit {
                 focus.set(hit);
@@ -192,7 +197,7 @@ pub fn Plot(props: &PlotProps) -> Html {
         Callback::from(move |_: FocusEvent| focus.set(None))
     };
     // The focused point: its words, and where to put the ring and the label (CSS pixels).
-    let ratio = dom::device_pixel_ratio();
+    let ratio = canvas.cast::<web_sys::Element>().map_or_else(dom::device_pixel_ratio, |el| dom::pixel_ratio_of(&el));
     let focused = focus.filter(|(s, i)| drawn.series.get(*s).is_some_and(|series| *i < series.points.len())).and_then(|point| {
         let frame = (*frame.borrow())?;
         let (x, y) = frame.to_pixel(drawn.series[point.0].points[point.1]);
@@ -325,7 +330,7 @@ fn fill_dots<DB: DrawingBackend>(
 }
 
 pub fn draw(canvas: &HtmlCanvasElement, spec: &PlotSpec, css_height: f64, legend: bool) -> Result<Frame, String> {
-    let ratio = dom::device_pixel_ratio();
+    let ratio = dom::pixel_ratio_of(canvas);
     let css_width = canvas.parent_element().map(|p| p.client_width() as f64).unwrap_or(600.0).max(200.0);
     canvas.set_width((css_width * ratio) as u32);
     canvas.set_height((css_height * ratio) as u32);

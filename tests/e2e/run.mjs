@@ -526,7 +526,7 @@ test('previews: a first look before the full report, and while a slider is dragg
   await page.goto(`${BASE}#/fast-mips?base_items=400&sizes=3&queries=20&dim=16`);
   await report(page);
   const before = queryOf(page);
-  const slider = page.locator('[data-param="ef_search"] input[type=range]').first();
+  const slider = page.locator('[data-param="ef_search"] input[type=range]:not([disabled])').first();
   await slider.evaluate((el) => { el.value = String(Number(el.value) + 150); el.dispatchEvent(new Event('input', { bubbles: true })); });
   await page.locator('.run-controls .status', { hasText: 'release the control' }).first().waitFor();
   assert.equal(queryOf(page), before, 'a drag does not change the address');
@@ -614,22 +614,72 @@ test('phones: no lesson lays out wider than a 390 px screen (wide tables and for
   }
 });
 
-test('presenter mode: p, arrows, PageUp/PageDown, ? and Esc', async () => {
+test('presenter mode: p, arrows, PageUp/PageDown, Space, Home/End, ? and Esc; a slider or a select never swallows the keys', async () => {
   const page = await open('#/slate-world?logs=3000');
   await report(page);
+  const where = async () => Number((await page.locator('.presenter-bar .where').innerText()).match(/(\d+) \/ \d+$/)[1]);
   await page.keyboard.press('p');
   await page.locator('.app.presenter').waitFor();
   assert.equal(await page.locator('section.lesson-section').count(), 1);
-  assert.equal(await page.locator('section.lesson-section').getAttribute('data-section'), '0');
+  assert.equal(await where(), 1);
   await page.keyboard.press('ArrowRight');
-  assert.equal(await page.locator('section.lesson-section').getAttribute('data-section'), '1');
+  assert.equal(await where(), 2);
   await page.keyboard.press('PageDown');
-  assert.equal(await page.locator('section.lesson-section').getAttribute('data-section'), '2');
-  // Widgets stay live in presenter mode.
-  await page.locator('section.lesson-section canvas').first().waitFor();
-  await page.screenshot({ path: join(ARTIFACTS, 'slate-world-presenter.png') });
+  assert.equal(await where(), 3);
+  await page.keyboard.press(' ');
+  assert.equal(await where(), 4);
   await page.keyboard.press('PageUp');
-  assert.equal(await page.locator('section.lesson-section').getAttribute('data-section'), '1');
+  assert.equal(await where(), 3);
+  // The clicker trap: focus each kind of control, then press the clicker's keys.
+  await page.keyboard.press('Home');
+  assert.equal(await where(), 1);
+  const slider = page.locator('section.lesson-section input[type=range]:not([disabled])').first();
+  const before = await slider.inputValue();
+  await slider.focus();
+  assert.equal(await page.evaluate(() => document.activeElement.type), 'range');
+  await page.keyboard.press('PageDown');
+  assert.equal(await where(), 2, 'PageDown on a focused slider advances');
+  await page.keyboard.press('PageUp');
+  const select = page.locator('section.lesson-section select:not([disabled])').first();
+  const selected = await select.inputValue();
+  await select.focus();
+  assert.equal(await page.evaluate(() => document.activeElement.tagName), 'SELECT');
+  await page.keyboard.press('ArrowRight');
+  assert.equal(await where(), 2, 'an arrow on a focused select advances');
+  await page.keyboard.press('ArrowLeft');
+  assert.equal(await where(), 1);
+  await page.locator('section.lesson-section button').first().focus();
+  await page.keyboard.press(' ');
+  assert.equal(await where(), 2, 'Space on a focused button advances');
+  await page.keyboard.press('Home');
+  assert.equal(await page.locator('section.lesson-section input[type=range]:not([disabled])').first().inputValue(), before, 'the slider did not move');
+  assert.equal(await page.locator('section.lesson-section select:not([disabled])').first().inputValue(), selected, 'the select did not change');
+  // Escape leaves a control first, and only then presenter mode.
+  await page.locator('section.lesson-section input[type=range]:not([disabled])').first().focus();
+  await page.keyboard.press('Escape');
+  assert.equal(await page.evaluate(() => document.activeElement.tagName), 'BODY');
+  assert.equal(await page.locator('.app.presenter').count(), 1);
+  // A text field keeps its keys.
+  const number = page.locator('section.lesson-section input.number:not([disabled])').first();
+  await number.focus();
+  assert.equal(await page.evaluate(() => document.activeElement.className), 'number');
+  await page.keyboard.press('ArrowRight');
+  assert.equal(await where(), 1, 'an arrow in a number field stays in the field');
+  await page.keyboard.press('Escape');
+  await page.keyboard.press('End');
+  assert.equal(await where(), Number((await page.locator('.presenter-bar .where').innerText()).match(/\/ (\d+)$/)[1]));
+  await page.keyboard.press('Home');
+  // Blank screen, overview.
+  await page.keyboard.press('b');
+  assert.equal(await page.locator('.blackout').count(), 1);
+  await page.keyboard.press('b');
+  assert.equal(await page.locator('.blackout').count(), 0);
+  await page.keyboard.press('o');
+  await page.locator('.overview').waitFor();
+  assert.ok(await page.locator('.overview li').count() >= 10);
+  await page.locator('.overview li button').nth(2).click();
+  assert.equal(await page.locator('.overview').count(), 0);
+  assert.equal(await where(), 3);
   await page.keyboard.press('?');
   assert.match(await page.locator('.shortcuts').innerText(), /PageDown/);
   await page.keyboard.press('Escape');
@@ -643,6 +693,60 @@ test('presenter mode: p, arrows, PageUp/PageDown, ? and Esc', async () => {
   assert.deepEqual(page.errors, []);
   await page.closeAll();
 });
+
+test('presenter mode: the speaker view (s) shows the notes, the next slide and a timer, and drives the slides', async () => {
+  const page = await open('#/slate-world?logs=3000');
+  await report(page);
+  await page.keyboard.press('p');
+  await page.locator('.app.presenter').waitFor();
+  const [speaker] = await Promise.all([page.context().waitForEvent('page'), page.keyboard.press('s')]);
+  await speaker.locator('.speaker-current .notes p').first().waitFor();
+  assert.match(await speaker.locator('.speaker-current .where').innerText(), /slide 1 of/);
+  assert.ok((await speaker.locator('.speaker-current .notes').innerText()).length > 40);
+  assert.match(await speaker.locator('.speaker-bar .timer').innerText(), /^\d\d:\d\d:\d\d$/);
+  assert.ok((await speaker.locator('.speaker-next').innerText()).length > 20);
+  // The notes are the speaker's: not on the audience's slide.
+  const note = await speaker.locator('.notes p').first().innerText();
+  assert.equal((await page.locator('.lesson').innerText()).includes(note.slice(0, 40)), false);
+  await speaker.keyboard.press('ArrowRight');
+  await page.waitForFunction(() => /2 \/ \d+$/.test(document.querySelector('.presenter-bar .where').textContent));
+  await speaker.waitForFunction(() => /slide 2 of/.test(document.querySelector('.speaker-current .where').textContent));
+  await speaker.screenshot({ path: join(ARTIFACTS, 'speaker-view.png') });
+  await page.keyboard.press('ArrowRight');
+  await speaker.waitForFunction(() => /slide 3 of/.test(document.querySelector('.speaker-current .where').textContent));
+  assert.deepEqual(page.errors, []);
+  await page.closeAll();
+});
+
+for (const [width, height] of [[1280, 720], [1920, 1080]]) {
+  test(`presenter mode at ${width}×${height}: every slide of every lesson fits above the bar, none scrolls sideways`, async () => {
+    const misfits = [];
+    const zooms = [];
+    for (const lesson of LESSONS) {
+      const page = await open(`#/${lesson}`, { width, height });
+      await report(page, 120000);
+      await page.keyboard.press('p');
+      await page.locator('.app.presenter').waitFor();
+      const count = Number((await page.locator('.presenter-bar .where').innerText()).match(/\/ (\d+)$/)[1]);
+      for (let i = 1; i <= count; i++) {
+        await page.waitForTimeout(400);
+        const m = await page.evaluate(() => {
+          const article = document.querySelector('main article.lesson').getBoundingClientRect();
+          const bar = document.querySelector('.presenter-bar').getBoundingClientRect();
+          return { bottom: article.bottom, barTop: bar.top, zoom: Number(document.querySelector('.app').dataset.zoom), wide: document.documentElement.scrollWidth > innerWidth };
+        });
+        zooms.push(m.zoom);
+        if (m.bottom > m.barTop + 1 || m.wide) misfits.push(`${lesson} slide ${i}: bottom ${m.bottom} under the bar at ${m.barTop}${m.wide ? ', wider than the window' : ''}`);
+        if (lesson === 'reward-and-rank' && i === 5) await page.screenshot({ path: join(ARTIFACTS, `slide-${width}x${height}.png`) });
+        await page.keyboard.press('PageDown');
+      }
+      assert.deepEqual(page.errors, []);
+      await page.closeAll();
+    }
+    measurements[`slides at ${width}×${height}`] = `${zooms.length} slides, zoom ${Math.min(...zooms).toFixed(2)}–${Math.max(...zooms).toFixed(2)}`;
+    assert.deepEqual(misfits, []);
+  });
+}
 
 test('plots: sharp on HiDPI, CSV and PNG downloads', async () => {
   const page = await open('#/slate-world?logs=3000', { scale: 2 });

@@ -20,7 +20,7 @@ fn EmbeddingsPage(props: &LessonProps) -> Html {
     let state = use_lesson::<EmbeddingsLesson>(props);
     let figures = use_memo(state.report.clone(), |r| r.as_deref().map(|r| r.as_ref().map(Figures::from).map_err(|e| e.clone())));
     let text = props.lesson.text();
-    state.render(text, props.section, |name, _args| {
+    state.render(text, props.slide.as_ref(), |name, _args| {
         let f = match figures.as_ref() {
             None => return waiting(),
             Some(Err(e)) => return html! { <p class="inline-error">{ format!("This setting cannot be computed: {e}") }</p> },

@@ -18,7 +18,7 @@ fn FastMipsPage(props: &LessonProps) -> Html {
     let state = use_lesson::<MipsLesson>(props);
     let figures = use_memo(state.report.clone(), |r| r.as_deref().map(Figures::from));
     let text = props.lesson.text();
-    state.render(text, props.section, |name, _args| {
+    state.render(text, props.slide.as_ref(), |name, _args| {
         let Some(f) = figures.as_ref() else { return waiting() };
         match name {
             "times" => html! { <Plot spec={f.times.clone()} /> },

@@ -19,7 +19,7 @@ fn HorvitzThompsonPage(props: &LessonProps) -> Html {
     let state = use_lesson::<HorvitzThompsonLesson>(props);
     let figures = use_memo(state.report.clone(), |r| r.as_deref().map(Figures::from));
     let text = props.lesson.text();
-    state.render(text, props.section, |name, _args| {
+    state.render(text, props.slide.as_ref(), |name, _args| {
         let Some(f) = figures.as_ref() else { return waiting() };
         let plot = |spec: &Option<Rc<PlotSpec>>, why_not: &str| match spec {
             Some(spec) => html! { <Plot spec={spec.clone()} /> },

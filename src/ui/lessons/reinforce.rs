@@ -22,7 +22,7 @@ fn ReinforcePage(props: &LessonProps) -> Html {
     let state = use_lesson::<ReinforceLesson>(props);
     let figures = use_memo(state.report.clone(), |r| r.as_deref().map(Figures::from));
     let text = props.lesson.text();
-    state.render(text, props.section, |name, _args| {
+    state.render(text, props.slide.as_ref(), |name, _args| {
         let Some(f) = figures.as_ref() else { return waiting() };
         let errors = html! { <>{ for f.errors.iter().map(|e| html! { <p class="inline-error">{ e.clone() }</p> }) }</> };
         match name {
