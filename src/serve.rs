@@ -254,6 +254,7 @@ fn mime(file: &Path) -> &'static str {
         Some("png") => "image/png",
         Some("svg") => "image/svg+xml",
         Some("json") => "application/json",
+        Some("webmanifest") => "application/manifest+json",
         Some("md") | Some("txt") => "text/plain; charset=utf-8",
         _ => "application/octet-stream",
     }

@@ -2,6 +2,10 @@
 import init, * as rorec from './pkg/reward_reco.js';
 
 window.rorec = rorec;
+// The offline copy (www/sw.js): after one visit the tutorial works without a network.
+if ('serviceWorker' in navigator) {
+  navigator.serviceWorker.register('./sw.js').catch((error) => console.warn('no offline copy:', error));
+}
 init()
   .then(() => rorec.run_app())
   .catch((error) => {

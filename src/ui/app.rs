@@ -296,6 +296,17 @@ pub fn App() -> Html {
         });
     }
 
+    {
+        // A turned phone or a resized window changes which boxes scroll.
+        use_effect_with((), |_| {
+            let on_resize = Closure::<dyn FnMut()>::new(dom::mark_scrollable_regions);
+            let window = dom::window();
+            let _ = window.add_event_listener_with_callback("resize", on_resize.as_ref().unchecked_ref());
+            move || {
+                let _ = window.remove_event_listener_with_callback("resize", on_resize.as_ref().unchecked_ref());
+            }
+        });
+    }
     let lesson = lessons::find(&state.route.lesson);
     let index = lesson_index(&state.route.lesson);
     let on_query = {

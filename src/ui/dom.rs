@@ -115,3 +115,31 @@ pub fn publish_report(lesson: &str, json: &str) {
     let _ = js_sys::Reflect::set(&w, &JsValue::from_str("__rorecLastLesson"), &JsValue::from_str(lesson));
     let _ = js_sys::Reflect::set(&w, &JsValue::from_str("__rorecLastReport"), &JsValue::from_str(json));
 }
+
+/// A box that scrolls sideways (a wide formula or table on a narrow screen) must be reachable by
+/// keyboard to be scrolled: such boxes get `tabindex="0"` and a name, the others none (a tab stop
+/// on every formula would be a trap on a wide screen).
+pub fn mark_scrollable_regions() {
+    let Ok(boxes) = document().query_selector_all("math[display=\"block\"], .imath, .table-wrap") else {
+        return;
+    };
+    for i in 0..boxes.length() {
+        let Some(el) = boxes.item(i).and_then(|n| n.dyn_into::<web_sys::Element>().ok()) else {
+            continue;
+        };
+        let scrolls = el.scroll_width() > el.client_width() + 1;
+        if scrolls && !el.has_attribute("tabindex") {
+            let _ = el.set_attribute("tabindex", "0");
+            if !el.has_attribute("aria-label") {
+                // A name needs a role on a span or a div (a math element has its own).
+                if el.tag_name() != "math" {
+                    let _ = el.set_attribute("role", "group");
+                }
+                let name = if el.class_name().contains("table-wrap") { "table, scrolls sideways" } else { "formula, scrolls sideways" };
+                let _ = el.set_attribute("aria-label", name);
+            }
+        } else if !scrolls && el.get_attribute("tabindex").as_deref() == Some("0") {
+            let _ = el.remove_attribute("tabindex");
+        }
+    }
+}

@@ -92,6 +92,11 @@ pub fn use_lesson<E: CoreExperiment + 'static>(props: &LessonProps) -> LessonSta
             let _ = crate::ui::dom::window().set_timeout_with_callback_and_timeout_and_arguments_0(reveal.unchecked_ref(), 0);
         });
     }
+    // After every render (a report arrived, a section appeared): the boxes that now scroll.
+    use_effect(|| {
+        let mark = Closure::once_into_js(crate::ui::dom::mark_scrollable_regions);
+        let _ = crate::ui::dom::window().set_timeout_with_callback_and_timeout_and_arguments_0(mark.unchecked_ref(), 50);
+    });
     // Estimated before anything runs: long runs start only when asked, too long ones not at all.
     let verdict = use_memo(canonical.clone(), |query| match (lesson.estimate)(query) {
         Ok(estimate) => budget::verdict(&estimate, estimate.page_seconds(crate::ui::worker::cores())),

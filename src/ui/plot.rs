@@ -255,12 +255,12 @@ pub fn Plot(props: &PlotProps) -> Html {
                     <span class="ghost-note">{ format!("faint: the pinned run ({change})") }</span>
                 }
                 <span class="plot-buttons">
-                    <button class="small" onclick={on_pin} aria-pressed={pinned.is_some().to_string()}
+                    <button class="small" onclick={on_pin} aria-pressed={pinned.is_some().to_string()} aria-label={format!("Pin: {}", props.spec.title)}
                         title="Keep this run as a faint ghost under the next ones, to compare before and after">
                         { if pinned.is_some() { "Unpin" } else { "Pin" } }
                     </button>
-                    <button class="small" onclick={on_csv} title="Download the plotted data as CSV">{ "CSV" }</button>
-                    <button class="small" onclick={on_png} title="Save the plot as a PNG image">{ "PNG" }</button>
+                    <button class="small" onclick={on_csv} title="Download the plotted data as CSV" aria-label={format!("CSV: {}", props.spec.title)}>{ "CSV" }</button>
+                    <button class="small" onclick={on_png} title="Save the plot as a PNG image" aria-label={format!("PNG: {}", props.spec.title)}>{ "PNG" }</button>
                 </span>
             </figcaption>
         </figure>

@@ -377,7 +377,9 @@ pub fn Table(props: &TableProps) -> Html {
                     }) }
                 </tbody>
             </table>
-            <button class="small" onclick={on_csv} title="Download this table as CSV">{ "CSV" }</button>
+            // Named for its table: a page has many CSV buttons.
+            <button class="small" onclick={on_csv} title="Download this table as CSV"
+                aria-label={format!("CSV: {}", if props.caption.is_empty() { props.spec.id.replace('-', " ") } else { props.caption.to_string() })}>{ "CSV" }</button>
         </div>
     }
 }

@@ -3,7 +3,7 @@
 // Screenshots of every lesson go to tests/artifacts/. Exits non-zero when a test fails.
 import { chromium } from 'playwright-core';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import assert from 'node:assert/strict';
@@ -747,6 +747,46 @@ for (const [width, height] of [[1280, 720], [1920, 1080]]) {
     assert.deepEqual(misfits, []);
   });
 }
+
+test('offline: after one visit the tutorial opens and computes with the network off (service worker, manifest)', async () => {
+  const page = await open('#/slate-world?logs=3000');
+  await report(page);
+  // The offline copy is complete once the service worker is active and controls the page.
+  await page.evaluate(() => navigator.serviceWorker.ready);
+  await page.waitForFunction(() => navigator.serviceWorker.controller !== null, null, { timeout: 30000 });
+  const manifest = await page.evaluate(async () => (await fetch(document.querySelector('link[rel=manifest]').href)).json());
+  assert.equal(manifest.start_url, './');
+  await page.context().setOffline(true);
+  await page.goto(BASE + '#/horvitz-thompson?replications=40');
+  await page.reload();
+  const offline = await report(page, 120000);
+  assert.ok(offline, 'a report computed offline');
+  assert.equal(await page.evaluate(() => navigator.onLine), false);
+  assert.deepEqual(page.errors.filter((e) => !/ERR_INTERNET_DISCONNECTED/.test(e)), []);
+  await page.context().setOffline(false);
+  await page.closeAll();
+});
+
+const AXE = readFileSync(new URL('../node_modules/axe-core/axe.min.js', import.meta.url), 'utf8');
+
+test('accessibility: axe-core finds no WCAG 2.2 AA or best-practice violation on any lesson, on a desktop or a phone', async () => {
+  const found = [];
+  for (const [width, height] of [[1280, 900], [390, 844]]) {
+    for (const lesson of LESSONS) {
+      const page = await open(`#/${lesson}`, { width, height });
+      await report(page, 120000);
+      await page.waitForTimeout(300);
+      await page.evaluate(AXE);
+      const violations = await page.evaluate(async () => (await axe.run(document, {
+        runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'wcag22aa', 'best-practice'] },
+      })).violations.map((v) => `${v.id} (${v.nodes.length}): ${v.nodes[0].target.join(' ')}`));
+      for (const v of violations) found.push(`${lesson} at ${width} px: ${v}`);
+      assert.match(await page.title(), new RegExp(`^${(await page.locator('h1').innerText()).replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} — `), 'the document title names the lesson');
+      await page.closeAll();
+    }
+  }
+  assert.deepEqual(found, []);
+});
 
 test('plots: sharp on HiDPI, CSV and PNG downloads', async () => {
   const page = await open('#/slate-world?logs=3000', { scale: 2 });

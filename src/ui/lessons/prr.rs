@@ -191,7 +191,7 @@ impl From<&PrrReport> for Figures {
         let checks = crate::core::prr::reading::ordering_checks(w, setting);
         let orderings = TableSpec {
             id: "published-orderings".into(),
-            headers: ["ordering", "paper (points)", "this run (points)", "", "reading"].map(String::from).to_vec(),
+            headers: ["ordering", "paper (points)", "this run (points)", "mark", "reading"].map(String::from).to_vec(),
             rows: checks
                 .iter()
                 .map(|c| {
