@@ -48,6 +48,8 @@ pub struct AppState {
     pub overview: bool,
     /// Presenter mode: the screen is blanked (a clicker's "blank" button).
     pub black: bool,
+    /// On a phone: the contents menu is open.
+    pub menu: bool,
 }
 
 pub enum AppAction {
@@ -74,6 +76,8 @@ pub enum AppAction {
     OpenSpeakerView,
     /// The speaker view asked for a slide of a lesson.
     Show(String, usize),
+    /// On a phone: open or close the contents.
+    ToggleMenu,
 }
 
 fn slide_count(lesson: &str) -> usize {
@@ -96,6 +100,7 @@ impl Reducible for AppState {
                 }
                 next.route = route.clone();
                 next.url = route;
+                next.menu = false;
             }
             AppAction::SetQuery(lesson, query) => {
                 if lesson == self.route.lesson {
@@ -145,6 +150,7 @@ impl Reducible for AppState {
                 next.overview = false;
             }
             AppAction::ToggleOverview => next.overview = self.presenter && !self.overview,
+            AppAction::ToggleMenu => next.menu = !self.menu,
             AppAction::ToggleBlack => next.black = self.presenter && !self.black,
             AppAction::Fullscreen => dom::toggle_fullscreen(),
             AppAction::OpenSpeakerView => slides::open_speaker_view(),
@@ -216,7 +222,7 @@ fn presenter_key(key: &str) -> Option<AppAction> {
 pub fn App() -> Html {
     let state = use_reducer(|| {
         let route = Route::parse(&dom::hash());
-        AppState { url: route.clone(), route, presenter: false, slide: 0, help: false, overview: false, black: false }
+        AppState { url: route.clone(), route, presenter: false, slide: 0, help: false, overview: false, black: false, menu: false }
     });
     {
         // URL → state.
@@ -334,10 +340,16 @@ pub fn App() -> Html {
 
     html! {
         <div class={classes!("app", state.presenter.then_some("presenter"))} data-zoom={state.presenter.then(|| format!("{zoom:.3}"))}>
-            <nav class="toc" aria-label="Lessons">
-                <p class="brand">{ "Reward-optimizing recommendation" }</p>
+            <nav class={classes!("toc", state.menu.then_some("open"))} aria-label="Lessons">
+                <div class="toc-head">
+                    <p class="brand">{ "Reward-optimizing recommendation" }</p>
+                    // Only on a narrow screen: the contents fold into this menu.
+                    <button class="toc-toggle" aria-expanded={state.menu.to_string()} aria-controls="toc-list" onclick={step(|| AppAction::ToggleMenu)}>
+                        { if state.menu { "Close" } else { "Contents" } }
+                    </button>
+                </div>
                 <p class="sub">{ "KDD'22 tutorial, live in your browser" }</p>
-                <ol>
+                <ol id="toc-list">
                     { for LESSONS.iter().map(|l| html! {
                         <li class={classes!((l.id == state.route.lesson).then_some("current"))}>
                             <a href={format!("#/{}", l.id)} aria-current={(l.id == state.route.lesson).then_some("page")}>{ l.title() }</a>

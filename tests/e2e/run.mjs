@@ -609,6 +609,16 @@ test('phones: no lesson lays out wider than a 390 px screen (wide tables and for
     await page.waitForTimeout(500);
     const width = await page.evaluate(() => document.documentElement.scrollWidth);
     assert.ok(width <= 390, `${lesson} lays out ${width} px wide`);
+    // The contents are a menu: folded until asked for, folded again once a lesson is picked.
+    assert.equal(await page.locator('.toc ol').isVisible(), false);
+    if (lesson === 'slate-world') {
+      await page.getByRole('button', { name: 'Contents' }).click();
+      assert.equal(await page.locator('.toc ol').isVisible(), true);
+      await page.screenshot({ path: join(ARTIFACTS, 'phone-contents.png') });
+      await page.locator('.toc li a').nth(1).click();
+      await page.waitForFunction(() => location.hash.startsWith('#/horvitz-thompson'));
+      assert.equal(await page.locator('.toc ol').isVisible(), false);
+    }
     assert.deepEqual(page.errors, []);
     await page.closeAll();
   }
