@@ -132,16 +132,22 @@ mod tests {
     fn formulas() -> Vec<(&'static str, String, String)> {
         let mut out = Vec::new();
         for (id, text) in TEXTS {
-            let htmls = text.sections.iter().flat_map(|s| s.parts.iter().filter_map(|p| match p {
-                Part::Html(h) => Some(*h),
-                Part::Widget(_) => None,
-            }).chain(std::iter::once(s.notes)));
+            let htmls = text.sections.iter().flat_map(|s| {
+                s.parts
+                    .iter()
+                    .filter_map(|p| match p {
+                        Part::Html(h) => Some(*h),
+                        Part::Widget(_) => None,
+                    })
+                    .chain(std::iter::once(s.notes))
+            });
             for html in htmls {
                 let mut rest = html;
                 while let Some(start) = rest.find("<math") {
                     let end = rest[start..].find("</math>").expect("a closed math element") + start + "</math>".len();
                     let math = &rest[start..end];
-                    let tex_start = math.find("encoding=\"application/x-tex\">").expect("the TeX annotation") + "encoding=\"application/x-tex\">".len();
+                    let tex_start =
+                        math.find("encoding=\"application/x-tex\">").expect("the TeX annotation") + "encoding=\"application/x-tex\">".len();
                     let tex_end = math[tex_start..].find("</annotation>").unwrap() + tex_start;
                     let tex = math[tex_start..tex_end].replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&");
                     let shown = math[..math.find("<annotation").unwrap()].to_string();
@@ -173,7 +179,11 @@ mod tests {
                 if j < bytes.len() && bytes[j] == b'{' {
                     let mut depth = 0;
                     while j < bytes.len() {
-                        depth += match bytes[j] { b'{' => 1, b'}' => -1, _ => 0 };
+                        depth += match bytes[j] {
+                            b'{' => 1,
+                            b'}' => -1,
+                            _ => 0,
+                        };
                         j += 1;
                         if depth == 0 {
                             break;
@@ -237,7 +247,10 @@ mod tests {
         let preview = text.slide_preview(&slides[1], 120);
         assert!(!preview.contains('<') && !preview.is_empty(), "{preview}");
         assert!(preview.chars().count() <= 121);
-        assert_eq!(plain_text("<p>a <math><mi>x</mi><annotation encoding=\"application/x-tex\">x</annotation></math> &amp; b</p>"), "a $x$ & b");
+        assert_eq!(
+            plain_text("<p>a <math><mi>x</mi><annotation encoding=\"application/x-tex\">x</annotation></math> &amp; b</p>"),
+            "a $x$ & b"
+        );
     }
 
     #[test]

@@ -257,7 +257,11 @@ mod tests {
     fn every_lesson_runs_a_claims_test() {
         let source = include_str!("lessons.rs");
         for lesson in LESSONS {
-            assert!(source.contains(&format!("claims_test!(claims_hold_{}, \"{}\")", lesson.id.replace('-', "_"), lesson.id)), "{}", lesson.id);
+            assert!(
+                source.contains(&format!("claims_test!(claims_hold_{}, \"{}\")", lesson.id.replace('-', "_"), lesson.id)),
+                "{}",
+                lesson.id
+            );
         }
     }
 

@@ -135,7 +135,8 @@ fn parse_params(lesson: &Lesson, args: &[String]) -> Result<(String, Vec<(String
     // A preset's values come first; a value given on the command line replaces the preset's.
     if let Some(preset) = preset {
         let given = |name: &str| pairs.iter().any(|p| p.split('=').next() == Some(name));
-        let from_preset: Vec<String> = preset.query.split('&').filter(|kv| !given(kv.split('=').next().unwrap_or(""))).map(String::from).collect();
+        let from_preset: Vec<String> =
+            preset.query.split('&').filter(|kv| !given(kv.split('=').next().unwrap_or(""))).map(String::from).collect();
         pairs = from_preset.into_iter().chain(pairs).collect();
     }
     let query = (lesson.strict)(&pairs.join("&")).map_err(|issues| {

@@ -2,8 +2,8 @@
 //! presenter mode and keyboard shortcuts.
 
 use crate::lessons::{self, LESSONS};
-use crate::ui::{dom, slides};
 use crate::ui::lesson_page::{LessonProps, LessonRef};
+use crate::ui::{dom, slides};
 use std::rc::Rc;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
@@ -336,7 +336,10 @@ pub fn App() -> Html {
     let slide = state.presenter.then(|| slides.get(state.slide).cloned()).flatten();
     let zoom = slides::use_slide_fit(state.presenter, (state.route.lesson.clone(), state.slide));
     slides::use_speaker_link(&state);
-    slides::use_document_title(lesson.map(|l| l.title()), slide.as_ref().and_then(|s| lesson.map(|l| l.text().sections[s.section].heading)));
+    slides::use_document_title(
+        lesson.map(|l| l.title()),
+        slide.as_ref().and_then(|s| lesson.map(|l| l.text().sections[s.section].heading)),
+    );
 
     html! {
         <div class={classes!("app", state.presenter.then_some("presenter"))} data-zoom={state.presenter.then(|| format!("{zoom:.3}"))}>

@@ -88,7 +88,8 @@ pub fn device_pixel_ratio() -> f64 {
 /// Device pixels per CSS pixel of an element: the screen's ratio times the CSS zoom it sits in
 /// (a presenter slide is zoomed to fit the screen), so that a canvas stays sharp when zoomed.
 pub fn pixel_ratio_of(el: &web_sys::Element) -> f64 {
-    let zoom = js_sys::Reflect::get(el, &JsValue::from_str("currentCSSZoom")).ok().and_then(|z| z.as_f64()).filter(|z| *z > 0.0).unwrap_or(1.0);
+    let zoom =
+        js_sys::Reflect::get(el, &JsValue::from_str("currentCSSZoom")).ok().and_then(|z| z.as_f64()).filter(|z| *z > 0.0).unwrap_or(1.0);
     device_pixel_ratio() * zoom
 }
 

@@ -277,7 +277,9 @@ fn slide_columns(parts: &[Part], render_part: &dyn Fn(&Part) -> Html) -> Html {
 /// Whether a slide shows the preset buttons.
 fn offers_presets(text: &LessonText, slide: &Slide) -> bool {
     text.sections.get(slide.section).is_some_and(|section| {
-        section.parts[slide.parts.clone()].iter().any(|part| matches!(part, Part::Widget(spec) if spec.split_whitespace().next() == Some("presets")))
+        section.parts[slide.parts.clone()]
+            .iter()
+            .any(|part| matches!(part, Part::Widget(spec) if spec.split_whitespace().next() == Some("presets")))
     })
 }
 

@@ -25,7 +25,7 @@ pub fn run_app() {
     }));
     let root = dom::document().get_element_by_id("app").expect("index.html has #app");
     root.set_inner_html(""); // the "Loading…" line
-    // The speaker view (opened with `s` in presenter mode) is the same app in a second window.
+                             // The speaker view (opened with `s` in presenter mode) is the same app in a second window.
     if slides::is_speaker_window() {
         yew::Renderer::<speaker::SpeakerView>::with_root(root).render();
     } else {

@@ -196,7 +196,9 @@ pub fn use_slide_fit(presenter: bool, slide_key: (String, usize)) -> f64 {
                 Closure::<dyn FnMut()>::new(move || fit(false))
             };
             let observer = web_sys::ResizeObserver::new(on_grow.as_ref().unchecked_ref()).ok();
-            if let (Some(observer), Some(article)) = (observer.as_ref(), dom::document().query_selector("main article.lesson").ok().flatten()) {
+            if let (Some(observer), Some(article)) =
+                (observer.as_ref(), dom::document().query_selector("main article.lesson").ok().flatten())
+            {
                 observer.observe(&article);
             }
             let window = dom::window();

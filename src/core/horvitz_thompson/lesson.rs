@@ -12,12 +12,12 @@ use crate::core::params::{Checked, Issue, Kind as ParamKind, LessonParams, Spec}
 use crate::core::progress::{staged, Progress};
 use crate::core::rng;
 use crate::core::slate_world::distribution::Distribution;
+use crate::core::slate_world::lesson::MAX_K;
 use crate::core::slate_world::lesson::{
     log2, ordered_slates, peaked_share, race_ops, scan_ops, to_lower, world_ops, AFFINITY_SPREAD, CLICK_MODELS, EXP_OPS, NORMAL_OPS,
     POPULARITY_LOG_SPREAD, TOY_SLATE_SIZES, WORLDS,
 };
 use crate::core::slate_world::policy::LoggingKind;
-use crate::core::slate_world::lesson::MAX_K;
 use crate::core::slate_world::{ClickModel, SyntheticSpec, World, TOY_CATEGORIES, TOY_ITEMS};
 use crate::core::stages::{bytes_of, Footprint, Graph, Stage, StageCache};
 use crate::core::stats::Running;

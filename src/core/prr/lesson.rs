@@ -191,12 +191,7 @@ const SPECS: &[Spec] = &[
         help: "Adam's step size, for every learned method",
         kind: Kind::Float { min: 1e-4, max: 1.0, log: true },
     },
-    Spec {
-        name: "init",
-        label: "Initialisation",
-        help: "where the click models (PRR and its ablations) start",
-        kind: Kind::Choice(INITS),
-    },
+    Spec { name: "init", label: "Initialisation", help: "where the click models (PRR and its ablations) start", kind: Kind::Choice(INITS) },
     Spec {
         name: "impressions",
         label: "A/B impressions",
@@ -1321,7 +1316,12 @@ fn run_world(q: &PrrParams, detail: bool, cache: &mut StageCache, progress: &mut
             stage.report(epochs as f64 / (epochs + 1) as f64, &format!("A/B test of {label}"));
             let key = PRR_GRAPH.key("ab_test", q).with(format_args!("{name}#{m}"));
             let ab = ab_stage(key, cache, || ab_test(q, &traffic.0, &training.trained, label));
-            methods.push(MethodResult { name: name.to_string(), ctr: ab.summary.mean, se: ab.summary.se, epoch_ms: Some(training.epoch_ms) });
+            methods.push(MethodResult {
+                name: name.to_string(),
+                ctr: ab.summary.mean,
+                se: ab.summary.se,
+                epoch_ms: Some(training.epoch_ms),
+            });
             tests.push((name.to_string(), ab));
             let ctr = if detail { training.curve.clone().unwrap_or_default() } else { Vec::new() };
             curves.push(Curve { name: name.to_string(), loss: training.loss.clone(), ctr });
@@ -1725,7 +1725,8 @@ mod tests {
         // Paired differences agree with the CTRs (rewards kept as f32) and are sharper than
         // independent standard errors.
         let d = r.main.paired_difference("prr", "reward").unwrap();
-        let (prr, reward) = (r.main.methods.iter().find(|m| m.name == "prr").unwrap(), r.main.methods.iter().find(|m| m.name == "reward").unwrap());
+        let (prr, reward) =
+            (r.main.methods.iter().find(|m| m.name == "prr").unwrap(), r.main.methods.iter().find(|m| m.name == "reward").unwrap());
         assert!((d.mean - (prr.ctr - reward.ctr)).abs() < 1e-6, "{d:?}");
         assert!(d.se < (prr.se * prr.se + reward.se * reward.se).sqrt(), "{d:?}");
         // The scatter: PRR's predictions are closer to the truth than the Reward model's.

@@ -272,7 +272,8 @@ mod tests {
     #[test]
     fn orderings_are_checked_against_the_paper_with_their_noise() {
         // Toy column: PRR 8.56, Reward 7.68, slate IPS 7.93, top-K IIPS 8.56 (a tie: left out).
-        let w = world(&[("prr", 0.090, 0.001), ("reward", 0.080, 0.001), ("slate-ips", 0.095, 0.001), ("top-k-iips", 0.090, 0.001)], vec![]);
+        let w =
+            world(&[("prr", 0.090, 0.001), ("reward", 0.080, 0.001), ("slate-ips", 0.095, 0.001), ("top-k-iips", 0.090, 0.001)], vec![]);
         let checks = ordering_checks(&w, 0);
         let find = |second: &str| checks.iter().find(|c| c.first == "prr" && c.second == second).unwrap();
         assert_eq!(find("reward").agreement, Agreement::Reproduced);
@@ -289,7 +290,8 @@ mod tests {
         assert_eq!(ordering_checks(&close, 0)[0].agreement, Agreement::NotSeparated);
         // Paired differences, when the run kept them, replace the independent standard errors.
         let mut paired = close.clone();
-        paired.paired = vec![crate::core::prr::lesson::PairedDifference { first: "reward".into(), second: "prr".into(), mean: -0.002, se: 0.0005 }];
+        paired.paired =
+            vec![crate::core::prr::lesson::PairedDifference { first: "reward".into(), second: "prr".into(), mean: -0.002, se: 0.0005 }];
         assert_eq!(ordering_checks(&paired, 0)[0].agreement, Agreement::Reproduced);
         let text = ab_reading(&paired, 100);
         assert!(text[0].contains("behind PRR by 0.20 ± 0.10 points"), "{text:?}");

@@ -873,11 +873,7 @@ fn exact_cost_grows_with_p(r: &ReinforceReport) -> Option<Result<(), String>> {
     let cost = |p: &SpeedPoint| p.per_second(Method::Exact).map(|s| 1.0 / s);
     let growth = cost(last)? / cost(first)?;
     let p_growth = last.items as f64 / first.items as f64;
-    Some(if growth >= p_growth / 3.0 {
-        Ok(())
-    } else {
-        Err(format!("P ×{p_growth:.0}, time per iteration ×{growth:.1}"))
-    })
+    Some(if growth >= p_growth / 3.0 { Ok(()) } else { Err(format!("P ×{p_growth:.0}, time per iteration ×{growth:.1}")) })
 }
 
 fn speed_up_grows_with_p(r: &ReinforceReport) -> Option<Result<(), String>> {

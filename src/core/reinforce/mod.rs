@@ -279,7 +279,15 @@ pub fn direction_exact(world: &CatalogueWorld, user: u32, h: &[f32], out: &mut [
 
 /// c for one context by REINFORCE: π over the whole catalogue (as for the exact direction),
 /// `samples` actions drawn from it, and the score-function estimate with the exact expected score.
-pub fn direction_sampled(world: &CatalogueWorld, user: u32, h: &[f32], samples: u32, rng: &mut Rng, out: &mut [f64], scratch: &mut Scratch) {
+pub fn direction_sampled(
+    world: &CatalogueWorld,
+    user: u32,
+    h: &[f32],
+    samples: u32,
+    rng: &mut Rng,
+    out: &mut [f64],
+    scratch: &mut Scratch,
+) {
     let items = &world.items;
     scores_all(items, h, &mut scratch.scores);
     let max = scratch.scores.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;

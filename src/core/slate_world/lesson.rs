@@ -23,7 +23,6 @@ pub const ENUMERATION_BUDGET: f64 = 3e7;
 /// Work allowed for exact per-position propensities (tables × P × K² × quadrature nodes).
 pub const MARGINALS_BUDGET: f64 = 4e9;
 
-
 /// Largest slate this lesson and the Horvitz–Thompson lab offer (their enumerations and sweeps
 /// grow fast with K; the worlds themselves go to [`super::MAX_SLATE`]).
 pub const MAX_K: u32 = 10;
@@ -629,8 +628,7 @@ impl Experiment for SlateWorldLesson {
 
         // Draws from a peaked softmax policy scan the catalogue: its propensity curve (2,000
         // slates per K up to 10), its Monte-Carlo CTR, and the logs and A/B test under softmax logging.
-        let curve: f64 =
-            (1..=items.min(f64::from(MAX_K)) as u32).map(|k| f64::from(SWEEP_SLATES) * scan_ops(items, f64::from(k))).sum();
+        let curve: f64 = (1..=items.min(f64::from(MAX_K)) as u32).map(|k| f64::from(SWEEP_SLATES) * scan_ops(items, f64::from(k))).sum();
         let mean_scan = sizes.iter().map(|&k| scan_ops(items, k)).sum::<f64>() / size_count;
         let ctr_draws = if enumerated { 0.0 } else { f64::from(CTR_DRAWS) };
         let logged_draws = if softmax_logging { 2.0 * rows } else { 0.0 };

@@ -146,8 +146,7 @@ impl World {
         for z in 0..dim as usize {
             category_embeddings[z * dim as usize + z] = 1.0;
         }
-        let item_topic =
-            TOY_ITEM_EMBEDDINGS.iter().map(|row| (0..4).max_by(|&x, &y| row[x].total_cmp(&row[y])).unwrap() as u32).collect();
+        let item_topic = TOY_ITEM_EMBEDDINGS.iter().map(|row| (0..4).max_by(|&x, &y| row[x].total_cmp(&row[y])).unwrap() as u32).collect();
         // As in the synthetic world, an item's popularity is the norm of its embedding.
         let item_popularity = TOY_ITEM_EMBEDDINGS.iter().map(|row| dot(row, row).sqrt()).collect();
         let (phi, bias) = engagement_weights(&mut rng, 2, 8.0);
@@ -460,14 +459,7 @@ fn position_effects(rng: &mut Rng) -> (Vec<f64>, Vec<f64>) {
 }
 
 /// The user population: each user has a category and y ~ U[0,1]^F, θ_0 = exp(y·φ + b).
-fn population(
-    rng: &mut Rng,
-    users: u32,
-    features: u32,
-    phi: &[f64],
-    bias: f64,
-    mut category: impl FnMut(&mut Rng) -> u32,
-) -> Vec<User> {
+fn population(rng: &mut Rng, users: u32, features: u32, phi: &[f64], bias: f64, mut category: impl FnMut(&mut Rng) -> u32) -> Vec<User> {
     (0..users)
         .map(|_| {
             let category = category(rng);

@@ -235,7 +235,13 @@ pub fn ab_test_expected_reward(
 
 /// [`ab_test_expected_reward`], impression by impression: with one seed, impression i of every
 /// policy meets the same user and slate size, so that differences can be paired.
-pub fn ab_test_expected_rewards(world: &World, policy: &dyn SlatePolicy, impressions: u32, seed: u64, progress: &mut dyn Progress) -> Vec<f64> {
+pub fn ab_test_expected_rewards(
+    world: &World,
+    policy: &dyn SlatePolicy,
+    impressions: u32,
+    seed: u64,
+    progress: &mut dyn Progress,
+) -> Vec<f64> {
     let mut traffic = rng::seeded(seed, Stream::AbTest);
     let mut choices = rng::seeded(seed, Stream::MonteCarlo);
     let mut rewards = Vec::with_capacity(impressions as usize);

@@ -2,9 +2,7 @@
 //! time, effective sample sizes, the ε study, iterations per second and speed-up as P grows, and
 //! the Plackett–Luce variance study. The math is in `core::reinforce`.
 
-use crate::core::reinforce::lesson::{
-    MethodRun, ReinforceLesson, ReinforceReport, SpeedPoint, PUBLISHED, TIMING_MIN_MS, TIMING_MIN_STEPS,
-};
+use crate::core::reinforce::lesson::{MethodRun, ReinforceLesson, ReinforceReport, SpeedPoint, PUBLISHED, TIMING_MIN_MS, TIMING_MIN_STEPS};
 use crate::core::reinforce::Method;
 use crate::plot::{fmt_sig, LegendAt, PlotSpec, Series, Style, TableSpec, REFERENCE};
 use crate::ui::lesson_page::{use_lesson, waiting, LessonProps};
