@@ -233,20 +233,91 @@ impl PlotSpec {
         order
     }
 
-    /// A point in words: its series, then x and y with the axes' names (which carry the units),
-    /// read back from log10 axes and categorical ticks, with the error bar if any.
-    pub fn describe(&self, (s, i): PointRef) -> String {
-        let series = &self.series[s];
-        let (x, y) = series.points[i];
+    /// A point's x and y as a reader reads them: back from log10 axes, categorical ticks by name.
+    fn point_text(&self, (x, y): (f64, f64)) -> (String, String) {
         let x_text = match &self.x_ticks {
             Some(ticks) => ticks.iter().find(|(t, _)| (t - x).abs() < 1e-6).map(|(_, l)| l.clone()).unwrap_or_else(|| fmt_short(x)),
             None if self.x_is_log10 => fmt_short(10f64.powf(x)),
             None => fmt_short(x),
         };
         let y_text = if self.y_is_log10 { fmt_short(10f64.powf(y)) } else { fmt_short(y) };
-        let error = series.errors.as_ref().and_then(|e| e.get(i)).filter(|e| e.is_finite() && **e > 0.0);
-        let error = error.map(|e| format!(" ± {}", fmt_short(*e))).unwrap_or_default();
+        (x_text, y_text)
+    }
+
+    fn error_text(series: &Series, i: usize) -> Option<String> {
+        series.errors.as_ref().and_then(|e| e.get(i)).filter(|e| e.is_finite() && **e > 0.0).map(|e| fmt_short(*e))
+    }
+
+    /// A point in words: its series, then x and y with the axes' names (which carry the units),
+    /// read back from log10 axes and categorical ticks, with the error bar if any.
+    pub fn describe(&self, (s, i): PointRef) -> String {
+        let series = &self.series[s];
+        let (x_text, y_text) = self.point_text(series.points[i]);
+        let error = Self::error_text(series, i).map(|e| format!(" ± {e}")).unwrap_or_default();
         format!("{}: {} = {x_text}; {} = {y_text}{error}", series.name, self.x_label, self.y_label)
+    }
+
+    /// What the plot shows in one sentence, computed from its points: the description of the
+    /// canvas for a reader who cannot see it, and a caption for one who skims.
+    pub fn summary(&self) -> String {
+        let order = self.points_in_order();
+        let (Some(&first), Some(&last)) = (order.first(), order.last()) else {
+            return format!("{}: no points yet.", self.title);
+        };
+        let y_of = |(s, i): PointRef| self.series[s].points[i].1;
+        let highest = order.iter().copied().fold(first, |best, p| if y_of(p) > y_of(best) { p } else { best });
+        let lowest = order.iter().copied().fold(last, |best, p| if y_of(p) < y_of(best) { p } else { best });
+        let at = |(s, i): PointRef| {
+            let (x, y) = self.point_text(self.series[s].points[i]);
+            format!("{y} at {} = {x}", self.x_label)
+        };
+        let names: Vec<&str> = self.series.iter().filter(|s| !s.ghost && !s.points.is_empty()).map(|s| s.name.as_str()).collect();
+        if names.len() == 1 {
+            format!(
+                "{}: {} from {} to {}, over {} points.",
+                names[0],
+                self.y_label,
+                at(lowest),
+                at(highest),
+                order.len()
+            )
+        } else {
+            let listed = if names.len() <= 6 { names.join(", ") } else { format!("{}, …", names[..6].join(", ")) };
+            format!(
+                "{} series ({listed}); the highest {} is {}'s {}, the lowest {}'s {}.",
+                names.len(),
+                self.y_label,
+                self.series[highest.0].name,
+                at(highest),
+                self.series[lowest.0].name,
+                at(lowest)
+            )
+        }
+    }
+
+    /// The plotted numbers as a table (the current run's series; at most `max_rows` rows, the
+    /// CSV has them all), and how many rows there are in all.
+    pub fn data_table(&self, max_rows: usize) -> (TableSpec, usize) {
+        let order = self.points_in_order();
+        let with_errors = order.iter().any(|&(s, i)| Self::error_text(&self.series[s], i).is_some());
+        let mut headers = vec!["series".to_string(), self.x_label.clone(), self.y_label.clone()];
+        if with_errors {
+            headers.push("±".to_string());
+        }
+        let rows = order
+            .iter()
+            .take(max_rows)
+            .map(|&(s, i)| {
+                let series = &self.series[s];
+                let (x, y) = self.point_text(series.points[i]);
+                let mut row = vec![series.name.clone(), x, y];
+                if with_errors {
+                    row.push(Self::error_text(series, i).unwrap_or_default());
+                }
+                row
+            })
+            .collect();
+        (TableSpec { id: format!("{}-data", self.id), headers, rows }, order.len())
     }
 }
 
@@ -406,6 +477,25 @@ mod tests {
         spec.x_is_log10 = true;
         assert_eq!(spec.describe((1, 1)), "l2: ef_search = 100; recall@10 = 0.95");
         assert_eq!(spec.points_in_order(), vec![(0, 0), (0, 1), (1, 0), (1, 1)]);
+    }
+
+    #[test]
+    fn a_summary_and_a_data_table_say_what_the_plot_shows() {
+        let mut spec = PlotSpec::new("recall", "Recall", "ef_search", "recall@10");
+        assert_eq!(spec.summary(), "Recall: no points yet.");
+        spec.series.push(Series::new("ip", Style::Line, vec![(1.0, 0.5), (2.0, 0.9)], 0).with_errors(vec![0.1, 0.0]));
+        assert_eq!(spec.summary(), "ip: recall@10 from 0.5 at ef_search = 1 to 0.9 at ef_search = 2, over 2 points.");
+        spec.series.push(Series::new("l2", Style::Line, vec![(1.0, 0.2), (2.0, 0.95)], 1));
+        assert_eq!(
+            spec.summary(),
+            "2 series (ip, l2); the highest recall@10 is l2's 0.95 at ef_search = 2, the lowest l2's 0.2 at ef_search = 1."
+        );
+        let (table, total) = spec.data_table(3);
+        assert_eq!(total, 4);
+        assert_eq!(table.headers, ["series", "ef_search", "recall@10", "±"]);
+        assert_eq!(table.rows.len(), 3);
+        assert_eq!(table.rows[0], ["ip", "1", "0.5", "0.1"]);
+        assert_eq!(table.rows[1], ["ip", "2", "0.9", ""]);
     }
 
     #[test]

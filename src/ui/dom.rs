@@ -93,6 +93,11 @@ pub fn pixel_ratio_of(el: &web_sys::Element) -> f64 {
     device_pixel_ratio() * zoom
 }
 
+/// A phone-sized window (the stylesheet's narrow layout starts at the same width).
+pub fn is_narrow() -> bool {
+    window().inner_width().ok().and_then(|w| w.as_f64()).is_some_and(|w| w <= 800.0)
+}
+
 /// Full screen on or off (`f` in presenter mode).
 pub fn toggle_fullscreen() {
     request_fullscreen(document().fullscreen_element().is_none());

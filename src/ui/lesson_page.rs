@@ -160,8 +160,14 @@ impl<E: CoreExperiment + 'static> LessonState<E> {
                 let only = (name == "controls").then(|| args.iter().map(|s| s.to_string()).collect::<Vec<_>>());
                 let id_prefix: AttrValue = if name == "params" { "param".into() } else { format!("ctl-{}", args.join("-")).into() };
                 let on_drag = Some(self.experiment.preview.reform(|p: E::Params| to_query(&p)));
+                // On a phone the controls fold into a drawer beside their figure (open on a wide
+                // screen, where the summary line is hidden).
+                let summary = if name == "params" { "Parameters of this lesson" } else { "Controls for this figure" };
                 Some(html! {
-                    <ParamPanel<E::Params> params={self.params.clone()} {on_change} {only} {id_prefix} url_issues={self.url_issues.clone()} {on_drag} />
+                    <details class="drawer" open={!crate::ui::dom::is_narrow()}>
+                        <summary>{ summary }</summary>
+                        <ParamPanel<E::Params> params={self.params.clone()} {on_change} {only} {id_prefix} url_issues={self.url_issues.clone()} {on_drag} />
+                    </details>
                 })
             }
             "presets" => {

@@ -218,11 +218,19 @@ pub fn Plot(props: &PlotProps) -> Html {
         })
     };
     let title = props.spec.title.clone();
+    // Words for the canvas: a sentence computed from the data, and the numbers on request.
+    let summary = use_memo(props.spec.clone(), |spec| spec.summary());
+    let show_data = use_state(|| false);
+    let on_data = {
+        let show_data = show_data.clone();
+        Callback::from(move |_: MouseEvent| show_data.set(!*show_data))
+    };
+    let summary_id = format!("{}-summary", props.spec.id);
     html! {
         <figure class="plot" data-plot={props.spec.id.clone()}>
             <div class="plot-canvas">
-                <canvas ref={canvas} role="img" tabindex="0"
-                    aria-label={format!("{title}. Arrow keys read the points; the page's CSV button has every value.")}
+                <canvas ref={canvas} role="img" tabindex="0" aria-describedby={summary_id.clone()}
+                    aria-label={format!("{title}. Arrow keys read the points; the Data button shows every value.")}
                     style={format!("height:{}px", props.height)}
                     onmousemove={on_move} onmouseleave={on_leave} onkeydown={on_key} onfocus={on_focus} onblur={on_blur} />
                 if let Some((text, x, y)) = &focused {
@@ -255,6 +263,8 @@ pub fn Plot(props: &PlotProps) -> Html {
                     <span class="ghost-note">{ format!("faint: the pinned run ({change})") }</span>
                 }
                 <span class="plot-buttons">
+                    <button class="small" onclick={on_data} aria-expanded={show_data.to_string()} aria-label={format!("Data: {}", props.spec.title)}
+                        title="Show the plotted numbers as a table">{ "Data" }</button>
                     <button class="small" onclick={on_pin} aria-pressed={pinned.is_some().to_string()} aria-label={format!("Pin: {}", props.spec.title)}
                         title="Keep this run as a faint ghost under the next ones, to compare before and after">
                         { if pinned.is_some() { "Unpin" } else { "Pin" } }
@@ -263,6 +273,10 @@ pub fn Plot(props: &PlotProps) -> Html {
                     <button class="small" onclick={on_png} title="Save the plot as a PNG image" aria-label={format!("PNG: {}", props.spec.title)}>{ "PNG" }</button>
                 </span>
             </figcaption>
+            <p class="plot-summary" id={summary_id}>{ (*summary).clone() }</p>
+            if *show_data {
+                { data_table(&props.spec) }
+            }
         </figure>
     }
 }
@@ -329,6 +343,19 @@ fn fill_dots<DB: DrawingBackend>(
     Ok(())
 }
 
+/// Rows shown in a plot's data table (the scatter of replications has thousands; the CSV has all).
+const DATA_ROWS: usize = 400;
+
+fn data_table(spec: &PlotSpec) -> Html {
+    let (table, total) = spec.data_table(DATA_ROWS);
+    let caption = if total > table.rows.len() {
+        format!("The numbers of “{}”: the first {} of {total} points (the CSV has every one).", spec.title, table.rows.len())
+    } else {
+        format!("The numbers of “{}”.", spec.title)
+    };
+    html! { <crate::ui::widgets::Table spec={Rc::new(table)} caption={AttrValue::from(caption)} /> }
+}
+
 pub fn draw(canvas: &HtmlCanvasElement, spec: &PlotSpec, css_height: f64, legend: bool) -> Result<Frame, String> {
     let ratio = dom::pixel_ratio_of(canvas);
     let css_width = canvas.parent_element().map(|p| p.client_width() as f64).unwrap_or(600.0).max(200.0);
@@ -375,6 +402,9 @@ pub fn draw(canvas: &HtmlCanvasElement, spec: &PlotSpec, css_height: f64, legend
         .bold_line_style(RGBColor(220, 220, 220));
     if let Some(ticks) = &spec.x_ticks {
         mesh.x_labels(ticks.len() + 1);
+    } else {
+        // About one label per 70 CSS pixels: on a phone, ten would overlap.
+        mesh.x_labels(((css_width - 80.0) / 70.0).clamp(3.0, 10.0) as usize);
     }
     if x_round {
         mesh.disable_x_mesh();
@@ -386,11 +416,19 @@ pub fn draw(canvas: &HtmlCanvasElement, spec: &PlotSpec, css_height: f64, legend
     }
     mesh.draw().map_err(e)?;
     let grid = RGBColor(220, 220, 220).stroke_width(1);
-    for (v, label) in &x_log_ticks {
+    // A label only where it has room (56 CSS pixels from any other): 1, 2, 5 × 10^k over several
+    // decades would overlap on a phone. Whole decades first; every grid line stays.
+    let mut labelled: Vec<i32> = Vec::new();
+    let mut by_priority: Vec<&(f64, String)> = x_log_ticks.iter().collect();
+    by_priority.sort_by_key(|(v, _)| (v - v.round()).abs() > 1e-9);
+    for (v, label) in by_priority {
         chart.draw_series(std::iter::once(PathElement::new(vec![(*v, y0), (*v, y1)], grid))).map_err(e)?;
         let (x, y) = chart.backend_coord(&(*v, y0));
-        let style = font(12.0).color(&BLACK).pos(Pos::new(HPos::Center, VPos::Top));
-        root.draw(&Text::new(label.clone(), (x, y + px(6.0)), style)).map_err(e)?;
+        if labelled.iter().all(|other| (x - other).abs() >= px(56.0)) {
+            labelled.push(x);
+            let style = font(12.0).color(&BLACK).pos(Pos::new(HPos::Center, VPos::Top));
+            root.draw(&Text::new(label.clone(), (x, y + px(6.0)), style)).map_err(e)?;
+        }
     }
     for (v, label) in &y_log_ticks {
         chart.draw_series(std::iter::once(PathElement::new(vec![(x0, *v), (x1, *v)], grid))).map_err(e)?;

@@ -609,6 +609,12 @@ test('phones: no lesson lays out wider than a 390 px screen (wide tables and for
     await page.waitForTimeout(500);
     const width = await page.evaluate(() => document.documentElement.scrollWidth);
     assert.ok(width <= 390, `${lesson} lays out ${width} px wide`);
+    await page.screenshot({ path: join(ARTIFACTS, `phone-${lesson}.png`) });
+    // The figures' controls sit in drawers, folded; one opens on a tap.
+    const drawer = page.locator('details.drawer').first();
+    assert.equal(await drawer.evaluate((d) => d.open), false);
+    await drawer.locator('summary').click();
+    assert.equal(await drawer.evaluate((d) => d.open), true);
     // The contents are a menu: folded until asked for, folded again once a lesson is picked.
     assert.equal(await page.locator('.toc ol').isVisible(), false);
     if (lesson === 'slate-world') {
@@ -810,6 +816,14 @@ test('plots: sharp on HiDPI, CSV and PNG downloads', async () => {
   assert.equal(png.suggestedFilename(), 'ctr-by-position.png');
   const [table] = await Promise.all([page.waitForEvent('download'), page.locator('[data-table="logged-rows"] button', { hasText: 'CSV' }).click()]);
   assert.equal(table.suggestedFilename(), 'logged-rows.csv');
+  // Words for the canvas: a computed summary (its description), and the numbers on request.
+  const figure = page.locator('[data-plot="ctr-by-position"]');
+  assert.match(await figure.locator('.plot-summary').innerText(), /from .* at position k = .* to .*, over \d+ points\./);
+  assert.equal(await figure.locator('canvas').getAttribute('aria-describedby'), 'ctr-by-position-summary');
+  await figure.getByRole('button', { name: /^Data:/ }).click();
+  assert.ok(await figure.locator('table tbody tr').count() >= 2);
+  await figure.getByRole('button', { name: /^Data:/ }).click();
+  assert.equal(await figure.locator('table').count(), 0);
   await page.closeAll();
 });
 
