@@ -273,14 +273,7 @@ impl PlotSpec {
         };
         let names: Vec<&str> = self.series.iter().filter(|s| !s.ghost && !s.points.is_empty()).map(|s| s.name.as_str()).collect();
         if names.len() == 1 {
-            format!(
-                "{}: {} from {} to {}, over {} points.",
-                names[0],
-                self.y_label,
-                at(lowest),
-                at(highest),
-                order.len()
-            )
+            format!("{}: {} from {} to {}, over {} points.", names[0], self.y_label, at(lowest), at(highest), order.len())
         } else {
             let listed = if names.len() <= 6 { names.join(", ") } else { format!("{}, …", names[..6].join(", ")) };
             format!(
