@@ -6,7 +6,7 @@
 //! `ef_construction`) and links each to `M` neighbours chosen by the paper's diversity heuristic.
 //! Deterministic for a seed: levels come from a ChaCha stream, ties break by item id.
 
-use super::{dot, l2, Vectors};
+use super::{dot, dot4, l2, l2_4, Vectors};
 use crate::core::math::ln;
 use crate::core::progress::Progress;
 use crate::core::rng::{self, Stream};
@@ -30,15 +30,20 @@ pub struct Config {
 
 pub struct Hnsw {
     pub space: Space,
-    pub vectors: Vectors,
+    dim: usize,
+    nodes: usize,
     m: usize,
     m0: usize,
     /// Slots per node on layer 0: m0 plus a few spare ones for the connectivity repair.
     stride0: usize,
     ef_construction: usize,
-    /// Layer-0 links: `stride0` slots per node, `count0` used.
-    links0: Vec<u32>,
-    count0: Vec<u16>,
+    /// Layer 0, one block per node, as hnswlib lays it out: the number of links, `stride0` link
+    /// slots, then the node's vector (its f32 bits), padded to whole 64-byte lines. A search
+    /// reads a node's vector when it scores the node and its links when it expands it: side by
+    /// side, the second read finds its line already fetched (with separate arrays it missed).
+    blocks: Vec<Line>,
+    /// u32 words per block (a multiple of 16).
+    block: usize,
     /// Links on layers ≥ 1, for the few nodes that have them: upper[node][layer − 1].
     upper: Vec<Vec<Vec<u32>>>,
     levels: Vec<u8>,
@@ -50,8 +55,26 @@ pub struct Hnsw {
     candidates: BinaryHeap<std::cmp::Reverse<Near>>,
     results: BinaryHeap<Near>,
     scratch: Vec<u32>,
+    distances: Vec<f32>,
     /// Distance computations since the counter was last read.
     pub distance_count: u64,
+}
+
+/// One 64-byte cache line of layer 0's blocks.
+#[derive(Clone, Copy)]
+#[repr(C, align(64))]
+struct Line([u32; 16]);
+
+fn words_of(blocks: &[Line]) -> &[u32] {
+    // SAFETY: a Line is 16 u32s with no padding (repr(C)); the slice covers exactly them.
+    unsafe { std::slice::from_raw_parts(blocks.as_ptr() as *const u32, blocks.len() * 16) }
+}
+
+/// A node's layer-0 links in the blocks' words.
+#[inline]
+fn links0(words: &[u32], block: usize, node: u32) -> &[u32] {
+    let start = node as usize * block;
+    &words[start + 1..start + 1 + words[start] as usize]
 }
 
 /// Ask the cache for a row before it is read: a hint on x86-64 (one per 64-byte line), nothing
@@ -91,7 +114,7 @@ impl Ord for Near {
 
 impl Hnsw {
     /// Build over `vectors` (already augmented for L2-on-augmented search).
-    pub fn build(vectors: Vectors, space: Space, config: Config, progress: &mut dyn Progress) -> Hnsw {
+    pub fn build(vectors: &Vectors, space: Space, config: Config, progress: &mut dyn Progress) -> Hnsw {
         let n = vectors.len();
         let m = config.m.max(2);
         let mut index = Hnsw {
@@ -100,8 +123,10 @@ impl Hnsw {
             m0: 2 * m,
             stride0: 2 * m + SPARE_LINKS,
             ef_construction: config.ef_construction.max(m),
-            links0: vec![0; n * (2 * m + SPARE_LINKS)],
-            count0: vec![0; n],
+            dim: vectors.dim,
+            nodes: n,
+            blocks: Vec::new(),
+            block: (1 + 2 * m + SPARE_LINKS + vectors.dim).div_ceil(16) * 16,
             upper: vec![Vec::new(); n],
             levels: vec![0; n],
             entry: 0,
@@ -111,9 +136,18 @@ impl Hnsw {
             candidates: BinaryHeap::new(),
             results: BinaryHeap::new(),
             scratch: Vec::new(),
+            distances: Vec::new(),
             distance_count: 0,
-            vectors,
         };
+        index.blocks = vec![Line([0; 16]); n * index.block / 16];
+        let vector_at = 1 + index.stride0;
+        for i in 0..n {
+            let start = i * index.block + vector_at;
+            let words = &mut index.words_mut()[start..start + vectors.dim];
+            for (w, x) in words.iter_mut().zip(vectors.row(i)) {
+                *w = x.to_bits();
+            }
+        }
         let mut rng = rng::seeded(config.seed, Stream::Model);
         let level_scale = 1.0 / ln(m as f64);
         for i in 0..n {
@@ -157,19 +191,17 @@ impl Hnsw {
                 // The best reachable node with a free slot: among v's own out-links first, else
                 // among what a search for v finds (everything a search finds is reachable).
                 let stride = self.stride0;
-                let mut from =
-                    self.neighbours(v, 0).iter().copied().find(|&w| reached[w as usize] && (self.count0[w as usize] as usize) < stride);
+                let mut from = self.neighbours(v, 0).iter().copied().find(|&w| reached[w as usize] && self.neighbours(w, 0).len() < stride);
                 if from.is_none() {
-                    let query = self.vectors.row(v as usize).to_vec();
+                    let query = self.row(v as usize).to_vec();
                     let entry = [Near(self.distance_to(&query, self.entry), self.entry)];
                     let found = self.search_layer(&query, &entry, 64, 0);
-                    from =
-                        found.iter().map(|n| n.1).find(|&w| w != v && reached[w as usize] && (self.count0[w as usize] as usize) < stride);
+                    from = found.iter().map(|n| n.1).find(|&w| w != v && reached[w as usize] && self.neighbours(w, 0).len() < stride);
                 }
                 if let Some(w) = from {
-                    let at = w as usize * self.stride0 + self.count0[w as usize] as usize;
-                    self.links0[at] = v;
-                    self.count0[w as usize] += 1;
+                    let mut list = self.neighbours(w, 0).to_vec();
+                    list.push(v);
+                    self.set_neighbours(w, 0, &list);
                 }
             }
         }
@@ -178,26 +210,65 @@ impl Hnsw {
     #[inline]
     fn distance_to(&mut self, query: &[f32], node: u32) -> f32 {
         self.distance_count += 1;
-        let v = self.vectors.row(node as usize);
+        let v = self.row(node as usize);
         match self.space {
             Space::InnerProduct => -dot(v, query),
             Space::L2 => l2(v, query),
         }
     }
 
+    /// Distances from `query` to each of `nodes`, four at a time.
+    fn distances_into(&mut self, query: &[f32], nodes: &[u32], out: &mut Vec<f32>) {
+        out.clear();
+        self.distance_count += nodes.len() as u64;
+        let row = |i: u32| self.row(i as usize);
+        let mut groups = nodes.chunks_exact(4);
+        for g in &mut groups {
+            let rows = [row(g[0]), row(g[1]), row(g[2]), row(g[3])];
+            match self.space {
+                Space::InnerProduct => out.extend(dot4(rows, query).map(|x| -x)),
+                Space::L2 => out.extend(l2_4(rows, query)),
+            }
+        }
+        for &i in groups.remainder() {
+            out.push(match self.space {
+                Space::InnerProduct => -dot(row(i), query),
+                Space::L2 => l2(row(i), query),
+            });
+        }
+    }
+
     fn distance_between(&mut self, a: u32, b: u32) -> f32 {
         self.distance_count += 1;
-        let (x, y) = (self.vectors.row(a as usize), self.vectors.row(b as usize));
+        let (x, y) = (self.row(a as usize), self.row(b as usize));
         match self.space {
             Space::InnerProduct => -dot(x, y),
             Space::L2 => l2(x, y),
         }
     }
 
+    /// The u32 words of layer 0's blocks.
+    fn words(&self) -> &[u32] {
+        words_of(&self.blocks)
+    }
+
+    fn words_mut(&mut self) -> &mut [u32] {
+        // SAFETY: a Line is 16 u32s with no padding (repr(C)); the slice covers exactly them.
+        unsafe { std::slice::from_raw_parts_mut(self.blocks.as_mut_ptr() as *mut u32, self.blocks.len() * 16) }
+    }
+
+    /// Node `i`'s vector.
+    #[inline]
+    pub fn row(&self, i: usize) -> &[f32] {
+        let start = i * self.block + 1 + self.stride0;
+        let words = &self.words()[start..start + self.dim];
+        // SAFETY: u32 and f32 have the same size and alignment, and every bit pattern is an f32.
+        unsafe { std::slice::from_raw_parts(words.as_ptr() as *const f32, words.len()) }
+    }
+
     fn neighbours(&self, node: u32, layer: u8) -> &[u32] {
         if layer == 0 {
-            let start = node as usize * self.stride0;
-            &self.links0[start..start + self.count0[node as usize] as usize]
+            links0(self.words(), self.block, node)
         } else {
             &self.upper[node as usize][layer as usize - 1]
         }
@@ -205,9 +276,10 @@ impl Hnsw {
 
     fn set_neighbours(&mut self, node: u32, layer: u8, list: &[u32]) {
         if layer == 0 {
-            let start = node as usize * self.stride0;
-            self.links0[start..start + list.len()].copy_from_slice(list);
-            self.count0[node as usize] = list.len() as u16;
+            let start = node as usize * self.block;
+            let words = self.words_mut();
+            words[start] = list.len() as u32;
+            words[start + 1..start + 1 + list.len()].copy_from_slice(list);
         } else {
             self.upper[node as usize][layer as usize - 1] = list.to_vec();
         }
@@ -228,6 +300,7 @@ impl Hnsw {
         let mut candidates = std::mem::take(&mut self.candidates);
         let mut results = std::mem::take(&mut self.results);
         let mut scratch = std::mem::take(&mut self.scratch);
+        let mut distances = std::mem::take(&mut self.distances);
         candidates.clear();
         results.clear();
         for e in entries {
@@ -250,8 +323,7 @@ impl Hnsw {
             // without the hint, so results are unchanged.
             scratch.clear();
             let links = if layer == 0 {
-                let start = current.1 as usize * self.stride0;
-                &self.links0[start..start + self.count0[current.1 as usize] as usize]
+                links0(words_of(&self.blocks), self.block, current.1)
             } else {
                 &self.upper[current.1 as usize][layer as usize - 1]
             };
@@ -262,10 +334,12 @@ impl Hnsw {
                 }
             }
             for &next in &scratch {
-                prefetch(self.vectors.row(next as usize));
+                prefetch(self.row(next as usize));
             }
-            for &next in &scratch {
-                let d = self.distance_to(query, next);
+            // Four distances at a time (four independent accumulation chains; each bit-identical
+            // to a single distance), then the beam takes them in order as before.
+            self.distances_into(query, &scratch, &mut distances);
+            for (&next, &d) in scratch.iter().zip(&distances) {
                 let worst = results.peek().map_or(f32::INFINITY, |w| w.0);
                 if results.len() < ef || d < worst {
                     candidates.push(std::cmp::Reverse(Near(d, next)));
@@ -281,6 +355,7 @@ impl Hnsw {
         self.candidates = candidates;
         self.results = results;
         self.scratch = scratch;
+        self.distances = distances;
         out
     }
 
@@ -317,7 +392,7 @@ impl Hnsw {
             self.max_level = level;
             return;
         }
-        let query = self.vectors.row(node as usize).to_vec();
+        let query = self.row(node as usize).to_vec();
         let mut entry = vec![Near(self.distance_to(&query, self.entry), self.entry)];
         let mut layer = self.max_level;
         while layer > level {
@@ -339,7 +414,7 @@ impl Hnsw {
                     // Over capacity: keep the `max` nearest of the old links and the new one (the
                     // diversity heuristic here would cost O(M²) distances per link).
                     list.push(node);
-                    let base = self.vectors.row(other as usize).to_vec();
+                    let base = self.row(other as usize).to_vec();
                     let mut scored: Vec<Near> = list.iter().map(|&x| Near(self.distance_to(&base, x), x)).collect();
                     scored.sort();
                     let pruned = self.select(&scored, max);
@@ -357,7 +432,7 @@ impl Hnsw {
     /// The `k` best items for `query` (already transformed for the index's space), searching with
     /// beam width `ef` ≥ k. Returns (distance, id) nearest first.
     pub fn search(&mut self, query: &[f32], k: usize, ef: usize) -> Vec<(f32, u32)> {
-        if self.vectors.is_empty() {
+        if self.is_empty() {
             return Vec::new();
         }
         let mut entry = vec![Near(self.distance_to(query, self.entry), self.entry)];
@@ -373,15 +448,15 @@ impl Hnsw {
     /// Bytes held: vectors plus links.
     pub fn memory_bytes(&self) -> usize {
         let upper: usize = self.upper.iter().map(|l| l.iter().map(|v| v.len() * 4 + 24).sum::<usize>() + 24).sum();
-        self.vectors.bytes() + self.links0.len() * 4 + self.count0.len() * 2 + upper + self.levels.len() + self.visited.len() * 4
+        self.blocks.len() * std::mem::size_of::<Line>() + upper + self.levels.len() + self.visited.len() * 4
     }
 
     pub fn len(&self) -> usize {
-        self.vectors.len()
+        self.nodes
     }
 
     pub fn is_empty(&self) -> bool {
-        self.vectors.is_empty()
+        self.nodes == 0
     }
 }
 
@@ -393,8 +468,13 @@ pub struct MipsIndex {
 
 impl MipsIndex {
     pub fn build(items: &Vectors, augmented: bool, config: Config, progress: &mut dyn Progress) -> MipsIndex {
-        let (vectors, space) = if augmented { (items.augmented(), Space::L2) } else { (items.clone(), Space::InnerProduct) };
-        MipsIndex { graph: Hnsw::build(vectors, space, config, progress), augmented }
+        // The graph copies the vectors into its blocks: no copy of the items is kept besides.
+        let graph = if augmented {
+            Hnsw::build(&items.augmented(), Space::L2, config, progress)
+        } else {
+            Hnsw::build(items, Space::InnerProduct, config, progress)
+        };
+        MipsIndex { graph, augmented }
     }
 
     /// Item ids of the (approximate) top-k by inner product.
@@ -441,7 +521,8 @@ mod tests {
         let config = Config { m: 8, ef_construction: 40, seed: 3 };
         let mut a = MipsIndex::build(&items, false, config, &mut ());
         let mut b = MipsIndex::build(&items, false, config, &mut ());
-        assert_eq!(a.graph.links0, b.graph.links0);
+        assert_eq!(a.graph.words(), b.graph.words());
+        assert_eq!(a.graph.row(7), items.row(7));
         let ra = a.search(queries.row(0), 5, 32);
         assert_eq!(ra, b.search(queries.row(0), 5, 32));
         assert!(a.graph.distance_count > 0 && a.graph.distance_count < 1000, "{}", a.graph.distance_count);

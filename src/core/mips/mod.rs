@@ -90,6 +90,19 @@ pub fn l2(a: &[f32], b: &[f32]) -> f32 {
 /// exactly the order [`dot`] uses, so the results are bit-identical to four `dot` calls.
 #[inline]
 pub fn dot4(rows: [&[f32]; 4], q: &[f32]) -> [f32; 4] {
+    four::<false>(rows, q)
+}
+
+/// Squared L2 distances of four rows to one query: bit-identical to four [`l2`] calls.
+#[inline]
+pub fn l2_4(rows: [&[f32]; 4], q: &[f32]) -> [f32; 4] {
+    four::<true>(rows, q)
+}
+
+/// Four rows against one query, term x·y (or (x − y)² when `L2`), each row in [`dot`]'s order.
+#[inline(always)]
+fn four<const L2: bool>(rows: [&[f32]; 4], q: &[f32]) -> [f32; 4] {
+    let term = |x: f32, y: f32| if L2 { (x - y) * (x - y) } else { x * y };
     let n = q.len() / 8 * 8;
     let mut acc = [[0.0f32; 8]; 4];
     #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
@@ -99,7 +112,7 @@ pub fn dot4(rows: [&[f32]; 4], q: &[f32]) -> [f32; 4] {
         while i < n {
             let y = &q[i..i + 8];
             for r in 0..4 {
-                v[r] = simd::mul_add(v[r], &rows[r][i..i + 8], y);
+                v[r] = if L2 { simd::sq_diff_add(v[r], &rows[r][i..i + 8], y) } else { simd::mul_add(v[r], &rows[r][i..i + 8], y) };
             }
             i += 8;
         }
@@ -115,10 +128,10 @@ pub fn dot4(rows: [&[f32]; 4], q: &[f32]) -> [f32; 4] {
             q[..n].chunks_exact(8).zip(r0.chunks_exact(8)).zip(r1.chunks_exact(8)).zip(r2.chunks_exact(8)).zip(r3.chunks_exact(8))
         {
             for j in 0..8 {
-                acc[0][j] += a[j] * y[j];
-                acc[1][j] += b[j] * y[j];
-                acc[2][j] += c[j] * y[j];
-                acc[3][j] += d[j] * y[j];
+                acc[0][j] += term(a[j], y[j]);
+                acc[1][j] += term(b[j], y[j]);
+                acc[2][j] += term(c[j], y[j]);
+                acc[3][j] += term(d[j], y[j]);
             }
         }
     }
@@ -127,7 +140,7 @@ pub fn dot4(rows: [&[f32]; 4], q: &[f32]) -> [f32; 4] {
         let a = &acc[r];
         let mut tail = 0.0f32;
         for (x, y) in rows[r][n..].iter().zip(&q[n..]) {
-            tail += x * y;
+            tail += term(*x, *y);
         }
         out[r] = ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7])) + tail;
     }
@@ -241,12 +254,14 @@ mod tests {
     }
 
     #[test]
-    fn dot4_is_four_dots() {
+    fn dot4_and_l2_4_are_four_dots_and_four_l2s() {
         let rows: Vec<Vec<f32>> = (0..4).map(|r| (0..21).map(|i| ((i * 7 + r * 3) % 11) as f32 * 0.37 - 1.1).collect()).collect();
         let q: Vec<f32> = (0..21).map(|i| (i as f32 * 0.9).cos()).collect();
         let four = dot4([&rows[0], &rows[1], &rows[2], &rows[3]], &q);
+        let four_l2 = l2_4([&rows[0], &rows[1], &rows[2], &rows[3]], &q);
         for r in 0..4 {
             assert_eq!(four[r].to_bits(), dot(&rows[r], &q).to_bits());
+            assert_eq!(four_l2[r].to_bits(), l2(&rows[r], &q).to_bits());
         }
     }
 
