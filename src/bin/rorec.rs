@@ -345,12 +345,14 @@ fn mips_eval(args: &[String]) -> Result<(), String> {
     let mut index = MipsIndex::build(&items, false, Config { m, ef_construction, seed: 1 }, &mut ());
     let build = start.elapsed().as_secs_f64();
     for ef in [10, 16, 24, 32, 48, 64, 96, 128, 192, 256] {
+        index.graph.distance_count = 0;
         let start = std::time::Instant::now();
         let found: Vec<Vec<u32>> = (0..queries.len()).map(|q| index.search(queries.row(q), 10, ef)).collect();
         let secs = start.elapsed().as_secs_f64();
+        let distances = index.graph.distance_count as f64 / queries.len() as f64;
         let r = found.iter().enumerate().map(|(q, f)| recall(f, &truth[q * 10..q * 10 + 10])).sum::<f64>() / queries.len() as f64;
         println!(
-            "{{\"library\":\"rorec\",\"m\":{m},\"ef_construction\":{ef_construction},\"build_s\":{build:.2},\"ef\":{ef},\"recall\":{r:.4},\"qps\":{:.0}}}",
+            "{{\"library\":\"rorec\",\"m\":{m},\"ef_construction\":{ef_construction},\"build_s\":{build:.2},\"ef\":{ef},\"recall\":{r:.4},\"qps\":{:.0},\"distances_per_query\":{distances:.0}}}",
             queries.len() as f64 / secs
         );
     }

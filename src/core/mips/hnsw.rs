@@ -44,6 +44,9 @@ pub struct Hnsw {
     blocks: Vec<Line>,
     /// u32 words per block (a multiple of 16).
     block: usize,
+    /// Where the vector starts in a block: on a line of its own, so that it spans as few lines
+    /// as it can (64 floats: exactly 4).
+    vector_at: usize,
     /// Links on layers ≥ 1, for the few nodes that have them: upper[node][layer − 1].
     upper: Vec<Vec<Vec<u32>>>,
     levels: Vec<u8>,
@@ -126,7 +129,8 @@ impl Hnsw {
             dim: vectors.dim,
             nodes: n,
             blocks: Vec::new(),
-            block: (1 + 2 * m + SPARE_LINKS + vectors.dim).div_ceil(16) * 16,
+            vector_at: (1 + 2 * m + SPARE_LINKS).div_ceil(16) * 16,
+            block: (1 + 2 * m + SPARE_LINKS).div_ceil(16) * 16 + vectors.dim.div_ceil(16) * 16,
             upper: vec![Vec::new(); n],
             levels: vec![0; n],
             entry: 0,
@@ -140,7 +144,7 @@ impl Hnsw {
             distance_count: 0,
         };
         index.blocks = vec![Line([0; 16]); n * index.block / 16];
-        let vector_at = 1 + index.stride0;
+        let vector_at = index.vector_at;
         for i in 0..n {
             let start = i * index.block + vector_at;
             let words = &mut index.words_mut()[start..start + vectors.dim];
@@ -260,7 +264,7 @@ impl Hnsw {
     /// Node `i`'s vector.
     #[inline]
     pub fn row(&self, i: usize) -> &[f32] {
-        let start = i * self.block + 1 + self.stride0;
+        let start = i * self.block + self.vector_at;
         let words = &self.words()[start..start + self.dim];
         // SAFETY: u32 and f32 have the same size and alignment, and every bit pattern is an f32.
         unsafe { std::slice::from_raw_parts(words.as_ptr() as *const f32, words.len()) }
@@ -333,11 +337,11 @@ impl Hnsw {
                     scratch.push(next);
                 }
             }
+            // Four distances at a time (four independent accumulation chains; each bit-identical
+            // to a single distance), then the beam takes them in order as before.
             for &next in &scratch {
                 prefetch(self.row(next as usize));
             }
-            // Four distances at a time (four independent accumulation chains; each bit-identical
-            // to a single distance), then the beam takes them in order as before.
             self.distances_into(query, &scratch, &mut distances);
             for (&next, &d) in scratch.iter().zip(&distances) {
                 let worst = results.peek().map_or(f32::INFINITY, |w| w.0);
