@@ -74,8 +74,6 @@ pub enum AppAction {
     Fullscreen,
     /// Open the speaker view in a window of its own.
     OpenSpeakerView,
-    /// The speaker view asked for a slide of a lesson.
-    Show(String, usize),
     /// On a phone: open or close the contents.
     ToggleMenu,
 }
@@ -154,15 +152,6 @@ impl Reducible for AppState {
             AppAction::ToggleBlack => next.black = self.presenter && !self.black,
             AppAction::Fullscreen => dom::toggle_fullscreen(),
             AppAction::OpenSpeakerView => slides::open_speaker_view(),
-            AppAction::Show(lesson, slide) => {
-                if lessons::find(&lesson).is_some() {
-                    if lesson != self.route.lesson {
-                        next.route = Route { lesson: lesson.clone(), query: String::new() };
-                    }
-                    next.slide = slide.min(slide_count(&lesson) - 1);
-                    next.presenter = true;
-                }
-            }
         }
         if next == *self {
             self

@@ -42,7 +42,7 @@ pub fn state_message(lesson: &str, slide: usize, presenter: bool) -> String {
     format!("state\t{lesson}\t{slide}\t{}", u8::from(presenter))
 }
 
-/// Reads a `state` or `show` message: (kind, lesson, slide).
+/// Reads a `state` message: (kind, lesson, slide).
 pub fn parse_message(message: &str) -> Option<(&str, &str, usize)> {
     let mut fields = message.split('\t');
     let kind = fields.next()?;
@@ -55,7 +55,7 @@ pub fn parse_message(message: &str) -> Option<(&str, &str, usize)> {
 /// "prev" and "hello" (send me where you are) are answered.
 #[hook]
 pub fn use_speaker_link(state: &UseReducerHandle<AppState>) {
-    let latest = use_mut_ref(|| String::new());
+    let latest = use_mut_ref(String::new);
     *latest.borrow_mut() = state_message(&state.route.lesson, state.slide, state.presenter);
     let link = use_memo((), |_| channel());
     {
@@ -81,11 +81,7 @@ pub fn use_speaker_link(state: &UseReducerHandle<AppState>) {
                                 let _ = channel.post_message(&JsValue::from_str(&latest.borrow()));
                             }
                         }
-                        _ => {
-                            if let Some(("show", lesson, slide)) = parse_message(&text) {
-                                dispatcher.dispatch(AppAction::Show(lesson.to_string(), slide));
-                            }
-                        }
+                        _ => {}
                     }
                 }
             });
