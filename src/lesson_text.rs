@@ -23,6 +23,16 @@ pub enum Part {
     Widget(&'static str),
 }
 
+impl Part {
+    /// A widget's name (its first word); None for prose.
+    pub fn widget_name(&self) -> Option<&'static str> {
+        match self {
+            Part::Widget(spec) => spec.split_whitespace().next(),
+            Part::Html(_) => None,
+        }
+    }
+}
+
 include!(concat!(env!("OUT_DIR"), "/lesson_texts.rs"));
 
 pub fn text(id: &str) -> Option<&'static LessonText> {
@@ -45,7 +55,7 @@ pub struct Slide {
 const CONTROL_WIDGETS: &[&str] = &["params", "controls", "run", "presets"];
 
 fn is_figure(part: &Part) -> bool {
-    matches!(part, Part::Widget(spec) if !CONTROL_WIDGETS.contains(&spec.split_whitespace().next().unwrap_or_default()))
+    part.widget_name().is_some_and(|name| !CONTROL_WIDGETS.contains(&name))
 }
 
 impl LessonText {
@@ -85,7 +95,7 @@ impl LessonText {
         for part in &self.sections[slide.section].parts[slide.parts.clone()] {
             match part {
                 Part::Html(html) => text.push_str(&plain_text(html)),
-                Part::Widget(spec) => text.push_str(&format!(" [{}] ", spec.split_whitespace().next().unwrap_or_default())),
+                Part::Widget(_) => text.push_str(&format!(" [{}] ", part.widget_name().unwrap_or_default())),
             }
             if text.len() > chars {
                 break;

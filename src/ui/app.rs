@@ -195,8 +195,8 @@ fn is_text_field(el: &web_sys::Element) -> bool {
 /// and `b` or `.` for their "blank screen" button).
 fn presenter_key(key: &str) -> Option<AppAction> {
     match key {
-        "ArrowRight" | "ArrowDown" | "PageDown" | " " | "n" | "N" => Some(AppAction::Next),
-        "ArrowLeft" | "ArrowUp" | "PageUp" | "Backspace" => Some(AppAction::Prev),
+        _ if slides::NEXT_KEYS.contains(&key) => Some(AppAction::Next),
+        _ if slides::PREV_KEYS.contains(&key) => Some(AppAction::Prev),
         "Home" => Some(AppAction::First),
         "End" => Some(AppAction::Last),
         "b" | "B" | "." | "v" | "V" => Some(AppAction::ToggleBlack),

@@ -92,8 +92,10 @@ pub fn use_lesson<E: CoreExperiment + 'static>(props: &LessonProps) -> LessonSta
             let _ = crate::ui::dom::window().set_timeout_with_callback_and_timeout_and_arguments_0(reveal.unchecked_ref(), 0);
         });
     }
-    // After every render (a report arrived, a section appeared): the boxes that now scroll.
-    use_effect(|| {
+    // After a render that changes what is laid out (a report arrived, a section appeared, another
+    // slide): the boxes that now scroll. Not on every progress tick or drag preview.
+    let layout = (experiment.state.report.as_ref().map(|r| Rc::as_ptr(r) as usize), *all_sections, props.slide.clone());
+    use_effect_with(layout, |_| {
         let mark = Closure::once_into_js(crate::ui::dom::mark_scrollable_regions);
         let _ = crate::ui::dom::window().set_timeout_with_callback_and_timeout_and_arguments_0(mark.unchecked_ref(), 50);
     });
@@ -282,11 +284,9 @@ fn slide_columns(parts: &[Part], render_part: &dyn Fn(&Part) -> Html) -> Html {
 
 /// Whether a slide shows the preset buttons.
 fn offers_presets(text: &LessonText, slide: &Slide) -> bool {
-    text.sections.get(slide.section).is_some_and(|section| {
-        section.parts[slide.parts.clone()]
-            .iter()
-            .any(|part| matches!(part, Part::Widget(spec) if spec.split_whitespace().next() == Some("presets")))
-    })
+    text.sections
+        .get(slide.section)
+        .is_some_and(|section| section.parts[slide.parts.clone()].iter().any(|part| part.widget_name() == Some("presets")))
 }
 
 /// Placeholder shown by a lesson widget before the first report arrives.

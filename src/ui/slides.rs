@@ -33,13 +33,25 @@ pub fn open_speaker_view() {
     let _ = dom::window().open_with_url_and_target_and_features(&format!("{base}?speaker"), "rorec-speaker", "width=900,height=640");
 }
 
-fn channel() -> Option<web_sys::BroadcastChannel> {
+/// The presenting window's link to its speaker view (and back).
+pub fn channel() -> Option<web_sys::BroadcastChannel> {
     web_sys::BroadcastChannel::new(CHANNEL).ok()
 }
 
-/// What the presenting window tells the speaker view: `state`, lesson, slide, presenting.
-pub fn state_message(lesson: &str, slide: usize, presenter: bool) -> String {
-    format!("state\t{lesson}\t{slide}\t{}", u8::from(presenter))
+pub fn post(channel: &Option<web_sys::BroadcastChannel>, message: &str) {
+    if let Some(channel) = channel {
+        let _ = channel.post_message(&JsValue::from_str(message));
+    }
+}
+
+/// The keys that step forward and back through slides, in the presenting window and in the
+/// speaker view alike.
+pub const NEXT_KEYS: &[&str] = &["ArrowRight", "ArrowDown", "PageDown", " ", "n", "N"];
+pub const PREV_KEYS: &[&str] = &["ArrowLeft", "ArrowUp", "PageUp", "Backspace"];
+
+/// What the presenting window tells the speaker view: `state`, lesson, slide.
+pub fn state_message(lesson: &str, slide: usize) -> String {
+    format!("state\t{lesson}\t{slide}")
 }
 
 /// Reads a `state` message: (kind, lesson, slide).
@@ -56,14 +68,12 @@ pub fn parse_message(message: &str) -> Option<(&str, &str, usize)> {
 #[hook]
 pub fn use_speaker_link(state: &UseReducerHandle<AppState>) {
     let latest = use_mut_ref(String::new);
-    *latest.borrow_mut() = state_message(&state.route.lesson, state.slide, state.presenter);
+    *latest.borrow_mut() = state_message(&state.route.lesson, state.slide);
     let link = use_memo((), |_| channel());
     {
         let (link, message) = (link.clone(), latest.borrow().clone());
         use_effect_with(message, move |message| {
-            if let Some(channel) = link.as_ref() {
-                let _ = channel.post_message(&JsValue::from_str(message));
-            }
+            post(&link, message);
         });
     }
     {
@@ -76,11 +86,7 @@ pub fn use_speaker_link(state: &UseReducerHandle<AppState>) {
                     match text.as_str() {
                         "next" => dispatcher.dispatch(AppAction::Next),
                         "prev" => dispatcher.dispatch(AppAction::Prev),
-                        "hello" => {
-                            if let Some(channel) = link.as_ref() {
-                                let _ = channel.post_message(&JsValue::from_str(&latest.borrow()));
-                            }
-                        }
+                        "hello" => post(&link, &latest.borrow()),
                         _ => {}
                     }
                 }
@@ -111,12 +117,21 @@ pub fn use_slide_fit(presenter: bool, slide_key: (String, usize)) -> f64 {
     {
         let zoom = zoom.clone();
         use_effect_with((presenter, slide_key), move |(presenter, _)| {
-            let presenter = *presenter;
             // Timers of an earlier slide may still fire: only this slide's fits act.
             let generation = FIT_GENERATION.with(|g| {
                 g.set(g.get() + 1);
                 g.get()
             });
+            if !*presenter {
+                // Not presenting: the article lays out unzoomed, and nothing watches it.
+                if let Some(article) = dom::document().query_selector("main article.lesson").ok().flatten() {
+                    let _ = article.unchecked_into::<web_sys::HtmlElement>().style().remove_property("zoom");
+                }
+                if *zoom != 1.0 {
+                    zoom.set(1.0);
+                }
+                return Box::new(|| ()) as Box<dyn FnOnce()>;
+            }
             let fit = {
                 let zoom = zoom.clone();
                 Rc::new(move |restart: bool| {
@@ -127,11 +142,6 @@ pub fn use_slide_fit(presenter: bool, slide_key: (String, usize)) -> f64 {
                         return;
                     };
                     let article: web_sys::HtmlElement = article.unchecked_into();
-                    if !presenter {
-                        let _ = article.style().remove_property("zoom");
-                        zoom.set(1.0);
-                        return;
-                    }
                     let window = dom::window();
                     let width = window.inner_width().ok().and_then(|v| v.as_f64()).unwrap_or(DESIGN_WIDTH);
                     let height = window.inner_height().ok().and_then(|v| v.as_f64()).unwrap_or(DESIGN_HEIGHT);
@@ -199,13 +209,13 @@ pub fn use_slide_fit(presenter: bool, slide_key: (String, usize)) -> f64 {
             }
             let window = dom::window();
             let _ = window.add_event_listener_with_callback("resize", on_resize.as_ref().unchecked_ref());
-            move || {
+            Box::new(move || {
                 let _ = window.remove_event_listener_with_callback("resize", on_resize.as_ref().unchecked_ref());
                 if let Some(observer) = observer {
                     observer.disconnect();
                 }
                 drop((on_resize, on_grow));
-            }
+            })
         });
     }
     *zoom

@@ -4,16 +4,10 @@
 
 use crate::lessons::{self, LESSONS};
 use crate::ui::dom;
-use crate::ui::slides::parse_message;
+use crate::ui::slides::{channel, parse_message, post, NEXT_KEYS, PREV_KEYS};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use yew::prelude::*;
-
-fn post(channel: &Option<web_sys::BroadcastChannel>, message: &str) {
-    if let Some(channel) = channel {
-        let _ = channel.post_message(&JsValue::from_str(message));
-    }
-}
 
 fn now_ms() -> f64 {
     js_sys::Date::now()
@@ -30,7 +24,7 @@ pub fn SpeakerView() -> Html {
     let shown = use_state(|| None::<(String, usize)>);
     let started = use_state(now_ms);
     let tick = use_state(|| 0u32);
-    let channel = use_memo((), |_| web_sys::BroadcastChannel::new("rorec-presenter").ok());
+    let channel = use_memo((), |_| channel());
     {
         let (channel, shown) = (channel.clone(), shown.clone());
         use_effect_with((), move |_| {
@@ -66,10 +60,13 @@ pub fn SpeakerView() -> Html {
         let channel = channel.clone();
         use_effect_with((), move |_| {
             let on_key = Closure::<dyn FnMut(web_sys::KeyboardEvent)>::new(move |e: web_sys::KeyboardEvent| {
-                let command = match e.key().as_str() {
-                    "ArrowRight" | "ArrowDown" | "PageDown" | " " | "n" | "N" => Some("next"),
-                    "ArrowLeft" | "ArrowUp" | "PageUp" | "Backspace" => Some("prev"),
-                    _ => None,
+                let key = e.key();
+                let command = if NEXT_KEYS.contains(&key.as_str()) {
+                    Some("next")
+                } else if PREV_KEYS.contains(&key.as_str()) {
+                    Some("prev")
+                } else {
+                    None
                 };
                 if let Some(command) = command {
                     e.prevent_default();

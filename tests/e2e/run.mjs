@@ -603,7 +603,7 @@ test('presenting: the presets a slide offers are computed in the background, and
 });
 
 test('phones: no lesson lays out wider than a 390 px screen (wide tables and formulas scroll in their own box)', async () => {
-  for (const lesson of ['slate-world', 'horvitz-thompson', 'embeddings', 'fast-mips', 'reward-and-rank', 'reinforce']) {
+  for (const lesson of LESSONS) {
     const page = await open(`#/${lesson}`, { width: 390, height: 844 });
     await page.locator('.widget canvas, .widget table').first().waitFor({ timeout: 120000 });
     await page.waitForTimeout(500);
