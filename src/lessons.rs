@@ -12,6 +12,7 @@ use crate::core::mips::lesson::MipsLesson;
 use crate::core::params::{from_query, parse_strict, to_query, Issue};
 use crate::core::progress::Progress;
 use crate::core::prr::lesson::PrrLesson;
+use crate::core::putting_it_together::lesson::CapstoneLesson;
 use crate::core::reinforce::lesson::ReinforceLesson;
 use crate::core::slate_world::lesson::SlateWorldLesson;
 use crate::lesson_text::{text, LessonText};
@@ -164,6 +165,13 @@ pub static LESSONS: &[Lesson] = &[
         None,
         crate::ui::lessons::reinforce::view
     ),
+    lesson!(
+        CapstoneLesson,
+        "putting-it-together",
+        "Putting it together: a deep query tower in the PRR likelihood, served by MIPS, picked offline, judged by an A/B test",
+        Some(crate::core::putting_it_together::lesson::dataset_csv),
+        crate::ui::lessons::putting_it_together::view
+    ),
 ];
 
 pub fn find(id: &str) -> Option<&'static Lesson> {
@@ -252,6 +260,7 @@ mod tests {
     claims_test!(claims_hold_fast_mips, "fast-mips");
     claims_test!(claims_hold_reward_and_rank, "reward-and-rank");
     claims_test!(claims_hold_reinforce, "reinforce");
+    claims_test!(claims_hold_putting_it_together, "putting-it-together");
 
     #[test]
     fn every_lesson_runs_a_claims_test() {

@@ -11,6 +11,7 @@ pub mod mips;
 pub mod params;
 pub mod progress;
 pub mod prr;
+pub mod putting_it_together;
 pub mod reinforce;
 pub mod rng;
 pub mod slate_world;

@@ -15,6 +15,7 @@ const KNOBS = [
   { lesson: 'fast-mips', query: '', knob: 'ef_search', from: '32', to: '64' },
   { lesson: 'reward-and-rank', query: 'world=synthetic', knob: 'slate_size', from: '4', to: '5' },
   { lesson: 'reinforce', query: '', knob: 'epsilon', from: '0.2', to: '0.5' },
+  { lesson: 'putting-it-together', query: '', knob: 'hidden_width', from: '32', to: '16' },
 ].filter((k) => !process.env.ONLY || process.env.ONLY.split(',').some((o) => k.lesson.includes(o)));
 
 const browser = await chromium.launch({

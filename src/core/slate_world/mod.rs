@@ -279,6 +279,30 @@ impl World {
         world
     }
 
+    /// This world's catalogue, positions and click model for another population, in which every
+    /// user has a context embedding of their own (continuous contexts): user i becomes category i,
+    /// with row i of `embeddings` (users × d) as its g. The capstone lesson's worlds.
+    pub fn with_user_embeddings(&self, users: Vec<User>, embeddings: Vec<f64>) -> World {
+        assert_eq!(embeddings.len(), users.len() * self.dim as usize, "one embedding per user");
+        let users: Vec<User> = users.into_iter().enumerate().map(|(i, u)| User { category: i as u32, ..u }).collect();
+        let names = (0..users.len()).map(|i| format!("user {i}")).collect();
+        World::assemble(
+            self.name.clone(),
+            self.item_names.clone(),
+            names,
+            self.dim,
+            self.item_embeddings.clone(),
+            self.item_topic.clone(),
+            self.item_popularity.clone(),
+            embeddings,
+            users,
+            self.position_gamma.clone(),
+            self.position_alpha.clone(),
+            self.slate_sizes,
+            self.click_model,
+        )
+    }
+
     pub fn items(&self) -> u32 {
         self.item_topic.len() as u32
     }

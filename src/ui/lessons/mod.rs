@@ -4,5 +4,6 @@ pub mod embeddings;
 pub mod fast_mips;
 pub mod horvitz_thompson;
 pub mod prr;
+pub mod putting_it_together;
 pub mod reinforce;
 pub mod slate_world;

@@ -1,0 +1,252 @@
+//! The query tower g(z): a map from a user's context features z ∈ ℝᶜ to a query vector in ℝᵈ,
+//! either linear (g(z) = Γz + β, the PRR lesson's g with continuous contexts) or a small MLP
+//! (L hidden layers of width w, ReLU or GELU), with hand-written backpropagation.
+//!
+//! The weights live in a slice of the owner's flat parameter vector (so that one Adam loop moves
+//! them with the rest of the model): layer l is W_l (out × in, row-major) then b_l (out).
+
+use crate::core::rng::{self, Rng};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Activation {
+    Relu,
+    /// GELU, tanh approximation (Hendrycks & Gimpel): ½x(1 + tanh(√(2/π)(x + 0.044715x³))).
+    Gelu,
+}
+
+const GELU_C: f64 = 0.797_884_560_802_865_4; // √(2/π)
+const GELU_A: f64 = 0.044_715;
+
+impl Activation {
+    #[inline]
+    fn apply(self, x: f64) -> f64 {
+        match self {
+            Activation::Relu => x.max(0.0),
+            Activation::Gelu => 0.5 * x * (1.0 + libm::tanh(GELU_C * (x + GELU_A * x * x * x))),
+        }
+    }
+
+    /// The derivative at pre-activation x.
+    #[inline]
+    fn derivative(self, x: f64) -> f64 {
+        match self {
+            Activation::Relu => {
+                if x > 0.0 {
+                    1.0
+                } else {
+                    0.0
+                }
+            }
+            Activation::Gelu => {
+                let t = libm::tanh(GELU_C * (x + GELU_A * x * x * x));
+                0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * GELU_C * (1.0 + 3.0 * GELU_A * x * x)
+            }
+        }
+    }
+}
+
+/// The shape of a tower: inputs, hidden widths (empty: linear), outputs.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Tower {
+    pub inputs: usize,
+    pub hidden: Vec<usize>,
+    pub outputs: usize,
+    pub activation: Activation,
+}
+
+/// The values a forward pass leaves for the backward pass: each layer's input and, for hidden
+/// layers, its pre-activation.
+#[derive(Clone, Debug, Default)]
+pub struct Trace {
+    /// inputs[l]: the input of layer l (inputs[0] = z).
+    inputs: Vec<Vec<f64>>,
+    /// pre[l]: layer l's pre-activation (hidden layers only).
+    pre: Vec<Vec<f64>>,
+    pub output: Vec<f64>,
+    /// Scratch for the backward pass.
+    delta: Vec<f64>,
+    next_delta: Vec<f64>,
+}
+
+impl Tower {
+    pub fn linear(inputs: usize, outputs: usize) -> Tower {
+        Tower { inputs, hidden: Vec::new(), outputs, activation: Activation::Relu }
+    }
+
+    pub fn mlp(inputs: usize, layers: usize, width: usize, outputs: usize, activation: Activation) -> Tower {
+        Tower { inputs, hidden: vec![width; layers], outputs, activation }
+    }
+
+    pub fn is_linear(&self) -> bool {
+        self.hidden.is_empty()
+    }
+
+    /// (fan in, fan out) of each layer.
+    fn layers(&self) -> impl Iterator<Item = (usize, usize)> + '_ {
+        let widths: Vec<usize> = std::iter::once(self.inputs).chain(self.hidden.iter().copied()).chain([self.outputs]).collect();
+        (0..widths.len() - 1).map(move |l| (widths[l], widths[l + 1]))
+    }
+
+    /// Number of weights and biases.
+    pub fn len(&self) -> usize {
+        self.layers().map(|(i, o)| i * o + o).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Multiply-adds of one forward pass (a backward pass costs about twice that).
+    pub fn flops(&self) -> usize {
+        self.layers().map(|(i, o)| i * o).sum()
+    }
+
+    /// He initialisation N(0, 2/fan_in) for layers followed by an activation, N(0, 1/fan_in) for
+    /// the output layer; biases 0.
+    pub fn init(&self, params: &mut [f64], rng: &mut Rng) {
+        let layers = self.hidden.len() + 1;
+        let mut at = 0;
+        for (l, (fan_in, fan_out)) in self.layers().enumerate() {
+            let gain = if l + 1 < layers { 2.0 } else { 1.0 };
+            let sd = (gain / fan_in as f64).sqrt();
+            for w in &mut params[at..at + fan_in * fan_out] {
+                *w = sd * rng::normal(rng);
+            }
+            at += fan_in * fan_out;
+            params[at..at + fan_out].iter_mut().for_each(|b| *b = 0.0);
+            at += fan_out;
+        }
+    }
+
+    /// g(z) into `trace.output`, keeping what the backward pass needs.
+    pub fn forward(&self, params: &[f64], z: &[f64], trace: &mut Trace) {
+        let layers = self.hidden.len() + 1;
+        trace.inputs.resize(layers, Vec::new());
+        trace.pre.resize(layers - 1, Vec::new());
+        trace.inputs[0].clear();
+        trace.inputs[0].extend_from_slice(z);
+        let mut at = 0;
+        for (l, (fan_in, fan_out)) in self.layers().enumerate() {
+            let (weights, biases) = (&params[at..at + fan_in * fan_out], &params[at + fan_in * fan_out..at + fan_in * fan_out + fan_out]);
+            at += fan_in * fan_out + fan_out;
+            let mut out = std::mem::take(if l + 1 < layers { &mut trace.pre[l] } else { &mut trace.output });
+            out.clear();
+            let input = &trace.inputs[l];
+            for (row, b) in weights.chunks_exact(fan_in).zip(biases) {
+                out.push(b + row.iter().zip(input).map(|(w, x)| w * x).sum::<f64>());
+            }
+            if l + 1 < layers {
+                let mut next = std::mem::take(&mut trace.inputs[l + 1]);
+                next.clear();
+                next.extend(out.iter().map(|x| self.activation.apply(*x)));
+                trace.inputs[l + 1] = next;
+                trace.pre[l] = out;
+            } else {
+                trace.output = out;
+            }
+        }
+    }
+
+    /// Add `weight` × ∂L/∂params to `grad` (the tower's slice, dense), given ∂L/∂g(z) =
+    /// `d_output` and the trace of the forward pass at this z.
+    pub fn backward(&self, params: &[f64], trace: &mut Trace, d_output: &[f64], weight: f64, grad: &mut [f64]) {
+        let layers: Vec<(usize, usize)> = self.layers().collect();
+        let mut offsets = Vec::with_capacity(layers.len());
+        let mut at = 0;
+        for (fan_in, fan_out) in &layers {
+            offsets.push(at);
+            at += fan_in * fan_out + fan_out;
+        }
+        let mut delta = std::mem::take(&mut trace.delta);
+        let mut next = std::mem::take(&mut trace.next_delta);
+        delta.clear();
+        delta.extend(d_output.iter().map(|d| d * weight));
+        for l in (0..layers.len()).rev() {
+            let (fan_in, fan_out) = layers[l];
+            let at = offsets[l];
+            let input = &trace.inputs[l];
+            for (o, d) in delta.iter().enumerate() {
+                if *d == 0.0 {
+                    continue;
+                }
+                let row = &mut grad[at + o * fan_in..at + (o + 1) * fan_in];
+                row.iter_mut().zip(input).for_each(|(g, x)| *g += d * x);
+                grad[at + fan_in * fan_out + o] += d;
+            }
+            if l == 0 {
+                break;
+            }
+            // δ of the layer below: Wᵀδ times the activation's derivative at its pre-activation.
+            next.clear();
+            next.resize(fan_in, 0.0);
+            let weights = &params[at..at + fan_in * fan_out];
+            for (row, d) in weights.chunks_exact(fan_in).zip(&delta) {
+                if *d == 0.0 {
+                    continue;
+                }
+                next.iter_mut().zip(row).for_each(|(n, w)| *n += d * w);
+            }
+            for (n, x) in next.iter_mut().zip(&trace.pre[l - 1]) {
+                *n *= self.activation.derivative(*x);
+            }
+            std::mem::swap(&mut delta, &mut next);
+        }
+        trace.delta = delta;
+        trace.next_delta = next;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::rng::Stream;
+
+    /// L = Σ_j c_j g_j(z): ∂L/∂g = c; each weight's analytic gradient against central differences.
+    #[test]
+    fn backward_matches_finite_differences() {
+        for tower in [
+            Tower::linear(3, 2),
+            Tower::mlp(3, 1, 5, 2, Activation::Relu),
+            Tower::mlp(3, 2, 4, 2, Activation::Gelu),
+            Tower::mlp(3, 3, 4, 2, Activation::Relu),
+        ] {
+            let mut rng = rng::seeded(5, Stream::Model);
+            let mut params = vec![0.0; tower.len()];
+            tower.init(&mut params, &mut rng);
+            // Biases away from 0 so that ReLU kinks are not at the evaluation point.
+            params.iter_mut().for_each(|p| *p += 0.05 * rng::normal(&mut rng));
+            let z = [0.7, -1.2, 0.4];
+            let c = [0.9, -0.3];
+            let loss = |p: &[f64]| {
+                let mut t = Trace::default();
+                tower.forward(p, &z, &mut t);
+                t.output.iter().zip(&c).map(|(g, c)| g * c).sum::<f64>()
+            };
+            let mut trace = Trace::default();
+            tower.forward(&params, &z, &mut trace);
+            let mut grad = vec![0.0; tower.len()];
+            tower.backward(&params, &mut trace, &c, 2.0, &mut grad);
+            for i in 0..params.len() {
+                let h = 1e-6;
+                let (mut plus, mut minus) = (params.clone(), params.clone());
+                plus[i] += h;
+                minus[i] -= h;
+                let numeric = 2.0 * (loss(&plus) - loss(&minus)) / (2.0 * h);
+                assert!((numeric - grad[i]).abs() < 1e-6 * (1.0 + numeric.abs()), "{tower:?} param {i}: {numeric} vs {}", grad[i]);
+            }
+        }
+    }
+
+    #[test]
+    fn linear_tower_is_an_affine_map() {
+        let tower = Tower::linear(2, 2);
+        assert_eq!((tower.len(), tower.flops()), (6, 4));
+        // W = [[1, 2], [3, 4]], b = [0.5, -1].
+        let params = [1.0, 2.0, 3.0, 4.0, 0.5, -1.0];
+        let mut trace = Trace::default();
+        tower.forward(&params, &[1.0, -1.0], &mut trace);
+        assert_eq!(trace.output, vec![-0.5, -2.0]);
+        let mlp = Tower::mlp(6, 2, 32, 8, Activation::Relu);
+        assert_eq!(mlp.len(), 6 * 32 + 32 + 32 * 32 + 32 + 32 * 8 + 8);
+    }
+}
