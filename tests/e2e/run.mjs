@@ -459,6 +459,53 @@ test('reinforce: curves grow while training, pause holds it, the page computes w
   await page.closeAll();
 });
 
+function withoutCapstoneTimings(r) {
+  const c = JSON.parse(JSON.stringify(r));
+  c.main.curves.forEach((k) => { k.ms_per_epoch = 0; });
+  c.main.serving.forEach((s) => { s.exact_us_per_slate = 0; s.index_us_per_slate = 0; });
+  return c;
+}
+
+test('putting-it-together: the page (main world and sweep split over workers) computes what the CLI computes; tables, plots, bad values', async () => {
+  const query = 'logs=6000&users=800&items=80&epochs=6&impressions=4000&seed=3';
+  const page = await open(`#/putting-it-together?${query}`);
+  const fromPage = await report(page, 120000);
+  assert.deepEqual(withoutCapstoneTimings(fromPage), withoutCapstoneTimings(cli('putting-it-together', query)));
+  assert.equal(fromPage.sweep.length, 5);
+  assert.ok(fromPage.main.serving.every((s) => s.exact_us_per_slate > 0 && s.index_us_per_slate > 0), 'serving timed in the browser');
+  // The table shows the report: one row per candidate, the deep tower's A/B CTR.
+  const rows = page.locator('[data-table="candidates-ab"] tbody tr');
+  assert.equal(await rows.count(), 7);
+  const deep = fromPage.main.candidates.find((c) => c.name === 'deep-prr');
+  assert.match(await rows.nth(3).innerText(), new RegExp(`PRR, deep g\\(z\\)\\s+${(deep.ab_ctr * 100).toFixed(2)} ±`));
+  assert.equal(await page.locator('[data-table="shipping"] tbody tr').count(), 5);
+  for (const w of ['curves', 'estimates', 'judgements', 'sweep']) {
+    assert.ok(await page.locator(`[data-widget="${w}"] canvas`).count() >= 1, `${w} drawn`);
+  }
+  for (const r of ['ab', 'curves', 'offline', 'shipping', 'sweep', 'serving']) {
+    assert.ok((await page.locator(`[data-reading="${r}"]`).innerText()).length > 20, `reading ${r}`);
+  }
+  await page.screenshot({ path: join(ARTIFACTS, 'putting-it-together.png'), fullPage: true });
+  // ef_search re-serves from the kept trainings: the curves are the same, the report the CLI's.
+  await setControl(page, 'ef_search', '8');
+  await page.waitForFunction(() => /ef_search=8/.test(location.hash));
+  const served = await report(page, 120000);
+  assert.deepEqual(served.main.curves.map((c) => c.validation_loss), fromPage.main.curves.map((c) => c.validation_loss));
+  assert.deepEqual(withoutCapstoneTimings(served), withoutCapstoneTimings(cli('putting-it-together', queryOf(page))));
+  // Bad values: a hidden width of 0, more layers than allowed, a split without evaluation rows.
+  await page.goto(`${BASE}#/putting-it-together?hidden_width=0&hidden_layers=5&${query}`);
+  await page.reload();
+  const notice = await page.locator('[data-testid="url-issues"]').innerText();
+  assert.match(notice, /hidden_width|Hidden width/);
+  assert.match(notice, /hidden_layers|Hidden layers/);
+  await report(page, 120000);
+  await setControl(page, 'eval_share', '0.8');
+  await page.locator('[data-param="eval_share"] .inline-error, [data-param="eval_share"] [role="alert"]').first().waitFor();
+  assert.match(await page.locator('[data-param="eval_share"]').first().innerText(), /training/);
+  assert.deepEqual(page.errors, []);
+  await page.closeAll();
+});
+
 test('stage caches never answer for other parameters: 20 changes in 2 seconds end on the CLI\'s report', async () => {
   const base = 'base_items=1500&sizes=3&queries=40&dim=16';
   const page = await open(`#/fast-mips?${base}`);

@@ -116,11 +116,7 @@ impl TrueQuery {
         let mut reference = rng::substream(seed, Stream::World, 101);
         let sample: Vec<Vec<f64>> = (0..REFERENCE_CONTEXTS).map(|_| (0..features).map(|_| rng::normal(&mut reference)).collect()).collect();
         let n = sample.len() as f64;
-        let design = nalgebra::DMatrix::from_fn(sample.len(), features + 1, |i, j| if j < features { sample[i][j] } else { 1.0 });
-        let targets = nalgebra::DMatrix::from_fn(sample.len(), d, |i, j| query.nonlinear_raw(&sample[i])[j]);
-        let gram = design.transpose() * &design;
-        let fitted = gram.cholesky().expect("the reference contexts span ℝᶜ").solve(&(design.transpose() * &targets));
-        query.affine_fit = fitted.as_slice().to_vec(); // column-major: (c + 1) × d
+        query.affine_fit = affine_least_squares(&sample, |z| query.nonlinear_raw(z), d);
         let (mut linear_sq, mut nonlinear_sq) = (0.0, 0.0);
         for z in &sample {
             linear_sq += query.linear_part(z).iter().map(|x| x * x).sum::<f64>();
@@ -169,6 +165,60 @@ impl TrueQuery {
             .map(|(l, n)| QUERY_SCALE * ((1.0 - lambda) * l / self.linear_scale + lambda * n / self.nonlinear_scale) / norm)
             .collect()
     }
+}
+
+/// The least-squares affine fit of f on the sample: for each output j, the c weights then the
+/// offset, (c + 1) × `outputs` column-major. Plain loops and a hand-written Cholesky: a matrix
+/// product library would use fused multiply-adds natively and not in wasm, and the world must
+/// be the same bits in both.
+fn affine_least_squares(sample: &[Vec<f64>], f: impl Fn(&[f64]) -> Vec<f64>, outputs: usize) -> Vec<f64> {
+    let c = sample.first().map_or(0, |z| z.len());
+    let n = c + 1;
+    let mut gram = vec![0.0; n * n];
+    let mut right = vec![0.0; n * outputs];
+    for z in sample {
+        let x: Vec<f64> = z.iter().copied().chain([1.0]).collect();
+        let y = f(z);
+        for i in 0..n {
+            for k in 0..n {
+                gram[i * n + k] += x[i] * x[k];
+            }
+            for j in 0..outputs {
+                right[j * n + i] += x[i] * y[j];
+            }
+        }
+    }
+    // Cholesky: gram = L Lᵀ (the reference contexts make it positive definite).
+    let mut l = vec![0.0; n * n];
+    for i in 0..n {
+        for k in 0..=i {
+            let mut sum = gram[i * n + k];
+            for m in 0..k {
+                sum -= l[i * n + m] * l[k * n + m];
+            }
+            l[i * n + k] = if i == k { sum.max(1e-300).sqrt() } else { sum / l[k * n + k] };
+        }
+    }
+    let mut out = vec![0.0; n * outputs];
+    for j in 0..outputs {
+        let b = &right[j * n..(j + 1) * n];
+        let mut y = vec![0.0; n];
+        for i in 0..n {
+            let mut sum = b[i];
+            for m in 0..i {
+                sum -= l[i * n + m] * y[m];
+            }
+            y[i] = sum / l[i * n + i];
+        }
+        for i in (0..n).rev() {
+            let mut sum = y[i];
+            for m in i + 1..n {
+                sum -= l[m * n + i] * out[j * n + m];
+            }
+            out[j * n + i] = sum / l[i * n + i];
+        }
+    }
+    out
 }
 
 /// The logging population (whose impressions are logged) and the fresh one (the A/B test's new
@@ -720,6 +770,15 @@ mod tests {
         let bent = TrueQuery::new(4, 1.0, 3);
         let (p, m) = (bent.query(&z0), bent.query(&minus));
         assert!(p.iter().zip(&m).any(|(a, b)| (a + b).abs() > 1e-3), "λ = 1 is not odd");
+    }
+
+    #[test]
+    fn the_affine_fit_recovers_an_affine_map() {
+        let mut r = rng::seeded(1, Stream::Sweep);
+        let sample: Vec<Vec<f64>> = (0..50).map(|_| vec![rng::normal(&mut r), rng::normal(&mut r)]).collect();
+        let fit = affine_least_squares(&sample, |z| vec![2.0 * z[0] - z[1] + 0.5, -3.0 * z[1]], 2);
+        let expected = [2.0, -1.0, 0.5, 0.0, -3.0, 0.0];
+        fit.iter().zip(expected).for_each(|(a, b)| assert!((a - b).abs() < 1e-9, "{fit:?}"));
     }
 
     fn gradient_check(head: Head, tower: Tower, outcome: Option<usize>) {
