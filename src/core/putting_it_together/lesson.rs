@@ -281,7 +281,8 @@ impl LessonParams for CapstoneParams {
                 ),
             });
         }
-        let flops = self.training_flops();
+        // The IIPS policy's softmax, converted to multiply-adds at the measured times per step.
+        let flops = self.training_flops() + self.softmax_steps() * NS_PER_SOFTMAX_STEP / NS_PER_TRAINING_FLOP;
         if flops > MAX_TRAINING_FLOPS {
             issues.push(Issue {
                 param: "epochs",
@@ -390,6 +391,13 @@ impl CapstoneParams {
         }
     }
 
+    /// Steps of the IIPS policy's softmax over the catalogue: one per item and (2d + 4) work, on the
+    /// clicked training rows (about a third) of each epoch and on the validation pass.
+    fn softmax_steps(&self) -> f64 {
+        let (train, validation, _) = self.split_rows();
+        self.epochs as f64 * (train + validation) as f64 / 3.0 * self.items as f64 * (2.0 * self.model_dim as f64 + 4.0)
+    }
+
     /// Multiply-adds of the run's trainings (forward and backward ≈ 3 forward passes per row and
     /// epoch, plus each epoch's validation pass).
     fn training_flops(&self) -> f64 {
@@ -454,6 +462,9 @@ pub struct CurveResult {
     pub name: String,
     pub train_loss: Vec<f64>,
     pub validation_loss: Vec<f64>,
+    /// The epoch whose parameters the model kept (1-based): the lowest validation loss, or the
+    /// highest validation objective for the IIPS policy.
+    pub best_epoch: u32,
     pub ms_per_epoch: f64,
 }
 
@@ -614,17 +625,32 @@ impl Experiment for CapstoneLesson {
         let serving = users * p.items as f64 * p.model_dim as f64 * (3.0 * SERVED.len() as f64 + 2.0 * (worlds - 1.0))
             + evaluation as f64 * p.items as f64 * p.model_dim as f64 * SERVED.len() as f64;
         let indexed = p.items as f64 * SERVED.len() as f64;
-        // IIPS: a softmax over P per clicked training row (about a third of the rows click).
-        let softmax = p.epochs as f64 * train as f64 / 3.0 * p.items as f64 * (2.0 * p.model_dim as f64 + 4.0);
+        let softmax = p.softmax_steps();
         Estimate::new()
             .term("logging the impressions", &["logs", "sweep"], logged, NS_PER_LOGGED_POSITION)
             .term(
                 "training the query towers",
-                &["logs", "epochs", "hidden_width", "hidden_layers", "context_features", "model_dim", "sweep"],
+                &[
+                    "logs",
+                    "epochs",
+                    "hidden_width",
+                    "hidden_layers",
+                    "context_features",
+                    "model_dim",
+                    "slate_size",
+                    "validation_share",
+                    "eval_share",
+                    "sweep",
+                ],
                 p.training_flops(),
                 NS_PER_TRAINING_FLOP,
             )
-            .term("the IIPS policy's softmax over the catalogue", &["logs", "epochs", "items", "model_dim"], softmax, NS_PER_SOFTMAX_STEP)
+            .term(
+                "the IIPS policy's softmax over the catalogue",
+                &["logs", "epochs", "items", "model_dim", "validation_share", "eval_share"],
+                softmax,
+                NS_PER_SOFTMAX_STEP,
+            )
             .term("A/B testing the candidates", &["impressions", "sweep"], ab, NS_PER_AB_POSITION)
             .term("serving a slate to every user", &["users", "items", "model_dim", "sweep"], serving, NS_PER_SERVING_STEP)
             .term("building the MIPS indexes", &["items"], indexed, NS_PER_INDEXED_ITEM)
@@ -1079,6 +1105,7 @@ fn run_main(p: &CapstoneParams, cache: &mut StageCache, progress: &mut dyn Progr
             name: name.to_string(),
             train_loss: t.fit.train_loss.clone(),
             validation_loss: t.fit.validation_loss.clone(),
+            best_epoch: t.fit.best_epoch,
             ms_per_epoch: t.ms_per_epoch,
         })
         .collect();

@@ -56,8 +56,11 @@ pub fn logging_row(row: &LoggedRow, logged_model: f64, model_value: f64) -> Row 
 }
 
 /// Kendall's τ_b between two orderings of the same candidates (ties allowed): None when either
-/// has every value tied (no ordering to compare).
+/// has every value tied (no ordering to compare) or a value is not a number.
 pub fn kendall_tau_b(x: &[f64], y: &[f64]) -> Option<f64> {
+    if x.iter().chain(y).any(|v| !v.is_finite()) {
+        return None;
+    }
     let n = x.len().min(y.len());
     let (mut concordant, mut discordant, mut ties_x, mut ties_y) = (0.0, 0.0, 0.0, 0.0);
     for i in 0..n {
@@ -105,6 +108,7 @@ mod tests {
         assert_eq!(kendall_tau_b(&[1.0, 2.0, 3.0], &[10.0, 20.0, 30.0]), Some(1.0));
         assert_eq!(kendall_tau_b(&[1.0, 2.0, 3.0], &[3.0, 2.0, 1.0]), Some(-1.0));
         assert_eq!(kendall_tau_b(&[0.0, 0.0, 0.0], &[1.0, 2.0, 3.0]), None);
+        assert_eq!(kendall_tau_b(&[0.0, f64::NAN, 1.0], &[1.0, 2.0, 3.0]), None);
         // One tie in x: C = 2, D = 0, n0 = 3, n1 = 1 → 2/√(2·3).
         let tau = kendall_tau_b(&[1.0, 1.0, 2.0], &[1.0, 2.0, 3.0]).unwrap();
         assert!((tau - 2.0 / 6f64.sqrt()).abs() < 1e-12, "{tau}");

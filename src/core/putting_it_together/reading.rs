@@ -8,8 +8,9 @@ fn pct(x: f64) -> String {
     format!("{:.2} %", 100.0 * x)
 }
 
+/// A difference in points of CTR, ± 1.96 standard errors.
 fn points(x: f64, se: f64) -> String {
-    format!("{:+.2} ± {:.2} points", 100.0 * x, 200.0 * se)
+    format!("{:+.2} ± {:.2} points", 100.0 * x, 196.0 * se)
 }
 
 fn estimator_label(name: &str) -> &'static str {
@@ -40,12 +41,18 @@ pub fn curves(r: &CapstoneReport) -> Vec<String> {
         "On the validation rows, the deep tower's best cross-entropy is {d:.4} (epoch {de}), {better} than the linear tower's {l:.4} \
          (epoch {le}); each model keeps its best epoch's parameters."
     )];
-    let last = |c: &CurveResult| c.validation_loss.last().copied().unwrap_or(f64::NAN);
-    if last(deep) > d * 1.01 {
+    let last = |v: &[f64]| v.last().copied().unwrap_or(f64::NAN);
+    let train_at_best = deep.train_loss.get(de - 1).copied().unwrap_or(f64::NAN);
+    if last(&deep.validation_loss) > d * 1.01 {
+        let training = if last(&deep.train_loss) < train_at_best {
+            format!("while its training loss goes on falling ({train_at_best:.4} → {:.4})", last(&deep.train_loss))
+        } else {
+            format!("and its training loss does not fall further ({train_at_best:.4} → {:.4})", last(&deep.train_loss))
+        };
         out.push(format!(
-            "After epoch {de} the deep tower's validation loss rises again (to {:.4} at the last epoch) while its training loss keeps \
-             falling: it starts to memorise the logged users.",
-            last(deep)
+            "After epoch {de} the deep tower's validation loss rises again (to {:.4} at the last epoch) {training}: it fits noise of the \
+             training clicks that the validation clicks do not share.",
+            last(&deep.validation_loss)
         ));
     }
     out
@@ -56,7 +63,7 @@ pub fn ab(r: &CapstoneReport) -> Vec<String> {
     let m = &r.main;
     let find = |name: &str| m.candidates.iter().find(|c| c.name == name);
     let mut out = Vec::new();
-    let significant = if m.deep_gain.abs() > 2.0 * m.deep_gain_se { "" } else { ", within two standard errors of 0" };
+    let significant = if m.deep_gain.abs() > 1.96 * m.deep_gain_se { "" } else { ", within 1.96 standard errors of 0" };
     out.push(format!("Deep PRR − linear PRR on the same fresh impressions: {}{significant}.", points(m.deep_gain, m.deep_gain_se)));
     if let (Some(best), Some(oracle)) = (find(&m.best_deployable), find("oracle")) {
         out.push(format!(

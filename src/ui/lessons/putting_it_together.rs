@@ -168,7 +168,12 @@ impl From<&CapstoneReport> for Figures {
         let epochs = |n: usize| (1..=n).map(|e| e as f64);
         let mut validation_curves =
             PlotSpec::new("validation-loss", "Cross-entropy on the validation rows", "epoch", "cross-entropy per row");
-        let mut train_curves = PlotSpec::new("training-loss", "Cross-entropy on the training rows", "epoch", "cross-entropy per row");
+        let mut train_curves = PlotSpec::new(
+            "training-loss",
+            "Cross-entropy on the training rows (mean over each epoch, as it trains)",
+            "epoch",
+            "cross-entropy per row",
+        );
         for c in m.curves.iter().filter(|c| c.name == "linear-prr" || c.name == "deep-prr") {
             let label = candidate_label(&c.name);
             let color = candidate_color(&c.name);
