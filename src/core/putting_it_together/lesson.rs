@@ -476,6 +476,9 @@ pub struct ServingResult {
     pub index_us_per_slate: f64,
     /// Share of users whose slate from the index is the exact one.
     pub agreement: f64,
+    /// Users served, and how many of them got a slate other than the exact one.
+    pub users: u32,
+    pub different: u32,
 }
 
 /// One world of the non-linearity sweep: A/B CTRs of both PRR towers and the oracle (served
@@ -617,7 +620,7 @@ impl Experiment for CapstoneLesson {
     fn estimate(params: &Checked<CapstoneParams>) -> Estimate {
         let p: &CapstoneParams = params;
         let worlds = 1.0 + if p.sweep == "on" { SWEEP_POINTS.len() as f64 } else { 0.0 };
-        let (train, _, evaluation) = p.split_rows();
+        let (_, _, evaluation) = p.split_rows();
         let k = p.slate_size as f64;
         let users = p.users as f64;
         let logged = worlds * p.logs as f64 * (k + 8.0);
@@ -899,7 +902,10 @@ fn index_stage(q: &CapstoneParams, name: &'static str, trained: &Trained, cache:
             items.push(&trained.model.psi(a).iter().map(|x| *x as f32).collect::<Vec<f32>>());
         }
         let config = Config { m: INDEX_M, ef_construction: INDEX_EF_CONSTRUCTION, seed: q.seed };
-        Index(RefCell::new(MipsIndex::build(&items, true, config, &mut ())))
+        // The graph searched by inner product itself: the MIPS→L2 augmentation computes
+        // |q|² + M² − 2q·x in f32, which cancels digits when M² is large, and it served the exact
+        // slate to only 41–80 % of the users at λ = 0 (100 % this way).
+        Index(RefCell::new(MipsIndex::build(&items, false, config, &mut ())))
     })
 }
 
@@ -952,6 +958,8 @@ fn serving_stage(
             exact_us_per_slate: 1000.0 * (t1 - t0) / users as f64,
             index_us_per_slate: 1000.0 * (t2 - t1) / users as f64,
             agreement: same as f64 / users as f64,
+            users,
+            different: users - same as u32,
         })
     })
 }

@@ -169,7 +169,7 @@ pub fn serving(r: &CapstoneReport) -> Vec<String> {
     }
     let exact: f64 = s.iter().map(|x| x.exact_us_per_slate).sum::<f64>() / s.len() as f64;
     let index: f64 = s.iter().map(|x| x.index_us_per_slate).sum::<f64>() / s.len() as f64;
-    let agreement = s.iter().map(|x| x.agreement).fold(f64::INFINITY, f64::min);
+    let worst = s.iter().max_by_key(|x| x.different).expect("not empty");
     let mut out = Vec::new();
     if exact > 0.0 && index > 0.0 {
         out.push(format!(
@@ -178,6 +178,15 @@ pub fn serving(r: &CapstoneReport) -> Vec<String> {
             index / exact
         ));
     }
-    out.push(format!("The index serves the exact slate to at least {:.1} % of the fresh users, for every model.", 100.0 * agreement));
+    out.push(if worst.different == 0 {
+        format!("The index serves every one of the {} fresh users the exact slate, for every model.", worst.users)
+    } else {
+        format!(
+            "The index serves a slate other than the exact one to {} of the {} fresh users for {} (the most of any model).",
+            worst.different,
+            worst.users,
+            candidate_label(&worst.name)
+        )
+    });
     out
 }

@@ -193,7 +193,7 @@ impl From<&CapstoneReport> for Figures {
 
         let serving = TableSpec {
             id: "serving".into(),
-            headers: ["model", "exact scan µs/slate", "HNSW index µs/slate", "index / exact", "same slate as exact"]
+            headers: ["model", "exact scan µs/slate", "HNSW index µs/slate", "index / exact", "users served the exact slate"]
                 .map(String::from)
                 .to_vec(),
             rows: m
@@ -209,14 +209,14 @@ impl From<&CapstoneReport> for Figures {
                         } else {
                             "–".into()
                         },
-                        format!("{:.1} %", 100.0 * s.agreement),
+                        format!("{} of {}", s.users - s.different, s.users),
                     ]
                 })
                 .collect(),
         };
         let serving_caption = format!(
             "One slate for each of the fresh users, timed in this tab (query tower included). The index is an HNSW graph (M = 16, \
-             ef_construction = 100) over the model's {} item vectors, searched with ef_search as set below.",
+             ef_construction = 100, inner product as the similarity) over the model's {} item vectors, searched with ef_search as set below.",
             r.items
         )
         .into();
