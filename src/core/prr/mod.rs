@@ -199,37 +199,12 @@ impl Model {
         let theta = scratch.clone();
         let k_len = e.slate.len();
         let c = e.outcome as usize;
+        if self.variant == Variant::Ranking && c == 0 {
+            return 0.0;
+        }
         // dL/dθ_j for j = 0..K.
         let mut d_theta = vec![0.0; k_len + 1];
-        let loss = match self.variant {
-            Variant::Prr | Variant::PrrBias => {
-                let z: f64 = theta.iter().sum();
-                for j in 0..=k_len {
-                    d_theta[j] = 1.0 / z - if j == c { 1.0 / theta[j] } else { 0.0 };
-                }
-                -ln(theta[c] / z)
-            }
-            Variant::Reward => {
-                let z: f64 = theta.iter().sum();
-                let clicks: f64 = theta[1..].iter().sum();
-                let clicked = c > 0;
-                d_theta[0] = 1.0 / z - if clicked { 0.0 } else { 1.0 / theta[0] };
-                for d in d_theta.iter_mut().skip(1) {
-                    *d = 1.0 / z - if clicked { 1.0 / clicks } else { 0.0 };
-                }
-                -ln(if clicked { clicks } else { theta[0] } / z)
-            }
-            Variant::Ranking => {
-                if c == 0 {
-                    return 0.0;
-                }
-                let s: f64 = theta[1..].iter().sum();
-                for j in 1..=k_len {
-                    d_theta[j] = 1.0 / s - if j == c { 1.0 / theta[j] } else { 0.0 };
-                }
-                -ln(theta[c] / s)
-            }
-        };
+        let loss = outcome_loss(self.variant, &theta, c, &mut d_theta);
         // θ_0 = exp(log θ_0): dθ_0 = θ_0 d(log θ_0).
         let d_log0 = d_theta[0] * theta[0] * weight;
         if d_log0 != 0.0 {
@@ -254,6 +229,43 @@ impl Model {
             }
         }
         loss
+    }
+}
+
+/// The loss of the observed outcome `c` (0 = no click, k = a click at position k) given the K + 1
+/// weights θ, and ∂L/∂θ_j written to `d_theta`: PRR's cross-entropy of the K + 1 outcomes; the
+/// reward-only model's of "clicked or not" (θ_0 against Σ_k θ_k); the ranking-only model's of the
+/// clicked position among the K (0 on an unclicked slate).
+pub fn outcome_loss(variant: Variant, theta: &[f64], c: usize, d_theta: &mut [f64]) -> f64 {
+    d_theta.iter_mut().for_each(|d| *d = 0.0);
+    match variant {
+        Variant::Prr | Variant::PrrBias => {
+            let z: f64 = theta.iter().sum();
+            for (j, d) in d_theta.iter_mut().enumerate() {
+                *d = 1.0 / z - if j == c { 1.0 / theta[j] } else { 0.0 };
+            }
+            -ln(theta[c] / z)
+        }
+        Variant::Reward => {
+            let z: f64 = theta.iter().sum();
+            let clicks: f64 = theta[1..].iter().sum();
+            let clicked = c > 0;
+            d_theta[0] = 1.0 / z - if clicked { 0.0 } else { 1.0 / theta[0] };
+            for d in d_theta.iter_mut().skip(1) {
+                *d = 1.0 / z - if clicked { 1.0 / clicks } else { 0.0 };
+            }
+            -ln(if clicked { clicks } else { theta[0] } / z)
+        }
+        Variant::Ranking => {
+            if c == 0 {
+                return 0.0;
+            }
+            let s: f64 = theta[1..].iter().sum();
+            for (j, d) in d_theta.iter_mut().enumerate().skip(1) {
+                *d = 1.0 / s - if j == c { 1.0 / theta[j] } else { 0.0 };
+            }
+            -ln(theta[c] / s)
+        }
     }
 }
 

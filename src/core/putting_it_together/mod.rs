@@ -24,7 +24,7 @@ pub mod tower;
 
 use crate::core::math::{exp, ln};
 use crate::core::mips::hnsw::MipsIndex;
-use crate::core::prr::{Adam, Gradient};
+use crate::core::prr::{outcome_loss, Adam, Gradient, Variant};
 use crate::core::rng::{self, Rng, Stream};
 use crate::core::slate_world::policy::{top_k_by, SlatePolicy};
 use crate::core::slate_world::simulate::LoggedRow;
@@ -420,27 +420,11 @@ impl TowerModel {
         self.thetas(&scratch.trace.output, engagement, &row.slate, &mut theta);
         let k_len = row.slate.len();
         let c = row.clicks.iter().position(|c| *c > 0).map_or(0, |k| k + 1);
-        let z_total: f64 = theta.iter().sum();
         let mut d_theta = std::mem::take(&mut scratch.d_theta);
         d_theta.clear();
         d_theta.resize(k_len + 1, 0.0);
-        let loss = match self.head {
-            Head::Prr => {
-                for (j, d) in d_theta.iter_mut().enumerate() {
-                    *d = 1.0 / z_total - if j == c { 1.0 / theta[j] } else { 0.0 };
-                }
-                -ln(theta[c] / z_total)
-            }
-            _ => {
-                let clicks: f64 = theta[1..].iter().sum();
-                let clicked = c > 0;
-                d_theta[0] = 1.0 / z_total - if clicked { 0.0 } else { 1.0 / theta[0] };
-                for d in d_theta.iter_mut().skip(1) {
-                    *d = 1.0 / z_total - if clicked { 1.0 / clicks } else { 0.0 };
-                }
-                -ln(if clicked { clicks } else { theta[0] } / z_total)
-            }
-        };
+        let variant = if self.head == Head::Prr { Variant::Prr } else { Variant::Reward };
+        let loss = outcome_loss(variant, &theta, c, &mut d_theta);
         if let Some((grad, tower_grad)) = grad {
             let d_log0 = d_theta[0] * theta[0] * weight;
             grad.add(self.bias_index(), d_log0);
