@@ -6,6 +6,11 @@ window.rorec = rorec;
 if ('serviceWorker' in navigator) {
   navigator.serviceWorker.register('./sw.js').catch((error) => console.warn('no offline copy:', error));
 }
+// The workers that will run the first experiment start loading the wasm now, while the page loads
+// its own copy (on another core): the first run finds them ready instead of starting them then.
+// `src/ui/worker.rs` takes them from this list before it starts any worker of its own.
+const cores = Math.min(16, Math.max(1, navigator.hardwareConcurrency || 1));
+window.__rorecSpareWorkers = Array.from({ length: cores }, () => new Worker('./worker.js', { type: 'module' }));
 init()
   .then(() => rorec.run_app())
   .catch((error) => {

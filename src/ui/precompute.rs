@@ -9,7 +9,7 @@ use std::cell::RefCell;
 use std::collections::VecDeque;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
-use web_sys::{MessageEvent, Worker, WorkerOptions, WorkerType};
+use web_sys::{MessageEvent, Worker};
 
 /// Reports kept, most recent last (lesson id, canonical query, report JSON): a lesson's presets
 /// and the next lesson's defaults.
@@ -69,9 +69,7 @@ fn start_next() {
 }
 
 fn start(lesson: &'static Lesson, query: String) {
-    let options = WorkerOptions::new();
-    options.set_type(WorkerType::Module);
-    let Ok(worker) = Worker::new_with_options("./worker.js", &options) else {
+    let Ok(worker) = crate::ui::worker::new_worker() else {
         return;
     };
     let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {

@@ -483,15 +483,27 @@ fn on_worker_message(slot: &mut Slot, lesson: &'static Lesson, index: usize, id:
     Outcome::Finished(Err(message))
 }
 
+/// A worker running www/worker.js: one of those www/main.js started while the page loaded (already
+/// loading the wasm), or a new one.
+pub fn new_worker() -> Result<Worker, String> {
+    let spares = js_sys::Reflect::get(&crate::ui::dom::window(), &JsValue::from_str("__rorecSpareWorkers"))
+        .ok()
+        .and_then(|v| v.dyn_into::<js_sys::Array>().ok());
+    if let Some(worker) = spares.filter(|s| s.length() > 0).and_then(|s| s.shift().dyn_into::<Worker>().ok()) {
+        return Ok(worker);
+    }
+    let options = WorkerOptions::new();
+    options.set_type(WorkerType::Module);
+    Worker::new_with_options("./worker.js", &options).map_err(|e| format!("cannot start a worker: {e:?}"))
+}
+
 fn spawn<R: DeserializeOwned + 'static>(
     slot_rc: Rc<RefCell<Slot>>,
     dispatcher: UseReducerDispatcher<RunState<R>>,
     lesson: &'static Lesson,
     index: u32,
 ) -> Result<LiveWorker, String> {
-    let options = WorkerOptions::new();
-    options.set_type(WorkerType::Module);
-    let worker = Worker::new_with_options("./worker.js", &options).map_err(|e| format!("cannot start a worker: {e:?}"))?;
+    let worker = new_worker()?;
     let on_message = {
         let (slot_rc, dispatcher) = (slot_rc.clone(), dispatcher.clone());
         Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {
