@@ -143,9 +143,7 @@ impl From<&CapstoneReport> for Figures {
                         candidate_label(&c.name).to_string(),
                         fmt_pct_se(c.ab_ctr, c.ab_se),
                         if c.deployable { format!("{:.2}", 100.0 * (best - c.ab_ctr)) } else { "(reference)".into() },
-                        curve
-                            .and_then(|k| reading::best_validation(k).map(|(_, e)| format!("{e} of {}", k.validation_loss.len())))
-                            .unwrap_or("–".into()),
+                        curve.map_or("–".into(), |k| format!("{} of {}", k.best_epoch, k.validation_loss.len())),
                     ]
                 })
                 .collect(),
