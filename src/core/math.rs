@@ -11,6 +11,17 @@ pub fn ln(x: f64) -> f64 {
     libm::log(x)
 }
 
+/// exp(x_i − max x) / Σ_j exp(x_j − max x), in place: a softmax that does not overflow.
+pub fn softmax_in_place(xs: &mut [f64]) {
+    let max = xs.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let mut total = 0.0;
+    for p in xs.iter_mut() {
+        *p = exp(*p - max);
+        total += *p;
+    }
+    xs.iter_mut().for_each(|p| *p /= total);
+}
+
 /// ln Σ exp(x_i), stable for large x.
 pub fn logsumexp(xs: &[f64]) -> f64 {
     let max = xs.iter().copied().fold(f64::NEG_INFINITY, f64::max);

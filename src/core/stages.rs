@@ -127,6 +127,15 @@ pub fn bytes_of<T>(v: &[T]) -> usize {
     std::mem::size_of_val(v)
 }
 
+/// What the allocator adds to each small heap buffer (header and rounding): logged rows are a few
+/// small vectors each, so their buffers' bytes alone would undercount by about a third.
+pub const PER_BUFFER: usize = 16;
+
+/// A small vector's bytes, as the allocator sees them.
+pub fn small_buffer_bytes<T>(v: &[T]) -> usize {
+    bytes_of(v) + PER_BUFFER
+}
+
 impl<T: Footprint> Footprint for std::cell::RefCell<T> {
     fn footprint(&self) -> usize {
         self.borrow().footprint()

@@ -15,7 +15,7 @@ use crate::core::slate_world::lesson::CLICK_MODELS;
 use crate::core::slate_world::policy::{all_slates, Logging, LoggingKind, Oracle, PlackettLuce, SlatePolicy};
 use crate::core::slate_world::simulate::{ab_test_expected_rewards, deterministic_ctr_on, log_data, LoggedData};
 use crate::core::slate_world::{ClickModel, SyntheticSpec, World, MAX_SLATE};
-use crate::core::stages::{bytes_of, Footprint, Graph, Key, Stage, StageCache};
+use crate::core::stages::{bytes_of, small_buffer_bytes as small, Footprint, Graph, Key, Stage, StageCache, PER_BUFFER};
 use crate::core::stats::{mean_se, MeanSe};
 use serde::{Deserialize, Serialize};
 use std::rc::Rc;
@@ -1073,15 +1073,6 @@ struct Scatter {
 }
 
 struct Timing(Vec<TimingPoint>);
-
-/// What the allocator adds to each small heap buffer (header and rounding): the logged rows are
-/// five small vectors each, so their buffers' bytes alone would undercount by about a third.
-const PER_BUFFER: usize = 16;
-
-/// A small vector's bytes, as the allocator sees them.
-fn small<T>(v: &[T]) -> usize {
-    bytes_of(v) + PER_BUFFER
-}
 
 fn strings_footprint(strings: &[String]) -> usize {
     strings.iter().map(|s| s.capacity() + PER_BUFFER).sum::<usize>() + bytes_of(strings)

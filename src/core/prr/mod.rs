@@ -81,15 +81,14 @@ impl Model {
     /// explain every non-click by pushing all item scores to −∞ and get stuck there.
     pub fn calibrate(&mut self, examples: &[Example]) {
         let clicks = examples.iter().filter(|e| e.outcome > 0).count() as f64;
-        let ctr = (clicks / examples.len().max(1) as f64).clamp(1e-4, 0.9999);
+        let ctr = clicks / examples.len().max(1) as f64;
         let mean_k = examples.iter().map(|e| e.slate.len() as f64).sum::<f64>() / examples.len().max(1) as f64;
         for k in 0..self.positions {
             let i = self.position_alpha_index(k);
-            self.params[i] = -2.0;
+            self.params[i] = NOISE_CLICK_LOG_WEIGHT;
         }
-        let per_position = 1.0 + exp(-2.0);
         let b = self.bias_index();
-        self.params[b] = ln(per_position * mean_k * (1.0 - ctr) / ctr);
+        self.params[b] = calibrated_bias(ctr, mean_k);
     }
 
     /// The notebook's initialisation (`utils/train.py`, `xavier_init`): every weight table of
@@ -267,6 +266,17 @@ pub fn outcome_loss(variant: Variant, theta: &[f64], c: usize, d_theta: &mut [f6
             -ln(theta[c] / s)
         }
     }
+}
+
+/// α_k of a calibrated start: noise clicks small.
+pub const NOISE_CLICK_LOG_WEIGHT: f64 = -2.0;
+
+/// The θ_0 bias b at which a model whose item scores are 0 and α_k = [`NOISE_CLICK_LOG_WEIGHT`]
+/// predicts the click rate `ctr` on slates of `mean_k` positions: θ_0 = (1 − ctr)/ctr · Σ_k θ_k.
+pub fn calibrated_bias(ctr: f64, mean_k: f64) -> f64 {
+    let ctr = ctr.clamp(1e-4, 0.9999);
+    let per_position = 1.0 + exp(NOISE_CLICK_LOG_WEIGHT);
+    ln(per_position * mean_k * (1.0 - ctr) / ctr)
 }
 
 /// A gradient over a flat parameter vector that remembers which entries an example touched, so

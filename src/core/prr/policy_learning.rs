@@ -11,7 +11,7 @@
 //!   experiments, whatever the slate size ([`TOP_K_SPREAD`]).
 
 use super::{minibatch_adam, Gradient, Trainable};
-use crate::core::math::{exp, pow};
+use crate::core::math::pow;
 use crate::core::rng::{self, Rng, Stream};
 use crate::core::slate_world::policy::{top_k_by, SlatePolicy};
 use crate::core::slate_world::World;
@@ -71,13 +71,7 @@ impl SoftmaxPolicy {
     pub fn probabilities(&self, z: u32, out: &mut Vec<f64>) {
         out.clear();
         out.extend((0..self.items as u32).map(|a| self.score(z, a)));
-        let max = out.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-        let mut total = 0.0;
-        for p in out.iter_mut() {
-            *p = exp(*p - max);
-            total += *p;
-        }
-        out.iter_mut().for_each(|p| *p /= total);
+        crate::core::math::softmax_in_place(out);
     }
 
     /// The objective's value on one row, and its gradient (to be maximised) added to `grad`.
@@ -148,13 +142,8 @@ impl SoftmaxPolicy {
         }
         let z = e.category as usize;
         let g_start = (self.items + z) * self.dim;
-        let mut d_scores = vec![0.0; self.items];
-        for (b, p) in probs.iter().enumerate() {
-            d_scores[b] = -total * p;
-        }
-        for (a, c) in &coefs {
-            d_scores[*a as usize] += c;
-        }
+        let mut d_scores = Vec::with_capacity(self.items);
+        score_gradient(probs, &coefs, &mut d_scores);
         for (b, ds) in d_scores.iter().enumerate() {
             let ds = ds * weight;
             if ds == 0.0 {
@@ -166,6 +155,17 @@ impl SoftmaxPolicy {
             }
         }
         value
+    }
+}
+
+/// ∂objective/∂s_b for every item b of a softmax π(a) ∝ exp(s_a), given the objective's
+/// ∂/∂log π(a) for the items it names (`coefs`, summed in their order): Σ_a coef_a (1{b = a} − π_b).
+pub fn score_gradient(probabilities: &[f64], coefs: &[(u32, f64)], out: &mut Vec<f64>) {
+    let total: f64 = coefs.iter().map(|(_, c)| c).sum();
+    out.clear();
+    out.extend(probabilities.iter().map(|p| -total * p));
+    for (a, c) in coefs {
+        out[*a as usize] += c;
     }
 }
 

@@ -5,8 +5,8 @@
 
 use super::ope::{self, ESTIMATORS};
 use super::tower::{Activation, Tower};
+use super::ENGAGEMENT_FEATURES;
 use super::{fit, most_clicked, populations, svd_item_init, Fit, Fixed, Head, Population, Scratch, Served, TowerModel, WorldSpec};
-use super::{ENGAGEMENT_FEATURES, WORLD_DIM};
 use crate::core::budget::Estimate;
 use crate::core::experiment::{Experiment, Part};
 use crate::core::horvitz_thompson::estimators::{estimate, Row};
@@ -17,7 +17,7 @@ use crate::core::progress::{staged, Progress};
 use crate::core::rng::{self, Stream};
 use crate::core::slate_world::policy::{Logging, LoggingKind, Oracle, PlackettLuce, SlatePolicy};
 use crate::core::slate_world::simulate::{ab_test_expected_rewards, log_data, LoggedRow};
-use crate::core::stages::{bytes_of, Footprint, Graph, Stage, StageCache};
+use crate::core::stages::{bytes_of, small_buffer_bytes, Footprint, Graph, Stage, StageCache};
 use crate::core::stats::{mean_se, MeanSe};
 use serde::{Deserialize, Serialize};
 use std::cell::RefCell;
@@ -109,8 +109,8 @@ pub fn candidate_label(name: &str) -> &'static str {
 /// The non-linearities of the sweep.
 pub const SWEEP_POINTS: &[f64] = &[0.0, 0.25, 0.5, 0.75, 1.0];
 /// The HNSW graph every served candidate is indexed with (the fast-MIPS lesson's defaults).
-const INDEX_M: usize = 16;
-const INDEX_EF_CONSTRUCTION: usize = 100;
+pub const INDEX_M: usize = 16;
+pub const INDEX_EF_CONSTRUCTION: usize = 100;
 /// Slates drawn per held-out row for the direct method's value of the (random) logging policy.
 const LOGGING_MODEL_DRAWS: u32 = 16;
 /// Fewest rows a split may have.
@@ -766,10 +766,10 @@ struct Offline {
     position_matches: Option<u32>,
 }
 
-const PER_BUFFER: usize = 16;
-
 fn rows_footprint(rows: &[LoggedRow]) -> usize {
-    rows.iter().map(|r| bytes_of(&r.slate) + bytes_of(&r.clicks) + bytes_of(&r.position_propensity) + 3 * PER_BUFFER).sum::<usize>()
+    rows.iter()
+        .map(|r| small_buffer_bytes(&r.slate) + small_buffer_bytes(&r.clicks) + small_buffer_bytes(&r.position_propensity))
+        .sum::<usize>()
         + bytes_of(rows)
 }
 
@@ -980,6 +980,7 @@ fn offline(
     let (mut slate_matches, mut position_matches) = (0u32, 0u32);
     let mut rows: Vec<Row> = Vec::with_capacity(logs.evaluation.len());
     let mut query = Vec::new();
+    let mut draw_scratch = Scratch::default();
     for row in &logs.evaluation {
         let (z, y) = (logged.context(row.user), logged.engagement(row.user));
         query.clear();
@@ -998,7 +999,7 @@ fn offline(
                 let value = super::expected_over_slates(
                     LOGGING_MODEL_DRAWS,
                     |slate| logging.sample(category, row.slate.len() as u32, &mut draws, slate),
-                    |slate| reward_model.click_probability_for(&query, y, slate, &mut Scratch::default()),
+                    |slate| reward_model.click_probability_for(&query, y, slate, &mut draw_scratch),
                 );
                 rows.push(ope::logging_row(row, logged_model, value));
             }
@@ -1214,7 +1215,6 @@ pub fn dataset_csv(query: &str) -> Result<String, String> {
             out.push_str(&format!(",{:.6e}\n", row.slate_propensity));
         }
     }
-    let _ = WORLD_DIM;
     Ok(out)
 }
 

@@ -22,9 +22,10 @@ pub mod ope;
 pub mod reading;
 pub mod tower;
 
-use crate::core::math::{exp, ln};
+use crate::core::math::exp;
 use crate::core::mips::hnsw::MipsIndex;
-use crate::core::prr::{outcome_loss, Adam, Gradient, Variant};
+use crate::core::prr::policy_learning::score_gradient;
+use crate::core::prr::{calibrated_bias, outcome_loss, Adam, Gradient, Variant, NOISE_CLICK_LOG_WEIGHT};
 use crate::core::rng::{self, Rng, Stream};
 use crate::core::slate_world::policy::{top_k_by, SlatePolicy};
 use crate::core::slate_world::simulate::LoggedRow;
@@ -283,6 +284,7 @@ pub struct Scratch {
     theta: Vec<f64>,
     d_theta: Vec<f64>,
     d_query: Vec<f64>,
+    d_scores: Vec<f64>,
     probabilities: Vec<f64>,
 }
 
@@ -315,11 +317,10 @@ impl TowerModel {
         tower.init(&mut model.params[range], &mut rng);
         for k in 0..positions {
             let i = model.alpha_index(k);
-            model.params[i] = -2.0;
+            model.params[i] = NOISE_CLICK_LOG_WEIGHT;
         }
-        let ctr = ctr.clamp(1e-4, 0.9999);
         let b = model.bias_index();
-        model.params[b] = ln((1.0 + exp(-2.0)) * positions as f64 * (1.0 - ctr) / ctr);
+        model.params[b] = calibrated_bias(ctr, positions as f64);
         model
     }
 
@@ -460,13 +461,7 @@ impl TowerModel {
         let (query, probabilities) = (&scratch.trace.output, &mut scratch.probabilities);
         probabilities.clear();
         probabilities.extend(self.item_table().chunks_exact(self.dim).map(|psi| psi.iter().zip(query).map(|(x, y)| x * y).sum::<f64>()));
-        let max = probabilities.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-        let mut total = 0.0;
-        for p in probabilities.iter_mut() {
-            *p = exp(*p - max);
-            total += *p;
-        }
-        probabilities.iter_mut().for_each(|p| *p /= total);
+        crate::core::math::softmax_in_place(probabilities);
     }
 
     /// Σ_k c_k π(a_k | z) / π₀^{(k)}(a_k | z) and its gradient (the PRR lesson's IIPS learner,
@@ -493,17 +488,12 @@ impl TowerModel {
         }
         let Some((grad, tower_grad)) = grad else { return value };
         // ∂value/∂s_b = Σ_k term_k (1{b = a_k} − π_b), s_b = g(z)·Ψ_b.
-        let total: f64 = coefs.iter().map(|(_, c)| c).sum();
+        let mut d_scores = std::mem::take(&mut scratch.d_scores);
+        score_gradient(&scratch.probabilities, &coefs, &mut d_scores);
         let mut d_query = std::mem::take(&mut scratch.d_query);
         d_query.clear();
         d_query.resize(self.dim, 0.0);
-        for b in 0..self.items {
-            let mut ds = -total * scratch.probabilities[b];
-            for (a, c) in &coefs {
-                if *a as usize == b {
-                    ds += c;
-                }
-            }
+        for (b, &ds) in d_scores.iter().enumerate() {
             let start = b * self.dim;
             for (d, (dq, g)) in d_query.iter_mut().zip(&scratch.trace.output).enumerate() {
                 grad.add(start + d, ds * weight * g);
@@ -513,6 +503,7 @@ impl TowerModel {
         let range = self.tower_range();
         self.tower.backward(&self.params[range], &mut scratch.trace, &d_query, weight, tower_grad);
         scratch.d_query = d_query;
+        scratch.d_scores = d_scores;
         value
     }
 }
@@ -636,6 +627,7 @@ pub struct Served<'a> {
     pub ef: usize,
     pub label: String,
     memo: RefCell<Vec<Option<Vec<u32>>>>,
+    scratch: RefCell<Scratch>,
 }
 
 impl<'a> Served<'a> {
@@ -646,7 +638,15 @@ impl<'a> Served<'a> {
         ef: usize,
         label: &str,
     ) -> Served<'a> {
-        Served { model, population, index, ef, label: label.into(), memo: RefCell::new(vec![None; population.world.users.len()]) }
+        Served {
+            model,
+            population,
+            index,
+            ef,
+            label: label.into(),
+            memo: RefCell::new(vec![None; population.world.users.len()]),
+            scratch: RefCell::default(),
+        }
     }
 
     /// The slate for `user`, computed (not memoised).
@@ -672,7 +672,7 @@ impl SlatePolicy for Served<'_> {
         let mut memo = self.memo.borrow_mut();
         let kept = &mut memo[user as usize];
         if kept.as_ref().is_none_or(|s| s.len() != size as usize) {
-            *kept = Some(self.slate_for(user, size, &mut Scratch::default()));
+            *kept = Some(self.slate_for(user, size, &mut self.scratch.borrow_mut()));
         }
         slate.clear();
         slate.extend_from_slice(kept.as_ref().expect("just computed"));

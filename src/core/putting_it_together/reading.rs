@@ -21,15 +21,16 @@ fn curve<'a>(r: &'a CapstoneReport, name: &str) -> Option<&'a CurveResult> {
     r.main.curves.iter().find(|c| c.name == name)
 }
 
-/// The best validation loss of a curve and its epoch.
-pub fn best_validation(c: &CurveResult) -> Option<(f64, usize)> {
-    c.validation_loss.iter().enumerate().min_by(|a, b| a.1.total_cmp(b.1)).map(|(i, v)| (*v, i + 1))
+/// The validation loss at the epoch the model kept, and that epoch.
+fn kept(c: &CurveResult) -> Option<(f64, usize)> {
+    let epoch = c.best_epoch as usize;
+    c.validation_loss.get(epoch.checked_sub(1)?).map(|v| (*v, epoch))
 }
 
 /// Linear against deep PRR on the validation rows.
 pub fn curves(r: &CapstoneReport) -> Vec<String> {
     let (Some(linear), Some(deep)) = (curve(r, "linear-prr"), curve(r, "deep-prr")) else { return Vec::new() };
-    let (Some((l, le)), Some((d, de))) = (best_validation(linear), best_validation(deep)) else { return Vec::new() };
+    let (Some((l, le)), Some((d, de))) = (kept(linear), kept(deep)) else { return Vec::new() };
     let better = if d < l {
         "lower"
     } else if d > l {

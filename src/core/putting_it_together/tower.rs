@@ -52,6 +52,17 @@ pub struct Tower {
     pub hidden: Vec<usize>,
     pub outputs: usize,
     pub activation: Activation,
+    /// Each layer's shape and where its weights start, worked out once (every row's forward and
+    /// backward pass reads them).
+    layers: Vec<Layer>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Layer {
+    fan_in: usize,
+    fan_out: usize,
+    /// Index of W_l in the tower's slice; b_l follows it.
+    offset: usize,
 }
 
 /// The values a forward pass leaves for the backward pass: each layer's input and, for hidden
@@ -69,27 +80,35 @@ pub struct Trace {
 }
 
 impl Tower {
+    fn new(inputs: usize, hidden: Vec<usize>, outputs: usize, activation: Activation) -> Tower {
+        let widths: Vec<usize> = std::iter::once(inputs).chain(hidden.iter().copied()).chain([outputs]).collect();
+        let mut offset = 0;
+        let layers = widths
+            .windows(2)
+            .map(|w| {
+                let layer = Layer { fan_in: w[0], fan_out: w[1], offset };
+                offset += w[0] * w[1] + w[1];
+                layer
+            })
+            .collect();
+        Tower { inputs, hidden, outputs, activation, layers }
+    }
+
     pub fn linear(inputs: usize, outputs: usize) -> Tower {
-        Tower { inputs, hidden: Vec::new(), outputs, activation: Activation::Relu }
+        Tower::new(inputs, Vec::new(), outputs, Activation::Relu)
     }
 
     pub fn mlp(inputs: usize, layers: usize, width: usize, outputs: usize, activation: Activation) -> Tower {
-        Tower { inputs, hidden: vec![width; layers], outputs, activation }
+        Tower::new(inputs, vec![width; layers], outputs, activation)
     }
 
     pub fn is_linear(&self) -> bool {
         self.hidden.is_empty()
     }
 
-    /// (fan in, fan out) of each layer.
-    fn layers(&self) -> impl Iterator<Item = (usize, usize)> + '_ {
-        let widths: Vec<usize> = std::iter::once(self.inputs).chain(self.hidden.iter().copied()).chain([self.outputs]).collect();
-        (0..widths.len() - 1).map(move |l| (widths[l], widths[l + 1]))
-    }
-
     /// Number of weights and biases.
     pub fn len(&self) -> usize {
-        self.layers().map(|(i, o)| i * o + o).sum()
+        self.layers.iter().map(|l| l.fan_in * l.fan_out + l.fan_out).sum()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -98,37 +117,31 @@ impl Tower {
 
     /// Multiply-adds of one forward pass (a backward pass costs about twice that).
     pub fn flops(&self) -> usize {
-        self.layers().map(|(i, o)| i * o).sum()
+        self.layers.iter().map(|l| l.fan_in * l.fan_out).sum()
     }
 
     /// He initialisation N(0, 2/fan_in) for layers followed by an activation, N(0, 1/fan_in) for
     /// the output layer; biases 0.
     pub fn init(&self, params: &mut [f64], rng: &mut Rng) {
-        let layers = self.hidden.len() + 1;
-        let mut at = 0;
-        for (l, (fan_in, fan_out)) in self.layers().enumerate() {
-            let gain = if l + 1 < layers { 2.0 } else { 1.0 };
+        for (l, &Layer { fan_in, fan_out, offset }) in self.layers.iter().enumerate() {
+            let gain = if l + 1 < self.layers.len() { 2.0 } else { 1.0 };
             let sd = (gain / fan_in as f64).sqrt();
-            for w in &mut params[at..at + fan_in * fan_out] {
+            for w in &mut params[offset..offset + fan_in * fan_out] {
                 *w = sd * rng::normal(rng);
             }
-            at += fan_in * fan_out;
-            params[at..at + fan_out].iter_mut().for_each(|b| *b = 0.0);
-            at += fan_out;
+            params[offset + fan_in * fan_out..offset + fan_in * fan_out + fan_out].iter_mut().for_each(|b| *b = 0.0);
         }
     }
 
     /// g(z) into `trace.output`, keeping what the backward pass needs.
     pub fn forward(&self, params: &[f64], z: &[f64], trace: &mut Trace) {
-        let layers = self.hidden.len() + 1;
+        let layers = self.layers.len();
         trace.inputs.resize(layers, Vec::new());
         trace.pre.resize(layers - 1, Vec::new());
         trace.inputs[0].clear();
         trace.inputs[0].extend_from_slice(z);
-        let mut at = 0;
-        for (l, (fan_in, fan_out)) in self.layers().enumerate() {
-            let (weights, biases) = (&params[at..at + fan_in * fan_out], &params[at + fan_in * fan_out..at + fan_in * fan_out + fan_out]);
-            at += fan_in * fan_out + fan_out;
+        for (l, &Layer { fan_in, fan_out, offset: at }) in self.layers.iter().enumerate() {
+            let (weights, biases) = params[at..at + fan_in * fan_out + fan_out].split_at(fan_in * fan_out);
             let mut out = std::mem::take(if l + 1 < layers { &mut trace.pre[l] } else { &mut trace.output });
             out.clear();
             let input = &trace.inputs[l];
@@ -150,20 +163,12 @@ impl Tower {
     /// Add `weight` × ∂L/∂params to `grad` (the tower's slice, dense), given ∂L/∂g(z) =
     /// `d_output` and the trace of the forward pass at this z.
     pub fn backward(&self, params: &[f64], trace: &mut Trace, d_output: &[f64], weight: f64, grad: &mut [f64]) {
-        let layers: Vec<(usize, usize)> = self.layers().collect();
-        let mut offsets = Vec::with_capacity(layers.len());
-        let mut at = 0;
-        for (fan_in, fan_out) in &layers {
-            offsets.push(at);
-            at += fan_in * fan_out + fan_out;
-        }
         let mut delta = std::mem::take(&mut trace.delta);
         let mut next = std::mem::take(&mut trace.next_delta);
         delta.clear();
         delta.extend(d_output.iter().map(|d| d * weight));
-        for l in (0..layers.len()).rev() {
-            let (fan_in, fan_out) = layers[l];
-            let at = offsets[l];
+        for l in (0..self.layers.len()).rev() {
+            let Layer { fan_in, fan_out, offset: at } = self.layers[l];
             let input = &trace.inputs[l];
             for (o, d) in delta.iter().enumerate() {
                 if *d == 0.0 {

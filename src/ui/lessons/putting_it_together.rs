@@ -4,7 +4,9 @@
 //! `core::putting_it_together`.
 
 use crate::core::horvitz_thompson::estimators::Kind;
-use crate::core::putting_it_together::lesson::{candidate_label, CapstoneLesson, CapstoneReport, CANDIDATES};
+use crate::core::putting_it_together::lesson::{
+    candidate_label, CapstoneLesson, CapstoneReport, CANDIDATES, INDEX_EF_CONSTRUCTION, INDEX_M,
+};
 use crate::core::putting_it_together::ope::ESTIMATORS;
 use crate::core::putting_it_together::reading;
 use crate::plot::{fmt_pct_se, LegendAt, Marker, PlotSpec, Series, Style, TableSpec, REFERENCE};
@@ -213,8 +215,8 @@ impl From<&CapstoneReport> for Figures {
                 .collect(),
         };
         let serving_caption = format!(
-            "One slate for each of the fresh users, timed in this tab (query tower included). The index is an HNSW graph (M = 16, \
-             ef_construction = 100, inner product as the similarity) over the model's {} item vectors, searched with ef_search as set below.",
+            "One slate for each of the fresh users, timed in this tab (query tower included). The index is an HNSW graph (M = {INDEX_M}, \
+             ef_construction = {INDEX_EF_CONSTRUCTION}, inner product as the similarity) over the model's {} item vectors, searched with ef_search as set below.",
             r.items
         )
         .into();
