@@ -6,12 +6,31 @@ window.rorec = rorec;
 if ('serviceWorker' in navigator) {
   navigator.serviceWorker.register('./sw.js').catch((error) => console.warn('no offline copy:', error));
 }
-// The workers that will run the first experiment start loading the wasm now, while the page loads
-// its own copy (on another core): the first run finds them ready instead of starting them then.
-// `src/ui/worker.rs` takes them from this list before it starts any worker of its own.
+// The wasm is compiled once, here, and the compiled module is posted to every worker: a worker then
+// only instantiates it (no fetch, no compile of its own), and the code the engine compiles for
+// one thread serves them all. Three copies compiling at once on two cores kept the workers from
+// being ready until ~340 ms after opening; see the README's "How live the lessons are".
+const compiled = WebAssembly.compileStreaming(fetch(new URL('./pkg/reward_reco_bg.wasm', import.meta.url)));
+let wasmModule;
+const waiting = [];
+compiled.then(
+  (module) => { wasmModule = module; waiting.splice(0).forEach((w) => w.postMessage({ wasm: module })); },
+  // The worker then loads the wasm itself (and so will the page, below).
+  () => { wasmModule = null; waiting.splice(0).forEach((w) => w.postMessage({ wasm: null })); },
+);
+/** A worker running www/worker.js, given the compiled module as soon as there is one. */
+window.__rorecStartWorker = () => {
+  const worker = new Worker('./worker.js', { type: 'module' });
+  if (wasmModule !== undefined) worker.postMessage({ wasm: wasmModule });
+  else waiting.push(worker);
+  return worker;
+};
+// The workers that will run the first experiment start now, while the page loads: the first run
+// finds them ready. `src/ui/worker.rs` takes them from this list before it starts any of its own.
 const cores = Math.min(16, Math.max(1, navigator.hardwareConcurrency || 1));
-window.__rorecSpareWorkers = Array.from({ length: cores }, () => new Worker('./worker.js', { type: 'module' }));
-init()
+window.__rorecSpareWorkers = Array.from({ length: cores }, window.__rorecStartWorker);
+compiled
+  .then((module) => init({ module_or_path: module }), () => init())
   .then(() => rorec.run_app())
   .catch((error) => {
     const app = document.getElementById('app');

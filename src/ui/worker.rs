@@ -212,7 +212,7 @@ struct PreviewJob {
     shown: Shown,
     /// The run whose preview it is (its report is shown under that run's id).
     shows_for: u32,
-    /// Nothing follows (a drag preview); else the full run is queued behind it in every worker.
+    /// Nothing follows (a drag preview); else the full run follows it in the same workers.
     last: bool,
 }
 
@@ -232,12 +232,14 @@ struct Slot {
     workers: Vec<LiveWorker>,
     next_id: u32,
     job: Option<Job>,
-    /// The preview of `job`, computed first in the same workers (each worker queues its part
+    /// The preview of `job`, computed first in the same workers (each worker then runs its part
     /// of `job` behind its part of the preview, and finds the shared stages in its cache).
     preview_job: Option<Job>,
     pending: Option<Request>,
     /// The job under way is paused: a new query replaces it rather than waiting behind it.
     paused: bool,
+    /// Parts of `job` (worker index, message) held until its preview has been drawn.
+    held: Vec<(usize, js_sys::Object)>,
 }
 
 impl Slot {
@@ -252,7 +254,25 @@ impl Slot {
         self.job = None;
         self.preview_job = None;
         self.paused = false;
+        self.held.clear();
     }
+}
+
+/// Previews estimated to take at most this long in the page run with the cores to themselves.
+const PREVIEW_ALONE_SECONDS: f64 = 1.0;
+
+/// How a job's parts reach the workers.
+#[derive(Clone, Copy, PartialEq)]
+enum Dispatch {
+    /// Each worker drops what it is running and starts its part.
+    Now,
+    /// Behind a preview of `parts` parts: those workers get their part once the preview has been
+    /// drawn ([`release_after_paint`]); the others too if the preview is to run `alone`, else at
+    /// once. A short preview runs alone, and then leaves the page to draw it: on the 2-core machine
+    /// of the README's live table the capstone's preview took 650–670 ms alone in its worker and
+    /// ~990 ms beside a part of the full run, and its figures 230–260 ms to appear once both
+    /// workers ran the full run. A long one (fast MIPS: 2–3 s) would delay the full run as much.
+    AfterPreview { parts: u32, alone: bool },
 }
 
 /// What a lesson gets from [`use_experiment`].
@@ -354,29 +374,31 @@ fn start<R: DeserializeOwned + 'static>(
     // The reader is computing here: the cores are theirs.
     crate::ui::precompute::stop();
     slot.preview_job = None;
+    slot.held.clear();
     match (lesson.preview)(&query) {
         Some((cheaper, note)) if then_full => {
             slot.next_id += 1;
             let preview_id = slot.next_id;
             let preview = PreviewJob { shown: Shown { of: query.clone(), note }, shows_for: id, last: false };
-            slot.preview_job = launch(&mut slot, slot_rc, dispatcher, lesson, preview_id, cheaper, Some(preview), false);
-            slot.job = launch(&mut slot, slot_rc, dispatcher, lesson, id, query, None, true);
+            let parts = (lesson.parts)(&cheaper, cores());
+            let alone = (lesson.estimate)(&cheaper).is_ok_and(|e| e.page_seconds(cores()) <= PREVIEW_ALONE_SECONDS);
+            slot.preview_job = launch(&mut slot, slot_rc, dispatcher, lesson, preview_id, cheaper, Some(preview), Dispatch::Now);
+            slot.job = launch(&mut slot, slot_rc, dispatcher, lesson, id, query, None, Dispatch::AfterPreview { parts, alone });
         }
         Some((cheaper, note)) => {
             let preview = PreviewJob { shown: Shown { of: query, note }, shows_for: id, last: true };
-            slot.job = launch(&mut slot, slot_rc, dispatcher, lesson, id, cheaper, Some(preview), false);
+            slot.job = launch(&mut slot, slot_rc, dispatcher, lesson, id, cheaper, Some(preview), Dispatch::Now);
         }
         // No cheaper look: a drag previews with the full run (later stages are cached anyway).
         None if !then_full => {
             let preview = PreviewJob { shown: Shown { of: query.clone(), note: String::new() }, shows_for: id, last: true };
-            slot.job = launch(&mut slot, slot_rc, dispatcher, lesson, id, query, Some(preview), false);
+            slot.job = launch(&mut slot, slot_rc, dispatcher, lesson, id, query, Some(preview), Dispatch::Now);
         }
-        None => slot.job = launch(&mut slot, slot_rc, dispatcher, lesson, id, query, None, false),
+        None => slot.job = launch(&mut slot, slot_rc, dispatcher, lesson, id, query, None, Dispatch::Now),
     }
 }
 
-/// Runs `query` as job `id` in the slot's workers, one part each (`queue`: each worker starts
-/// it once the part it is running now has finished, instead of dropping that part).
+/// Runs `query` as job `id` in the slot's workers, one part each, dispatched as `dispatch` says.
 #[allow(clippy::too_many_arguments)]
 fn launch<R: DeserializeOwned + 'static>(
     slot: &mut Slot,
@@ -386,7 +408,7 @@ fn launch<R: DeserializeOwned + 'static>(
     id: u32,
     query: String,
     preview: Option<PreviewJob>,
-    queue: bool,
+    dispatch: Dispatch,
 ) -> Option<Job> {
     let parts = (lesson.parts)(&query, cores());
     while (slot.workers.len() as u32) < parts {
@@ -417,10 +439,44 @@ fn launch<R: DeserializeOwned + 'static>(
         set("query", JsValue::from_str(&query));
         set("part", JsValue::from(index as u32));
         set("parts", JsValue::from(parts));
-        set("queue", JsValue::from_bool(queue));
-        let _ = worker.post_message(&message);
+        match dispatch {
+            Dispatch::AfterPreview { parts, alone } if alone || (index as u32) < parts => slot.held.push((index, message)),
+            _ => {
+                let _ = worker.post_message(&message);
+            }
+        }
     }
     Some(job)
+}
+
+/// Posts the held parts of run `id` once the preview on screen has been drawn: after the next
+/// frame, or after 200 ms where no frame comes (a tab in the background draws none).
+fn release_after_paint(slot_rc: &Rc<RefCell<Slot>>, id: u32) {
+    let release = {
+        let slot_rc = slot_rc.clone();
+        move || {
+            let mut slot = slot_rc.borrow_mut();
+            if slot.job.as_ref().is_some_and(|j| j.id == id) {
+                for (index, message) in std::mem::take(&mut slot.held) {
+                    if let Some((worker, _, _)) = slot.workers.get(index) {
+                        let _ = worker.post_message(&message);
+                    }
+                }
+            }
+        }
+    };
+    let window = crate::ui::dom::window();
+    let after_frame = {
+        let release = release.clone();
+        Closure::once_into_js(move || {
+            // In the frame's callback the page has not painted yet: one task later it has.
+            let later = Closure::once_into_js(release);
+            let _ = crate::ui::dom::window().set_timeout_with_callback_and_timeout_and_arguments_0(later.unchecked_ref(), 0);
+        })
+    };
+    let _ = window.request_animation_frame(after_frame.unchecked_ref());
+    let fallback = Closure::once_into_js(release);
+    let _ = window.set_timeout_with_callback_and_timeout_and_arguments_0(fallback.unchecked_ref(), 200);
 }
 
 /// What one message from worker `index` means for the current job.
@@ -484,12 +540,17 @@ fn on_worker_message(slot: &mut Slot, lesson: &'static Lesson, index: usize, id:
 }
 
 /// A worker running www/worker.js: one of those www/main.js started while the page loaded (already
-/// loading the wasm), or a new one.
+/// given the compiled wasm), or a new one, started by www/main.js so that it gets the compiled
+/// wasm too (or, without main.js, one that loads the wasm itself).
 pub fn new_worker() -> Result<Worker, String> {
-    let spares = js_sys::Reflect::get(&crate::ui::dom::window(), &JsValue::from_str("__rorecSpareWorkers"))
-        .ok()
-        .and_then(|v| v.dyn_into::<js_sys::Array>().ok());
+    let window = crate::ui::dom::window();
+    let spares =
+        js_sys::Reflect::get(&window, &JsValue::from_str("__rorecSpareWorkers")).ok().and_then(|v| v.dyn_into::<js_sys::Array>().ok());
     if let Some(worker) = spares.filter(|s| s.length() > 0).and_then(|s| s.shift().dyn_into::<Worker>().ok()) {
+        return Ok(worker);
+    }
+    let start = js_sys::Reflect::get(&window, &JsValue::from_str("__rorecStartWorker")).ok().and_then(|v| v.dyn_into::<js_sys::Function>().ok());
+    if let Some(worker) = start.and_then(|f| f.call0(&JsValue::NULL).ok()).and_then(|w| w.dyn_into::<Worker>().ok()) {
         return Ok(worker);
     }
     let options = WorkerOptions::new();
@@ -537,7 +598,8 @@ fn spawn<R: DeserializeOwned + 'static>(
                         let (id, last) = (preview.shows_for, preview.last);
                         dispatcher.dispatch(Action::Preview { id, report: Rc::new(report), query, shown: preview.shown, last });
                         if !last {
-                            return; // the full run is under way in the same workers
+                            release_after_paint(&slot_rc, id); // the full run, in the same workers
+                            return;
                         }
                     }
                     (Err(e), _) => dispatcher.dispatch(Action::Failed { id, message: format!("unreadable report: {e}") }),

@@ -938,7 +938,7 @@ test('a panic shows an error panel with a reload button, never a blank page', as
 });
 
 let failed = 0;
-const selected = tests.filter((t) => !process.env.ONLY || t.name.includes(process.env.ONLY));
+const selected = tests.filter((t) => !process.env.ONLY || process.env.ONLY.split(',').some((o) => t.name.includes(o)));
 for (const { name, fn } of selected) {
   const started = Date.now();
   try {

@@ -6,7 +6,7 @@
 use super::ope::{self, ESTIMATORS};
 use super::tower::{Activation, Tower};
 use super::ENGAGEMENT_FEATURES;
-use super::{fit, most_clicked, populations, svd_item_init, Fit, Fixed, Head, Population, Scratch, Served, TowerModel, WorldSpec};
+use super::{fit, most_clicked, populations, svd_item_init, Fit, Fixed, Head, Population, Remembered, Scratch, Served, TowerModel, WorldSpec};
 use crate::core::budget::Estimate;
 use crate::core::experiment::{Experiment, Part};
 use crate::core::horvitz_thompson::estimators::{estimate, Row};
@@ -554,14 +554,17 @@ const GRAPH: Graph = Graph {
         },
         // The HNSW graph of a model's item embeddings.
         Stage { name: "index", reads: &[], uses: &["training"] },
-        // A candidate deployed on fresh users, served through its index (learned) or as it is.
-        Stage { name: "ab_test", reads: &["impressions", "ef_search"], uses: &["index", "world"] },
+        // Exact scan against the index, per fresh user.
+        Stage { name: "serving", reads: &["ef_search"], uses: &["index", "world"] },
+        // A candidate deployed on fresh users, served the index's slates (those of "serving").
+        Stage { name: "ab_test", reads: &["impressions"], uses: &["serving"] },
         // The oracle, π₀ and popularity on fresh users (no index).
         Stage { name: "reference_ab_test", reads: &["impressions"], uses: &["logs"] },
-        // Exact scan against the index, per fresh user.
-        Stage { name: "serving", reads: &["ef_search"], uses: &["index"] },
+        // The reward model's query of each evaluated user and r̂(x, A) of each evaluation row,
+        // shared by every candidate's estimates.
+        Stage { name: "reward_on_evaluation", reads: &[], uses: &["training"] },
         // The five estimators of every candidate on the evaluation rows, with the reward model.
-        Stage { name: "ope", reads: &["ef_search"], uses: &["index", "training"] },
+        Stage { name: "ope", reads: &["ef_search"], uses: &["index", "reward_on_evaluation"] },
         // The worlds of λ = 0 … 1, each with both PRR towers trained and A/B tested exactly.
         Stage { name: "sweep", reads: &["sweep"], uses: &["training", "reference_ab_test", "world"] },
     ],
@@ -691,11 +694,18 @@ impl Experiment for CapstoneLesson {
         out
     }
 
-    /// A tenth of the epochs, no sweep.
+    /// The same world with a quarter of the logs (where that leaves every split large enough), a
+    /// twentieth of the epochs and no sweep: the default's preview computes in ~0.18 s natively
+    /// (the full default without its sweep in ~1.8 s), so that it is the page's first figure.
     fn preview(params: &Checked<CapstoneParams>) -> Option<(CapstoneParams, String)> {
-        let epochs = (params.epochs / 10).max(1);
-        let cheaper = CapstoneParams { epochs, sweep: "off", ..(**params).clone() };
+        let epochs = (params.epochs / 20).max(1);
+        let mut cheaper = CapstoneParams { epochs, sweep: "off", ..(**params).clone() };
+        let fewer = CapstoneParams { logs: (params.logs / 4).max(1000), ..cheaper.clone() };
         let mut note = format!("after {epochs} of {} epochs", params.epochs);
+        if fewer.logs < params.logs && crate::core::params::check(fewer.clone()).is_ok() {
+            note = format!("on {} of the {} logged impressions, {note}", fewer.logs, params.logs);
+            cheaper = fewer;
+        }
         if params.sweep == "on" {
             note.push_str(", without the sweep");
         }
@@ -758,7 +768,18 @@ struct AbResult {
     rewards: Vec<f32>,
 }
 
-struct Serving(ServingResult);
+/// The serving comparison, and the index's slate for each fresh user (the A/B test serves them).
+struct Serving {
+    result: ServingResult,
+    index_slates: Vec<Vec<u32>>,
+}
+
+/// The reward model on the evaluation rows: its query g(z) of each logged user who has a row
+/// there (computed once per user, not per row and candidate) and r̂(x, A) of each row.
+struct RewardOnEvaluation {
+    queries: Vec<Option<Vec<f64>>>,
+    logged: Vec<f64>,
+}
 
 struct Offline {
     estimates: Vec<EstimateResult>,
@@ -819,7 +840,17 @@ impl Footprint for Offline {
     }
 }
 
-crate::no_heap_footprint!(Serving);
+impl Footprint for Serving {
+    fn footprint(&self) -> usize {
+        self.index_slates.iter().map(|s| small_buffer_bytes(s)).sum::<usize>() + bytes_of(&self.index_slates)
+    }
+}
+
+impl Footprint for RewardOnEvaluation {
+    fn footprint(&self) -> usize {
+        self.queries.iter().map(|q| q.as_deref().map_or(0, bytes_of)).sum::<usize>() + bytes_of(&self.queries) + bytes_of(&self.logged)
+    }
+}
 
 fn world_stage(q: &CapstoneParams, cache: &mut StageCache, progress: &mut dyn Progress) -> Rc<Worlds> {
     cache.get_or_compute(GRAPH.key("world", q), |_| {
@@ -919,7 +950,7 @@ fn reference_ab_stage(q: &CapstoneParams, name: &str, worlds: &Worlds, logs: &Lo
     cache.get_or_compute(GRAPH.key("reference_ab_test", q).with(name), |_| {
         let fresh = &worlds.fresh;
         match name {
-            "oracle" => ab_test(q, fresh, &Oracle),
+            "oracle" => ab_test(q, fresh, &Remembered::new(&Oracle, fresh.world.users.len())),
             "logging" => ab_test(q, fresh, &Logging { policy: &PlackettLuce::new(&fresh.world, q.logging_kind()) }),
             _ => ab_test(q, fresh, &Fixed { slate: most_clicked(&logs.train, q.items as u32, q.slate_size as u32), label: name.into() }),
         }
@@ -953,14 +984,32 @@ fn serving_stage(
         let index_slates: Vec<Vec<u32>> = (0..users).map(|u| indexed.slate_for(u, size, &mut scratch)).collect();
         let t2 = progress.now_ms();
         let same = exact_slates.iter().zip(&index_slates).filter(|(a, b)| a == b).count();
-        Serving(ServingResult {
+        let result = ServingResult {
             name: name.into(),
             exact_us_per_slate: 1000.0 * (t1 - t0) / users as f64,
             index_us_per_slate: 1000.0 * (t2 - t1) / users as f64,
             agreement: same as f64 / users as f64,
             users,
             different: users - same as u32,
-        })
+        };
+        Serving { result, index_slates }
+    })
+}
+
+fn reward_on_evaluation_stage(q: &CapstoneParams, worlds: &Worlds, logs: &Logs, reward_model: &TowerModel, cache: &mut StageCache) -> Rc<RewardOnEvaluation> {
+    cache.get_or_compute(GRAPH.key("reward_on_evaluation", q), |_| {
+        let logged = &worlds.logged;
+        let mut scratch = Scratch::default();
+        let mut queries: Vec<Option<Vec<f64>>> = vec![None; logged.world.users.len()];
+        let logged_model = logs
+            .evaluation
+            .iter()
+            .map(|row| {
+                let query = queries[row.user as usize].get_or_insert_with(|| reward_model.query(logged.context(row.user), &mut scratch).to_vec());
+                reward_model.click_probability_for(query, logged.engagement(row.user), &row.slate, &mut scratch)
+            })
+            .collect();
+        RewardOnEvaluation { queries, logged: logged_model }
     })
 }
 
@@ -971,6 +1020,7 @@ fn offline(
     worlds: &Worlds,
     logs: &Logs,
     reward_model: &TowerModel,
+    on_evaluation: &RewardOnEvaluation,
     mut slate_of: Option<&mut dyn FnMut(u32) -> Vec<u32>>,
 ) -> Offline {
     let logged = &worlds.logged;
@@ -979,19 +1029,26 @@ fn offline(
     let mut draws = rng::substream(q.seed, Stream::MonteCarlo, 77);
     let (mut slate_matches, mut position_matches) = (0u32, 0u32);
     let mut rows: Vec<Row> = Vec::with_capacity(logs.evaluation.len());
-    let mut query = Vec::new();
     let mut draw_scratch = Scratch::default();
-    for row in &logs.evaluation {
-        let (z, y) = (logged.context(row.user), logged.engagement(row.user));
-        query.clear();
-        query.extend_from_slice(reward_model.query(z, &mut scratch));
-        let logged_model = reward_model.click_probability_for(&query, y, &row.slate, &mut scratch);
+    // r̂(x, S(x)) of a deterministic candidate depends on the user alone: once per user.
+    let mut target_value: Vec<Option<(Vec<u32>, f64)>> = vec![None; logged.world.users.len()];
+    for (row, &logged_model) in logs.evaluation.iter().zip(&on_evaluation.logged) {
+        let y = logged.engagement(row.user);
+        let query = on_evaluation.queries[row.user as usize].as_deref().expect("every evaluated user's query");
         match slate_of.as_mut() {
             Some(slate_of) => {
                 let target = slate_of(row.user);
                 slate_matches += u32::from(target == row.slate);
                 position_matches += row.slate.iter().zip(&target).filter(|(a, b)| a == b).count() as u32;
-                let target_model = reward_model.click_probability_for(&query, y, &target, &mut scratch);
+                let kept = &mut target_value[row.user as usize];
+                let target_model = match kept {
+                    Some((slate, value)) if *slate == target => *value,
+                    _ => {
+                        let value = reward_model.click_probability_for(query, y, &target, &mut scratch);
+                        *kept = Some((target.clone(), value));
+                        value
+                    }
+                };
                 rows.push(ope::deterministic_row(row, &target, logged_model, target_model));
             }
             None => {
@@ -999,7 +1056,7 @@ fn offline(
                 let value = super::expected_over_slates(
                     LOGGING_MODEL_DRAWS,
                     |slate| logging.sample(category, row.slate.len() as u32, &mut draws, slate),
-                    |slate| reward_model.click_probability_for(&query, y, slate, &mut draw_scratch),
+                    |slate| reward_model.click_probability_for(query, y, slate, &mut draw_scratch),
                 );
                 rows.push(ope::logging_row(row, logged_model, value));
             }
@@ -1034,6 +1091,7 @@ fn run_main(p: &CapstoneParams, cache: &mut StageCache, progress: &mut dyn Progr
     let model_of = |name: &str| trained.iter().find(|t| t.0 == name).map(|t| t.1.clone()).expect("trained");
     let reward_model = model_of(REWARD_MODEL);
     progress.report(0.82, "A/B tests and off-policy estimates");
+    let on_evaluation = reward_on_evaluation_stage(p, &worlds, &logs, &reward_model.model, cache);
     let mut candidates = Vec::new();
     let mut tests: Vec<(&str, Rc<AbResult>)> = Vec::new();
     let mut serving = Vec::new();
@@ -1041,11 +1099,14 @@ fn run_main(p: &CapstoneParams, cache: &mut StageCache, progress: &mut dyn Progr
         let (ab, offline_result) = if SERVED.contains(&name) {
             let model = model_of(name);
             let index = index_stage(p, name, &model, cache);
+            let served = serving_stage(p, name, &worlds, &model, &index, cache, progress);
+            serving.push(served.result.clone());
             let ab_key = GRAPH.key("ab_test", &p.for_training(name)).with(name);
             let ab = cache.get_or_compute(ab_key, |_| {
-                ab_test(p, &worlds.fresh, &Served::new(&model.model, &worlds.fresh, Some(&index.0), p.ef_search as usize, name))
+                let policy = Served::new(&model.model, &worlds.fresh, Some(&index.0), p.ef_search as usize, name)
+                    .with_slates(served.index_slates.clone());
+                ab_test(p, &worlds.fresh, &policy)
             });
-            serving.push(serving_stage(p, name, &worlds, &model, &index, cache, progress).0.clone());
             // Keyed by every knob: the reward model is deep even when the candidate is linear.
             let offline_result = cache.get_or_compute(GRAPH.key("ope", p).with(name), |_| {
                 // A user's slate is computed once, however many of their rows are held out.
@@ -1058,6 +1119,7 @@ fn run_main(p: &CapstoneParams, cache: &mut StageCache, progress: &mut dyn Progr
                     &worlds,
                     &logs,
                     &reward_model.model,
+                    &on_evaluation,
                     Some(&mut |user| {
                         served.choose(world, user, size, &mut unused, &mut slate);
                         slate.clone()
@@ -1070,9 +1132,10 @@ fn run_main(p: &CapstoneParams, cache: &mut StageCache, progress: &mut dyn Progr
             let offline_result = cache.get_or_compute(GRAPH.key("ope", p).with(name), |_| {
                 let size = p.slate_size as u32;
                 match name {
-                    "logging" => offline(p, &worlds, &logs, &reward_model.model, None),
+                    "logging" => offline(p, &worlds, &logs, &reward_model.model, &on_evaluation, None),
                     "oracle" => {
                         let world = &worlds.logged.world;
+                        let oracle = Remembered::new(&Oracle, world.users.len());
                         let mut slate = Vec::new();
                         let mut unused = rng::seeded(0, Stream::MonteCarlo);
                         offline(
@@ -1080,15 +1143,16 @@ fn run_main(p: &CapstoneParams, cache: &mut StageCache, progress: &mut dyn Progr
                             &worlds,
                             &logs,
                             &reward_model.model,
+                            &on_evaluation,
                             Some(&mut |user| {
-                                Oracle.choose(world, user, size, &mut unused, &mut slate);
+                                oracle.choose(world, user, size, &mut unused, &mut slate);
                                 slate.clone()
                             }),
                         )
                     }
                     _ => {
                         let fixed = most_clicked(&logs.train, p.items as u32, size);
-                        offline(p, &worlds, &logs, &reward_model.model, Some(&mut |_| fixed.clone()))
+                        offline(p, &worlds, &logs, &reward_model.model, &on_evaluation, Some(&mut |_| fixed.clone()))
                     }
                 }
             });
@@ -1263,6 +1327,41 @@ mod tests {
         assert!(issue("eval_share=0.8&validation_share=0.3")[0].message.contains("training"));
         assert_eq!(issue("logs=1000&eval_share=0.1")[0].param, "eval_share");
         assert_eq!(issue("items=5000&users=20000")[0].param, "users");
+    }
+
+    #[test]
+    fn the_preview_keeps_the_world_and_a_quarter_of_the_logs_when_every_split_stays_large_enough() {
+        let preview = |q: &str| {
+            let params = crate::core::params::parse_strict::<CapstoneParams>(q).unwrap();
+            let (cheaper, note) = CapstoneLesson::preview(&params).unwrap();
+            (params, cheaper, note)
+        };
+        let (full, cheaper, note) = preview("");
+        assert_eq!((cheaper.logs, cheaper.epochs, cheaper.sweep), (5000, 1, "off"));
+        assert_eq!(GRAPH.key("world", &cheaper), GRAPH.key("world", &*full));
+        assert!(note.contains("5000 of the 20000 logged impressions") && note.contains("1 of 20 epochs"), "{note}");
+        // A quarter of 4000 would leave 50 evaluation rows (200 needed): all the logs, then.
+        let (_, cheaper, note) = preview("logs=4000&eval_share=0.05");
+        assert_eq!(cheaper.logs, 4000);
+        assert!(!note.contains("logged impressions"), "{note}");
+    }
+
+    #[test]
+    fn serving_the_index_slates_already_found_changes_no_impression_of_the_ab_test() {
+        let q = CapstoneParams { items: 40, users: 150, logs: 2000, epochs: 1, impressions: 1500, ..CapstoneParams::default() };
+        let mut cache = StageCache::disabled();
+        let worlds = world_stage(&q, &mut cache, &mut ());
+        let logs = logs_stage(&q, &worlds, &mut cache, &mut ());
+        let init = item_init_stage(&q, &worlds, &logs, &mut cache);
+        let model = training_stage(&q, "deep-prr", &worlds, &logs, &init, &mut cache, &mut ());
+        let index = index_stage(&q, "deep-prr", &model, &mut cache);
+        let served = serving_stage(&q, "deep-prr", &worlds, &model, &index, &mut cache, &mut ());
+        let policy = || Served::new(&model.model, &worlds.fresh, Some(&index.0), q.ef_search as usize, "deep-prr");
+        let searched = ab_test(&q, &worlds.fresh, &policy());
+        let reused = ab_test(&q, &worlds.fresh, &policy().with_slates(served.index_slates.clone()));
+        assert_eq!(searched.rewards, reused.rewards);
+        let remembered = ab_test(&q, &worlds.fresh, &Remembered::new(&Oracle, worlds.fresh.world.users.len()));
+        assert_eq!(remembered.rewards, ab_test(&q, &worlds.fresh, &Oracle).rewards);
     }
 
     #[test]

@@ -649,6 +649,18 @@ impl<'a> Served<'a> {
         }
     }
 
+    /// The same, with the slates of the first users already served (one per user, as
+    /// [`Served::slate_for`] gives them): `choose` returns them instead of searching again.
+    pub fn with_slates(self, slates: Vec<Vec<u32>>) -> Served<'a> {
+        {
+            let mut memo = self.memo.borrow_mut();
+            for (kept, slate) in memo.iter_mut().zip(slates) {
+                *kept = Some(slate);
+            }
+        }
+        self
+    }
+
     /// The slate for `user`, computed (not memoised).
     pub fn slate_for(&self, user: u32, size: u32, scratch: &mut Scratch) -> Vec<u32> {
         let query = self.model.query(self.population.context(user), scratch);
@@ -680,6 +692,37 @@ impl SlatePolicy for Served<'_> {
 
     fn name(&self) -> String {
         self.label.clone()
+    }
+}
+
+/// A deterministic policy's slates, each computed once per user (and slate size): the oracle
+/// answers every impression of an A/B test with a scan of the catalogue otherwise.
+pub struct Remembered<'a> {
+    policy: &'a dyn SlatePolicy,
+    memo: RefCell<Vec<Option<Vec<u32>>>>,
+}
+
+impl<'a> Remembered<'a> {
+    pub fn new(policy: &'a dyn SlatePolicy, users: usize) -> Remembered<'a> {
+        Remembered { policy, memo: RefCell::new(vec![None; users]) }
+    }
+}
+
+impl SlatePolicy for Remembered<'_> {
+    fn choose(&self, world: &World, user: u32, size: u32, rng: &mut Rng, slate: &mut Vec<u32>) {
+        let mut memo = self.memo.borrow_mut();
+        let kept = &mut memo[user as usize];
+        if kept.as_ref().is_none_or(|s| s.len() != size as usize) {
+            let mut fresh = Vec::new();
+            self.policy.choose(world, user, size, rng, &mut fresh);
+            *kept = Some(fresh);
+        }
+        slate.clear();
+        slate.extend_from_slice(kept.as_ref().expect("just computed"));
+    }
+
+    fn name(&self) -> String {
+        self.policy.name()
     }
 }
 
