@@ -19,6 +19,10 @@ pub const BUDGET_SECONDS: f64 = 120.0;
 /// estimate divided over two workers, for the five defaults that take over a second: the SIMD
 /// scans and graph searches that dominate the longest runs are about as fast in wasm.
 pub const WASM_SLOWDOWN: f64 = 1.0;
+/// A preview estimated to take at most this long in the page is quick: it may run with the cores
+/// to itself (the full run waits for it), and a lesson whose natural preview is slower offers a
+/// smaller one, so that the page shows a first result within about a second of opening.
+pub const QUICK_PREVIEW_SECONDS: f64 = 1.0;
 /// Parallel parts' efficiency on two cores (two workers finish a split run in about 1/1.8 of
 /// the time of one).
 pub const PARALLEL_EFFICIENCY: f64 = 0.9;

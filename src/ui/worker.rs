@@ -258,9 +258,6 @@ impl Slot {
     }
 }
 
-/// Previews estimated to take at most this long in the page run with the cores to themselves.
-const PREVIEW_ALONE_SECONDS: f64 = 1.0;
-
 /// How a job's parts reach the workers.
 #[derive(Clone, Copy, PartialEq)]
 enum Dispatch {
@@ -381,7 +378,7 @@ fn start<R: DeserializeOwned + 'static>(
             let preview_id = slot.next_id;
             let preview = PreviewJob { shown: Shown { of: query.clone(), note }, shows_for: id, last: false };
             let parts = (lesson.parts)(&cheaper, cores());
-            let alone = (lesson.estimate)(&cheaper).is_ok_and(|e| e.page_seconds(cores()) <= PREVIEW_ALONE_SECONDS);
+            let alone = (lesson.estimate)(&cheaper).is_ok_and(|e| e.page_seconds(cores()) <= crate::core::budget::QUICK_PREVIEW_SECONDS);
             slot.preview_job = launch(&mut slot, slot_rc, dispatcher, lesson, preview_id, cheaper, Some(preview), Dispatch::Now);
             slot.job = launch(&mut slot, slot_rc, dispatcher, lesson, id, query, None, Dispatch::AfterPreview { parts, alone });
         }

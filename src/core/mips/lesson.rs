@@ -4,7 +4,7 @@
 
 use super::hnsw::{Config, MipsIndex};
 use super::{data, exact, recall, Vectors};
-use crate::core::budget::Estimate;
+use crate::core::budget::{Estimate, QUICK_PREVIEW_SECONDS};
 use crate::core::experiment::{Experiment, Part};
 use crate::core::math::{exp, ln};
 use crate::core::params::{Checked, Issue, Kind, LessonParams, Spec};
@@ -541,12 +541,23 @@ impl Experiment for MipsLesson {
         MipsPartial { sizes, curves }
     }
 
-    /// The smallest catalogue alone (its graph, truth and curves are the full run's first).
+    /// The smallest catalogue alone (its graph, truth and curves are the full run's first) where
+    /// that is quick; else a catalogue a tenth of its size, a first look within about a second
+    /// that the full run does not reuse (the default's smallest catalogue, 10,000 items, takes
+    /// ~2.7 s: its two graphs).
     fn preview(params: &Checked<MipsParams>) -> Option<(MipsParams, String)> {
-        let smallest = params.catalogue_sizes().first().copied()?;
-        (params.sizes > 1).then(|| {
-            (MipsParams { sizes: 1, ..(**params).clone() }, format!("the smallest catalogue, {smallest} items, of {}", params.sizes))
-        })
+        let smallest = MipsParams { sizes: 1, ..(**params).clone() };
+        let quick = |p: &MipsParams| {
+            crate::core::params::check(p.clone()).is_ok_and(|c| Self::estimate(&c).page_seconds(1) <= QUICK_PREVIEW_SECONDS)
+        };
+        if !quick(&smallest) {
+            let tenth = MipsParams { base_items: params.base_items / 10, ..smallest.clone() };
+            if crate::core::params::check(tenth.clone()).is_ok() {
+                let note = format!("a catalogue of {} items, a tenth of the smallest one ({})", tenth.base_items, params.base_items);
+                return Some((tenth, note));
+            }
+        }
+        (params.sizes > 1).then(|| (smallest, format!("the smallest catalogue, {} items, of {}", params.base_items, params.sizes)))
     }
 
     fn merge(params: &Checked<MipsParams>, partials: Vec<MipsPartial>) -> MipsReport {
