@@ -69,6 +69,8 @@ pub struct LessonState<E: CoreExperiment> {
 
 /// Sections rendered in the first task of a lesson page.
 const FIRST_SECTIONS: usize = 2;
+/// The rest of a lesson's text appears with its first report, or after this long without one.
+const REVEAL_LATEST_MS: i32 = 1500;
 
 #[hook]
 pub fn use_lesson<E: CoreExperiment + 'static>(props: &LessonProps) -> LessonState<E> {
@@ -83,13 +85,17 @@ pub fn use_lesson<E: CoreExperiment + 'static>(props: &LessonProps) -> LessonSta
     // Whether the lesson runs in slices does not depend on the values: asked once per page.
     let steps = *use_memo(lesson.id, |_| (lesson.steps)(""));
     let auto_run = use_state(|| true);
-    let all_sections = use_state(|| false);
+    let all_sections = use_state_eq(|| false);
     {
-        // The rest of the text in a task of its own, right after the first render.
+        // The rest of the text in a task of its own, once the first report is on screen (or after
+        // REVEAL_LATEST_MS): laying out and painting the whole lesson while the first run computes
+        // took the main thread ~0.5 s of the capstone's first second, beside the workers on 2 cores.
         let all_sections = all_sections.clone();
-        use_effect_with(lesson.id, move |_| {
+        let has_report = experiment.state.report.is_some();
+        use_effect_with((lesson.id, has_report), move |(_, has_report)| {
             let reveal = Closure::once_into_js(move || all_sections.set(true));
-            let _ = crate::ui::dom::window().set_timeout_with_callback_and_timeout_and_arguments_0(reveal.unchecked_ref(), 0);
+            let delay = if *has_report { 0 } else { REVEAL_LATEST_MS };
+            let _ = crate::ui::dom::window().set_timeout_with_callback_and_timeout_and_arguments_0(reveal.unchecked_ref(), delay);
         });
     }
     // After a render that changes what is laid out (a report arrived, a section appeared, another
