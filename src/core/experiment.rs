@@ -71,6 +71,14 @@ pub trait Experiment {
         None
     }
 
+    /// The preview shown when a page opens, with nothing cached yet: by default the
+    /// [`Experiment::preview`]. A lesson whose preview shares costly stages with the full run (and
+    /// so is cheap once they are cached, when a control changes) can offer a smaller first look
+    /// here, shown within about a second of opening.
+    fn first_look(params: &Checked<Self::Params>) -> Option<(Self::Params, String)> {
+        Self::preview(params)
+    }
+
     /// One part. Stages whose results are in `cache` (same key) are reused, not recomputed.
     fn run_part(params: &Checked<Self::Params>, part: Part, cache: &mut StageCache, progress: &mut dyn Progress) -> Self::Partial;
 
@@ -159,8 +167,20 @@ pub fn estimate_query<E: Experiment>(query: &str) -> Result<Estimate, String> {
 /// The preview of a query (see [`Experiment::preview`]): its canonical query and its note.
 /// None when the experiment has none, or when it would be the query itself.
 pub fn preview_query<E: Experiment>(query: &str) -> Option<(String, String)> {
+    cheaper_query::<E>(query, E::preview)
+}
+
+/// The first look of a query when its page opens (see [`Experiment::first_look`]), as
+/// [`preview_query`] gives a preview.
+pub fn first_look_query<E: Experiment>(query: &str) -> Option<(String, String)> {
+    cheaper_query::<E>(query, E::first_look)
+}
+
+type Cheaper<E> = fn(&Checked<<E as Experiment>::Params>) -> Option<(<E as Experiment>::Params, String)>;
+
+fn cheaper_query<E: Experiment>(query: &str, pick: Cheaper<E>) -> Option<(String, String)> {
     let params = strict_params::<E>(query).ok()?;
-    let (cheaper, note) = E::preview(&params)?;
+    let (cheaper, note) = pick(&params)?;
     let cheaper = check(cheaper).ok()?;
     let (cheaper, full) = (to_query(&*cheaper), to_query(&*params));
     (cheaper != full).then_some((cheaper, note))

@@ -238,8 +238,13 @@ struct Slot {
     pending: Option<Request>,
     /// The job under way is paused: a new query replaces it rather than waiting behind it.
     paused: bool,
-    /// Parts of `job` (worker index, message) held until its preview has been drawn.
+    /// Parts of `job` (worker index, message) held until its preview is in, and whether until
+    /// it has been drawn too (the page's first run, see [`Dispatch::AfterPreview`]).
     held: Vec<(usize, js_sys::Object)>,
+    held_until_drawn: bool,
+    /// A report (or a preview) of this page has been shown: later runs answer a change (with
+    /// stages cached, unless the workers were replaced), not the page's opening.
+    shown: bool,
 }
 
 impl Slot {
@@ -263,12 +268,14 @@ impl Slot {
 enum Dispatch {
     /// Each worker drops what it is running and starts its part.
     Now,
-    /// Behind a preview of `parts` parts: those workers get their part once the preview has been
-    /// drawn ([`release_after_paint`]); the others too if the preview is to run `alone`, else at
-    /// once. A short preview runs alone, and then leaves the page to draw it: on the 2-core machine
-    /// of the README's live table the capstone's preview took 650–670 ms alone in its worker and
-    /// ~990 ms beside a part of the full run, and its figures 230–260 ms to appear once both
-    /// workers ran the full run. A long one (fast MIPS: 2–3 s) would delay the full run as much.
+    /// Behind a preview of `parts` parts: those workers get their part once the preview is in;
+    /// the others at once, unless the preview is to run `alone`: then every part waits until the
+    /// preview has been drawn ([`release`]). A page's first run with a quick preview runs it
+    /// alone: on the 2-core machine of the README's live table the capstone's preview took
+    /// 650–670 ms alone in its worker and ~990 ms beside a part of the full run, and its figures
+    /// 230–260 ms to appear once both workers ran the full run. A long preview (fast MIPS: 2–3 s)
+    /// would delay the full run as much, and a change's preview mostly finds its stages cached,
+    /// so the full run's parts need not wait for it on the other workers.
     AfterPreview { parts: u32, alone: bool },
 }
 
@@ -360,6 +367,7 @@ fn start<R: DeserializeOwned + 'static>(
             if let Some(json) = crate::ui::precompute::ready(lesson.id, &query) {
                 if let Ok(report) = serde_json::from_str::<R>(&json) {
                     crate::ui::dom::publish_report(lesson.id, &json);
+                    slot.shown = true;
                     dispatcher.dispatch(Action::Done { id, report: Rc::new(report), query });
                     return;
                 }
@@ -372,13 +380,17 @@ fn start<R: DeserializeOwned + 'static>(
     crate::ui::precompute::stop();
     slot.preview_job = None;
     slot.held.clear();
-    match (lesson.preview)(&query) {
+    // The page's opening run shows the lesson's first look; a change, its preview.
+    let look = if then_full && !slot.shown { (lesson.first_look)(&query) } else { (lesson.preview)(&query) };
+    match look {
         Some((cheaper, note)) if then_full => {
             slot.next_id += 1;
             let preview_id = slot.next_id;
             let preview = PreviewJob { shown: Shown { of: query.clone(), note }, shows_for: id, last: false };
             let parts = (lesson.parts)(&cheaper, cores());
-            let alone = (lesson.estimate)(&cheaper).is_ok_and(|e| e.page_seconds(cores()) <= crate::core::budget::QUICK_PREVIEW_SECONDS);
+            let alone = !slot.shown
+                && (lesson.estimate)(&cheaper).is_ok_and(|e| e.page_seconds(cores()) <= crate::core::budget::QUICK_PREVIEW_SECONDS);
+            slot.held_until_drawn = alone;
             slot.preview_job = launch(&mut slot, slot_rc, dispatcher, lesson, preview_id, cheaper, Some(preview), Dispatch::Now);
             slot.job = launch(&mut slot, slot_rc, dispatcher, lesson, id, query, None, Dispatch::AfterPreview { parts, alone });
         }
@@ -446,10 +458,11 @@ fn launch<R: DeserializeOwned + 'static>(
     Some(job)
 }
 
-/// Posts the held parts of run `id` once the preview on screen has been drawn: after the next
-/// frame, or after 200 ms where no frame comes (a tab in the background draws none).
-fn release_after_paint(slot_rc: &Rc<RefCell<Slot>>, id: u32) {
-    let release = {
+/// Posts the held parts of run `id`, whose preview is in: at once, or once the preview has been
+/// drawn (after the next frame, or after 200 ms where no frame comes: a tab in the background
+/// draws none).
+fn release(slot_rc: &Rc<RefCell<Slot>>, id: u32) {
+    let post = {
         let slot_rc = slot_rc.clone();
         move || {
             let mut slot = slot_rc.borrow_mut();
@@ -462,17 +475,21 @@ fn release_after_paint(slot_rc: &Rc<RefCell<Slot>>, id: u32) {
             }
         }
     };
+    if !slot_rc.borrow().held_until_drawn {
+        post();
+        return;
+    }
     let window = crate::ui::dom::window();
     let after_frame = {
-        let release = release.clone();
+        let post = post.clone();
         Closure::once_into_js(move || {
             // In the frame's callback the page has not painted yet: one task later it has.
-            let later = Closure::once_into_js(release);
+            let later = Closure::once_into_js(post);
             let _ = crate::ui::dom::window().set_timeout_with_callback_and_timeout_and_arguments_0(later.unchecked_ref(), 0);
         })
     };
     let _ = window.request_animation_frame(after_frame.unchecked_ref());
-    let fallback = Closure::once_into_js(release);
+    let fallback = Closure::once_into_js(post);
     let _ = window.set_timeout_with_callback_and_timeout_and_arguments_0(fallback.unchecked_ref(), 200);
 }
 
@@ -589,13 +606,26 @@ fn spawn<R: DeserializeOwned + 'static>(
                 Outcome::Finished(Ok((json, query, preview))) => match (serde_json::from_str::<R>(&json), preview) {
                     (Ok(report), None) => {
                         crate::ui::dom::publish_report(lesson.id, &json);
+                        slot_rc.borrow_mut().shown = true;
                         dispatcher.dispatch(Action::Done { id, report: Rc::new(report), query });
                     }
                     (Ok(report), Some(preview)) => {
                         let (id, last) = (preview.shows_for, preview.last);
+                        let until_drawn = {
+                            let mut slot = slot_rc.borrow_mut();
+                            slot.shown = true;
+                            slot.held_until_drawn
+                        };
+                        // The full run, in the same workers: before the preview is drawn (the
+                        // workers compute while the page draws), or once it has been.
+                        if !last && !until_drawn {
+                            release(&slot_rc, id);
+                        }
                         dispatcher.dispatch(Action::Preview { id, report: Rc::new(report), query, shown: preview.shown, last });
                         if !last {
-                            release_after_paint(&slot_rc, id); // the full run, in the same workers
+                            if until_drawn {
+                                release(&slot_rc, id);
+                            }
                             return;
                         }
                     }
