@@ -1,8 +1,8 @@
 // A Web Worker running the same wasm as the page. Each start message runs one part of an
 // experiment in slices (PartRun.step): between slices it posts progress and the results so far
 // ("live"), and it honours pause/resume messages. The page cancels a run by terminating the worker.
-// A start message supersedes the run under way (the page sends a run's parts once its preview is
-// drawn, see `release_after_paint` in src/ui/worker.rs).
+// A start message supersedes the run under way, unless it says `queue`: then it starts when the
+// run under way has finished (a preview first, the full run right behind it in the same worker).
 import init, { PartRun } from './pkg/reward_reco.js';
 
 // The page posts the compiled wasm first ({ wasm: module }, see www/main.js). A worker that is
@@ -14,6 +14,8 @@ let run = null;
 let runId = 0;
 let paused = false;
 let scheduled = false;
+let loading = false;
+const queued = [];
 
 const errorText = (error) => String(error && error.message ? error.message : error);
 
@@ -35,6 +37,7 @@ function tick() {
       const result = run.partial();
       release();
       self.postMessage({ id, result });
+      if (queued.length) begin(queued.shift());
     } else {
       const live = run.live();
       if (live !== undefined) self.postMessage({ id, live });
@@ -64,6 +67,11 @@ self.onmessage = async (event) => {
     schedule();
     return;
   }
+  if (data.queue && (run || loading)) {
+    queued.push(data);
+    return;
+  }
+  queued.length = 0;
   begin(data);
 };
 
@@ -73,12 +81,15 @@ async function begin(data) {
   release();
   runId = id;
   paused = false;
+  loading = true;
   try {
     await ready;
     if (id !== runId) return; // superseded while loading
+    loading = false;
     run = new PartRun(lesson, query, part, parts);
     schedule();
   } catch (error) {
+    loading = false;
     release();
     self.postMessage({ id, error: errorText(error) });
   }

@@ -238,10 +238,9 @@ struct Slot {
     pending: Option<Request>,
     /// The job under way is paused: a new query replaces it rather than waiting behind it.
     paused: bool,
-    /// Parts of `job` (worker index, message) held until its preview is in, and whether until
-    /// it has been drawn too (the page's first run, see [`Dispatch::AfterPreview`]).
+    /// Parts of `job` (worker index, message) held until its preview has been drawn (the page's
+    /// opening run, see [`Dispatch::AfterPreview`]).
     held: Vec<(usize, js_sys::Object)>,
-    held_until_drawn: bool,
     /// A report (or a preview) of this page has been shown: later runs answer a change (with
     /// stages cached, unless the workers were replaced), not the page's opening.
     shown: bool,
@@ -268,14 +267,16 @@ impl Slot {
 enum Dispatch {
     /// Each worker drops what it is running and starts its part.
     Now,
-    /// Behind a preview of `parts` parts: those workers get their part once the preview is in;
-    /// the others at once, unless the preview is to run `alone`: then every part waits until the
-    /// preview has been drawn ([`release`]). A page's first run with a quick preview runs it
-    /// alone: on the 2-core machine of the README's live table the capstone's preview took
+    /// Behind a preview of `parts` parts: those workers queue their part behind their part of
+    /// the preview, the others start theirs at once; unless the preview is to run `alone`: then
+    /// every part waits until the preview has been drawn ([`release_after_paint`]). A page's
+    /// opening run with a quick preview runs it alone: on the 2-core machine of the README's live
+    /// table the capstone's preview took
     /// 650–670 ms alone in its worker and ~990 ms beside a part of the full run, and its figures
     /// 230–260 ms to appear once both workers ran the full run. A long preview (fast MIPS: 2–3 s)
-    /// would delay the full run as much, and a change's preview mostly finds its stages cached,
-    /// so the full run's parts need not wait for it on the other workers.
+    /// would delay the full run as much, and a change's preview mostly finds its stages cached:
+    /// making fast MIPS's full run wait for its preview took ef_search's answers from
+    /// 183–258 to 242–481 ms.
     AfterPreview { parts: u32, alone: bool },
 }
 
@@ -390,7 +391,6 @@ fn start<R: DeserializeOwned + 'static>(
             let parts = (lesson.parts)(&cheaper, cores());
             let alone = !slot.shown
                 && (lesson.estimate)(&cheaper).is_ok_and(|e| e.page_seconds(cores()) <= crate::core::budget::QUICK_PREVIEW_SECONDS);
-            slot.held_until_drawn = alone;
             slot.preview_job = launch(&mut slot, slot_rc, dispatcher, lesson, preview_id, cheaper, Some(preview), Dispatch::Now);
             slot.job = launch(&mut slot, slot_rc, dispatcher, lesson, id, query, None, Dispatch::AfterPreview { parts, alone });
         }
@@ -449,8 +449,12 @@ fn launch<R: DeserializeOwned + 'static>(
         set("part", JsValue::from(index as u32));
         set("parts", JsValue::from(parts));
         match dispatch {
-            Dispatch::AfterPreview { parts, alone } if alone || (index as u32) < parts => slot.held.push((index, message)),
-            _ => {
+            Dispatch::AfterPreview { alone: true, .. } => slot.held.push((index, message)),
+            Dispatch::AfterPreview { parts, alone: false } => {
+                set("queue", JsValue::from_bool((index as u32) < parts));
+                let _ = worker.post_message(&message);
+            }
+            Dispatch::Now => {
                 let _ = worker.post_message(&message);
             }
         }
@@ -458,10 +462,12 @@ fn launch<R: DeserializeOwned + 'static>(
     Some(job)
 }
 
-/// Posts the held parts of run `id`, whose preview is in: at once, or once the preview has been
-/// drawn (after the next frame, or after 200 ms where no frame comes: a tab in the background
-/// draws none).
-fn release(slot_rc: &Rc<RefCell<Slot>>, id: u32) {
+/// Posts the held parts of run `id` once its preview has been drawn: after the next frame, or
+/// after 200 ms where no frame comes (a tab in the background draws none).
+fn release_after_paint(slot_rc: &Rc<RefCell<Slot>>, id: u32) {
+    if slot_rc.borrow().held.is_empty() {
+        return;
+    }
     let post = {
         let slot_rc = slot_rc.clone();
         move || {
@@ -475,10 +481,6 @@ fn release(slot_rc: &Rc<RefCell<Slot>>, id: u32) {
             }
         }
     };
-    if !slot_rc.borrow().held_until_drawn {
-        post();
-        return;
-    }
     let window = crate::ui::dom::window();
     let after_frame = {
         let post = post.clone();
@@ -611,21 +613,11 @@ fn spawn<R: DeserializeOwned + 'static>(
                     }
                     (Ok(report), Some(preview)) => {
                         let (id, last) = (preview.shows_for, preview.last);
-                        let until_drawn = {
-                            let mut slot = slot_rc.borrow_mut();
-                            slot.shown = true;
-                            slot.held_until_drawn
-                        };
-                        // The full run, in the same workers: before the preview is drawn (the
-                        // workers compute while the page draws), or once it has been.
-                        if !last && !until_drawn {
-                            release(&slot_rc, id);
-                        }
+                        slot_rc.borrow_mut().shown = true;
                         dispatcher.dispatch(Action::Preview { id, report: Rc::new(report), query, shown: preview.shown, last });
                         if !last {
-                            if until_drawn {
-                                release(&slot_rc, id);
-                            }
+                            // The full run, in the same workers (parts held for this: see Dispatch).
+                            release_after_paint(&slot_rc, id);
                             return;
                         }
                     }
