@@ -5,7 +5,8 @@
 use crate::core::budget::Estimate;
 use crate::core::embeddings::lesson::EmbeddingsLesson;
 use crate::core::experiment::{
-    estimate_query, first_look_query, merge_query, parts_query, preview_query, run_part_query, run_query, start_query, steps, Experiment, Part, Stepper,
+    estimate_query, first_look_query, merge_query, parts_query, preview_query, run_part_query, run_query, start_query, steps, Experiment,
+    Part, Stepper,
 };
 use crate::core::horvitz_thompson::lesson::HorvitzThompsonLesson;
 use crate::core::mips::lesson::MipsLesson;

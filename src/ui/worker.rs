@@ -263,7 +263,7 @@ impl Slot {
 }
 
 /// How a job's parts reach the workers.
-#[derive(Clone, Copy, PartialEq)]
+#[derive(Clone, Copy)]
 enum Dispatch {
     /// Each worker drops what it is running and starts its part.
     Now,
@@ -271,12 +271,11 @@ enum Dispatch {
     /// the preview, the others start theirs at once; unless the preview is to run `alone`: then
     /// every part waits until the preview has been drawn ([`release_after_paint`]). A page's
     /// opening run with a quick preview runs it alone: on the 2-core machine of the README's live
-    /// table the capstone's preview took
-    /// 650–670 ms alone in its worker and ~990 ms beside a part of the full run, and its figures
-    /// 230–260 ms to appear once both workers ran the full run. A long preview (fast MIPS: 2–3 s)
-    /// would delay the full run as much, and a change's preview mostly finds its stages cached:
-    /// making fast MIPS's full run wait for its preview took ef_search's answers from
-    /// 183–258 to 242–481 ms.
+    /// table the capstone's preview took 650–670 ms alone in its worker and ~990 ms beside a part
+    /// of the full run, and its figures 230–260 ms to appear once both workers ran the full run.
+    /// A long preview (fast MIPS: 2–3 s) would delay the full run as much, and a change's preview
+    /// mostly finds its stages cached: making fast MIPS's full run wait for its preview took
+    /// ef_search's answers from 183–352 to 242–481 ms.
     AfterPreview { parts: u32, alone: bool },
 }
 
@@ -565,7 +564,8 @@ pub fn new_worker() -> Result<Worker, String> {
     if let Some(worker) = spares.filter(|s| s.length() > 0).and_then(|s| s.shift().dyn_into::<Worker>().ok()) {
         return Ok(worker);
     }
-    let start = js_sys::Reflect::get(&window, &JsValue::from_str("__rorecStartWorker")).ok().and_then(|v| v.dyn_into::<js_sys::Function>().ok());
+    let start =
+        js_sys::Reflect::get(&window, &JsValue::from_str("__rorecStartWorker")).ok().and_then(|v| v.dyn_into::<js_sys::Function>().ok());
     if let Some(worker) = start.and_then(|f| f.call0(&JsValue::NULL).ok()).and_then(|w| w.dyn_into::<Worker>().ok()) {
         return Ok(worker);
     }

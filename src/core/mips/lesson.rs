@@ -546,7 +546,10 @@ impl Experiment for MipsLesson {
     /// The smallest catalogue alone (its graph, truth and curves are the full run's first).
     fn preview(params: &Checked<MipsParams>) -> Option<(MipsParams, String)> {
         (params.sizes > 1).then(|| {
-            (MipsParams { sizes: 1, ..(**params).clone() }, format!("the smallest catalogue, {} items, of {}", params.base_items, params.sizes))
+            (
+                MipsParams { sizes: 1, ..(**params).clone() },
+                format!("the smallest catalogue, {} items, of {}", params.base_items, params.sizes),
+            )
         })
     }
 

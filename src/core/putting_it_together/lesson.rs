@@ -6,7 +6,9 @@
 use super::ope::{self, ESTIMATORS};
 use super::tower::{Activation, Tower};
 use super::ENGAGEMENT_FEATURES;
-use super::{fit, most_clicked, populations, svd_item_init, Fit, Fixed, Head, Population, Remembered, Scratch, Served, TowerModel, WorldSpec};
+use super::{
+    fit, most_clicked, populations, svd_item_init, Fit, Fixed, Head, Population, Remembered, Scratch, Served, TowerModel, WorldSpec,
+};
 use crate::core::budget::Estimate;
 use crate::core::experiment::{Experiment, Part};
 use crate::core::horvitz_thompson::estimators::{estimate, Row};
@@ -996,7 +998,13 @@ fn serving_stage(
     })
 }
 
-fn reward_on_evaluation_stage(q: &CapstoneParams, worlds: &Worlds, logs: &Logs, reward_model: &TowerModel, cache: &mut StageCache) -> Rc<RewardOnEvaluation> {
+fn reward_on_evaluation_stage(
+    q: &CapstoneParams,
+    worlds: &Worlds,
+    logs: &Logs,
+    reward_model: &TowerModel,
+    cache: &mut StageCache,
+) -> Rc<RewardOnEvaluation> {
     cache.get_or_compute(GRAPH.key("reward_on_evaluation", q), |_| {
         let logged = &worlds.logged;
         let mut scratch = Scratch::default();
@@ -1005,7 +1013,8 @@ fn reward_on_evaluation_stage(q: &CapstoneParams, worlds: &Worlds, logs: &Logs, 
             .evaluation
             .iter()
             .map(|row| {
-                let query = queries[row.user as usize].get_or_insert_with(|| reward_model.query(logged.context(row.user), &mut scratch).to_vec());
+                let query =
+                    queries[row.user as usize].get_or_insert_with(|| reward_model.query(logged.context(row.user), &mut scratch).to_vec());
                 reward_model.click_probability_for(query, logged.engagement(row.user), &row.slate, &mut scratch)
             })
             .collect();
