@@ -1112,14 +1112,15 @@ fn run_main(p: &CapstoneParams, cache: &mut StageCache, progress: &mut dyn Progr
             serving.push(served.result.clone());
             let ab_key = GRAPH.key("ab_test", &p.for_training(name)).with(name);
             let ab = cache.get_or_compute(ab_key, |_| {
-                let policy = Served::new(&model.model, &worlds.fresh, Some(&index.0), p.ef_search as usize, name)
-                    .with_slates(served.index_slates.clone());
-                ab_test(p, &worlds.fresh, &policy)
+                let policy = Served::new(&model.model, &worlds.fresh, Some(&index.0), p.ef_search as usize, name);
+                let users = worlds.fresh.world.users.len();
+                ab_test(p, &worlds.fresh, &Remembered::new(&policy, users).with_slates(served.index_slates.clone()))
             });
             // Keyed by every knob: the reward model is deep even when the candidate is linear.
             let offline_result = cache.get_or_compute(GRAPH.key("ope", p).with(name), |_| {
                 // A user's slate is computed once, however many of their rows are held out.
-                let served = Served::new(&model.model, &worlds.logged, Some(&index.0), p.ef_search as usize, name);
+                let searched = Served::new(&model.model, &worlds.logged, Some(&index.0), p.ef_search as usize, name);
+                let served = Remembered::new(&searched, worlds.logged.world.users.len());
                 let (size, world) = (p.slate_size as u32, &worlds.logged.world);
                 let mut unused = rng::seeded(0, Stream::MonteCarlo);
                 let mut slate = Vec::new();
@@ -1240,7 +1241,8 @@ fn run_sweep_point(q: &CapstoneParams, cache: &mut StageCache, progress: &mut dy
     let deep = training_stage(q, "deep-prr", &worlds, &logs, &init, cache, &mut staged(progress, 0.3, 0.95));
     let exact_ab = |name: &'static str, trained: &Trained, cache: &mut StageCache| {
         cache.get_or_compute(GRAPH.key("sweep", &q.for_training(name)).with(name), |_| {
-            ab_test(q, &worlds.fresh, &Served::new(&trained.model, &worlds.fresh, None, 0, name))
+            let scanned = Served::new(&trained.model, &worlds.fresh, None, 0, name);
+            ab_test(q, &worlds.fresh, &Remembered::new(&scanned, worlds.fresh.world.users.len()))
         })
     };
     let (l, d) = (exact_ab("linear-prr", &linear, cache), exact_ab("deep-prr", &deep, cache));
@@ -1365,9 +1367,10 @@ mod tests {
         let model = training_stage(&q, "deep-prr", &worlds, &logs, &init, &mut cache, &mut ());
         let index = index_stage(&q, "deep-prr", &model, &mut cache);
         let served = serving_stage(&q, "deep-prr", &worlds, &model, &index, &mut cache, &mut ());
-        let policy = || Served::new(&model.model, &worlds.fresh, Some(&index.0), q.ef_search as usize, "deep-prr");
-        let searched = ab_test(&q, &worlds.fresh, &policy());
-        let reused = ab_test(&q, &worlds.fresh, &policy().with_slates(served.index_slates.clone()));
+        let policy = Served::new(&model.model, &worlds.fresh, Some(&index.0), q.ef_search as usize, "deep-prr");
+        let users = worlds.fresh.world.users.len();
+        let searched = ab_test(&q, &worlds.fresh, &Remembered::new(&policy, users));
+        let reused = ab_test(&q, &worlds.fresh, &Remembered::new(&policy, users).with_slates(served.index_slates.clone()));
         assert_eq!(searched.rewards, reused.rewards);
         let remembered = ab_test(&q, &worlds.fresh, &Remembered::new(&Oracle, worlds.fresh.world.users.len()));
         assert_eq!(remembered.rewards, ab_test(&q, &worlds.fresh, &Oracle).rewards);

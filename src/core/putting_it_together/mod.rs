@@ -618,15 +618,14 @@ pub fn svd_item_init(population: &Population, train: &[LoggedRow], items: u32, d
 pub const SVD_INIT_NORM: f64 = 0.5;
 
 /// A candidate served by MIPS: the top-K items by g(z)·Ψ_a (through the HNSW index when given,
-/// else an exact scan), the best item in the best position. Slates are kept per user: a user's
-/// query does not change, so an A/B test computes each user's slate once.
+/// else an exact scan), the best item in the best position. A user's query does not change:
+/// wrapped in [`Remembered`], an A/B test computes each user's slate once.
 pub struct Served<'a> {
     pub model: &'a TowerModel,
     pub population: &'a Population,
     pub index: Option<&'a RefCell<MipsIndex>>,
     pub ef: usize,
     pub label: String,
-    memo: RefCell<Vec<Option<Vec<u32>>>>,
     scratch: RefCell<Scratch>,
 }
 
@@ -638,30 +637,10 @@ impl<'a> Served<'a> {
         ef: usize,
         label: &str,
     ) -> Served<'a> {
-        Served {
-            model,
-            population,
-            index,
-            ef,
-            label: label.into(),
-            memo: RefCell::new(vec![None; population.world.users.len()]),
-            scratch: RefCell::default(),
-        }
+        Served { model, population, index, ef, label: label.into(), scratch: RefCell::default() }
     }
 
-    /// The same, with the slates of the first users already served (one per user, as
-    /// [`Served::slate_for`] gives them): `choose` returns them instead of searching again.
-    pub fn with_slates(self, slates: Vec<Vec<u32>>) -> Served<'a> {
-        {
-            let mut memo = self.memo.borrow_mut();
-            for (kept, slate) in memo.iter_mut().zip(slates) {
-                *kept = Some(slate);
-            }
-        }
-        self
-    }
-
-    /// The slate for `user`, computed (not memoised).
+    /// The slate for `user`.
     pub fn slate_for(&self, user: u32, size: u32, scratch: &mut Scratch) -> Vec<u32> {
         let query = self.model.query(self.population.context(user), scratch);
         let top = match self.index {
@@ -681,13 +660,7 @@ impl<'a> Served<'a> {
 
 impl SlatePolicy for Served<'_> {
     fn choose(&self, _world: &World, user: u32, size: u32, _rng: &mut Rng, slate: &mut Vec<u32>) {
-        let mut memo = self.memo.borrow_mut();
-        let kept = &mut memo[user as usize];
-        if kept.as_ref().is_none_or(|s| s.len() != size as usize) {
-            *kept = Some(self.slate_for(user, size, &mut self.scratch.borrow_mut()));
-        }
-        slate.clear();
-        slate.extend_from_slice(kept.as_ref().expect("just computed"));
+        *slate = self.slate_for(user, size, &mut self.scratch.borrow_mut());
     }
 
     fn name(&self) -> String {
@@ -696,7 +669,8 @@ impl SlatePolicy for Served<'_> {
 }
 
 /// A deterministic policy's slates, each computed once per user (and slate size): the oracle
-/// answers every impression of an A/B test with a scan of the catalogue otherwise.
+/// and a served candidate answer every impression of an A/B test with a scan or a search
+/// otherwise.
 pub struct Remembered<'a> {
     policy: &'a dyn SlatePolicy,
     memo: RefCell<Vec<Option<Vec<u32>>>>,
@@ -705,6 +679,15 @@ pub struct Remembered<'a> {
 impl<'a> Remembered<'a> {
     pub fn new(policy: &'a dyn SlatePolicy, users: usize) -> Remembered<'a> {
         Remembered { policy, memo: RefCell::new(vec![None; users]) }
+    }
+
+    /// The same, with the slates of the first users already known (one per user, as the policy
+    /// gives them): `choose` returns them instead of computing them again.
+    pub fn with_slates(self, slates: Vec<Vec<u32>>) -> Remembered<'a> {
+        for (kept, slate) in self.memo.borrow_mut().iter_mut().zip(slates) {
+            *kept = Some(slate);
+        }
+        self
     }
 }
 
