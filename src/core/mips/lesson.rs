@@ -565,7 +565,7 @@ impl Experiment for MipsLesson {
         if !quick(&smallest) {
             let tenth = MipsParams { base_items: params.base_items / 10, ..smallest.clone() };
             if crate::core::params::check(tenth.clone()).is_ok() {
-                let note = format!("a catalogue of {} items, a tenth of the smallest one ({})", tenth.base_items, params.base_items);
+                let note = format!("a catalogue of {} items, a tenth of the smallest", tenth.base_items);
                 return Some((tenth, note));
             }
         }
