@@ -58,31 +58,52 @@ impl Vectors {
 }
 
 /// Dot product with 8 independent accumulators: a fixed summation order (the same bits natively
-/// and in wasm) that LLVM vectorises natively. The browser build is optimised for size, which
-/// turns the vectoriser off, so there the same lanes are written with simd128 intrinsics.
+/// and in wasm). Natively the 8 lanes are one AVX register when the CPU has AVX (checked at run
+/// time, so one binary runs everywhere), else two SSE registers by the vectoriser; in wasm two
+/// simd128 registers. Never a fused multiply-add: it rounds once instead of twice, and the sums
+/// would then differ between the CPU and the browser.
 #[inline]
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
-    let (ra, rb) = (ca.remainder(), cb.remainder());
-    let acc = lanes8(ca, cb, |x, y| x * y, simd::mul_add);
-    let mut tail = 0.0f32;
-    for (x, y) in ra.iter().zip(rb) {
-        tail += x * y;
-    }
-    ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7])) + tail
+    one::<false>(a, b)
 }
 
 /// Squared L2 distance, same structure as [`dot`].
 #[inline]
 pub fn l2(a: &[f32], b: &[f32]) -> f32 {
-    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
-    let (ra, rb) = (ca.remainder(), cb.remainder());
-    let acc = lanes8(ca, cb, |x, y| (x - y) * (x - y), simd::sq_diff_add);
+    one::<true>(a, b)
+}
+
+/// One row against one query, term x·y (or (x − y)² when `L2`): acc[j] += term over chunks of 8,
+/// lane by lane, then the lanes summed pairwise and the tail added.
+#[inline(always)]
+fn one<const L2: bool>(a: &[f32], b: &[f32]) -> f32 {
+    debug_assert_eq!(a.len(), b.len());
+    let n = a.len().min(b.len()) / 8 * 8;
     let mut tail = 0.0f32;
-    for (x, y) in ra.iter().zip(rb) {
-        tail += (x - y) * (x - y);
+    for (x, y) in a[n..].iter().zip(&b[n..]) {
+        tail += term::<L2>(*x, *y);
     }
-    ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7])) + tail
+    #[cfg(target_arch = "x86_64")]
+    if avx::available() {
+        // SAFETY: the CPU has AVX (checked just above).
+        return unsafe { avx::one::<L2>(&a[..n], &b[..n], tail) };
+    }
+    reduce(&lanes8::<L2>(&a[..n], &b[..n]), tail)
+}
+
+#[inline(always)]
+fn term<const L2: bool>(x: f32, y: f32) -> f32 {
+    if L2 {
+        (x - y) * (x - y)
+    } else {
+        x * y
+    }
+}
+
+/// The 8 lanes summed in a fixed order, then the tail.
+#[inline(always)]
+fn reduce(a: &[f32; 8], tail: f32) -> f32 {
+    ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7])) + tail
 }
 
 /// Dot products of four rows with one query, interleaved so that the four accumulation chains
@@ -99,17 +120,81 @@ pub fn l2_4(rows: [&[f32]; 4], q: &[f32]) -> [f32; 4] {
     four::<true>(rows, q)
 }
 
-/// Four rows against one query, term x·y (or (x − y)² when `L2`), each row in [`dot`]'s order.
+/// Dot products of four rows with each of two queries: bit-identical to two [`dot4`] calls, with
+/// eight accumulation chains in flight (the batched exact scan, where the rows come from cache and
+/// four chains leave the adder waiting on its own latency).
+#[inline]
+pub fn dot4x2(rows: [&[f32]; 4], q0: &[f32], q1: &[f32]) -> [[f32; 4]; 2] {
+    #[cfg(target_arch = "x86_64")]
+    if avx::available() && q0.len() == q1.len() {
+        let n = q0.len() / 8 * 8;
+        let mut tails = [[0.0f32; 4]; 2];
+        for (t, q) in tails.iter_mut().zip([q0, q1]) {
+            for r in 0..4 {
+                for (x, y) in rows[r][n..].iter().zip(&q[n..]) {
+                    t[r] += x * y;
+                }
+            }
+        }
+        let whole = [&rows[0][..n], &rows[1][..n], &rows[2][..n], &rows[3][..n]];
+        // SAFETY: the CPU has AVX (checked just above).
+        return unsafe { avx::four_by_two(whole, &q0[..n], &q1[..n], tails) };
+    }
+    [dot4(rows, q0), dot4(rows, q1)]
+}
+
+/// Four rows against one query, each row in [`dot`]'s order.
 #[inline(always)]
 fn four<const L2: bool>(rows: [&[f32]; 4], q: &[f32]) -> [f32; 4] {
-    let term = |x: f32, y: f32| if L2 { (x - y) * (x - y) } else { x * y };
     let n = q.len() / 8 * 8;
+    let mut tails = [0.0f32; 4];
+    for r in 0..4 {
+        for (x, y) in rows[r][n..].iter().zip(&q[n..]) {
+            tails[r] += term::<L2>(*x, *y);
+        }
+    }
+    let whole = ([&rows[0][..n], &rows[1][..n], &rows[2][..n], &rows[3][..n]], &q[..n]);
+    #[cfg(target_arch = "x86_64")]
+    if avx::available() {
+        // SAFETY: the CPU has AVX (checked just above).
+        return unsafe { avx::four::<L2>(whole.0, whole.1, tails) };
+    }
+    let acc = four_lanes::<L2>(whole.0, whole.1);
+    [reduce(&acc[0], tails[0]), reduce(&acc[1], tails[1]), reduce(&acc[2], tails[2]), reduce(&acc[3], tails[3])]
+}
+
+/// acc[j] += term(x[j], y[j]) over whole chunks of 8 (`a` and `b` have a multiple of 8 floats).
+#[inline(always)]
+fn lanes8<const L2: bool>(a: &[f32], b: &[f32]) -> [f32; 8] {
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    {
+        let mut acc = simd::zero();
+        for (x, y) in a.chunks_exact(8).zip(b.chunks_exact(8)) {
+            acc = if L2 { simd::sq_diff_add(acc, x, y) } else { simd::mul_add(acc, x, y) };
+        }
+        simd::to_array(acc)
+    }
+    #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+    {
+        let mut acc = [0.0f32; 8];
+        for (x, y) in a.chunks_exact(8).zip(b.chunks_exact(8)) {
+            for j in 0..8 {
+                acc[j] += term::<L2>(x[j], y[j]);
+            }
+        }
+        acc
+    }
+}
+
+/// [`lanes8`] for four rows at once (four independent chains).
+#[inline(always)]
+fn four_lanes<const L2: bool>(rows: [&[f32]; 4], q: &[f32]) -> [[f32; 8]; 4] {
     let mut acc = [[0.0f32; 8]; 4];
     #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
     {
         let mut v = [simd::zero(); 4];
         let mut i = 0;
-        while i < n {
+        while i < q.len() {
             let y = &q[i..i + 8];
             for r in 0..4 {
                 v[r] = if L2 { simd::sq_diff_add(v[r], &rows[r][i..i + 8], y) } else { simd::mul_add(v[r], &rows[r][i..i + 8], y) };
@@ -123,55 +208,132 @@ fn four<const L2: bool>(rows: [&[f32]; 4], q: &[f32]) -> [f32; 4] {
     #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
     {
         // Fixed-size chunks: no bounds checks in the loop, so LLVM vectorises it.
-        let (r0, r1, r2, r3) = (&rows[0][..n], &rows[1][..n], &rows[2][..n], &rows[3][..n]);
+        let (r0, r1, r2, r3) = (rows[0], rows[1], rows[2], rows[3]);
         for ((((y, a), b), c), d) in
-            q[..n].chunks_exact(8).zip(r0.chunks_exact(8)).zip(r1.chunks_exact(8)).zip(r2.chunks_exact(8)).zip(r3.chunks_exact(8))
+            q.chunks_exact(8).zip(r0.chunks_exact(8)).zip(r1.chunks_exact(8)).zip(r2.chunks_exact(8)).zip(r3.chunks_exact(8))
         {
             for j in 0..8 {
-                acc[0][j] += term(a[j], y[j]);
-                acc[1][j] += term(b[j], y[j]);
-                acc[2][j] += term(c[j], y[j]);
-                acc[3][j] += term(d[j], y[j]);
+                acc[0][j] += term::<L2>(a[j], y[j]);
+                acc[1][j] += term::<L2>(b[j], y[j]);
+                acc[2][j] += term::<L2>(c[j], y[j]);
+                acc[3][j] += term::<L2>(d[j], y[j]);
             }
         }
     }
-    let mut out = [0.0f32; 4];
-    for r in 0..4 {
-        let a = &acc[r];
-        let mut tail = 0.0f32;
-        for (x, y) in rows[r][n..].iter().zip(&q[n..]) {
-            tail += term(*x, *y);
-        }
-        out[r] = ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7])) + tail;
-    }
-    out
+    acc
 }
 
-/// acc[j] += term(x[j], y[j]) over chunks of 8, lane by lane.
-#[inline(always)]
-fn lanes8<'a>(
-    ca: std::slice::ChunksExact<'a, f32>,
-    cb: std::slice::ChunksExact<'a, f32>,
-    _term: impl Fn(f32, f32) -> f32,
-    _vector: impl Fn(simd::Acc, &[f32], &[f32]) -> simd::Acc,
-) -> [f32; 8] {
-    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-    {
-        let mut acc = simd::zero();
-        for (x, y) in ca.zip(cb) {
-            acc = _vector(acc, x, y);
-        }
-        simd::to_array(acc)
+/// The 8 lanes in one 256-bit AVX register, natively on CPUs that have it: the same lane-wise
+/// multiplies and adds as the portable loop (no FMA), so the same bits in half the instructions.
+#[cfg(target_arch = "x86_64")]
+mod avx {
+    use core::arch::x86_64::*;
+
+    /// std caches the CPUID answer: this is one load and a bit test.
+    #[inline(always)]
+    pub fn available() -> bool {
+        std::arch::is_x86_feature_detected!("avx")
     }
-    #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
-    {
-        let mut acc = [0.0f32; 8];
-        for (x, y) in ca.zip(cb) {
-            for j in 0..8 {
-                acc[j] += _term(x[j], y[j]);
-            }
+
+    #[inline]
+    #[target_feature(enable = "avx")]
+    fn step<const L2: bool>(acc: __m256, x: __m256, y: __m256) -> __m256 {
+        let t = if L2 {
+            let d = _mm256_sub_ps(x, y);
+            _mm256_mul_ps(d, d)
+        } else {
+            _mm256_mul_ps(x, y)
+        };
+        _mm256_add_ps(acc, t)
+    }
+
+    /// One row against one query, whole: as [`four`], for one row.
+    ///
+    /// # Safety
+    /// The CPU must have AVX. `a` and `b` hold the same multiple of 8 floats.
+    #[target_feature(enable = "avx")]
+    pub unsafe fn one<const L2: bool>(a: &[f32], b: &[f32], tail: f32) -> f32 {
+        let n = a.len().min(b.len()) / 8 * 8;
+        let mut acc = _mm256_setzero_ps();
+        let mut i = 0;
+        while i < n {
+            // SAFETY: i + 8 ≤ n ≤ both lengths; loadu needs no alignment.
+            let (x, y) = unsafe { (_mm256_loadu_ps(a.as_ptr().add(i)), _mm256_loadu_ps(b.as_ptr().add(i))) };
+            acc = step::<L2>(acc, x, y);
+            i += 8;
         }
-        acc
+        // [a0+a1, a2+a3, ..| a4+a5, a6+a7, ..] → [(a0+a1)+(a2+a3) ..| (a4+a5)+(a6+a7) ..].
+        let pairs = _mm256_hadd_ps(acc, acc);
+        let quads = _mm256_hadd_ps(pairs, pairs);
+        let sum = _mm_add_ss(_mm256_castps256_ps128(quads), _mm256_extractf128_ps::<1>(quads));
+        _mm_cvtss_f32(_mm_add_ss(sum, _mm_set_ss(tail)))
+    }
+
+    /// Four rows against one query, whole: the lanes, then [`finish`]. Bit-identical to the
+    /// portable path, without storing the lanes to memory.
+    ///
+    /// # Safety
+    /// The CPU must have AVX. Every row holds at least `q.len()` floats, a multiple of 8.
+    #[target_feature(enable = "avx")]
+    pub unsafe fn four<const L2: bool>(rows: [&[f32]; 4], q: &[f32], tails: [f32; 4]) -> [f32; 4] {
+        let n = q.len() / 8 * 8;
+        assert!(rows.iter().all(|r| r.len() >= n));
+        let mut acc = [_mm256_setzero_ps(); 4];
+        let mut i = 0;
+        while i < n {
+            // SAFETY: i + 8 ≤ n ≤ every length (asserted above); loadu needs no alignment.
+            unsafe {
+                let y = _mm256_loadu_ps(q.as_ptr().add(i));
+                for r in 0..4 {
+                    acc[r] = step::<L2>(acc[r], _mm256_loadu_ps(rows[r].as_ptr().add(i)), y);
+                }
+            }
+            i += 8;
+        }
+        finish(acc, tails)
+    }
+
+    /// [`four`] for two queries at once: eight chains, each row loaded once for both.
+    ///
+    /// # Safety
+    /// The CPU must have AVX. Every row holds at least `q0.len()` floats, a multiple of 8, and
+    /// `q1` as many as `q0`.
+    #[target_feature(enable = "avx")]
+    pub unsafe fn four_by_two(rows: [&[f32]; 4], q0: &[f32], q1: &[f32], tails: [[f32; 4]; 2]) -> [[f32; 4]; 2] {
+        let n = q0.len() / 8 * 8;
+        assert!(q1.len() >= n && rows.iter().all(|r| r.len() >= n));
+        let (mut a, mut b) = ([_mm256_setzero_ps(); 4], [_mm256_setzero_ps(); 4]);
+        let mut i = 0;
+        while i < n {
+            // SAFETY: i + 8 ≤ n ≤ every length (asserted above); loadu needs no alignment.
+            unsafe {
+                let (y0, y1) = (_mm256_loadu_ps(q0.as_ptr().add(i)), _mm256_loadu_ps(q1.as_ptr().add(i)));
+                for r in 0..4 {
+                    let x = _mm256_loadu_ps(rows[r].as_ptr().add(i));
+                    a[r] = step::<false>(a[r], x, y0);
+                    b[r] = step::<false>(b[r], x, y1);
+                }
+            }
+            i += 8;
+        }
+        [finish(a, tails[0]), finish(b, tails[1])]
+    }
+
+    /// Four rows' lanes summed as [`super::reduce`] does, by horizontal adds (each adds two
+    /// neighbouring lanes, as the scalar code does): [r0: a0+a1, a2+a3, r1: a0+a1, a2+a3 | r0:
+    /// a4+a5, a6+a7, r1: a4+a5, a6+a7], the same for r2, r3; then [r0..r3: (a0+a1)+(a2+a3) |
+    /// r0..r3: (a4+a5)+(a6+a7)]; the two halves added; then the tails.
+    #[inline]
+    #[target_feature(enable = "avx")]
+    fn finish(acc: [__m256; 4], tails: [f32; 4]) -> [f32; 4] {
+        let pairs01 = _mm256_hadd_ps(acc[0], acc[1]);
+        let pairs23 = _mm256_hadd_ps(acc[2], acc[3]);
+        let quads = _mm256_hadd_ps(pairs01, pairs23);
+        let sums = _mm_add_ps(_mm256_castps256_ps128(quads), _mm256_extractf128_ps::<1>(quads));
+        let mut out = [0.0f32; 4];
+        // SAFETY: `tails` and `out` hold 4 floats; loadu/storeu need no alignment.
+        unsafe { _mm_storeu_ps(out.as_mut_ptr(), _mm_add_ps(sums, _mm_loadu_ps(tails.as_ptr()))) };
+        out
     }
 }
 
@@ -221,16 +383,6 @@ mod simd {
     }
 }
 
-/// Natively the vectoriser does the work; this keeps the signatures the same.
-#[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
-mod simd {
-    pub type Acc = ();
-
-    pub fn mul_add(_: Acc, _: &[f32], _: &[f32]) -> Acc {}
-
-    pub fn sq_diff_add(_: Acc, _: &[f32], _: &[f32]) -> Acc {}
-}
-
 /// Fraction of `truth` found in `found` (recall@K with K = truth.len()).
 pub fn recall(found: &[u32], truth: &[u32]) -> f64 {
     if truth.is_empty() {
@@ -251,6 +403,46 @@ mod tests {
         assert!((dot(&a, &b) - naive).abs() < 1e-4);
         let naive_l2: f32 = a.iter().zip(&b).map(|(x, y)| (x - y) * (x - y)).sum();
         assert!((l2(&a, &b) - naive_l2).abs() < 1e-3);
+    }
+
+    /// The summation order every build must follow, written out lane by lane in plain Rust.
+    fn in_the_declared_order(a: &[f32], b: &[f32], squared_difference: bool) -> f32 {
+        let t = |x: f32, y: f32| if squared_difference { (x - y) * (x - y) } else { x * y };
+        let n = a.len() / 8 * 8;
+        let mut lanes = [0.0f32; 8];
+        for i in (0..n).step_by(8) {
+            for j in 0..8 {
+                lanes[j] += t(a[i + j], b[i + j]);
+            }
+        }
+        let mut tail = 0.0f32;
+        for i in n..a.len() {
+            tail += t(a[i], b[i]);
+        }
+        ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) + ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7])) + tail
+    }
+
+    #[test]
+    fn every_kernel_sums_in_the_declared_order_bit_for_bit() {
+        // Natively on an AVX machine this checks the AVX kernels, elsewhere the portable loops and
+        // in wasm the simd128 ones: all must give these bits, so results agree across them.
+        for len in [0, 1, 7, 8, 9, 31, 64, 65, 100] {
+            let rows: Vec<Vec<f32>> = (0..4).map(|r| (0..len).map(|i| ((i * 13 + r * 5) % 17) as f32 * 0.31 - 2.3).collect()).collect();
+            let q: Vec<f32> = (0..len).map(|i| (i as f32 * 1.7).sin() * 1.9).collect();
+            let refs = [&rows[0][..], &rows[1][..], &rows[2][..], &rows[3][..]];
+            let (d4, l4) = (dot4(refs, &q), l2_4(refs, &q));
+            for r in 0..4 {
+                let (want_dot, want_l2) = (in_the_declared_order(&rows[r], &q, false), in_the_declared_order(&rows[r], &q, true));
+                assert_eq!(dot(&rows[r], &q).to_bits(), want_dot.to_bits(), "dot, length {len}");
+                assert_eq!(l2(&rows[r], &q).to_bits(), want_l2.to_bits(), "l2, length {len}");
+                assert_eq!(d4[r].to_bits(), want_dot.to_bits(), "dot4, length {len}");
+                assert_eq!(l4[r].to_bits(), want_l2.to_bits(), "l2_4, length {len}");
+                let other: Vec<f32> = q.iter().map(|y| y * -0.7 + 0.1).collect();
+                let pair = dot4x2(refs, &q, &other);
+                assert_eq!(pair[0][r].to_bits(), want_dot.to_bits(), "dot4x2, first query, length {len}");
+                assert_eq!(pair[1][r].to_bits(), in_the_declared_order(&rows[r], &other, false).to_bits(), "dot4x2, second, length {len}");
+            }
+        }
     }
 
     #[test]
