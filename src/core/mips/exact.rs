@@ -6,18 +6,23 @@ use super::{dot, dot4, dot4x2, Vectors};
 /// Calls `f(i, items[i]·query)` for every item in order: four rows at a time (independent
 /// accumulation chains), the rest one by one. Bit-identical to `dot` per row.
 #[inline]
-pub fn for_each_score(items: &Vectors, query: &[f32], mut f: impl FnMut(usize, f32)) {
-    let n = items.len();
-    let blocks = n / 4 * 4;
-    let mut i = 0;
-    while i < blocks {
+pub fn for_each_score(items: &Vectors, query: &[f32], f: impl FnMut(usize, f32)) {
+    score_range(items, query, 0, items.len(), f);
+}
+
+/// [`for_each_score`] over the items `start..end` only.
+#[inline]
+fn score_range(items: &Vectors, query: &[f32], start: usize, end: usize, mut f: impl FnMut(usize, f32)) {
+    let fours = start + (end - start) / 4 * 4;
+    let mut i = start;
+    while i < fours {
         let scores = dot4([items.row(i), items.row(i + 1), items.row(i + 2), items.row(i + 3)], query);
         for (j, s) in scores.into_iter().enumerate() {
             f(i + j, s);
         }
         i += 4;
     }
-    for i in blocks..n {
+    for i in fours..end {
         f(i, dot(items.row(i), query));
     }
 }
@@ -95,18 +100,7 @@ pub fn for_each_score_batch(items: &Vectors, queries: &[&[f32]], mut f: impl FnM
             q += 2;
         }
         if q < queries.len() {
-            let query = queries[q];
-            let mut i = start;
-            while i < fours {
-                let scores = dot4([items.row(i), items.row(i + 1), items.row(i + 2), items.row(i + 3)], query);
-                for (j, s) in scores.into_iter().enumerate() {
-                    f(q, i + j, s);
-                }
-                i += 4;
-            }
-            for i in fours..end {
-                f(q, i, dot(items.row(i), query));
-            }
+            score_range(items, queries[q], start, end, |i, s| f(q, i, s));
         }
         start = end;
     }
