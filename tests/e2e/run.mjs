@@ -274,9 +274,11 @@ test('horvitz-thompson: the default lab run (R = 500, N = 10,000, K = 5, all est
 /** A MIPS report without its timings (they differ run to run; nothing else may). */
 function withoutTimings(r) {
   const c = JSON.parse(JSON.stringify(r));
-  for (const s of c.sizes) { s.build_ms = 0; s.exact_ms_per_query = 0; s.approx_ms_per_query = 0; }
+  for (const s of c.sizes) {
+    s.build_ms = 0; s.exact_ms_per_query = 0; s.approx_ms_per_query = 0; s.int8_build_ms = 0; s.int8_ms_per_query = 0;
+  }
   c.curves.exact_ms_per_query = 0; c.curves.build_ms_inner_product = 0; c.curves.build_ms_augmented = 0;
-  for (const p of [...c.curves.inner_product, ...c.curves.augmented]) p.ms_per_query = 0;
+  for (const p of [...c.curves.inner_product, ...c.curves.augmented, ...c.curves.int8]) p.ms_per_query = 0;
   return c;
 }
 

@@ -36,19 +36,32 @@ pub fn top_k(items: &Vectors, query: &[f32], k: usize) -> Vec<(f32, u32)> {
 
 /// The K best so far, best first, in a buffer of ≤ K + 1 slots (K is small; a heap would not beat
 /// an insertion into a short sorted list). Offered in item order, ties keep the earlier item.
-struct Best {
-    list: Vec<(f32, u32)>,
+pub(super) struct Best<S> {
+    pub(super) list: Vec<(S, u32)>,
     k: usize,
-    threshold: f32,
+    threshold: S,
 }
 
-impl Best {
-    fn new(k: usize) -> Best {
-        Best { list: Vec::with_capacity(k + 1), k, threshold: f32::NEG_INFINITY }
+/// A score [`Best`] can rank: f32 inner products, or the int8 scan's integer sums.
+pub(super) trait Score: Copy + PartialOrd {
+    const LOWEST: Self;
+}
+
+impl Score for f32 {
+    const LOWEST: f32 = f32::NEG_INFINITY;
+}
+
+impl Score for i32 {
+    const LOWEST: i32 = i32::MIN;
+}
+
+impl<S: Score> Best<S> {
+    pub(super) fn new(k: usize) -> Best<S> {
+        Best { list: Vec::with_capacity(k + 1), k, threshold: S::LOWEST }
     }
 
     #[inline(always)]
-    fn offer(&mut self, score: f32, item: u32) {
+    pub(super) fn offer(&mut self, score: S, item: u32) {
         if self.list.len() < self.k || score > self.threshold {
             let pos = self.list.partition_point(|(b, _)| *b >= score);
             self.list.insert(pos, (score, item));
@@ -109,7 +122,7 @@ pub fn for_each_score_batch(items: &Vectors, queries: &[&[f32]], mut f: impl FnM
 /// The K best (score, item) pairs of each query, in one pass over the catalogue (see
 /// [`for_each_score_batch`]): the same lists as [`top_k`] on each query, bit for bit.
 pub fn top_k_batch(items: &Vectors, queries: &[&[f32]], k: usize) -> Vec<Vec<(f32, u32)>> {
-    let mut best: Vec<Best> = queries.iter().map(|_| Best::new(k)).collect();
+    let mut best: Vec<Best<f32>> = queries.iter().map(|_| Best::new(k)).collect();
     for_each_score_batch(items, queries, |q, i, s| best[q].offer(s, i as u32));
     best.into_iter().map(|b| b.list).collect()
 }

@@ -1,8 +1,9 @@
 //! The lesson "Fast MIPS": the notebook's experiment — exact vs approximate top-K search as the
-//! catalogue grows from 10,000 by ×1.3 steps — plus recall histograms and a recall–speed curve
-//! for both ways of indexing inner products.
+//! catalogue grows from 10,000 by ×1.3 steps — plus recall histograms and recall–speed curves
+//! for both ways of indexing inner products and for the int8 scan with exact re-ranking.
 
 use super::hnsw::{Config, MipsIndex};
+use super::quantized::Quantized;
 use super::{data, exact, recall, Vectors};
 use crate::core::budget::{Estimate, QUICK_PREVIEW_SECONDS};
 use crate::core::experiment::{Experiment, Part};
@@ -24,6 +25,7 @@ pub struct MipsParams {
     pub m: i64,
     pub ef_construction: i64,
     pub ef_search: i64,
+    pub shortlist: i64,
     pub seed: u64,
 }
 
@@ -40,6 +42,7 @@ impl Default for MipsParams {
             m: 16,
             ef_construction: 64,
             ef_search: 32,
+            shortlist: 40,
             seed: 1,
         }
     }
@@ -80,6 +83,12 @@ const SPECS: &[Spec] = &[
         help: "beam width while searching: recall vs speed",
         kind: Kind::Int { min: 1, max: 5000, log: true },
     },
+    Spec {
+        name: "shortlist",
+        label: "int8 shortlist R",
+        help: "items the int8 scan keeps for exact re-ranking",
+        kind: Kind::Int { min: 1, max: 10_000, log: true },
+    },
     Spec { name: "seed", label: "Seed", help: "same seed and parameters → same vectors, graphs and recalls", kind: Kind::Seed },
 ];
 
@@ -91,12 +100,15 @@ impl LessonParams for MipsParams {
         SPECS
     }
 
-    crate::fields!(data, dim, k, base_items, sizes, queries, index, m, ef_construction, ef_search, seed);
+    crate::fields!(data, dim, k, base_items, sizes, queries, index, m, ef_construction, ef_search, shortlist, seed);
 
     fn cross_check(&self) -> Vec<Issue> {
         let mut issues = Vec::new();
         if self.ef_search < self.k {
             issues.push(Issue { param: "ef_search", message: format!("ef_search must be at least K = {}", self.k) });
+        }
+        if self.shortlist < self.k {
+            issues.push(Issue { param: "shortlist", message: format!("the shortlist must hold at least K = {} items", self.k) });
         }
         let largest = self.catalogue_sizes().last().copied().unwrap_or(0) as f64;
         let bytes = largest * ((self.dim + 1) as f64 * 4.0 + 2.0 * self.m as f64 * 4.0 + 8.0) * 1.1;
@@ -157,6 +169,12 @@ pub struct SizePoint {
     pub approx_distances_per_query: f64,
     /// Queries that found j of the true top K, j = 0..=K.
     pub recall_histogram: Vec<u32>,
+    /// The int8 copy: its size, the time to make it, and its scan with the exact re-ranking of
+    /// a shortlist of R items (see `quantized.rs`).
+    pub int8_bytes: u64,
+    pub int8_build_ms: f64,
+    pub int8_ms_per_query: f64,
+    pub int8_recall: f64,
 }
 
 /// One point of the recall–speed curve.
@@ -168,12 +186,21 @@ pub struct CurvePoint {
     pub distances_per_query: f64,
 }
 
+/// One point of the int8 scan's recall–speed curve: a shortlist of R items re-ranked exactly.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ShortlistPoint {
+    pub shortlist: u32,
+    pub recall: f64,
+    pub ms_per_query: f64,
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Curves {
     pub items: u32,
     pub exact_ms_per_query: f64,
     pub inner_product: Vec<CurvePoint>,
     pub augmented: Vec<CurvePoint>,
+    pub int8: Vec<ShortlistPoint>,
     pub build_ms_inner_product: f64,
     pub build_ms_augmented: f64,
 }
@@ -191,6 +218,7 @@ pub struct MipsReport {
     pub queries: u32,
     pub index: String,
     pub ef_search: u32,
+    pub shortlist: u32,
     pub sizes: Vec<SizePoint>,
     pub curves: Curves,
 }
@@ -230,6 +258,18 @@ struct Truth {
     exact_ms_per_query: f64,
 }
 
+/// The int8 copy of one catalogue size, and how long making it took.
+struct Int8Copy {
+    quantized: Quantized,
+    build_ms: f64,
+}
+
+impl Footprint for Int8Copy {
+    fn footprint(&self) -> usize {
+        self.quantized.bytes()
+    }
+}
+
 struct BuiltIndex {
     index: std::cell::RefCell<MipsIndex>,
     build_ms: f64,
@@ -253,9 +293,11 @@ impl Footprint for BuiltIndex {
     }
 }
 
-/// The lesson's stages: the catalogue sizes; per size, the vectors, the exact answers and the
-/// graph; the searches at ef_search; the recall–speed curves of both graphs at the first size.
-/// A change of ef_search reruns only the searches; of k, the exact answers and the searches.
+/// The lesson's stages: the catalogue sizes; per size, the vectors, the exact answers, the graph
+/// and the int8 copy; the searches at ef_search and the int8 scans with a shortlist of R; the
+/// recall–speed curves of both graphs and of the int8 scan at the first size. A change of
+/// ef_search reruns only the graph searches; of the shortlist, only the int8 scans; of k, the
+/// exact answers and the searches.
 const MIPS_GRAPH: Graph = Graph {
     lesson: "fast-mips",
     stages: &[
@@ -267,9 +309,12 @@ const MIPS_GRAPH: Graph = Graph {
         // the vectors.
         Stage { name: "graph", reads: &["m", "ef_construction"], uses: &["vectors"] },
         Stage { name: "search", reads: &["index", "ef_search"], uses: &["sizes", "graph", "truth"] },
+        // One int8 copy per size (per-dimension steps), and its scan re-ranking R items.
+        Stage { name: "int8", reads: &[], uses: &["vectors"] },
+        Stage { name: "int8-search", reads: &["shortlist"], uses: &["sizes", "int8", "truth"] },
         // At the first size, base_items, whatever the number of sizes: a preview of the smallest
         // catalogue and the full run share them.
-        Stage { name: "curves", reads: &["base_items"], uses: &["graph", "truth"] },
+        Stage { name: "curves", reads: &["base_items"], uses: &["graph", "int8", "truth"] },
     ],
 };
 
@@ -308,6 +353,39 @@ fn built_index(
     })
 }
 
+fn int8_copy(p: &MipsParams, items: u32, cache: &mut StageCache, progress: &mut dyn Progress) -> std::rc::Rc<Int8Copy> {
+    cache.get_or_compute(MIPS_GRAPH.key("int8", p).with(items), |cache| {
+        let catalogue = catalogue(p, items, cache, progress);
+        progress.report(0.95, &format!("P = {items}: int8 copy"));
+        let start = progress.now_ms();
+        let quantized = Quantized::new(&catalogue.items);
+        Int8Copy { quantized, build_ms: progress.now_ms() - start }
+    })
+}
+
+/// The int8 scan with exact re-ranking of `shortlist` items, for every query: (recall per
+/// query, ms per query).
+fn run_int8(copy: &Int8Copy, catalogue: &Catalogue, truth: &[Vec<u32>], k: usize, shortlist: usize, progress: &mut dyn Progress) -> (Vec<f64>, f64) {
+    let start = progress.now_ms();
+    let found: Vec<Vec<u32>> = (0..catalogue.queries.len())
+        .map(|q| copy.quantized.top_k(&catalogue.items, catalogue.queries.row(q), k, shortlist).into_iter().map(|(_, i)| i).collect())
+        .collect();
+    let ms = progress.now_ms() - start;
+    let recalls = found.iter().zip(truth).map(|(f, t)| recall(f, t)).collect();
+    (recalls, ms / catalogue.queries.len().max(1) as f64)
+}
+
+fn mean(values: &[f64]) -> f64 {
+    values.iter().sum::<f64>() / values.len().max(1) as f64
+}
+
+/// The int8 curve's shortlists: K, 2K, 5K, 10K, 20K, 50K, 100K, up to the catalogue.
+fn curve_shortlists(k: usize, items: usize) -> Vec<usize> {
+    let mut shortlists: Vec<usize> = [1, 2, 5, 10, 20, 50, 100].into_iter().map(|m| (m * k).min(items)).collect();
+    shortlists.dedup();
+    shortlists
+}
+
 /// The curves' beam widths: K, then 8 … 512 from K up.
 fn curve_efs(k: usize) -> Vec<usize> {
     let mut efs: Vec<usize> = [k, 8, 16, 32, 64, 128, 256, 512].into_iter().filter(|e| *e >= k).collect();
@@ -340,11 +418,20 @@ fn curves(p: &MipsParams, items: u32, cache: &mut StageCache, progress: &mut dyn
     };
     let (inner_product, build_ip) = curve_of(false, progress, 0.0);
     let (augmented, build_aug) = curve_of(true, progress, 0.5);
+    let copy = int8_copy(p, items, cache, progress);
+    let int8 = curve_shortlists(k, items as usize)
+        .into_iter()
+        .map(|shortlist| {
+            let (recalls, ms) = run_int8(&copy, &catalogue, &truth.top_k, k, shortlist, progress);
+            ShortlistPoint { shortlist: shortlist as u32, recall: mean(&recalls), ms_per_query: ms }
+        })
+        .collect();
     Curves {
         items,
         exact_ms_per_query: truth.exact_ms_per_query,
         inner_product,
         augmented,
+        int8,
         build_ms_inner_product: build_ip,
         build_ms_augmented: build_aug,
     }
@@ -352,7 +439,7 @@ fn curves(p: &MipsParams, items: u32, cache: &mut StageCache, progress: &mut dyn
 
 impl Footprint for Curves {
     fn footprint(&self) -> usize {
-        bytes_of(&self.inner_product) + bytes_of(&self.augmented)
+        bytes_of(&self.inner_product) + bytes_of(&self.augmented) + bytes_of(&self.int8)
     }
 }
 
@@ -382,6 +469,10 @@ const SLOWDOWN_PER_DOUBLING: f64 = 0.4;
 const NS_PER_BUILD_STEP: f64 = 0.2;
 /// ns per exact score work unit (d + `SCORE_FIXED_DIMS` per query and item).
 const NS_PER_EXACT_STEP: f64 = 0.165;
+/// ns per code of the int8 scans (measured: 1e5 × 64 codes in 0.38 ms natively, the shortlist's
+/// re-ranking included); a row's fixed work (its top-R test) in codes.
+const NS_PER_INT8_CODE: f64 = 0.06;
+const INT8_ROW_FIXED_CODES: f64 = 8.0;
 /// ns per distance work unit of the searches at ef_search.
 const NS_PER_SEARCH_STEP: f64 = 0.13;
 /// ns per distance work unit of the recall–speed curves' searches.
@@ -436,6 +527,9 @@ impl Experiment for MipsLesson {
         "curves.build_ms_augmented",
         "curves.inner_product.ms_per_query",
         "curves.augmented.ms_per_query",
+        "sizes.int8_build_ms",
+        "sizes.int8_ms_per_query",
+        "curves.int8.ms_per_query",
     ];
 
     fn parts(params: &Checked<MipsParams>) -> u32 {
@@ -475,11 +569,17 @@ impl Experiment for MipsLesson {
             .sum();
         let searching: f64 = sizes.iter().map(|&items| search(items, augmented, p.ef_search as f64)).sum();
         let curves: f64 = curve_efs(p.k as usize).iter().map(|&ef| search(first, false, ef as f64) + search(first, true, ef as f64)).sum();
+        // Each int8 scan reads the padded codes of every item: at every size, and once per
+        // shortlist of the curve at the first size.
+        let int8_row = (dim / 16.0).ceil() * 16.0 + INT8_ROW_FIXED_CODES;
+        let curve_scans = curve_shortlists(p.k as usize, first as usize).len() as f64;
+        let int8: f64 = sizes.iter().map(|&items| queries * items * int8_row).sum::<f64>() + curve_scans * queries * first * int8_row;
         Estimate::new()
             .term("building the graphs", &["base_items", "sizes", "ef_construction", "m", "dim"], building, NS_PER_BUILD_STEP)
             .term("finding the exact top K", &["queries", "base_items", "sizes", "dim"], exact, NS_PER_EXACT_STEP)
             .term("searching the graphs", &["queries", "ef_search", "base_items", "sizes", "m"], searching, NS_PER_SEARCH_STEP)
             .term("tracing the recall–speed curves", &["queries", "base_items", "m", "dim"], curves, NS_PER_CURVE_STEP)
+            .term("scanning the int8 copies", &["queries", "base_items", "sizes", "dim"], int8, NS_PER_INT8_CODE)
     }
 
     /// Each term dominates at least one of these, a few seconds each natively.
@@ -523,15 +623,22 @@ impl Experiment for MipsLesson {
             for r in &recalls {
                 histogram[(r * k as f64).round() as usize] += 1;
             }
+            drop(index);
+            let copy = int8_copy(p, items, cache, &mut stage);
+            let (int8_recalls, int8_ms) = run_int8(&copy, &catalogue, &truth.top_k, k, p.shortlist as usize, &mut stage);
             sizes.push(SizePoint {
                 items,
                 build_ms: built.build_ms,
-                memory_bytes: index.graph.memory_bytes() as u64,
+                memory_bytes: built.index.borrow().graph.memory_bytes() as u64,
                 exact_ms_per_query: truth.exact_ms_per_query,
                 approx_ms_per_query: approx_ms,
                 recall: recalls.iter().sum::<f64>() / recalls.len().max(1) as f64,
                 approx_distances_per_query: distances,
                 recall_histogram: histogram,
+                int8_bytes: copy.quantized.bytes() as u64,
+                int8_build_ms: copy.build_ms,
+                int8_ms_per_query: int8_ms,
+                int8_recall: mean(&int8_recalls),
             });
         }
         // The curves do not depend on ef_search: kept whole (with the timings they measured).
@@ -587,6 +694,7 @@ impl Experiment for MipsLesson {
             queries: p.queries as u32,
             index: p.index.into(),
             ef_search: p.ef_search as u32,
+            shortlist: p.shortlist as u32,
             sizes,
             curves: curves.expect("part 0 carries the curves"),
         }
@@ -603,6 +711,7 @@ mod tests {
     fn a_walk_through_parameter_changes_gives_what_a_fresh_run_gives() {
         let choices: &[(&str, &[&str])] = &[
             ("ef_search", &["4", "16", "64"]),
+            ("shortlist", &["10", "40"]),
             ("k", &["4", "10"]),
             ("m", &["6", "12"]),
             ("ef_construction", &["16", "40"]),
@@ -652,11 +761,16 @@ mod tests {
             s.build_ms = 0.0;
             s.exact_ms_per_query = 0.0;
             s.approx_ms_per_query = 0.0;
+            s.int8_build_ms = 0.0;
+            s.int8_ms_per_query = 0.0;
         }
         r.curves.exact_ms_per_query = 0.0;
         r.curves.build_ms_augmented = 0.0;
         r.curves.build_ms_inner_product = 0.0;
         for c in r.curves.inner_product.iter_mut().chain(r.curves.augmented.iter_mut()) {
+            c.ms_per_query = 0.0;
+        }
+        for c in &mut r.curves.int8 {
             c.ms_per_query = 0.0;
         }
         r

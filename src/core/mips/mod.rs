@@ -9,6 +9,7 @@ pub mod data;
 pub mod exact;
 pub mod hnsw;
 pub mod lesson;
+pub mod quantized;
 
 /// P vectors of dimension d, contiguous f32 (row-major).
 #[derive(Clone, Debug, PartialEq)]
