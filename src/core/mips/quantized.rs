@@ -182,10 +182,14 @@ mod kernels {
                 acc[r] = _mm256_add_epi32(acc[r], _mm256_madd_epi16(_mm256_cvtepi8_epi16(bytes), q));
             }
         }
-        acc.map(|a| {
-            let half = _mm_add_epi32(_mm256_castsi256_si128(a), _mm256_extracti128_si256::<1>(a));
-            sum4(half)
-        })
+        // The four rows' lane sums in one go: horizontal adds pair the lanes up until each row's
+        // total sits in one lane (integer sums: exact in this order too).
+        let pairs = _mm256_hadd_epi32(_mm256_hadd_epi32(acc[0], acc[1]), _mm256_hadd_epi32(acc[2], acc[3]));
+        let totals = _mm_add_epi32(_mm256_castsi256_si128(pairs), _mm256_extracti128_si256::<1>(pairs));
+        let mut out = [0i32; 4];
+        // SAFETY: a 16-byte store into a 16-byte array.
+        unsafe { _mm_storeu_si128(out.as_mut_ptr() as *mut __m128i, totals) };
+        out
     }
 
     #[cfg(target_arch = "x86_64")]
