@@ -235,6 +235,10 @@ mod tests {
     /// these with `--release --ignored`.
     fn claims_hold(id: &str) {
         let lesson = find(id).unwrap();
+        if (lesson.claim_sentences)().is_empty() {
+            // Nothing to check (the text states no result): no need to run its presets.
+            return;
+        }
         let start = std::time::Instant::now();
         // A real clock: some claims are about timings.
         let mut clock = crate::core::progress::Timed { report: |_: f64, _: &str| {}, clock: || start.elapsed().as_secs_f64() * 1000.0 };

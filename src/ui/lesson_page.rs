@@ -133,7 +133,17 @@ pub fn use_lesson<E: CoreExperiment + 'static>(props: &LessonProps) -> LessonSta
                 let slides = text.slides();
                 let index = slides.iter().position(|s| s == slide).unwrap_or(0);
                 if slides[index..].iter().take(2).any(|s| offers_presets(text, s)) {
-                    wanted.extend((this.presets)().iter().filter_map(|p| (this.strict)(p.query).ok().map(|query| (this.0, query))));
+                    // Not the presets that would ask before they start (a long run is the
+                    // reader's choice, and it would hold a core while the room watches).
+                    let runs_at_once = |query: &String| {
+                        (this.estimate)(query).is_ok_and(|e| budget::verdict(&e, e.page_seconds(crate::ui::worker::cores())) == Verdict::Run)
+                    };
+                    wanted.extend(
+                        (this.presets)()
+                            .iter()
+                            .filter_map(|p| (this.strict)(p.query).ok().map(|query| (this.0, query)))
+                            .filter(|(_, query)| runs_at_once(query)),
+                    );
                 }
             }
             if let Some(next) = next {

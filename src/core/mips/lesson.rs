@@ -8,7 +8,7 @@ use super::{data, exact, recall, Vectors};
 use crate::core::budget::{Estimate, QUICK_PREVIEW_SECONDS};
 use crate::core::experiment::{Experiment, Part};
 use crate::core::math::{exp, ln};
-use crate::core::params::{Checked, Issue, Kind, LessonParams, Spec};
+use crate::core::params::{Checked, Issue, Kind, LessonParams, Preset, Spec};
 use crate::core::progress::{staged, Progress};
 use crate::core::stages::{bytes_of, Footprint, Graph, Stage, StageCache};
 use serde::{Deserialize, Serialize};
@@ -92,6 +92,15 @@ const SPECS: &[Spec] = &[
     Spec { name: "seed", label: "Seed", help: "same seed and parameters → same vectors, graphs and recalls", kind: Kind::Seed },
 ];
 
+/// The notebook's whole experiment (it is long: the page says how long and waits for Start).
+const PRESETS: &[Preset] = &[Preset {
+    name: "notebook",
+    label: "Notebook: 11 sizes",
+    about: "the notebook's experiment: 11 catalogue sizes, P = 10,000 … 137,854, 1,000 queries per size (the graph and its \
+            parameters are ours: the notebook used faiss)",
+    query: "sizes=11&queries=1000",
+}];
+
 /// What one tab may hold for the largest catalogue: vectors plus graph.
 pub const MAX_BYTES: f64 = 600e6;
 
@@ -101,6 +110,10 @@ impl LessonParams for MipsParams {
     }
 
     crate::fields!(data, dim, k, base_items, sizes, queries, index, m, ef_construction, ef_search, shortlist, seed);
+
+    fn presets() -> &'static [Preset] {
+        PRESETS
+    }
 
     fn cross_check(&self) -> Vec<Issue> {
         let mut issues = Vec::new();
@@ -465,8 +478,10 @@ const SHARED_CACHE_BYTES: f64 = 33_554_432.0;
 const SLOWDOWN_PER_DOUBLING: f64 = 0.4;
 
 /// ns per distance work unit (see [`distance_work`]) while building a graph, the neighbour
-/// selection and the pruning of full link lists included.
-const NS_PER_BUILD_STEP: f64 = 0.2;
+/// selection and the pruning of full link lists included. This and the searches' constants are
+/// fitted by `rorec calibrate fast-mips` to the calibration queries below (after the repair's
+/// rework: within ×1.8 of the measurements).
+const NS_PER_BUILD_STEP: f64 = 0.068;
 /// ns per exact score work unit (d + `SCORE_FIXED_DIMS` per query and item).
 const NS_PER_EXACT_STEP: f64 = 0.165;
 /// ns per code of the int8 scans (measured: 1e5 × 64 codes in 0.38 ms natively, the shortlist's
@@ -474,17 +489,9 @@ const NS_PER_EXACT_STEP: f64 = 0.165;
 const NS_PER_INT8_CODE: f64 = 0.06;
 const INT8_ROW_FIXED_CODES: f64 = 8.0;
 /// ns per distance work unit of the searches at ef_search.
-const NS_PER_SEARCH_STEP: f64 = 0.13;
+const NS_PER_SEARCH_STEP: f64 = 0.32;
 /// ns per distance work unit of the recall–speed curves' searches.
-const NS_PER_CURVE_STEP: f64 = 0.13;
-
-/// Builds grow faster with P than their beam searches explain: measured 12 s for the default
-/// sizes (10,000–21,970), 45 s at 40,000 and 89 s at 60,000 natively (rorec calibrate). The
-/// reachability repair is the likely cause (its searches run for every node the build left
-/// unreachable); until the engine is reworked, the estimate follows the measurements.
-fn build_growth(items: f64) -> f64 {
-    (items / 10_000.0).max(1.0).powf(0.75)
-}
+const NS_PER_CURVE_STEP: f64 = 0.155;
 
 fn log2(x: f64) -> f64 {
     ln(x) / ln(2.0)
@@ -553,7 +560,6 @@ impl Experiment for MipsLesson {
                 * beam_distances(ef_construction, m, items / 2.0)
                 * distance_work(d, ef_construction)
                 * cache_slowdown(graph_bytes(items, d, m), CORE_CACHE_BYTES)
-                * build_growth(items)
         };
         let search = |items: f64, augmented: bool, ef: f64| {
             let d = graph_dim(augmented);
