@@ -295,8 +295,11 @@ fn tick_label(v: f64, is_log10: bool, decades: f64) -> String {
         if a < 1e-9 * decades.abs() {
             return "0".into();
         }
-        if a != 0.0 && !(1e-3..1e5).contains(&a) {
-            format!("{v:.0e}")
+        if a != 0.0 && !(1e-3..1e7).contains(&a) {
+            // Three significant digits at most: ticks 1.2e7 and 1.4e7 must not both read "1e7".
+            let s = format!("{v:.2e}");
+            let (mantissa, exponent) = s.split_once('e').unwrap_or((&s, ""));
+            format!("{}e{exponent}", mantissa.trim_end_matches('0').trim_end_matches('.'))
         } else {
             let s = format!("{v:.4}");
             s.trim_end_matches('0').trim_end_matches('.').to_string()
