@@ -388,6 +388,43 @@ fn run_int8(copy: &Int8Copy, catalogue: &Catalogue, truth: &[Vec<u32>], k: usize
     (recalls, ms / catalogue.queries.len().max(1) as f64)
 }
 
+/// One size's queries searched (by the graph at ef_search, or by the int8 scan with a shortlist
+/// of R): recall per query, time and inner products per query.
+struct Searched {
+    recalls: Vec<f64>,
+    ms_per_query: f64,
+    distances_per_query: f64,
+}
+
+impl Footprint for Searched {
+    fn footprint(&self) -> usize {
+        bytes_of(&self.recalls)
+    }
+}
+
+fn graph_search(p: &MipsParams, items: u32, cache: &mut StageCache, progress: &mut dyn Progress) -> std::rc::Rc<Searched> {
+    cache.get_or_compute(MIPS_GRAPH.key("search", p).with(items), |cache| {
+        let catalogue = catalogue(p, items, cache, progress);
+        let truth = truth(p, items, cache, progress);
+        let built = built_index(p, items, p.index == "hnsw-augmented", cache, progress);
+        let mut index = built.index.borrow_mut();
+        let (recalls, ms_per_query, distances_per_query) =
+            run_queries(&mut index, &catalogue.queries, &truth.top_k, p.k as usize, p.ef_search as usize, progress);
+        Searched { recalls, ms_per_query, distances_per_query }
+    })
+}
+
+fn int8_search(p: &MipsParams, items: u32, cache: &mut StageCache, progress: &mut dyn Progress) -> std::rc::Rc<Searched> {
+    cache.get_or_compute(MIPS_GRAPH.key("int8-search", p).with(items), |cache| {
+        let catalogue = catalogue(p, items, cache, progress);
+        let truth = truth(p, items, cache, progress);
+        let copy = int8_copy(p, items, cache, progress);
+        let (recalls, ms_per_query) = run_int8(&copy, &catalogue, &truth.top_k, p.k as usize, p.shortlist as usize, progress);
+        // Every item's int8 score, then R exact ones.
+        Searched { recalls, ms_per_query, distances_per_query: items as f64 + p.shortlist as f64 }
+    })
+}
+
 fn mean(values: &[f64]) -> f64 {
     values.iter().sum::<f64>() / values.len().max(1) as f64
 }
@@ -619,32 +656,28 @@ impl Experiment for MipsLesson {
         let mut sizes = Vec::new();
         for (i, &items) in mine.iter().enumerate() {
             let mut stage = staged(progress, i as f64 / steps, (i as f64 + 1.0) / steps);
-            let catalogue = catalogue(p, items, cache, &mut stage);
             let truth = truth(p, items, cache, &mut stage);
             let built = built_index(p, items, p.index == "hnsw-augmented", cache, &mut stage);
-            let mut index = built.index.borrow_mut();
-            let (recalls, approx_ms, distances) =
-                run_queries(&mut index, &catalogue.queries, &truth.top_k, k, p.ef_search as usize, &mut stage);
+            let graph = graph_search(p, items, cache, &mut stage);
             let mut histogram = vec![0u32; k + 1];
-            for r in &recalls {
+            for r in &graph.recalls {
                 histogram[(r * k as f64).round() as usize] += 1;
             }
-            drop(index);
             let copy = int8_copy(p, items, cache, &mut stage);
-            let (int8_recalls, int8_ms) = run_int8(&copy, &catalogue, &truth.top_k, k, p.shortlist as usize, &mut stage);
+            let int8 = int8_search(p, items, cache, &mut stage);
             sizes.push(SizePoint {
                 items,
                 build_ms: built.build_ms,
                 memory_bytes: built.index.borrow().graph.memory_bytes() as u64,
                 exact_ms_per_query: truth.exact_ms_per_query,
-                approx_ms_per_query: approx_ms,
-                recall: recalls.iter().sum::<f64>() / recalls.len().max(1) as f64,
-                approx_distances_per_query: distances,
+                approx_ms_per_query: graph.ms_per_query,
+                recall: mean(&graph.recalls),
+                approx_distances_per_query: graph.distances_per_query,
                 recall_histogram: histogram,
                 int8_bytes: copy.quantized.bytes() as u64,
                 int8_build_ms: copy.build_ms,
-                int8_ms_per_query: int8_ms,
-                int8_recall: mean(&int8_recalls),
+                int8_ms_per_query: int8.ms_per_query,
+                int8_recall: mean(&int8.recalls),
             });
         }
         // The curves do not depend on ef_search: kept whole (with the timings they measured).
