@@ -157,7 +157,7 @@ pub fn duration(seconds: f64) -> String {
         format!("{seconds:.0} s")
     } else if seconds < 5400.0 {
         let s = seconds.round() as u64;
-        if s % 60 == 0 || s >= 1200 {
+        if s.is_multiple_of(60) || s >= 1200 {
             format!("{} min", (seconds / 60.0).round() as u64)
         } else {
             format!("{} min {} s", s / 60, s % 60)

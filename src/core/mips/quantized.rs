@@ -211,7 +211,7 @@ mod kernels {
                 acc[r] = _mm_add_epi32(acc[r], _mm_add_epi32(_mm_madd_epi16(lo, q0), _mm_madd_epi16(hi, q1)));
             }
         }
-        acc.map(|a| sum4(a))
+        acc.map(sum4)
     }
 
     #[cfg(target_arch = "x86_64")]

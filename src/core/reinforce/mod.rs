@@ -312,8 +312,8 @@ pub fn directions_exact(world: &CatalogueWorld, users: &[u32], queries: &[&[f32]
         let end = (start + EXACT_BLOCK_ITEMS).min(n);
         for g in 0..group {
             let (row, m) = (&scores[g * n..(g + 1) * n], &mut mean[g * d..(g + 1) * d]);
-            for a in start..end {
-                let w = exp(row[a] as f64 - max[g]);
+            for (a, &score) in row.iter().enumerate().take(end).skip(start) {
+                let w = exp(score as f64 - max[g]);
                 total[g] += w;
                 m.iter_mut().zip(items.row(a)).for_each(|(m, e)| *m += w * *e as f64);
             }
