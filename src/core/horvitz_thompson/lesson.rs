@@ -302,11 +302,10 @@ pub struct SlatePoint {
     pub rows: u32,
 }
 
+/// What part 0 adds to its replications.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Extras {
     pub truth: Truth,
-    pub spread_vs_k: Vec<SpreadPoint>,
-    pub spread_vs_p: Vec<SpreadPoint>,
     pub scatter: Vec<SlatePoint>,
     pub scatter_slate_size: u32,
     /// The world of the scatter: the lesson's, or the toy world when the lesson's has too many slates.
@@ -315,11 +314,20 @@ pub struct Extras {
     pub target_label: String,
 }
 
+/// What the last part adds to its replications (the other heavy extra, so that part 0 does not
+/// carry both: the preview's first figure waited for the slower worker).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Spreads {
+    pub spread_vs_k: Vec<SpreadPoint>,
+    pub spread_vs_p: Vec<SpreadPoint>,
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct PartialReport {
     pub first_replication: u32,
     pub replications: Vec<Replication>,
     pub extras: Option<Extras>,
+    pub spreads: Option<Spreads>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -424,10 +432,17 @@ const HT_GRAPH: Graph = Graph {
         },
         // Per-slate IPS against the truth: logged rows of replication 0 (the target plays no part).
         Stage { name: "scatter", reads: &["logging", "logging_temperature", "logs", "seed"], uses: &["world"] },
-        // What part 0 adds to the report: the above, spreads divided by √N.
-        Stage { name: "extras", reads: &["logs"], uses: &["policies", "truth", "spreads", "scatter"] },
+        // What part 0 adds to the report: the truth, the scatter and the policies' names.
+        Stage { name: "extras", reads: &[], uses: &["policies", "truth", "scatter"] },
+        // What the last part adds: the spreads per row divided by √N.
+        Stage { name: "spreads-of-the-mean", reads: &["logs"], uses: &["spreads"] },
     ],
 };
+
+/// What part 0's extras (truth, scatter) and the last part's spreads cost, in replications
+/// (measured at the defaults, natively), to weigh the parts' progress.
+const EXTRAS_IN_REPLICATIONS: f64 = 45.0;
+const SPREADS_IN_REPLICATIONS: f64 = 65.0;
 
 /// Rows per block of replications (about 2.3 MB kept per block).
 const BLOCK_ROWS: u32 = 250_000;
@@ -540,12 +555,7 @@ impl Footprint for Scatter {
 
 impl Footprint for Extras {
     fn footprint(&self) -> usize {
-        self.truth.footprint()
-            + bytes_of(&self.spread_vs_k)
-            + bytes_of(&self.spread_vs_p)
-            + slate_points_bytes(&self.scatter)
-            + self.logging_label.capacity()
-            + self.target_label.capacity()
+        self.truth.footprint() + slate_points_bytes(&self.scatter) + self.logging_label.capacity() + self.target_label.capacity()
     }
 }
 
@@ -690,21 +700,11 @@ fn scatter_stage(p: &HorvitzThompsonParams, cache: &mut StageCache, progress: &m
 
 fn extras_stage(p: &HorvitzThompsonParams, cache: &mut StageCache, progress: &mut dyn Progress) -> Rc<Extras> {
     cache.get_or_compute(HT_GRAPH.key("extras", p), |cache| {
-        let truth = truth_stage(p, cache, &mut staged(progress, 0.0, 0.2));
-        let spreads = spreads_stage(p, cache, &mut staged(progress, 0.2, 0.9));
+        let truth = truth_stage(p, cache, &mut staged(progress, 0.0, 0.9));
         let scatter = scatter_stage(p, cache, &mut staged(progress, 0.9, 1.0));
         let policies = policies_stage(p, cache, progress);
-        let n = p.logs as f64;
-        let per_n = |points: &[SpreadPoint]| -> Vec<SpreadPoint> {
-            points
-                .iter()
-                .map(|s| SpreadPoint { ht_sd: s.ht_sd / n.sqrt(), iips_sd: s.iips_sd / n.sqrt(), pi_sd: s.pi_sd / n.sqrt(), ..s.clone() })
-                .collect()
-        };
         Extras {
             truth: (*truth).clone(),
-            spread_vs_k: per_n(&spreads.0),
-            spread_vs_p: per_n(&spreads.1),
             scatter: scatter.0.clone(),
             scatter_slate_size: scatter.1,
             scatter_world: scatter.2.into(),
@@ -712,6 +712,19 @@ fn extras_stage(p: &HorvitzThompsonParams, cache: &mut StageCache, progress: &mu
             target_label: policies.0.target.label(),
         }
     })
+}
+
+/// The spreads of one row's estimate divided by √N: those of the mean over the logs.
+fn spreads_of_the_mean(p: &HorvitzThompsonParams, cache: &mut StageCache, progress: &mut dyn Progress) -> Spreads {
+    let spreads = spreads_stage(p, cache, progress);
+    let root_n = (p.logs as f64).sqrt();
+    let per_n = |points: &[SpreadPoint]| -> Vec<SpreadPoint> {
+        points
+            .iter()
+            .map(|s| SpreadPoint { ht_sd: s.ht_sd / root_n, iips_sd: s.iips_sd / root_n, pi_sd: s.pi_sd / root_n, ..s.clone() })
+            .collect()
+    };
+    Spreads { spread_vs_k: per_n(&spreads.0), spread_vs_p: per_n(&spreads.1) }
 }
 
 // What the stages cost, for the estimate. The `*_OPS` are in units of about one multiply-add (see
@@ -967,13 +980,18 @@ impl Experiment for HorvitzThompsonLesson {
     fn run_part(params: &Checked<HorvitzThompsonParams>, part: Part, cache: &mut StageCache, progress: &mut dyn Progress) -> PartialReport {
         let p: &HorvitzThompsonParams = params;
         let range = part.range(p.replications as u32);
-        // Part 0 also computes the extras, worth about three replications' time.
+        // Part 0 also computes the truth and the scatter, the last part the spreads: at the
+        // defaults, natively, worth about 45 and 65 replications' time (0.14 s and 0.20 s).
+        let (first, last) = (part.index == 0, part.index + 1 == part.count);
         let count = range.len().max(1) as f64;
-        let done = count / (count + if part.index == 0 { 3.0 } else { 0.0 });
+        let extra_work = if first { EXTRAS_IN_REPLICATIONS } else { 0.0 } + if last { SPREADS_IN_REPLICATIONS } else { 0.0 };
+        let done = count / (count + extra_work);
         let replications = estimates_stage(p, range.clone(), cache, &mut staged(progress, 0.0, done)).as_ref().clone();
-        let extras = (part.index == 0).then(|| extras_stage(p, cache, &mut staged(progress, done, 1.0)).as_ref().clone());
+        let split = done + (1.0 - done) * if first { EXTRAS_IN_REPLICATIONS / extra_work } else { 0.0 };
+        let extras = first.then(|| extras_stage(p, cache, &mut staged(progress, done, split)).as_ref().clone());
+        let spreads = last.then(|| spreads_of_the_mean(p, cache, &mut staged(progress, split, 1.0)));
         progress.report(1.0, "done");
-        PartialReport { first_replication: range.start, replications, extras }
+        PartialReport { first_replication: range.start, replications, extras, spreads }
     }
 
     /// The first replications: a tenth of them, at most two blocks (so that the full run's first
@@ -990,6 +1008,7 @@ impl Experiment for HorvitzThompsonLesson {
         let p: &HorvitzThompsonParams = params;
         partials.sort_by_key(|x| x.first_replication);
         let extras = partials.iter_mut().find_map(|x| x.extras.take()).expect("part 0 carries the extras");
+        let spreads = partials.iter_mut().find_map(|x| x.spreads.take()).expect("the last part carries the spreads");
         let reps: Vec<Replication> = partials.into_iter().flat_map(|x| x.replications).collect();
         let truth = extras.truth.value;
         let kinds = p.kinds();
@@ -1040,8 +1059,8 @@ impl Experiment for HorvitzThompsonLesson {
             cap_bias2,
             cap_variance,
             cap_mse,
-            spread_vs_k: extras.spread_vs_k,
-            spread_vs_p: extras.spread_vs_p,
+            spread_vs_k: spreads.spread_vs_k,
+            spread_vs_p: spreads.spread_vs_p,
             scatter: extras.scatter,
             scatter_slate_size: extras.scatter_slate_size,
             scatter_world: extras.scatter_world,
