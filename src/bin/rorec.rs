@@ -23,8 +23,28 @@ const USAGE: &str = "usage:
   rorec mips-export DIR [clustered|gaussian]  write 1e5 × 64 items, 1,000 queries and the exact top-10 to DIR
   rorec mips-eval DIR [M EF_CONSTRUCTION]     our HNSW on DIR's vectors, one thread: recall@10 and queries/s per ef";
 
+/// A closed pipe (`rorec estimate … | head -1`) ends the program quietly, as it does any Unix
+/// tool: Rust ignores SIGPIPE, so without this the next `println!` panics.
+#[cfg(unix)]
+fn default_sigpipe() {
+    extern "C" {
+        fn signal(signum: i32, handler: usize) -> usize;
+    }
+    const SIGPIPE: i32 = 13;
+    const SIG_DFL: usize = 0;
+    // SAFETY: restores the default disposition of one signal before any thread is started.
+    unsafe {
+        signal(SIGPIPE, SIG_DFL);
+    }
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    // Not for the server: a browser that drops a connection must not end it.
+    #[cfg(unix)]
+    if args.first().map(String::as_str) != Some("serve") {
+        default_sigpipe();
+    }
     let result = match args.first().map(String::as_str) {
         Some("list") => {
             for l in LESSONS {
