@@ -106,10 +106,7 @@ pub fn use_lesson<E: CoreExperiment + 'static>(props: &LessonProps) -> LessonSta
         let _ = crate::ui::dom::window().set_timeout_with_callback_and_timeout_and_arguments_0(mark.unchecked_ref(), 50);
     });
     // Estimated before anything runs: long runs start only when asked, too long ones not at all.
-    let verdict = use_memo(canonical.clone(), |query| match (lesson.estimate)(query) {
-        Ok(estimate) => budget::verdict(&estimate, estimate.page_seconds(crate::ui::worker::cores())),
-        Err(_) => Verdict::Run, // bad parameters: the run reports them
-    });
+    let verdict = use_memo(canonical.clone(), |query| page_verdict(lesson, query));
     {
         let (run, auto, runs_at_once) = (experiment.run.clone(), *auto_run, *verdict == Verdict::Run);
         use_effect_with(canonical.clone(), move |query| {
@@ -135,14 +132,11 @@ pub fn use_lesson<E: CoreExperiment + 'static>(props: &LessonProps) -> LessonSta
                 if slides[index..].iter().take(2).any(|s| offers_presets(text, s)) {
                     // Not the presets that would ask before they start (a long run is the
                     // reader's choice, and it would hold a core while the room watches).
-                    let runs_at_once = |query: &String| {
-                        (this.estimate)(query).is_ok_and(|e| budget::verdict(&e, e.page_seconds(crate::ui::worker::cores())) == Verdict::Run)
-                    };
                     wanted.extend(
                         (this.presets)()
                             .iter()
                             .filter_map(|p| (this.strict)(p.query).ok().map(|query| (this.0, query)))
-                            .filter(|(_, query)| runs_at_once(query)),
+                            .filter(|(_, query)| page_verdict(this.0, query) == Verdict::Run),
                     );
                 }
             }
@@ -299,6 +293,15 @@ fn slide_columns(parts: &[Part], render_part: &dyn Fn(&Part) -> Html) -> Html {
 }
 
 /// Whether a slide shows the preset buttons.
+/// Whether this page runs `query` at once, asks first or refuses, from its estimate on this
+/// machine's cores.
+fn page_verdict(lesson: &Lesson, query: &str) -> Verdict {
+    match (lesson.estimate)(query) {
+        Ok(estimate) => budget::verdict(&estimate, estimate.page_seconds(crate::ui::worker::cores())),
+        Err(_) => Verdict::Run, // bad parameters: the run reports them
+    }
+}
+
 fn offers_presets(text: &LessonText, slide: &Slide) -> bool {
     text.sections
         .get(slide.section)

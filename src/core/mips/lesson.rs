@@ -458,7 +458,7 @@ fn curves(p: &MipsParams, items: u32, cache: &mut StageCache, progress: &mut dyn
                 let (recalls, ms, distances) = run_queries(&mut index, &catalogue.queries, &truth.top_k, k, ef, stage);
                 CurvePoint {
                     ef: ef as u32,
-                    recall: recalls.iter().sum::<f64>() / recalls.len().max(1) as f64,
+                    recall: mean(&recalls),
                     ms_per_query: ms,
                     distances_per_query: distances,
                 }
