@@ -28,6 +28,7 @@ pub struct Config {
     pub seed: u64,
 }
 
+#[derive(Clone)]
 pub struct Hnsw {
     pub space: Space,
     dim: usize,
@@ -50,6 +51,13 @@ pub struct Hnsw {
     /// Links on layers ≥ 1, for the few nodes that have them: upper[node][layer − 1].
     upper: Vec<Vec<Vec<u32>>>,
     levels: Vec<u8>,
+    /// The level stream, where the last insertion left it: a graph grown by more items draws
+    /// their levels as a build over all of them would.
+    level_rng: rng::Rng,
+    /// The nodes the reachability repair gave a link (one entry per link, in order): undone
+    /// before the graph grows, so that the insertions see what a build over all items would.
+    repair_links: Vec<u32>,
+    repaired: bool,
     entry: u32,
     max_level: u8,
     visited: Vec<u32>,
@@ -123,7 +131,13 @@ impl Ord for Near {
 impl Hnsw {
     /// Build over `vectors` (already augmented for L2-on-augmented search).
     pub fn build(vectors: &Vectors, space: Space, config: Config, progress: &mut dyn Progress) -> Hnsw {
-        let n = vectors.len();
+        let mut index = Hnsw::build_unrepaired(vectors, space, config, progress);
+        index.repair_reachability();
+        index
+    }
+
+    /// The insertions of a build, without the reachability repair (see [`Hnsw::repair_reachability`]).
+    pub fn build_unrepaired(vectors: &Vectors, space: Space, config: Config, progress: &mut dyn Progress) -> Hnsw {
         let m = config.m.max(2);
         let mut index = Hnsw {
             space,
@@ -132,15 +146,18 @@ impl Hnsw {
             stride0: 2 * m + SPARE_LINKS,
             ef_construction: config.ef_construction.max(m),
             dim: vectors.dim,
-            nodes: n,
+            nodes: 0,
             blocks: Vec::new(),
             vector_at: (1 + 2 * m + SPARE_LINKS).div_ceil(16) * 16,
             block: (1 + 2 * m + SPARE_LINKS).div_ceil(16) * 16 + vectors.dim.div_ceil(16) * 16,
-            upper: vec![Vec::new(); n],
-            levels: vec![0; n],
+            upper: Vec::new(),
+            levels: Vec::new(),
+            level_rng: rng::seeded(config.seed, Stream::Model),
+            repair_links: Vec::new(),
+            repaired: false,
             entry: 0,
             max_level: 0,
-            visited: vec![0; n],
+            visited: Vec::new(),
             stamp: 0,
             candidates: BinaryHeap::new(),
             results: BinaryHeap::new(),
@@ -148,28 +165,55 @@ impl Hnsw {
             distances: Vec::new(),
             distance_count: 0,
         };
-        index.blocks = vec![Line([0; 16]); n * index.block / 16];
-        let vector_at = index.vector_at;
-        for i in 0..n {
-            let start = i * index.block + vector_at;
-            let words = &mut index.words_mut()[start..start + vectors.dim];
-            for (w, x) in words.iter_mut().zip(vectors.row(i)) {
+        index.insert_rows(vectors, progress);
+        index
+    }
+
+    /// This graph grown to all of `vectors`, whose first rows must be this graph's items: the
+    /// same graph, link for link, as a build over all of them, for the cost of the new rows'
+    /// insertions (and a copy of this graph). Not repaired (see [`Hnsw::repair_reachability`]).
+    pub fn grown_unrepaired(&self, vectors: &Vectors, progress: &mut dyn Progress) -> Hnsw {
+        assert!(vectors.dim == self.dim && vectors.len() >= self.nodes, "a graph grows only by more rows of the same dimension");
+        debug_assert!((0..self.nodes).all(|i| self.row(i) == vectors.row(i)), "a graph grows only by rows after its own");
+        let mut index = self.clone();
+        // Undo the repair's links, last first: each was appended to its node's layer-0 list.
+        let block = index.block;
+        let links = std::mem::take(&mut index.repair_links);
+        index.repaired = false;
+        let words = index.words_mut();
+        for &w in links.iter().rev() {
+            words[w as usize * block] -= 1;
+        }
+        index.insert_rows(vectors, progress);
+        index
+    }
+
+    /// Copies the rows of `vectors` after this graph's nodes into new blocks and inserts them.
+    fn insert_rows(&mut self, vectors: &Vectors, progress: &mut dyn Progress) {
+        let (from, n) = (self.nodes, vectors.len());
+        self.nodes = n;
+        self.blocks.resize(n * self.block / 16, Line([0; 16]));
+        self.upper.resize(n, Vec::new());
+        self.levels.resize(n, 0);
+        self.visited.resize(n, 0);
+        let (vector_at, block, dim) = (self.vector_at, self.block, self.dim);
+        let words = self.words_mut();
+        for i in from..n {
+            let start = i * block + vector_at;
+            for (w, x) in words[start..start + dim].iter_mut().zip(vectors.row(i)) {
                 *w = x.to_bits();
             }
         }
-        let mut rng = rng::seeded(config.seed, Stream::Model);
-        let level_scale = 1.0 / ln(m as f64);
-        for i in 0..n {
-            if i % 2048 == 0 {
-                progress.report(i as f64 / n as f64, "building the HNSW graph");
+        let level_scale = 1.0 / ln(self.m as f64);
+        for i in from..n {
+            if (i - from) % 2048 == 0 {
+                progress.report((i - from) as f64 / (n - from) as f64, "building the HNSW graph");
             }
-            let level = ((-ln(1.0 - rng::uniform(&mut rng)) * level_scale) as u32).min(16) as u8;
-            index.insert(i as u32, level);
+            let level = ((-ln(1.0 - rng::uniform(&mut self.level_rng)) * level_scale) as u32).min(16) as u8;
+            self.insert(i as u32, level);
         }
         progress.report(1.0, "building the HNSW graph");
-        index.repair_reachability();
-        index.distance_count = 0;
-        index
+        self.distance_count = 0;
     }
 
     /// Pruning can leave nodes with no way in from the entry point: they could never be found
@@ -178,7 +222,15 @@ impl Hnsw {
     /// entry on layer 0 and a wide enough search finds it. That is all the repair guarantees and
     /// all it does: after each new link, everything the linked node reaches is marked reached,
     /// so a lost node that an earlier link made reachable costs nothing.
-    fn repair_reachability(&mut self) {
+    pub fn repair_reachability(&mut self) {
+        if !self.repaired {
+            self.link_lost_nodes();
+            self.repaired = true;
+            self.distance_count = 0;
+        }
+    }
+
+    fn link_lost_nodes(&mut self) {
         let n = self.len();
         if n == 0 {
             return;
@@ -212,6 +264,7 @@ impl Hnsw {
                         let mut list = self.neighbours(w, 0).to_vec();
                         list.push(v);
                         self.set_neighbours(w, 0, &list);
+                        self.repair_links.push(w);
                         self.mark_reachable(v, &mut reached, &mut stack);
                         linked_any = true;
                     }
@@ -530,13 +583,27 @@ pub struct MipsIndex {
 
 impl MipsIndex {
     pub fn build(items: &Vectors, augmented: bool, config: Config, progress: &mut dyn Progress) -> MipsIndex {
+        let mut index = MipsIndex::build_unrepaired(items, augmented, config, progress);
+        index.graph.repair_reachability();
+        index
+    }
+
+    /// The insertions alone; [`Hnsw::repair_reachability`] makes it searchable.
+    pub fn build_unrepaired(items: &Vectors, augmented: bool, config: Config, progress: &mut dyn Progress) -> MipsIndex {
         // The graph copies the vectors into its blocks: no copy of the items is kept besides.
         let graph = if augmented {
-            Hnsw::build(&items.augmented(), Space::L2, config, progress)
+            Hnsw::build_unrepaired(&items.augmented(), Space::L2, config, progress)
         } else {
-            Hnsw::build(items, Space::InnerProduct, config, progress)
+            Hnsw::build_unrepaired(items, Space::InnerProduct, config, progress)
         };
         MipsIndex { graph, augmented }
+    }
+
+    /// This index grown to all of `items` (its own items first), as
+    /// [`Hnsw::grown_unrepaired`]. Only the inner-product graph can grow: the augmented vectors
+    /// depend on the largest norm of the whole catalogue, so more items change all of them.
+    pub fn grown_unrepaired(&self, items: &Vectors, progress: &mut dyn Progress) -> Option<MipsIndex> {
+        (!self.augmented).then(|| MipsIndex { graph: self.graph.grown_unrepaired(items, progress), augmented: false })
     }
 
     /// Item ids of the (approximate) top-k by inner product.
@@ -589,6 +656,37 @@ mod tests {
                 assert!(mid >= 0.8, "{kind:?} aug={augmented}: ef=64 recall {mid}");
             }
         }
+    }
+
+    /// Each node's links on every layer, the levels and the entry: the graph, slot values aside.
+    fn links_of(graph: &Hnsw) -> (Vec<Vec<Vec<u32>>>, u32, u8) {
+        let links = (0..graph.len() as u32)
+            .map(|v| (0..=graph.levels[v as usize]).map(|layer| graph.neighbours(v, layer).to_vec()).collect())
+            .collect();
+        (links, graph.entry, graph.max_level)
+    }
+
+    #[test]
+    fn a_grown_graph_is_the_graph_built_over_all_its_items() {
+        for kind in [data::Kind::Uniform, data::Kind::Clustered, data::Kind::Gaussian] {
+            let (items, queries) = data::generate(kind, 3000, 20, 12, 4);
+            let config = Config { m: 6, ef_construction: 24, seed: 9 };
+            let prefix = |n: usize| Vectors { dim: items.dim, data: items.data[..n * items.dim].to_vec() };
+            let mut grown = MipsIndex::build(&prefix(700), false, config, &mut ());
+            // Repaired at each step, as the lesson keeps them; the repair must be undone each time.
+            for n in [1300, 2100, 3000] {
+                grown = grown.grown_unrepaired(&prefix(n), &mut ()).expect("an inner-product graph grows");
+                grown.graph.repair_reachability();
+            }
+            let mut built = MipsIndex::build(&items, false, config, &mut ());
+            assert!(!built.graph.repair_links.is_empty(), "{kind:?}: the repair had nothing to undo");
+            assert!(links_of(&grown.graph) == links_of(&built.graph), "{kind:?}: the grown graph differs");
+            for q in 0..queries.len() {
+                assert_eq!(grown.search(queries.row(q), 5, 20), built.search(queries.row(q), 5, 20));
+            }
+        }
+        let (items, _) = data::generate(data::Kind::Uniform, 100, 1, 4, 1);
+        assert!(MipsIndex::build(&items, true, Config { m: 4, ef_construction: 8, seed: 1 }, &mut ()).grown_unrepaired(&items, &mut ()).is_none());
     }
 
     #[test]
