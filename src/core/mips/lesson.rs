@@ -260,9 +260,12 @@ fn run_queries(
 }
 
 /// Stage results. Each is a pure function of its key (timings aside).
+///
+/// One catalogue size: its items and its queries, two stages (a new number of queries keeps the
+/// items and their graphs).
 struct Catalogue {
-    items: Vectors,
-    queries: Vectors,
+    items: std::rc::Rc<data::Items>,
+    queries: std::rc::Rc<Vectors>,
 }
 
 /// The exact top-k of every query, and what the scan cost.
@@ -297,9 +300,15 @@ impl BuiltIndex {
     }
 }
 
-impl Footprint for Catalogue {
+impl Footprint for data::Items {
     fn footprint(&self) -> usize {
-        bytes_of(&self.items.data) + bytes_of(&self.queries.data)
+        bytes_of(&self.vectors.data) + bytes_of(&self.cluster_of)
+    }
+}
+
+impl Footprint for Vectors {
+    fn footprint(&self) -> usize {
+        bytes_of(&self.data)
     }
 }
 
@@ -324,16 +333,18 @@ const MIPS_GRAPH: Graph = Graph {
     lesson: "fast-mips",
     stages: &[
         Stage { name: "sizes", reads: &["base_items", "sizes"], uses: &[] },
-        // One catalogue size (the size is part of the key).
-        Stage { name: "vectors", reads: &["data", "dim", "queries", "seed"], uses: &[] },
-        Stage { name: "truth", reads: &["k"], uses: &["vectors"] },
+        // One catalogue size (the size is part of the key), and its queries (the clustered
+        // queries are means of its items).
+        Stage { name: "items", reads: &["data", "dim", "seed"], uses: &[] },
+        Stage { name: "queries", reads: &["queries"], uses: &["items"] },
+        Stage { name: "truth", reads: &["k"], uses: &["items", "queries"] },
         // One graph per size and kind (inner product or augmented L2); the seed is read through
-        // the vectors. An inner-product graph grows from the graph of a smaller size (see
+        // the items. An inner-product graph grows from the graph of a smaller size (see
         // `built_index`): the same graph, for the new items' insertions.
-        Stage { name: "graph", reads: &["m", "ef_construction"], uses: &["vectors"] },
+        Stage { name: "graph", reads: &["m", "ef_construction"], uses: &["items"] },
         Stage { name: "search", reads: &["index", "ef_search"], uses: &["graph", "truth"] },
         // One int8 copy per size (per-dimension steps), and its scan re-ranking R items.
-        Stage { name: "int8", reads: &[], uses: &["vectors"] },
+        Stage { name: "int8", reads: &[], uses: &["items"] },
         Stage { name: "int8-search", reads: &["shortlist"], uses: &["int8", "truth"] },
         // At the first size, base_items, whatever the number of sizes: a preview of the smallest
         // catalogue and the full run share them.
@@ -341,12 +352,15 @@ const MIPS_GRAPH: Graph = Graph {
     ],
 };
 
-fn catalogue(p: &MipsParams, items: u32, cache: &mut StageCache, progress: &mut dyn Progress) -> std::rc::Rc<Catalogue> {
-    cache.get_or_compute(MIPS_GRAPH.key("vectors", p).with(items), |_| {
-        progress.report(0.0, &format!("P = {items}: vectors"));
-        let (items, queries) = data::generate(p.data_kind(), items as usize, p.queries as usize, p.dim as usize, p.seed);
-        Catalogue { items, queries }
-    })
+fn catalogue(p: &MipsParams, size: u32, cache: &mut StageCache, progress: &mut dyn Progress) -> Catalogue {
+    let items = cache.get_or_compute(MIPS_GRAPH.key("items", p).with(size), |_| {
+        progress.report(0.0, &format!("P = {size}: vectors"));
+        data::generate_items(p.data_kind(), size as usize, p.dim as usize, p.seed)
+    });
+    let queries = cache.get_or_compute(MIPS_GRAPH.key("queries", p).with(size), |_| {
+        data::generate_queries(p.data_kind(), &items, p.queries as usize, p.seed)
+    });
+    Catalogue { items, queries }
 }
 
 fn truth(p: &MipsParams, items: u32, cache: &mut StageCache, progress: &mut dyn Progress) -> std::rc::Rc<Truth> {
@@ -356,7 +370,7 @@ fn truth(p: &MipsParams, items: u32, cache: &mut StageCache, progress: &mut dyn 
         let start = progress.now_ms();
         let k = p.k as usize;
         let top_k: Vec<Vec<u32>> =
-            (0..catalogue.queries.len()).map(|q| exact::top_k_ids(&catalogue.items, catalogue.queries.row(q), k)).collect();
+            (0..catalogue.queries.len()).map(|q| exact::top_k_ids(&catalogue.items.vectors, catalogue.queries.row(q), k)).collect();
         Truth { top_k, exact_ms_per_query: (progress.now_ms() - start) / catalogue.queries.len().max(1) as f64 }
     })
 }
@@ -383,9 +397,9 @@ fn built_index(
         };
         let start = progress.now_ms();
         let mut inserting = staged(progress, 0.1, 0.9);
-        let (mut index, insert_ms) = match smaller.as_ref().and_then(|s| Some((s.index.borrow().grown_unrepaired(&catalogue.items, &mut inserting)?, s))) {
+        let (mut index, insert_ms) = match smaller.as_ref().and_then(|s| Some((s.index.borrow().grown_unrepaired(&catalogue.items.vectors, &mut inserting)?, s))) {
             Some((index, smaller)) => (index, smaller.insert_ms + progress.now_ms() - start),
-            None => (MipsIndex::build_unrepaired(&catalogue.items, augmented, p.config(), &mut inserting), progress.now_ms() - start),
+            None => (MipsIndex::build_unrepaired(&catalogue.items.vectors, augmented, p.config(), &mut inserting), progress.now_ms() - start),
         };
         progress.report(0.9, &format!("P = {items}: linking unreachable nodes"));
         let start = progress.now_ms();
@@ -399,7 +413,7 @@ fn int8_copy(p: &MipsParams, items: u32, cache: &mut StageCache, progress: &mut 
         let catalogue = catalogue(p, items, cache, progress);
         progress.report(0.95, &format!("P = {items}: int8 copy"));
         let start = progress.now_ms();
-        let quantized = Quantized::new(&catalogue.items);
+        let quantized = Quantized::new(&catalogue.items.vectors);
         Int8Copy { quantized, build_ms: progress.now_ms() - start }
     })
 }
@@ -409,7 +423,7 @@ fn int8_copy(p: &MipsParams, items: u32, cache: &mut StageCache, progress: &mut 
 fn run_int8(copy: &Int8Copy, catalogue: &Catalogue, truth: &[Vec<u32>], k: usize, shortlist: usize, progress: &mut dyn Progress) -> (Vec<f64>, f64) {
     let start = progress.now_ms();
     let found: Vec<Vec<u32>> = (0..catalogue.queries.len())
-        .map(|q| copy.quantized.top_k(&catalogue.items, catalogue.queries.row(q), k, shortlist).into_iter().map(|(_, i)| i).collect())
+        .map(|q| copy.quantized.top_k(&catalogue.items.vectors, catalogue.queries.row(q), k, shortlist).into_iter().map(|(_, i)| i).collect())
         .collect();
     let ms = progress.now_ms() - start;
     let recalls = found.iter().zip(truth).map(|(f, t)| recall(f, t)).collect();
