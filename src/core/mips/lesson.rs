@@ -664,7 +664,7 @@ impl Experiment for MipsLesson {
             sizes.iter().map(|&items| build(items, true)).sum::<f64>()
         } else {
             let chains = sizes.len().min(2);
-            (0..chains).filter_map(|chain| sizes.iter().skip(chain).step_by(chains).last()).map(|&items| build(items, false)).sum::<f64>()
+            (0..chains).filter_map(|chain| sizes.iter().skip(chain).step_by(chains).next_back()).map(|&items| build(items, false)).sum::<f64>()
         };
         let building = graphs + build(first, !augmented);
         let exact: f64 = sizes
