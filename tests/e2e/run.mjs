@@ -282,7 +282,7 @@ function withoutTimings(r) {
   return c;
 }
 
-test('fast-mips: the page (one catalogue size per worker) finds what the CLI finds', async () => {
+test('fast-mips: the page (sizes dealt to two workers, each growing its graphs along its sizes) finds what the CLI (one chain) finds', async () => {
   const query = 'base_items=3000&sizes=3&queries=50&dim=32&data=clustered&m=8&ef_construction=32';
   const page = await open(`#/fast-mips?${query}`);
   const fromPage = await report(page);
