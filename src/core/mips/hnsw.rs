@@ -686,7 +686,9 @@ mod tests {
             }
         }
         let (items, _) = data::generate(data::Kind::Uniform, 100, 1, 4, 1);
-        assert!(MipsIndex::build(&items, true, Config { m: 4, ef_construction: 8, seed: 1 }, &mut ()).grown_unrepaired(&items, &mut ()).is_none());
+        assert!(MipsIndex::build(&items, true, Config { m: 4, ef_construction: 8, seed: 1 }, &mut ())
+            .grown_unrepaired(&items, &mut ())
+            .is_none());
     }
 
     #[test]

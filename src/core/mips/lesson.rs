@@ -397,9 +397,15 @@ fn built_index(
         };
         let start = progress.now_ms();
         let mut inserting = staged(progress, 0.1, 0.9);
-        let (mut index, insert_ms) = match smaller.as_ref().and_then(|s| Some((s.index.borrow().grown_unrepaired(&catalogue.items.vectors, &mut inserting)?, s))) {
-            Some((index, smaller)) => (index, smaller.insert_ms + progress.now_ms() - start),
-            None => (MipsIndex::build_unrepaired(&catalogue.items.vectors, augmented, p.config(), &mut inserting), progress.now_ms() - start),
+        // A grown graph's insertions: its predecessor's, then its own.
+        let grown = smaller
+            .as_ref()
+            .and_then(|s| Some((s.index.borrow().grown_unrepaired(&catalogue.items.vectors, &mut inserting)?, s.insert_ms)));
+        let (mut index, insert_ms) = match grown {
+            Some((index, before_ms)) => (index, before_ms + progress.now_ms() - start),
+            None => {
+                (MipsIndex::build_unrepaired(&catalogue.items.vectors, augmented, p.config(), &mut inserting), progress.now_ms() - start)
+            }
         };
         progress.report(0.9, &format!("P = {items}: linking unreachable nodes"));
         let start = progress.now_ms();
@@ -420,10 +426,19 @@ fn int8_copy(p: &MipsParams, items: u32, cache: &mut StageCache, progress: &mut 
 
 /// The int8 scan with exact re-ranking of `shortlist` items, for every query: (recall per
 /// query, ms per query).
-fn run_int8(copy: &Int8Copy, catalogue: &Catalogue, truth: &[Vec<u32>], k: usize, shortlist: usize, progress: &mut dyn Progress) -> (Vec<f64>, f64) {
+fn run_int8(
+    copy: &Int8Copy,
+    catalogue: &Catalogue,
+    truth: &[Vec<u32>],
+    k: usize,
+    shortlist: usize,
+    progress: &mut dyn Progress,
+) -> (Vec<f64>, f64) {
     let start = progress.now_ms();
     let found: Vec<Vec<u32>> = (0..catalogue.queries.len())
-        .map(|q| copy.quantized.top_k(&catalogue.items.vectors, catalogue.queries.row(q), k, shortlist).into_iter().map(|(_, i)| i).collect())
+        .map(|q| {
+            copy.quantized.top_k(&catalogue.items.vectors, catalogue.queries.row(q), k, shortlist).into_iter().map(|(_, i)| i).collect()
+        })
         .collect();
     let ms = progress.now_ms() - start;
     let recalls = found.iter().zip(truth).map(|(f, t)| recall(f, t)).collect();
@@ -508,12 +523,7 @@ fn curves(p: &MipsParams, items: u32, cache: &mut StageCache, progress: &mut dyn
             .iter()
             .map(|&ef| {
                 let (recalls, ms, distances) = run_queries(&mut index, &catalogue.queries, &truth.top_k, k, ef, stage);
-                CurvePoint {
-                    ef: ef as u32,
-                    recall: mean(&recalls),
-                    ms_per_query: ms,
-                    distances_per_query: distances,
-                }
+                CurvePoint { ef: ef as u32, recall: mean(&recalls), ms_per_query: ms, distances_per_query: distances }
             })
             .collect::<Vec<_>>();
         (points, built.build_ms())
@@ -664,7 +674,10 @@ impl Experiment for MipsLesson {
             sizes.iter().map(|&items| build(items, true)).sum::<f64>()
         } else {
             let chains = sizes.len().min(2);
-            (0..chains).filter_map(|chain| sizes.iter().skip(chain).step_by(chains).next_back()).map(|&items| build(items, false)).sum::<f64>()
+            (0..chains)
+                .filter_map(|chain| sizes.iter().skip(chain).step_by(chains).next_back())
+                .map(|&items| build(items, false))
+                .sum::<f64>()
         };
         let building = graphs + build(first, !augmented);
         let exact: f64 = sizes
