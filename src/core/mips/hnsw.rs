@@ -192,6 +192,12 @@ impl Hnsw {
     fn insert_rows(&mut self, vectors: &Vectors, progress: &mut dyn Progress) {
         let (from, n) = (self.nodes, vectors.len());
         self.nodes = n;
+        // Exactly what the nodes need: a plain resize would double a grown graph's capacity,
+        // memory the stage cache does not count (it counts lengths).
+        self.blocks.reserve_exact(n * self.block / 16 - self.blocks.len());
+        self.upper.reserve_exact(n - self.upper.len());
+        self.levels.reserve_exact(n - self.levels.len());
+        self.visited.reserve_exact(n - self.visited.len());
         self.blocks.resize(n * self.block / 16, Line([0; 16]));
         self.upper.resize(n, Vec::new());
         self.levels.resize(n, 0);

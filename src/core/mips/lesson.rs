@@ -679,7 +679,10 @@ impl Experiment for MipsLesson {
                 .map(|&items| build(items, false))
                 .sum::<f64>()
         };
-        let building = graphs + build(first, !augmented);
+        // With an odd number of sizes (3 or more) on two workers, the curves go to the worker
+        // without the first size: it builds the first size's graph of this kind too.
+        let curves_rebuild = if sizes.len() >= 3 && sizes.len() % 2 == 1 { build(first, augmented) } else { 0.0 };
+        let building = graphs + curves_rebuild + build(first, !augmented);
         let exact: f64 = sizes
             .iter()
             .map(|&items| queries * items * (dim + SCORE_FIXED_DIMS) * cache_slowdown(4.0 * dim * items, SHARED_CACHE_BYTES))
