@@ -164,6 +164,11 @@ impl MipsParams {
         }
     }
 
+    /// The graph searches L2 on augmented vectors (else inner products directly).
+    fn augmented(&self) -> bool {
+        self.index == "hnsw-augmented"
+    }
+
     fn config(&self) -> Config {
         Config { m: self.m as usize, ef_construction: self.ef_construction as usize, seed: self.seed }
     }
@@ -465,7 +470,7 @@ fn graph_search(p: &MipsParams, chain: &[u32], cache: &mut StageCache, progress:
     cache.get_or_compute(MIPS_GRAPH.key("search", p).with(items), |cache| {
         let catalogue = catalogue(p, items, cache, progress);
         let truth = truth(p, items, cache, progress);
-        let built = built_index(p, chain, p.index == "hnsw-augmented", cache, progress);
+        let built = built_index(p, chain, p.augmented(), cache, progress);
         let mut index = built.index.borrow_mut();
         let (recalls, ms_per_query, distances_per_query) =
             run_queries(&mut index, &catalogue.queries, &truth.top_k, p.k as usize, p.ef_search as usize, progress);
@@ -500,6 +505,12 @@ fn curve_efs(k: usize) -> Vec<usize> {
     let mut efs: Vec<usize> = [k, 8, 16, 32, 64, 128, 256, 512].into_iter().filter(|e| *e >= k).collect();
     efs.dedup();
     efs
+}
+
+/// The sizes part `index` of `count` runs: dealt round-robin, so that every worker gets small and
+/// large catalogues.
+fn sizes_of_part(all: &[u32], index: u32, count: u32) -> Vec<u32> {
+    all.iter().enumerate().filter(|(i, _)| *i as u32 % count == index).map(|(_, s)| *s).collect()
 }
 
 /// The part that traces the curves: one that does not hold the largest catalogue (its graph
@@ -650,7 +661,7 @@ impl Experiment for MipsLesson {
         let (dim, m, queries, k) = (p.dim as f64, p.m as f64, p.queries as f64, p.k as f64);
         // `Hnsw::build` widens ef_construction to M; a search widens ef to K.
         let ef_construction = (p.ef_construction as f64).max(m);
-        let augmented = p.index == "hnsw-augmented";
+        let augmented = p.augmented();
         let graph_dim = |augmented: bool| if augmented { dim + 1.0 } else { dim };
         // An insertion searches the nodes inserted before it: half the catalogue on average.
         let build = |items: f64, augmented: bool| {
@@ -665,23 +676,27 @@ impl Experiment for MipsLesson {
             let ef = ef.max(k);
             queries * beam_distances(ef, m, items) * distance_work(d, ef) * cache_slowdown(graph_bytes(items, d, m), CORE_CACHE_BYTES)
         };
-        let sizes: Vec<f64> = p.catalogue_sizes().iter().map(|&items| items as f64).collect();
+        let all = p.catalogue_sizes();
+        let sizes: Vec<f64> = all.iter().map(|&items| items as f64).collect();
         let first = sizes.first().copied().unwrap_or(0.0);
         // The inner-product graphs grow along each worker's sizes (see `built_index`): a chain
         // costs the insertions of its largest catalogue. Counted for the sizes dealt to two
         // workers (the page on the reference machine); the CLI runs one chain and builds less.
+        let workers = (all.len() as u32).clamp(1, 2);
         let graphs = if augmented {
             sizes.iter().map(|&items| build(items, true)).sum::<f64>()
         } else {
-            let chains = sizes.len().min(2);
-            (0..chains)
-                .filter_map(|chain| sizes.iter().skip(chain).step_by(chains).next_back())
-                .map(|&items| build(items, false))
+            (0..workers)
+                .filter_map(|w| sizes_of_part(&all, w, workers).last().copied())
+                .map(|items| build(items as f64, false))
                 .sum::<f64>()
         };
-        // With an odd number of sizes (3 or more) on two workers, the curves go to the worker
-        // without the first size: it builds the first size's graph of this kind too.
-        let curves_rebuild = if sizes.len() >= 3 && sizes.len() % 2 == 1 { build(first, augmented) } else { 0.0 };
+        // A curves' worker without the first size builds the first size's graph of this kind too.
+        let curves_rebuild = if sizes_of_part(&all, curves_part(all.len() as u32, workers), workers).first() == all.first() {
+            0.0
+        } else {
+            build(first, augmented)
+        };
         let building = graphs + curves_rebuild + build(first, !augmented);
         let exact: f64 = sizes
             .iter()
@@ -727,8 +742,7 @@ impl Experiment for MipsLesson {
         let p: &MipsParams = params;
         let k = p.k as usize;
         let all = p.catalogue_sizes();
-        // Sizes dealt round-robin so that every worker gets small and large catalogues.
-        let mine: Vec<u32> = all.iter().enumerate().filter(|(i, _)| *i as u32 % part.count == part.index).map(|(_, s)| *s).collect();
+        let mine = sizes_of_part(&all, part.index, part.count);
         let with_curves = part.index == curves_part(all.len() as u32, part.count);
         let steps = mine.len() as f64 + if with_curves { 1.0 } else { 0.0 };
         let mut sizes = Vec::new();
@@ -738,7 +752,7 @@ impl Experiment for MipsLesson {
             // first: kept after the exact answers, it evicted them (the largest graph and its
             // vectors nearly fill a worker's budget) and the searches scanned again for them.
             let chain = &mine[..=i];
-            let built = built_index(p, chain, p.index == "hnsw-augmented", cache, &mut stage);
+            let built = built_index(p, chain, p.augmented(), cache, &mut stage);
             let graph = graph_search(p, chain, cache, &mut stage);
             let truth = truth(p, items, cache, &mut stage);
             let mut histogram = vec![0u32; k + 1];
