@@ -11,6 +11,12 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use web_sys::{MessageEvent, Worker};
 
+/// Background work starts once the page has been settled this long. Started at once, the next
+/// lesson's run began in a new worker after every answered change (14 ms of the main thread to
+/// start the worker, a core taken while the page drew its figures) and was stopped by the next
+/// change, its work lost, while a reader moved a knob again and again.
+const SETTLED_MS: i32 = 1000;
+
 /// Reports kept, most recent last (lesson id, canonical query, report JSON): a lesson's presets
 /// and the next lesson's defaults.
 const KEPT: usize = 12;
@@ -28,6 +34,15 @@ thread_local! {
     static RUNNING: RefCell<Option<Background>> = const { RefCell::new(None) };
     /// What to compute after the running one, in order.
     static PENDING: RefCell<VecDeque<(&'static Lesson, String)>> = const { RefCell::new(VecDeque::new()) };
+    /// Counts the calls of `prepare_all` and `stop`: a delayed start is void once a later call came.
+    static GENERATION: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+fn next_generation() -> u32 {
+    GENERATION.with(|g| {
+        g.set(g.get().wrapping_add(1));
+        g.get()
+    })
 }
 
 /// The report computed in the background for this lesson and query, if there is one.
@@ -41,8 +56,19 @@ pub fn prepare(lesson: &'static Lesson) {
 }
 
 /// Compute these reports in the background, in this order (canonical queries), skipping those
-/// ready; a run under way that is among them goes on, any other stops.
+/// ready, once the page has been settled for [`SETTLED_MS`] (unless it is stopped or asked for
+/// others meanwhile); then a run under way that is among them goes on, any other stops.
 pub fn prepare_all(wanted: Vec<(&'static Lesson, String)>) {
+    let generation = next_generation();
+    let later = Closure::once_into_js(move || {
+        if GENERATION.with(|g| g.get()) == generation {
+            prepare_now(wanted);
+        }
+    });
+    let _ = crate::ui::dom::window().set_timeout_with_callback_and_timeout_and_arguments_0(later.unchecked_ref(), SETTLED_MS);
+}
+
+fn prepare_now(wanted: Vec<(&'static Lesson, String)>) {
     let running = RUNNING.with(|r| r.borrow().as_ref().map(|b| (b.lesson, b.query.clone())));
     let keeps_running = running.as_ref().is_some_and(|(id, query)| wanted.iter().any(|(l, q)| l.id == *id && q == query));
     if !keeps_running {
@@ -111,6 +137,7 @@ fn start(lesson: &'static Lesson, query: String) {
 
 /// Stop the background work (the reader needs the cores): the run under way and what was queued.
 pub fn stop() {
+    next_generation();
     PENDING.with(|p| p.borrow_mut().clear());
     stop_running();
 }

@@ -244,7 +244,15 @@ struct Slot {
     /// A report (or a preview) of this page has been shown: later runs answer a change (with
     /// stages cached, unless the workers were replaced), not the page's opening.
     shown: bool,
+    /// A change's preview, finished but not yet shown (see [`PREVIEW_HOLD_MS`]): showing it.
+    held_preview: Option<Box<dyn FnOnce()>>,
 }
+
+/// How long a change's finished preview waits for its full report before it is shown. A change
+/// whose stages are cached gets its full report 15–40 ms after its preview (headless Chromium,
+/// the 2-core machine of the README's live table); drawing the preview first cost a render round
+/// of the whole page, for a figure replaced a moment later.
+const PREVIEW_HOLD_MS: i32 = 60;
 
 impl Slot {
     fn terminate(&mut self) {
@@ -259,6 +267,7 @@ impl Slot {
         self.preview_job = None;
         self.paused = false;
         self.held.clear();
+        self.held_preview = None;
     }
 }
 
@@ -380,6 +389,7 @@ fn start<R: DeserializeOwned + 'static>(
     crate::ui::precompute::stop();
     slot.preview_job = None;
     slot.held.clear();
+    slot.held_preview = None;
     // The page's opening run shows the lesson's first look; a change, its preview.
     let look = if then_full && !slot.shown { (lesson.first_look)(&query) } else { (lesson.preview)(&query) };
     match look {
@@ -492,6 +502,20 @@ fn release_after_paint(slot_rc: &Rc<RefCell<Slot>>, id: u32) {
     let _ = window.request_animation_frame(after_frame.unchecked_ref());
     let fallback = Closure::once_into_js(post);
     let _ = window.set_timeout_with_callback_and_timeout_and_arguments_0(fallback.unchecked_ref(), 200);
+}
+
+/// Shows a change's finished preview after [`PREVIEW_HOLD_MS`], unless its full report (or
+/// another run) came first.
+fn hold_preview(slot_rc: &Rc<RefCell<Slot>>, show: Box<dyn FnOnce()>) {
+    slot_rc.borrow_mut().held_preview = Some(show);
+    let slot_rc = slot_rc.clone();
+    let later = Closure::once_into_js(move || {
+        let show = slot_rc.borrow_mut().held_preview.take();
+        if let Some(show) = show {
+            show();
+        }
+    });
+    let _ = crate::ui::dom::window().set_timeout_with_callback_and_timeout_and_arguments_0(later.unchecked_ref(), PREVIEW_HOLD_MS);
 }
 
 /// What one message from worker `index` means for the current job.
@@ -608,20 +632,37 @@ fn spawn<R: DeserializeOwned + 'static>(
                 Outcome::Finished(Ok((json, query, preview))) => match (serde_json::from_str::<R>(&json), preview) {
                     (Ok(report), None) => {
                         crate::ui::dom::publish_report(lesson.id, &json);
-                        slot_rc.borrow_mut().shown = true;
+                        let mut slot = slot_rc.borrow_mut();
+                        slot.shown = true;
+                        // Its preview, if still waiting, is of no use any more.
+                        slot.held_preview = None;
+                        drop(slot);
                         dispatcher.dispatch(Action::Done { id, report: Rc::new(report), query });
                     }
                     (Ok(report), Some(preview)) => {
                         let (id, last) = (preview.shows_for, preview.last);
-                        slot_rc.borrow_mut().shown = true;
-                        dispatcher.dispatch(Action::Preview { id, report: Rc::new(report), query, shown: preview.shown, last });
-                        if !last {
+                        let show = {
+                            let dispatcher = dispatcher.clone();
+                            move || dispatcher.dispatch(Action::Preview { id, report: Rc::new(report), query, shown: preview.shown, last })
+                        };
+                        let answers_a_change = std::mem::replace(&mut slot_rc.borrow_mut().shown, true);
+                        if last {
+                            show();
+                        } else if answers_a_change {
+                            // The full run is under way behind it: shown only if it takes a while.
+                            hold_preview(&slot_rc, Box::new(show));
+                            return;
+                        } else {
+                            show();
                             // The full run, in the same workers (parts held for this: see Dispatch).
                             release_after_paint(&slot_rc, id);
                             return;
                         }
                     }
-                    (Err(e), _) => dispatcher.dispatch(Action::Failed { id, message: format!("unreadable report: {e}") }),
+                    (Err(e), _) => {
+                        slot_rc.borrow_mut().held_preview = None;
+                        dispatcher.dispatch(Action::Failed { id, message: format!("unreadable report: {e}") })
+                    }
                 },
                 Outcome::Finished(Err(message)) => dispatcher.dispatch(Action::Failed { id: current, message }),
             }
