@@ -76,7 +76,7 @@ self.onmessage = async (event) => {
 };
 
 async function begin(data) {
-  const { id, lesson, query, part, parts } = data;
+  const { id, lesson, query, part, parts, preview } = data;
   // Before the await: a pause that arrives while the wasm loads must not be overwritten.
   release();
   runId = id;
@@ -86,7 +86,7 @@ async function begin(data) {
     await ready;
     if (id !== runId) return; // superseded while loading
     loading = false;
-    run = new PartRun(lesson, query, part, parts);
+    run = new PartRun(lesson, query, part, parts, Boolean(preview));
     schedule();
   } catch (error) {
     loading = false;

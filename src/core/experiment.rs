@@ -15,10 +15,18 @@ use serde::{de::DeserializeOwned, Serialize};
 pub struct Part {
     pub index: u32,
     pub count: u32,
+    /// A part of a preview (see [`Experiment::preview`]), whose full report the page computes
+    /// next: it may leave out an extra that is costly and not cached yet (the report then says
+    /// so, and the page shows that figure as still computing). The CLI never sets it.
+    pub preview: bool,
 }
 
 impl Part {
-    pub const WHOLE: Part = Part { index: 0, count: 1 };
+    pub const WHOLE: Part = Part::new(0, 1);
+
+    pub const fn new(index: u32, count: u32) -> Part {
+        Part { index, count, preview: false }
+    }
 
     /// This part's share of `0..total`, as a contiguous range.
     pub fn range(&self, total: u32) -> std::ops::Range<u32> {
@@ -247,7 +255,7 @@ mod tests {
         for count in 1..6 {
             let mut all = Vec::new();
             for index in 0..count {
-                all.extend(Part { index, count }.range(17));
+                all.extend(Part::new(index, count).range(17));
             }
             assert_eq!(all, (0..17).collect::<Vec<_>>());
         }

@@ -249,6 +249,11 @@ impl StageCache {
         Some(value)
     }
 
+    /// Whether a result is kept under `key` (not a use: neither its age nor the stats change).
+    pub fn contains(&self, key: &Key) -> bool {
+        self.entries.iter().any(|e| e.key == *key)
+    }
+
     /// Keep `value` under `key` if it fits the budget, evicting the least recently used.
     pub fn insert<T: Footprint + 'static>(&mut self, key: Key, value: Rc<T>) {
         let bytes = value.footprint() + std::mem::size_of::<T>() + key.0.len();
@@ -414,7 +419,7 @@ pub(crate) mod tests {
             let parts = E::parts(&params).clamp(1, caches.len() as u32);
             let partials: Vec<String> = (0..parts)
                 .map(|index| {
-                    run_part_query_cached::<E>(&query, Part { index, count: parts }, &mut caches[index as usize], &mut ())
+                    run_part_query_cached::<E>(&query, Part::new(index, parts), &mut caches[index as usize], &mut ())
                         .unwrap_or_else(|e| panic!("step {step} ({query}): {e}"))
                 })
                 .collect();

@@ -52,13 +52,14 @@ pub struct PartRun {
 #[wasm_bindgen]
 impl PartRun {
     #[wasm_bindgen(constructor)]
-    pub fn new(lesson: &str, query: &str, part: u32, parts: u32) -> Result<PartRun, JsValue> {
+    /// `preview`: a preview's part (see [`crate::core::experiment::Part::preview`]).
+    pub fn new(lesson: &str, query: &str, part: u32, parts: u32, preview: bool) -> Result<PartRun, JsValue> {
         std::panic::set_hook(Box::new(|info| {
             console_error_panic_hook::hook(info);
             worker::post_panic(&info.to_string());
         }));
         let lesson = crate::lessons::find(lesson).ok_or_else(|| JsValue::from_str(&format!("no lesson {lesson}")))?;
-        let part = crate::core::experiment::Part { index: part, count: parts.max(1) };
+        let part = crate::core::experiment::Part { preview, ..crate::core::experiment::Part::new(part, parts.max(1)) };
         let stepper = (lesson.start)(query, part).map_err(|e| JsValue::from_str(&e))?;
         let performance = js_sys::Reflect::get(&js_sys::global(), &JsValue::from_str("performance")).ok();
         let now_fn = performance.as_ref().and_then(|p| js_sys::Reflect::get(p, &JsValue::from_str("now")).ok());

@@ -457,6 +457,9 @@ fn launch<R: DeserializeOwned + 'static>(
         set("query", JsValue::from_str(&query));
         set("part", JsValue::from(index as u32));
         set("parts", JsValue::from(parts));
+        // A preview (the full run follows it, or follows the release of the dragged slider) may
+        // leave out what is costly and not cached yet.
+        set("preview", JsValue::from_bool(job.preview.is_some()));
         match dispatch {
             Dispatch::AfterPreview { alone: true, .. } => slot.held.push((index, message)),
             Dispatch::AfterPreview { parts, alone: false } => {

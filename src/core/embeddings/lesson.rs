@@ -996,7 +996,7 @@ mod tests {
         let q = "users=600&items=300&topics=6&density=0.05&dim=16&epochs=4&eval_users=300";
         let whole = strip(&run_query::<EmbeddingsLesson>(q, &mut ()).unwrap());
         let parts: Vec<String> =
-            (0..2).map(|i| run_part_query::<EmbeddingsLesson>(q, Part { index: i, count: 2 }, &mut ()).unwrap()).collect();
+            (0..2).map(|i| run_part_query::<EmbeddingsLesson>(q, Part::new(i, 2), &mut ()).unwrap()).collect();
         assert_eq!(strip(&merge_query::<EmbeddingsLesson>(q, &parts).unwrap()), whole);
         let r = whole;
         assert_eq!(r.svd.training.metrics.len(), 5, "before training and after each of 4 epochs");

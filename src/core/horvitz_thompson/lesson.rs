@@ -364,6 +364,10 @@ pub struct HorvitzThompsonReport {
     pub cap_mse: Vec<f64>,
     pub spread_vs_k: Vec<SpreadPoint>,
     pub spread_vs_p: Vec<SpreadPoint>,
+    /// A preview left the spreads out (they were not cached): the full report has them. Absent
+    /// from the JSON when false (a full report's JSON is as it was before the field).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub spreads_pending: bool,
     pub scatter: Vec<SlatePoint>,
     pub scatter_slate_size: u32,
     pub scatter_world: String,
@@ -981,8 +985,11 @@ impl Experiment for HorvitzThompsonLesson {
         let p: &HorvitzThompsonParams = params;
         let range = part.range(p.replications as u32);
         // Part 0 also computes the truth and the scatter, the last part the spreads: at the
-        // defaults, natively, worth about 45 and 65 replications' time (0.14 s and 0.20 s).
-        let (first, last) = (part.index == 0, part.index + 1 == part.count);
+        // defaults, natively, worth about 45 and 65 replications' time (0.14 s and 0.20 s). A
+        // preview leaves the spreads out unless they are cached: they were about half the work
+        // of the page's opening preview, and the full run computes them next.
+        let first = part.index == 0;
+        let last = part.index + 1 == part.count && (!part.preview || cache.contains(&HT_GRAPH.key("spreads", p)));
         let count = range.len().max(1) as f64;
         let extra_work = if first { EXTRAS_IN_REPLICATIONS } else { 0.0 } + if last { SPREADS_IN_REPLICATIONS } else { 0.0 };
         let done = count / (count + extra_work);
@@ -1008,7 +1015,10 @@ impl Experiment for HorvitzThompsonLesson {
         let p: &HorvitzThompsonParams = params;
         partials.sort_by_key(|x| x.first_replication);
         let extras = partials.iter_mut().find_map(|x| x.extras.take()).expect("part 0 carries the extras");
-        let spreads = partials.iter_mut().find_map(|x| x.spreads.take()).expect("the last part carries the spreads");
+        // Only a preview's last part may leave them out.
+        let spreads = partials.iter_mut().find_map(|x| x.spreads.take());
+        let spreads_pending = spreads.is_none();
+        let spreads = spreads.unwrap_or(Spreads { spread_vs_k: Vec::new(), spread_vs_p: Vec::new() });
         let reps: Vec<Replication> = partials.into_iter().flat_map(|x| x.replications).collect();
         let truth = extras.truth.value;
         let kinds = p.kinds();
@@ -1061,6 +1071,7 @@ impl Experiment for HorvitzThompsonLesson {
             cap_mse,
             spread_vs_k: spreads.spread_vs_k,
             spread_vs_p: spreads.spread_vs_p,
+            spreads_pending,
             scatter: extras.scatter,
             scatter_slate_size: extras.scatter_slate_size,
             scatter_world: extras.scatter_world,
@@ -1296,7 +1307,7 @@ mod tests {
                     .map(|index| {
                         run_part_query_cached::<HorvitzThompsonLesson>(
                             query,
-                            Part { index, count: 2 },
+                            Part::new(index, 2),
                             &mut caches[index as usize],
                             &mut (),
                         )
@@ -1332,7 +1343,7 @@ mod tests {
             let mut ms = Vec::new();
             for (index, cache) in caches.iter_mut().enumerate() {
                 let start = std::time::Instant::now();
-                run_part_query_cached::<HorvitzThompsonLesson>(query, Part { index: index as u32, count: parts }, cache, &mut ()).unwrap();
+                run_part_query_cached::<HorvitzThompsonLesson>(query, Part::new(index as u32, parts), cache, &mut ()).unwrap();
                 ms.push(start.elapsed().as_secs_f64() * 1000.0);
             }
             let kept: Vec<String> =
@@ -1377,13 +1388,35 @@ mod tests {
         let q = "world=toy&logs=300&replications=9&seed=3";
         let whole = run_query::<HorvitzThompsonLesson>(q, &mut ()).unwrap();
         let parts: Vec<String> =
-            (0..3).map(|i| run_part_query::<HorvitzThompsonLesson>(q, Part { index: i, count: 3 }, &mut ()).unwrap()).rev().collect();
+            (0..3).map(|i| run_part_query::<HorvitzThompsonLesson>(q, Part::new(i, 3), &mut ()).unwrap()).rev().collect();
         assert_eq!(merge_query::<HorvitzThompsonLesson>(q, &parts).unwrap(), whole);
         let report: HorvitzThompsonReport = serde_json::from_str(&whole).unwrap();
         assert_eq!(report.estimators.len(), 9);
         assert_eq!(report.estimators[0].values.len(), 9);
         assert!(!report.scatter.is_empty(), "the toy world has 42 slates of size 2");
         assert_eq!(report.truth.method, "enumeration");
+    }
+
+    #[test]
+    fn a_preview_leaves_the_spreads_out_unless_they_are_cached() {
+        let q = "world=toy&logs=300&replications=4&seed=3";
+        let preview = |cache: &mut StageCache| -> HorvitzThompsonReport {
+            let parts: Vec<String> = (0..2)
+                .map(|i| {
+                    run_part_query_cached::<HorvitzThompsonLesson>(q, Part { preview: true, ..Part::new(i, 2) }, cache, &mut ()).unwrap()
+                })
+                .collect();
+            serde_json::from_str(&merge_query::<HorvitzThompsonLesson>(q, &parts).unwrap()).unwrap()
+        };
+        let mut cache = StageCache::new(crate::core::stages::WORKER_BUDGET_BYTES);
+        let first = preview(&mut cache);
+        let full: HorvitzThompsonReport = serde_json::from_str(&run_query::<HorvitzThompsonLesson>(q, &mut ()).unwrap()).unwrap();
+        assert!(!full.spreads_pending && !full.spread_vs_k.is_empty());
+        // Everything else is the full run's.
+        assert_eq!(first, HorvitzThompsonReport { spread_vs_k: vec![], spread_vs_p: vec![], spreads_pending: true, ..full.clone() });
+        // Once the full run's last part has computed them in this worker, a preview shows them.
+        run_part_query_cached::<HorvitzThompsonLesson>(q, Part::new(1, 2), &mut cache, &mut ()).unwrap();
+        assert_eq!(preview(&mut cache), full);
     }
 
     #[test]

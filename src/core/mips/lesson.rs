@@ -915,7 +915,7 @@ mod tests {
     fn parts_agree_and_recall_rises_with_ef() {
         let q = "base_items=800&sizes=3&queries=20&dim=16&data=clustered&ef_search=16&ef_construction=32&m=8";
         let whole = without_timings(&run_query::<MipsLesson>(q, &mut ()).unwrap());
-        let parts: Vec<String> = (0..2).map(|i| run_part_query::<MipsLesson>(q, Part { index: i, count: 2 }, &mut ()).unwrap()).collect();
+        let parts: Vec<String> = (0..2).map(|i| run_part_query::<MipsLesson>(q, Part::new(i, 2), &mut ()).unwrap()).collect();
         assert_eq!(without_timings(&merge_query::<MipsLesson>(q, &parts).unwrap()), whole);
         assert_eq!(whole.sizes.len(), 3);
         let curve = &whole.curves.inner_product;

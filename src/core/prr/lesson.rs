@@ -1618,7 +1618,7 @@ mod tests {
             let (mut wall, mut cpu) = (Vec::new(), Vec::new());
             for index in 0..parts {
                 let (t, c) = (std::time::Instant::now(), thread_cpu_ms());
-                run_part_query_cached::<PrrLesson>(&query, Part { index, count: parts }, &mut caches[index as usize], &mut clock).unwrap();
+                run_part_query_cached::<PrrLesson>(&query, Part::new(index, parts), &mut caches[index as usize], &mut clock).unwrap();
                 wall.push(t.elapsed().as_secs_f64() * 1e3);
                 cpu.push(thread_cpu_ms() - c);
             }
@@ -1640,7 +1640,7 @@ mod tests {
         };
         let (query, params) = query_of("");
         let main =
-            run_part_query_cached::<PrrLesson>(&query, Part { index: 0, count: 2 }, &mut StageCache::disabled(), &mut recorder).unwrap();
+            run_part_query_cached::<PrrLesson>(&query, Part::new(0, 2), &mut StageCache::disabled(), &mut recorder).unwrap();
         let marks = marks.into_inner();
         for pair in marks.windows(2) {
             println!("  {:<28} {:>6.0} ms", pair[0].0, pair[1].1 - pair[0].1);
@@ -1656,7 +1656,7 @@ mod tests {
         let all = jobs(&params);
         for (index, job) in all.iter().enumerate() {
             let (t, c) = (std::time::Instant::now(), thread_cpu_ms());
-            let part = Part { index: index as u32, count: all.len() as u32 };
+            let part = Part::new(index as u32, all.len() as u32);
             run_part_query_cached::<PrrLesson>(&query, part, &mut StageCache::disabled(), &mut clock).unwrap();
             println!("{job:?}: {:.0} ms wall, {:.0} ms CPU", t.elapsed().as_secs_f64() * 1e3, thread_cpu_ms() - c);
         }
@@ -1698,7 +1698,7 @@ mod tests {
             r
         };
         let whole = strip(&run_query::<PrrLesson>(q, &mut ()).unwrap());
-        let parts: Vec<String> = (0..3).map(|i| run_part_query::<PrrLesson>(q, Part { index: i, count: 3 }, &mut ()).unwrap()).collect();
+        let parts: Vec<String> = (0..3).map(|i| run_part_query::<PrrLesson>(q, Part::new(i, 3), &mut ()).unwrap()).collect();
         assert_eq!(strip(&merge_query::<PrrLesson>(q, &parts).unwrap()), whole);
         assert_eq!(whole.sweep_k.len(), 5);
         assert_eq!(whole.main.scatter.len(), 42 * 4, "42 slates of size 2 in 4 contexts");

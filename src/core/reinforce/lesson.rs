@@ -1558,7 +1558,7 @@ mod tests {
         };
         let mut partials = Vec::new();
         for index in 0..2 {
-            let mut part = ReinforcePart::new(&params, Part { index, count: 2 });
+            let mut part = ReinforcePart::new(&params, Part::new(index, 2));
             let mut steps = 0;
             while !part.step(5.0, &mut StageCache::disabled(), &mut progress) {
                 steps += 1;
@@ -1654,7 +1654,7 @@ mod tests {
             let query = to_query(&*params);
             let partials: Vec<String> = (0..2)
                 .map(|index| {
-                    run_part_query_cached::<ReinforceLesson>(&query, Part { index, count: 2 }, &mut caches[index as usize], &mut ())
+                    run_part_query_cached::<ReinforceLesson>(&query, Part::new(index, 2), &mut caches[index as usize], &mut ())
                         .unwrap()
                 })
                 .collect();
@@ -1679,7 +1679,7 @@ mod tests {
         };
         let partials = (0..2)
             .map(|index| {
-                let mut part = ReinforcePart::new(params, Part { index, count: 2 });
+                let mut part = ReinforcePart::new(params, Part::new(index, 2));
                 while !part.step(5.0, &mut caches[index as usize], &mut progress) {}
                 part.report
             })
@@ -1714,7 +1714,7 @@ mod tests {
             let (params, _) = from_query::<ReinforceParams>(&format!("{WALK_BASE}&{change}"));
             let before = [caches[0].stats.misses, caches[1].stats.misses];
             for index in 0..2 {
-                ReinforceLesson::run_part(&params, Part { index, count: 2 }, &mut caches[index as usize], &mut ());
+                ReinforceLesson::run_part(&params, Part::new(index, 2), &mut caches[index as usize], &mut ());
             }
             [caches[0].stats.misses - before[0], caches[1].stats.misses - before[1]]
         };
@@ -1767,7 +1767,7 @@ mod tests {
                 let cache = &mut caches[index as usize];
                 let misses = cache.stats.misses;
                 let t0 = clock.elapsed().as_secs_f64() * 1000.0;
-                let mut part = ReinforcePart::new(&params, Part { index, count: 2 });
+                let mut part = ReinforcePart::new(&params, Part::new(index, 2));
                 let mut first = None;
                 while !part.step(200.0, cache, &mut progress) {
                     first.get_or_insert(clock.elapsed().as_secs_f64() * 1000.0 - t0);

@@ -184,11 +184,7 @@ impl From<&MipsReport> for Figures {
             ));
         }
         recall_speed.series.push(Series::new(
-            format!(
-                "int8 scan, re-rank R = {} … {}",
-                c.int8.first().map_or(0, |p| p.shortlist),
-                c.int8.last().map_or(0, |p| p.shortlist)
-            ),
+            format!("int8 scan, re-rank R = {} … {}", c.int8.first().map_or(0, |p| p.shortlist), c.int8.last().map_or(0, |p| p.shortlist)),
             Style::LinePoints,
             c.int8.iter().map(|p| (p.recall, (c.exact_ms_per_query / p.ms_per_query.max(1e-9)).max(1e-3).log10())).collect(),
             3,

@@ -36,6 +36,11 @@ fn HorvitzThompsonPage(props: &LessonProps) -> Html {
             },
             "bias-variance" => html! { <Plot spec={f.bias_variance.clone()} /> },
             "mse-vs-n" => html! { <Plot spec={f.mse_vs_n.clone()} height={380.0} /> },
+            "spread-vs-k" | "spread-vs-p" if f.spreads_pending => {
+                // As tall as the plot it stands for: the controls below stay where they were while
+                // their slider is dragged.
+                html! { <p class="hint plot-pending">{ "computing: this preview leaves the spread curves out; the full report draws them" }</p> }
+            }
             "spread-vs-k" => html! { <Plot spec={f.spread_vs_k.clone()} /> },
             "spread-vs-p" => plot(&f.spread_vs_p, "The toy world has 7 items; choose the synthetic world to vary P."),
             "cap-sweep" => html! { <Plot spec={f.cap_sweep.clone()} /> },
@@ -57,6 +62,8 @@ struct Figures {
     mse_vs_n: Rc<PlotSpec>,
     spread_vs_k: Rc<PlotSpec>,
     spread_vs_p: Option<Rc<PlotSpec>>,
+    /// A preview without the spreads.
+    spreads_pending: bool,
     cap_sweep: Rc<PlotSpec>,
     scatter: Option<Rc<PlotSpec>>,
 }
@@ -251,6 +258,7 @@ impl From<&HorvitzThompsonReport> for Figures {
             mse_vs_n: Rc::new(mse_vs_n),
             spread_vs_k: Rc::new(spread_vs_k),
             spread_vs_p,
+            spreads_pending: r.spreads_pending,
             cap_sweep: Rc::new(cap_sweep),
             scatter,
         }
