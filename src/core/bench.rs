@@ -43,6 +43,7 @@ pub const NAMES: &[&str] = &[
     "reinforce-step-1e5-exact",
     "reinforce-step-1e5-uniform",
     "reinforce-step-1e5-mixture",
+    "reinforce-world-default",
 ];
 
 fn result(name: &str, unit: &str, count: f64, milliseconds: f64) -> BenchResult {
@@ -224,6 +225,16 @@ pub fn run(name: &str, now: &dyn Fn() -> f64) -> Result<BenchResult, String> {
             let point = crate::core::prr::lesson::timing_point(&params, items, &mut clock);
             let ms = if epoch.starts_with("prr") { point.prr_ms_per_epoch } else { point.slate_ips_ms_per_epoch };
             Ok(result(name, &format!("epochs (2,000 rows, {} clicked)", point.clicked), 1.0, ms))
+        }
+        "reinforce-world-default" => {
+            // The REINFORCE lesson's default world: interactions, their randomized SVD and the
+            // users' contexts (what its page computes before its first figure, with the index).
+            let params = crate::core::reinforce::lesson::ReinforceParams::default();
+            let start = now();
+            let world = crate::core::reinforce::CatalogueWorld::build(&params.world_config(params.items as u32), &mut ())?;
+            let ms = now() - start;
+            assert_eq!(world.item_count(), params.items as u32);
+            Ok(result(name, "worlds", 1.0, ms))
         }
         step if step.starts_with("reinforce-step-1e5-") => {
             // Gradient steps of one estimator on the lesson's default world at P = 100,000 (batch
