@@ -62,13 +62,28 @@ pub struct LessonState<E: CoreExperiment> {
     verdict: Rc<Verdict>,
     auto_run: UseStateHandle<bool>,
     on_query: Callback<String>,
-    /// Every section is in the page (at first only the first few, so that the first render is a
-    /// short task; the rest follow in the next one).
-    all_sections: bool,
+    /// How many of the lesson's sections are in the page: at first only the first few, so that
+    /// the first render is a short task; then one more per task (see [`use_lesson`]).
+    sections_shown: usize,
+}
+
+/// The number of sections in the page: it only grows (a late timer cannot take one away).
+#[derive(PartialEq)]
+struct SectionsShown(usize);
+
+impl Reducible for SectionsShown {
+    type Action = usize;
+    fn reduce(self: Rc<Self>, at_least: usize) -> Rc<Self> {
+        if at_least > self.0 {
+            Rc::new(SectionsShown(at_least))
+        } else {
+            self
+        }
+    }
 }
 
 /// Sections rendered in the first task of a lesson page.
-const FIRST_SECTIONS: usize = 2;
+const FIRST_SECTIONS: usize = 1;
 /// The rest of a lesson's text appears with its first report, or after this long without one.
 const REVEAL_LATEST_MS: i32 = 1500;
 
@@ -85,22 +100,27 @@ pub fn use_lesson<E: CoreExperiment + 'static>(props: &LessonProps) -> LessonSta
     // Whether the lesson runs in slices does not depend on the values: asked once per page.
     let steps = *use_memo(lesson.id, |_| (lesson.steps)(""));
     let auto_run = use_state(|| true);
-    let all_sections = use_state_eq(|| false);
+    let sections_shown = use_reducer_eq(|| SectionsShown(FIRST_SECTIONS));
+    let sections = lesson.text().sections.len();
     {
-        // The rest of the text in a task of its own, once the first report is on screen (or after
-        // REVEAL_LATEST_MS): laying out and painting the whole lesson while the first run computes
-        // took the main thread ~0.5 s of the capstone's first second, beside the workers on 2 cores.
-        let all_sections = all_sections.clone();
+        // The rest of the text once the first report is on screen (or after REVEAL_LATEST_MS), one
+        // section per task: laying out and painting the whole lesson while the first run computes
+        // took the main thread ~0.5 s of the capstone's first second, beside the workers on 2
+        // cores, and laying out all its other sections in one task took 54–70 ms.
+        let shown = sections_shown.clone();
         let has_report = experiment.state.report.is_some();
-        use_effect_with((lesson.id, has_report), move |(_, has_report)| {
-            let reveal = Closure::once_into_js(move || all_sections.set(true));
-            let delay = if *has_report { 0 } else { REVEAL_LATEST_MS };
-            let _ = crate::ui::dom::window().set_timeout_with_callback_and_timeout_and_arguments_0(reveal.unchecked_ref(), delay);
+        use_effect_with((lesson.id, has_report, sections_shown.0), move |&(_, has_report, count)| {
+            if count < sections {
+                let reveal = Closure::once_into_js(move || shown.dispatch(count + 1));
+                let delay = if has_report || count > FIRST_SECTIONS { 0 } else { REVEAL_LATEST_MS };
+                let _ = crate::ui::dom::window().set_timeout_with_callback_and_timeout_and_arguments_0(reveal.unchecked_ref(), delay);
+            }
         });
     }
-    // After a render that changes what is laid out (a report arrived, a section appeared, another
-    // slide): the boxes that now scroll. Not on every progress tick or drag preview.
-    let layout = (experiment.state.report.as_ref().map(|r| Rc::as_ptr(r) as usize), *all_sections, props.slide.clone());
+    // After a render that changes what is laid out (a report arrived, the last section appeared,
+    // another slide): the boxes that now scroll. Not on every progress tick or drag preview.
+    let all_shown = sections_shown.0 >= sections;
+    let layout = (experiment.state.report.as_ref().map(|r| Rc::as_ptr(r) as usize), all_shown, props.slide.clone());
     use_effect_with(layout, |_| {
         let mark = Closure::once_into_js(crate::ui::dom::mark_scrollable_regions);
         let _ = crate::ui::dom::window().set_timeout_with_callback_and_timeout_and_arguments_0(mark.unchecked_ref(), 50);
@@ -159,7 +179,7 @@ pub fn use_lesson<E: CoreExperiment + 'static>(props: &LessonProps) -> LessonSta
         verdict,
         auto_run,
         on_query: props.on_query.clone(),
-        all_sections: *all_sections,
+        sections_shown: sections_shown.0,
     }
 }
 
@@ -249,7 +269,7 @@ impl<E: CoreExperiment + 'static> LessonState<E> {
                 html! { <div class={classes!("widget", state)} data-widget={name.to_string()}>{ inner }</div> }
             }
         };
-        let shown = if self.all_sections || slide.is_some() { usize::MAX } else { FIRST_SECTIONS };
+        let shown = if slide.is_some() { usize::MAX } else { self.sections_shown };
         let sections = text.sections.iter().enumerate().filter(|(i, _)| slide.is_none_or(|s| s.section == *i)).take(shown);
         html! {
             // Plots learn the parameters of the report they show (a pinned run's legend says
