@@ -619,6 +619,8 @@ fn spawn<R: DeserializeOwned + 'static>(
                 Outcome::Waiting => return,
                 Outcome::Live(Ok((json, query))) => {
                     if let Ok(report) = serde_json::from_str::<R>(&json) {
+                        // The full run's results so far replace its preview, shown or held.
+                        slot_rc.borrow_mut().held_preview = None;
                         dispatcher.dispatch(Action::Live { id, report: Rc::new(report), query });
                     }
                     return;
