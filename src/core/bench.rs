@@ -228,7 +228,9 @@ pub fn run(name: &str, now: &dyn Fn() -> f64) -> Result<BenchResult, String> {
         }
         "reinforce-world-default" => {
             // The REINFORCE lesson's default world: interactions, their randomized SVD and the
-            // users' contexts (what its page computes before its first figure, with the index).
+            // users' contexts (most of what its page computes before its first figure; the HNSW
+            // index over the world, the rest of it, is not timed here). Its first call follows
+            // the REINFORCE steps, which build worlds of their own with the same code.
             let params = crate::core::reinforce::lesson::ReinforceParams::default();
             let start = now();
             let world = crate::core::reinforce::CatalogueWorld::build(&params.world_config(params.items as u32), &mut ())?;

@@ -82,8 +82,12 @@ impl Reducible for SectionsShown {
     }
 }
 
-/// Sections rendered in the first task of a lesson page.
-const FIRST_SECTIONS: usize = 1;
+/// The sections rendered in the first task of a lesson page: those up to its first figure (a
+/// widget other than the shared controls), so that the first report draws at once.
+fn first_sections(text: &LessonText) -> usize {
+    let is_figure = |part: &Part| part.widget_name().is_some_and(|w| !matches!(w, "params" | "controls" | "presets" | "run"));
+    text.sections.iter().position(|s| s.parts.iter().any(is_figure)).map_or(text.sections.len(), |i| i + 1)
+}
 /// The rest of a lesson's text appears with its first report, or after this long without one.
 const REVEAL_LATEST_MS: i32 = 1500;
 
@@ -100,7 +104,8 @@ pub fn use_lesson<E: CoreExperiment + 'static>(props: &LessonProps) -> LessonSta
     // Whether the lesson runs in slices does not depend on the values: asked once per page.
     let steps = *use_memo(lesson.id, |_| (lesson.steps)(""));
     let auto_run = use_state(|| true);
-    let sections_shown = use_reducer_eq(|| SectionsShown(FIRST_SECTIONS));
+    let first = first_sections(lesson.text());
+    let sections_shown = use_reducer_eq(|| SectionsShown(first));
     let sections = lesson.text().sections.len();
     {
         // The rest of the text once the first report is on screen (or after REVEAL_LATEST_MS), one
@@ -109,10 +114,12 @@ pub fn use_lesson<E: CoreExperiment + 'static>(props: &LessonProps) -> LessonSta
         // cores, and laying out all its other sections in one task took 54–70 ms.
         let shown = sections_shown.clone();
         let has_report = experiment.state.report.is_some();
-        use_effect_with((lesson.id, has_report, sections_shown.0), move |&(_, has_report, count)| {
-            if count < sections {
+        // A slide shows its own part of the text, whatever has been revealed.
+        let presenting = props.slide.is_some();
+        use_effect_with((lesson.id, has_report, sections_shown.0, presenting), move |&(_, has_report, count, presenting)| {
+            if count < sections && !presenting {
                 let reveal = Closure::once_into_js(move || shown.dispatch(count + 1));
-                let delay = if has_report || count > FIRST_SECTIONS { 0 } else { REVEAL_LATEST_MS };
+                let delay = if has_report || count > first { 0 } else { REVEAL_LATEST_MS };
                 let _ = crate::ui::dom::window().set_timeout_with_callback_and_timeout_and_arguments_0(reveal.unchecked_ref(), delay);
             }
         });

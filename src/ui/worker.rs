@@ -241,11 +241,12 @@ struct Slot {
     /// Parts of `job` (worker index, message) held until its preview has been drawn (the page's
     /// opening run, see [`Dispatch::AfterPreview`]).
     held: Vec<(usize, js_sys::Object)>,
-    /// A report (or a preview) of this page has been shown: later runs answer a change (with
-    /// stages cached, unless the workers were replaced), not the page's opening.
+    /// A report (or a preview) of this page has come in (shown, or held back): later runs answer
+    /// a change (with stages cached, unless the workers were replaced), not the page's opening.
     shown: bool,
-    /// A change's preview, finished but not yet shown (see [`PREVIEW_HOLD_MS`]): showing it.
-    held_preview: Option<Box<dyn FnOnce()>>,
+    /// A change's finished preview, not yet shown (see [`PREVIEW_HOLD_MS`]): the run it previews
+    /// and the closure that shows it.
+    held_preview: Option<(u32, Box<dyn FnOnce()>)>,
 }
 
 /// How long a change's finished preview waits for its full report before it is shown. A change
@@ -507,14 +508,22 @@ fn release_after_paint(slot_rc: &Rc<RefCell<Slot>>, id: u32) {
     let _ = window.set_timeout_with_callback_and_timeout_and_arguments_0(fallback.unchecked_ref(), 200);
 }
 
-/// Shows a change's finished preview after [`PREVIEW_HOLD_MS`], unless its full report (or
-/// another run) came first.
-fn hold_preview(slot_rc: &Rc<RefCell<Slot>>, show: Box<dyn FnOnce()>) {
-    slot_rc.borrow_mut().held_preview = Some(show);
+/// Shows the finished preview of run `id` after [`PREVIEW_HOLD_MS`], unless its full report (or
+/// its results so far, or another run) came first.
+fn hold_preview(slot_rc: &Rc<RefCell<Slot>>, id: u32, show: Box<dyn FnOnce()>) {
+    slot_rc.borrow_mut().held_preview = Some((id, show));
     let slot_rc = slot_rc.clone();
     let later = Closure::once_into_js(move || {
-        let show = slot_rc.borrow_mut().held_preview.take();
-        if let Some(show) = show {
+        // Only this run's preview: a later run's may be held by now, with a timer of its own.
+        let show = {
+            let mut slot = slot_rc.borrow_mut();
+            if slot.held_preview.as_ref().is_some_and(|(held, _)| *held == id) {
+                slot.held_preview.take()
+            } else {
+                None
+            }
+        };
+        if let Some((_, show)) = show {
             show();
         }
     });
@@ -615,12 +624,15 @@ fn spawn<R: DeserializeOwned + 'static>(
             let id = js_sys::Reflect::get(&data, &JsValue::from_str("id")).ok().and_then(|v| v.as_f64()).unwrap_or(0.0) as u32;
             let current = slot_rc.borrow().job.as_ref().map(|j| j.id).unwrap_or(id);
             let outcome = on_worker_message(&mut slot_rc.borrow_mut(), lesson, index as usize, id, &data);
+            // The full run's report, its results so far or its failure replace its preview, shown
+            // or held: a held one is of no use any more.
+            if id == current && matches!(outcome, Outcome::Live(_) | Outcome::Finished(_)) {
+                slot_rc.borrow_mut().held_preview = None;
+            }
             match outcome {
                 Outcome::Waiting => return,
                 Outcome::Live(Ok((json, query))) => {
                     if let Ok(report) = serde_json::from_str::<R>(&json) {
-                        // The full run's results so far replace its preview, shown or held.
-                        slot_rc.borrow_mut().held_preview = None;
                         dispatcher.dispatch(Action::Live { id, report: Rc::new(report), query });
                     }
                     return;
@@ -637,11 +649,7 @@ fn spawn<R: DeserializeOwned + 'static>(
                 Outcome::Finished(Ok((json, query, preview))) => match (serde_json::from_str::<R>(&json), preview) {
                     (Ok(report), None) => {
                         crate::ui::dom::publish_report(lesson.id, &json);
-                        let mut slot = slot_rc.borrow_mut();
-                        slot.shown = true;
-                        // Its preview, if still waiting, is of no use any more.
-                        slot.held_preview = None;
-                        drop(slot);
+                        slot_rc.borrow_mut().shown = true;
                         dispatcher.dispatch(Action::Done { id, report: Rc::new(report), query });
                     }
                     (Ok(report), Some(preview)) => {
@@ -655,7 +663,7 @@ fn spawn<R: DeserializeOwned + 'static>(
                             show();
                         } else if answers_a_change {
                             // The full run is under way behind it: shown only if it takes a while.
-                            hold_preview(&slot_rc, Box::new(show));
+                            hold_preview(&slot_rc, id, Box::new(show));
                             return;
                         } else {
                             show();
@@ -664,10 +672,7 @@ fn spawn<R: DeserializeOwned + 'static>(
                             return;
                         }
                     }
-                    (Err(e), _) => {
-                        slot_rc.borrow_mut().held_preview = None;
-                        dispatcher.dispatch(Action::Failed { id, message: format!("unreadable report: {e}") })
-                    }
+                    (Err(e), _) => dispatcher.dispatch(Action::Failed { id, message: format!("unreadable report: {e}") }),
                 },
                 Outcome::Finished(Err(message)) => dispatcher.dispatch(Action::Failed { id: current, message }),
             }

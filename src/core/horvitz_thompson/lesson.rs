@@ -328,6 +328,9 @@ pub struct PartialReport {
     pub replications: Vec<Replication>,
     pub extras: Option<Extras>,
     pub spreads: Option<Spreads>,
+    /// The last part of a preview that left the spreads out (see [`Part::preview`]).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub spreads_left_out: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -989,7 +992,8 @@ impl Experiment for HorvitzThompsonLesson {
         // preview leaves the spreads out unless they are cached: they were about half the work
         // of the page's opening preview, and the full run computes them next.
         let first = part.index == 0;
-        let last = part.index + 1 == part.count && (!part.preview || cache.contains(&HT_GRAPH.key("spreads", p)));
+        let spreads_left_out = part.index + 1 == part.count && part.preview && !cache.contains(&HT_GRAPH.key("spreads", p));
+        let last = part.index + 1 == part.count && !spreads_left_out;
         let count = range.len().max(1) as f64;
         let extra_work = if first { EXTRAS_IN_REPLICATIONS } else { 0.0 } + if last { SPREADS_IN_REPLICATIONS } else { 0.0 };
         let done = count / (count + extra_work);
@@ -998,7 +1002,7 @@ impl Experiment for HorvitzThompsonLesson {
         let extras = first.then(|| extras_stage(p, cache, &mut staged(progress, done, split)).as_ref().clone());
         let spreads = last.then(|| spreads_of_the_mean(p, cache, &mut staged(progress, split, 1.0)));
         progress.report(1.0, "done");
-        PartialReport { first_replication: range.start, replications, extras, spreads }
+        PartialReport { first_replication: range.start, replications, extras, spreads, spreads_left_out }
     }
 
     /// The first replications: a tenth of them, at most two blocks (so that the full run's first
@@ -1015,10 +1019,12 @@ impl Experiment for HorvitzThompsonLesson {
         let p: &HorvitzThompsonParams = params;
         partials.sort_by_key(|x| x.first_replication);
         let extras = partials.iter_mut().find_map(|x| x.extras.take()).expect("part 0 carries the extras");
-        // Only a preview's last part may leave them out.
-        let spreads = partials.iter_mut().find_map(|x| x.spreads.take());
-        let spreads_pending = spreads.is_none();
-        let spreads = spreads.unwrap_or(Spreads { spread_vs_k: Vec::new(), spread_vs_p: Vec::new() });
+        let spreads_pending = partials.iter().any(|x| x.spreads_left_out);
+        let spreads = match partials.iter_mut().find_map(|x| x.spreads.take()) {
+            Some(spreads) => spreads,
+            None if spreads_pending => Spreads { spread_vs_k: Vec::new(), spread_vs_p: Vec::new() },
+            None => panic!("the last part carries the spreads unless it is a preview's"),
+        };
         let reps: Vec<Replication> = partials.into_iter().flat_map(|x| x.replications).collect();
         let truth = extras.truth.value;
         let kinds = p.kinds();

@@ -19,6 +19,7 @@ fn HorvitzThompsonPage(props: &LessonProps) -> Html {
     let state = use_lesson::<HorvitzThompsonLesson>(props);
     let figures = use_memo(state.report.clone(), |r| r.as_deref().map(Figures::from));
     let text = props.lesson.text();
+    let synthetic = state.params.world == "synthetic";
     state.render(text, props.slide.as_ref(), |name, _args| {
         let Some(f) = figures.as_ref() else { return waiting() };
         let plot = |spec: &Option<Rc<PlotSpec>>, why_not: &str| match spec {
@@ -36,10 +37,10 @@ fn HorvitzThompsonPage(props: &LessonProps) -> Html {
             },
             "bias-variance" => html! { <Plot spec={f.bias_variance.clone()} /> },
             "mse-vs-n" => html! { <Plot spec={f.mse_vs_n.clone()} height={380.0} /> },
-            "spread-vs-k" | "spread-vs-p" if f.spreads_pending => {
-                // As tall as the plot it stands for: the controls below stay where they were while
-                // their slider is dragged.
-                html! { <p class="hint plot-pending">{ "computing: this preview leaves the spread curves out; the full report draws them" }</p> }
+            // About as tall as the plot it stands for: the controls below stay where they were
+            // while their slider is dragged. (The toy world has no curve over P to wait for.)
+            "spread-vs-k" | "spread-vs-p" if f.spreads_pending && (name == "spread-vs-k" || synthetic) => {
+                html! { <p class="hint plot-pending">{ "This preview leaves the spread curves out; the full report draws them." }</p> }
             }
             "spread-vs-k" => html! { <Plot spec={f.spread_vs_k.clone()} /> },
             "spread-vs-p" => plot(&f.spread_vs_p, "The toy world has 7 items; choose the synthetic world to vary P."),
