@@ -991,6 +991,21 @@ impl Experiment for PrrLesson {
         Some((cheaper, note))
     }
 
+    /// When the page opens: the preview on a quarter of the logs (at least 1,000 rows), as the
+    /// capstone's does. The default's preview took ~0.48 s natively and about 1 s to the page's
+    /// first figure; on a quarter of the logs it takes ~0.29 s. (The full run that follows logs
+    /// its own rows; a change's preview keeps the full run's logs, which it shares.)
+    fn first_look(params: &Checked<PrrParams>) -> Option<(PrrParams, String)> {
+        let (preview, note) = Self::preview(params)?;
+        let fewer = PrrParams { logs: (params.logs / 4).max(1000), ..preview.clone() };
+        if fewer.logs < params.logs && crate::core::params::check(fewer.clone()).is_ok() {
+            let note = format!("on {} of the {} logged impressions, {note}", fewer.logs, params.logs);
+            Some((fewer, note))
+        } else {
+            Some((preview, note))
+        }
+    }
+
     fn merge(params: &Checked<PrrParams>, partials: Vec<Vec<(u32, JobResult)>>) -> PrrReport {
         let p: &PrrParams = params;
         let mut results: Vec<(u32, JobResult)> = partials.into_iter().flatten().collect();
