@@ -163,16 +163,12 @@ pub fn run(name: &str, now: &dyn Fn() -> f64) -> Result<BenchResult, String> {
             let exact_ms = now() - start;
             let quantized = Quantized::new(&items);
             let start = now();
-            let found: Vec<Vec<u32>> =
-                (0..queries.len()).map(|q| quantized.top_k(&items, queries.row(q), 10, 100).into_iter().map(|(_, i)| i).collect()).collect();
+            let found: Vec<Vec<u32>> = (0..queries.len())
+                .map(|q| quantized.top_k(&items, queries.row(q), 10, 100).into_iter().map(|(_, i)| i).collect())
+                .collect();
             let ms = now() - start;
             let r = found.iter().zip(&truth).map(|(f, t)| recall(f, t)).sum::<f64>() / queries.len() as f64;
-            Ok(result(
-                name,
-                &format!("queries ({:.2}× the f32 scan's speed, recall@10 = {r:.3})", exact_ms / ms),
-                queries.len() as f64,
-                ms,
-            ))
+            Ok(result(name, &format!("queries ({:.2}× the f32 scan's speed, recall@10 = {r:.3})", exact_ms / ms), queries.len() as f64, ms))
         }
         "mips-hnsw-top10-1e5x64" => {
             // The index at ef_search = 16, which gives recall@10 ≥ 0.95 on these vectors (printed).

@@ -63,7 +63,7 @@ pub struct LessonState<E: CoreExperiment> {
     auto_run: UseStateHandle<bool>,
     on_query: Callback<String>,
     /// How many of the lesson's sections are in the page: at first only the first few, so that
-    /// the first render is a short task; then one more per task (see [`use_lesson`]).
+    /// the first render is a short task; then a few more per task (see [`use_lesson`]).
     sections_shown: usize,
 }
 
@@ -81,6 +81,11 @@ impl Reducible for SectionsShown {
         }
     }
 }
+
+/// Sections added to the page per task once its first report is on screen: one at a time took
+/// REINFORCE's first plot (in its fifth section) ~150 ms after its first report, against ~40 ms
+/// when the whole text came at once; two at a time halves the wait, and no step is a long task.
+const SECTIONS_PER_STEP: usize = 2;
 
 /// The sections rendered in the first task of a lesson page: those up to its first figure (a
 /// widget other than the shared controls), so that the first report draws at once.
@@ -108,8 +113,8 @@ pub fn use_lesson<E: CoreExperiment + 'static>(props: &LessonProps) -> LessonSta
     let sections_shown = use_reducer_eq(|| SectionsShown(first));
     let sections = lesson.text().sections.len();
     {
-        // The rest of the text once the first report is on screen (or after REVEAL_LATEST_MS), one
-        // section per task: laying out and painting the whole lesson while the first run computes
+        // The rest of the text once the first report is on screen (or after REVEAL_LATEST_MS), a
+        // few sections per task: laying out and painting the whole lesson while the first run computes
         // took the main thread ~0.5 s of the capstone's first second, beside the workers on 2
         // cores, and laying out all its other sections in one task took 54–70 ms.
         let shown = sections_shown.clone();
@@ -118,7 +123,7 @@ pub fn use_lesson<E: CoreExperiment + 'static>(props: &LessonProps) -> LessonSta
         let presenting = props.slide.is_some();
         use_effect_with((lesson.id, has_report, sections_shown.0, presenting), move |&(_, has_report, count, presenting)| {
             if count < sections && !presenting {
-                let reveal = Closure::once_into_js(move || shown.dispatch(count + 1));
+                let reveal = Closure::once_into_js(move || shown.dispatch(count + SECTIONS_PER_STEP));
                 let delay = if has_report || count > first { 0 } else { REVEAL_LATEST_MS };
                 let _ = crate::ui::dom::window().set_timeout_with_callback_and_timeout_and_arguments_0(reveal.unchecked_ref(), delay);
             }

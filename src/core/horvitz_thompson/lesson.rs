@@ -1311,13 +1311,8 @@ mod tests {
             .map(|query| {
                 let partials: Vec<String> = (0..2)
                     .map(|index| {
-                        run_part_query_cached::<HorvitzThompsonLesson>(
-                            query,
-                            Part::new(index, 2),
-                            &mut caches[index as usize],
-                            &mut (),
-                        )
-                        .unwrap()
+                        run_part_query_cached::<HorvitzThompsonLesson>(query, Part::new(index, 2), &mut caches[index as usize], &mut ())
+                            .unwrap()
                     })
                     .collect();
                 let cached = merge_query::<HorvitzThompsonLesson>(query, &partials).unwrap();

@@ -1654,8 +1654,7 @@ mod tests {
             clock: now,
         };
         let (query, params) = query_of("");
-        let main =
-            run_part_query_cached::<PrrLesson>(&query, Part::new(0, 2), &mut StageCache::disabled(), &mut recorder).unwrap();
+        let main = run_part_query_cached::<PrrLesson>(&query, Part::new(0, 2), &mut StageCache::disabled(), &mut recorder).unwrap();
         let marks = marks.into_inner();
         for pair in marks.windows(2) {
             println!("  {:<28} {:>6.0} ms", pair[0].0, pair[1].1 - pair[0].1);
