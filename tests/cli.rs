@@ -105,7 +105,7 @@ fn a_target_that_never_shows_the_logged_slates_still_gives_a_report() {
     use reward_reco::core::experiment::Part;
     let lesson = reward_reco::lessons::find("horvitz-thompson").unwrap();
     let (query, _) = (lesson.canonical)("world=toy&logging=factored-softmax&logs=300&replications=4");
-    let parts: Vec<String> = (0..2).map(|index| (lesson.run_part)(&query, Part { index, count: 2 }, &mut ()).unwrap()).collect();
+    let parts: Vec<String> = (0..2).map(|index| (lesson.run_part)(&query, Part::new(index, 2), &mut ()).unwrap()).collect();
     let merged = (lesson.merge)(&query, &parts).expect("the page can merge the parts");
     let (code, stdout, stderr) = rorec(&["run", "horvitz-thompson", &query]);
     assert_eq!(code, 0, "{stderr}");
