@@ -12,6 +12,12 @@ pub fn document() -> web_sys::Document {
 }
 
 /// The part of the URL after `#`.
+/// Run `f` in a task of its own, `ms` milliseconds from now (0: after the tasks already queued).
+pub fn after(ms: i32, f: impl FnOnce() + 'static) {
+    let callback = Closure::once_into_js(f);
+    let _ = window().set_timeout_with_callback_and_timeout_and_arguments_0(callback.unchecked_ref(), ms);
+}
+
 pub fn hash() -> String {
     window().location().hash().unwrap_or_default().trim_start_matches('#').to_string()
 }

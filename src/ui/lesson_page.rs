@@ -10,8 +10,6 @@ use crate::ui::plot::PlotContext;
 use crate::ui::widgets::{url_issues_notice, Gate, ParamPanel, PresetBar, RunControls};
 use crate::ui::worker::{use_experiment, Experiment, RunState, RunStatus};
 use std::rc::Rc;
-use wasm_bindgen::prelude::*;
-use wasm_bindgen::JsCast;
 use yew::prelude::*;
 
 /// A registered lesson, handed to its page by the app (pages never look the registry up).
@@ -123,9 +121,8 @@ pub fn use_lesson<E: CoreExperiment + 'static>(props: &LessonProps) -> LessonSta
         let presenting = props.slide.is_some();
         use_effect_with((lesson.id, has_report, sections_shown.0, presenting), move |&(_, has_report, count, presenting)| {
             if count < sections && !presenting {
-                let reveal = Closure::once_into_js(move || shown.dispatch(count + SECTIONS_PER_STEP));
                 let delay = if has_report || count > first { 0 } else { REVEAL_LATEST_MS };
-                let _ = crate::ui::dom::window().set_timeout_with_callback_and_timeout_and_arguments_0(reveal.unchecked_ref(), delay);
+                crate::ui::dom::after(delay, move || shown.dispatch(count + SECTIONS_PER_STEP));
             }
         });
     }
@@ -134,8 +131,7 @@ pub fn use_lesson<E: CoreExperiment + 'static>(props: &LessonProps) -> LessonSta
     let all_shown = sections_shown.0 >= sections;
     let layout = (experiment.state.report.as_ref().map(|r| Rc::as_ptr(r) as usize), all_shown, props.slide.clone());
     use_effect_with(layout, |_| {
-        let mark = Closure::once_into_js(crate::ui::dom::mark_scrollable_regions);
-        let _ = crate::ui::dom::window().set_timeout_with_callback_and_timeout_and_arguments_0(mark.unchecked_ref(), 50);
+        crate::ui::dom::after(50, crate::ui::dom::mark_scrollable_regions);
     });
     // Estimated before anything runs: long runs start only when asked, too long ones not at all.
     let verdict = use_memo(canonical.clone(), |query| page_verdict(lesson, query));

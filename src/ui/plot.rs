@@ -93,7 +93,7 @@ pub fn Plot(props: &PlotProps) -> Html {
             // Each plot draws in a task of its own, so that a page of plots does not hold the
             // main thread in one long task.
             let spec = spec.clone();
-            let draw_later = Closure::once_into_js(move || {
+            dom::after(0, move || {
                 if let Some(el) = canvas.cast::<HtmlCanvasElement>() {
                     let result = draw(&el, &spec, height, false);
                     *frame.borrow_mut() = result.as_ref().ok().copied();
@@ -103,7 +103,6 @@ pub fn Plot(props: &PlotProps) -> Html {
                     }
                 }
             });
-            let _ = dom::window().set_timeout_with_callback_and_timeout_and_arguments_0(draw_later.unchecked_ref(), 0);
         });
     }
     let on_csv = {

@@ -60,12 +60,11 @@ pub fn prepare(lesson: &'static Lesson) {
 /// others meanwhile); then a run under way that is among them goes on, any other stops.
 pub fn prepare_all(wanted: Vec<(&'static Lesson, String)>) {
     let generation = next_generation();
-    let later = Closure::once_into_js(move || {
+    crate::ui::dom::after(SETTLED_MS, move || {
         if GENERATION.with(|g| g.get()) == generation {
             prepare_now(wanted);
         }
     });
-    let _ = crate::ui::dom::window().set_timeout_with_callback_and_timeout_and_arguments_0(later.unchecked_ref(), SETTLED_MS);
 }
 
 fn prepare_now(wanted: Vec<(&'static Lesson, String)>) {
@@ -152,9 +151,8 @@ fn stop_running() {
 
 /// From inside the worker's own message handler: end this run, then start the next pending one.
 fn next_later() {
-    let later = Closure::once_into_js(|| {
+    crate::ui::dom::after(0, || {
         stop_running();
         start_next();
     });
-    let _ = crate::ui::dom::window().set_timeout_with_callback_and_timeout_and_arguments_0(later.unchecked_ref(), 0);
 }

@@ -190,8 +190,7 @@ pub fn use_slide_fit(presenter: bool, slide_key: (String, usize)) -> f64 {
             // The first measure can see the page before its layout settles: measure again.
             for (delay, restart) in [(0, true), (150, false), (600, false)] {
                 let fit = fit.clone();
-                let later = Closure::once_into_js(move || fit(restart));
-                let _ = dom::window().set_timeout_with_callback_and_timeout_and_arguments_0(later.unchecked_ref(), delay);
+                dom::after(delay, move || fit(restart));
             }
             let on_resize = {
                 let fit = fit.clone();

@@ -499,13 +499,11 @@ fn release_after_paint(slot_rc: &Rc<RefCell<Slot>>, id: u32) {
         let post = post.clone();
         Closure::once_into_js(move || {
             // In the frame's callback the page has not painted yet: one task later it has.
-            let later = Closure::once_into_js(post);
-            let _ = crate::ui::dom::window().set_timeout_with_callback_and_timeout_and_arguments_0(later.unchecked_ref(), 0);
+            crate::ui::dom::after(0, post);
         })
     };
     let _ = window.request_animation_frame(after_frame.unchecked_ref());
-    let fallback = Closure::once_into_js(post);
-    let _ = window.set_timeout_with_callback_and_timeout_and_arguments_0(fallback.unchecked_ref(), 200);
+    crate::ui::dom::after(200, post);
 }
 
 /// Shows the finished preview of run `id` after [`PREVIEW_HOLD_MS`], unless its full report (or
@@ -513,21 +511,13 @@ fn release_after_paint(slot_rc: &Rc<RefCell<Slot>>, id: u32) {
 fn hold_preview(slot_rc: &Rc<RefCell<Slot>>, id: u32, show: Box<dyn FnOnce()>) {
     slot_rc.borrow_mut().held_preview = Some((id, show));
     let slot_rc = slot_rc.clone();
-    let later = Closure::once_into_js(move || {
+    crate::ui::dom::after(PREVIEW_HOLD_MS, move || {
         // Only this run's preview: a later run's may be held by now, with a timer of its own.
-        let show = {
-            let mut slot = slot_rc.borrow_mut();
-            if slot.held_preview.as_ref().is_some_and(|(held, _)| *held == id) {
-                slot.held_preview.take()
-            } else {
-                None
-            }
-        };
+        let show = slot_rc.borrow_mut().held_preview.take_if(|(held, _)| *held == id);
         if let Some((_, show)) = show {
             show();
         }
     });
-    let _ = crate::ui::dom::window().set_timeout_with_callback_and_timeout_and_arguments_0(later.unchecked_ref(), PREVIEW_HOLD_MS);
 }
 
 /// What one message from worker `index` means for the current job.

@@ -991,9 +991,10 @@ impl Experiment for HorvitzThompsonLesson {
         // defaults, natively, worth about 45 and 65 replications' time (0.14 s and 0.20 s). A
         // preview leaves the spreads out unless they are cached: they were about half the work
         // of the page's opening preview, and the full run computes them next.
-        let first = part.index == 0;
-        let spreads_left_out = part.index + 1 == part.count && part.preview && !cache.contains(&HT_GRAPH.key("spreads", p));
-        let last = part.index + 1 == part.count && !spreads_left_out;
+        let (first, is_last) = (part.index == 0, part.index + 1 == part.count);
+        let spreads_left_out = is_last && part.preview && !cache.contains(&HT_GRAPH.key("spreads", p));
+        // Whether this part computes the spreads.
+        let last = is_last && !spreads_left_out;
         let count = range.len().max(1) as f64;
         let extra_work = if first { EXTRAS_IN_REPLICATIONS } else { 0.0 } + if last { SPREADS_IN_REPLICATIONS } else { 0.0 };
         let done = count / (count + extra_work);
