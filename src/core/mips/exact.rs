@@ -1,7 +1,7 @@
 //! Exact top-K MIPS: one pass over the catalogue, dot products four rows at a time, top-K kept in a
 //! small sorted buffer; for a batch of queries, one pass for all of them ([`top_k_batch`]).
 
-use super::{dot, dot4, dot4x2, Vectors};
+use super::{dot, dot4, dot_block, Vectors};
 
 /// Calls `f(i, items[i]·query)` for every item in order: four rows at a time (independent
 /// accumulation chains), the rest one by one. Bit-identical to `dot` per row.
@@ -60,6 +60,13 @@ impl<S: Score> Best<S> {
         Best { list: Vec::with_capacity(k + 1), k, threshold: S::LOWEST }
     }
 
+    /// The K-th best score once K were offered (a score must beat it to enter), the lowest
+    /// score before.
+    #[inline(always)]
+    pub(super) fn threshold(&self) -> S {
+        self.threshold
+    }
+
     #[inline(always)]
     pub(super) fn offer(&mut self, score: S, item: u32) {
         if self.list.len() < self.k || score > self.threshold {
@@ -76,44 +83,28 @@ impl<S: Score> Best<S> {
 }
 
 /// Bytes of catalogue scored against the whole batch before the next block is read: small enough
-/// to stay in the core's L2 cache (and mostly in L1) while every query passes over it.
-const BATCH_BLOCK_BYTES: usize = 32 * 1024;
+/// to stay in the core's L1 cache, beside the queries and the block's scores, while every query
+/// passes over it.
+const BATCH_BLOCK_BYTES: usize = 16 * 1024;
 
 /// Calls `f(q, i, queries[q]·items[i])` for every query and item, in one pass over the catalogue:
-/// the items in blocks of ~32 KiB, each block scored against every query while it is in cache.
-/// One query alone is bound by reading the catalogue from memory; a batch of B shares that read.
-/// Each score is bit-identical to `dot`, and each query sees its items in order.
+/// the items in blocks of ~16 KiB, each block scored against every query while it is in cache
+/// ([`dot_block`]), then handed over query by query. One query alone is bound by reading the
+/// catalogue from memory; a batch of B shares that read. Each score is bit-identical to `dot`,
+/// and each query sees its items in order.
 pub fn for_each_score_batch(items: &Vectors, queries: &[&[f32]], mut f: impl FnMut(usize, usize, f32)) {
     let n = items.len();
     let rows_per_block = (BATCH_BLOCK_BYTES / (items.dim.max(1) * 4)).max(4) / 4 * 4;
+    let mut scores = vec![0.0f32; rows_per_block * queries.len()];
     let mut start = 0;
     while start < n {
         let end = (start + rows_per_block).min(n);
-        let fours = start + (end - start) / 4 * 4;
-        // Two queries at a time: eight accumulation chains (see dot4x2). Each query still sees
-        // its items in order.
-        let mut q = 0;
-        while q + 2 <= queries.len() {
-            let mut i = start;
-            while i < fours {
-                let [first, second] =
-                    dot4x2([items.row(i), items.row(i + 1), items.row(i + 2), items.row(i + 3)], queries[q], queries[q + 1]);
-                for (j, s) in first.into_iter().enumerate() {
-                    f(q, i + j, s);
-                }
-                for (j, s) in second.into_iter().enumerate() {
-                    f(q + 1, i + j, s);
-                }
-                i += 4;
+        let rows = end - start;
+        dot_block(items, start, end, queries, &mut scores);
+        for q in 0..queries.len() {
+            for (r, &s) in scores[q * rows..(q + 1) * rows].iter().enumerate() {
+                f(q, start + r, s);
             }
-            for i in fours..end {
-                f(q, i, dot(items.row(i), queries[q]));
-                f(q + 1, i, dot(items.row(i), queries[q + 1]));
-            }
-            q += 2;
-        }
-        if q < queries.len() {
-            score_range(items, queries[q], start, end, |i, s| f(q, i, s));
         }
         start = end;
     }
@@ -121,7 +112,16 @@ pub fn for_each_score_batch(items: &Vectors, queries: &[&[f32]], mut f: impl FnM
 
 /// The K best (score, item) pairs of each query, in one pass over the catalogue (see
 /// [`for_each_score_batch`]): the same lists as [`top_k`] on each query, bit for bit.
+///
+/// Natively on CPUs with FMA, the scores first screen the catalogue by fused multiply-adds
+/// ([`super::screened`]), and only the items the screen cannot exclude are scored as `dot` does.
 pub fn top_k_batch(items: &Vectors, queries: &[&[f32]], k: usize) -> Vec<Vec<(f32, u32)>> {
+    #[cfg(target_arch = "x86_64")]
+    if super::screened::available() {
+        if let Some(found) = super::screened::top_k_batch(items, queries, k) {
+            return found;
+        }
+    }
     let mut best: Vec<Best<f32>> = queries.iter().map(|_| Best::new(k)).collect();
     for_each_score_batch(items, queries, |q, i, s| best[q].offer(s, i as u32));
     best.into_iter().map(|b| b.list).collect()

@@ -10,6 +10,8 @@ pub mod exact;
 pub mod hnsw;
 pub mod lesson;
 pub mod quantized;
+#[cfg(target_arch = "x86_64")]
+pub mod screened;
 
 /// P vectors of dimension d, contiguous f32 (row-major).
 #[derive(Clone, Debug, PartialEq)]
@@ -121,27 +123,34 @@ pub fn l2_4(rows: [&[f32]; 4], q: &[f32]) -> [f32; 4] {
     four::<true>(rows, q)
 }
 
-/// Dot products of four rows with each of two queries: bit-identical to two [`dot4`] calls, with
-/// eight accumulation chains in flight (the batched exact scan, where the rows come from cache and
-/// four chains leave the adder waiting on its own latency).
-#[inline]
-pub fn dot4x2(rows: [&[f32]; 4], q0: &[f32], q1: &[f32]) -> [[f32; 4]; 2] {
+/// Dot products of the rows `start..end` of `items` with every query, written query by query:
+/// `out[q · (end − start) + r]` = `dot(items.row(start + r), queries[q])`, bit for bit. The
+/// batched exact scan's kernel: natively with AVX, four rows by three queries at a time (twelve
+/// accumulation chains; each row is loaded once for the three), so the arithmetic, not the
+/// loads or the calls, sets the pace.
+pub fn dot_block(items: &Vectors, start: usize, end: usize, queries: &[&[f32]], out: &mut [f32]) {
+    let rows = end - start;
+    assert!(out.len() >= rows * queries.len() && end <= items.len());
+    assert!(queries.iter().all(|q| q.len() == items.dim));
+    let block = &items.data[start * items.dim..end * items.dim];
     #[cfg(target_arch = "x86_64")]
-    if avx::available() && q0.len() == q1.len() {
-        let n = q0.len() / 8 * 8;
-        let mut tails = [[0.0f32; 4]; 2];
-        for (t, q) in tails.iter_mut().zip([q0, q1]) {
-            for r in 0..4 {
-                for (x, y) in rows[r][n..].iter().zip(&q[n..]) {
-                    t[r] += x * y;
-                }
-            }
-        }
-        let whole = [&rows[0][..n], &rows[1][..n], &rows[2][..n], &rows[3][..n]];
-        // SAFETY: the CPU has AVX (checked just above).
-        return unsafe { avx::four_by_two(whole, &q0[..n], &q1[..n], tails) };
+    if avx::available() && items.dim >= 8 {
+        // SAFETY: the CPU has AVX (checked just above); the lengths are asserted above.
+        unsafe { avx::dot_block(block, items.dim, queries, out) };
+        return;
     }
-    [dot4(rows, q0), dot4(rows, q1)]
+    let row = |r: usize| &block[r * items.dim..(r + 1) * items.dim];
+    let fours = rows / 4 * 4;
+    for (q, query) in queries.iter().enumerate() {
+        for r in (0..fours).step_by(4) {
+            out[q * rows + r..q * rows + r + 4].copy_from_slice(&dot4([row(r), row(r + 1), row(r + 2), row(r + 3)], query));
+        }
+    }
+    for (q, query) in queries.iter().enumerate() {
+        for r in fours..rows {
+            out[q * rows + r] = dot(row(r), query);
+        }
+    }
 }
 
 /// Four rows against one query, each row in [`dot`]'s order.
@@ -294,30 +303,77 @@ mod avx {
         finish(acc, tails)
     }
 
-    /// [`four`] for two queries at once: eight chains, each row loaded once for both.
+    const BG: usize = 3;
+
+    /// [`super::dot_block`] on a contiguous block of rows of `dim` floats (`dim` ≥ 8).
     ///
     /// # Safety
-    /// The CPU must have AVX. Every row holds at least `q0.len()` floats, a multiple of 8, and
-    /// `q1` as many as `q0`.
+    /// The CPU must have AVX. `rows` holds whole rows, every query `dim` floats, and `out` at
+    /// least rows × queries floats.
     #[target_feature(enable = "avx")]
-    pub unsafe fn four_by_two(rows: [&[f32]; 4], q0: &[f32], q1: &[f32], tails: [[f32; 4]; 2]) -> [[f32; 4]; 2] {
-        let n = q0.len() / 8 * 8;
-        assert!(q1.len() >= n && rows.iter().all(|r| r.len() >= n));
-        let (mut a, mut b) = ([_mm256_setzero_ps(); 4], [_mm256_setzero_ps(); 4]);
-        let mut i = 0;
-        while i < n {
-            // SAFETY: i + 8 ≤ n ≤ every length (asserted above); loadu needs no alignment.
-            unsafe {
-                let (y0, y1) = (_mm256_loadu_ps(q0.as_ptr().add(i)), _mm256_loadu_ps(q1.as_ptr().add(i)));
-                for r in 0..4 {
-                    let x = _mm256_loadu_ps(rows[r].as_ptr().add(i));
-                    a[r] = step::<false>(a[r], x, y0);
-                    b[r] = step::<false>(b[r], x, y1);
-                }
-            }
-            i += 8;
+    pub unsafe fn dot_block(rows: &[f32], dim: usize, queries: &[&[f32]], out: &mut [f32]) {
+        let count = rows.len() / dim;
+        let mut q = 0;
+        while q + BG <= queries.len() {
+            // SAFETY: as this function's.
+            unsafe { block_group::<BG>(rows, dim, core::array::from_fn(|g| queries[q + g]), &mut out[q * count..]) };
+            q += BG;
         }
-        [finish(a, tails[0]), finish(b, tails[1])]
+        while q < queries.len() {
+            // SAFETY: as this function's.
+            unsafe { block_group::<1>(rows, dim, [queries[q]], &mut out[q * count..]) };
+            q += 1;
+        }
+    }
+
+    /// G queries against every row of the block: four rows at a time, each of their 8-float
+    /// chunks loaded once and multiplied by the G queries' chunks (4·G chains in flight), summed
+    /// in [`super::dot`]'s order; the rows left over after the fours one by one.
+    #[inline]
+    #[target_feature(enable = "avx")]
+    unsafe fn block_group<const G: usize>(rows: &[f32], dim: usize, queries: [&[f32]; G], out: &mut [f32]) {
+        let count = rows.len() / dim;
+        let whole = dim / 8 * 8;
+        assert!(dim >= 8 && out.len() >= G * count && queries.iter().all(|q| q.len() == dim));
+        let fours = count / 4 * 4;
+        let base = rows.as_ptr();
+        let mut r = 0;
+        while r < fours {
+            let mut acc = [[_mm256_setzero_ps(); 4]; G];
+            let mut i = 0;
+            while i < whole {
+                // SAFETY: rows r..r + 4 ≤ count are whole rows and i + 8 ≤ whole ≤ dim.
+                unsafe {
+                    let mut y = [_mm256_setzero_ps(); G];
+                    for g in 0..G {
+                        y[g] = _mm256_loadu_ps(queries[g].as_ptr().add(i));
+                    }
+                    for k in 0..4 {
+                        let x = _mm256_loadu_ps(base.add((r + k) * dim + i));
+                        for g in 0..G {
+                            acc[g][k] = _mm256_add_ps(acc[g][k], _mm256_mul_ps(x, y[g]));
+                        }
+                    }
+                }
+                i += 8;
+            }
+            for g in 0..G {
+                let mut tails = [0.0f32; 4];
+                for (k, t) in tails.iter_mut().enumerate() {
+                    let row = &rows[(r + k) * dim..(r + k + 1) * dim];
+                    for (x, y) in row[whole..].iter().zip(&queries[g][whole..]) {
+                        *t += x * y;
+                    }
+                }
+                out[g * count + r..g * count + r + 4].copy_from_slice(&finish(acc[g], tails));
+            }
+            r += 4;
+        }
+        for r in fours..count {
+            for g in 0..G {
+                out[g * count + r] = super::dot(&rows[r * dim..(r + 1) * dim], queries[g]);
+            }
+        }
     }
 
     /// Four rows' lanes summed as [`super::reduce`] does, by horizontal adds (each adds two
@@ -438,10 +494,24 @@ mod tests {
                 assert_eq!(l2(&rows[r], &q).to_bits(), want_l2.to_bits(), "l2, length {len}");
                 assert_eq!(d4[r].to_bits(), want_dot.to_bits(), "dot4, length {len}");
                 assert_eq!(l4[r].to_bits(), want_l2.to_bits(), "l2_4, length {len}");
-                let other: Vec<f32> = q.iter().map(|y| y * -0.7 + 0.1).collect();
-                let pair = dot4x2(refs, &q, &other);
-                assert_eq!(pair[0][r].to_bits(), want_dot.to_bits(), "dot4x2, first query, length {len}");
-                assert_eq!(pair[1][r].to_bits(), in_the_declared_order(&rows[r], &other, false).to_bits(), "dot4x2, second, length {len}");
+            }
+            // The block kernel: 4 + 1 rows (a row outside the fours) against 1 to 5 queries
+            // (whole groups and a rest).
+            if len > 0 {
+                let mut items = Vectors::new(len);
+                rows.iter().chain([&q]).for_each(|r| items.push(r));
+                let queries: Vec<Vec<f32>> = (0..5).map(|j| q.iter().map(|y| y * (0.3 - j as f32) + 0.1).collect()).collect();
+                for count in 1..=5 {
+                    let batch: Vec<&[f32]> = queries[..count].iter().map(|q| &q[..]).collect();
+                    let mut out = vec![0.0f32; 5 * count];
+                    dot_block(&items, 0, 5, &batch, &mut out);
+                    for (j, query) in batch.iter().enumerate() {
+                        for r in 0..5 {
+                            let want = in_the_declared_order(items.row(r), query, false);
+                            assert_eq!(out[j * 5 + r].to_bits(), want.to_bits(), "dot_block, length {len}, query {j} of {count}, row {r}");
+                        }
+                    }
+                }
             }
         }
     }

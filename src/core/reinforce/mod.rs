@@ -619,9 +619,27 @@ pub fn hit_at_1_index(world: &CatalogueWorld, users: &[u32], index: &mut Catalog
     hit_at_1(world, users, policy, |query| index.search(query, 1, EVAL_EF).first().copied())
 }
 
-/// hit@1 on `users` with the exact argmax over the catalogue (the policy's true top item).
+/// Users per pass of [`hit_at_1_exact`] over the catalogue.
+const EXACT_EVAL_GROUP: usize = 32;
+
+/// hit@1 on `users` with the exact argmax over the catalogue (the policy's true top item): the
+/// batched exact top-K, 32 users per pass (the same argmax as one user at a time, bit for bit).
 pub fn hit_at_1_exact(world: &CatalogueWorld, users: &[u32], policy: &Policy) -> f64 {
-    hit_at_1(world, users, policy, |query| crate::core::mips::exact::top_k(&world.items, query, 1).first().map(|&(_, a)| a))
+    let mut hits = 0u32;
+    for group in users.chunks(EXACT_EVAL_GROUP) {
+        let queries: Vec<Vec<f32>> = group
+            .iter()
+            .map(|&u| {
+                let mut query = Vec::new();
+                policy.query(world.context(u), &mut query);
+                query
+            })
+            .collect();
+        let batch: Vec<&[f32]> = queries.iter().map(Vec::as_slice).collect();
+        let top = crate::core::mips::exact::top_k_batch(&world.items, &batch, 1);
+        hits += group.iter().zip(&top).map(|(&u, found)| found.first().map_or(0, |&(_, a)| world.reward(u, a) as u32)).sum::<u32>();
+    }
+    hits as f64 / users.len().max(1) as f64
 }
 
 #[cfg(test)]
@@ -631,6 +649,16 @@ mod tests {
     fn small_world(items: u32, seed: u64) -> CatalogueWorld {
         let config = WorldConfig { users: 600, items, topics: 10, interactions: 20, dim: 8, seed };
         CatalogueWorld::build(&config, &mut ()).unwrap()
+    }
+
+    #[test]
+    fn exact_hit_at_1_in_batches_is_hit_at_1_one_user_at_a_time() {
+        let world = small_world(300, 4);
+        let policy = Policy::scaled_identity(world.dim, 8.0);
+        let users: Vec<u32> = world.validation_users.iter().copied().take(70).collect();
+        let one_by_one = hit_at_1(&world, &users, &policy, |q| crate::core::mips::exact::top_k(&world.items, q, 1).first().map(|&(_, a)| a));
+        assert_eq!(hit_at_1_exact(&world, &users, &policy).to_bits(), one_by_one.to_bits());
+        assert!(one_by_one > 0.0);
     }
 
     #[test]
