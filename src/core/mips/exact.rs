@@ -62,6 +62,7 @@ impl<S: Score> Best<S> {
 
     /// The K-th best score once K were offered (a score must beat it to enter), the lowest
     /// score before.
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     #[inline(always)]
     pub(super) fn threshold(&self) -> S {
         self.threshold

@@ -161,6 +161,8 @@ unsafe fn fma_block(block: &[f32], dim: usize, queries: &[&[f32]], out: &mut [f3
 
 /// G queries against every row of the block (see [`fma_block`]).
 #[inline]
+// Registers indexed by row and query read clearer than zipped iterators.
+#[allow(clippy::needless_range_loop)]
 #[target_feature(enable = "avx,fma")]
 unsafe fn fma_tile<const G: usize>(block: &[f32], dim: usize, queries: [&[f32]; G], out: &mut [f32]) {
     let rows = block.len() / dim;
