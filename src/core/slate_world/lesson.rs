@@ -2,7 +2,7 @@
 //! by position, how small slate propensities get, and exact vs simulated CTR.
 
 use super::policy::{Logging, LoggingKind, Oracle, PlackettLuce};
-use super::simulate::{ab_test, deterministic_ctr, log_data, policy_ctr, LoggedData, LoggedRow, PolicyCtr};
+use super::simulate::{ab_test, deterministic_ctr, enumerable, log_data, policy_ctr_with, LoggedData, LoggedRow, PolicyCtr, SlateRewards, SLATE_REWARDS_MAX_SUMS};
 use super::{log10, ClickModel, SyntheticSpec, World, TOY_CATEGORIES, TOY_ITEMS};
 use crate::core::budget::Estimate;
 use crate::core::claims::{rising, Claim};
@@ -188,6 +188,13 @@ impl SlateWorldParams {
         logging_kind(self.logging, self.temperature)
     }
 
+    /// These parameters as the logs see them: the temperature matters only under softmax logging,
+    /// so elsewhere it is the default's (a new temperature then keeps the logs and the A/B test).
+    fn as_logged(&self) -> SlateWorldParams {
+        let temperature = if self.logging == "softmax" { self.temperature } else { SlateWorldParams::default().temperature };
+        SlateWorldParams { temperature, ..self.clone() }
+    }
+
     /// The world these parameters describe.
     pub fn build_world(&self) -> World {
         if self.world == "synthetic" {
@@ -291,8 +298,9 @@ const SWEEP_SLATES: u32 = 2000;
 const CTR_DRAWS: u32 = 20_000;
 
 /// The lesson's stages. The world is built once per world setting; the policies that do not
-/// depend on the temperature (uniform, popularity) and the oracle are summarised once per world;
-/// a change of the temperature reruns the softmax policy's curve and CTR, and (under softmax
+/// depend on the temperature (uniform, popularity) and the oracle are summarised once per world,
+/// and so is every slate's reward (what the exact CTRs weigh); a change of the temperature reruns
+/// the softmax policy's curve and reweighs the slates' rewards for its CTR, and (under softmax
 /// logging) the logs and the A/B test.
 const SLATE_WORLD_GRAPH: Graph = Graph {
     lesson: "slate-world",
@@ -303,13 +311,17 @@ const SLATE_WORLD_GRAPH: Graph = Graph {
             reads: &["world", "click_model", "items", "slate_size", "dim", "contexts", "topics", "users", "seed"],
             uses: &[],
         },
+        // Every ordered slate's reward summed over each category's users: what an exact CTR
+        // weighs by a policy's propensities (kept when the slates are few enough).
+        Stage { name: "slate_rewards", reads: &[], uses: &["world"] },
         // Propensity-vs-K curves and exact CTR of the uniform and popularity policies, and the oracle.
-        Stage { name: "fixed_policies", reads: &[], uses: &["world"] },
+        Stage { name: "fixed_policies", reads: &[], uses: &["world", "slate_rewards"] },
         // The same for the softmax policy at the chosen temperature.
-        Stage { name: "softmax_policy", reads: &["temperature"], uses: &["world"] },
+        Stage { name: "softmax_policy", reads: &["temperature"], uses: &["world", "slate_rewards"] },
         // The logged dataset under the logging policy, summarised (rows shown, CTRs, propensities).
+        // The temperature is read under softmax logging only (the key leaves it out otherwise).
         Stage { name: "logs", reads: &["logging", "temperature", "logs"], uses: &["world"] },
-        // An A/B test of the logging policy on N fresh impressions.
+        // An A/B test of the logging policy on N fresh impressions (the temperature: as the logs).
         Stage { name: "ab_test", reads: &["logging", "temperature", "logs"], uses: &["world"] },
     ],
 };
@@ -358,24 +370,42 @@ fn world(p: &SlateWorldParams, cache: &mut StageCache) -> Rc<World> {
     cache.get_or_compute(SLATE_WORLD_GRAPH.key("world", p), |_| p.build_world())
 }
 
-fn policy_summary(world: &World, kind: LoggingKind, seed: u64) -> PolicySummary {
+fn policy_summary(world: &World, rewards: &KeptSlateRewards, kind: LoggingKind, seed: u64) -> PolicySummary {
     let policy = PlackettLuce::new(world, kind);
-    PolicySummary { curve: propensity_curve(world, &policy, seed), ctr: policy_ctr(world, &policy, ENUMERATION_BUDGET, CTR_DRAWS, seed) }
+    let ctr = policy_ctr_with(world, &policy, rewards.0.as_ref(), ENUMERATION_BUDGET, CTR_DRAWS, seed);
+    PolicySummary { curve: propensity_curve(world, &policy, seed), ctr }
+}
+
+/// The slates' summed rewards, when the CTRs enumerate and the table is small enough.
+struct KeptSlateRewards(Option<SlateRewards>);
+
+impl Footprint for KeptSlateRewards {
+    fn footprint(&self) -> usize {
+        self.0.as_ref().map_or(0, SlateRewards::bytes)
+    }
+}
+
+fn slate_rewards(p: &SlateWorldParams, cache: &mut StageCache) -> Rc<KeptSlateRewards> {
+    cache.get_or_compute(SLATE_WORLD_GRAPH.key("slate_rewards", p), |cache| {
+        let world = world(p, cache);
+        KeptSlateRewards(if enumerable(&world, ENUMERATION_BUDGET) { SlateRewards::of(&world) } else { None })
+    })
 }
 
 /// Uniform, popularity (and the oracle's CTR).
 fn fixed_policies(p: &SlateWorldParams, cache: &mut StageCache) -> Rc<(Vec<PolicySummary>, PolicyCtrRow)> {
     cache.get_or_compute(SLATE_WORLD_GRAPH.key("fixed_policies", p), |cache| {
-        let world = world(p, cache);
-        let summaries = [LoggingKind::Uniform, LoggingKind::Popularity].into_iter().map(|k| policy_summary(&world, k, p.seed)).collect();
+        let (world, rewards) = (world(p, cache), slate_rewards(p, cache));
+        let summaries =
+            [LoggingKind::Uniform, LoggingKind::Popularity].into_iter().map(|k| policy_summary(&world, &rewards, k, p.seed)).collect();
         (summaries, PolicyCtrRow(deterministic_ctr(&world, &Oracle)))
     })
 }
 
 fn softmax_policy(p: &SlateWorldParams, cache: &mut StageCache) -> Rc<PolicySummary> {
     cache.get_or_compute(SLATE_WORLD_GRAPH.key("softmax_policy", p), |cache| {
-        let world = world(p, cache);
-        policy_summary(&world, LoggingKind::Softmax { temperature: p.temperature }, p.seed)
+        let (world, rewards) = (world(p, cache), slate_rewards(p, cache));
+        policy_summary(&world, &rewards, LoggingKind::Softmax { temperature: p.temperature }, p.seed)
     })
 }
 
@@ -389,7 +419,7 @@ impl Footprint for (Vec<PolicySummary>, PolicyCtrRow) {
 }
 
 fn logs(p: &SlateWorldParams, cache: &mut StageCache, progress: &mut dyn Progress) -> Rc<LogSummary> {
-    cache.get_or_compute(SLATE_WORLD_GRAPH.key("logs", p), |cache| {
+    cache.get_or_compute(SLATE_WORLD_GRAPH.key("logs", &p.as_logged()), |cache| {
         let world = world(p, cache);
         let policy = PlackettLuce::new(&world, p.logging_kind());
         let data = log_data(&world, &policy, p.logs as u32, p.seed, progress);
@@ -449,7 +479,7 @@ fn summarise_logs(world: &World, data: &LoggedData) -> LogSummary {
 }
 
 fn ab(p: &SlateWorldParams, cache: &mut StageCache, progress: &mut dyn Progress) -> Rc<MeanSe> {
-    cache.get_or_compute(SLATE_WORLD_GRAPH.key("ab_test", p), |cache| {
+    cache.get_or_compute(SLATE_WORLD_GRAPH.key("ab_test", &p.as_logged()), |cache| {
         let world = world(p, cache);
         let policy = PlackettLuce::new(&world, p.logging_kind());
         ab_test(&world, &Logging { policy: &policy }, p.logs as u32, p.seed, progress)
@@ -601,13 +631,19 @@ impl Experiment for SlateWorldLesson {
         // The oracle scans every item for each user and slate size.
         let oracle = users * size_count * items;
 
-        // The three policies' exact CTR when users × slates × K fits the budget (`policy_ctr`):
-        // every slate for each category's members, its propensity once per category.
+        // The three policies' exact CTR when users × slates × K fits the budget (`policy_ctr`).
         let slates: Vec<f64> = sizes.iter().map(|&k| ordered_slates(items, k)).collect();
         let enumerated = slates.iter().sum::<f64>() * max_size * users <= ENUMERATION_BUDGET;
         let enumeration = if enumerated {
             let positions: f64 = sizes.iter().zip(&slates).map(|(k, s)| k * s).sum();
-            3.0 * positions * (users + categories.min(users))
+            let met = categories.min(users);
+            if met * slates.iter().sum::<f64>() <= SLATE_REWARDS_MAX_SUMS {
+                // Every slate's reward once per user (the kept sums), then each policy's
+                // propensity once per category.
+                positions * (users + 3.0 * met)
+            } else {
+                3.0 * positions * (users + met)
+            }
         } else {
             0.0
         };

@@ -142,24 +142,110 @@ pub fn slate_count(world: &World) -> f64 {
 /// The expected CTR of a logging policy: exact by enumeration when users × slates × K fits in
 /// `work_budget`, otherwise Monte Carlo with `mc_draws` draws.
 pub fn policy_ctr(world: &World, policy: &PlackettLuce, work_budget: f64, mc_draws: u32, seed: u64) -> PolicyCtr {
-    let work = slate_count(world) * world.slate_sizes.max as f64 * world.users.len() as f64;
-    if work <= work_budget {
-        enumerate_ctr(world, policy)
+    policy_ctr_with(world, policy, None, work_budget, mc_draws, seed)
+}
+
+/// [`policy_ctr`], weighing the kept [`SlateRewards`] of the world when given (the same number,
+/// bit for bit, without recomputing every slate's reward).
+pub fn policy_ctr_with(
+    world: &World,
+    policy: &PlackettLuce,
+    rewards: Option<&SlateRewards>,
+    work_budget: f64,
+    mc_draws: u32,
+    seed: u64,
+) -> PolicyCtr {
+    if enumerable(world, work_budget) {
+        match rewards {
+            Some(rewards) => weigh(world, policy, rewards),
+            None => enumerate_ctr(world, policy),
+        }
     } else {
         monte_carlo_ctr(world, &super::policy::Logging { policy }, mc_draws, seed)
     }
 }
 
-fn enumerate_ctr(world: &World, policy: &PlackettLuce) -> PolicyCtr {
-    let sizes = world.slate_sizes.max - world.slate_sizes.min + 1;
+/// Whether users × slates × K fits in `work_budget` (an exact CTR enumerates).
+pub fn enumerable(world: &World, work_budget: f64) -> bool {
+    slate_count(world) * world.slate_sizes.max as f64 * world.users.len() as f64 <= work_budget
+}
+
+/// For each category with members and each slate size, the members' summed expected reward of
+/// every ordered slate (no repeats), in the order [`Distribution::for_each_slate`] visits them.
+/// An exact CTR weighs these sums by a policy's slate propensities; they do not depend on the
+/// policy, so the slate-world lesson keeps them and a new temperature only reweighs them.
+pub struct SlateRewards {
+    /// `sums[z][size − min]`, one sum per ordered slate; empty for a category without members.
+    sums: Vec<Vec<Vec<f64>>>,
+}
+
+/// Most sums a [`SlateRewards`] holds (16 MB); above, the CTRs enumerate without a table.
+pub const SLATE_REWARDS_MAX_SUMS: f64 = 2e6;
+
+impl SlateRewards {
+    /// The sums, unless they would be more than [`SLATE_REWARDS_MAX_SUMS`].
+    pub fn of(world: &World) -> Option<SlateRewards> {
+        let categories_met = members_by_category(world).iter().filter(|m| !m.is_empty()).count() as f64;
+        (categories_met * slate_count(world) <= SLATE_REWARDS_MAX_SUMS).then(|| SlateRewards::new(world))
+    }
+
+    fn new(world: &World) -> SlateRewards {
+        let mut sums = Vec::with_capacity(world.categories() as usize);
+        for members in members_by_category(world) {
+            let mut by_size = Vec::new();
+            if !members.is_empty() {
+                for size in world.slate_sizes.min..=world.slate_sizes.max {
+                    let mut row = Vec::new();
+                    for_each_ordered_slate(world.items(), size, &mut |slate| {
+                        row.push(members.iter().map(|&u| world.expected_reward(&world.users[u as usize], slate)).sum::<f64>());
+                    });
+                    by_size.push(row);
+                }
+            }
+            sums.push(by_size);
+        }
+        SlateRewards { sums }
+    }
+
+    /// Bytes held.
+    pub fn bytes(&self) -> usize {
+        self.sums.iter().flatten().map(|row| row.len() * 8 + 24).sum::<usize>() + self.sums.len() * 24
+    }
+}
+
+fn members_by_category(world: &World) -> Vec<Vec<u32>> {
     let mut by_category: Vec<Vec<u32>> = vec![Vec::new(); world.categories() as usize];
     for (i, u) in world.users.iter().enumerate() {
         by_category[u.category as usize].push(i as u32);
     }
+    by_category
+}
+
+/// Every ordered slate of `size` distinct items of 0..items, in lexicographic order.
+fn for_each_ordered_slate(items: u32, size: u32, visit: &mut dyn FnMut(&[u32])) {
+    fn walk(items: u32, size: u32, slate: &mut Vec<u32>, visit: &mut dyn FnMut(&[u32])) {
+        if slate.len() as u32 == size {
+            visit(slate);
+            return;
+        }
+        for a in 0..items {
+            if !slate.contains(&a) {
+                slate.push(a);
+                walk(items, size, slate, visit);
+                slate.pop();
+            }
+        }
+    }
+    walk(items, size, &mut Vec::with_capacity(size as usize), visit);
+}
+
+/// Every slate's reward computed as it is visited (no table kept).
+fn enumerate_ctr(world: &World, policy: &PlackettLuce) -> PolicyCtr {
+    let sizes = world.slate_sizes.max - world.slate_sizes.min + 1;
     let distribution = Distribution::PlackettLuce(policy.clone());
     let mut total = 0.0;
     let mut slates = 0u64;
-    for (z, members) in by_category.iter().enumerate() {
+    for (z, members) in members_by_category(world).iter().enumerate() {
         if members.is_empty() {
             continue;
         }
@@ -167,6 +253,34 @@ fn enumerate_ctr(world: &World, policy: &PlackettLuce) -> PolicyCtr {
             distribution.for_each_slate(z as u32, size, world.items(), &mut |slate, p| {
                 slates += 1;
                 total += p * members.iter().map(|&u| world.expected_reward(&world.users[u as usize], slate)).sum::<f64>();
+            });
+        }
+    }
+    PolicyCtr {
+        policy: policy.kind.label(),
+        ctr: total / (world.users.len() as f64 * sizes as f64),
+        se: 0.0,
+        method: CtrMethod::Enumeration { slates },
+    }
+}
+
+/// Σ over categories, sizes and slates of π(slate | z) × the members' summed reward, over users ×
+/// sizes: as [`Distribution::for_each_slate`] would sum them (slates of propensity 0 skipped).
+fn weigh(world: &World, policy: &PlackettLuce, rewards: &SlateRewards) -> PolicyCtr {
+    let sizes = world.slate_sizes.max - world.slate_sizes.min + 1;
+    let distribution = Distribution::PlackettLuce(policy.clone());
+    let mut total = 0.0;
+    let mut slates = 0u64;
+    for (z, by_size) in rewards.sums.iter().enumerate() {
+        for (size, row) in (world.slate_sizes.min..=world.slate_sizes.max).zip(by_size) {
+            let mut next = row.iter();
+            for_each_ordered_slate(world.items(), size, &mut |slate| {
+                let reward = *next.next().expect("one sum per slate");
+                let p = distribution.slate_propensity(z as u32, slate);
+                if p > 0.0 {
+                    slates += 1;
+                    total += p * reward;
+                }
             });
         }
     }
@@ -319,6 +433,40 @@ mod tests {
                 assert!((exact.ctr - mc.ctr).abs() < 4.0 * mc.se, "{model:?} {kind:?}: {exact:?} vs {mc:?}");
             }
         }
+    }
+
+    #[test]
+    fn weighing_kept_slate_rewards_is_the_enumeration_bit_for_bit() {
+        // Toy and synthetic worlds, both click models, a category without users (the toy world
+        // with 3 users), and a temperature so low that some slates' propensities are 0.
+        let worlds = [
+            World::toy(3, 300, ClickModel::Prr),
+            World::toy(5, 3, ClickModel::Pbm),
+            World::synthetic(
+                4,
+                SyntheticSpec { items: 9, slate_size: 3, dim: 6, categories: 3, topics: 3, users: 60, engagement_features: 2 },
+                ClickModel::Pbm,
+            ),
+        ];
+        for world in &worlds {
+            let rewards = SlateRewards::of(world).expect("a small table");
+            for kind in [
+                LoggingKind::Uniform,
+                LoggingKind::Popularity,
+                LoggingKind::Softmax { temperature: 1.0 },
+                LoggingKind::Softmax { temperature: 0.002 },
+            ] {
+                let policy = PlackettLuce::new(world, kind);
+                let direct = policy_ctr(world, &policy, 1e9, 0, 0);
+                let weighed = policy_ctr_with(world, &policy, Some(&rewards), 1e9, 0, 0);
+                assert_eq!(direct.ctr.to_bits(), weighed.ctr.to_bits(), "{kind:?}");
+                assert_eq!(direct, weighed);
+            }
+        }
+        let skipped = PlackettLuce::new(&worlds[0], LoggingKind::Softmax { temperature: 0.002 });
+        let CtrMethod::Enumeration { slates } = policy_ctr(&worlds[0], &skipped, 1e9, 0, 0).method else { panic!("enumerated") };
+        let met = members_by_category(&worlds[0]).iter().filter(|m| !m.is_empty()).count() as f64;
+        assert!((slates as f64) < slate_count(&worlds[0]) * met, "some slates have propensity 0 at τ = 0.002");
     }
 
     #[test]
