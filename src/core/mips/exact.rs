@@ -84,8 +84,7 @@ impl<S: Score> Best<S> {
 }
 
 /// Bytes of catalogue scored against the whole batch before the next block is read: small enough
-/// to stay in the core's L1 cache, beside the queries and the block's scores, while every query
-/// passes over it.
+/// to stay in the core's L1 or L2 cache while every query passes over it.
 const BATCH_BLOCK_BYTES: usize = 16 * 1024;
 
 /// Calls `f(q, i, queries[q]·items[i])` for every query and item, in one pass over the catalogue:
@@ -114,7 +113,7 @@ pub fn for_each_score_batch(items: &Vectors, queries: &[&[f32]], mut f: impl FnM
 /// The K best (score, item) pairs of each query, in one pass over the catalogue (see
 /// [`for_each_score_batch`]): the same lists as [`top_k`] on each query, bit for bit.
 ///
-/// Natively on CPUs with FMA, the scores first screen the catalogue by fused multiply-adds
+/// Natively on x86-64 CPUs with AVX and FMA, the scores first screen the catalogue by fused multiply-adds
 /// ([`super::screened`]), and only the items the screen cannot exclude are scored as `dot` does.
 pub fn top_k_batch(items: &Vectors, queries: &[&[f32]], k: usize) -> Vec<Vec<(f32, u32)>> {
     #[cfg(target_arch = "x86_64")]

@@ -9,52 +9,64 @@
 //! - Any summation of the d products x_j q_j in f32, fused or not, in any order, is within
 //!   γ · Σ|x_j q_j| ≤ γ ‖x‖ ‖q‖ of the exact sum (γ = n u / (1 − n u), u = 2⁻²⁴, n the most
 //!   roundings a term sees: ≤ d + 8 here). So the screened score f and the declared score c of an
-//!   item differ by less than e = 2γ ‖x‖ ‖q‖; we use 6γ ‖x‖ ‖q‖, which also covers the roundings
-//!   of the norms and of f ± e themselves.
+//!   item differ by at most 2γ ‖x‖ ‖q‖; the margin e = 6γ ‖x‖ ‖q‖ also covers the roundings of
+//!   the norms and of f ± e themselves. The bound is relative: products that underflow add an
+//!   absolute error (≤ 2⁻¹⁵⁰ each), which the slack covers only while ‖x‖ and ‖q‖ are not tiny,
+//!   so a vector of norm below 2⁻⁴⁰ (other than all zeros, whose scores are exactly 0 both
+//!   ways) is not screened.
 //! - T, the K-th largest lower bound f − e seen so far, is at most the K-th largest declared
 //!   score. An item with f + e < T has c < T, so it is not in the top K, whatever the ties.
 //! - The items left (≈ K + a few) are scored again by [`super::dot`] and ranked as
 //!   [`super::exact::top_k`] ranks: the same list, bit for bit (tests compare them).
 //!
 //! Only natively on x86-64 CPUs with AVX and FMA (detected at run time); elsewhere, and when a
-//! vector is not finite or too long for the bound, [`super::exact::top_k_batch`] scores in the
-//! declared order.
+//! vector is not finite, too long or too short for the bound, [`super::exact::top_k_batch`]
+//! scores in the declared order.
 
 use super::exact::Best;
 use super::{dot, Vectors};
 use core::arch::x86_64::*;
 
-/// Catalogue rows screened per block: 16 KiB at d = 64, in L1 beside the queries' chunks.
+/// Catalogue rows screened per block: 16 KiB (at d = 64, with 32 queries' chunks and scores,
+/// about what a 32 KiB L1 holds; the rest comes from L2).
 const BLOCK_BYTES: usize = 16 * 1024;
 
-/// Vectors longer than this (‖x‖ ‖q‖ ≥ 1e30) could overflow a partial sum: not screened.
+/// Far below f32's overflow (3.4e38), so that no partial sum, margin or bound overflows: an item
+/// whose norm times the longest query's reaches it is not screened.
 const LARGEST_NORM_PRODUCT: f32 = 1e30;
+
+/// Vectors shorter than this (2⁻⁴⁰), unless all zeros, are not screened (underflow, above).
+const SMALLEST_NORM: f32 = 1.0 / (1u64 << 40) as f32;
 
 pub fn available() -> bool {
     std::arch::is_x86_feature_detected!("avx") && std::arch::is_x86_feature_detected!("fma")
 }
 
 /// The K best (score, item) pairs of each query, as [`super::exact::top_k_batch`] gives them; `None`
-/// when a vector is not finite or too long for the bound (the caller then scores in the declared
-/// order). The CPU must have AVX and FMA ([`available`]).
+/// when a vector is not finite, too long or too short for the bound, or d is too large for it (the
+/// caller then scores in the declared order). The CPU must have AVX and FMA ([`available`]).
 pub fn top_k_batch(items: &Vectors, queries: &[&[f32]], k: usize) -> Option<Vec<Vec<(f32, u32)>>> {
     assert!(available());
     let dim = items.dim;
     if k == 0 || dim == 0 || queries.iter().any(|q| q.len() != dim) {
         return None;
     }
-    let n = dim + 8;
-    let gamma = n as f64 * f64::from(f32::EPSILON / 2.0) / (1.0 - n as f64 * f64::from(f32::EPSILON / 2.0));
-    // Per query: 6γ‖q‖, the margin per unit of item norm.
+    let (n, u) = ((dim + 8) as f64, f64::from(f32::EPSILON / 2.0));
+    if n * u > 0.01 {
+        return None; // γ grows without bound as n u → 1
+    }
+    let gamma = n * u / (1.0 - n * u);
+    // Per query: 6γ‖q‖, the margin per unit of item norm (the norm in f64: no underflow).
     let mut margin_per_norm = Vec::with_capacity(queries.len());
+    let mut largest_query = 0.0f32;
     for q in queries {
-        let norm = dot(q, q).sqrt();
-        if !norm.is_finite() {
+        let norm = q.iter().map(|&v| f64::from(v) * f64::from(v)).sum::<f64>().sqrt();
+        if !norm.is_finite() || (norm < f64::from(SMALLEST_NORM) && q.iter().any(|&v| v != 0.0)) {
             return None;
         }
-        margin_per_norm.push((6.0 * gamma * f64::from(norm)) as f32);
+        margin_per_norm.push((6.0 * gamma * norm) as f32);
+        largest_query = largest_query.max(norm as f32);
     }
-    let largest_query = queries.iter().map(|q| dot(q, q).sqrt()).fold(0.0f32, f32::max);
     let rows_per_block = (BLOCK_BYTES / (dim * 4)).max(4) / 4 * 4;
     let mut scores = vec![0.0f32; rows_per_block * queries.len()];
     let mut norms = vec![0.0f32; rows_per_block];
@@ -73,8 +85,15 @@ pub fn top_k_batch(items: &Vectors, queries: &[&[f32]], k: usize) -> Option<Vec<
             fma_block(block, dim, queries, &mut scores);
         }
         // No short cut: this compiles to vector compares (NaN and ∞ fail the test).
-        if !norms[..rows].iter().fold(true, |ok, &norm| ok & (norm * largest_query < LARGEST_NORM_PRODUCT)) {
+        let fits = |ok: bool, &norm: &f32| ok & (norm * largest_query < LARGEST_NORM_PRODUCT) & ((norm >= SMALLEST_NORM) | (norm == 0.0));
+        if !norms[..rows].iter().fold(true, fits) {
             return None;
+        }
+        // A norm of 0 must be a row of zeros, not tiny values whose squares underflowed.
+        for (r, _) in norms[..rows].iter().enumerate().filter(|(_, &norm)| norm == 0.0) {
+            if block[r * dim..(r + 1) * dim].iter().any(|&x| x != 0.0) {
+                return None;
+            }
         }
         for (q, row_scores) in scores.chunks_exact(rows).take(queries.len()).enumerate() {
             // SAFETY: the CPU has AVX and FMA (asserted above).
@@ -358,6 +377,7 @@ mod tests {
         if !available() {
             return;
         }
+        let items_ok = || data::generate(data::Kind::Uniform, 100, 3, 16, 4).0;
         let (mut items, queries) = data::generate(data::Kind::Uniform, 100, 3, 16, 4);
         let batch: Vec<&[f32]> = (0..queries.len()).map(|q| queries.row(q)).collect();
         assert!(top_k_batch(&items, &batch, 5).is_some());
@@ -365,6 +385,18 @@ mod tests {
         assert!(top_k_batch(&items, &batch, 5).is_none());
         items.data[37] = 1e35;
         assert!(top_k_batch(&items, &batch, 5).is_none());
+        // A row of tiny values whose squares underflow (norm 0 in f32), and a tiny query.
+        let mut tiny = items.clone();
+        tiny.data[16..32].iter_mut().for_each(|x| *x = 1e-30);
+        tiny.data[37] = 0.5;
+        assert!(top_k_batch(&tiny, &batch, 5).is_none());
+        let small_query: Vec<f32> = batch[0].iter().map(|v| v * 1e-25).collect();
+        assert!(top_k_batch(&items_ok(), &[&small_query], 5).is_none());
+        // Rows of zeros are screened (their scores are exactly 0 both ways).
+        let mut zeros = items_ok();
+        zeros.data[..48].iter_mut().for_each(|x| *x = 0.0);
+        let found = top_k_batch(&zeros, &batch, 5).expect("zero rows are screened");
+        assert_eq!(found[1], exact::top_k(&zeros, batch[1], 5));
         // And the public entry point still answers, in the declared order.
         items.data[37] = f32::INFINITY;
         let found = exact::top_k_batch(&items, &batch, 5);

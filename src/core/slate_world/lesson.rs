@@ -191,7 +191,8 @@ impl SlateWorldParams {
     /// These parameters as the logs see them: the temperature matters only under softmax logging,
     /// so elsewhere it is the default's (a new temperature then keeps the logs and the A/B test).
     fn as_logged(&self) -> SlateWorldParams {
-        let temperature = if self.logging == "softmax" { self.temperature } else { SlateWorldParams::default().temperature };
+        let softmax = matches!(self.logging_kind(), LoggingKind::Softmax { .. });
+        let temperature = if softmax { self.temperature } else { SlateWorldParams::default().temperature };
         SlateWorldParams { temperature, ..self.clone() }
     }
 

@@ -269,6 +269,7 @@ fn enumerate_ctr(world: &World, policy: &PlackettLuce) -> PolicyCtr {
 fn weigh(world: &World, policy: &PlackettLuce, rewards: &SlateRewards) -> PolicyCtr {
     let sizes = world.slate_sizes.max - world.slate_sizes.min + 1;
     let distribution = Distribution::PlackettLuce(policy.clone());
+    debug_assert_eq!(rewards.sums.len(), world.categories() as usize, "the sums of another world");
     let mut total = 0.0;
     let mut slates = 0u64;
     for (z, by_size) in rewards.sums.iter().enumerate() {
