@@ -12,6 +12,11 @@ const wasmGiven = new Promise((resolve) => { loadWasm = resolve; });
 const ready = wasmGiven.then((module) => (module ? init({ module_or_path: module }) : init()));
 let run = null;
 let runId = 0;
+// A run's first slice is short, so that its first results so far are drawn soon after a change;
+// later slices are longer (fewer reports to send and draw).
+const FIRST_SLICE_MS = 50;
+const SLICE_MS = 200;
+let sliced = 0;
 let paused = false;
 let scheduled = false;
 let loading = false;
@@ -32,7 +37,7 @@ function tick() {
   if (!run || paused) return;
   const id = runId;
   try {
-    const done = run.step(200, (progress, stage) => self.postMessage({ id, progress, stage }));
+    const done = run.step(sliced++ === 0 ? FIRST_SLICE_MS : SLICE_MS, (progress, stage) => self.postMessage({ id, progress, stage }));
     if (done) {
       const result = run.partial();
       release();
@@ -87,6 +92,7 @@ async function begin(data) {
     if (id !== runId) return; // superseded while loading
     loading = false;
     run = new PartRun(lesson, query, part, parts, Boolean(preview));
+    sliced = 0;
     schedule();
   } catch (error) {
     loading = false;

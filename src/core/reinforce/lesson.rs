@@ -1111,6 +1111,14 @@ impl ReinforcePart {
         }
     }
 
+    /// Whether the next job is the speed sweep with a timing it does not find in the cache.
+    fn speed_computes_next(&self, cache: &StageCache) -> bool {
+        matches!(self.jobs.front(), Some(JobState::Pending(Job::Speed)))
+            && self.params.sweep_items().iter().any(|&items| {
+                Method::ALL.into_iter().any(|method| !cache.contains(&REINFORCE_GRAPH.key(time_stage(method), &self.params).with(items)))
+            })
+    }
+
     /// Progress of the whole part: the share of its jobs finished.
     fn overall(&self) -> f64 {
         let done = self.total_jobs - self.jobs.len();
@@ -1262,6 +1270,12 @@ impl Stepper for ReinforcePart {
                     self.built = state.built;
                 }
                 progress.report(self.overall(), "next");
+                // The speed sweep does not slice: before it computes, hand back, so that the
+                // results so far (after a change of ε, the cached ε study and slates) are posted
+                // while it retimes a method.
+                if self.speed_computes_next(cache) {
+                    return false;
+                }
             }
             if progress.now_ms() - started >= budget_ms {
                 return self.jobs.is_empty();
@@ -1654,8 +1668,7 @@ mod tests {
             let query = to_query(&*params);
             let partials: Vec<String> = (0..2)
                 .map(|index| {
-                    run_part_query_cached::<ReinforceLesson>(&query, Part::new(index, 2), &mut caches[index as usize], &mut ())
-                        .unwrap()
+                    run_part_query_cached::<ReinforceLesson>(&query, Part::new(index, 2), &mut caches[index as usize], &mut ()).unwrap()
                 })
                 .collect();
             if change.is_empty() {

@@ -2,7 +2,10 @@
 //! by position, how small slate propensities get, and exact vs simulated CTR.
 
 use super::policy::{Logging, LoggingKind, Oracle, PlackettLuce};
-use super::simulate::{ab_test, deterministic_ctr, enumerable, log_data, policy_ctr_with, LoggedData, LoggedRow, PolicyCtr, SlateRewards, SLATE_REWARDS_MAX_SUMS};
+use super::simulate::{
+    ab_test, deterministic_ctr, enumerable, log_data, policy_ctr_with, LoggedData, LoggedRow, PolicyCtr, SlateRewards,
+    SLATE_REWARDS_MAX_SUMS,
+};
 use super::{log10, ClickModel, SyntheticSpec, World, TOY_CATEGORIES, TOY_ITEMS};
 use crate::core::budget::Estimate;
 use crate::core::claims::{rising, Claim};
