@@ -247,6 +247,8 @@ struct Slot {
     /// A change's finished preview, not yet shown (see [`PREVIEW_HOLD_MS`]): the run it previews
     /// and the closure that shows it.
     held_preview: Option<(u32, Box<dyn FnOnce()>)>,
+    /// When the preview of a change was posted (ms, `Date.now()`): see [`HOLD_IF_PREVIEW_UNDER_MS`].
+    preview_posted_at: f64,
 }
 
 /// How long a change's finished preview waits for its full report before it is shown. A change
@@ -254,6 +256,12 @@ struct Slot {
 /// the 2-core machine of the README's live table); drawing the preview first cost a render round
 /// of the whole page, for a figure replaced a moment later.
 const PREVIEW_HOLD_MS: i32 = 60;
+
+/// Only a preview that came this soon after its change is held. One that took longer computed
+/// stages the cache did not have, and its full run needs them and more, so it will not come within
+/// the hold: the preview is shown at once (on embeddings, a new power_iterations' preview took
+/// ~190 ms, and the hold put its first figure 60 ms later).
+const HOLD_IF_PREVIEW_UNDER_MS: f64 = 80.0;
 
 impl Slot {
     fn terminate(&mut self) {
@@ -401,6 +409,7 @@ fn start<R: DeserializeOwned + 'static>(
             let parts = (lesson.parts)(&cheaper, cores());
             let alone = !slot.shown
                 && (lesson.estimate)(&cheaper).is_ok_and(|e| e.page_seconds(cores()) <= crate::core::budget::QUICK_PREVIEW_SECONDS);
+            slot.preview_posted_at = js_sys::Date::now();
             slot.preview_job = launch(&mut slot, slot_rc, dispatcher, lesson, preview_id, cheaper, Some(preview), Dispatch::Now);
             slot.job = launch(&mut slot, slot_rc, dispatcher, lesson, id, query, None, Dispatch::AfterPreview { parts, alone });
         }
@@ -652,8 +661,14 @@ fn spawn<R: DeserializeOwned + 'static>(
                         if last {
                             show();
                         } else if answers_a_change {
-                            // The full run is under way behind it: shown only if it takes a while.
-                            hold_preview(&slot_rc, id, Box::new(show));
+                            // The full run is under way behind it: a preview from the cache is
+                            // shown only if the full run takes a while; one that computed, at once.
+                            let took = js_sys::Date::now() - slot_rc.borrow().preview_posted_at;
+                            if took < HOLD_IF_PREVIEW_UNDER_MS {
+                                hold_preview(&slot_rc, id, Box::new(show));
+                            } else {
+                                show();
+                            }
                             return;
                         } else {
                             show();
