@@ -1752,7 +1752,8 @@ mod tests {
     }
 
     /// Native times at the lesson's defaults: a cold run with fresh worker caches, then changes
-    /// of one knob each, both parts stepped in the page's 200 ms slices with a real clock.
+    /// of one knob each, both parts stepped in 200 ms slices (the page's, after a first one of 50 ms)
+    /// with a real clock.
     /// `cargo test --lib --release -- --ignored --nocapture timings_of_knob_changes`
     #[test]
     #[ignore]
