@@ -249,7 +249,14 @@ struct Slot {
     held_preview: Option<(u32, Box<dyn FnOnce()>)>,
     /// When the preview of a change was posted (ms, `Date.now()`): see [`HOLD_IF_PREVIEW_UNDER_MS`].
     preview_posted_at: f64,
+    /// Queries whose full run finished in these workers, latest last (at most
+    /// [`FINISHED_REMEMBERED`]): their stages are in the workers' caches, so going back to one
+    /// runs the full query at once, without first computing a preview the caches may lack.
+    finished: Vec<String>,
 }
+
+/// How many finished queries a slot remembers.
+const FINISHED_REMEMBERED: usize = 32;
 
 /// How long a change's finished preview waits for its full report before it is shown. A change
 /// whose stages are cached gets its full report 15–40 ms after its preview (headless Chromium,
@@ -277,6 +284,8 @@ impl Slot {
         self.paused = false;
         self.held.clear();
         self.held_preview = None;
+        // Fresh workers next time, with empty caches.
+        self.finished.clear();
     }
 }
 
@@ -399,8 +408,15 @@ fn start<R: DeserializeOwned + 'static>(
     slot.preview_job = None;
     slot.held.clear();
     slot.held_preview = None;
-    // The page's opening run shows the lesson's first look; a change, its preview.
-    let look = if then_full && !slot.shown { (lesson.first_look)(&query) } else { (lesson.preview)(&query) };
+    // The page's opening run shows the lesson's first look; a change, its preview; a query these
+    // workers have finished before (a knob moved back), none.
+    let look = if slot.finished.contains(&query) {
+        None
+    } else if then_full && !slot.shown {
+        (lesson.first_look)(&query)
+    } else {
+        (lesson.preview)(&query)
+    };
     match look {
         Some((cheaper, note)) if then_full => {
             slot.next_id += 1;
@@ -648,7 +664,14 @@ fn spawn<R: DeserializeOwned + 'static>(
                 Outcome::Finished(Ok((json, query, preview))) => match (serde_json::from_str::<R>(&json), preview) {
                     (Ok(report), None) => {
                         crate::ui::dom::publish_report(lesson.id, &json);
-                        slot_rc.borrow_mut().shown = true;
+                        let mut slot = slot_rc.borrow_mut();
+                        slot.shown = true;
+                        slot.finished.retain(|q| *q != query);
+                        if slot.finished.len() == FINISHED_REMEMBERED {
+                            slot.finished.remove(0);
+                        }
+                        slot.finished.push(query.clone());
+                        drop(slot);
                         dispatcher.dispatch(Action::Done { id, report: Rc::new(report), query });
                     }
                     (Ok(report), Some(preview)) => {
