@@ -185,13 +185,14 @@ pub const SLATE_REWARDS_MAX_SUMS: f64 = 2e6;
 impl SlateRewards {
     /// The sums, unless they would be more than [`SLATE_REWARDS_MAX_SUMS`].
     pub fn of(world: &World) -> Option<SlateRewards> {
-        let categories_met = members_by_category(world).iter().filter(|m| !m.is_empty()).count() as f64;
-        (categories_met * slate_count(world) <= SLATE_REWARDS_MAX_SUMS).then(|| SlateRewards::new(world))
+        let members = members_by_category(world);
+        let categories_met = members.iter().filter(|m| !m.is_empty()).count() as f64;
+        (categories_met * slate_count(world) <= SLATE_REWARDS_MAX_SUMS).then(|| SlateRewards::new(world, members))
     }
 
-    fn new(world: &World) -> SlateRewards {
+    fn new(world: &World, members_by_category: Vec<Vec<u32>>) -> SlateRewards {
         let mut sums = Vec::with_capacity(world.categories() as usize);
-        for members in members_by_category(world) {
+        for members in members_by_category {
             let mut by_size = Vec::new();
             if !members.is_empty() {
                 for size in world.slate_sizes.min..=world.slate_sizes.max {
