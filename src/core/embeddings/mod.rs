@@ -182,34 +182,21 @@ impl InteractionWorld {
 
             chosen.clear();
             let stamp = u + 1;
-            let mut attempts = 0u32;
-            while (chosen.len() as u32) < count {
-                attempts += 1;
-                if attempts > 50 * count + 1000 {
-                    // Rejections piling up (a user who already has most of their topics' mass):
-                    // finish by exact sequential sampling over the items not yet taken.
-                    fill_exactly(
-                        &mut chosen,
-                        count,
-                        &mut taken,
-                        stamp,
-                        &item_topic,
-                        &item_popularity,
-                        &topic_weights,
-                        &topic_mass,
-                        &mut user_rng,
-                    );
-                    break;
-                }
-                let t = rng::categorical(&mut user_rng, &topic_weights) as usize;
-                let cumulative = &topic_cumulative[t];
-                let point = rng::uniform(&mut user_rng) * topic_mass[t];
-                let slot = cumulative.partition_point(|&c| c <= point).min(cumulative.len() - 1);
-                let item = topic_items[t][slot];
-                if taken[item as usize] != stamp {
-                    taken[item as usize] = stamp;
-                    chosen.push(item);
-                }
+            let topics_of = TopicItems { items: &topic_items, cumulative: &topic_cumulative, mass: &topic_mass };
+            if !draw_by_rejection(&mut chosen, count, &mut taken, stamp, &topics_of, &topic_weights, &mut user_rng) {
+                // Rejections piling up (a user who already has most of their topics' mass):
+                // finish by exact sequential sampling over the items not yet taken.
+                fill_exactly(
+                    &mut chosen,
+                    count,
+                    &mut taken,
+                    stamp,
+                    &item_topic,
+                    &item_popularity,
+                    &topic_weights,
+                    &topic_mass,
+                    &mut user_rng,
+                );
             }
 
             // The split: a uniformly random subset (the draw order favours popular items).
@@ -275,6 +262,46 @@ pub fn shuffle<T>(xs: &mut [T], rng: &mut Rng) {
         let j = rng::index(rng, i as u32 + 1) as usize;
         xs.swap(i, j);
     }
+}
+
+/// Each topic's items (ascending), their cumulative popularity and its total.
+struct TopicItems<'a> {
+    items: &'a [Vec<u32>],
+    cumulative: &'a [Vec<f64>],
+    mass: &'a [f64],
+}
+
+/// One user's items by rejection: a topic by the user's weights, an item by popularity within
+/// it, kept unless already taken, until `count` are chosen (true) or 50·count + 1000 attempts
+/// are spent (false). Called once per user, never inlined: see `sparse`'s module note on why a
+/// page's first run needs the loop in a function of its own.
+#[inline(never)]
+fn draw_by_rejection(
+    chosen: &mut Vec<u32>,
+    count: u32,
+    taken: &mut [u32],
+    stamp: u32,
+    topics: &TopicItems,
+    topic_weights: &[f64],
+    rng: &mut Rng,
+) -> bool {
+    let mut attempts = 0u32;
+    while (chosen.len() as u32) < count {
+        attempts += 1;
+        if attempts > 50 * count + 1000 {
+            return false;
+        }
+        let t = rng::categorical(rng, topic_weights) as usize;
+        let cumulative = &topics.cumulative[t];
+        let point = rng::uniform(rng) * topics.mass[t];
+        let slot = cumulative.partition_point(|&c| c <= point).min(cumulative.len() - 1);
+        let item = topics.items[t][slot];
+        if taken[item as usize] != stamp {
+            taken[item as usize] = stamp;
+            chosen.push(item);
+        }
+    }
+    true
 }
 
 /// Sequential sampling without replacement over all items not yet taken (O(items) per draw: only

@@ -99,18 +99,16 @@ pub fn orthonormalize(x: &DenseMatrix) -> DenseMatrix {
 fn small_svd(b_transposed: &DenseMatrix, k: u32) -> (Vec<f64>, DenseMatrix, DenseMatrix) {
     let l = b_transposed.cols;
     // Gram G = B Bᵀ = (Bᵀ)ᵀ Bᵀ, upper triangle then mirrored (exactly symmetric).
-    let mut gram = DMatrix::<f64>::zeros(l as usize, l as usize);
+    // Row-major l × l; each row of Bᵀ added by a call of its own (see `sparse`'s module note).
+    let mut upper = vec![0.0; l as usize * l as usize];
     for j in 0..b_transposed.rows {
-        let row = b_transposed.row(j);
-        for a in 0..l as usize {
-            for b in a..l as usize {
-                gram[(a, b)] += row[a] * row[b];
-            }
-        }
+        add_outer_upper(&mut upper, b_transposed.row(j));
     }
+    let mut gram = DMatrix::<f64>::zeros(l as usize, l as usize);
     for a in 0..l as usize {
-        for b in 0..a {
-            gram[(a, b)] = gram[(b, a)];
+        for b in a..l as usize {
+            gram[(a, b)] = upper[a * l as usize + b];
+            gram[(b, a)] = upper[a * l as usize + b];
         }
     }
     let eigen = gram.symmetric_eigen();
@@ -148,6 +146,18 @@ fn small_svd(b_transposed: &DenseMatrix, k: u32) -> (Vec<f64>, DenseMatrix, Dens
         }
     }
     (singular_values, u_b, right)
+}
+
+/// upper += row rowᵀ on and above the diagonal (row-major, `row.len()` columns).
+#[inline(never)]
+fn add_outer_upper(upper: &mut [f64], row: &[f64]) {
+    let l = row.len();
+    for a in 0..l {
+        let ra = row[a];
+        for (g, &rb) in upper[a * l + a..(a + 1) * l].iter_mut().zip(&row[a..]) {
+            *g += ra * rb;
+        }
+    }
 }
 
 /// Item embeddings from a factorisation: row i of V·diag(√σ) (items × k, f64).

@@ -4,6 +4,13 @@
 //! stored order within a row), so that native and wasm give the same bits. nalgebra's `DMatrix`
 //! products are avoided on purpose: above 5×5 they go through `matrixmultiply`, whose x86 kernels
 //! are picked at run time (AVX, FMA) and round differently from the wasm build.
+//!
+//! The products call a function that is never inlined once per row ([`combine_rows`],
+//! [`scatter_row`]). A browser runs a wasm function first as quickly compiled baseline code, and
+//! uses its optimised code only from the function's next call on (V8 has no on-stack replacement
+//! for wasm): a product written as one loop runs once, for long, entirely in baseline code, which
+//! made a page's first world build about twice as slow as its next ones. (`.ci/build` keeps
+//! wasm-opt from inlining such a function back into its only caller.)
 
 use nalgebra::DMatrix;
 use serde::{Deserialize, Serialize};
@@ -73,10 +80,7 @@ impl DenseMatrix {
         assert_eq!(self.cols, other.rows, "dense product: {}×{} · {}×{}", self.rows, self.cols, other.rows, other.cols);
         let mut out = DenseMatrix::zeros(self.rows, other.cols);
         for r in 0..self.rows {
-            let out_row = out.row_mut(r);
-            for (c, &a) in self.row(r).iter().enumerate() {
-                axpy(out_row, a, other.row(c as u32));
-            }
+            combine_rows(out.row_mut(r), (0..self.cols).zip(self.row(r).iter().copied()), other);
         }
         out
     }
@@ -86,12 +90,27 @@ impl DenseMatrix {
         assert_eq!(self.rows, other.rows, "dense product: ({}×{})ᵀ · {}×{}", self.rows, self.cols, other.rows, other.cols);
         let mut out = DenseMatrix::zeros(self.cols, other.cols);
         for r in 0..self.rows {
-            let other_row = other.row(r);
-            for (c, &a) in self.row(r).iter().enumerate() {
-                axpy(out.row_mut(c as u32), a, other_row);
-            }
+            scatter_row(&mut out, (0..self.cols).zip(self.row(r).iter().copied()), other.row(r));
         }
         out
+    }
+}
+
+/// out_row += Σ a · x row c over the (c, a) pairs, in their order (one row of a product, in a
+/// function of its own: see the module's note).
+#[inline(never)]
+fn combine_rows(out_row: &mut [f64], terms: impl Iterator<Item = (u32, f64)>, x: &DenseMatrix) {
+    for (c, a) in terms {
+        axpy(out_row, a, x.row(c));
+    }
+}
+
+/// out row c += a · x_row over the (c, a) pairs, in their order (one row of a transposed
+/// product, in a function of its own: see the module's note).
+#[inline(never)]
+fn scatter_row(out: &mut DenseMatrix, terms: impl Iterator<Item = (u32, f64)>, x_row: &[f64]) {
+    for (c, a) in terms {
+        axpy(out.row_mut(c), a, x_row);
     }
 }
 
@@ -197,11 +216,8 @@ impl Csr {
         assert_eq!(self.cols, x.rows, "A·X: A is {}×{}, X has {} rows", self.rows, self.cols, x.rows);
         let mut out = DenseMatrix::zeros(self.rows, x.cols);
         for r in 0..self.rows {
-            let out_row = out.row_mut(r);
             let range = self.range(r);
-            for (&c, &v) in self.col_ids[range.clone()].iter().zip(&self.values[range]) {
-                axpy(out_row, v, x.row(c));
-            }
+            combine_rows(out.row_mut(r), self.col_ids[range.clone()].iter().copied().zip(self.values[range].iter().copied()), x);
         }
         out
     }
@@ -213,11 +229,8 @@ impl Csr {
         assert_eq!(self.rows, x.rows, "Aᵀ·X: A is {}×{}, X has {} rows", self.rows, self.cols, x.rows);
         let mut out = DenseMatrix::zeros(self.cols, x.cols);
         for r in 0..self.rows {
-            let x_row = x.row(r);
             let range = self.range(r);
-            for (&c, &v) in self.col_ids[range.clone()].iter().zip(&self.values[range]) {
-                axpy(out.row_mut(c), v, x_row);
-            }
+            scatter_row(&mut out, self.col_ids[range.clone()].iter().copied().zip(self.values[range].iter().copied()), x.row(r));
         }
         out
     }

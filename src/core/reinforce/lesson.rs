@@ -385,7 +385,9 @@ pub struct WorldSummary {
     /// θ starts at this multiple of the identity.
     pub initial_scale: f64,
     pub initial_hit_index: f64,
-    pub initial_hit_exact: f64,
+    /// None in a part's first results: the curves (which start at the hit by index) are posted
+    /// before this exact pass over the catalogue (stage `start-exact`).
+    pub initial_hit_exact: Option<f64>,
 }
 
 /// One point of a learning curve.
@@ -543,8 +545,10 @@ pub const REINFORCE_GRAPH: Graph = Graph {
         // The HNSW index over one world's warm items (fixed settings; its seed is the world's).
         Stage { name: "index", reads: &[], uses: &["world"] },
         // The lesson's world at P = items evaluated on eval_users validation users: the world's
-        // summary and the initial policy's hit@1 (where every learning curve starts).
+        // summary and the initial policy's hit@1 by the index (where every learning curve starts).
         Stage { name: "start", reads: &["items", "eval_users", "theta_init"], uses: &["world", "index"] },
+        // The initial policy's hit@1 by exact search: computed after the first curves are posted.
+        Stage { name: "start-exact", reads: &["items", "eval_users", "theta_init"], uses: &["world"] },
         // What each method's trainer reads (stages without a result of their own).
         Stage { name: "exact", reads: &["batch", "learning_rate", "theta_init"], uses: &[] },
         Stage { name: "reinforce", reads: &["batch", "learning_rate", "theta_init", "samples"], uses: &[] },
@@ -691,8 +695,15 @@ fn start(params: &ReinforceParams, built: &Built, cache: &mut StageCache) -> Rc<
             index_ms: built.index.ms,
             initial_scale: params.theta_init,
             initial_hit_index: hit_at_1_index(world, users, &mut index, &initial),
-            initial_hit_exact: hit_at_1_exact(world, users, &initial),
+            initial_hit_exact: None,
         }
+    })
+}
+
+/// The initial policy's hit@1 by exact search (stage `start-exact`).
+fn start_exact(params: &ReinforceParams, world: &CatalogueWorld, cache: &mut StageCache) -> f64 {
+    *cache.get_or_compute(REINFORCE_GRAPH.key("start-exact", params), |_| {
+        hit_at_1_exact(world, evaluated(params, world), &super::Policy::scaled_identity(world.dim, params.theta_init))
     })
 }
 
@@ -1135,8 +1146,9 @@ impl ReinforcePart {
                     methods.iter().map(|&m| cache.get::<MethodRun>(&REINFORCE_GRAPH.key(train_stage(m), params))).collect();
                 cache.stats.misses += finished.iter().filter(|f| f.is_none()).count() as u64;
                 let mut summary = cache.get::<WorldSummary>(&REINFORCE_GRAPH.key("start", params));
+                let initial_exact = cache.get::<f64>(&REINFORCE_GRAPH.key("start-exact", params));
                 let mut built = None;
-                if summary.is_none() || finished.iter().any(Option::is_none) {
+                if summary.is_none() || initial_exact.is_none() || finished.iter().any(Option::is_none) {
                     match build(params, params.items as u32, cache, &mut staged(progress, 0.0, 0.2)) {
                         Ok(b) => {
                             summary = summary.or_else(|| Some(start(params, &b, cache)));
@@ -1149,7 +1161,9 @@ impl ReinforcePart {
                     }
                 }
                 let summary = summary.expect("computed when not cached");
-                self.report.world = Some((*summary).clone());
+                // Without the exact hit (when not cached): the first training step computes it,
+                // after these first curves are posted.
+                self.report.world = Some(WorldSummary { initial_hit_exact: initial_exact.map(|h| *h), ..(*summary).clone() });
                 let mut runs = Vec::new();
                 for (&method, finished) in methods.iter().zip(finished) {
                     match finished {
@@ -1302,6 +1316,11 @@ fn step_training(
     let total = params.iterations as u32;
     let eval_every = params.eval_every();
     let sampling = params.sampling();
+    if let (Some(summary), Some(built)) = (report.world.as_mut(), state.built.as_ref()) {
+        if summary.initial_hit_exact.is_none() {
+            summary.initial_hit_exact = Some(start_exact(params, &built.world.world, cache));
+        }
+    }
     let active = state.runs.iter().filter(|r| r.is_some()).count().max(1);
     let slice = (budget_ms - (progress.now_ms() - started)).max(1.0) / active as f64;
     for (k, slot) in state.runs.iter_mut().enumerate() {
@@ -1747,8 +1766,9 @@ mod tests {
         assert_eq!(run("samples=64", &mut caches), [2, 3 * sizes + EPSILONS.len() as u64]);
         // The batch: every training and timing, and the ε study.
         assert_eq!(run("batch=12", &mut caches), [3, 4 * sizes + EPSILONS.len() as u64]);
-        // A new catalogue size: its world, index and start, the three trainings, the ε study.
-        assert_eq!(run("items=2000", &mut caches), [6, 2 + EPSILONS.len() as u64]);
+        // A new catalogue size: its world, index, start and exact start, the three trainings,
+        // the ε study.
+        assert_eq!(run("items=2000", &mut caches), [7, 2 + EPSILONS.len() as u64]);
     }
 
     /// Native times at the lesson's defaults: a cold run with fresh worker caches, then changes

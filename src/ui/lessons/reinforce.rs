@@ -105,8 +105,17 @@ impl From<&ReinforceReport> for Figures {
             Some(w) => format!(
                 "{} items, {} with an embedding (the others no user in the observed half touched: they score 0 and the index leaves them out); \
                  {} training users, hit@1 over {} validation users; d = {}. World and SVD in {:.0} ms, HNSW index in {:.0} ms. The initial policy \
-                 (θ = {}·I) has hit@1 {:.3} through the index, {:.3} by exact argmax.",
-                w.items, w.warm_items, w.train_users, w.eval_users, w.dim, w.world_ms, w.index_ms, w.initial_scale, w.initial_hit_index, w.initial_hit_exact
+                 (θ = {}·I) has hit@1 {:.3} through the index, {} by exact argmax.",
+                w.items,
+                w.warm_items,
+                w.train_users,
+                w.eval_users,
+                w.dim,
+                w.world_ms,
+                w.index_ms,
+                w.initial_scale,
+                w.initial_hit_index,
+                w.initial_hit_exact.map_or_else(|| "(computing…)".to_string(), |h| format!("{h:.3}"))
             ),
             None => "building the world…".into(),
         };
