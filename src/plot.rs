@@ -324,6 +324,30 @@ fn fmt_short(x: f64) -> String {
     }
 }
 
+/// A plot title's lines: its words wrapped greedily so that every line `fits` (a word that fits
+/// no line gets one of its own). Drawn as one line, a title wider than its canvas lost both ends
+/// on a phone.
+pub fn wrap_words(text: &str, fits: impl Fn(&str) -> bool) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut line = String::new();
+    for word in text.split_whitespace() {
+        if line.is_empty() {
+            line = word.to_string();
+            continue;
+        }
+        let longer = format!("{line} {word}");
+        if fits(&longer) {
+            line = longer;
+        } else {
+            lines.push(std::mem::replace(&mut line, word.to_string()));
+        }
+    }
+    if !line.is_empty() {
+        lines.push(line);
+    }
+    lines
+}
+
 /// What changed between two parameter queries (`a=1&b=2`), for a pinned run's legend:
 /// "ef_search 16 → 64, k 4 → 10"; "same parameters" when nothing did.
 pub fn describe_change(before: &str, after: &str) -> String {
@@ -455,6 +479,16 @@ pub fn fmt_pct_se(mean: f64, se: f64) -> String {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn titles_wrap_at_word_boundaries() {
+        let fits = |line: &str| line.chars().count() <= 12;
+        assert_eq!(wrap_words("recall against speed as ef grows", fits), ["recall", "against", "speed as ef", "grows"]);
+        assert_eq!(wrap_words("short title", fits), ["short title"]);
+        // A word wider than a line keeps a line of its own; spaces collapse.
+        assert_eq!(wrap_words("a  extraordinarily long", fits), ["a", "extraordinarily", "long"]);
+        assert!(wrap_words("", fits).is_empty());
+    }
 
     #[test]
     fn hover_finds_the_nearest_point_and_describes_it_in_axis_units() {

@@ -1,7 +1,7 @@
 //! The plot widget: draws a [`PlotSpec`] with plotters on a canvas sized to its column and to the
 //! screen's pixel ratio (sharp on HiDPI), with "CSV" and "PNG" downloads.
 
-use crate::plot::{describe_change, fmt_log10_tick, log10_ticks, Frame, LegendAt, PlotSpec, PointRef, Style};
+use crate::plot::{describe_change, fmt_log10_tick, log10_ticks, wrap_words, Frame, LegendAt, PlotSpec, PointRef, Style};
 use crate::ui::dom;
 use plotters::element::DashedPathElement;
 use plotters::prelude::*;
@@ -371,8 +371,17 @@ pub fn draw(canvas: &HtmlCanvasElement, spec: &PlotSpec, css_height: f64, legend
     let e = |err: DrawingAreaErrorKind<_>| format!("{err:?}");
     root.fill(&WHITE).map_err(e)?;
     let ((x0, x1), (y0, y1)) = spec.ranges();
-    let mut chart = ChartBuilder::on(&root)
-        .caption(&spec.title, font(15.0))
+    // The title, wrapped to the canvas's width (plotters' caption is one line, centred).
+    let title_font = font(15.0);
+    let title_width = css_width * ratio - 2.0 * px(10.0) as f64;
+    let lines = wrap_words(&spec.title, |line| title_font.box_size(line).map_or(true, |(w, _)| w as f64 <= title_width));
+    let line_height = px(19.0);
+    for (i, line) in lines.iter().enumerate() {
+        let at = ((css_width * ratio / 2.0) as i32, px(8.0) + i as i32 * line_height);
+        root.draw(&Text::new(line.as_str(), at, title_font.color(&BLACK).pos(Pos::new(HPos::Center, VPos::Top)))).map_err(e)?;
+    }
+    let below_title = root.margin(px(8.0) + lines.len() as i32 * line_height, 0, 0, 0);
+    let mut chart = ChartBuilder::on(&below_title)
         .margin(px(10.0))
         .x_label_area_size(px(44.0))
         .y_label_area_size(px(62.0))
