@@ -374,7 +374,9 @@ pub fn draw(canvas: &HtmlCanvasElement, spec: &PlotSpec, css_height: f64, legend
     // The title, wrapped to the canvas's width (plotters' caption is one line, centred).
     let title_font = font(15.0);
     let title_width = css_width * ratio - 2.0 * px(10.0) as f64;
-    let lines = wrap_words(&spec.title, |line| title_font.box_size(line).map_or(true, |(w, _)| w as f64 <= title_width));
+    // Each measure lays out a span: a title that fits (most, on a wide screen) is measured once.
+    let fits = |line: &str| title_font.box_size(line).map_or(true, |(w, _)| w as f64 <= title_width);
+    let lines = if fits(&spec.title) { vec![spec.title.clone()] } else { wrap_words(&spec.title, fits) };
     let line_height = px(19.0);
     for (i, line) in lines.iter().enumerate() {
         let at = ((css_width * ratio / 2.0) as i32, px(8.0) + i as i32 * line_height);

@@ -980,7 +980,8 @@ impl Experiment for PrrLesson {
 
     /// A twentieth of the epochs on the main world, A/B tested on a quarter of the impressions
     /// (at least 1,000): no sweep, and the epoch timing at P = 100 only (the full run's logs are
-    /// the preview's; its policies, trained longer, are A/B tested anew anyway). The default's
+    /// the preview's; its learned policies, trained longer, are A/B tested anew anyway, and only
+    /// the oracle's and the random policy's A/B tests are computed twice). The default's
     /// preview (2 of 40 epochs) computes in ~0.52 s natively, 0.66 s with a tenth. On the
     /// synthetic world with K = 5 the A/B test of its ten policies on all 20,000 impressions was a
     /// quarter of it: 0.68 s natively, 0.51 s on 5,000.
