@@ -135,11 +135,16 @@ pub fn mark_scrollable_regions() {
     let Ok(boxes) = document().query_selector_all("math[display=\"block\"], .imath, .table-wrap") else {
         return;
     };
-    for i in 0..boxes.length() {
-        let Some(el) = boxes.item(i).and_then(|n| n.dyn_into::<web_sys::Element>().ok()) else {
-            continue;
-        };
-        let scrolls = el.scroll_width() > el.client_width() + 1;
+    // Every width read first, then every attribute written: reading a width after a write lays
+    // the page out again, once per box (a 50 ms task on REINFORCE's page when its report came).
+    let measured: Vec<(web_sys::Element, bool)> = (0..boxes.length())
+        .filter_map(|i| boxes.item(i).and_then(|n| n.dyn_into::<web_sys::Element>().ok()))
+        .map(|el| {
+            let scrolls = el.scroll_width() > el.client_width() + 1;
+            (el, scrolls)
+        })
+        .collect();
+    for (el, scrolls) in measured {
         if scrolls && !el.has_attribute("tabindex") {
             let _ = el.set_attribute("tabindex", "0");
             if !el.has_attribute("aria-label") {
