@@ -230,6 +230,9 @@ fn estimate(lesson: &Lesson, args: &[String]) -> Result<(), String> {
     Ok(())
 }
 
+/// An estimate's term as calibration fits it: what it counts, its steps, its time per step (ns).
+type Term = (&'static str, f64, f64);
+
 /// Runs every calibration query of the lessons named (all when none), prints measured against
 /// estimated time, and per term the time per step that fits the measurements best (least squares
 /// on the relative error, non-negative), to be copied into the lesson's constants.
@@ -240,7 +243,9 @@ fn calibrate(names: &[String]) -> Result<(), String> {
         names.iter().map(|n| lessons::find(n).ok_or_else(|| format!("no lesson “{n}”"))).collect::<Result<_, _>>()?
     };
     for lesson in lessons {
-        let mut rows: Vec<(Vec<(&'static str, f64, f64)>, f64)> = Vec::new();
+        // Per calibration query: its estimate's terms (what, steps, ns per step), and the
+        // measured seconds.
+        let mut rows: Vec<(Vec<Term>, f64)> = Vec::new();
         println!("{}", lesson.id);
         for query in lesson.calibration {
             let (canonical, _) = (lesson.canonical)(query);
