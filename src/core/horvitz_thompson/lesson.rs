@@ -463,6 +463,30 @@ fn block_size(logs: u32) -> u32 {
     (block_rows / logs.max(1)).max(1)
 }
 
+/// Part `part`'s replications. The parts' work is made about even, counting part 0's extras
+/// and, outside a preview (which leaves them out unless cached), the last part's spreads in
+/// replications ([`EXTRAS_IN_REPLICATIONS`], [`SPREADS_IN_REPLICATIONS`]); the bounds fall on
+/// multiples of the block size, as the cached blocks do. Equal shares gave the page's opening
+/// preview (50 replications, two blocks) 25 replications and the extras in part 0 against 25 in
+/// part 1: it waited for part 0. Now part 0 computes the extras, part 1 both blocks.
+fn replications_of(p: &HorvitzThompsonParams, part: Part) -> std::ops::Range<u32> {
+    let all = p.replications as u32;
+    let size = block_size(p.logs as u32);
+    let spreads = if part.preview { 0.0 } else { SPREADS_IN_REPLICATIONS };
+    let total = all as f64 + EXTRAS_IN_REPLICATIONS + spreads;
+    let bound = |i: u32| -> u32 {
+        if i == 0 {
+            0
+        } else if i >= part.count {
+            all
+        } else {
+            let at = total * i as f64 / part.count as f64 - EXTRAS_IN_REPLICATIONS;
+            (((at / size as f64).round().max(0.0) as u32) * size).min(all)
+        }
+    };
+    bound(part.index)..bound(part.index + 1)
+}
+
 /// `range` cut at the multiples of `size`: the same replications make the same blocks whatever
 /// the parts' bounds (which move with R).
 fn blocks(range: std::ops::Range<u32>, size: u32) -> Vec<std::ops::Range<u32>> {
@@ -986,7 +1010,7 @@ impl Experiment for HorvitzThompsonLesson {
 
     fn run_part(params: &Checked<HorvitzThompsonParams>, part: Part, cache: &mut StageCache, progress: &mut dyn Progress) -> PartialReport {
         let p: &HorvitzThompsonParams = params;
-        let range = part.range(p.replications as u32);
+        let range = replications_of(p, part);
         // Part 0 also computes the truth and the scatter, the last part the spreads: at the
         // defaults, natively, worth about 45 and 65 replications' time (0.14 s and 0.20 s). A
         // preview leaves the spreads out unless they are cached: they were about half the work
@@ -1383,6 +1407,34 @@ mod tests {
     fn defaults_are_valid() {
         assert!(check(HorvitzThompsonParams::default()).is_ok());
         assert_eq!(n_grid(10_000), vec![19, 39, 78, 156, 312, 625, 1250, 2500, 5000, 10_000][1..].to_vec());
+    }
+
+    #[test]
+    fn parts_share_the_replications_in_whole_blocks_and_even_work() {
+        for (replications, logs) in [(500, 10_000), (50, 10_000), (9, 300), (1000, 2000), (3, 100_000)] {
+            let p = HorvitzThompsonParams { replications, logs, ..Default::default() };
+            let size = block_size(logs as u32);
+            for count in 1..6u32 {
+                for preview in [false, true] {
+                    let mut next = 0;
+                    for index in 0..count {
+                        let range = replications_of(&p, Part { preview, ..Part::new(index, count) });
+                        assert_eq!(range.start, next, "R {replications}, {count} parts");
+                        assert!(range.start <= range.end);
+                        assert!(range.start % size == 0 || range.start == replications as u32);
+                        next = range.end;
+                    }
+                    assert_eq!(next, replications as u32, "R {replications}, {count} parts");
+                }
+            }
+        }
+        // The default's opening preview (two blocks of 25): part 0 computes the extras only.
+        let p = HorvitzThompsonParams { replications: 50, ..Default::default() };
+        assert_eq!(replications_of(&p, Part { preview: true, ..Part::new(0, 2) }), 0..0);
+        assert_eq!(replications_of(&p, Part { preview: true, ..Part::new(1, 2) }), 0..50);
+        // The default's full run on two cores: 250 and 250, as equal shares gave.
+        let p = HorvitzThompsonParams::default();
+        assert_eq!(replications_of(&p, Part::new(0, 2)), 0..250);
     }
 
     #[test]
