@@ -1421,7 +1421,7 @@ mod tests {
                         let range = replications_of(&p, Part { preview, ..Part::new(index, count) });
                         assert_eq!(range.start, next, "R {replications}, {count} parts");
                         assert!(range.start <= range.end);
-                        assert!(range.start % size == 0 || range.start == replications as u32);
+                        assert!(range.start.is_multiple_of(size) || range.start == replications as u32);
                         next = range.end;
                     }
                     assert_eq!(next, replications as u32, "R {replications}, {count} parts");

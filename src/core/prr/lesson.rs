@@ -3,6 +3,7 @@
 //! the truth; CTR as K and P grow; the cost of an epoch as P grows.
 
 use super::policy_learning::{self, LoggedExample, Objective, SoftmaxPolicy};
+use super::reading::thousands;
 use super::{train_watched, Example, Model, ModelPolicy, Variant};
 use crate::core::budget::Estimate;
 use crate::core::claims::Claim;
@@ -991,7 +992,8 @@ impl Experiment for PrrLesson {
         let mut note = format!("after {epochs} of {} epochs", params.epochs);
         let fewer = PrrParams { impressions: (params.impressions / 4).max(1000), ..cheaper.clone() };
         let cheaper = if fewer.impressions < params.impressions && crate::core::params::check(fewer.clone()).is_ok() {
-            note.push_str(&format!(", A/B tested on {} of the {} impressions", fewer.impressions, params.impressions));
+            let (some, all) = (thousands(fewer.impressions as u64), thousands(params.impressions as u64));
+            note.push_str(&format!(", A/B tested on {some} of the {all} impressions"));
             fewer
         } else {
             cheaper
@@ -1010,7 +1012,7 @@ impl Experiment for PrrLesson {
         let (preview, note) = Self::preview(params)?;
         let fewer = PrrParams { logs: (params.logs / 4).max(1000), ..preview.clone() };
         if fewer.logs < params.logs && crate::core::params::check(fewer.clone()).is_ok() {
-            let note = format!("on {} of the {} logged impressions, {note}", fewer.logs, params.logs);
+            let note = format!("on {} of the {} logged impressions, {note}", thousands(fewer.logs as u64), thousands(params.logs as u64));
             Some((fewer, note))
         } else {
             Some((preview, note))

@@ -203,7 +203,7 @@ fn signed(x: f64) -> String {
 }
 
 /// 20000 → "20,000".
-fn thousands(n: u64) -> String {
+pub(crate) fn thousands(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
