@@ -214,6 +214,8 @@ struct PreviewJob {
     shows_for: u32,
     /// Nothing follows (a drag preview); else the full run follows it in the same workers.
     last: bool,
+    /// When it was posted (ms, `Date.now()`): see [`HOLD_IF_PREVIEW_UNDER_MS`].
+    posted_at: f64,
 }
 
 /// One run: the same query split into `parts`, one per worker, merged when all are in.
@@ -247,8 +249,6 @@ struct Slot {
     /// A change's finished preview, not yet shown (see [`PREVIEW_HOLD_MS`]): the run it previews
     /// and the closure that shows it.
     held_preview: Option<(u32, Box<dyn FnOnce()>)>,
-    /// When the preview of a change was posted (ms, `Date.now()`): see [`HOLD_IF_PREVIEW_UNDER_MS`].
-    preview_posted_at: f64,
     /// Queries whose full run finished in these workers, latest last (at most
     /// [`FINISHED_REMEMBERED`]): their stages are in the workers' caches, so going back to one
     /// runs the full query at once, without first computing a preview the caches may lack.
@@ -421,21 +421,26 @@ fn start<R: DeserializeOwned + 'static>(
         Some((cheaper, note)) if then_full => {
             slot.next_id += 1;
             let preview_id = slot.next_id;
-            let preview = PreviewJob { shown: Shown { of: query.clone(), note }, shows_for: id, last: false };
+            let preview =
+                PreviewJob { shown: Shown { of: query.clone(), note }, shows_for: id, last: false, posted_at: js_sys::Date::now() };
             let parts = (lesson.parts)(&cheaper, cores());
             let alone = !slot.shown
                 && (lesson.estimate)(&cheaper).is_ok_and(|e| e.page_seconds(cores()) <= crate::core::budget::QUICK_PREVIEW_SECONDS);
-            slot.preview_posted_at = js_sys::Date::now();
             slot.preview_job = launch(&mut slot, slot_rc, dispatcher, lesson, preview_id, cheaper, Some(preview), Dispatch::Now);
             slot.job = launch(&mut slot, slot_rc, dispatcher, lesson, id, query, None, Dispatch::AfterPreview { parts, alone });
         }
         Some((cheaper, note)) => {
-            let preview = PreviewJob { shown: Shown { of: query, note }, shows_for: id, last: true };
+            let preview = PreviewJob { shown: Shown { of: query, note }, shows_for: id, last: true, posted_at: js_sys::Date::now() };
             slot.job = launch(&mut slot, slot_rc, dispatcher, lesson, id, cheaper, Some(preview), Dispatch::Now);
         }
         // No cheaper look: a drag previews with the full run (later stages are cached anyway).
         None if !then_full => {
-            let preview = PreviewJob { shown: Shown { of: query.clone(), note: String::new() }, shows_for: id, last: true };
+            let preview = PreviewJob {
+                shown: Shown { of: query.clone(), note: String::new() },
+                shows_for: id,
+                last: true,
+                posted_at: js_sys::Date::now(),
+            };
             slot.job = launch(&mut slot, slot_rc, dispatcher, lesson, id, query, Some(preview), Dispatch::Now);
         }
         None => slot.job = launch(&mut slot, slot_rc, dispatcher, lesson, id, query, None, Dispatch::Now),
@@ -667,15 +672,14 @@ fn spawn<R: DeserializeOwned + 'static>(
                         let mut slot = slot_rc.borrow_mut();
                         slot.shown = true;
                         slot.finished.retain(|q| *q != query);
-                        if slot.finished.len() == FINISHED_REMEMBERED {
-                            slot.finished.remove(0);
-                        }
                         slot.finished.push(query.clone());
+                        let excess = slot.finished.len().saturating_sub(FINISHED_REMEMBERED);
+                        slot.finished.drain(..excess);
                         drop(slot);
                         dispatcher.dispatch(Action::Done { id, report: Rc::new(report), query });
                     }
                     (Ok(report), Some(preview)) => {
-                        let (id, last) = (preview.shows_for, preview.last);
+                        let (id, last, posted_at) = (preview.shows_for, preview.last, preview.posted_at);
                         let show = {
                             let dispatcher = dispatcher.clone();
                             move || dispatcher.dispatch(Action::Preview { id, report: Rc::new(report), query, shown: preview.shown, last })
@@ -686,7 +690,7 @@ fn spawn<R: DeserializeOwned + 'static>(
                         } else if answers_a_change {
                             // The full run is under way behind it: a preview from the cache is
                             // shown only if the full run takes a while; one that computed, at once.
-                            let took = js_sys::Date::now() - slot_rc.borrow().preview_posted_at;
+                            let took = js_sys::Date::now() - posted_at;
                             if took < HOLD_IF_PREVIEW_UNDER_MS {
                                 hold_preview(&slot_rc, id, Box::new(show));
                             } else {

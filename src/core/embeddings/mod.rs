@@ -159,6 +159,7 @@ impl InteractionWorld {
         let mut taken = vec![0u32; items as usize];
         let mut topic_weights = vec![0.0; topics as usize];
         let mut chosen: Vec<u32> = Vec::new();
+        let topics_of = TopicItems { items: &topic_items, cumulative: &topic_cumulative, mass: &topic_mass };
         for u in 0..users {
             // Taste: `per_topics` distinct topics with Dirichlet(1) weights (normalised Exp(1)).
             let weights = &mut user_topic_weights[u as usize * topics as usize..(u as usize + 1) * topics as usize];
@@ -182,7 +183,6 @@ impl InteractionWorld {
 
             chosen.clear();
             let stamp = u + 1;
-            let topics_of = TopicItems { items: &topic_items, cumulative: &topic_cumulative, mass: &topic_mass };
             if !draw_by_rejection(&mut chosen, count, &mut taken, stamp, &topics_of, &topic_weights, &mut user_rng) {
                 // Rejections piling up (a user who already has most of their topics' mass):
                 // finish by exact sequential sampling over the items not yet taken.

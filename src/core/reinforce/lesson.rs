@@ -25,7 +25,7 @@ use crate::core::experiment::{Experiment, Part, Stepper};
 use crate::core::math::exp;
 use crate::core::params::{Checked, Issue, Kind, LessonParams, Preset, Spec};
 use crate::core::progress::{staged, Progress};
-use crate::core::stages::{bytes_of, Footprint, Graph, Stage, StageCache};
+use crate::core::stages::{bytes_of, Footprint, Graph, Key, Stage, StageCache};
 use serde::{Deserialize, Serialize};
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -595,6 +595,11 @@ fn time_stage(method: Method) -> &'static str {
     }
 }
 
+/// The key of `method` timed on the sweep's catalogue of `items` items (stage `time-…`).
+fn time_key(params: &ReinforceParams, method: Method, items: u32) -> Key {
+    REINFORCE_GRAPH.key(time_stage(method), params).with(items)
+}
+
 /// A catalogue world with all its validation users, and how long it took to build.
 struct BuiltWorld {
     world: CatalogueWorld,
@@ -1125,9 +1130,11 @@ impl ReinforcePart {
     /// Whether the next job is the speed sweep with a timing it does not find in the cache.
     fn speed_computes_next(&self, cache: &StageCache) -> bool {
         matches!(self.jobs.front(), Some(JobState::Pending(Job::Speed)))
-            && self.params.sweep_items().iter().any(|&items| {
-                Method::ALL.into_iter().any(|method| !cache.contains(&REINFORCE_GRAPH.key(time_stage(method), &self.params).with(items)))
-            })
+            && self
+                .params
+                .sweep_items()
+                .iter()
+                .any(|&items| Method::ALL.into_iter().any(|method| !cache.contains(&time_key(&self.params, method, items))))
     }
 
     /// Progress of the whole part: the share of its jobs finished.
@@ -1438,7 +1445,7 @@ fn time_methods(params: &ReinforceParams, items: u32, cache: &mut StageCache, pr
     let mut built: Option<Built> = None;
     let mut timings = Vec::new();
     for (k, method) in Method::ALL.into_iter().enumerate() {
-        let key = REINFORCE_GRAPH.key(time_stage(method), params).with(items);
+        let key = time_key(params, method, items);
         if let Some(timing) = cache.get::<Timing>(&key) {
             timings.push((*timing).clone());
             continue;

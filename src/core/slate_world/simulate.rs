@@ -269,7 +269,6 @@ fn enumerate_ctr(world: &World, policy: &PlackettLuce) -> PolicyCtr {
 /// sizes: as [`Distribution::for_each_slate`] would sum them (slates of propensity 0 skipped).
 fn weigh(world: &World, policy: &PlackettLuce, rewards: &SlateRewards) -> PolicyCtr {
     let sizes = world.slate_sizes.max - world.slate_sizes.min + 1;
-    let distribution = Distribution::PlackettLuce(policy.clone());
     debug_assert_eq!(rewards.sums.len(), world.categories() as usize, "the sums of another world");
     let mut total = 0.0;
     let mut slates = 0u64;
@@ -278,7 +277,9 @@ fn weigh(world: &World, policy: &PlackettLuce, rewards: &SlateRewards) -> Policy
             let mut next = row.iter();
             for_each_ordered_slate(world.items(), size, &mut |slate| {
                 let reward = *next.next().expect("one sum per slate");
-                let p = distribution.slate_propensity(z as u32, slate);
+                // An ordered slate never repeats an item: the policy's own propensity, without
+                // the distribution's check for repeats.
+                let p = policy.slate_propensity(z as u32, slate);
                 if p > 0.0 {
                     slates += 1;
                     total += p * reward;
