@@ -8,6 +8,7 @@ pub mod experiment;
 pub mod horvitz_thompson;
 pub mod math;
 pub mod mips;
+pub mod packed;
 pub mod params;
 pub mod progress;
 pub mod prr;
