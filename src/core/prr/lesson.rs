@@ -980,29 +980,29 @@ const ADAM_STEP_FIXED: f64 = 20.0;
 const TIMED_SLOW_EPOCHS: f64 = 3.0;
 
 /// ns per logged slate position.
-const NS_PER_LOGGED_POSITION: f64 = 46.2;
+const NS_PER_LOGGED_POSITION: f64 = 58.9;
 /// ns per (quadrature node, item, inner multiply-add) of the popularity policy's marginals.
-const NS_PER_MARGINAL_STEP: f64 = 0.87;
+const NS_PER_MARGINAL_STEP: f64 = 0.611;
 /// ns per position-dimension of a click model's gradient (PRR and its ablations).
-const NS_PER_MODEL_STEP: f64 = 4.37;
+const NS_PER_MODEL_STEP: f64 = 3.12;
 /// ns per item-dimension of an IPS softmax gradient.
-const NS_PER_IPS_STEP: f64 = 1.61;
+const NS_PER_IPS_STEP: f64 = 1.79;
 /// ns per parameter entry an Adam step moves.
-const NS_PER_ADAM_ENTRY: f64 = 10.1;
+const NS_PER_ADAM_ENTRY: f64 = 10.8;
 /// ns per slate position of an A/B impression, besides ranking the catalogue.
-const NS_PER_AB_POSITION: f64 = 26.7;
+const NS_PER_AB_POSITION: f64 = 26.9;
 /// ns per item-scoring step of an A/B impression (a multiply-add of g(z)·Ψ_a, or the top-K
 /// comparison).
-const NS_PER_SCORING_STEP: f64 = 0.343;
+const NS_PER_SCORING_STEP: f64 = 0.433;
 /// ns per item-scoring step of the curves' exact CTR after each epoch.
-const NS_PER_CURVE_STEP: f64 = 0.442;
+const NS_PER_CURVE_STEP: f64 = 0.405;
 /// ns per (slate, user) evaluation of the scatter (a true CTR counts 1, a model's prediction 2).
-const NS_PER_SCATTER_EVALUATION: f64 = 42.0;
+const NS_PER_SCATTER_EVALUATION: f64 = 34.2;
 /// ns per timed training: mostly the ≈ 60 ms of clock [`ms_per_epoch`] times it over.
-const NS_PER_TIMED_TRAINING: f64 = 4.76e7;
+const NS_PER_TIMED_TRAINING: f64 = 5.68e7;
 /// ns per item-dimension of a timed slate-IPS epoch (its Adam entries converted at
 /// [`NS_PER_ADAM_ENTRY`]).
-const NS_PER_TIMED_IPS_STEP: f64 = 1.79;
+const NS_PER_TIMED_IPS_STEP: f64 = 1.43;
 
 /// What the lesson's text states about its results (see [`crate::core::claims`]).
 const CLAIMS: &[Claim<PrrReport>] = &[Claim {
