@@ -348,6 +348,12 @@ pub fn wrap_words(text: &str, fits: impl Fn(&str) -> bool) -> Vec<String> {
     lines
 }
 
+/// Whether labels centred at `centres` (in order) with these `widths` would touch (closer than
+/// `gap`): then they are drawn on two alternating rows.
+pub fn labels_collide(centres: &[f64], widths: &[f64], gap: f64) -> bool {
+    centres.windows(2).zip(widths.windows(2)).any(|(c, w)| c[1] - c[0] < (w[0] + w[1]) / 2.0 + gap)
+}
+
 /// What changed between two parameter queries (`a=1&b=2`), for a pinned run's legend:
 /// "ef_search 16 → 64, k 4 → 10"; "same parameters" when nothing did.
 pub fn describe_change(before: &str, after: &str) -> String {
@@ -479,6 +485,12 @@ pub fn fmt_pct_se(mean: f64, se: f64) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn labels_collide_when_neighbours_overlap() {
+        assert!(!labels_collide(&[0.0, 50.0, 100.0], &[40.0, 40.0, 40.0], 6.0));
+        assert!(labels_collide(&[0.0, 30.0, 60.0], &[40.0, 20.0, 40.0], 6.0), "the first two touch");
+        assert!(!labels_collide(&[10.0], &[500.0], 6.0), "one label never collides");
+    }
 
     #[test]
     fn titles_wrap_at_word_boundaries() {

@@ -1,7 +1,7 @@
 //! The plot widget: draws a [`PlotSpec`] with plotters on a canvas sized to its column and to the
 //! screen's pixel ratio (sharp on HiDPI), with "CSV" and "PNG" downloads.
 
-use crate::plot::{describe_change, fmt_log10_tick, log10_ticks, wrap_words, Frame, LegendAt, PlotSpec, PointRef, Style};
+use crate::plot::{describe_change, fmt_log10_tick, labels_collide, log10_ticks, wrap_words, Frame, LegendAt, PlotSpec, PointRef, Style};
 use crate::ui::dom;
 use plotters::element::DashedPathElement;
 use plotters::prelude::*;
@@ -9,7 +9,7 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 use plotters_canvas::CanvasBackend;
 use std::rc::Rc;
 use wasm_bindgen::prelude::*;
-use web_sys::HtmlCanvasElement;
+use web_sys::{CanvasRenderingContext2d, HtmlCanvasElement};
 use yew::prelude::*;
 
 /// Okabe–Ito (distinguishable with every kind of colour vision), then two darker extras, then
@@ -374,8 +374,16 @@ pub fn draw(canvas: &HtmlCanvasElement, spec: &PlotSpec, css_height: f64, legend
     // The title, wrapped to the canvas's width (plotters' caption is one line, centred).
     let title_font = font(15.0);
     let title_width = css_width * ratio - 2.0 * px(10.0) as f64;
-    // Each measure lays out a span: a title that fits (most, on a wide screen) is measured once.
-    let fits = |line: &str| title_font.box_size(line).map_or(true, |(w, _)| w as f64 <= title_width);
+    // Measured by the canvas (plotters' own measure lays out a fixed span, which wraps at the
+    // viewport's width: at a device pixel ratio of 2 a phone's long title measured as fitting).
+    let context = canvas.get_context("2d").ok().flatten().and_then(|c| c.dyn_into::<CanvasRenderingContext2d>().ok());
+    let text_width = |size: f64, text: &str| -> f64 {
+        context.as_ref().map_or(0.0, |c| {
+            c.set_font(&format!("{}px sans-serif", size * ratio));
+            c.measure_text(text).map_or(0.0, |m| m.width())
+        })
+    };
+    let fits = |line: &str| text_width(15.0, line) <= title_width;
     let lines = if fits(&spec.title) { vec![spec.title.clone()] } else { wrap_words(&spec.title, fits) };
     let line_height = px(19.0);
     for (i, line) in lines.iter().enumerate() {
@@ -383,9 +391,18 @@ pub fn draw(canvas: &HtmlCanvasElement, spec: &PlotSpec, css_height: f64, legend
         root.draw(&Text::new(line.as_str(), at, title_font.color(&BLACK).pos(Pos::new(HPos::Center, VPos::Top)))).map_err(e)?;
     }
     let below_title = root.margin(px(8.0) + lines.len() as i32 * line_height, 0, 0, 0);
+    // Named x ticks (categories) that would touch are drawn on two alternating rows, below.
+    let named_ticks = spec.x_ticks.clone().unwrap_or_default();
+    let staggered = {
+        // The plot's width: the canvas less the margins and the y labels' area (as built below).
+        let plot_width = css_width - 20.0 - 62.0;
+        let centres: Vec<f64> = named_ticks.iter().map(|(v, _)| (v - x0) / (x1 - x0) * plot_width).collect();
+        let widths: Vec<f64> = named_ticks.iter().map(|(_, label)| text_width(12.0, label) / ratio).collect();
+        labels_collide(&centres, &widths, 6.0)
+    };
     let mut chart = ChartBuilder::on(&below_title)
         .margin(px(10.0))
-        .x_label_area_size(px(44.0))
+        .x_label_area_size(px(if staggered { 58.0 } else { 44.0 }))
         .y_label_area_size(px(62.0))
         .build_cartesian_2d(x0..x1, y0..y1)
         .map_err(e)?;
@@ -398,6 +415,7 @@ pub fn draw(canvas: &HtmlCanvasElement, spec: &PlotSpec, css_height: f64, legend
     let x_ticks = spec.x_ticks.clone();
     let x_round = !x_log_ticks.is_empty();
     let x_format = move |v: &f64| match &x_ticks {
+        Some(_) if staggered => String::new(),
         Some(ticks) => ticks.iter().find(|(t, _)| (t - v).abs() < 1e-6).map(|(_, l)| l.clone()).unwrap_or_default(),
         None if x_round => String::new(),
         None => tick_label(*v, spec.x_is_log10, x1 - x0),
@@ -428,6 +446,13 @@ pub fn draw(canvas: &HtmlCanvasElement, spec: &PlotSpec, css_height: f64, legend
         mesh.set_tick_mark_size(LabelAreaPosition::Left, 0);
     }
     mesh.draw().map_err(e)?;
+    if staggered {
+        for (i, (v, label)) in named_ticks.iter().enumerate() {
+            let (x, y) = chart.backend_coord(&(*v, y0));
+            let style = font(12.0).color(&BLACK).pos(Pos::new(HPos::Center, VPos::Top));
+            root.draw(&Text::new(label.clone(), (x, y + px(6.0 + 15.0 * (i % 2) as f64)), style)).map_err(e)?;
+        }
+    }
     let grid = RGBColor(220, 220, 220).stroke_width(1);
     // A label only where it has room (56 CSS pixels from any other): 1, 2, 5 × 10^k over several
     // decades would overlap on a phone. Whole decades first; every grid line stays.
