@@ -16,6 +16,7 @@ use crate::core::mips::hnsw::{Config, MipsIndex};
 use crate::core::mips::Vectors;
 use crate::core::params::{Checked, Issue, Kind, LessonParams, Preset, Spec};
 use crate::core::progress::{staged, Progress};
+use crate::core::prr::reading::thousands;
 use crate::core::rng::{self, Stream};
 use crate::core::slate_world::policy::{Logging, LoggingKind, Oracle, PlackettLuce, SlatePolicy};
 use crate::core::slate_world::simulate::{ab_test_expected_rewards, log_data, LoggedRow};
@@ -705,7 +706,7 @@ impl Experiment for CapstoneLesson {
         let fewer = CapstoneParams { logs: (params.logs / 4).max(1000), ..cheaper.clone() };
         let mut note = format!("after {epochs} of {} epochs", params.epochs);
         if fewer.logs < params.logs && crate::core::params::check(fewer.clone()).is_ok() {
-            note = format!("on {} of the {} logged impressions, {note}", fewer.logs, params.logs);
+            note = format!("on {} of the {} logged impressions, {note}", thousands(fewer.logs as u64), thousands(params.logs as u64));
             cheaper = fewer;
         }
         if params.sweep == "on" {
@@ -1350,7 +1351,7 @@ mod tests {
         let (full, cheaper, note) = preview("");
         assert_eq!((cheaper.logs, cheaper.epochs, cheaper.sweep), (5000, 1, "off"));
         assert_eq!(GRAPH.key("world", &cheaper), GRAPH.key("world", &*full));
-        assert!(note.contains("5000 of the 20000 logged impressions") && note.contains("1 of 20 epochs"), "{note}");
+        assert!(note.contains("5,000 of the 20,000 logged impressions") && note.contains("1 of 20 epochs"), "{note}");
         // A quarter of 4000 would leave 50 evaluation rows (200 needed): all the logs, then.
         let (_, cheaper, note) = preview("logs=4000&eval_share=0.05");
         assert_eq!(cheaper.logs, 4000);
