@@ -194,16 +194,26 @@ impl Model {
     /// The example's loss, and its gradient added to `grad` (scaled by `weight`). Examples a
     /// variant does not learn from (unclicked, for ranking-only) give 0.
     pub fn loss_and_gradient(&self, e: &Example, weight: f64, grad: &mut Gradient, scratch: &mut Vec<f64>) -> f64 {
-        self.thetas(e, scratch);
-        let theta = scratch.clone();
         let k_len = e.slate.len();
         let c = e.outcome as usize;
         if self.variant == Variant::Ranking && c == 0 {
             return 0.0;
         }
-        // dL/dθ_j for j = 0..K.
-        let mut d_theta = vec![0.0; k_len + 1];
-        let loss = outcome_loss(self.variant, &theta, c, &mut d_theta);
+        // In `scratch`: θ_0..θ_K; each position's u_k = exp(g·Ψ_a + γ_k) and v_k = exp(α_k), whose
+        // sum is θ_k (as [`Model::thetas`] computes it), kept for the gradient; then dL/dθ_j for
+        // j = 0..K.
+        scratch.clear();
+        scratch.resize(4 * k_len + 2, 0.0);
+        let (theta, rest) = scratch.split_at_mut(k_len + 1);
+        let (us_vs, d_theta) = rest.split_at_mut(2 * k_len);
+        theta[0] = exp(self.log_theta0(e));
+        for (k, &a) in e.slate.iter().enumerate() {
+            let u = exp(self.score(e.category, a) + self.params[self.position_gamma_index(k)]);
+            let v = exp(self.params[self.position_alpha_index(k)]);
+            theta[k + 1] = u + v;
+            (us_vs[k], us_vs[k_len + k]) = (u, v);
+        }
+        let loss = outcome_loss(self.variant, theta, c, d_theta);
         // θ_0 = exp(log θ_0): dθ_0 = θ_0 d(log θ_0).
         let d_log0 = d_theta[0] * theta[0] * weight;
         if d_log0 != 0.0 {
@@ -216,8 +226,7 @@ impl Model {
         }
         let g_start = self.gamma_matrix_range().start + e.category as usize * self.dim;
         for (k, &a) in e.slate.iter().enumerate() {
-            let u = exp(self.score(e.category, a) + self.params[self.position_gamma_index(k)]);
-            let v = exp(self.params[self.position_alpha_index(k)]);
+            let (u, v) = (us_vs[k], us_vs[k_len + k]);
             let ds = d_theta[k + 1] * u * weight; // dL/ds_k, s_k = g·Ψ_a + γ_k
             grad.add(self.position_gamma_index(k), ds);
             grad.add(self.position_alpha_index(k), d_theta[k + 1] * v * weight);
