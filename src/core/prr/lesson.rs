@@ -984,7 +984,7 @@ const NS_PER_LOGGED_POSITION: f64 = 58.9;
 /// ns per (quadrature node, item, inner multiply-add) of the popularity policy's marginals.
 const NS_PER_MARGINAL_STEP: f64 = 0.611;
 /// ns per position-dimension of a click model's gradient (PRR and its ablations).
-const NS_PER_MODEL_STEP: f64 = 3.12;
+const NS_PER_MODEL_STEP: f64 = 2.15;
 /// ns per item-dimension of an IPS softmax gradient.
 const NS_PER_IPS_STEP: f64 = 1.79;
 /// ns per parameter entry an Adam step moves.
