@@ -312,6 +312,23 @@ impl Gradient {
         self.values[i] += value;
     }
 
+    /// The gradient's entry `i` so far.
+    #[inline]
+    pub fn value(&self, i: usize) -> f64 {
+        self.values[i]
+    }
+
+    /// Replace entry `i` (marking it touched): for a caller that summed its terms in a local
+    /// copy, starting from [`Gradient::value`], in the order `add` would have.
+    #[inline]
+    pub fn set(&mut self, i: usize, value: f64) {
+        if !self.seen[i] {
+            self.seen[i] = true;
+            self.touched.push(i as u32);
+        }
+        self.values[i] = value;
+    }
+
     pub fn clear(&mut self) {
         for &i in &self.touched {
             self.values[i as usize] = 0.0;

@@ -144,14 +144,25 @@ impl SoftmaxPolicy {
         let g_start = (self.items + z) * self.dim;
         let mut d_scores = Vec::with_capacity(self.items);
         score_gradient(probs, &coefs, &mut d_scores);
+        // Γ_z's entries gather a term from every item: summed in a local copy, in the order one
+        // `add` per term would (bit for bit), and written back once.
+        let mut g_sum: Vec<f64> = (0..self.dim).map(|d| grad.value(g_start + d)).collect();
+        let mut touched_g = false;
         for (b, ds) in d_scores.iter().enumerate() {
             let ds = ds * weight;
             if ds == 0.0 {
                 continue;
             }
-            for d in 0..self.dim {
-                grad.add(b * self.dim + d, ds * self.params[g_start + d]);
-                grad.add(g_start + d, ds * self.params[b * self.dim + d]);
+            touched_g = true;
+            let psi_start = b * self.dim;
+            for (d, sum) in g_sum.iter_mut().enumerate() {
+                grad.add(psi_start + d, ds * self.params[g_start + d]);
+                *sum += ds * self.params[psi_start + d];
+            }
+        }
+        if touched_g {
+            for (d, sum) in g_sum.into_iter().enumerate() {
+                grad.set(g_start + d, sum);
             }
         }
         value
