@@ -864,14 +864,22 @@ impl WorldCost {
         marginal_nodes(self.items) * self.items * (positions * (positions + 1.0) / 2.0 + 2.0 * positions + 20.0)
     }
 
-    /// Gradient steps of one epoch of a click model (PRR or an ablation).
-    fn model_steps(&self, p: &PrrParams) -> f64 {
-        p.logs as f64 * (self.slate_size() * (p.model_dim as f64 + MODEL_POSITION_FIXED) + MODEL_ROW_FIXED)
+    /// Gradient steps of one epoch of click model `name` (PRR or an ablation): the ranking-only
+    /// model learns from clicked rows only.
+    fn model_steps(&self, p: &PrrParams, name: &str) -> f64 {
+        let rows = if variant(name) == Some(Variant::Ranking) { clicked_share(self.slate_size()) } else { 1.0 };
+        rows * p.logs as f64 * (self.slate_size() * (p.model_dim as f64 + MODEL_POSITION_FIXED) + MODEL_ROW_FIXED)
     }
 
     /// Gradient steps of one epoch of an IPS policy.
     fn ips_steps(&self, p: &PrrParams) -> f64 {
         p.logs as f64 * ips_row_steps(self.items, p.model_dim as f64, clicked_share(self.slate_size()))
+    }
+
+    /// Clicked rows of one epoch of an IPS policy: each also has a fixed cost (its buffers, the
+    /// objective's factors), which dominates at small P.
+    fn ips_clicked_rows(&self, p: &PrrParams) -> f64 {
+        p.logs as f64 * clicked_share(self.slate_size())
     }
 
     /// Entries the Adam steps of one epoch of a click model move: the rows each batch touched
@@ -910,9 +918,13 @@ impl WorldCost {
         let epochs = p.epochs as f64;
         let curve = if self.detail { self.curve_steps(p) * NS_PER_CURVE_STEP } else { 0.0 };
         if variant(name).is_some() {
-            epochs * (self.model_steps(p) * NS_PER_MODEL_STEP + self.model_adam_entries(p) * NS_PER_ADAM_ENTRY) + curve
+            epochs * (self.model_steps(p, name) * NS_PER_MODEL_STEP + self.model_adam_entries(p) * NS_PER_ADAM_ENTRY) + curve
         } else if objective(name).is_some() {
-            epochs * (self.ips_steps(p) * NS_PER_IPS_STEP + self.ips_adam_entries(p) * NS_PER_ADAM_ENTRY) + curve
+            epochs
+                * (self.ips_steps(p) * NS_PER_IPS_STEP
+                    + self.ips_clicked_rows(p) * NS_PER_IPS_CLICKED_ROW
+                    + self.ips_adam_entries(p) * NS_PER_ADAM_ENTRY)
+                + curve
         } else {
             0.0
         }
@@ -980,29 +992,31 @@ const ADAM_STEP_FIXED: f64 = 20.0;
 const TIMED_SLOW_EPOCHS: f64 = 3.0;
 
 /// ns per logged slate position.
-const NS_PER_LOGGED_POSITION: f64 = 58.9;
+const NS_PER_LOGGED_POSITION: f64 = 53.2;
 /// ns per (quadrature node, item, inner multiply-add) of the popularity policy's marginals.
-const NS_PER_MARGINAL_STEP: f64 = 0.611;
+const NS_PER_MARGINAL_STEP: f64 = 0.586;
 /// ns per position-dimension of a click model's gradient (PRR and its ablations).
-const NS_PER_MODEL_STEP: f64 = 2.15;
+const NS_PER_MODEL_STEP: f64 = 2.91;
 /// ns per item-dimension of an IPS softmax gradient.
-const NS_PER_IPS_STEP: f64 = 1.79;
+const NS_PER_IPS_STEP: f64 = 1.29;
+/// ns of an IPS learner's fixed work per clicked row.
+const NS_PER_IPS_CLICKED_ROW: f64 = 2870.0;
 /// ns per parameter entry an Adam step moves.
-const NS_PER_ADAM_ENTRY: f64 = 10.8;
+const NS_PER_ADAM_ENTRY: f64 = 10.4;
 /// ns per slate position of an A/B impression, besides ranking the catalogue.
-const NS_PER_AB_POSITION: f64 = 26.9;
+const NS_PER_AB_POSITION: f64 = 30.1;
 /// ns per item-scoring step of an A/B impression (a multiply-add of g(z)·Ψ_a, or the top-K
 /// comparison).
-const NS_PER_SCORING_STEP: f64 = 0.433;
+const NS_PER_SCORING_STEP: f64 = 0.453;
 /// ns per item-scoring step of the curves' exact CTR after each epoch.
-const NS_PER_CURVE_STEP: f64 = 0.405;
+const NS_PER_CURVE_STEP: f64 = 0.393;
 /// ns per (slate, user) evaluation of the scatter (a true CTR counts 1, a model's prediction 2).
-const NS_PER_SCATTER_EVALUATION: f64 = 34.2;
+const NS_PER_SCATTER_EVALUATION: f64 = 39.3;
 /// ns per timed training: mostly the ≈ 30 ms of clock [`ms_per_epoch`] times it over.
-const NS_PER_TIMED_TRAINING: f64 = 3.84e7;
+const NS_PER_TIMED_TRAINING: f64 = 3.70e7;
 /// ns per item-dimension of a timed slate-IPS epoch (its Adam entries converted at
 /// [`NS_PER_ADAM_ENTRY`]).
-const NS_PER_TIMED_IPS_STEP: f64 = 1.22;
+const NS_PER_TIMED_IPS_STEP: f64 = 0.900;
 
 /// What the lesson's text states about its results (see [`crate::core::claims`]).
 const CLAIMS: &[Claim<PrrReport>] = &[Claim {
@@ -1060,14 +1074,15 @@ impl Experiment for PrrLesson {
         let tested = p.methods.len() as f64;
         let oracle = count(|m| m == "oracle");
         let predictors = count(|m| matches!(m, "prr" | "reward"));
-        let (mut logged, mut marginals, mut model_steps, mut ips_steps, mut adam) = (0.0, 0.0, 0.0, 0.0, 0.0);
+        let (mut logged, mut marginals, mut model_steps, mut ips_steps, mut ips_rows, mut adam) = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
         let (mut ab, mut ranking, mut curves, mut scatter) = (0.0, 0.0, 0.0, 0.0);
         for w in world_costs(p) {
             let k = w.slate_size();
             logged += w.logged_positions(p);
             marginals += w.marginal_steps(p);
-            model_steps += epochs * models * w.model_steps(p);
+            model_steps += epochs * p.methods.iter().filter(|m| variant(m).is_some()).map(|m| w.model_steps(p, m)).sum::<f64>();
             ips_steps += epochs * ips * w.ips_steps(p);
+            ips_rows += epochs * ips * w.ips_clicked_rows(p);
             adam += epochs * (models * w.model_adam_entries(p) + ips * w.ips_adam_entries(p));
             ab += impressions * tested * (k + AB_FIXED_POSITIONS);
             // Learned policies and the oracle rank the whole catalogue for each slate.
@@ -1099,6 +1114,12 @@ impl Experiment for PrrLesson {
                 NS_PER_IPS_STEP,
             )
             .term(
+                "the IPS policies' fixed work per clicked row",
+                &["logs", "epochs", "slate_size", "methods", "sweep"],
+                ips_rows,
+                NS_PER_IPS_CLICKED_ROW,
+            )
+            .term(
                 "updating the learned parameters (Adam)",
                 &["logs", "epochs", "items", "model_dim", "methods", "sweep"],
                 adam,
@@ -1125,6 +1146,7 @@ impl Experiment for PrrLesson {
         "methods=prr,prr-bias,ranking,reward&logs=50000&epochs=40&impressions=100&timing_max_items=100",
         "world=synthetic&items=2000&methods=slate-ips,iips&epochs=20&impressions=100&timing_max_items=100",
         "world=synthetic&batch=1&model_dim=32&methods=slate-ips,iips&epochs=10&impressions=100&timing_max_items=100",
+        "world=synthetic&items=20&slate_size=10&methods=slate-ips,top-k-iips&logs=50000&epochs=40&impressions=100&timing_max_items=100",
         "epochs=1&logs=100&impressions=2000000&timing_max_items=100",
         "world=synthetic&items=20000&model_dim=24&methods=oracle,prr,slate-ips&epochs=1&logs=100&impressions=10000&timing_max_items=100",
         "world=synthetic&items=20000&logs=100&epochs=40&impressions=100&methods=prr,iips&timing_max_items=100",
@@ -1939,26 +1961,28 @@ mod tests {
             .filter_map(|m| m.result.epoch_ms.map(|e| format!("{} {:.0}", m.result.name, e * params.epochs as f64)))
             .collect();
         println!("  training alone (ms): {}", ms.join(", "));
-        // Each job from scratch, with both sweeps: its placement cost and part of two.
-        let (_, params) = query_of("&sweep=both");
-        let all = jobs(&params);
-        let part_of = assignment(&params, &all, 2);
-        for (j, job) in all.iter().enumerate() {
-            let (t, c) = (std::time::Instant::now(), thread_cpu_ms());
-            let cache = &mut StageCache::disabled();
-            match *job {
-                Job::Main(unit) => drop(run_main_unit(&params, unit as usize, cache, &mut clock)),
-                Job::Timing => drop(timing(&params, &mut clock)),
-                Job::SweepK(k) => drop(run_world(&params.k_point(k), cache, &mut clock)),
-                Job::SweepP(items) => drop(run_world(&params.p_point(items), cache, &mut clock)),
+        // Each job from scratch (with both sweeps, and at K = 5): its placement cost and part of two.
+        for change in ["&sweep=both", "&slate_size=5"] {
+            let (_, params) = query_of(change);
+            let all = jobs(&params);
+            let part_of = assignment(&params, &all, 2);
+            for (j, job) in all.iter().enumerate() {
+                let (t, c) = (std::time::Instant::now(), thread_cpu_ms());
+                let cache = &mut StageCache::disabled();
+                match *job {
+                    Job::Main(unit) => drop(run_main_unit(&params, unit as usize, cache, &mut clock)),
+                    Job::Timing => drop(timing(&params, &mut clock)),
+                    Job::SweepK(k) => drop(run_world(&params.k_point(k), cache, &mut clock)),
+                    Job::SweepP(items) => drop(run_world(&params.p_point(items), cache, &mut clock)),
+                }
+                println!(
+                    "{job:?} (part {}, placed as {:.0} ms): {:.0} ms wall, {:.0} ms CPU",
+                    part_of[j],
+                    placement_cost(&params, *job) / 1e6,
+                    t.elapsed().as_secs_f64() * 1e3,
+                    thread_cpu_ms() - c
+                );
             }
-            println!(
-                "{job:?} (part {}, placed as {:.0} ms): {:.0} ms wall, {:.0} ms CPU",
-                part_of[j],
-                placement_cost(&params, *job) / 1e6,
-                t.elapsed().as_secs_f64() * 1e3,
-                thread_cpu_ms() - c
-            );
         }
     }
 
