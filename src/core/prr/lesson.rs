@@ -664,6 +664,7 @@ pub struct MainUnit {
     pub scatter: Option<Scatter>,
 }
 
+/// The main world's own numbers, beside its methods'.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct MainHeader {
     pub items: u32,
