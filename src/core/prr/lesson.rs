@@ -602,8 +602,8 @@ fn worlds(p: &PrrParams) -> usize {
 
 /// The main world's methods (their places in the list) in the units parts run apart: each method
 /// alone, but PRR and Reward together, since the scatter reads both models. The unit holding
-/// them (or the first unit, without them) computes the scatter; the first unit also the world's
-/// own numbers (logged CTR, the curves' references).
+/// PRR (or else Reward, or else the first unit) computes the scatter; the first unit also the
+/// world's own numbers (logged CTR, the curves' references).
 fn main_units(p: &PrrParams) -> Vec<Vec<u32>> {
     let place = |name: &str| p.methods.iter().position(|m| *m == name).map(|m| m as u32);
     let joint = place("prr").zip(place("reward")).map(|(a, b)| (a.min(b), a.max(b)));
@@ -628,13 +628,16 @@ fn scatter_unit(p: &PrrParams, units: &[Vec<u32>]) -> usize {
 }
 
 /// Which part runs each job: the costliest first, each to the part with the least work so far
-/// (longest processing time first), by [`placement_cost`]. The costs leave out the A/B tests, so
-/// that a change of the impressions (which re-tests only) keeps every training on the worker
-/// whose cache holds it.
+/// (longest processing time first), by [`placement_cost`]. The main world's units and the timing
+/// are placed first, the sweep worlds then on top, so that a change of the sweep leaves the main
+/// world's trainings on the workers whose caches hold them; and the costs leave out the A/B tests,
+/// so that a change of the impressions (which re-tests only) does too. (A change of the methods
+/// or of the timing's sizes can move a unit: it then retrains on its new worker.)
 fn assignment(p: &PrrParams, jobs: &[Job], parts: u32) -> Vec<u32> {
     let costs: Vec<f64> = jobs.iter().map(|job| placement_cost(p, *job)).collect();
+    let sweep = |j: usize| matches!(jobs[j], Job::SweepK(_) | Job::SweepP(_));
     let mut order: Vec<usize> = (0..jobs.len()).collect();
-    order.sort_by(|&a, &b| costs[b].total_cmp(&costs[a]).then(a.cmp(&b)));
+    order.sort_by(|&a, &b| sweep(a).cmp(&sweep(b)).then(costs[b].total_cmp(&costs[a])).then(a.cmp(&b)));
     let mut load = vec![0.0_f64; parts.max(1) as usize];
     let mut part_of = vec![0; jobs.len()];
     for j in order {
@@ -711,8 +714,10 @@ pub struct PrrReport {
 ///
 /// A change of epochs, batch, learning rate or model dimension retrains and re-tests (world and
 /// logs kept); of the impressions, re-tests only; of the methods, trains the methods whose place
-/// in the list changed (a method's shuffling stream is its place); of the sweep, runs the new
-/// sweep worlds only; of the slate size, reruns the main world and the timing (both read K).
+/// in the list changed (a method's shuffling stream is its place) or whose worker changed (see
+/// [`assignment`]); of the sweep, runs the new sweep worlds only (a K point that is the main world
+/// reuses its trainings if it lands on the same worker); of the slate size, reruns the main world
+/// and the timing (both read K).
 const PRR_GRAPH: Graph = Graph {
     lesson: "reward-and-rank",
     stages: &[
@@ -913,6 +918,18 @@ impl WorldCost {
         self.curve_users(p) * sizes * p.epochs as f64 * per_epoch
     }
 
+    /// (slate, user) evaluations of the scatter (none when it is too large or the logging is not
+    /// uniform): a true CTR counts 1, a model's prediction 2.
+    fn scatter_evaluations(&self, p: &PrrParams) -> f64 {
+        let slates: f64 = (0..self.min_size as u32).map(|j| self.items - j as f64).product();
+        if p.logging != "uniform" || slates * self.contexts > SCATTER_MAX_POINTS {
+            return 0.0;
+        }
+        let predictors = p.methods.iter().filter(|m| matches!(**m, "prr" | "reward")).count() as f64;
+        // The toy world's population is its logged sessions.
+        slates * p.main_world().users as f64 * (1.0 + 2.0 * predictors)
+    }
+
     /// Time (ns) of training method `name` here, with its curve on the main world; nothing for
     /// the oracle and the random policy.
     fn training_ns(&self, p: &PrrParams, name: &str) -> f64 {
@@ -961,7 +978,10 @@ fn placement_cost(p: &PrrParams, job: Job) -> f64 {
         }
         Job::Main(u) => {
             let world = world_cost(p, job).expect("the main world");
-            main_units(p)[u as usize].iter().map(|&m| world.training_ns(p, p.methods[m as usize])).sum()
+            let units = main_units(p);
+            let scatter =
+                if u as usize == scatter_unit(p, &units) { world.scatter_evaluations(p) * NS_PER_SCATTER_EVALUATION } else { 0.0 };
+            units[u as usize].iter().map(|&m| world.training_ns(p, p.methods[m as usize])).sum::<f64>() + scatter
         }
         Job::SweepK(_) | Job::SweepP(_) => {
             let world = world_cost(p, job).expect("a sweep world");
@@ -1066,15 +1086,13 @@ impl Experiment for PrrLesson {
     fn estimate(params: &Checked<PrrParams>) -> Estimate {
         let p: &PrrParams = params;
         let (epochs, dim) = (p.epochs as f64, p.model_dim as f64);
-        // The toy world's population is its logged sessions.
-        let (impressions, users) = (p.impressions as f64, p.main_world().users as f64);
+        let impressions = p.impressions as f64;
         let count = |is: fn(&str) -> bool| p.methods.iter().filter(|m| is(m)).count() as f64;
         let models = count(|m| variant(m).is_some());
         let ips = count(|m| objective(m).is_some());
         let learned = models + ips;
         let tested = p.methods.len() as f64;
         let oracle = count(|m| m == "oracle");
-        let predictors = count(|m| matches!(m, "prr" | "reward"));
         let (mut logged, mut marginals, mut model_steps, mut ips_steps, mut ips_rows, mut adam) = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
         let (mut ab, mut ranking, mut curves, mut scatter) = (0.0, 0.0, 0.0, 0.0);
         for w in world_costs(p) {
@@ -1092,10 +1110,7 @@ impl Experiment for PrrLesson {
                 // The oracle's and random's slates for every curve user and size, once.
                 let sizes = w.max_size - w.min_size + 1.0;
                 curves += learned * w.curve_steps(p) + w.curve_users(p) * sizes * (2.0 * w.items + 2.0 * SLATE_FIXED_SCORING_STEPS);
-                let slates: f64 = (0..w.min_size as u32).map(|j| w.items - j as f64).product();
-                if p.logging == "uniform" && slates * w.contexts <= SCATTER_MAX_POINTS {
-                    scatter += slates * users * (1.0 + 2.0 * predictors);
-                }
+                scatter += w.scatter_evaluations(p);
             }
         }
         let (timed_trainings, timed_ips) = timing_steps(p);
@@ -1762,8 +1777,9 @@ fn ms_per_epoch(clock: &mut dyn Progress, train: &mut dyn FnMut(u32, &mut dyn Fn
     timed(((TIMED_CLOCK_MS / f64::max(per_epoch, 1e-3)).ceil() as u32).clamp(3, 100)).0
 }
 
-/// Clock (ms) a timed training is read over: 300 ticks of a browser worker's coarsest clock
-/// (0.1 ms). It was 60 ms, which made the fast sizes' timing most of the job.
+/// Clock (ms) a timed training is read over: 300 ticks of Chromium's clock in a worker that is
+/// not cross-origin isolated (0.1 ms), 30 of Firefox's default (1 ms). It was 60 ms, which made
+/// the fast sizes' timing most of the job.
 const TIMED_CLOCK_MS: f64 = 30.0;
 
 /// Epoch time of PRR and slate IPS on the same 2,000 logged rows of a synthetic world with
