@@ -633,8 +633,10 @@ fn scatter_unit(p: &PrrParams, units: &[Vec<u32>]) -> usize {
 /// world's trainings on the workers whose caches hold them; and the costs leave out the A/B tests,
 /// so that a change of the impressions (which re-tests only) does too. (A change of the methods
 /// or of the timing's sizes can move a unit: it then retrains on its new worker.)
-fn assignment(p: &PrrParams, jobs: &[Job], parts: u32) -> Vec<u32> {
-    let costs: Vec<f64> = jobs.iter().map(|job| placement_cost(p, *job)).collect();
+fn assignment(p: &PrrParams, jobs: &[Job], parts: u32, preview: bool) -> Vec<u32> {
+    // A preview's timing is left out (or cached): no work. (Not read from the cache, which
+    // differs between workers, while every part must agree on the placement.)
+    let costs: Vec<f64> = jobs.iter().map(|job| if preview && *job == Job::Timing { 0.0 } else { placement_cost(p, *job) }).collect();
     let sweep = |j: usize| matches!(jobs[j], Job::SweepK(_) | Job::SweepP(_));
     let mut order: Vec<usize> = (0..jobs.len()).collect();
     order.sort_by(|&a, &b| sweep(a).cmp(&sweep(b)).then(costs[b].total_cmp(&costs[a])).then(a.cmp(&b)));
@@ -703,6 +705,9 @@ pub struct PrrReport {
     pub sweep_k: Vec<WorldResult>,
     pub sweep_p: Vec<WorldResult>,
     pub timing: Vec<TimingPoint>,
+    /// A preview left the epoch timing out (it was not cached): the full report has it.
+    #[serde(default)]
+    pub timing_pending: bool,
 }
 
 /// The lesson's stages. Each world (the main one, or a sweep point's) is logged, every chosen
@@ -1176,14 +1181,23 @@ impl Experiment for PrrLesson {
     fn run_part(params: &Checked<PrrParams>, part: Part, cache: &mut StageCache, progress: &mut dyn Progress) -> Vec<(u32, JobResult)> {
         let p: &PrrParams = params;
         let all = jobs(p);
-        let mine: Vec<usize> =
-            assignment(p, &all, part.count).into_iter().enumerate().filter(|&(_, q)| q == part.index).map(|(j, _)| j).collect();
+        let mine: Vec<usize> = assignment(p, &all, part.count, part.preview)
+            .into_iter()
+            .enumerate()
+            .filter(|&(_, q)| q == part.index)
+            .map(|(j, _)| j)
+            .collect();
         let count = mine.len().max(1) as f64;
         let mut out = Vec::new();
         for (i, &j) in mine.iter().enumerate() {
             let mut stage = staged(progress, i as f64 / count, (i + 1) as f64 / count);
             let result = match all[j] {
                 Job::Main(unit) => JobResult::Main(run_main_unit(p, unit as usize, cache, &mut stage)),
+                // A preview leaves the timing out unless it is cached: a clock-bound job that
+                // would delay the first look (the full run, next, measures it).
+                Job::Timing if part.preview => {
+                    JobResult::Timing(cache.get::<Timing>(&PRR_GRAPH.key("timing", p)).map_or_else(Vec::new, |t| t.0.clone()))
+                }
                 Job::Timing => JobResult::Timing(timing_stage(p, cache, &mut stage).0.clone()),
                 Job::SweepK(k) => JobResult::SweepK(run_world(&p.k_point(k), cache, &mut stage)),
                 Job::SweepP(items) => JobResult::SweepP(run_world(&p.p_point(items), cache, &mut stage)),
@@ -1195,7 +1209,8 @@ impl Experiment for PrrLesson {
     }
 
     /// A twentieth of the epochs on the main world, A/B tested on a quarter of the impressions
-    /// (at least 1,000): no sweep, and the epoch timing at P = 100 only (the full run's logs are
+    /// (at least 1,000): no sweep, and the epoch timing at P = 100 only (which the page's preview
+    /// parts leave out unless cached, see [`Part::preview`]) (the full run's logs are
     /// the preview's; its learned policies, trained longer, are A/B tested anew anyway, and only
     /// the oracle's and the random policy's A/B tests are computed twice). The default's
     /// preview (2 of 40 epochs) computes in ~0.52 s natively, 0.66 s with a tenth. On the
@@ -1256,6 +1271,7 @@ impl Experiment for PrrLesson {
             published_setting: p.published_setting() as u32,
             sweep_k,
             sweep_p,
+            timing_pending: timing.is_empty(),
             timing,
         }
     }
@@ -1982,7 +1998,7 @@ mod tests {
         for change in ["&sweep=both", "&slate_size=5"] {
             let (_, params) = query_of(change);
             let all = jobs(&params);
-            let part_of = assignment(&params, &all, 2);
+            let part_of = assignment(&params, &all, 2, false);
             for (j, job) in all.iter().enumerate() {
                 let (t, c) = (std::time::Instant::now(), thread_cpu_ms());
                 let cache = &mut StageCache::disabled();
@@ -2019,6 +2035,32 @@ mod tests {
         assert!(seconds("world=synthetic&logging=popularity") > base);
         // The toy world's population is its logged sessions: the users knob does not change it.
         assert_eq!(seconds("users=20000"), seconds(""));
+    }
+
+    #[test]
+    fn a_preview_leaves_the_timing_out_unless_cached() {
+        use crate::core::experiment::run_part_query_cached;
+        use crate::core::stages::WORKER_BUDGET_BYTES;
+        let q = "logs=1000&epochs=2&impressions=1000&methods=oracle,prr&timing_max_items=100";
+        let report = |part: Part, cache: &mut StageCache| -> PrrReport {
+            let partial = run_part_query_cached::<PrrLesson>(q, part, cache, &mut ()).unwrap();
+            serde_json::from_str(&merge_query::<PrrLesson>(q, &[partial]).unwrap()).unwrap()
+        };
+        let preview = Part { index: 0, count: 1, preview: true };
+        let mut cache = StageCache::new(WORKER_BUDGET_BYTES);
+        let first = report(preview, &mut cache);
+        assert!(first.timing_pending && first.timing.is_empty());
+        let full = report(Part::WHOLE, &mut cache);
+        assert!(!full.timing_pending && full.timing.len() == 1);
+        assert_eq!(first.main, {
+            let mut m = full.main.clone();
+            m.methods.iter_mut().zip(&first.main.methods).for_each(|(a, b)| a.epoch_ms = b.epoch_ms);
+            m
+        });
+        // Once cached, a preview has it.
+        let again = report(preview, &mut cache);
+        assert!(!again.timing_pending);
+        assert_eq!(again.timing, full.timing);
     }
 
     #[test]

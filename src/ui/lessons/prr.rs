@@ -62,6 +62,10 @@ fn PrrPage(props: &LessonProps) -> Html {
             ),
             "sweep-k" => plot(&f.sweep_k, "Choose the sweep “CTR as K grows” (or both) below, and run."),
             "sweep-p" => plot(&f.sweep_p, "Choose the sweep “CTR as P grows” (or both) below, and run."),
+            // About as tall as the plot it stands for, so that the controls below stay put.
+            "epoch-time" if f.timing_pending => {
+                html! { <p class="hint plot-pending">{ "This preview leaves the epoch timing out; the full report measures it." }</p> }
+            }
             "epoch-time" => html! {
                 <>
                     <Plot spec={f.epoch_time.clone()} />
@@ -113,6 +117,8 @@ struct Figures {
     scatter_reading: Option<String>,
     epoch_table: Rc<TableSpec>,
     epoch_caption: AttrValue,
+    /// A preview without the epoch timing.
+    timing_pending: bool,
 }
 
 fn sweep_plot(id: &str, title: &str, x_label: &str, worlds: &[WorldResult], x: impl Fn(&WorldResult) -> f64, x_log: bool) -> PlotSpec {
@@ -376,6 +382,7 @@ impl From<&PrrReport> for Figures {
             scatter_reading: crate::core::prr::reading::scatter_reading(&r.main),
             epoch_table: Rc::new(epoch_table),
             epoch_caption,
+            timing_pending: r.timing_pending,
         }
     }
 }
