@@ -339,9 +339,9 @@ test('reward-and-rank: the page (jobs split over workers) trains what the CLI tr
   await page.waitForFunction(() => location.hash.includes('items=1000') && location.hash.includes('slate_size=5'));
   assert.equal(await page.locator('[data-preset="paper-p1k"]').first().getAttribute('aria-pressed'), 'true');
   // Too much IPS training for a tab: a message, and the rest of the page works.
-  await page.goto(`${BASE}#/reward-and-rank?world=synthetic&items=20000&logs=30000&epochs=200&timing_max_items=100`);
+  await page.goto(`${BASE}#/reward-and-rank?world=synthetic&items=20000&logs=30000&epochs=300&timing_max_items=100`);
   await page.reload();
-  // What is left after the fallback (200 epochs of 30,000 rows) is a long run: offered, not started.
+  // What is left after the fallback (300 epochs of 30,000 rows, about 15 s) is a long run: offered, not started.
   await page.locator('[data-gate="ask"]').first().waitFor();
   assert.match(await page.locator('[data-testid="url-issues"]').innerText(), /operations/);
   assert.deepEqual(page.errors, []);
