@@ -585,14 +585,46 @@ enum Job {
 
 fn jobs(p: &PrrParams) -> Vec<Job> {
     let mut jobs: Vec<Job> = (0..main_units(p).len() as u32).map(Job::Main).collect();
-    if p.sweep_k() {
-        jobs.extend(SWEEP_K.iter().map(|&k| Job::SweepK(k)));
-    }
-    if p.sweep_p() {
-        jobs.extend(SWEEP_P.iter().filter(|&&items| items >= p.slate_size as u32).map(|&items| Job::SweepP(items)));
-    }
+    jobs.extend(sweep_points(p).into_iter().filter(|job| !is_main_world(p, *job)));
     jobs.push(Job::Timing);
     jobs
+}
+
+/// The sweep's worlds, in the report's order: K points at the main P, P points (those ≥ K) at
+/// the main K.
+fn sweep_points(p: &PrrParams) -> Vec<Job> {
+    let mut points = Vec::new();
+    if p.sweep_k() {
+        points.extend(SWEEP_K.iter().map(|&k| Job::SweepK(k)));
+    }
+    if p.sweep_p() {
+        points.extend(SWEEP_P.iter().filter(|&&items| items >= p.slate_size as u32).map(|&items| Job::SweepP(items)));
+    }
+    points
+}
+
+/// Whether a sweep point is the main world (synthetic, at its K or its P): no job of its own,
+/// its table is the main world's (same stages, so the same numbers; see [`as_sweep_point`]).
+fn is_main_world(p: &PrrParams, job: Job) -> bool {
+    p.world == "synthetic"
+        && match job {
+            Job::SweepK(k) => k as i64 == p.slate_size,
+            Job::SweepP(items) => items as i64 == p.items,
+            _ => false,
+        }
+}
+
+/// The main world's result as a sweep point shows it: its table only.
+fn as_sweep_point(main: &WorldResult) -> WorldResult {
+    WorldResult {
+        curves: Vec::new(),
+        scatter: Vec::new(),
+        scatter_slate_size: 0,
+        curve_oracle: None,
+        curve_random: None,
+        paired: Vec::new(),
+        ..main.clone()
+    }
 }
 
 /// Worlds the run trains in: the main one and the sweep's.
@@ -721,7 +753,7 @@ pub struct PrrReport {
 /// logs kept); of the impressions, re-tests only; of the methods, trains the methods whose place
 /// in the list changed (a method's shuffling stream is its place) or whose worker changed (see
 /// [`assignment`]); of the sweep, runs the new sweep worlds only (a K point that is the main world
-/// reuses its trainings if it lands on the same worker); of the slate size, reruns the main world
+/// is the main world's table, see [`is_main_world`]); of the slate size, reruns the main world
 /// and the timing (both read K).
 const PRR_GRAPH: Graph = Graph {
     lesson: "reward-and-rank",
@@ -794,8 +826,8 @@ const TOY_SLATE_SIZES: (f64, f64) = (2.0, 4.0);
 /// The toy world's engagement features (as [`World::toy`] draws them).
 const TOY_FEATURES: f64 = 2.0;
 
-/// The worlds of the run's jobs (the timing job has small worlds of its own). A sweep point that
-/// is the main world counts again: a run from scratch recomputes it.
+/// The worlds of the run's jobs (the timing job has small worlds of its own; a sweep point that
+/// is the main world has no job).
 fn world_costs(p: &PrrParams) -> Vec<WorldCost> {
     jobs(p).into_iter().filter(|job| !matches!(job, Job::Main(u) if *u > 0)).filter_map(|job| world_cost(p, job)).collect()
 }
@@ -1262,12 +1294,23 @@ impl Experiment for PrrLesson {
                 JobResult::SweepP(w) => sweep_p.push(w),
             }
         }
+        let main = main_world_result(main);
+        // The sweep points in order, the main world's in its place.
+        let (mut computed_k, mut computed_p) = (sweep_k.into_iter(), sweep_p.into_iter());
+        let (mut sweep_k, mut sweep_p) = (Vec::new(), Vec::new());
+        for point in sweep_points(p) {
+            let (out, computed) = match point {
+                Job::SweepK(_) => (&mut sweep_k, &mut computed_k),
+                _ => (&mut sweep_p, &mut computed_p),
+            };
+            out.push(if is_main_world(p, point) { as_sweep_point(&main) } else { computed.next().expect("every sweep point ran") });
+        }
         PrrReport {
             world: if p.world == "toy" { "toy".into() } else { format!("synthetic, P = {}, K = {}", p.items, p.slate_size) },
             logs: p.logs as u32,
             impressions: p.impressions as u32,
             epochs: p.epochs as u32,
-            main: main_world_result(main),
+            main,
             published_setting: p.published_setting() as u32,
             sweep_k,
             sweep_p,
@@ -2035,6 +2078,26 @@ mod tests {
         assert!(seconds("world=synthetic&logging=popularity") > base);
         // The toy world's population is its logged sessions: the users knob does not change it.
         assert_eq!(seconds("users=20000"), seconds(""));
+    }
+
+    #[test]
+    fn a_sweep_point_that_is_the_main_world_is_its_table() {
+        let q = "world=synthetic&items=50&slate_size=4&contexts=3&users=200&logs=1000&epochs=3&impressions=500\
+                 &sweep=both&timing_max_items=100&methods=oracle,prr,iips";
+        let p = crate::core::params::parse_strict::<PrrParams>(q).unwrap();
+        assert_eq!(jobs(&p).iter().filter(|j| matches!(j, Job::SweepK(_) | Job::SweepP(_))).count(), 5 + 6 - 2);
+        let r: PrrReport = serde_json::from_str(&run_query::<PrrLesson>(q, &mut ()).unwrap()).unwrap();
+        let without_timings = |w: &WorldResult| {
+            let mut w = w.clone();
+            w.methods.iter_mut().for_each(|m| m.epoch_ms = m.epoch_ms.map(|_| 0.0));
+            w
+        };
+        let fresh = |q: &PrrParams| without_timings(&run_world(q, &mut StageCache::disabled(), &mut ()));
+        assert_eq!(r.sweep_k.iter().map(|w| w.slate_size).collect::<Vec<_>>(), SWEEP_K);
+        assert_eq!(r.sweep_p.iter().map(|w| w.items).collect::<Vec<_>>(), [50, 100, 200, 500, 1000, 2000]);
+        assert_eq!(without_timings(&r.sweep_k[1]), fresh(&p.k_point(4)));
+        assert_eq!(without_timings(&r.sweep_p[0]), fresh(&p.p_point(50)));
+        assert_eq!(without_timings(&r.sweep_k[2]), fresh(&p.k_point(6)), "a point of its own");
     }
 
     #[test]
