@@ -543,6 +543,23 @@ pub struct PairedDifference {
 }
 
 impl WorldResult {
+    /// A world's A/B table alone (a sweep point): no curves, scatter or paired differences.
+    fn table(items: u32, slate_size: u32, (logged_ctr, logged_se): (f64, f64), methods: Vec<MethodResult>) -> WorldResult {
+        WorldResult {
+            items,
+            slate_size,
+            logged_ctr,
+            logged_se,
+            methods,
+            curves: Vec::new(),
+            scatter: Vec::new(),
+            scatter_slate_size: 0,
+            curve_oracle: None,
+            curve_random: None,
+            paired: Vec::new(),
+        }
+    }
+
     /// The paired difference `first` − `second`, if computed (either order).
     pub fn paired_difference(&self, first: &str, second: &str) -> Option<PairedDifference> {
         self.paired.iter().find_map(|d| {
@@ -616,15 +633,7 @@ fn is_main_world(p: &PrrParams, job: Job) -> bool {
 
 /// The main world's result as a sweep point shows it: its table only.
 fn as_sweep_point(main: &WorldResult) -> WorldResult {
-    WorldResult {
-        curves: Vec::new(),
-        scatter: Vec::new(),
-        scatter_slate_size: 0,
-        curve_oracle: None,
-        curve_random: None,
-        paired: Vec::new(),
-        ..main.clone()
-    }
+    WorldResult::table(main.items, main.slate_size, (main.logged_ctr, main.logged_se), main.methods.clone())
 }
 
 /// Worlds the run trains in: the main one and the sweep's.
@@ -1655,19 +1664,7 @@ fn run_world(q: &PrrParams, cache: &mut StageCache, progress: &mut dyn Progress)
         methods.push(run_method(q, name, m as u32, false, (&world.0, &logs, &traffic.0), cache, &mut stage).result);
     }
     progress.report(1.0, "done");
-    WorldResult {
-        items: world.0.items(),
-        slate_size: world.0.slate_sizes.max,
-        logged_ctr: logs.logged.mean,
-        logged_se: logs.logged.se,
-        methods,
-        curves: Vec::new(),
-        scatter: Vec::new(),
-        scatter_slate_size: 0,
-        curve_oracle: None,
-        curve_random: None,
-        paired: Vec::new(),
-    }
+    WorldResult::table(world.0.items(), world.0.slate_sizes.max, (logs.logged.mean, logs.logged.se), methods)
 }
 
 /// Unit `unit` of the main world's methods (see [`main_units`]): each trained with its curve and

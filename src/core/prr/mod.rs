@@ -178,9 +178,15 @@ impl Model {
         out.clear();
         out.push(exp(self.log_theta0(e)));
         for (k, &a) in e.slate.iter().enumerate() {
-            let u = exp(self.score(e.category, a) + self.params[self.position_gamma_index(k)]);
-            out.push(u + exp(self.params[self.position_alpha_index(k)]));
+            let (u, v) = self.position_terms(e.category, k, a);
+            out.push(u + v);
         }
+    }
+
+    /// θ_k's two terms for item `a` at position `k`: u_k = exp(g(z)·Ψ_a + γ_k) and v_k = exp(α_k).
+    #[inline]
+    fn position_terms(&self, z: u32, k: usize, a: u32) -> (f64, f64) {
+        (exp(self.score(z, a) + self.params[self.position_gamma_index(k)]), exp(self.params[self.position_alpha_index(k)]))
     }
 
     /// Predicted click probability 1 − θ_0/Z (the ranking-only model has no θ_0 worth using).
@@ -208,8 +214,7 @@ impl Model {
         let (us_vs, d_theta) = rest.split_at_mut(2 * k_len);
         theta[0] = exp(self.log_theta0(e));
         for (k, &a) in e.slate.iter().enumerate() {
-            let u = exp(self.score(e.category, a) + self.params[self.position_gamma_index(k)]);
-            let v = exp(self.params[self.position_alpha_index(k)]);
+            let (u, v) = self.position_terms(e.category, k, a);
             theta[k + 1] = u + v;
             (us_vs[k], us_vs[k_len + k]) = (u, v);
         }
