@@ -114,12 +114,12 @@ fn a_target_that_never_shows_the_logged_slates_still_gives_a_report() {
 
 #[test]
 fn runs_over_the_budget_are_refused_with_the_estimate_and_what_to_lower() {
-    let (code, stdout, stderr) = rorec(&["run", "fast-mips", "--base_items", "650000", "--sizes", "1"]);
+    let (code, stdout, stderr) = rorec(&["run", "fast-mips", "--base_items", "1000000", "--sizes", "1"]);
     assert_eq!(code, 2);
     assert!(stdout.is_empty(), "nothing ran");
     assert!(stderr.contains("the limit is 2 min") && stderr.contains("Lower base_items") && stderr.contains("--no-budget"), "{stderr}");
     // The estimate, term by term, without running anything.
-    let (code, stdout, _) = rorec(&["estimate", "fast-mips", "--base_items", "650000", "--sizes", "1"]);
+    let (code, stdout, _) = rorec(&["estimate", "fast-mips", "--base_items", "1000000", "--sizes", "1"]);
     assert_eq!(code, 0);
     assert!(stdout.contains("building the graphs (grows with base_items"), "{stdout}");
     // A run under the threshold prints no estimate, only its report.

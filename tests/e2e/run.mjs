@@ -534,7 +534,7 @@ test('stage caches never answer for other parameters: 20 changes in 2 seconds en
 });
 
 test('bounded runs: over the budget is refused with what to lower, a long run waits for Start', async () => {
-  const page = await open('#/fast-mips?base_items=650000&sizes=1');
+  const page = await open('#/fast-mips?base_items=1000000&sizes=1');
   const refuse = page.locator('[data-gate="refuse"]').first();
   await refuse.waitFor();
   assert.match(await refuse.innerText(), /about .* the limit is 2 min.*Lower base_items/);
@@ -560,7 +560,7 @@ test('bounded runs: over the budget is refused with what to lower, a long run wa
   await page.closeAll();
   // The CLI refuses the same run, and says how to run it anyway.
   let refused = null;
-  try { execFileSync(CLI, ['run', 'fast-mips', 'base_items=650000&sizes=1'], { stdio: ['ignore', 'pipe', 'pipe'] }); } catch (e) { refused = e; }
+  try { execFileSync(CLI, ['run', 'fast-mips', 'base_items=1000000&sizes=1'], { stdio: ['ignore', 'pipe', 'pipe'] }); } catch (e) { refused = e; }
   assert.equal(refused?.status, 2);
   assert.match(refused.stderr.toString(), /Lower base_items.*\n.*--no-budget/s);
 });
