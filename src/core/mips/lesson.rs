@@ -634,6 +634,17 @@ const NS_PER_SEARCH_STEP: f64 = 0.36;
 /// ns per distance work unit of the recall–speed curves' searches.
 const NS_PER_CURVE_STEP: f64 = 0.22;
 
+/// How much slower each kind of work runs in the page (headless Chromium, the notebook's 11 sizes
+/// with 1,000 queries, against the CLI in the same session): natively the distances have AVX's
+/// eight lanes and the batched scans FMA, the browser's simd128 four lanes and no FMA. The graph
+/// of 137,854 items grew in 13.5 s against 7.4–8.0 s; a search at ef 32 took 0.057 ms against
+/// 0.043; the int8 scan 0.91 ms against 0.46; the batched exact scans about 3×. The single exact
+/// scans wait on memory in both.
+const WASM_BUILD: f64 = 1.8;
+const WASM_SEARCH: f64 = 1.3;
+const WASM_INT8: f64 = 2.0;
+const WASM_BATCH: f64 = 3.0;
+
 fn log2(x: f64) -> f64 {
     ln(x) / ln(2.0)
 }
@@ -750,12 +761,30 @@ impl Experiment for MipsLesson {
         let curve_scans = curve_shortlists(p.k as usize, first as usize).len() as f64;
         let int8: f64 = sizes.iter().map(|&items| queries * items * int8_row).sum::<f64>() + curve_scans * queries * first * int8_row;
         Estimate::new()
-            .term("building the graphs", &["base_items", "sizes", "ef_construction", "m", "dim"], building, NS_PER_BUILD_STEP)
+            .term_in_page(
+                "building the graphs",
+                &["base_items", "sizes", "ef_construction", "m", "dim"],
+                building,
+                NS_PER_BUILD_STEP,
+                WASM_BUILD,
+            )
             .term("timing the exact scans", &["queries", "base_items", "sizes", "dim"], exact, NS_PER_EXACT_STEP)
-            .term("finding the other queries' exact top K", &["queries", "base_items", "sizes", "dim"], exact_batched, NS_PER_BATCH_STEP)
-            .term("searching the graphs", &["queries", "ef_search", "base_items", "sizes", "m"], searching, NS_PER_SEARCH_STEP)
-            .term("tracing the recall–speed curves", &["queries", "base_items", "m", "dim"], curves, NS_PER_CURVE_STEP)
-            .term("scanning the int8 copies", &["queries", "base_items", "sizes", "dim"], int8, NS_PER_INT8_CODE)
+            .term_in_page(
+                "finding the other queries' exact top K",
+                &["queries", "base_items", "sizes", "dim"],
+                exact_batched,
+                NS_PER_BATCH_STEP,
+                WASM_BATCH,
+            )
+            .term_in_page(
+                "searching the graphs",
+                &["queries", "ef_search", "base_items", "sizes", "m"],
+                searching,
+                NS_PER_SEARCH_STEP,
+                WASM_SEARCH,
+            )
+            .term_in_page("tracing the recall–speed curves", &["queries", "base_items", "m", "dim"], curves, NS_PER_CURVE_STEP, WASM_SEARCH)
+            .term_in_page("scanning the int8 copies", &["queries", "base_items", "sizes", "dim"], int8, NS_PER_INT8_CODE, WASM_INT8)
     }
 
     /// Each term dominates at least one of these, a few seconds each natively.
