@@ -354,6 +354,34 @@ pub fn labels_collide(centres: &[f64], widths: &[f64], gap: f64) -> bool {
     centres.windows(2).zip(widths.windows(2)).any(|(c, w)| c[1] - c[0] < (w[0] + w[1]) / 2.0 + gap)
 }
 
+/// Which log-axis ticks get a label, given each tick's value (log10 units) and its position in
+/// pixels along the axis: whole decades first, then 5 and 2 × 10^k, then the other digits, each
+/// only where it is at least `room` pixels from every label already placed (every grid line stays
+/// drawn). On a short axis 0.09 and 0.1 would otherwise print over each other.
+pub fn log_labels_with_room(ticks: &[(f64, f64)], room: f64) -> Vec<bool> {
+    let priority = |v: f64| {
+        let mantissa = 10f64.powf(v - v.floor()).round() as u32;
+        match mantissa {
+            1 | 10 => 0,
+            5 => 1,
+            2 => 2,
+            _ => 3,
+        }
+    };
+    let mut order: Vec<usize> = (0..ticks.len()).collect();
+    order.sort_by_key(|&i| priority(ticks[i].0));
+    let mut placed: Vec<f64> = Vec::new();
+    let mut labelled = vec![false; ticks.len()];
+    for i in order {
+        let at = ticks[i].1;
+        if placed.iter().all(|other| (at - other).abs() >= room) {
+            placed.push(at);
+            labelled[i] = true;
+        }
+    }
+    labelled
+}
+
 /// What changed between two parameter queries (`a=1&b=2`), for a pinned run's legend:
 /// "ef_search 16 → 64, k 4 → 10"; "same parameters" when nothing did.
 pub fn describe_change(before: &str, after: &str) -> String {
@@ -587,6 +615,27 @@ mod tests {
         assert_eq!(fmt_pct_se(0.0596, 0.0017), "5.96 ± 0.17 %");
         assert_eq!(fmt_log10_tick(-3.0), "1e-3");
         assert_eq!(fmt_log10_tick(-2.5), "0.00316");
+    }
+
+    #[test]
+    fn log_labels_keep_their_room_decades_first() {
+        // 0.04 … 0.1 over 80 pixels: 0.1 is labelled, 0.09 (7 px below) is not, 0.05 and 0.02-like
+        // round ticks come before the other digits.
+        let ticks: Vec<(f64, f64)> =
+            [0.04, 0.05, 0.06, 0.07, 0.08, 0.09, 0.1].iter().map(|&v: &f64| (v.log10(), 200.0 * (v.log10() + 1.4))).collect();
+        let labelled = log_labels_with_room(&ticks, 14.0);
+        assert!(labelled[6], "the decade");
+        assert!(!labelled[5], "0.09 is too close to 0.1");
+        assert!(labelled[1], "0.05 before the other digits");
+        for (i, a) in ticks.iter().enumerate() {
+            for (j, b) in ticks.iter().enumerate() {
+                if i != j && labelled[i] && labelled[j] {
+                    assert!((a.1 - b.1).abs() >= 14.0, "{i} {j}");
+                }
+            }
+        }
+        // Room enough: every tick.
+        assert!(log_labels_with_room(&ticks, 1.0).iter().all(|&l| l));
     }
 
     #[test]

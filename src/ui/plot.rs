@@ -1,7 +1,10 @@
 //! The plot widget: draws a [`PlotSpec`] with plotters on a canvas sized to its column and to the
 //! screen's pixel ratio (sharp on HiDPI), with "CSV" and "PNG" downloads.
 
-use crate::plot::{describe_change, fmt_log10_tick, labels_collide, log10_ticks, wrap_words, Frame, LegendAt, PlotSpec, PointRef, Style};
+use crate::plot::{
+    describe_change, fmt_log10_tick, labels_collide, log10_ticks, log_labels_with_room, wrap_words, Frame, LegendAt, PlotSpec, PointRef,
+    Style,
+};
 use crate::ui::dom;
 use plotters::element::DashedPathElement;
 use plotters::prelude::*;
@@ -456,23 +459,24 @@ pub fn draw(canvas: &HtmlCanvasElement, spec: &PlotSpec, css_height: f64, legend
     let grid = RGBColor(220, 220, 220).stroke_width(1);
     // A label only where it has room (56 CSS pixels from any other): 1, 2, 5 × 10^k over several
     // decades would overlap on a phone. Whole decades first; every grid line stays.
-    let mut labelled: Vec<i32> = Vec::new();
-    let mut by_priority: Vec<&(f64, String)> = x_log_ticks.iter().collect();
-    by_priority.sort_by_key(|(v, _)| (v - v.round()).abs() > 1e-9);
-    for (v, label) in by_priority {
+    let along_x: Vec<(f64, f64)> = x_log_ticks.iter().map(|(v, _)| (*v, chart.backend_coord(&(*v, y0)).0 as f64)).collect();
+    for ((v, label), show) in x_log_ticks.iter().zip(log_labels_with_room(&along_x, px(56.0) as f64)) {
         chart.draw_series(std::iter::once(PathElement::new(vec![(*v, y0), (*v, y1)], grid))).map_err(e)?;
-        let (x, y) = chart.backend_coord(&(*v, y0));
-        if labelled.iter().all(|other| (x - other).abs() >= px(56.0)) {
-            labelled.push(x);
+        if show {
+            let (x, y) = chart.backend_coord(&(*v, y0));
             let style = font(12.0).color(&BLACK).pos(Pos::new(HPos::Center, VPos::Top));
             root.draw(&Text::new(label.clone(), (x, y + px(6.0)), style)).map_err(e)?;
         }
     }
-    for (v, label) in &y_log_ticks {
+    // A label's height plus a little: 0.09 and 0.1 on a short axis would overlap.
+    let along_y: Vec<(f64, f64)> = y_log_ticks.iter().map(|(v, _)| (*v, chart.backend_coord(&(x0, *v)).1 as f64)).collect();
+    for ((v, label), show) in y_log_ticks.iter().zip(log_labels_with_room(&along_y, px(15.0) as f64)) {
         chart.draw_series(std::iter::once(PathElement::new(vec![(x0, *v), (x1, *v)], grid))).map_err(e)?;
-        let (x, y) = chart.backend_coord(&(x0, *v));
-        let style = font(12.0).color(&BLACK).pos(Pos::new(HPos::Right, VPos::Center));
-        root.draw(&Text::new(label.clone(), (x - px(6.0), y), style)).map_err(e)?;
+        if show {
+            let (x, y) = chart.backend_coord(&(x0, *v));
+            let style = font(12.0).color(&BLACK).pos(Pos::new(HPos::Right, VPos::Center));
+            root.draw(&Text::new(label.clone(), (x - px(6.0), y), style)).map_err(e)?;
+        }
     }
     let stroke = px(2.0).max(1) as u32;
     for series in &spec.series {
