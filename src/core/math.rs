@@ -9,7 +9,7 @@
 /// 4e-17). Beyond |x| = 700 (overflow, underflow, ∞, NaN) it is `libm::exp`.
 #[inline]
 pub fn exp(x: f64) -> f64 {
-    if !(x.abs() <= 700.0) {
+    if x.is_nan() || x.abs() > 700.0 {
         return libm::exp(x);
     }
     // Adding 1.5 · 2^52 rounds to the nearest integer (ties to even) in any IEEE arithmetic.
