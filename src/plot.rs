@@ -619,23 +619,29 @@ mod tests {
 
     #[test]
     fn log_labels_keep_their_room_decades_first() {
-        // 0.04 … 0.1 over 80 pixels: 0.1 is labelled, 0.09 (7 px below) is not, 0.05 and 0.02-like
-        // round ticks come before the other digits.
-        let ticks: Vec<(f64, f64)> =
-            [0.04, 0.05, 0.06, 0.07, 0.08, 0.09, 0.1].iter().map(|&v: &f64| (v.log10(), 200.0 * (v.log10() + 1.4))).collect();
-        let labelled = log_labels_with_room(&ticks, 14.0);
-        assert!(labelled[6], "the decade");
-        assert!(!labelled[5], "0.09 is too close to 0.1");
-        assert!(labelled[1], "0.05 before the other digits");
-        for (i, a) in ticks.iter().enumerate() {
-            for (j, b) in ticks.iter().enumerate() {
+        let at = |values: &[f64], pixels_per_decade: f64| -> Vec<(f64, f64)> {
+            values.iter().map(|&v: &f64| (v.log10(), pixels_per_decade * v.log10())).collect()
+        };
+        // 0.07, 0.09, 0.1 at 200 px a decade (0.09 is 9.2 px below 0.1): left to right would
+        // label 0.07 and 0.09; the decade goes first, and 0.09 has no room beside it.
+        assert_eq!(log_labels_with_room(&at(&[0.07, 0.09, 0.1], 200.0), 14.0), [true, false, true]);
+        // 2 and 5 before the other digits: 3 and 4 lie within 40 px of 2 or 5, 2 and 5 do not
+        // lie within 40 px of each other (80 px at 200 px a decade).
+        assert_eq!(log_labels_with_room(&at(&[2.0, 3.0, 4.0, 5.0], 200.0), 40.0), [true, false, false, true]);
+        // 5 before 2 where only one fits.
+        assert_eq!(log_labels_with_room(&at(&[2.0, 5.0], 200.0), 100.0), [false, true]);
+        // Room enough: every tick.
+        let all = at(&[0.04, 0.05, 0.06, 0.07, 0.08, 0.09, 0.1], 200.0);
+        assert!(log_labels_with_room(&all, 1.0).iter().all(|&l| l));
+        // Whatever is labelled keeps its room.
+        let labelled = log_labels_with_room(&all, 14.0);
+        for (i, a) in all.iter().enumerate() {
+            for (j, b) in all.iter().enumerate() {
                 if i != j && labelled[i] && labelled[j] {
                     assert!((a.1 - b.1).abs() >= 14.0, "{i} {j}");
                 }
             }
         }
-        // Room enough: every tick.
-        assert!(log_labels_with_room(&ticks, 1.0).iter().all(|&l| l));
     }
 
     #[test]

@@ -13,11 +13,12 @@ use std::fmt::Write as _;
 pub const ASK_ABOVE_SECONDS: f64 = 12.0;
 /// Runs estimated above this many seconds are refused, with what to lower.
 pub const BUDGET_SECONDS: f64 = 120.0;
-/// How much slower the same work runs in the page than natively on one core, per worker. The
-/// `.ci/bench` kernels run 1.2–2.9× slower in wasm, but a whole lesson in the page (headless
-/// Chromium, `ONLY=live .ci/bench`, the page's loading left out) took 0.6–2.0× its native
-/// estimate divided over two workers, for the five defaults that take over a second: the SIMD
-/// scans and graph searches that dominate the longest runs are about as fast in wasm.
+/// How much slower the same work runs in the page than natively on one core, per worker, unless a
+/// term says otherwise ([`Estimate::term_in_page`]). The `.ci/bench` kernels run 1.2–2.9× slower
+/// in wasm, but a whole lesson in the page (headless Chromium, `ONLY=live .ci/bench`, the page's
+/// loading left out) took 0.6–2.0× its native estimate divided over two workers, for the five
+/// defaults that take over a second. Fast MIPS's terms are measured apart: at the notebook's
+/// sizes its graphs build 1.8× slower in wasm (no eight-lane AVX there, no prefetch).
 pub const WASM_SLOWDOWN: f64 = 1.0;
 /// A preview estimated to take at most this long in the page is quick: it may run with the cores
 /// to itself (the full run waits for it), and a lesson whose natural preview is slower offers a

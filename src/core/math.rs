@@ -1,5 +1,6 @@
-//! Transcendental functions through `libm`, so that native and wasm builds agree bit for bit
-//! (std's `exp`/`ln` call the platform's C library, which differs between targets).
+//! Transcendental functions from basic arithmetic (`exp`) or through `libm`, so that native and
+//! wasm builds agree bit for bit (std's `exp`/`ln` call the platform's C library, which differs
+//! between targets).
 
 /// e^x, within about one unit in the last place, from basic arithmetic only (so the same bits
 /// natively and in wasm, like `libm`, and about twice as fast as its division-based `exp`, which
@@ -12,10 +13,11 @@ pub fn exp(x: f64) -> f64 {
     if x.is_nan() || x.abs() > 700.0 {
         return libm::exp(x);
     }
-    // Adding 1.5 · 2^52 rounds to the nearest integer (ties to even) in any IEEE arithmetic.
+    // Adding 1.5 · 2^52 rounds to the nearest integer (ties to even): binary64 with
+    // round-to-nearest, as Rust's f64 is on every target, and |x · 64/ln 2| < 2^51.
     const ROUND: f64 = 6_755_399_441_055_744.0;
     let k = (x * SIXTY_FOUR_OVER_LN2 + ROUND) - ROUND;
-    // LN2_OVER_64_HI has 31 significant bits and |k| < 2^17: k · HI is exact, and so is x − k · HI.
+    // LN2_OVER_64_HI has 32 significant bits and |k| < 2^17: k · HI is exact, and so is x − k · HI.
     let r = (x - k * LN2_OVER_64_HI) - k * LN2_OVER_64_LO;
     let k = k as i64;
     let table = f64::from_bits(EXP2_SIXTY_FOURTHS[(k & 63) as usize]);
@@ -30,6 +32,7 @@ const SIXTY_FOUR_OVER_LN2: f64 = 92.332_482_616_893_66;
 const LN2_OVER_64_HI: f64 = f64::from_bits(0x3f86_2e42_fee0_0000);
 const LN2_OVER_64_LO: f64 = f64::from_bits(0x3d8a_39ef_3579_3c76);
 /// 2^(j/64) for j = 0 … 63, correctly rounded.
+#[rustfmt::skip]
 const EXP2_SIXTY_FOURTHS: [u64; 64] = [
     0x3ff0000000000000, 0x3ff02c9a3e778061, 0x3ff059b0d3158574, 0x3ff0874518759bc8,
     0x3ff0b5586cf9890f, 0x3ff0e3ec32d3d1a2, 0x3ff11301d0125b51, 0x3ff1429aaea92de0,
@@ -100,7 +103,7 @@ mod tests {
     }
 
     #[test]
-    fn exp_is_within_two_ulps_of_libm_everywhere_and_exact_where_it_must_be() {
+    fn exp_is_within_two_ulps_of_libm_and_one_at_zero() {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
         let mut worst = 0;
         for i in 0..400_000 {
@@ -119,7 +122,8 @@ mod tests {
         assert_eq!(exp(0.0), 1.0);
         assert_eq!(exp(-0.0), 1.0);
         assert_eq!(exp(1.0), std::f64::consts::E);
-        for x in [700.0, -700.0, 700.5, -700.5, 709.7, -745.0, 710.0, -746.0, f64::INFINITY, f64::NEG_INFINITY] {
+        // The last values the polynomial serves (beyond, `libm::exp` itself answers).
+        for x in [700.0, -700.0, 699.99, -699.99] {
             assert!(ulps(exp(x), libm::exp(x)) <= 2, "{x}");
         }
         assert!(exp(f64::NAN).is_nan());

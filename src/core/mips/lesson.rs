@@ -390,6 +390,9 @@ fn truth(p: &MipsParams, items: u32, cache: &mut StageCache, progress: &mut dyn 
             elapsed = progress.now_ms() - start;
         }
         let exact_ms_per_query = elapsed / top_k.len().max(1) as f64;
+        if top_k.len() < queries.len() {
+            progress.report(0.07, &format!("P = {items}: the other queries' exact answers, {EXACT_BATCH} at a time"));
+        }
         while top_k.len() < queries.len() {
             let batch: Vec<&[f32]> = (top_k.len()..queries.len().min(top_k.len() + EXACT_BATCH)).map(|q| queries.row(q)).collect();
             top_k.extend(exact::top_k_batch(vectors, &batch, k).into_iter().map(|found| found.into_iter().map(|(_, i)| i).collect()));
@@ -787,7 +790,10 @@ impl Experiment for MipsLesson {
             .term_in_page("scanning the int8 copies", &["queries", "base_items", "sizes", "dim"], int8, NS_PER_INT8_CODE, WASM_INT8)
     }
 
-    /// Each term dominates at least one of these, a few seconds each natively.
+    /// A few seconds each natively; each term but two dominates at least one of them. The single
+    /// exact scans stop after 60 ms per size, so they never dominate (their time per step is
+    /// kept as measured, not fitted: it decides how many queries are timed); the int8 scans are
+    /// second to the batched exact scans in the query that has the most of both.
     const CALIBRATION: &'static [&'static str] = &[
         // Building the graphs: the defaults; P beyond the shared cache; a wide beam; many links;
         // small and large d; clustered vectors on the augmented graph; Gaussian ones.
@@ -939,7 +945,8 @@ mod tests {
         for q in ["base_items=20000", "sizes=6", "dim=200", "queries=3000", "m=32", "ef_construction=200", "ef_search=200"] {
             assert!(seconds(q) > base, "{q}: {} vs {base}", seconds(q));
         }
-        // The case: P₀ = 650,000 builds for minutes (its two graphs): the page asks first.
+        // The case: P₀ = 650,000 builds for minutes (its two graphs): about 2 min natively
+        // (the CLI runs it with its estimate; the page, where building is ×1.8, refuses it).
         let largest = seconds("base_items=650000&sizes=1");
         assert!(largest > 5.0 * crate::core::budget::ASK_ABOVE_SECONDS, "{largest}");
         assert!((8..=12).contains(&MipsLesson::CALIBRATION.len()));
@@ -991,18 +998,23 @@ mod tests {
         let q = "base_items=1500&sizes=2&queries=70&dim=20&data=clustered&k=7";
         let untimed = without_timings(&run_query::<MipsLesson>(q, &mut ()).unwrap());
         // Each reading of this clock is 25 ms later: three queries are timed, 67 batched.
-        let mut now = 0.0;
+        let (mut now, mut batched) = (0.0, 0);
         let mut clocked = Timed {
-            report: |_: f64, _: &str| {},
+            report: |_: f64, stage: &str| batched += stage.contains("at a time") as u32,
             clock: || {
                 now += 25.0;
                 now
             },
         };
         let timed = run_query::<MipsLesson>(q, &mut clocked).unwrap();
+        assert_eq!(batched, 2, "both sizes' other queries were batched");
         let report: MipsReport = serde_json::from_str(&timed).unwrap();
         assert!(report.sizes.iter().all(|s| (s.exact_ms_per_query - 25.0).abs() < 1e-9), "{:?}", report.sizes);
         assert_eq!(without_timings(&timed), untimed);
+        // Without a clock every query is timed alone (the timing never reaches 60 ms).
+        let mut unclocked_batches = 0;
+        run_query::<MipsLesson>(q, &mut |_: f64, stage: &str| unclocked_batches += stage.contains("at a time") as u32).unwrap();
+        assert_eq!(unclocked_batches, 0);
     }
 
     /// A worker's cache is nearly full at its largest catalogue (the notebook's 137,854 items and
@@ -1029,7 +1041,6 @@ mod tests {
         let last = report.sizes.last().unwrap();
         // The largest graph, its vectors and its int8 copy: below this, rebuilding is unavoidable.
         let needed = last.memory_bytes as usize + largest * 24 * 4 + last.int8_bytes as usize;
-        let mut tested = 0;
         for step in 0..=16 {
             let budget = needed + (needed * step) / 4;
             let (builds, _) = run(budget);
@@ -1038,9 +1049,7 @@ mod tests {
                 let allowed = if i == 0 { 3 } else { 1 };
                 assert!(built <= allowed, "budget {budget}: P = {items} built {built} times ({builds:?}; unbounded {unbounded:?})");
             }
-            tested += 1;
         }
-        assert_eq!(tested, 17);
     }
 
     #[test]
