@@ -88,6 +88,11 @@ fn spread_plot(id: &str, title: &str, x_label: &str, points: &[SpreadPoint], x: 
     }
     spec.y_is_log10 = true;
     spec.x_is_log10 = x_log;
+    if !x_log {
+        // Every slate size named: on a phone the axis had room for three automatic labels, and
+        // the round step that allows (5) left one label on the axis.
+        spec.x_ticks = Some(points.iter().map(|p| (x(p), format!("{}", x(p)))).collect());
+    }
     spec.legend_at = LegendAt::UpperLeft;
     spec
 }
