@@ -577,7 +577,9 @@ fn on_worker_message(slot: &mut Slot, lesson: &'static Lesson, index: usize, id:
         return Outcome::Waiting; // the full run's progress is the one shown
     }
     if let Some(fraction) = get("progress").as_f64() {
-        job.fractions[index] = fraction;
+        // Never backwards: a lesson's stages report within their own shares, and a stage found in
+        // the cache, or one that reports its start after a later one, would move the bar back.
+        job.fractions[index] = job.fractions[index].max(fraction);
         return Outcome::Progress(job.fractions.iter().sum::<f64>() / job.fractions.len() as f64, job.preview.is_some());
     }
     if let Some(json) = get("live").as_string() {

@@ -423,7 +423,8 @@ fn built_index(
         } else {
             Some(built_index(p, before, false, cache, &mut staged(progress, 0.0, 0.05)))
         };
-        let catalogue = catalogue(p, items, cache, progress);
+        // After the smaller graph's share of the progress bar, not back at its start.
+        let catalogue = catalogue(p, items, cache, &mut staged(progress, 0.05, 0.1));
         let start = progress.now_ms();
         let mut inserting = staged(progress, 0.1, 0.9);
         // A grown graph's insertions: its predecessor's, then its own.
