@@ -5,8 +5,8 @@
 use crate::core::budget::Estimate;
 use crate::core::embeddings::lesson::EmbeddingsLesson;
 use crate::core::experiment::{
-    estimate_query, first_look_query, merge_query, parts_query, preview_query, run_part_query, run_query, start_query, steps, Experiment,
-    Part, Stepper,
+    estimate_query, first_look_query, merge_query, merge_so_far_query, opens_first_part_alone, parts_query, preview_query, run_part_query,
+    run_query, start_query, steps, Experiment, Part, Stepper,
 };
 use crate::core::horvitz_thompson::lesson::HorvitzThompsonLesson;
 use crate::core::mips::lesson::MipsLesson;
@@ -41,6 +41,11 @@ pub struct Lesson {
     pub steps: fn(&str) -> bool,
     /// Merge the parts into the report's JSON.
     pub merge: fn(&str, &[String]) -> Result<String, String>,
+    /// Merge the results so far of the parts that have some (None: nothing yet from that part),
+    /// where the experiment can (see `Experiment::not_started`).
+    pub merge_so_far: fn(&str, &[Option<String>]) -> Option<Result<String, String>>,
+    /// Whether the page opens the query with its first part alone (see `Experiment::not_started`).
+    pub opens_first_part_alone: fn(&str) -> bool,
     /// Parse a query: the canonical query of the values used, and what was wrong.
     pub canonical: fn(&str) -> (String, Vec<Issue>),
     /// Parse a query strictly (the CLI): the canonical query, or every problem; no defaults guessed.
@@ -107,6 +112,8 @@ macro_rules! lesson {
             start: start_query::<$experiment>,
             steps: steps::<$experiment>,
             merge: merge_query::<$experiment>,
+            merge_so_far: merge_so_far_query::<$experiment>,
+            opens_first_part_alone: opens_first_part_alone::<$experiment>,
             canonical: canonical::<$experiment>,
             strict: strict::<$experiment>,
             estimate: estimate_query::<$experiment>,
@@ -326,6 +333,27 @@ mod tests {
                 assert!(cost(&preview) < 0.6 * cost(&defaults), "{}: {} vs {}", lesson.id, cost(&preview), cost(&defaults));
             }
         }
+    }
+
+    #[test]
+    fn results_so_far_merge_without_the_parts_not_started_only_where_the_lesson_opens_with_one_part() {
+        for lesson in LESSONS {
+            let (query, _) = (lesson.canonical)("iterations=2&speed_sweep=off&slate_repeats=10");
+            let alone = (lesson.opens_first_part_alone)(&query);
+            assert_eq!((lesson.merge_so_far)(&query, &[None, None]).is_some(), alone, "{}", lesson.id);
+            assert_eq!(alone, lesson.id == "reinforce");
+        }
+        // REINFORCE's training part alone: its curves, merged with nothing from the studies' part
+        // (as the page opens), and the same as the merge of both once both are in.
+        let lesson = find("reinforce").unwrap();
+        let (query, _) = (lesson.canonical)("iterations=2&speed_sweep=off&slate_repeats=10&eval_users=50");
+        let parts: Vec<String> = (0..2).map(|i| (lesson.run_part)(&query, Part::new(i, 2), &mut ()).unwrap()).collect();
+        let first: crate::core::reinforce::lesson::ReinforceReport =
+            serde_json::from_str(&(lesson.merge_so_far)(&query, &[Some(parts[0].clone()), None]).unwrap().unwrap()).unwrap();
+        assert_eq!(first.training.len(), 3);
+        assert!(first.epsilon.is_empty() && first.slates.is_empty());
+        let both = (lesson.merge_so_far)(&query, &[Some(parts[0].clone()), Some(parts[1].clone())]).unwrap().unwrap();
+        assert_eq!(both, (lesson.merge)(&query, &parts).unwrap());
     }
 
     #[test]

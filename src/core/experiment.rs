@@ -98,6 +98,15 @@ pub trait Experiment {
 
     fn merge(params: &Checked<Self::Params>, partials: Vec<Self::Partial>) -> Self::Report;
 
+    /// The results so far of a part that has not started, where merging without that part makes
+    /// sense. An experiment that runs in slices and has one opens in the page with its first part
+    /// alone, until that part's first results so far are drawn: the other parts would share the
+    /// cores with it and with the page's first render (see `ui::worker`). None: every part starts
+    /// at once, and the page shows results so far only when every part has some.
+    fn not_started(_params: &Checked<Self::Params>) -> Option<Self::Partial> {
+        None
+    }
+
     /// The message of a report that records a failed run (the page shows it in place of the
     /// figures; the CLI exits non-zero with it).
     fn failure(_report: &Self::Report) -> Option<&str> {
@@ -217,6 +226,25 @@ pub fn merge_query<E: Experiment>(query: &str, partials: &[String]) -> Result<St
     let partials =
         partials.iter().map(|p| serde_json::from_str::<E::Partial>(p).map_err(|e| e.to_string())).collect::<Result<Vec<_>, _>>()?;
     serde_json::to_string(&E::merge(&params, partials)).map_err(|e| e.to_string())
+}
+
+/// Merge the results so far of the parts that have some (None: a part with nothing yet) into the
+/// report's JSON. None when a part has nothing yet and the experiment cannot merge without it
+/// (see [`Experiment::not_started`]).
+pub fn merge_so_far_query<E: Experiment>(query: &str, partials: &[Option<String>]) -> Option<Result<String, String>> {
+    if partials.iter().all(Option::is_some) {
+        let all: Vec<String> = partials.iter().flatten().cloned().collect();
+        return Some(merge_query::<E>(query, &all));
+    }
+    let params = strict_params::<E>(query).ok()?;
+    let waiting = serde_json::to_string(&E::not_started(&params)?).map_err(|e| e.to_string());
+    let all = partials.iter().map(|p| p.clone().map_or_else(|| waiting.clone(), Ok)).collect::<Result<Vec<_>, _>>();
+    Some(all.and_then(|all| merge_query::<E>(query, &all)))
+}
+
+/// Whether the page opens this query with its first part alone (see [`Experiment::not_started`]).
+pub fn opens_first_part_alone<E: Experiment>(query: &str) -> bool {
+    strict_params::<E>(query).is_ok_and(|p| E::stepper(&p, Part::WHOLE).is_some() && E::not_started(&p).is_some())
 }
 
 /// The whole experiment in one part, from scratch, as JSON (the CLI and the tests run this).

@@ -304,6 +304,12 @@ enum Dispatch {
     /// mostly finds its stages cached: making fast MIPS's full run wait for its preview took
     /// ef_search's answers from 183–352 to 242–481 ms.
     AfterPreview { parts: u32, alone: bool },
+    /// The page's opening run of a lesson that can show its first part's results so far without
+    /// the others (see `Experiment::not_started`): part 0 starts at once; the others wait until
+    /// its first results so far have been drawn ([`release_after_paint`]), or until it finishes.
+    /// On the 2-core machine of the README's live table, REINFORCE's two parts each built the
+    /// same world at once beside the page's first render, and its first curves waited for both.
+    FirstPartAlone,
 }
 
 /// What a lesson gets from [`use_experiment`].
@@ -443,7 +449,11 @@ fn start<R: DeserializeOwned + 'static>(
             };
             slot.job = launch(&mut slot, slot_rc, dispatcher, lesson, id, query, Some(preview), Dispatch::Now);
         }
-        None => slot.job = launch(&mut slot, slot_rc, dispatcher, lesson, id, query, None, Dispatch::Now),
+        None => {
+            let dispatch =
+                if then_full && !slot.shown && (lesson.opens_first_part_alone)(&query) { Dispatch::FirstPartAlone } else { Dispatch::Now };
+            slot.job = launch(&mut slot, slot_rc, dispatcher, lesson, id, query, None, dispatch);
+        }
     }
 }
 
@@ -493,11 +503,12 @@ fn launch<R: DeserializeOwned + 'static>(
         set("preview", JsValue::from_bool(job.preview.is_some()));
         match dispatch {
             Dispatch::AfterPreview { alone: true, .. } => slot.held.push((index, message)),
+            Dispatch::FirstPartAlone if index > 0 => slot.held.push((index, message)),
             Dispatch::AfterPreview { parts, alone: false } => {
                 set("queue", JsValue::from_bool((index as u32) < parts));
                 let _ = worker.post_message(&message);
             }
-            Dispatch::Now => {
+            Dispatch::Now | Dispatch::FirstPartAlone => {
                 let _ = worker.post_message(&message);
             }
         }
@@ -584,15 +595,26 @@ fn on_worker_message(slot: &mut Slot, lesson: &'static Lesson, index: usize, id:
     }
     if let Some(json) = get("live").as_string() {
         job.lives[index] = Some(json);
-        let latest: Option<Vec<String>> =
+        let latest: Vec<Option<String>> =
             job.partials.iter().zip(&job.lives).map(|(done, live)| done.clone().or_else(|| live.clone())).collect();
-        return match latest {
-            Some(partials) => Outcome::Live((lesson.merge)(&job.query, &partials).map(|json| (json, job.query.clone()))),
+        return match (lesson.merge_so_far)(&job.query, &latest) {
+            Some(merged) => Outcome::Live(merged.map(|json| (json, job.query.clone()))),
             None => Outcome::Waiting,
         };
     }
     if let Some(json) = get("result").as_string() {
         job.partials[index] = Some(json);
+        if !in_preview {
+            // A first part that finished without results so far: the parts it held back start now.
+            for (index, message) in std::mem::take(&mut slot.held) {
+                if let Some((worker, _, _)) = slot.workers.get(index) {
+                    let _ = worker.post_message(&message);
+                }
+            }
+        }
+        let Some(job) = (if in_preview { slot.preview_job.as_mut() } else { slot.job.as_mut() }) else {
+            return Outcome::Waiting;
+        };
         if job.partials.iter().all(Option::is_some) {
             let job = if in_preview {
                 slot.preview_job.take().expect("a preview job")
@@ -657,10 +679,15 @@ fn spawn<R: DeserializeOwned + 'static>(
                     if let Ok(report) = serde_json::from_str::<R>(&json) {
                         dispatcher.dispatch(Action::Live { id, report: Rc::new(report), query });
                     }
+                    // The parts held behind the first one's results so far (see Dispatch).
+                    release_after_paint(&slot_rc, id);
                     return;
                 }
                 // A live view that cannot be merged is skipped: the final merge will report it.
-                Outcome::Live(Err(_)) => return,
+                Outcome::Live(Err(_)) => {
+                    release_after_paint(&slot_rc, id);
+                    return;
+                }
                 Outcome::Progress(fraction, preview) => {
                     let stage =
                         js_sys::Reflect::get(&data, &JsValue::from_str("stage")).ok().and_then(|v| v.as_string()).unwrap_or_default();

@@ -1052,6 +1052,12 @@ impl Experiment for ReinforceLesson {
         Some(Box::new(ReinforcePart::new(params, part)))
     }
 
+    /// Nothing yet: the page opens with the training's part alone, and shows its first curves
+    /// before the studies' part has built its own copy of the world.
+    fn not_started(_params: &Checked<ReinforceParams>) -> Option<ReinforceReport> {
+        Some(ReinforceReport::default())
+    }
+
     fn merge(_params: &Checked<ReinforceParams>, partials: Vec<ReinforceReport>) -> ReinforceReport {
         let mut report = ReinforceReport::default();
         for p in partials {
