@@ -236,7 +236,8 @@ impl<E: CoreExperiment + 'static> LessonState<E> {
                 Some(html! {
                     <RunControls status={self.run.status.clone()} elapsed_ms={self.run.elapsed_ms}
                         {on_run} on_cancel={self.experiment.cancel.clone()} {on_reset} {on_pause} paused={self.run.paused}
-                        auto_run={*self.auto_run} {on_auto_run} {gate} preview_note={self.preview_note()} />
+                        auto_run={*self.auto_run} {on_auto_run} {gate} preview_note={self.preview_note()}
+                        dragging={self.run.dragging} />
                 })
             }
             _ => None,

@@ -291,6 +291,9 @@ pub struct RunControlsProps {
     /// The figures show a preview: what it leaves out.
     #[prop_or_default]
     pub preview_note: Option<AttrValue>,
+    /// The preview is the results so far of a dragged slider's run.
+    #[prop_or_default]
+    pub dragging: bool,
 }
 
 /// Run / step / cancel / reset, the auto-run switch, and the progress bar.
@@ -335,7 +338,10 @@ pub fn RunControls(props: &RunControlsProps) -> Html {
                                 else { format!("{stage}… {:.0} %", fraction * 100.0) }
                             }</span>
                             if let Some(note) = &props.preview_note {
-                                <span class="hint preview-note">{ format!(" — showing a preview ({note}); the full result follows") }</span>
+                                <span class="hint preview-note">{
+                                    if props.dragging { format!(" — showing a preview ({note}); release the control for the full result") }
+                                    else { format!(" — showing a preview ({note}); the full result follows") }
+                                }</span>
                             }
                         </>
                     },

@@ -38,6 +38,9 @@ pub struct RunState<R> {
     /// `report` is a preview (see core::experiment::Experiment::preview): of which query, and
     /// what it leaves out.
     pub preview: Option<Shown>,
+    /// `report` is the results so far of a run for a slider being dragged (a lesson that runs in
+    /// slices and has no cheaper preview): shown as its preview while the run goes on.
+    pub dragging: bool,
     /// The last finished report and its query: what `report` falls back to when a run whose
     /// live results were showing is cancelled or fails.
     finished: Option<(Rc<R>, String)>,
@@ -56,6 +59,7 @@ impl<R> Default for RunState<R> {
             elapsed_ms: 0.0,
             paused: false,
             preview: None,
+            dragging: false,
             finished: None,
             current: 0,
             started_at: 0.0,
@@ -83,11 +87,12 @@ pub enum Action<R> {
         shown: Shown,
         last: bool,
     },
-    /// The results so far of a run in slices.
+    /// The results so far of a run in slices; `dragging`: of a run for a dragged slider.
     Live {
         id: u32,
         report: Rc<R>,
         query: String,
+        dragging: bool,
     },
     Done {
         id: u32,
@@ -114,6 +119,7 @@ impl<R> Reducible for RunState<R> {
             elapsed_ms: self.elapsed_ms,
             paused: self.paused,
             preview: self.preview.clone(),
+            dragging: self.dragging,
             finished: self.finished.clone(),
             current: self.current,
             started_at: self.started_at,
@@ -123,6 +129,7 @@ impl<R> Reducible for RunState<R> {
         let restore_finished = |next: &mut RunState<R>| {
             next.paused = false;
             next.preview = None;
+            next.dragging = false;
             if let Some((report, query)) = next.finished.clone() {
                 next.report = Some(report);
                 next.report_query = query;
@@ -134,6 +141,7 @@ impl<R> Reducible for RunState<R> {
         match action {
             Action::Start { id } => {
                 next.current = id;
+                next.dragging = false;
                 next.started_at = now;
                 next.paused = false;
                 next.paused_ms = 0.0;
@@ -143,14 +151,18 @@ impl<R> Reducible for RunState<R> {
                 next.report = Some(report);
                 next.report_query = query;
                 next.preview = Some(shown);
+                next.dragging = false;
                 if last {
                     next.status = RunStatus::Preview;
                 }
             }
-            Action::Live { id, report, query } if id == self.current => {
+            Action::Live { id, report, query, dragging } if id == self.current => {
+                // A dragged slider's run shows its results so far as its preview: the slider's
+                // value is not the page's parameters until it is released.
+                next.preview = dragging.then(|| Shown { of: query.clone(), note: "results so far".into() });
+                next.dragging = dragging;
                 next.report = Some(report);
                 next.report_query = query;
-                next.preview = None;
             }
             Action::Pause(paused) if matches!(self.status, RunStatus::Running { .. }) && paused != self.paused => {
                 next.paused = paused;
@@ -166,6 +178,7 @@ impl<R> Reducible for RunState<R> {
             Action::Done { id, report, query } if id == self.current => {
                 next.status = RunStatus::Done;
                 next.preview = None;
+                next.dragging = false;
                 next.finished = Some((report.clone(), query.clone()));
                 next.report = Some(report);
                 next.report_query = query;
@@ -565,8 +578,9 @@ fn hold_preview(slot_rc: &Rc<RefCell<Slot>>, id: u32, show: Box<dyn FnOnce()>) {
 enum Outcome {
     /// The job's progress, and whether it is a preview.
     Progress(f64, bool),
-    /// Every part has results so far (or its final ones): merged, and the query.
-    Live(Result<(String, String), String>),
+    /// Every part has results so far (or its final ones, or has not started where the lesson can
+    /// do without it): merged, the query, and whether the run is a dragged slider's.
+    Live(Result<(String, String, bool), String>),
     /// All parts are in: the merged report's JSON, the query, and what preview it was.
     Finished(Result<(String, String, Option<PreviewJob>), String>),
     Waiting,
@@ -598,7 +612,10 @@ fn on_worker_message(slot: &mut Slot, lesson: &'static Lesson, index: usize, id:
         let latest: Vec<Option<String>> =
             job.partials.iter().zip(&job.lives).map(|(done, live)| done.clone().or_else(|| live.clone())).collect();
         return match (lesson.merge_so_far)(&job.query, &latest) {
-            Some(merged) => Outcome::Live(merged.map(|json| (json, job.query.clone()))),
+            Some(merged) => {
+                let dragging = job.preview.as_ref().is_some_and(|p| p.last);
+                Outcome::Live(merged.map(|json| (json, job.query.clone(), dragging)))
+            }
             None => Outcome::Waiting,
         };
     }
@@ -675,9 +692,9 @@ fn spawn<R: DeserializeOwned + 'static>(
             }
             match outcome {
                 Outcome::Waiting => return,
-                Outcome::Live(Ok((json, query))) => {
+                Outcome::Live(Ok((json, query, dragging))) => {
                     if let Ok(report) = serde_json::from_str::<R>(&json) {
-                        dispatcher.dispatch(Action::Live { id, report: Rc::new(report), query });
+                        dispatcher.dispatch(Action::Live { id, report: Rc::new(report), query, dragging });
                     }
                     // The parts held behind the first one's results so far (see Dispatch).
                     release_after_paint(&slot_rc, id);
