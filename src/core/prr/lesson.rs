@@ -595,7 +595,8 @@ pub struct TimingPoint {
 enum Job {
     /// The main world's methods of unit `u` of [`main_units`].
     Main(u32),
-    Timing,
+    /// Group `g` of [`timing_groups`].
+    Timing(u32),
     SweepK(u32),
     SweepP(u32),
 }
@@ -603,8 +604,19 @@ enum Job {
 fn jobs(p: &PrrParams) -> Vec<Job> {
     let mut jobs: Vec<Job> = (0..main_units(p).len() as u32).map(Job::Main).collect();
     jobs.extend(sweep_points(p).into_iter().filter(|job| !is_main_world(p, *job)));
-    jobs.push(Job::Timing);
+    jobs.extend((0..timing_groups(p).len() as u32).map(Job::Timing));
     jobs
+}
+
+/// The timing's sizes (those up to `timing_max_items`) in the jobs that time them: the largest
+/// alone (at P = 10⁵ about 60 % of the timing), the others together, so that two parts share a
+/// timing, which reruns with every K.
+fn timing_groups(p: &PrrParams) -> Vec<Vec<u32>> {
+    let sizes: Vec<u32> = TIMING_P.iter().copied().filter(|&items| items as i64 <= p.timing_max_items).collect();
+    match sizes.split_last() {
+        Some((&largest, rest)) if !rest.is_empty() => vec![rest.to_vec(), vec![largest]],
+        _ => vec![sizes],
+    }
 }
 
 /// The sweep's worlds, in the report's order: K points at the main P, P points (those ≥ K) at
@@ -677,7 +689,8 @@ fn scatter_unit(p: &PrrParams, units: &[Vec<u32>]) -> usize {
 fn assignment(p: &PrrParams, jobs: &[Job], parts: u32, preview: bool) -> Vec<u32> {
     // A preview's timing is left out (or cached): no work. (Not read from the cache, which
     // differs between workers, while every part must agree on the placement.)
-    let costs: Vec<f64> = jobs.iter().map(|job| if preview && *job == Job::Timing { 0.0 } else { placement_cost(p, *job) }).collect();
+    let costs: Vec<f64> =
+        jobs.iter().map(|job| if preview && matches!(job, Job::Timing(_)) { 0.0 } else { placement_cost(p, *job) }).collect();
     let sweep = |j: usize| matches!(jobs[j], Job::SweepK(_) | Job::SweepP(_));
     let mut order: Vec<usize> = (0..jobs.len()).collect();
     order.sort_by(|&a, &b| sweep(a).cmp(&sweep(b)).then(costs[b].total_cmp(&costs[a])).then(a.cmp(&b)));
@@ -863,7 +876,7 @@ fn world_cost(p: &PrrParams, job: Job) -> Option<WorldCost> {
         }),
         Job::SweepK(k) => Some(synthetic(p.items as f64, k as f64, false)),
         Job::SweepP(items) => Some(synthetic(items as f64, p.slate_size as f64, false)),
-        Job::Timing => None,
+        Job::Timing(_) => None,
     }
 }
 
@@ -995,12 +1008,15 @@ impl WorldCost {
     }
 }
 
-/// The timing job's work: its trainings timed over ≈ 30 ms of clock each (its first size runs
-/// twice), and the item-dimensions of its slate-IPS epochs where those are slow (large P).
-fn timing_steps(p: &PrrParams) -> (f64, f64) {
+/// A timing job's work (group `group` of [`timing_groups`], or all of them): its trainings timed
+/// over ≈ 30 ms of clock each (after a first run at the smallest size), and the item-dimensions
+/// of its slate-IPS epochs where those are slow (large P).
+fn timing_steps(p: &PrrParams, group: Option<u32>) -> (f64, f64) {
     let (batch, dim) = (p.batch as f64, p.model_dim as f64);
-    let sizes: Vec<f64> = TIMING_P.iter().filter(|&&items| items as i64 <= p.timing_max_items).map(|&items| items as f64).collect();
-    let runs: Vec<f64> = sizes.first().copied().into_iter().chain(sizes.iter().copied()).collect();
+    let groups = timing_groups(p);
+    let chosen: Vec<&Vec<u32>> =
+        groups.iter().enumerate().filter(|(g, _)| group.is_none_or(|c| c as usize == *g)).map(|(_, s)| s).collect();
+    let runs: Vec<f64> = chosen.iter().flat_map(|sizes| timing_runs(p, sizes)).map(|items| items as f64).collect();
     let timed_trainings = 2.0 * runs.len() as f64;
     let examples = TIMING_EXAMPLES as f64;
     let timed_ips: f64 = runs
@@ -1018,8 +1034,8 @@ fn timing_steps(p: &PrrParams) -> (f64, f64) {
 /// logging), not its A/B tests (see [`assignment`]).
 fn placement_cost(p: &PrrParams, job: Job) -> f64 {
     match job {
-        Job::Timing => {
-            let (timed_trainings, timed_ips) = timing_steps(p);
+        Job::Timing(group) => {
+            let (timed_trainings, timed_ips) = timing_steps(p, Some(group));
             timed_trainings * NS_PER_TIMED_TRAINING + timed_ips * NS_PER_TIMED_IPS_STEP
         }
         Job::Main(u) => {
@@ -1159,7 +1175,7 @@ impl Experiment for PrrLesson {
                 scatter += w.scatter_evaluations(p);
             }
         }
-        let (timed_trainings, timed_ips) = timing_steps(p);
+        let (timed_trainings, timed_ips) = timing_steps(p, None);
         Estimate::new()
             .term("logging the impressions", &["logs", "sweep"], logged, NS_PER_LOGGED_POSITION)
             .term(
@@ -1236,10 +1252,10 @@ impl Experiment for PrrLesson {
                 Job::Main(unit) => JobResult::Main(run_main_unit(p, unit as usize, cache, &mut stage)),
                 // A preview leaves the timing out unless it is cached: a clock-bound job that
                 // would delay the first look (the full run, next, measures it).
-                Job::Timing if part.preview => {
-                    JobResult::Timing(cache.get::<Timing>(&PRR_GRAPH.key("timing", p)).map_or_else(Vec::new, |t| t.0.clone()))
+                Job::Timing(group) if part.preview => {
+                    JobResult::Timing(cache.get::<Timing>(&PRR_GRAPH.key("timing", p).with(group)).map_or_else(Vec::new, |t| t.0.clone()))
                 }
-                Job::Timing => JobResult::Timing(timing_stage(p, cache, &mut stage).0.clone()),
+                Job::Timing(group) => JobResult::Timing(timing_stage(p, group, cache, &mut stage).0.clone()),
                 Job::SweepK(k) => JobResult::SweepK(run_world(&p.k_point(k), cache, &mut stage)),
                 Job::SweepP(items) => JobResult::SweepP(run_world(&p.p_point(items), cache, &mut stage)),
             };
@@ -1295,10 +1311,15 @@ impl Experiment for PrrLesson {
         let mut results: Vec<(u32, JobResult)> = partials.into_iter().flatten().collect();
         results.sort_by_key(|r| r.0);
         let (mut main, mut timing, mut sweep_k, mut sweep_p) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let mut timing_pending = false;
         for (_, r) in results {
             match r {
                 JobResult::Main(unit) => main.push(unit),
-                JobResult::Timing(t) => timing = t,
+                JobResult::Timing(t) => {
+                    // A preview's group that was not cached.
+                    timing_pending |= t.is_empty();
+                    timing.extend(t);
+                }
                 JobResult::SweepK(w) => sweep_k.push(w),
                 JobResult::SweepP(w) => sweep_p.push(w),
             }
@@ -1323,7 +1344,7 @@ impl Experiment for PrrLesson {
             published_setting: p.published_setting() as u32,
             sweep_k,
             sweep_p,
-            timing_pending: timing.is_empty(),
+            timing_pending: timing_pending || timing.is_empty(),
             timing,
         }
     }
@@ -1593,8 +1614,8 @@ fn scatter_stage(
     })
 }
 
-fn timing_stage(p: &PrrParams, cache: &mut StageCache, progress: &mut dyn Progress) -> Rc<Timing> {
-    cache.get_or_compute(PRR_GRAPH.key("timing", p), |_| Timing(timing(p, progress)))
+fn timing_stage(p: &PrrParams, group: u32, cache: &mut StageCache, progress: &mut dyn Progress) -> Rc<Timing> {
+    cache.get_or_compute(PRR_GRAPH.key("timing", p).with(group), |_| Timing(timing(p, group, progress)))
 }
 
 /// The world `q` describes, its logs and its A/B test's traffic.
@@ -1797,11 +1818,9 @@ fn scatter(
 
 /// Time epochs of PRR and slate IPS over the same logged rows as P grows: PRR's cost per row is
 /// O(K·d), slate IPS's O(P·d) (on clicked rows: the softmax normaliser).
-fn timing(p: &PrrParams, progress: &mut dyn Progress) -> Vec<TimingPoint> {
-    let sizes: Vec<u32> = TIMING_P.iter().copied().filter(|&items| items as i64 <= p.timing_max_items).collect();
-    // The first size runs twice and its first measurement is dropped: a fresh worker's code is
-    // still being optimised by the browser's compiler then.
-    let runs: Vec<u32> = sizes.first().copied().into_iter().chain(sizes.iter().copied()).collect();
+fn timing(p: &PrrParams, group: u32, progress: &mut dyn Progress) -> Vec<TimingPoint> {
+    let sizes = timing_groups(p).into_iter().nth(group as usize).unwrap_or_default();
+    let runs = timing_runs(p, &sizes);
     let mut points = Vec::new();
     for (i, &items) in runs.iter().enumerate() {
         let mut stage = staged(progress, i as f64 / runs.len() as f64, (i + 1) as f64 / runs.len() as f64);
@@ -1812,6 +1831,17 @@ fn timing(p: &PrrParams, progress: &mut dyn Progress) -> Vec<TimingPoint> {
         }
     }
     points
+}
+
+/// The sizes a timing job runs: first the smallest size of the timing, whose measurement is
+/// dropped (a fresh worker's code is still being optimised by the browser's compiler then), then
+/// its own sizes.
+fn timing_runs(p: &PrrParams, sizes: &[u32]) -> Vec<u32> {
+    let smallest = TIMING_P.iter().copied().find(|&items| items as i64 <= p.timing_max_items);
+    if sizes.is_empty() {
+        return Vec::new();
+    }
+    smallest.into_iter().chain(sizes.iter().copied()).collect()
 }
 
 /// Milliseconds per epoch of `train(epochs, tick)`, which builds a fresh model and calls `tick`
@@ -2044,7 +2074,7 @@ mod tests {
                 let cache = &mut StageCache::disabled();
                 match *job {
                     Job::Main(unit) => drop(run_main_unit(&params, unit as usize, cache, &mut clock)),
-                    Job::Timing => drop(timing(&params, &mut clock)),
+                    Job::Timing(group) => drop(timing(&params, group, &mut clock)),
                     Job::SweepK(k) => drop(run_world(&params.k_point(k), cache, &mut clock)),
                     Job::SweepP(items) => drop(run_world(&params.p_point(items), cache, &mut clock)),
                 }
