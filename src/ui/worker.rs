@@ -543,6 +543,12 @@ fn release_after_paint(slot_rc: &Rc<RefCell<Slot>>, id: u32) {
                 for (index, message) in std::mem::take(&mut slot.held) {
                     if let Some((worker, _, _)) = slot.workers.get(index) {
                         let _ = worker.post_message(&message);
+                        // Paused while this part waited: it starts paused too.
+                        if slot.paused {
+                            let pause = js_sys::Object::new();
+                            let _ = js_sys::Reflect::set(&pause, &JsValue::from_str("pause"), &JsValue::TRUE);
+                            let _ = worker.post_message(&pause);
+                        }
                     }
                 }
             }
