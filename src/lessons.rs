@@ -208,7 +208,7 @@ mod tests {
 
     #[test]
     fn every_preset_is_valid_distinct_and_runs_in_a_tab() {
-        use crate::core::budget::{verdict, Verdict};
+        use crate::core::budget::{verdict, Place, Verdict};
         for lesson in LESSONS {
             let (defaults, _) = (lesson.canonical)("");
             let mut seen = Vec::new();
@@ -217,7 +217,7 @@ mod tests {
                 assert_ne!(query, defaults, "{} preset {} is the defaults", lesson.id, preset.name);
                 assert!(!seen.contains(&query), "{} preset {} repeats another", lesson.id, preset.name);
                 let estimate = (lesson.estimate)(&query).unwrap();
-                let page = verdict(&estimate, estimate.page_seconds(2));
+                let page = verdict(&estimate, Place::Page { cores: 2 });
                 assert!(!matches!(page, Verdict::Refuse { .. }), "{} preset {} is refused: {page:?}", lesson.id, preset.name);
                 seen.push(query);
             }
@@ -299,10 +299,10 @@ mod tests {
 
     #[test]
     fn defaults_run_at_once_and_the_long_runs_are_asked_for_or_refused() {
-        use crate::core::budget::{verdict, Verdict};
+        use crate::core::budget::{verdict, Place, Verdict};
         let page = |id: &str, query: &str| {
             let estimate = (find(id).unwrap().estimate)(query).unwrap();
-            verdict(&estimate, estimate.page_seconds(2))
+            verdict(&estimate, Place::Page { cores: 2 })
         };
         for lesson in LESSONS {
             assert_eq!(page(lesson.id, ""), Verdict::Run, "{}", lesson.id);

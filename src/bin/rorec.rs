@@ -178,7 +178,7 @@ fn run(lesson: &Lesson, args: &[String]) -> Result<(), String> {
     // The same budget as the page's, for the time here (natively, one core).
     let estimate = (lesson.estimate)(&query)?;
     let seconds = estimate.native_seconds();
-    match budget::verdict(&estimate, seconds) {
+    match budget::verdict(&estimate, budget::Place::Native) {
         budget::Verdict::Refuse { message, .. } if !options.iter().any(|(n, _)| n == "no-budget") => {
             return Err(format!(
                 "{message}

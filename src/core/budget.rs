@@ -101,9 +101,19 @@ impl Estimate {
         self.terms.iter().map(|t| t.seconds() * t.wasm_slowdown).sum::<f64>() / speedup
     }
 
-    /// The term that costs the most.
-    pub fn largest(&self) -> Option<&Term> {
-        self.terms.iter().max_by(|a, b| a.seconds().total_cmp(&b.seconds()))
+    /// Seconds where the run would happen.
+    pub fn seconds(&self, place: Place) -> f64 {
+        match place {
+            Place::Native => self.native_seconds(),
+            Place::Page { cores } => self.page_seconds(cores),
+        }
+    }
+
+    /// The term that costs the most where the run would happen (a term's wasm slowdown can make
+    /// another term the largest in the page).
+    pub fn largest(&self, place: Place) -> Option<&Term> {
+        let cost = |t: &Term| if matches!(place, Place::Page { .. }) { t.seconds() * t.wasm_slowdown } else { t.seconds() };
+        self.terms.iter().max_by(|a, b| cost(a).total_cmp(&cost(b)))
     }
 
     /// The estimate term by term, for `rorec estimate`.
@@ -129,9 +139,18 @@ pub enum Verdict {
     Refuse { seconds: f64, message: String },
 }
 
-/// The verdict for an estimate of `seconds` where the run would happen.
-pub fn verdict(estimate: &Estimate, seconds: f64) -> Verdict {
-    let main = estimate.largest();
+/// Where a run happens: natively on one core (the CLI), or in the page's wasm workers.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Place {
+    Native,
+    Page { cores: u32 },
+}
+
+/// The verdict for an estimate where the run would happen: its time there, and the term that
+/// costs the most there.
+pub fn verdict(estimate: &Estimate, place: Place) -> Verdict {
+    let seconds = estimate.seconds(place);
+    let main = estimate.largest(place);
     let what = main.map(|t| t.what).unwrap_or("the run");
     let lower = main.map(|t| or_list(t.grows_with)).unwrap_or_default();
     if seconds > BUDGET_SECONDS {
@@ -202,11 +221,24 @@ mod tests {
         let estimate = |s: f64| {
             Estimate::new().term("building the graphs", &["base_items", "sizes"], s * 1e9, 1.0).term("searching", &["queries"], 1.0, 1.0)
         };
-        assert_eq!(verdict(&estimate(1.0), 1.0), Verdict::Run);
-        let Verdict::Ask { message, .. } = verdict(&estimate(30.0), 30.0) else { panic!() };
+        assert_eq!(verdict(&estimate(1.0), Place::Native), Verdict::Run);
+        let Verdict::Ask { message, .. } = verdict(&estimate(30.0), Place::Native) else { panic!() };
         assert!(message.contains("30 s") && message.contains("building the graphs"), "{message}");
-        let Verdict::Refuse { message, .. } = verdict(&estimate(400.0), 400.0) else { panic!() };
+        let Verdict::Refuse { message, .. } = verdict(&estimate(400.0), Place::Native) else { panic!() };
         assert!(message.contains("6 min 40 s") && message.contains("Lower base_items or sizes"), "{message}");
+        // The page names the term that costs the most in wasm: 20 s natively of a term that runs
+        // at the same speed there, against 15 s of one that runs 3 times slower.
+        let mixed = Estimate::new().term_in_page("building the graphs", &["base_items"], 20e9, 1.0, 1.0).term_in_page(
+            "scanning",
+            &["queries"],
+            15e9,
+            1.0,
+            3.0,
+        );
+        let Verdict::Ask { message, .. } = verdict(&mixed, Place::Native) else { panic!() };
+        assert!(message.contains("35 s") && message.contains("most of it building the graphs"), "{message}");
+        let Verdict::Ask { message, .. } = verdict(&mixed, Place::Page { cores: 1 }) else { panic!() };
+        assert!(message.contains("65 s") && message.contains("most of it scanning"), "{message}");
     }
 
     #[test]

@@ -326,7 +326,7 @@ fn slide_columns(parts: &[Part], render_part: &dyn Fn(&Part) -> Html) -> Html {
 /// machine's cores.
 fn page_verdict(lesson: &Lesson, query: &str) -> Verdict {
     match (lesson.estimate)(query) {
-        Ok(estimate) => budget::verdict(&estimate, estimate.page_seconds(crate::ui::worker::cores())),
+        Ok(estimate) => budget::verdict(&estimate, budget::Place::Page { cores: crate::ui::worker::cores() }),
         Err(_) => Verdict::Run, // bad parameters: the run reports them
     }
 }
