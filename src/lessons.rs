@@ -43,7 +43,7 @@ pub struct Lesson {
     pub merge: fn(&str, &[String]) -> Result<String, String>,
     /// Merge the results so far of the parts that have some (None: nothing yet from that part),
     /// where the experiment can (see `Experiment::not_started`).
-    pub merge_so_far: fn(&str, &[Option<String>]) -> Option<Result<String, String>>,
+    pub merge_so_far: MergeSoFar,
     /// Whether the page opens the query with its first part alone (see `Experiment::not_started`).
     pub opens_first_part_alone: fn(&str) -> bool,
     /// Parse a query: the canonical query of the values used, and what was wrong.
@@ -75,6 +75,10 @@ pub struct Lesson {
     #[cfg(target_arch = "wasm32")]
     pub view: fn(crate::ui::lesson_page::LessonProps) -> yew::Html,
 }
+
+/// Merges the parts' results so far (None: nothing yet from a part); None when the lesson cannot
+/// without a part.
+pub type MergeSoFar = fn(&str, &[Option<String>]) -> Option<Result<String, String>>;
 
 impl Lesson {
     pub fn text(&self) -> &'static LessonText {
