@@ -24,6 +24,10 @@ pub type StartPart = fn(&str, Part) -> Result<Box<dyn Stepper>, String>;
 /// Writes a lesson's logged dataset as CSV, for a query.
 pub type DatasetCsv = fn(&str) -> Result<String, String>;
 
+/// Merges the parts' results so far (None: nothing yet from a part); None when the lesson cannot
+/// without a part.
+pub type MergeSoFar = fn(&str, &[Option<String>]) -> Option<Result<String, String>>;
+
 pub struct Lesson {
     /// URL and CLI name, and the name of the text file in `lessons/`.
     pub id: &'static str,
@@ -75,10 +79,6 @@ pub struct Lesson {
     #[cfg(target_arch = "wasm32")]
     pub view: fn(crate::ui::lesson_page::LessonProps) -> yew::Html,
 }
-
-/// Merges the parts' results so far (None: nothing yet from a part); None when the lesson cannot
-/// without a part.
-pub type MergeSoFar = fn(&str, &[Option<String>]) -> Option<Result<String, String>>;
 
 impl Lesson {
     pub fn text(&self) -> &'static LessonText {
