@@ -404,6 +404,8 @@ test('reinforce: curves grow while training, pause holds it, the page computes w
     && [...document.querySelectorAll('[data-table="reinforce-results"] tbody tr td:nth-child(2)')].some((td) => Number(td.innerText) > 0),
   null, { timeout: 60000 });
   assert.equal(await page.locator('[data-widget="curves"] canvas').count(), 2, 'curves drawn while running');
+  // The sweep is on: before its points come, it is computing, not "off".
+  assert.doesNotMatch(await page.locator('[data-widget="speed"]').innerText(), /sweep is off/);
   await page.locator('[data-widget="curves"]').scrollIntoViewIfNeeded();
   await page.screenshot({ path: join(ARTIFACTS, 'reinforce-live.png'), fullPage: false });
   // Pause: the slices in flight land, then nothing moves until Resume.

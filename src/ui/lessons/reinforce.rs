@@ -2,12 +2,16 @@
 //! time, effective sample sizes, the ε study, iterations per second and speed-up as P grows, and
 //! the Plackett–Luce variance study. The math is in `core::reinforce`.
 
-use crate::core::reinforce::lesson::{MethodRun, ReinforceLesson, ReinforceReport, SpeedPoint, PUBLISHED, TIMING_MIN_MS, TIMING_MIN_STEPS};
+use crate::core::params::from_query;
+use crate::core::reinforce::lesson::{
+    MethodRun, ReinforceLesson, ReinforceParams, ReinforceReport, SpeedPoint, PUBLISHED, TIMING_MIN_MS, TIMING_MIN_STEPS,
+};
 use crate::core::reinforce::Method;
 use crate::plot::{fmt_sig, LegendAt, PlotSpec, Series, Style, TableSpec, REFERENCE};
 use crate::ui::lesson_page::{use_lesson, waiting, LessonProps};
 use crate::ui::plot::Plot;
 use crate::ui::widgets::Table;
+use crate::ui::worker::RunStatus;
 use std::rc::Rc;
 use yew::prelude::*;
 
@@ -44,7 +48,13 @@ fn ReinforcePage(props: &LessonProps) -> Html {
             },
             "speed" => {
                 if f.speed_table.rows.is_empty() {
-                    return html! { <p class="hint">{ "The speed sweep is off (turn it on above)." }</p> };
+                    // No points: the sweep is off, or its part has not posted them yet.
+                    let (shown, _) = from_query::<ReinforceParams>(&state.run.report_query);
+                    return match (shown.speed_sweep, &state.run.status) {
+                        ("off", _) => html! { <p class="hint">{ "The speed sweep is off (turn it on above)." }</p> },
+                        (_, RunStatus::Running { .. }) => waiting(),
+                        _ => html! { <p class="hint">{ "The speed sweep gave no points (see the messages above)." }</p> },
+                    };
                 }
                 html! {
                     <>
