@@ -24,8 +24,8 @@ pub type StartPart = fn(&str, Part) -> Result<Box<dyn Stepper>, String>;
 /// Writes a lesson's logged dataset as CSV, for a query.
 pub type DatasetCsv = fn(&str) -> Result<String, String>;
 
-/// Merges the parts' results so far (None: nothing yet from a part); None when the lesson cannot
-/// without a part.
+/// Merges the parts' results so far (None: a part that has not started); None when the lesson
+/// cannot merge without such a part.
 pub type MergeSoFar = fn(&str, &[Option<String>]) -> Option<Result<String, String>>;
 
 pub struct Lesson {
@@ -45,8 +45,8 @@ pub struct Lesson {
     pub steps: fn(&str) -> bool,
     /// Merge the parts into the report's JSON.
     pub merge: fn(&str, &[String]) -> Result<String, String>,
-    /// Merge the results so far of the parts that have some (None: nothing yet from that part),
-    /// where the experiment can (see `Experiment::not_started`).
+    /// Merge the parts' results so far (None: a part that has not started), where the experiment
+    /// can (see `Experiment::not_started`).
     pub merge_so_far: MergeSoFar,
     /// Whether the page opens the query with its first part alone (see `Experiment::not_started`).
     pub opens_first_part_alone: fn(&str) -> bool,
@@ -345,7 +345,7 @@ mod tests {
             let (query, _) = (lesson.canonical)("iterations=2&speed_sweep=off&slate_repeats=10");
             let alone = (lesson.opens_first_part_alone)(&query);
             assert_eq!((lesson.merge_so_far)(&query, &[None, None]).is_some(), alone, "{}", lesson.id);
-            assert_eq!(alone, lesson.id == "reinforce");
+            assert_eq!(alone, lesson.id == "reinforce", "{}", lesson.id);
         }
         // REINFORCE's training part alone: its curves, merged with nothing from the studies' part
         // (as the page opens), and the same as the merge of both once both are in.

@@ -228,8 +228,8 @@ pub fn merge_query<E: Experiment>(query: &str, partials: &[String]) -> Result<St
     serde_json::to_string(&E::merge(&params, partials)).map_err(|e| e.to_string())
 }
 
-/// Merge the results so far of the parts that have some (None: a part with nothing yet) into the
-/// report's JSON. None when a part has nothing yet and the experiment cannot merge without it
+/// Merge the results so far of the parts into the report's JSON, None standing for a part that
+/// has not started. None when a part has not started and the experiment cannot merge without it
 /// (see [`Experiment::not_started`]).
 pub fn merge_so_far_query<E: Experiment>(query: &str, partials: &[Option<String>]) -> Option<Result<String, String>> {
     if partials.iter().all(Option::is_some) {

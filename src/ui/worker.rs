@@ -540,17 +540,7 @@ fn release_after_paint(slot_rc: &Rc<RefCell<Slot>>, id: u32) {
         move || {
             let mut slot = slot_rc.borrow_mut();
             if slot.job.as_ref().is_some_and(|j| j.id == id) {
-                for (index, message) in std::mem::take(&mut slot.held) {
-                    if let Some((worker, _, _)) = slot.workers.get(index) {
-                        let _ = worker.post_message(&message);
-                        // Paused while this part waited: it starts paused too.
-                        if slot.paused {
-                            let pause = js_sys::Object::new();
-                            let _ = js_sys::Reflect::set(&pause, &JsValue::from_str("pause"), &JsValue::TRUE);
-                            let _ = worker.post_message(&pause);
-                        }
-                    }
-                }
+                post_held(&mut slot);
             }
         }
     };
@@ -600,6 +590,10 @@ fn on_worker_message(slot: &mut Slot, lesson: &'static Lesson, index: usize, id:
         return Outcome::Finished(Err(format!("the computation crashed: {panic}")));
     }
     let in_preview = slot.preview_job.as_ref().is_some_and(|j| j.id == id);
+    // Parts held back (see Dispatch::FirstPartAlone): the only ones merged as not started.
+    let held: Vec<usize> = slot.held.iter().map(|(index, _)| *index).collect();
+    // A full run asked for behind this one: a dragged slider was released.
+    let released = matches!(slot.pending, Some(Request::Full(_)));
     let job = if in_preview { slot.preview_job.as_mut() } else { slot.job.as_mut().filter(|j| j.id == id) };
     let Some(job) = job else {
         return Outcome::Waiting;
@@ -615,46 +609,65 @@ fn on_worker_message(slot: &mut Slot, lesson: &'static Lesson, index: usize, id:
     }
     if let Some(json) = get("live").as_string() {
         job.lives[index] = Some(json);
-        let latest: Vec<Option<String>> =
-            job.partials.iter().zip(&job.lives).map(|(done, live)| done.clone().or_else(|| live.clone())).collect();
-        return match (lesson.merge_so_far)(&job.query, &latest) {
-            Some(merged) => {
-                let dragging = job.preview.as_ref().is_some_and(|p| p.last);
-                Outcome::Live(merged.map(|json| (json, job.query.clone(), dragging)))
-            }
-            None => Outcome::Waiting,
-        };
+        return results_so_far(lesson, job, &held, released);
     }
     if let Some(json) = get("result").as_string() {
         job.partials[index] = Some(json);
-        if !in_preview {
-            // A first part that finished without results so far: the parts it held back start now.
-            for (index, message) in std::mem::take(&mut slot.held) {
-                if let Some((worker, _, _)) = slot.workers.get(index) {
-                    let _ = worker.post_message(&message);
-                }
+        if !job.partials.iter().all(Option::is_some) {
+            if in_preview {
+                return Outcome::Waiting;
             }
+            // This part's final results beside the others' so far (a lesson in slices), then the
+            // parts it held back start (it finished before it had posted results so far).
+            let outcome = results_so_far(lesson, job, &held, released);
+            post_held(slot);
+            return outcome;
         }
-        let Some(job) = (if in_preview { slot.preview_job.as_mut() } else { slot.job.as_mut() }) else {
-            return Outcome::Waiting;
+        let job = if in_preview {
+            slot.preview_job.take().expect("a preview job")
+        } else {
+            // A preview still out (it had more parts than the run) is of no use any more.
+            slot.preview_job = None;
+            slot.job.take().expect("a job")
         };
-        if job.partials.iter().all(Option::is_some) {
-            let job = if in_preview {
-                slot.preview_job.take().expect("a preview job")
-            } else {
-                // A preview still out (it had more parts than the run) is of no use any more.
-                slot.preview_job = None;
-                slot.job.take().expect("a job")
-            };
-            let partials: Vec<String> = job.partials.into_iter().flatten().collect();
-            return Outcome::Finished((lesson.merge)(&job.query, &partials).map(|json| (json, job.query, job.preview)));
-        }
-        return Outcome::Waiting;
+        let partials: Vec<String> = job.partials.into_iter().flatten().collect();
+        return Outcome::Finished((lesson.merge)(&job.query, &partials).map(|json| (json, job.query, job.preview)));
     }
     let message = get("error").as_string().unwrap_or_else(|| "unknown worker message".into());
     // The job's other parts are still computing for nothing: stop them (fresh workers next time).
     slot.terminate();
     Outcome::Finished(Err(message))
+}
+
+/// The results so far of `job`'s parts, merged: a part with nothing yet counts as not started
+/// where it is `held` back and the lesson can merge without it; else there is nothing to show yet.
+fn results_so_far(lesson: &'static Lesson, job: &Job, held: &[usize], released: bool) -> Outcome {
+    let latest: Vec<Option<String>> =
+        job.partials.iter().zip(&job.lives).map(|(done, live)| done.clone().or_else(|| live.clone())).collect();
+    if latest.iter().enumerate().any(|(index, part)| part.is_none() && !held.contains(&index)) {
+        return Outcome::Waiting;
+    }
+    match (lesson.merge_so_far)(&job.query, &latest) {
+        Some(merged) => {
+            let dragging = !released && job.preview.as_ref().is_some_and(|p| p.last);
+            Outcome::Live(merged.map(|json| (json, job.query.clone(), dragging)))
+        }
+        None => Outcome::Waiting,
+    }
+}
+
+/// Posts the parts held back (see [`Dispatch`]), paused if the run was paused meanwhile.
+fn post_held(slot: &mut Slot) {
+    for (index, message) in std::mem::take(&mut slot.held) {
+        if let Some((worker, _, _)) = slot.workers.get(index) {
+            let _ = worker.post_message(&message);
+            if slot.paused {
+                let pause = js_sys::Object::new();
+                let _ = js_sys::Reflect::set(&pause, &JsValue::from_str("pause"), &JsValue::TRUE);
+                let _ = worker.post_message(&pause);
+            }
+        }
+    }
 }
 
 /// A worker running www/worker.js: one of those www/main.js started while the page loaded (already

@@ -169,9 +169,10 @@ unsafe fn screen(scores: &[f32], norms: &[f32], margin: f32, first_item: u32, lo
 unsafe fn fma_block(block: &[f32], dim: usize, queries: &[&[f32]], out: &mut [f32], next: &[f32]) {
     let rows = block.len() / dim;
     assert!(out.len() >= rows * queries.len() && queries.iter().all(|q| q.len() == dim));
-    // The next block's cache lines, asked of memory one per tile step while this block is
-    // scored: the arithmetic then overlaps the next block's reads.
-    let mut ahead = Ahead { lines: next.as_ptr().cast::<i8>(), count: next.len() * 4 / 64, done: 0 };
+    // The next block's cache lines, asked of memory a few per tile step while this block is
+    // scored (spread over its steps), so that the arithmetic overlaps the next block's reads.
+    let steps = (rows / 4) * queries.len().div_ceil(3).max(1);
+    let mut ahead = Ahead { next, per_step: next.len().div_ceil(FLOATS_PER_LINE).div_ceil(steps.max(1)), done: 0 };
     let mut q = 0;
     while q + 3 <= queries.len() {
         // SAFETY: as this function's.
@@ -190,23 +191,34 @@ unsafe fn fma_block(block: &[f32], dim: usize, queries: &[&[f32]], out: &mut [f3
     while ahead.step() {}
 }
 
-/// Cache lines to prefetch, one per [`Ahead::step`].
-struct Ahead {
-    lines: *const i8,
-    count: usize,
+/// f32 values per 64-byte cache line.
+const FLOATS_PER_LINE: usize = 16;
+
+/// The cache lines of `next` to prefetch, `per_step` per [`Ahead::step`].
+struct Ahead<'a> {
+    next: &'a [f32],
+    per_step: usize,
+    /// Floats of `next` whose lines were asked for.
     done: usize,
 }
 
-impl Ahead {
-    /// Prefetches the next line, if any is left; whether one was.
+impl Ahead<'_> {
+    /// Prefetches the next lines, if any are left; whether any were.
     #[inline(always)]
     fn step(&mut self) -> bool {
-        if self.done >= self.count {
+        if self.done >= self.next.len() {
             return false;
         }
-        // SAFETY: a prefetch never faults; the line lies within the slice `lines` points into.
-        unsafe { _mm_prefetch::<_MM_HINT_T0>(self.lines.add(self.done * 64)) };
-        self.done += 1;
+        for _ in 0..self.per_step {
+            let Some(line) = self.next.get(self.done..) else { break };
+            if line.is_empty() {
+                break;
+            }
+            // SAFETY: a prefetch of an address inside `next` (x86-64 always has SSE); it never
+            // faults nor writes.
+            unsafe { _mm_prefetch::<_MM_HINT_T0>(line.as_ptr().cast::<i8>()) };
+            self.done += FLOATS_PER_LINE;
+        }
         true
     }
 }
@@ -216,7 +228,7 @@ impl Ahead {
 // Registers indexed by row and query read clearer than zipped iterators.
 #[allow(clippy::needless_range_loop)]
 #[target_feature(enable = "avx,fma")]
-unsafe fn fma_tile<const G: usize>(block: &[f32], dim: usize, queries: [&[f32]; G], out: &mut [f32], ahead: &mut Ahead) {
+unsafe fn fma_tile<const G: usize>(block: &[f32], dim: usize, queries: [&[f32]; G], out: &mut [f32], ahead: &mut Ahead<'_>) {
     let rows = block.len() / dim;
     let (whole, rest) = (dim / 8 * 8, dim % 8);
     let mask = tail_mask(rest);

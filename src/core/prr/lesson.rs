@@ -1826,7 +1826,7 @@ fn timing(p: &PrrParams, group: u32, progress: &mut dyn Progress) -> Vec<TimingP
         let mut stage = staged(progress, i as f64 / runs.len() as f64, (i + 1) as f64 / runs.len() as f64);
         stage.report(0.0, &format!("timing epochs at P = {items}"));
         let point = timing_point(p, items, &mut stage);
-        if i > 0 || runs.len() == sizes.len() {
+        if i > 0 {
             points.push(point);
         }
     }
@@ -1837,11 +1837,10 @@ fn timing(p: &PrrParams, group: u32, progress: &mut dyn Progress) -> Vec<TimingP
 /// dropped (a fresh worker's code is still being optimised by the browser's compiler then), then
 /// its own sizes.
 fn timing_runs(p: &PrrParams, sizes: &[u32]) -> Vec<u32> {
-    let smallest = TIMING_P.iter().copied().find(|&items| items as i64 <= p.timing_max_items);
-    if sizes.is_empty() {
-        return Vec::new();
+    match timing_groups(p).first().and_then(|first| first.first()) {
+        Some(&smallest) if !sizes.is_empty() => std::iter::once(smallest).chain(sizes.iter().copied()).collect(),
+        _ => Vec::new(),
     }
-    smallest.into_iter().chain(sizes.iter().copied()).collect()
 }
 
 /// Milliseconds per epoch of `train(epochs, tick)`, which builds a fresh model and calls `tick`
