@@ -5,7 +5,7 @@
 use crate::core::budget::Estimate;
 use crate::core::embeddings::lesson::EmbeddingsLesson;
 use crate::core::experiment::{
-    estimate_query, first_look_query, merge_query, merge_so_far_query, opens_first_part_alone, parts_query, preview_query, run_part_query,
+    estimate_query, first_look_query, merge_query, merge_so_far_query, merges_without_parts, parts_query, preview_query, run_part_query,
     run_query, start_query, steps, Experiment, Part, Stepper,
 };
 use crate::core::horvitz_thompson::lesson::HorvitzThompsonLesson;
@@ -26,7 +26,7 @@ pub type DatasetCsv = fn(&str) -> Result<String, String>;
 
 /// Merges the parts' results so far (None: a part that has not started); None when the lesson
 /// cannot merge without such a part.
-pub type MergeSoFar = fn(&str, &[Option<String>]) -> Option<Result<String, String>>;
+pub type MergeSoFar = fn(&str, &[Option<&str>]) -> Option<Result<String, String>>;
 
 pub struct Lesson {
     /// URL and CLI name, and the name of the text file in `lessons/`.
@@ -48,8 +48,9 @@ pub struct Lesson {
     /// Merge the parts' results so far (None: a part that has not started), where the experiment
     /// can (see `Experiment::not_started`).
     pub merge_so_far: MergeSoFar,
-    /// Whether the page opens the query with its first part alone (see `Experiment::not_started`).
-    pub opens_first_part_alone: fn(&str) -> bool,
+    /// Whether the results so far merge without a part that has not started (see
+    /// `Experiment::not_started`).
+    pub merges_without_parts: fn(&str) -> bool,
     /// Parse a query: the canonical query of the values used, and what was wrong.
     pub canonical: fn(&str) -> (String, Vec<Issue>),
     /// Parse a query strictly (the CLI): the canonical query, or every problem; no defaults guessed.
@@ -117,7 +118,7 @@ macro_rules! lesson {
             steps: steps::<$experiment>,
             merge: merge_query::<$experiment>,
             merge_so_far: merge_so_far_query::<$experiment>,
-            opens_first_part_alone: opens_first_part_alone::<$experiment>,
+            merges_without_parts: merges_without_parts::<$experiment>,
             canonical: canonical::<$experiment>,
             strict: strict::<$experiment>,
             estimate: estimate_query::<$experiment>,
@@ -343,7 +344,7 @@ mod tests {
     fn results_so_far_merge_without_the_parts_not_started_only_where_the_lesson_opens_with_one_part() {
         for lesson in LESSONS {
             let (query, _) = (lesson.canonical)("iterations=2&speed_sweep=off&slate_repeats=10");
-            let alone = (lesson.opens_first_part_alone)(&query);
+            let alone = (lesson.steps)(&query) && (lesson.merges_without_parts)(&query);
             assert_eq!((lesson.merge_so_far)(&query, &[None, None]).is_some(), alone, "{}", lesson.id);
             assert_eq!(alone, lesson.id == "reinforce", "{}", lesson.id);
         }
@@ -353,10 +354,10 @@ mod tests {
         let (query, _) = (lesson.canonical)("iterations=2&speed_sweep=off&slate_repeats=10&eval_users=50");
         let parts: Vec<String> = (0..2).map(|i| (lesson.run_part)(&query, Part::new(i, 2), &mut ()).unwrap()).collect();
         let first: crate::core::reinforce::lesson::ReinforceReport =
-            serde_json::from_str(&(lesson.merge_so_far)(&query, &[Some(parts[0].clone()), None]).unwrap().unwrap()).unwrap();
+            serde_json::from_str(&(lesson.merge_so_far)(&query, &[Some(parts[0].as_str()), None]).unwrap().unwrap()).unwrap();
         assert_eq!(first.training.len(), 3);
         assert!(first.epsilon.is_empty() && first.slates.is_empty());
-        let both = (lesson.merge_so_far)(&query, &[Some(parts[0].clone()), Some(parts[1].clone())]).unwrap().unwrap();
+        let both = (lesson.merge_so_far)(&query, &[Some(parts[0].as_str()), Some(parts[1].as_str())]).unwrap().unwrap();
         assert_eq!(both, (lesson.merge)(&query, &parts).unwrap());
     }
 

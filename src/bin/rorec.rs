@@ -177,7 +177,6 @@ fn run(lesson: &Lesson, args: &[String]) -> Result<(), String> {
     let (query, options) = parse_params(lesson, args)?;
     // The same budget as the page's, for the time here (natively, one core).
     let estimate = (lesson.estimate)(&query)?;
-    let seconds = estimate.native_seconds();
     match budget::verdict(&estimate, budget::Place::Native) {
         budget::Verdict::Refuse { message, .. } if !options.iter().any(|(n, _)| n == "no-budget") => {
             return Err(format!(
@@ -187,7 +186,9 @@ fn run(lesson: &Lesson, args: &[String]) -> Result<(), String> {
             ));
         }
         budget::Verdict::Run => {}
-        _ => eprintln!("estimated: about {} natively", budget::duration(seconds)),
+        budget::Verdict::Ask { seconds, .. } | budget::Verdict::Refuse { seconds, .. } => {
+            eprintln!("estimated: about {} natively", budget::duration(seconds))
+        }
     }
     let mut last = -1.0;
     let start = std::time::Instant::now();

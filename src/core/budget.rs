@@ -49,9 +49,12 @@ impl Term {
         self.steps * self.ns_per_step * 1e-9
     }
 
-    /// Seconds on one core in the page's wasm.
-    pub fn seconds_in_page(&self) -> f64 {
-        self.seconds() * self.wasm_slowdown
+    /// Seconds on one core where the run happens (in the page, at the term's wasm slowdown).
+    pub fn seconds_at(&self, place: Place) -> f64 {
+        match place {
+            Place::Native => self.seconds(),
+            Place::Page { .. } => self.seconds() * self.wasm_slowdown,
+        }
     }
 }
 
@@ -104,7 +107,7 @@ impl Estimate {
     pub fn page_seconds(&self, cores: u32) -> f64 {
         let parallel = self.parts.min(cores.max(1)) as f64;
         let speedup = if parallel > 1.0 { parallel * PARALLEL_EFFICIENCY } else { 1.0 };
-        self.terms.iter().map(Term::seconds_in_page).sum::<f64>() / speedup
+        self.terms.iter().map(|t| t.seconds_at(Place::Page { cores })).sum::<f64>() / speedup
     }
 
     /// Seconds where the run would happen.
@@ -118,8 +121,7 @@ impl Estimate {
     /// The term that costs the most where the run would happen (a term's wasm slowdown can make
     /// another term the largest in the page).
     pub fn largest(&self, place: Place) -> Option<&Term> {
-        let cost = |t: &Term| if matches!(place, Place::Page { .. }) { t.seconds_in_page() } else { t.seconds() };
-        self.terms.iter().max_by(|a, b| cost(a).total_cmp(&cost(b)))
+        self.terms.iter().max_by(|a, b| a.seconds_at(place).total_cmp(&b.seconds_at(place)))
     }
 
     /// The estimate term by term, for `rorec estimate`.

@@ -231,20 +231,28 @@ pub fn merge_query<E: Experiment>(query: &str, partials: &[String]) -> Result<St
 /// Merge the results so far of the parts into the report's JSON, None standing for a part that
 /// has not started. None when a part has not started and the experiment cannot merge without it
 /// (see [`Experiment::not_started`]).
-pub fn merge_so_far_query<E: Experiment>(query: &str, partials: &[Option<String>]) -> Option<Result<String, String>> {
-    if partials.iter().all(Option::is_some) {
-        let all: Vec<String> = partials.iter().flatten().cloned().collect();
-        return Some(merge_query::<E>(query, &all));
+pub fn merge_so_far_query<E: Experiment>(query: &str, partials: &[Option<&str>]) -> Option<Result<String, String>> {
+    let params = match strict_params::<E>(query) {
+        Ok(params) => params,
+        Err(e) => return Some(Err(e)),
+    };
+    let mut merged = Vec::with_capacity(partials.len());
+    for partial in partials {
+        merged.push(match partial {
+            Some(json) => match serde_json::from_str::<E::Partial>(json) {
+                Ok(partial) => partial,
+                Err(e) => return Some(Err(e.to_string())),
+            },
+            None => E::not_started(&params)?,
+        });
     }
-    let params = strict_params::<E>(query).ok()?;
-    let waiting = serde_json::to_string(&E::not_started(&params)?).map_err(|e| e.to_string());
-    let all = partials.iter().map(|p| p.clone().map_or_else(|| waiting.clone(), Ok)).collect::<Result<Vec<_>, _>>();
-    Some(all.and_then(|all| merge_query::<E>(query, &all)))
+    Some(serde_json::to_string(&E::merge(&params, merged)).map_err(|e| e.to_string()))
 }
 
-/// Whether the page opens this query with its first part alone (see [`Experiment::not_started`]).
-pub fn opens_first_part_alone<E: Experiment>(query: &str) -> bool {
-    strict_params::<E>(query).is_ok_and(|p| E::stepper(&p, Part::WHOLE).is_some() && E::not_started(&p).is_some())
+/// Whether the experiment can merge its results so far without a part that has not started (see
+/// [`Experiment::not_started`]).
+pub fn merges_without_parts<E: Experiment>(query: &str) -> bool {
+    strict_params::<E>(query).is_ok_and(|p| E::not_started(&p).is_some())
 }
 
 /// The whole experiment in one part, from scratch, as JSON (the CLI and the tests run this).

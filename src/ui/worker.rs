@@ -240,6 +240,9 @@ struct Job {
     /// Each part's results so far (parts that run in slices).
     lives: Vec<Option<String>>,
     fractions: Vec<f64>,
+    /// Opened with its first part alone (see [`Dispatch::FirstPartAlone`]): the other parts, held
+    /// back or just released, count as not started until they post results so far.
+    first_part_alone: bool,
 }
 
 #[derive(Default)]
@@ -370,8 +373,7 @@ pub fn use_experiment<R: DeserializeOwned + 'static>(lesson: &'static Lesson) ->
                 return;
             }
             s.paused = paused;
-            let message = js_sys::Object::new();
-            let _ = js_sys::Reflect::set(&message, &JsValue::from_str("pause"), &JsValue::from_bool(paused));
+            let message = pause_message(paused);
             for (worker, _, _) in &s.workers {
                 let _ = worker.post_message(&message);
             }
@@ -463,8 +465,11 @@ fn start<R: DeserializeOwned + 'static>(
             slot.job = launch(&mut slot, slot_rc, dispatcher, lesson, id, query, Some(preview), Dispatch::Now);
         }
         None => {
-            let dispatch =
-                if then_full && !slot.shown && (lesson.opens_first_part_alone)(&query) { Dispatch::FirstPartAlone } else { Dispatch::Now };
+            let dispatch = if then_full && !slot.shown && (lesson.steps)(&query) && (lesson.merges_without_parts)(&query) {
+                Dispatch::FirstPartAlone
+            } else {
+                Dispatch::Now
+            };
             slot.job = launch(&mut slot, slot_rc, dispatcher, lesson, id, query, None, dispatch);
         }
     }
@@ -500,6 +505,7 @@ fn launch<R: DeserializeOwned + 'static>(
         partials: vec![None; parts as usize],
         lives: vec![None; parts as usize],
         fractions: vec![0.0; parts as usize],
+        first_part_alone: matches!(dispatch, Dispatch::FirstPartAlone),
     };
     for (index, (worker, _, _)) in slot.workers.iter().take(parts as usize).enumerate() {
         let message = js_sys::Object::new();
@@ -590,8 +596,6 @@ fn on_worker_message(slot: &mut Slot, lesson: &'static Lesson, index: usize, id:
         return Outcome::Finished(Err(format!("the computation crashed: {panic}")));
     }
     let in_preview = slot.preview_job.as_ref().is_some_and(|j| j.id == id);
-    // Parts held back (see Dispatch::FirstPartAlone): the only ones merged as not started.
-    let held: Vec<usize> = slot.held.iter().map(|(index, _)| *index).collect();
     // A full run asked for behind this one: a dragged slider was released.
     let released = matches!(slot.pending, Some(Request::Full(_)));
     let job = if in_preview { slot.preview_job.as_mut() } else { slot.job.as_mut().filter(|j| j.id == id) };
@@ -609,7 +613,7 @@ fn on_worker_message(slot: &mut Slot, lesson: &'static Lesson, index: usize, id:
     }
     if let Some(json) = get("live").as_string() {
         job.lives[index] = Some(json);
-        return results_so_far(lesson, job, &held, released);
+        return results_so_far(lesson, job, released);
     }
     if let Some(json) = get("result").as_string() {
         job.partials[index] = Some(json);
@@ -619,7 +623,7 @@ fn on_worker_message(slot: &mut Slot, lesson: &'static Lesson, index: usize, id:
             }
             // This part's final results beside the others' so far (a lesson in slices), then the
             // parts it held back start (it finished before it had posted results so far).
-            let outcome = results_so_far(lesson, job, &held, released);
+            let outcome = results_so_far(lesson, job, released);
             post_held(slot);
             return outcome;
         }
@@ -639,12 +643,12 @@ fn on_worker_message(slot: &mut Slot, lesson: &'static Lesson, index: usize, id:
     Outcome::Finished(Err(message))
 }
 
-/// The results so far of `job`'s parts, merged: a part with nothing yet counts as not started
-/// where it is `held` back and the lesson can merge without it; else there is nothing to show yet.
-fn results_so_far(lesson: &'static Lesson, job: &Job, held: &[usize], released: bool) -> Outcome {
-    let latest: Vec<Option<String>> =
-        job.partials.iter().zip(&job.lives).map(|(done, live)| done.clone().or_else(|| live.clone())).collect();
-    if latest.iter().enumerate().any(|(index, part)| part.is_none() && !held.contains(&index)) {
+/// The results so far of `job`'s parts, merged. A part with nothing yet counts as not started in
+/// a run opened with its first part alone (where the lesson can merge without it); in any other
+/// run there is nothing to show until every part has posted (the figures keep the last report).
+fn results_so_far(lesson: &'static Lesson, job: &Job, released: bool) -> Outcome {
+    let latest: Vec<Option<&str>> = job.partials.iter().zip(&job.lives).map(|(done, live)| done.as_deref().or(live.as_deref())).collect();
+    if !job.first_part_alone && latest.iter().any(Option::is_none) {
         return Outcome::Waiting;
     }
     match (lesson.merge_so_far)(&job.query, &latest) {
@@ -656,15 +660,20 @@ fn results_so_far(lesson: &'static Lesson, job: &Job, held: &[usize], released: 
     }
 }
 
+/// The message that pauses (true) or resumes (false) a worker's run.
+fn pause_message(paused: bool) -> js_sys::Object {
+    let message = js_sys::Object::new();
+    let _ = js_sys::Reflect::set(&message, &JsValue::from_str("pause"), &JsValue::from_bool(paused));
+    message
+}
+
 /// Posts the parts held back (see [`Dispatch`]), paused if the run was paused meanwhile.
 fn post_held(slot: &mut Slot) {
     for (index, message) in std::mem::take(&mut slot.held) {
         if let Some((worker, _, _)) = slot.workers.get(index) {
             let _ = worker.post_message(&message);
             if slot.paused {
-                let pause = js_sys::Object::new();
-                let _ = js_sys::Reflect::set(&pause, &JsValue::from_str("pause"), &JsValue::TRUE);
-                let _ = worker.post_message(&pause);
+                let _ = worker.post_message(&pause_message(true));
             }
         }
     }

@@ -91,7 +91,7 @@ fn links0(words: &[u32], block: usize, node: u32) -> &[u32] {
 /// Ask the cache for a row before it is read: a hint on x86-64 (one per 64-byte line), nothing
 /// elsewhere. It changes no result.
 #[inline(always)]
-fn prefetch(row: &[f32]) {
+pub(super) fn prefetch(row: &[f32]) {
     #[cfg(target_arch = "x86_64")]
     {
         use core::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};

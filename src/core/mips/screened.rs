@@ -24,6 +24,7 @@
 //! scores in the declared order.
 
 use super::exact::Best;
+use super::hnsw::prefetch;
 use super::{dot, Vectors};
 use core::arch::x86_64::*;
 
@@ -172,7 +173,8 @@ unsafe fn fma_block(block: &[f32], dim: usize, queries: &[&[f32]], out: &mut [f3
     // The next block's cache lines, asked of memory a few per tile step while this block is
     // scored (spread over its steps), so that the arithmetic overlaps the next block's reads.
     let steps = (rows / 4) * queries.len().div_ceil(3).max(1);
-    let mut ahead = Ahead { next, per_step: next.len().div_ceil(FLOATS_PER_LINE).div_ceil(steps.max(1)), done: 0 };
+    let lines_per_step = next.len().div_ceil(FLOATS_PER_LINE).div_ceil(steps.max(1)).max(1);
+    let mut ahead = Ahead { chunks: next.chunks(lines_per_step * FLOATS_PER_LINE) };
     let mut q = 0;
     while q + 3 <= queries.len() {
         // SAFETY: as this function's.
@@ -194,32 +196,16 @@ unsafe fn fma_block(block: &[f32], dim: usize, queries: &[&[f32]], out: &mut [f3
 /// f32 values per 64-byte cache line.
 const FLOATS_PER_LINE: usize = 16;
 
-/// The cache lines of `next` to prefetch, `per_step` per [`Ahead::step`].
+/// The next block's lines still to prefetch, a chunk of them per [`Ahead::step`].
 struct Ahead<'a> {
-    next: &'a [f32],
-    per_step: usize,
-    /// Floats of `next` whose lines were asked for.
-    done: usize,
+    chunks: std::slice::Chunks<'a, f32>,
 }
 
 impl Ahead<'_> {
-    /// Prefetches the next lines, if any are left; whether any were.
+    /// Prefetches the next chunk's lines, if any are left; whether any were.
     #[inline(always)]
     fn step(&mut self) -> bool {
-        if self.done >= self.next.len() {
-            return false;
-        }
-        for _ in 0..self.per_step {
-            let Some(line) = self.next.get(self.done..) else { break };
-            if line.is_empty() {
-                break;
-            }
-            // SAFETY: a prefetch of an address inside `next` (x86-64 always has SSE); it never
-            // faults nor writes.
-            unsafe { _mm_prefetch::<_MM_HINT_T0>(line.as_ptr().cast::<i8>()) };
-            self.done += FLOATS_PER_LINE;
-        }
-        true
+        self.chunks.next().map(prefetch).is_some()
     }
 }
 

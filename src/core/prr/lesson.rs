@@ -595,7 +595,7 @@ pub struct TimingPoint {
 enum Job {
     /// The main world's methods of unit `u` of [`main_units`].
     Main(u32),
-    /// Group `g` of [`timing_groups`].
+    /// Job `g` of [`timing_jobs`].
     Timing(u32),
     SweepK(u32),
     SweepP(u32),
@@ -604,19 +604,22 @@ enum Job {
 fn jobs(p: &PrrParams) -> Vec<Job> {
     let mut jobs: Vec<Job> = (0..main_units(p).len() as u32).map(Job::Main).collect();
     jobs.extend(sweep_points(p).into_iter().filter(|job| !is_main_world(p, *job)));
-    jobs.extend((0..timing_groups(p).len() as u32).map(Job::Timing));
+    jobs.extend((0..timing_jobs(p).len() as u32).map(Job::Timing));
     jobs
 }
 
-/// The timing's sizes (those up to `timing_max_items`) in the jobs that time them: the largest
-/// alone (at P = 10⁵ about 60 % of the timing), the others together, so that two parts share a
-/// timing, which reruns with every K.
-fn timing_groups(p: &PrrParams) -> Vec<Vec<u32>> {
+/// The sizes each timing job runs. The timing's sizes (those up to `timing_max_items`) are split:
+/// the largest alone (at P = 10⁵ about 60 % of the timing), the others together, so that two
+/// parts share a timing, which reruns with every K. Each job first runs the smallest size, whose
+/// measurement is dropped (a fresh worker's code is still being optimised by the browser's
+/// compiler then).
+fn timing_jobs(p: &PrrParams) -> Vec<Vec<u32>> {
     let sizes: Vec<u32> = TIMING_P.iter().copied().filter(|&items| items as i64 <= p.timing_max_items).collect();
-    match sizes.split_last() {
+    let groups = match sizes.split_last() {
         Some((&largest, rest)) if !rest.is_empty() => vec![rest.to_vec(), vec![largest]],
-        _ => vec![sizes],
-    }
+        _ => return vec![sizes.first().map(|&only| vec![only, only]).unwrap_or_default()],
+    };
+    groups.into_iter().map(|group| std::iter::once(sizes[0]).chain(group).collect()).collect()
 }
 
 /// The sweep's worlds, in the report's order: K points at the main P, P points (those ≥ K) at
@@ -1008,15 +1011,11 @@ impl WorldCost {
     }
 }
 
-/// A timing job's work (group `group` of [`timing_groups`], or all of them): its trainings timed
-/// over ≈ 30 ms of clock each (after a first run at the smallest size), and the item-dimensions
-/// of its slate-IPS epochs where those are slow (large P).
-fn timing_steps(p: &PrrParams, group: Option<u32>) -> (f64, f64) {
+/// The work of timing jobs (some of [`timing_jobs`]): their trainings timed over ≈ 30 ms of clock
+/// each, and the item-dimensions of their slate-IPS epochs where those are slow (large P).
+fn timing_steps(p: &PrrParams, jobs: &[Vec<u32>]) -> (f64, f64) {
     let (batch, dim) = (p.batch as f64, p.model_dim as f64);
-    let groups = timing_groups(p);
-    let chosen: Vec<&Vec<u32>> =
-        groups.iter().enumerate().filter(|(g, _)| group.is_none_or(|c| c as usize == *g)).map(|(_, s)| s).collect();
-    let runs: Vec<f64> = chosen.iter().flat_map(|sizes| timing_runs(p, sizes)).map(|items| items as f64).collect();
+    let runs: Vec<f64> = jobs.iter().flatten().map(|&items| items as f64).collect();
     let timed_trainings = 2.0 * runs.len() as f64;
     let examples = TIMING_EXAMPLES as f64;
     let timed_ips: f64 = runs
@@ -1035,7 +1034,8 @@ fn timing_steps(p: &PrrParams, group: Option<u32>) -> (f64, f64) {
 fn placement_cost(p: &PrrParams, job: Job) -> f64 {
     match job {
         Job::Timing(group) => {
-            let (timed_trainings, timed_ips) = timing_steps(p, Some(group));
+            let jobs = timing_jobs(p);
+            let (timed_trainings, timed_ips) = timing_steps(p, &jobs[group as usize..=group as usize]);
             timed_trainings * NS_PER_TIMED_TRAINING + timed_ips * NS_PER_TIMED_IPS_STEP
         }
         Job::Main(u) => {
@@ -1175,7 +1175,7 @@ impl Experiment for PrrLesson {
                 scatter += w.scatter_evaluations(p);
             }
         }
-        let (timed_trainings, timed_ips) = timing_steps(p, None);
+        let (timed_trainings, timed_ips) = timing_steps(p, &timing_jobs(p));
         Estimate::new()
             .term("logging the impressions", &["logs", "sweep"], logged, NS_PER_LOGGED_POSITION)
             .term(
@@ -1344,7 +1344,7 @@ impl Experiment for PrrLesson {
             published_setting: p.published_setting() as u32,
             sweep_k,
             sweep_p,
-            timing_pending: timing_pending || timing.is_empty(),
+            timing_pending,
             timing,
         }
     }
@@ -1819,8 +1819,7 @@ fn scatter(
 /// Time epochs of PRR and slate IPS over the same logged rows as P grows: PRR's cost per row is
 /// O(K·d), slate IPS's O(P·d) (on clicked rows: the softmax normaliser).
 fn timing(p: &PrrParams, group: u32, progress: &mut dyn Progress) -> Vec<TimingPoint> {
-    let sizes = timing_groups(p).into_iter().nth(group as usize).unwrap_or_default();
-    let runs = timing_runs(p, &sizes);
+    let runs = timing_jobs(p).into_iter().nth(group as usize).unwrap_or_default();
     let mut points = Vec::new();
     for (i, &items) in runs.iter().enumerate() {
         let mut stage = staged(progress, i as f64 / runs.len() as f64, (i + 1) as f64 / runs.len() as f64);
@@ -1831,16 +1830,6 @@ fn timing(p: &PrrParams, group: u32, progress: &mut dyn Progress) -> Vec<TimingP
         }
     }
     points
-}
-
-/// The sizes a timing job runs: first the smallest size of the timing, whose measurement is
-/// dropped (a fresh worker's code is still being optimised by the browser's compiler then), then
-/// its own sizes.
-fn timing_runs(p: &PrrParams, sizes: &[u32]) -> Vec<u32> {
-    match timing_groups(p).first().and_then(|first| first.first()) {
-        Some(&smallest) if !sizes.is_empty() => std::iter::once(smallest).chain(sizes.iter().copied()).collect(),
-        _ => Vec::new(),
-    }
 }
 
 /// Milliseconds per epoch of `train(epochs, tick)`, which builds a fresh model and calls `tick`

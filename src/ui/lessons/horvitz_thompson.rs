@@ -88,11 +88,6 @@ fn spread_plot(id: &str, title: &str, x_label: &str, points: &[SpreadPoint], x: 
     }
     spec.y_is_log10 = true;
     spec.x_is_log10 = x_log;
-    if !x_log {
-        // Every slate size named: on a phone the axis had room for three automatic labels, and
-        // the round step that allows (5) left one label on the axis.
-        spec.x_ticks = Some(points.iter().map(|p| (x(p), format!("{}", x(p)))).collect());
-    }
     spec.legend_at = LegendAt::UpperLeft;
     spec
 }
@@ -203,7 +198,7 @@ impl From<&HorvitzThompsonReport> for Figures {
         mse_vs_n.x_is_log10 = true;
         mse_vs_n.y_is_log10 = true;
 
-        let spread_vs_k = spread_plot(
+        let mut spread_vs_k = spread_plot(
             "spread-vs-k",
             &format!("Spread of the estimate with N = {} rows as K grows (P = {})", r.logs, r.spread_vs_k.first().map_or(0, |p| p.p)),
             "slate size K",
@@ -211,6 +206,9 @@ impl From<&HorvitzThompsonReport> for Figures {
             |p| p.k as f64,
             false,
         );
+        // Every slate size named: on a phone the axis had room for three automatic labels, and
+        // the round step that allows (5) left one label on the axis.
+        spread_vs_k.x_ticks = Some(r.spread_vs_k.iter().map(|p| (p.k as f64, p.k.to_string())).collect());
         let spread_vs_p = (!r.spread_vs_p.is_empty()).then(|| {
             Rc::new(spread_plot(
                 "spread-vs-p",

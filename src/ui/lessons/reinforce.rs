@@ -23,6 +23,9 @@ pub fn view(props: LessonProps) -> Html {
 fn ReinforcePage(props: &LessonProps) -> Html {
     let state = use_lesson::<ReinforceLesson>(props);
     let figures = use_memo(state.report.clone(), |r| r.as_deref().map(Figures::from));
+    // Whether the shown report's parameters have the speed sweep off (else no points yet means
+    // its part has not posted them).
+    let sweep_off = *use_memo(state.run.report_query.clone(), |q| from_query::<ReinforceParams>(q).0.sweep_items().is_empty());
     let text = props.lesson.text();
     state.render(text, props.slide.as_ref(), |name, _args| {
         let Some(f) = figures.as_ref() else { return waiting() };
@@ -49,9 +52,8 @@ fn ReinforcePage(props: &LessonProps) -> Html {
             "speed" => {
                 if f.speed_table.rows.is_empty() {
                     // No points: the sweep is off, or its part has not posted them yet.
-                    let (shown, _) = from_query::<ReinforceParams>(&state.run.report_query);
-                    return match (shown.speed_sweep, &state.run.status) {
-                        ("off", _) => html! { <p class="hint">{ "The speed sweep is off (turn it on above)." }</p> },
+                    return match (sweep_off, &state.run.status) {
+                        (true, _) => html! { <p class="hint">{ "The speed sweep is off (turn it on above)." }</p> },
                         (_, RunStatus::Running { .. }) => waiting(),
                         _ => html! { <p class="hint">{ "The speed sweep gave no points (see the messages above)." }</p> },
                     };
