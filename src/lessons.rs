@@ -5,8 +5,8 @@
 use crate::core::budget::Estimate;
 use crate::core::embeddings::lesson::EmbeddingsLesson;
 use crate::core::experiment::{
-    estimate_query, first_look_query, merge_query, merge_so_far_query, merges_without_parts, parts_query, preview_query, run_part_query,
-    run_query, start_query, steps, Experiment, Part, Stepper,
+    drag_preview_query, estimate_query, first_look_query, merge_query, merge_so_far_query, merges_without_parts, parts_query,
+    preview_query, run_part_query, run_query, start_query, steps, Experiment, Part, Stepper,
 };
 use crate::core::horvitz_thompson::lesson::HorvitzThompsonLesson;
 use crate::core::mips::lesson::MipsLesson;
@@ -61,6 +61,8 @@ pub struct Lesson {
     pub preview: fn(&str) -> Option<(String, String)>,
     /// The same when the page opens (nothing cached yet): maybe smaller still.
     pub first_look: fn(&str) -> Option<(String, String)>,
+    /// The same while a slider is dragged: maybe cheaper still.
+    pub drag_preview: fn(&str) -> Option<(String, String)>,
     /// Queries that exercise every term of the estimate (`rorec calibrate`).
     pub calibration: &'static [&'static str],
     /// The experiment's stages and what each depends on.
@@ -125,6 +127,7 @@ macro_rules! lesson {
             calibration: <$experiment as Experiment>::CALIBRATION,
             preview: preview_query::<$experiment>,
             first_look: first_look_query::<$experiment>,
+            drag_preview: drag_preview_query::<$experiment>,
             graph: <$experiment as Experiment>::GRAPH,
             validate_graph: || <$experiment as Experiment>::GRAPH.validate::<<$experiment as Experiment>::Params>(),
             specs: specs::<$experiment>,
@@ -328,7 +331,7 @@ mod tests {
     fn previews_are_cheaper_valid_queries() {
         for lesson in LESSONS {
             let (defaults, _) = (lesson.canonical)("");
-            for look in [lesson.preview, lesson.first_look] {
+            for look in [lesson.preview, lesson.first_look, lesson.drag_preview] {
                 let Some((preview, note)) = look(&defaults) else { continue };
                 assert!((lesson.strict)(&preview).is_ok(), "{}: {preview}", lesson.id);
                 assert!(!note.is_empty());

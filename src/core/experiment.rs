@@ -87,6 +87,13 @@ pub trait Experiment {
         Self::preview(params)
     }
 
+    /// The look shown while a slider is dragged (one per value it passes; the full report
+    /// follows the release): by default the [`Experiment::preview`]. A lesson whose preview of a
+    /// changed world takes more than ~100 ms can offer a cheaper one here.
+    fn drag_preview(params: &Checked<Self::Params>) -> Option<(Self::Params, String)> {
+        Self::preview(params)
+    }
+
     /// One part. Stages whose results are in `cache` (same key) are reused, not recomputed.
     fn run_part(params: &Checked<Self::Params>, part: Part, cache: &mut StageCache, progress: &mut dyn Progress) -> Self::Partial;
 
@@ -191,6 +198,12 @@ pub fn preview_query<E: Experiment>(query: &str) -> Option<(String, String)> {
 /// [`preview_query`] gives a preview.
 pub fn first_look_query<E: Experiment>(query: &str) -> Option<(String, String)> {
     cheaper_query::<E>(query, E::first_look)
+}
+
+/// The look of a query while its slider is dragged (see [`Experiment::drag_preview`]), as
+/// [`preview_query`] gives a preview.
+pub fn drag_preview_query<E: Experiment>(query: &str) -> Option<(String, String)> {
+    cheaper_query::<E>(query, E::drag_preview)
 }
 
 type Cheaper<E> = fn(&Checked<<E as Experiment>::Params>) -> Option<(<E as Experiment>::Params, String)>;

@@ -25,23 +25,36 @@ const browser = await chromium.launch({
     '--disable-component-update', '--disable-sync'],
 });
 
-/** Resolves when the page shows a finished report for the parameters in its address. */
-const complete = (page) => page.waitForFunction(() => document.querySelector('.run-controls .ok')
-  && !document.querySelector('.widget.stale') && window.__rorecLastReport, null, { timeout: 600000, polling: 10 });
+// Times are taken inside the page (performance.now()): from the event that commits a change (the
+// Enter key in a text box, a select's change, a slider's input or release) to the first animation
+// frame that shows the result, so that the harness's round trips to the browser are not counted.
+
+/** Resolves in the page at the first frame where the lesson shows a finished report for the
+ * parameters in its address; the frame's time. */
+const complete = (page) => page.evaluate(() => new Promise((resolve) => {
+  const check = () => (document.querySelector('.run-controls .ok') && !document.querySelector('.widget.stale')
+    && window.__rorecLastReport ? resolve(performance.now()) : requestAnimationFrame(check));
+  check();
+}));
+
+/** The first frame where the address has `name=value` and no figure is stale (a report of the new
+ * value is drawn: its preview, results so far, or the full report); the frame's time. */
+const drawn = (page, name, value) => page.evaluate(([n, v]) => new Promise((resolve) => {
+  const check = () => (new RegExp(`[?&]${n}=${v}(&|$)`).test(location.hash) && !document.querySelector('.widget.stale')
+    ? resolve(performance.now()) : requestAnimationFrame(check));
+  check();
+}), [name, value]);
 
 async function change(page, name, value) {
-  const started = Date.now();
   // The control wherever the lesson placed it ({{params}} or {{controls …}}): its text box or select.
   const input = page.locator(`[data-param="${name}"] input:not([type=range]):not([type=checkbox]), [data-param="${name}"] select`).first();
+  await page.evaluate(() => { window.__committed = null; });
   if (await input.evaluate((el) => el.tagName) === 'SELECT') await input.selectOption(value);
   else { await input.fill(value); await input.press('Enter'); }
-  await page.waitForFunction(([n, v]) => new RegExp(`[?&]${n}=${v}(&|$)`).test(location.hash), [name, value], { polling: 10 });
-  // The page has re-rendered with the new address: its figures are marked stale until a report of
-  // the new value (a preview, or the results so far of a run in slices, or the full report) is drawn.
-  await page.waitForFunction(() => !document.querySelector('.widget.stale'), null, { timeout: 600000, polling: 10 });
-  const figure = Date.now() - started;
-  await complete(page);
-  return [figure, Date.now() - started];
+  const figure = await drawn(page, name, value);
+  const done = await complete(page);
+  const committed = await page.evaluate(() => window.__committed);
+  return [Math.round(figure - committed), Math.round(done - committed)];
 }
 
 /** Drags the knob's slider one step from its position: ms to the preview, then ms from release to the complete report. */
@@ -49,25 +62,33 @@ async function drag(page, name) {
   const slider = page.locator(`[data-param="${name}"] input[type=range]`).first();
   if (await slider.count() === 0) return ['–', '–'];
   const before = await page.evaluate(() => location.hash);
-  const started = Date.now();
-  await slider.evaluate((el) => {
+  const started = await slider.evaluate((el) => {
     el.value = String(Math.min(1000, Number(el.value) + 150));
+    const at = performance.now();
     el.dispatchEvent(new Event('input', { bubbles: true }));
+    return at;
   });
-  try {
-    await page.waitForFunction(() => /release the control/.test(document.querySelector('.run-controls .status')?.textContent || ''),
-      null, { timeout: 60000, polling: 5 });
-  } catch (e) {
+  const shown = await Promise.race([
+    page.evaluate(() => new Promise((resolve) => {
+      const check = () => (/release the control/.test(document.querySelector('.run-controls .status')?.textContent || '')
+        ? resolve(performance.now()) : requestAnimationFrame(check));
+      check();
+    })),
+    new Promise((resolve) => { setTimeout(() => resolve(null), 60000); }),
+  ]);
+  if (shown === null) {
     const status = await page.evaluate(() => document.querySelector('.run-controls .status')?.textContent);
     console.error(`no preview within 60 s; status: ${status}`);
     return ['> 60000', '–'];
   }
-  const preview = Date.now() - started;
-  const released = Date.now();
-  await slider.evaluate((el) => el.dispatchEvent(new Event('change', { bubbles: true })));
+  const released = await slider.evaluate((el) => {
+    const at = performance.now();
+    el.dispatchEvent(new Event('change', { bubbles: true }));
+    return at;
+  });
   await page.waitForFunction((b) => location.hash !== b, before, { polling: 10 });
-  await complete(page);
-  return [preview, Date.now() - released];
+  const done = await complete(page);
+  return [Math.round(shown - started), Math.round(done - released)];
 }
 
 const rows = [];
@@ -75,16 +96,20 @@ for (const k of KNOBS) {
   const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
   const page = await context.newPage();
   await page.addInitScript(() => {
+    // When a change is committed: the Enter key in a text box, or a select's change.
+    document.addEventListener('keydown', (e) => { if (e.key === 'Enter') window.__committed = performance.now(); }, true);
+    document.addEventListener('change', (e) => { if (e.target.tagName === 'SELECT') window.__committed = performance.now(); }, true);
     window.__longestTask = 0;
     new PerformanceObserver((list) => list.getEntries().forEach((e) => { window.__longestTask = Math.max(window.__longestTask, e.duration); }))
       .observe({ type: 'longtask', buffered: true });
   });
-  const opened = Date.now();
+  // Opening is timed from the navigation's start (performance.now()'s origin).
   await page.goto(`${BASE}#/${k.lesson}${k.query ? `?${k.query}` : ''}`);
-  await page.waitForFunction(() => document.querySelector('.widget canvas, .widget table'), null, { timeout: 600000, polling: 10 });
-  const first = Date.now() - opened;
-  await complete(page);
-  const full = Date.now() - opened;
+  const first = Math.round(await page.evaluate(() => new Promise((resolve) => {
+    const check = () => (document.querySelector('.widget canvas, .widget table') ? resolve(performance.now()) : requestAnimationFrame(check));
+    check();
+  })));
+  const full = Math.round(await complete(page));
   const changes = [await change(page, k.knob, k.to), await change(page, k.knob, k.from), await change(page, k.knob, k.to)];
   const times = changes.map(([, complete]) => complete);
   const changedFigure = changes[0][0];

@@ -586,6 +586,45 @@ test('previews: a first look before the full report, and while a slider is dragg
   await page.waitForFunction((b) => !location.hash.endsWith(b), before);
   const after = await report(page);
   assert.deepEqual(withoutTimings(after), withoutTimings(cli('fast-mips', queryOf(page))));
+  // Reward and rank: a drag previews with its drag look (fewer impressions than a change's
+  // preview); a drag back to a value whose full run the workers finished runs that full query,
+  // not as a preview (a preview's parts may share the work out differently, and retrain what the
+  // workers have cached).
+  await page.addInitScript(() => {
+    window.__posted = [];
+    const Native = window.Worker;
+    window.Worker = function (...args) {
+      const worker = new Native(...args);
+      const post = worker.postMessage.bind(worker);
+      worker.postMessage = (data, ...rest) => {
+        if (data && data.lesson === 'reward-and-rank') window.__posted.push({ query: data.query, preview: Boolean(data.preview) });
+        return post(data, ...rest);
+      };
+      return worker;
+    };
+    Object.defineProperty(window.Worker, Symbol.hasInstance, { value: (o) => o instanceof Native });
+  });
+  const prr = 'world=synthetic&items=50&logs=4000&impressions=16000&epochs=20&timing_max_items=100';
+  await page.goto(`${BASE}#/reward-and-rank?${prr}`);
+  await page.reload();
+  await report(page);
+  const opening = await page.evaluate(() => window.__posted.filter((m) => !m.preview).map((m) => m.query));
+  assert.ok(opening.length > 0, 'the full run was posted');
+  const k = page.locator('[data-param="slate_size"] input[type=range]:not([disabled])').first();
+  const home = await k.evaluate((el) => el.value);
+  const drag = (position) => k.evaluate((el, p) => { el.value = p; el.dispatchEvent(new Event('input', { bubbles: true })); }, position);
+  await page.evaluate(() => { window.__posted = []; });
+  await drag(String(Number(home) + 150));
+  await page.locator('.run-controls .status', { hasText: 'A/B tested on 1,000 of the 16,000 impressions' }).first().waitFor();
+  assert.ok((await page.evaluate(() => window.__posted)).every((m) => m.preview && /impressions=1000(&|$)/.test(m.query)));
+  const away = queryOf(page);
+  await k.evaluate((el) => el.dispatchEvent(new Event('change', { bubbles: true })));
+  await page.waitForFunction((b) => !location.hash.endsWith(b), away);
+  await report(page);
+  await page.evaluate(() => { window.__posted = []; });
+  await drag(home);
+  await page.locator('.run-controls .status', { hasText: 'release the control' }).first().waitFor();
+  assert.deepEqual(await page.evaluate(() => window.__posted), opening.map((query) => ({ query, preview: false })));
   assert.deepEqual(page.errors, []);
   await page.closeAll();
 });

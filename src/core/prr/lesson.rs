@@ -683,6 +683,30 @@ fn scatter_unit(p: &PrrParams, units: &[Vec<u32>]) -> usize {
     chosen("prr").or(chosen("reward")).and_then(|m| units.iter().position(|u| u.contains(&m))).unwrap_or(0)
 }
 
+/// A cheaper look at a query (see [`PrrLesson::preview`]): a twentieth of the epochs, no sweep,
+/// the timing at P = 100 only, and a `logs_divisor`-th of the logs and an
+/// `impressions_divisor`-th of the impressions (at least 1,000 of each, where valid); and its note.
+fn cheaper_look(params: &PrrParams, logs_divisor: i64, impressions_divisor: i64) -> (PrrParams, String) {
+    let epochs = (params.epochs / 20).max(1);
+    let mut look = PrrParams { epochs, sweep: "none", timing_max_items: 100, ..params.clone() };
+    let mut note = format!("after {epochs} of {} epochs", params.epochs);
+    let fewer = PrrParams { impressions: (params.impressions / impressions_divisor).max(1000), ..look.clone() };
+    if fewer.impressions < params.impressions && crate::core::params::check(fewer.clone()).is_ok() {
+        let (some, all) = (thousands(fewer.impressions as u64), thousands(params.impressions as u64));
+        note.push_str(&format!(", A/B tested on {some} of the {all} impressions"));
+        look = fewer;
+    }
+    if params.sweep != "none" {
+        note.push_str(", without the sweep");
+    }
+    let fewer = PrrParams { logs: (params.logs / logs_divisor).max(1000), ..look.clone() };
+    if fewer.logs < params.logs && crate::core::params::check(fewer.clone()).is_ok() {
+        note = format!("on {} of the {} logged impressions, {note}", thousands(fewer.logs as u64), thousands(params.logs as u64));
+        look = fewer;
+    }
+    (look, note)
+}
+
 /// Which part runs each job: the costliest first, each to the part with the least work so far
 /// (longest processing time first), by [`placement_cost`]. The main world's units and the timing
 /// are placed first, the sweep worlds then on top, so that a change of the sweep leaves the main
@@ -1274,21 +1298,7 @@ impl Experiment for PrrLesson {
     /// synthetic world with K = 5 the A/B test of its ten policies on all 20,000 impressions was a
     /// quarter of it: 0.68 s natively, 0.51 s on 5,000.
     fn preview(params: &Checked<PrrParams>) -> Option<(PrrParams, String)> {
-        let epochs = (params.epochs / 20).max(1);
-        let cheaper = PrrParams { epochs, sweep: "none", timing_max_items: 100, ..(**params).clone() };
-        let mut note = format!("after {epochs} of {} epochs", params.epochs);
-        let fewer = PrrParams { impressions: (params.impressions / 4).max(1000), ..cheaper.clone() };
-        let cheaper = if fewer.impressions < params.impressions && crate::core::params::check(fewer.clone()).is_ok() {
-            let (some, all) = (thousands(fewer.impressions as u64), thousands(params.impressions as u64));
-            note.push_str(&format!(", A/B tested on {some} of the {all} impressions"));
-            fewer
-        } else {
-            cheaper
-        };
-        if params.sweep != "none" {
-            note.push_str(", without the sweep");
-        }
-        Some((cheaper, note))
+        Some(cheaper_look(params, 1, 4))
     }
 
     /// When the page opens: the preview on a quarter of the logs (at least 1,000 rows), as the
@@ -1296,14 +1306,16 @@ impl Experiment for PrrLesson {
     /// first figure; on a quarter of the logs it takes ~0.29 s. (The full run that follows logs
     /// its own rows; a change's preview keeps the full run's logs, which it shares.)
     fn first_look(params: &Checked<PrrParams>) -> Option<(PrrParams, String)> {
-        let (preview, note) = Self::preview(params)?;
-        let fewer = PrrParams { logs: (params.logs / 4).max(1000), ..preview.clone() };
-        if fewer.logs < params.logs && crate::core::params::check(fewer.clone()).is_ok() {
-            let note = format!("on {} of the {} logged impressions, {note}", thousands(fewer.logs as u64), thousands(params.logs as u64));
-            Some((fewer, note))
-        } else {
-            Some((preview, note))
-        }
+        Some(cheaper_look(params, 4, 4))
+    }
+
+    /// While a slider is dragged: the first look, A/B tested on a sixteenth of the impressions (at
+    /// least 1,000). A drag of K changes the world, so every value it passes trains anew: the
+    /// change's preview took 100–160 ms per part natively at K = 5…7 (2 epochs on all the logs,
+    /// then 5,000 impressions per policy), about 250 ms in the page. A drag of a knob that keeps
+    /// the logs reuses the first look's logs and trainings.
+    fn drag_preview(params: &Checked<PrrParams>) -> Option<(PrrParams, String)> {
+        Some(cheaper_look(params, 4, 16))
     }
 
     fn merge(params: &Checked<PrrParams>, partials: Vec<Vec<(u32, JobResult)>>) -> PrrReport {
@@ -1966,7 +1978,6 @@ mod tests {
         let tick = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(f64::NAN);
         (tick(11) + tick(12)) * 10.0
     }
-
     /// Times the browser's two workers (one cache each; the parts run one after the other here)
     /// at the lesson's defaults on the synthetic world: a cold run, then one knob changed at a
     /// time, each query twice; then where a cold main world's time goes, and what each job costs
