@@ -87,9 +87,10 @@ pub trait Experiment {
         Self::preview(params)
     }
 
-    /// The look shown while a slider is dragged (one per value it passes; the full report
-    /// follows the release): by default the [`Experiment::preview`]. A lesson whose preview of a
-    /// changed world takes more than ~100 ms can offer a cheaper one here.
+    /// The look shown while a slider is dragged (for the value it is at when the look before has
+    /// been computed; the full report follows the release): by default the
+    /// [`Experiment::preview`]. A lesson whose preview of a changed world takes more than ~100 ms
+    /// can offer a cheaper one here.
     fn drag_preview(params: &Checked<Self::Params>) -> Option<(Self::Params, String)> {
         Self::preview(params)
     }

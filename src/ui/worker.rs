@@ -229,6 +229,9 @@ struct PreviewJob {
     last: bool,
     /// When it was posted (ms, `Date.now()`): see [`HOLD_IF_PREVIEW_UNDER_MS`].
     posted_at: f64,
+    /// The full query itself, finished before in these workers (a slider dragged back to a value
+    /// it had): its parts are posted as a full run's, see [`launch`].
+    finished: bool,
 }
 
 /// One run: the same query split into `parts`, one per worker, merged when all are in.
@@ -274,6 +277,9 @@ struct Slot {
     progress: Option<(u32, f64, String)>,
     /// A drawing of `progress` is scheduled.
     progress_scheduled: bool,
+    /// The query whose drag preview is on screen: if the slider is released there, the full run
+    /// starts without a preview first (the figures already show one).
+    drag_look_of: Option<String>,
 }
 
 /// How often the page draws a run's progress at most. Workers report each stage (a drag's
@@ -440,8 +446,11 @@ fn start<R: DeserializeOwned + 'static>(
     slot.held.clear();
     slot.held_preview = None;
     // The page's opening run shows the lesson's first look; a change, its preview; a drag, its
-    // drag preview; a query these workers have finished before (a knob moved back), none.
-    let look = if slot.finished.contains(&query) {
+    // drag preview; a query these workers have finished before (a knob moved back), or a release
+    // where the drag's preview is on screen, none.
+    let finished = slot.finished.contains(&query);
+    let released_on_look = slot.drag_look_of.take().is_some_and(|q| q == query);
+    let look = if finished || (then_full && released_on_look) {
         None
     } else if !then_full {
         (lesson.drag_preview)(&query)
@@ -454,8 +463,13 @@ fn start<R: DeserializeOwned + 'static>(
         Some((cheaper, note)) if then_full => {
             slot.next_id += 1;
             let preview_id = slot.next_id;
-            let preview =
-                PreviewJob { shown: Shown { of: query.clone(), note }, shows_for: id, last: false, posted_at: js_sys::Date::now() };
+            let preview = PreviewJob {
+                shown: Shown { of: query.clone(), note },
+                shows_for: id,
+                last: false,
+                posted_at: js_sys::Date::now(),
+                finished: false,
+            };
             let parts = (lesson.parts)(&cheaper, cores());
             let alone = !slot.shown
                 && (lesson.estimate)(&cheaper).is_ok_and(|e| e.page_seconds(cores()) <= crate::core::budget::QUICK_PREVIEW_SECONDS);
@@ -463,7 +477,8 @@ fn start<R: DeserializeOwned + 'static>(
             slot.job = launch(&mut slot, slot_rc, dispatcher, lesson, id, query, None, Dispatch::AfterPreview { parts, alone });
         }
         Some((cheaper, note)) => {
-            let preview = PreviewJob { shown: Shown { of: query, note }, shows_for: id, last: true, posted_at: js_sys::Date::now() };
+            let preview =
+                PreviewJob { shown: Shown { of: query, note }, shows_for: id, last: true, posted_at: js_sys::Date::now(), finished: false };
             slot.job = launch(&mut slot, slot_rc, dispatcher, lesson, id, cheaper, Some(preview), Dispatch::Now);
         }
         // No cheaper look: a drag previews with the full run (later stages are cached anyway).
@@ -473,6 +488,7 @@ fn start<R: DeserializeOwned + 'static>(
                 shows_for: id,
                 last: true,
                 posted_at: js_sys::Date::now(),
+                finished,
             };
             slot.job = launch(&mut slot, slot_rc, dispatcher, lesson, id, query, Some(preview), Dispatch::Now);
         }
@@ -530,11 +546,11 @@ fn launch<R: DeserializeOwned + 'static>(
         set("part", JsValue::from(index as u32));
         set("parts", JsValue::from(parts));
         // A preview (the full run follows it, or follows the release of the dragged slider) may
-        // leave out what is costly and not cached yet. Not the full query shown as a drag's
+        // leave out what is costly and not cached yet. Not a finished query shown as a drag's
         // preview (a knob dragged back to a value it had): a preview's parts may share the work
         // out differently (reward and rank's place no timing), and retrained there what the
-        // full run's workers had cached (1.06 s natively instead of ~0.1).
-        set("preview", JsValue::from_bool(job.preview.as_ref().is_some_and(|p| p.shown.of != query)));
+        // full run's workers had cached (1.1 s natively instead of 2 ms).
+        set("preview", JsValue::from_bool(job.preview.as_ref().is_some_and(|p| !p.finished)));
         match dispatch {
             Dispatch::AfterPreview { alone: true, .. } => slot.held.push((index, message)),
             Dispatch::FirstPartAlone if index > 0 => slot.held.push((index, message)),
@@ -786,6 +802,9 @@ fn spawn<R: DeserializeOwned + 'static>(
                     }
                     (Ok(report), Some(preview)) => {
                         let (id, last, posted_at) = (preview.shows_for, preview.last, preview.posted_at);
+                        if last {
+                            slot_rc.borrow_mut().drag_look_of = Some(preview.shown.of.clone());
+                        }
                         let show = {
                             let dispatcher = dispatcher.clone();
                             move || dispatcher.dispatch(Action::Preview { id, report: Rc::new(report), query, shown: preview.shown, last })

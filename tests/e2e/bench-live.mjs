@@ -26,34 +26,46 @@ const browser = await chromium.launch({
 });
 
 // Times are taken inside the page (performance.now()): from the event that commits a change (the
-// Enter key in a text box, a select's change, a slider's input or release) to the first animation
-// frame that shows the result, so that the harness's round trips to the browser are not counted.
+// Enter key in a text box, a select's change, a slider's input or release; for an opening, the
+// navigation's start) to the first animation frame that shows the result. Each watcher starts in the
+// page before its event, so that the harness's round trips to the browser are not counted, even
+// for answers quicker than one.
 
-/** Resolves in the page at the first frame where the lesson shows a finished report for the
- * parameters in its address; the frame's time. */
-const complete = (page) => page.evaluate(() => new Promise((resolve) => {
-  const check = () => (document.querySelector('.run-controls .ok') && !document.querySelector('.widget.stale')
-    && window.__rorecLastReport ? resolve(performance.now()) : requestAnimationFrame(check));
-  check();
-}));
+// In the page: `window.__watch(name, test)` records in `window.__seen[name]` the time of the first
+// frame at which `test()` holds.
+const WATCHERS = () => {
+  window.__seen = {};
+  window.__watch = (name, test) => {
+    delete window.__seen[name];
+    const check = () => (test() ? (window.__seen[name] = performance.now()) : requestAnimationFrame(check));
+    requestAnimationFrame(check);
+  };
+  window.__complete = () => document.querySelector('.run-controls .ok') && !document.querySelector('.widget.stale')
+    && window.__rorecLastReport;
+};
 
-/** The first frame where the address has `name=value` and no figure is stale (a report of the new
- * value is drawn: its preview, results so far, or the full report); the frame's time. */
-const drawn = (page, name, value) => page.evaluate(([n, v]) => new Promise((resolve) => {
-  const check = () => (new RegExp(`[?&]${n}=${v}(&|$)`).test(location.hash) && !document.querySelector('.widget.stale')
-    ? resolve(performance.now()) : requestAnimationFrame(check));
-  check();
-}), [name, value]);
+/** Waits until the page has seen `name`; its frame's time. */
+const seen = async (page, name, timeout = 600000) => {
+  await page.waitForFunction((n) => window.__seen[n] !== undefined, name, { timeout, polling: 20 });
+  return page.evaluate((n) => window.__seen[n], name);
+};
 
 async function change(page, name, value) {
   // The control wherever the lesson placed it ({{params}} or {{controls …}}): its text box or select.
   const input = page.locator(`[data-param="${name}"] input:not([type=range]):not([type=checkbox]), [data-param="${name}"] select`).first();
-  await page.evaluate(() => { window.__committed = null; });
+  await page.evaluate(([n, v]) => {
+    window.__committed = null;
+    // The new value in the address (the page has taken the change) and no figure stale: a report
+    // of it is drawn (its preview, results so far, or the full report).
+    const taken = () => window.__committed !== null && new RegExp(`[?&]${n}=${v}(&|$)`).test(location.hash);
+    window.__watch('figure', () => taken() && !document.querySelector('.widget.stale'));
+    window.__watch('complete', () => taken() && window.__complete());
+  }, [name, value]);
   if (await input.evaluate((el) => el.tagName) === 'SELECT') await input.selectOption(value);
   else { await input.fill(value); await input.press('Enter'); }
-  const figure = await drawn(page, name, value);
-  const done = await complete(page);
+  const [figure, done] = [await seen(page, 'figure'), await seen(page, 'complete')];
   const committed = await page.evaluate(() => window.__committed);
+  if (typeof committed !== 'number') throw new Error(`the change of ${name} was not seen being committed`);
   return [Math.round(figure - committed), Math.round(done - committed)];
 }
 
@@ -61,41 +73,40 @@ async function change(page, name, value) {
 async function drag(page, name) {
   const slider = page.locator(`[data-param="${name}"] input[type=range]`).first();
   if (await slider.count() === 0) return ['–', '–'];
-  const before = await page.evaluate(() => location.hash);
   const started = await slider.evaluate((el) => {
+    window.__watch('preview', () => /release the control/.test(document.querySelector('.run-controls .status')?.textContent || ''));
     el.value = String(Math.min(1000, Number(el.value) + 150));
     const at = performance.now();
     el.dispatchEvent(new Event('input', { bubbles: true }));
     return at;
   });
-  const shown = await Promise.race([
-    page.evaluate(() => new Promise((resolve) => {
-      const check = () => (/release the control/.test(document.querySelector('.run-controls .status')?.textContent || '')
-        ? resolve(performance.now()) : requestAnimationFrame(check));
-      check();
-    })),
-    new Promise((resolve) => { setTimeout(() => resolve(null), 60000); }),
-  ]);
-  if (shown === null) {
+  let shown;
+  try {
+    shown = await seen(page, 'preview', 60000);
+  } catch (e) {
     const status = await page.evaluate(() => document.querySelector('.run-controls .status')?.textContent);
     console.error(`no preview within 60 s; status: ${status}`);
     return ['> 60000', '–'];
   }
   const released = await slider.evaluate((el) => {
+    const before = location.hash;
+    window.__watch('released', () => location.hash !== before && window.__complete());
     const at = performance.now();
     el.dispatchEvent(new Event('change', { bubbles: true }));
     return at;
   });
-  await page.waitForFunction((b) => location.hash !== b, before, { polling: 10 });
-  const done = await complete(page);
-  return [Math.round(shown - started), Math.round(done - released)];
+  return [Math.round(shown - started), Math.round(await seen(page, 'released') - released)];
 }
 
 const rows = [];
 for (const k of KNOBS) {
   const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
   const page = await context.newPage();
+  await page.addInitScript(WATCHERS);
   await page.addInitScript(() => {
+    // From the document's start: the first figure and the first complete report.
+    window.__watch('first figure', () => document.querySelector('.widget canvas, .widget table'));
+    window.__watch('first complete', () => window.__complete());
     // When a change is committed: the Enter key in a text box, or a select's change.
     document.addEventListener('keydown', (e) => { if (e.key === 'Enter') window.__committed = performance.now(); }, true);
     document.addEventListener('change', (e) => { if (e.target.tagName === 'SELECT') window.__committed = performance.now(); }, true);
@@ -105,11 +116,8 @@ for (const k of KNOBS) {
   });
   // Opening is timed from the navigation's start (performance.now()'s origin).
   await page.goto(`${BASE}#/${k.lesson}${k.query ? `?${k.query}` : ''}`);
-  const first = Math.round(await page.evaluate(() => new Promise((resolve) => {
-    const check = () => (document.querySelector('.widget canvas, .widget table') ? resolve(performance.now()) : requestAnimationFrame(check));
-    check();
-  })));
-  const full = Math.round(await complete(page));
+  const first = Math.round(await seen(page, 'first figure'));
+  const full = Math.round(await seen(page, 'first complete'));
   const changes = [await change(page, k.knob, k.to), await change(page, k.knob, k.from), await change(page, k.knob, k.to)];
   const times = changes.map(([, complete]) => complete);
   const changedFigure = changes[0][0];

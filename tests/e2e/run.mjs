@@ -587,9 +587,9 @@ test('previews: a first look before the full report, and while a slider is dragg
   const after = await report(page);
   assert.deepEqual(withoutTimings(after), withoutTimings(cli('fast-mips', queryOf(page))));
   // Reward and rank: a drag previews with its drag look (fewer impressions than a change's
-  // preview); a drag back to a value whose full run the workers finished runs that full query,
-  // not as a preview (a preview's parts may share the work out differently, and retrain what the
-  // workers have cached).
+  // preview); released there, the full run starts without a preview first; a drag back to a value
+  // whose full run the workers finished runs that full query, not as a preview (a preview's parts
+  // may share the work out differently, and retrain what the workers have cached).
   await page.addInitScript(() => {
     window.__posted = [];
     const Native = window.Worker;
@@ -617,10 +617,13 @@ test('previews: a first look before the full report, and while a slider is dragg
   await drag(String(Number(home) + 150));
   await page.locator('.run-controls .status', { hasText: 'A/B tested on 1,000 of the 16,000 impressions' }).first().waitFor();
   assert.ok((await page.evaluate(() => window.__posted)).every((m) => m.preview && /impressions=1000(&|$)/.test(m.query)));
-  const away = queryOf(page);
+  const beforeRelease = queryOf(page);
+  await page.evaluate(() => { window.__posted = []; });
   await k.evaluate((el) => el.dispatchEvent(new Event('change', { bubbles: true })));
-  await page.waitForFunction((b) => !location.hash.endsWith(b), away);
+  await page.waitForFunction((b) => !location.hash.endsWith(b), beforeRelease);
   await report(page);
+  const released = await page.evaluate(() => window.__posted);
+  assert.ok(released.length > 0 && released.every((m) => !m.preview && m.query === released[0].query), JSON.stringify(released));
   await page.evaluate(() => { window.__posted = []; });
   await drag(home);
   await page.locator('.run-controls .status', { hasText: 'release the control' }).first().waitFor();

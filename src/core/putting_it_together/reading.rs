@@ -165,7 +165,8 @@ pub fn sweep(r: &CapstoneReport) -> Vec<String> {
 /// The index against the exact scan.
 pub fn serving(r: &CapstoneReport) -> Vec<String> {
     let s = &r.main.serving;
-    if s.is_empty() {
+    // A preview's serving times are some models' only, or none: nothing to say of them all.
+    if s.is_empty() || r.main.serving_pending {
         return Vec::new();
     }
     let exact: f64 = s.iter().map(|x| x.exact_us_per_slate).sum::<f64>() / s.len() as f64;

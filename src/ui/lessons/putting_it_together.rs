@@ -40,6 +40,9 @@ fn CapstonePage(props: &LessonProps) -> Html {
                 </div>
             },
             "curves-reading" => reading("curves", &f.curves_reading),
+            "serving" if f.serving_pending => {
+                html! { <p class="hint">{ "This preview leaves the serving times out; the full report measures them." }</p> }
+            }
             "serving" => html! { <Table spec={f.serving.clone()} caption={f.serving_caption.clone()} /> },
             "serving-reading" => reading("serving", &f.serving_reading),
             "estimates" => html! { <Plot spec={f.estimates.clone()} height={360.0} /> },
@@ -110,6 +113,7 @@ struct Figures {
     serving: Rc<TableSpec>,
     serving_caption: AttrValue,
     serving_reading: Vec<String>,
+    serving_pending: bool,
     estimates: Rc<PlotSpec>,
     estimates_table: Rc<TableSpec>,
     estimates_caption: AttrValue,
@@ -339,6 +343,7 @@ impl From<&CapstoneReport> for Figures {
             serving: Rc::new(serving),
             serving_caption,
             serving_reading: reading::serving(r),
+            serving_pending: r.main.serving_pending,
             estimates: Rc::new(estimates),
             estimates_table: Rc::new(estimates_table),
             estimates_caption,
