@@ -98,7 +98,7 @@ pub const CANDIDATES: &[(&str, &str, bool)] = &[
 ];
 
 /// The candidates served by a learned model through the MIPS index.
-const SERVED: &[&str] = &["linear-prr", "deep-prr", "deep-reward", "iips"];
+pub const SERVED: &[&str] = &["linear-prr", "deep-prr", "deep-reward", "iips"];
 /// The direct method's reward model: a deep PRR trained on the validation split.
 const REWARD_MODEL: &str = "reward-model";
 
@@ -1428,7 +1428,7 @@ mod tests {
         let mut cache = StageCache::new(WORKER_BUDGET_BYTES);
         let first = report(preview, &mut cache);
         assert!(first.main.serving_pending && first.main.serving.is_empty());
-        assert!(super::super::reading::serving(&first).is_empty());
+        assert_eq!(super::super::reading::serving(&first), vec![super::super::reading::SERVING_PENDING.to_string()]);
         let full = report(Part::WHOLE, &mut cache);
         assert!(!full.main.serving_pending && full.main.serving.len() == SERVED.len());
         let timeless = |r: &CapstoneReport| {

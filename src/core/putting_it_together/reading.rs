@@ -163,10 +163,17 @@ pub fn sweep(r: &CapstoneReport) -> Vec<String> {
 }
 
 /// The index against the exact scan.
+/// What a preview without the serving times says of them.
+pub const SERVING_PENDING: &str =
+    "This preview leaves out the serving times and how many users the index serves the exact slate; the full report measures them.";
+
 pub fn serving(r: &CapstoneReport) -> Vec<String> {
     let s = &r.main.serving;
     // A preview's serving times are some models' only, or none: nothing to say of them all.
-    if s.is_empty() || r.main.serving_pending {
+    if r.main.serving_pending {
+        return vec![SERVING_PENDING.to_string()];
+    }
+    if s.is_empty() {
         return Vec::new();
     }
     let exact: f64 = s.iter().map(|x| x.exact_us_per_slate).sum::<f64>() / s.len() as f64;

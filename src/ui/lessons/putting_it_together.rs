@@ -5,7 +5,7 @@
 
 use crate::core::horvitz_thompson::estimators::Kind;
 use crate::core::putting_it_together::lesson::{
-    candidate_label, CapstoneLesson, CapstoneReport, CANDIDATES, INDEX_EF_CONSTRUCTION, INDEX_M,
+    candidate_label, CapstoneLesson, CapstoneReport, CANDIDATES, INDEX_EF_CONSTRUCTION, INDEX_M, SERVED,
 };
 use crate::core::putting_it_together::ope::ESTIMATORS;
 use crate::core::putting_it_together::reading;
@@ -40,9 +40,6 @@ fn CapstonePage(props: &LessonProps) -> Html {
                 </div>
             },
             "curves-reading" => reading("curves", &f.curves_reading),
-            "serving" if f.serving_pending => {
-                html! { <p class="hint">{ "This preview leaves the serving times out; the full report measures them." }</p> }
-            }
             "serving" => html! { <Table spec={f.serving.clone()} caption={f.serving_caption.clone()} /> },
             "serving-reading" => reading("serving", &f.serving_reading),
             "estimates" => html! { <Plot spec={f.estimates.clone()} height={360.0} /> },
@@ -113,7 +110,6 @@ struct Figures {
     serving: Rc<TableSpec>,
     serving_caption: AttrValue,
     serving_reading: Vec<String>,
-    serving_pending: bool,
     estimates: Rc<PlotSpec>,
     estimates_table: Rc<TableSpec>,
     estimates_caption: AttrValue,
@@ -200,10 +196,18 @@ impl From<&CapstoneReport> for Figures {
             headers: ["model", "exact scan µs/slate", "HNSW index µs/slate", "index / exact", "users served the exact slate"]
                 .map(String::from)
                 .to_vec(),
-            rows: m
-                .serving
+            // Every served model's row, in a preview too (its times then to come: "…"), so that
+            // the table keeps its size when the full report fills it in.
+            rows: CANDIDATES
                 .iter()
-                .map(|s| {
+                .map(|c| c.0)
+                .filter(|name| SERVED.contains(name))
+                .map(|name| (name, m.serving.iter().find(|s| s.name == name)))
+                .filter(|(_, s)| s.is_some() || m.serving_pending)
+                .map(|(name, s)| {
+                    let Some(s) = s else {
+                        return [candidate_label(name)].into_iter().map(String::from).chain(["…"; 4].map(String::from)).collect();
+                    };
                     vec![
                         candidate_label(&s.name).to_string(),
                         format!("{:.1}", s.exact_us_per_slate),
@@ -343,7 +347,6 @@ impl From<&CapstoneReport> for Figures {
             serving: Rc::new(serving),
             serving_caption,
             serving_reading: reading::serving(r),
-            serving_pending: r.main.serving_pending,
             estimates: Rc::new(estimates),
             estimates_table: Rc::new(estimates_table),
             estimates_caption,
