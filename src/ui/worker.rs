@@ -229,9 +229,6 @@ struct PreviewJob {
     last: bool,
     /// When it was posted (ms, `Date.now()`): see [`HOLD_IF_PREVIEW_UNDER_MS`].
     posted_at: f64,
-    /// The full query itself, finished before in these workers (a slider dragged back to a value
-    /// it had): its parts are posted as a full run's, see [`launch`].
-    finished: bool,
 }
 
 /// One run: the same query split into `parts`, one per worker, merged when all are in.
@@ -316,6 +313,7 @@ impl Slot {
         self.paused = false;
         self.held.clear();
         self.held_preview = None;
+        self.drag_look_of = None;
         // Fresh workers next time, with empty caches.
         self.finished.clear();
     }
@@ -419,6 +417,8 @@ fn start<R: DeserializeOwned + 'static>(
         // Waiting behind a paused run would wait forever: drop it (fresh workers).
         slot.terminate();
     }
+    // Whatever this request is, the drag's preview on screen is of use to it only below.
+    let drag_look_of = slot.drag_look_of.take();
     slot.paused = false;
     // This request supersedes anything queued.
     slot.pending = None;
@@ -448,9 +448,8 @@ fn start<R: DeserializeOwned + 'static>(
     // The page's opening run shows the lesson's first look; a change, its preview; a drag, its
     // drag preview; a query these workers have finished before (a knob moved back), or a release
     // where the drag's preview is on screen, none.
-    let finished = slot.finished.contains(&query);
-    let released_on_look = slot.drag_look_of.take().is_some_and(|q| q == query);
-    let look = if finished || (then_full && released_on_look) {
+    let released_on_look = drag_look_of.is_some_and(|q| q == query);
+    let look = if slot.finished.contains(&query) || (then_full && released_on_look) {
         None
     } else if !then_full {
         (lesson.drag_preview)(&query)
@@ -463,13 +462,8 @@ fn start<R: DeserializeOwned + 'static>(
         Some((cheaper, note)) if then_full => {
             slot.next_id += 1;
             let preview_id = slot.next_id;
-            let preview = PreviewJob {
-                shown: Shown { of: query.clone(), note },
-                shows_for: id,
-                last: false,
-                posted_at: js_sys::Date::now(),
-                finished: false,
-            };
+            let preview =
+                PreviewJob { shown: Shown { of: query.clone(), note }, shows_for: id, last: false, posted_at: js_sys::Date::now() };
             let parts = (lesson.parts)(&cheaper, cores());
             let alone = !slot.shown
                 && (lesson.estimate)(&cheaper).is_ok_and(|e| e.page_seconds(cores()) <= crate::core::budget::QUICK_PREVIEW_SECONDS);
@@ -477,8 +471,7 @@ fn start<R: DeserializeOwned + 'static>(
             slot.job = launch(&mut slot, slot_rc, dispatcher, lesson, id, query, None, Dispatch::AfterPreview { parts, alone });
         }
         Some((cheaper, note)) => {
-            let preview =
-                PreviewJob { shown: Shown { of: query, note }, shows_for: id, last: true, posted_at: js_sys::Date::now(), finished: false };
+            let preview = PreviewJob { shown: Shown { of: query, note }, shows_for: id, last: true, posted_at: js_sys::Date::now() };
             slot.job = launch(&mut slot, slot_rc, dispatcher, lesson, id, cheaper, Some(preview), Dispatch::Now);
         }
         // No cheaper look: a drag previews with the full run (later stages are cached anyway).
@@ -488,7 +481,6 @@ fn start<R: DeserializeOwned + 'static>(
                 shows_for: id,
                 last: true,
                 posted_at: js_sys::Date::now(),
-                finished,
             };
             slot.job = launch(&mut slot, slot_rc, dispatcher, lesson, id, query, Some(preview), Dispatch::Now);
         }
@@ -546,11 +538,13 @@ fn launch<R: DeserializeOwned + 'static>(
         set("part", JsValue::from(index as u32));
         set("parts", JsValue::from(parts));
         // A preview (the full run follows it, or follows the release of the dragged slider) may
-        // leave out what is costly and not cached yet. Not a finished query shown as a drag's
-        // preview (a knob dragged back to a value it had): a preview's parts may share the work
-        // out differently (reward and rank's place no timing), and retrained there what the
-        // full run's workers had cached (1.1 s natively instead of 2 ms).
-        set("preview", JsValue::from_bool(job.preview.as_ref().is_some_and(|p| !p.finished)));
+        // leave out what is costly and not cached yet. Not the full query itself shown as a drag's
+        // preview (a knob dragged back to a value it had, or a lesson without a cheaper look):
+        // a preview's parts may share the work out differently (reward and rank's place no
+        // timing), and a finished query's retrained there what the full run's workers had cached
+        // (1.1 s natively instead of 2 ms); an unfinished one's, what the release's full run then
+        // needs where the full run places it.
+        set("preview", JsValue::from_bool(job.preview.as_ref().is_some_and(|p| p.shown.of != query)));
         match dispatch {
             Dispatch::AfterPreview { alone: true, .. } => slot.held.push((index, message)),
             Dispatch::FirstPartAlone if index > 0 => slot.held.push((index, message)),

@@ -496,6 +496,21 @@ test('putting-it-together: the page (main world and sweep split over workers) co
   const served = await report(page, 120000);
   assert.deepEqual(served.main.curves.map((c) => c.validation_loss), fromPage.main.curves.map((c) => c.validation_loss));
   assert.deepEqual(withoutCapstoneTimings(served), withoutCapstoneTimings(cli('putting-it-together', queryOf(page))));
+  // A drag's preview leaves the serving times out: the table keeps its rows, to come ("…"), and
+  // its reading says so; the release measures them.
+  const width = page.locator('[data-param="hidden_width"] input[type=range]:not([disabled])').first();
+  await width.evaluate((el) => { el.value = String(Number(el.value) + 60); el.dispatchEvent(new Event('input', { bubbles: true })); });
+  await page.locator('.run-controls .status', { hasText: 'release the control' }).first().waitFor();
+  const servingRows = page.locator('[data-table="serving"] tbody tr');
+  assert.equal(await servingRows.count(), 4);
+  assert.match(await servingRows.first().innerText(), /…/);
+  assert.match(await page.locator('[data-reading="serving"]').innerText(), /full report measures them/);
+  const beforeRelease = queryOf(page);
+  await width.evaluate((el) => el.dispatchEvent(new Event('change', { bubbles: true })));
+  await page.waitForFunction((b) => !location.hash.endsWith(b), beforeRelease);
+  const released = await report(page, 120000);
+  assert.ok(released.main.serving.length === 4 && !released.main.serving_pending);
+  assert.doesNotMatch(await servingRows.first().innerText(), /…/);
   // Bad values: a hidden width of 0, more layers than allowed, a split without evaluation rows.
   await page.goto(`${BASE}#/putting-it-together?hidden_width=0&hidden_layers=5&${query}`);
   await page.reload();
@@ -623,7 +638,8 @@ test('previews: a first look before the full report, and while a slider is dragg
   await page.waitForFunction((b) => !location.hash.endsWith(b), beforeRelease);
   await report(page);
   const released = await page.evaluate(() => window.__posted);
-  assert.ok(released.length > 0 && released.every((m) => !m.preview && m.query === released[0].query), JSON.stringify(released));
+  assert.ok(released.length > 0 && released.every((m) => !m.preview && m.query === released[0].query
+    && /impressions=16000(&|$)/.test(m.query)), JSON.stringify(released));
   await page.evaluate(() => { window.__posted = []; });
   await drag(home);
   await page.locator('.run-controls .status', { hasText: 'release the control' }).first().waitFor();

@@ -562,7 +562,8 @@ const GRAPH: Graph = Graph {
         Stage { name: "index", reads: &[], uses: &["training"] },
         // Exact scan against the index, per fresh user.
         Stage { name: "serving", reads: &["ef_search"], uses: &["index", "world"] },
-        // A candidate deployed on fresh users, served the index's slates (those of "serving").
+        // A candidate deployed on fresh users, served the index's slates (those "serving" found,
+        // or searched here where a preview left "serving" out: the same slates).
         Stage { name: "ab_test", reads: &["impressions"], uses: &["serving"] },
         // The oracle, π₀ and popularity on fresh users (no index).
         Stage { name: "reference_ab_test", reads: &["impressions"], uses: &["logs"] },

@@ -162,11 +162,11 @@ pub fn sweep(r: &CapstoneReport) -> Vec<String> {
     )]
 }
 
-/// The index against the exact scan.
 /// What a preview without the serving times says of them.
 pub const SERVING_PENDING: &str =
     "This preview leaves out the serving times and how many users the index serves the exact slate; the full report measures them.";
 
+/// The index against the exact scan.
 pub fn serving(r: &CapstoneReport) -> Vec<String> {
     let s = &r.main.serving;
     // A preview's serving times are some models' only, or none: nothing to say of them all.
