@@ -236,10 +236,8 @@ pub fn run_part_query_cached<E: Experiment + 'static>(
 
 /// Merge the parts' JSON into the report's JSON (the page runs this when all parts are in).
 pub fn merge_query<E: Experiment>(query: &str, partials: &[String]) -> Result<String, String> {
-    let params = strict_params::<E>(query)?;
-    let partials =
-        partials.iter().map(|p| serde_json::from_str::<E::Partial>(p).map_err(|e| e.to_string())).collect::<Result<Vec<_>, _>>()?;
-    serde_json::to_string(&E::merge(&params, partials)).map_err(|e| e.to_string())
+    let every: Vec<Option<&str>> = partials.iter().map(|p| Some(p.as_str())).collect();
+    merge_so_far_query::<E>(query, &every).expect("every part is in")
 }
 
 /// Merge the results so far of the parts into the report's JSON, None standing for a part that

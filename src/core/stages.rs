@@ -290,6 +290,21 @@ impl StageCache {
         self.insert(key, Rc::clone(&value));
         value
     }
+
+    /// The kept result under `key`; else, if `compute`, as [`StageCache::get_or_compute`]; else
+    /// None (a preview leaves out a costly extra that the full run, next, computes).
+    pub fn get_or_compute_if<T: Footprint + 'static>(
+        &mut self,
+        compute: bool,
+        key: Key,
+        f: impl FnOnce(&mut StageCache) -> T,
+    ) -> Option<Rc<T>> {
+        if compute {
+            Some(self.get_or_compute(key, f))
+        } else {
+            self.get::<T>(&key)
+        }
+    }
 }
 
 impl Default for StageCache {

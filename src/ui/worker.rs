@@ -231,6 +231,13 @@ struct PreviewJob {
     posted_at: f64,
 }
 
+impl PreviewJob {
+    /// The preview of run `shows_for`, for the page's query `of`, posted now.
+    fn new(of: String, note: String, shows_for: u32, last: bool) -> PreviewJob {
+        PreviewJob { shown: Shown { of, note }, shows_for, last, posted_at: js_sys::Date::now() }
+    }
+}
+
 /// One run: the same query split into `parts`, one per worker, merged when all are in.
 struct Job {
     id: u32,
@@ -270,10 +277,9 @@ struct Slot {
     /// runs the full query at once, without first computing a preview the caches may lack.
     finished: Vec<String>,
     /// The latest progress of the job under way (its id, fraction and stage), not drawn yet: the
-    /// page draws progress at most every [`PROGRESS_EVERY_MS`].
+    /// page draws progress at most every [`PROGRESS_EVERY_MS`] (a drawing is scheduled while
+    /// this is Some).
     progress: Option<(u32, f64, String)>,
-    /// A drawing of `progress` is scheduled.
-    progress_scheduled: bool,
     /// The query whose drag preview is on screen: if the slider is released there, the full run
     /// starts without a preview first (the figures already show one).
     drag_look_of: Option<String>,
@@ -458,34 +464,27 @@ fn start<R: DeserializeOwned + 'static>(
     } else {
         (lesson.preview)(&query)
     };
+    if !then_full {
+        // A drag: its drag preview; or, with none cheaper (or a value these workers finished),
+        // the full run shown as the drag's preview (later stages are cached anyway).
+        let (posted, note) = look.unwrap_or_else(|| (query.clone(), String::new()));
+        let preview = PreviewJob::new(query, note, id, true);
+        slot.job = launch(&mut slot, slot_rc, dispatcher, lesson, id, posted, Some(preview), Dispatch::Now);
+        return;
+    }
     match look {
-        Some((cheaper, note)) if then_full => {
+        Some((cheaper, note)) => {
             slot.next_id += 1;
             let preview_id = slot.next_id;
-            let preview =
-                PreviewJob { shown: Shown { of: query.clone(), note }, shows_for: id, last: false, posted_at: js_sys::Date::now() };
+            let preview = PreviewJob::new(query.clone(), note, id, false);
             let parts = (lesson.parts)(&cheaper, cores());
             let alone = !slot.shown
                 && (lesson.estimate)(&cheaper).is_ok_and(|e| e.page_seconds(cores()) <= crate::core::budget::QUICK_PREVIEW_SECONDS);
             slot.preview_job = launch(&mut slot, slot_rc, dispatcher, lesson, preview_id, cheaper, Some(preview), Dispatch::Now);
             slot.job = launch(&mut slot, slot_rc, dispatcher, lesson, id, query, None, Dispatch::AfterPreview { parts, alone });
         }
-        Some((cheaper, note)) => {
-            let preview = PreviewJob { shown: Shown { of: query, note }, shows_for: id, last: true, posted_at: js_sys::Date::now() };
-            slot.job = launch(&mut slot, slot_rc, dispatcher, lesson, id, cheaper, Some(preview), Dispatch::Now);
-        }
-        // No cheaper look: a drag previews with the full run (later stages are cached anyway).
-        None if !then_full => {
-            let preview = PreviewJob {
-                shown: Shown { of: query.clone(), note: String::new() },
-                shows_for: id,
-                last: true,
-                posted_at: js_sys::Date::now(),
-            };
-            slot.job = launch(&mut slot, slot_rc, dispatcher, lesson, id, query, Some(preview), Dispatch::Now);
-        }
         None => {
-            let dispatch = if then_full && !slot.shown && (lesson.steps)(&query) && (lesson.merges_without_parts)(&query) {
+            let dispatch = if !slot.shown && (lesson.steps)(&query) && (lesson.merges_without_parts)(&query) {
                 Dispatch::FirstPartAlone
             } else {
                 Dispatch::Now
@@ -527,6 +526,14 @@ fn launch<R: DeserializeOwned + 'static>(
         fractions: vec![0.0; parts as usize],
         first_part_alone: matches!(dispatch, Dispatch::FirstPartAlone),
     };
+    // A preview (the full run follows it, or follows the release of the dragged slider) may
+    // leave out what is costly and not cached yet. Not the full query itself shown as a drag's
+    // preview (a knob dragged back to a value it had, or a lesson without a cheaper look):
+    // a preview's parts may share the work out differently (reward and rank's place no
+    // timing), and a finished query's retrained there what the full run's workers had cached
+    // (1.1 s natively instead of 2 ms); an unfinished one's, what the release's full run then
+    // needs where the full run places it.
+    let cheaper = job.preview.as_ref().is_some_and(|p| p.shown.of != query);
     for (index, (worker, _, _)) in slot.workers.iter().take(parts as usize).enumerate() {
         let message = js_sys::Object::new();
         let set = |k: &str, v: JsValue| {
@@ -537,14 +544,7 @@ fn launch<R: DeserializeOwned + 'static>(
         set("query", JsValue::from_str(&query));
         set("part", JsValue::from(index as u32));
         set("parts", JsValue::from(parts));
-        // A preview (the full run follows it, or follows the release of the dragged slider) may
-        // leave out what is costly and not cached yet. Not the full query itself shown as a drag's
-        // preview (a knob dragged back to a value it had, or a lesson without a cheaper look):
-        // a preview's parts may share the work out differently (reward and rank's place no
-        // timing), and a finished query's retrained there what the full run's workers had cached
-        // (1.1 s natively instead of 2 ms); an unfinished one's, what the release's full run then
-        // needs where the full run places it.
-        set("preview", JsValue::from_bool(job.preview.as_ref().is_some_and(|p| p.shown.of != query)));
+        set("preview", JsValue::from_bool(cheaper));
         match dispatch {
             Dispatch::AfterPreview { alone: true, .. } => slot.held.push((index, message)),
             Dispatch::FirstPartAlone if index > 0 => slot.held.push((index, message)),
@@ -685,6 +685,29 @@ fn results_so_far(lesson: &'static Lesson, job: &Job, released: bool) -> Outcome
     }
 }
 
+/// Keeps run `id`'s latest progress, drawn within [`PROGRESS_EVERY_MS`] if that run is still
+/// under way then (a run that finished meanwhile would be marked running again).
+fn draw_progress_later<R: 'static>(
+    slot_rc: &Rc<RefCell<Slot>>,
+    dispatcher: &UseReducerDispatcher<RunState<R>>,
+    id: u32,
+    fraction: f64,
+    stage: String,
+) {
+    if slot_rc.borrow_mut().progress.replace((id, fraction, stage)).is_some() {
+        return; // a drawing is scheduled: it takes this one
+    }
+    let (slot_rc, dispatcher) = (slot_rc.clone(), dispatcher.clone());
+    crate::ui::dom::after(PROGRESS_EVERY_MS, move || {
+        let mut slot = slot_rc.borrow_mut();
+        let Some((id, fraction, stage)) = slot.progress.take() else { return };
+        if slot.job.as_ref().is_some_and(|j| j.id == id) {
+            drop(slot);
+            dispatcher.dispatch(Action::Progress { id, fraction, stage });
+        }
+    });
+}
+
 /// The message that pauses (true) or resumes (false) a worker's run.
 fn pause_message(paused: bool) -> js_sys::Object {
     let message = js_sys::Object::new();
@@ -762,24 +785,7 @@ fn spawn<R: DeserializeOwned + 'static>(
                     let stage =
                         js_sys::Reflect::get(&data, &JsValue::from_str("stage")).ok().and_then(|v| v.as_string()).unwrap_or_default();
                     let stage = if preview { format!("preview: {stage}") } else { stage };
-                    let mut slot = slot_rc.borrow_mut();
-                    slot.progress = Some((id, fraction, stage));
-                    if !slot.progress_scheduled {
-                        slot.progress_scheduled = true;
-                        let (slot_rc, dispatcher) = (slot_rc.clone(), dispatcher.clone());
-                        crate::ui::dom::after(PROGRESS_EVERY_MS, move || {
-                            let mut slot = slot_rc.borrow_mut();
-                            slot.progress_scheduled = false;
-                            // Only while that run is still under way (a run that finished meanwhile
-                            // would be marked running again).
-                            if let Some((id, fraction, stage)) = slot.progress.take() {
-                                if slot.job.as_ref().is_some_and(|j| j.id == id) {
-                                    drop(slot);
-                                    dispatcher.dispatch(Action::Progress { id, fraction, stage });
-                                }
-                            }
-                        });
-                    }
+                    draw_progress_later(&slot_rc, &dispatcher, id, fraction, stage);
                     return;
                 }
                 Outcome::Finished(Ok((json, query, preview))) => match (serde_json::from_str::<R>(&json), preview) {
@@ -796,15 +802,14 @@ fn spawn<R: DeserializeOwned + 'static>(
                     }
                     (Ok(report), Some(preview)) => {
                         let (id, last, posted_at) = (preview.shows_for, preview.last, preview.posted_at);
-                        if last {
-                            slot_rc.borrow_mut().drag_look_of = Some(preview.shown.of.clone());
-                        }
+                        let shown_of = last.then(|| preview.shown.of.clone());
                         let show = {
                             let dispatcher = dispatcher.clone();
                             move || dispatcher.dispatch(Action::Preview { id, report: Rc::new(report), query, shown: preview.shown, last })
                         };
                         let answers_a_change = std::mem::replace(&mut slot_rc.borrow_mut().shown, true);
-                        if last {
+                        if let Some(of) = shown_of {
+                            slot_rc.borrow_mut().drag_look_of = Some(of);
                             show();
                         } else if answers_a_change {
                             // The full run is under way behind it: a preview from the cache is

@@ -1276,10 +1276,9 @@ impl Experiment for PrrLesson {
                 Job::Main(unit) => JobResult::Main(run_main_unit(p, unit as usize, cache, &mut stage)),
                 // A preview leaves the timing out unless it is cached: a clock-bound job that
                 // would delay the first look (the full run, next, measures it).
-                Job::Timing(group) if part.preview => {
-                    JobResult::Timing(cache.get::<Timing>(&PRR_GRAPH.key("timing", p).with(group)).map_or_else(Vec::new, |t| t.0.clone()))
+                Job::Timing(group) => {
+                    JobResult::Timing(timing_stage(p, group, !part.preview, cache, &mut stage).map_or_else(Vec::new, |t| t.0.clone()))
                 }
-                Job::Timing(group) => JobResult::Timing(timing_stage(p, group, cache, &mut stage).0.clone()),
                 Job::SweepK(k) => JobResult::SweepK(run_world(&p.k_point(k), cache, &mut stage)),
                 Job::SweepP(items) => JobResult::SweepP(run_world(&p.p_point(items), cache, &mut stage)),
             };
@@ -1627,8 +1626,9 @@ fn scatter_stage(
     })
 }
 
-fn timing_stage(p: &PrrParams, group: u32, cache: &mut StageCache, progress: &mut dyn Progress) -> Rc<Timing> {
-    cache.get_or_compute(PRR_GRAPH.key("timing", p).with(group), |_| Timing(timing(p, group, progress)))
+/// Timing group `group`; unless `compute`, only if it is cached.
+fn timing_stage(p: &PrrParams, group: u32, compute: bool, cache: &mut StageCache, progress: &mut dyn Progress) -> Option<Rc<Timing>> {
+    cache.get_or_compute_if(compute, PRR_GRAPH.key("timing", p).with(group), |_| Timing(timing(p, group, progress)))
 }
 
 /// The world `q` describes, its logs and its A/B test's traffic.

@@ -985,20 +985,19 @@ fn paired(a: &AbResult, b: &AbResult) -> MeanSe {
     mean_se(a.rewards.iter().zip(&b.rewards).map(|(x, y)| f64::from(*x) - f64::from(*y)))
 }
 
-fn serving_key(q: &CapstoneParams, name: &'static str) -> crate::core::stages::Key {
-    GRAPH.key("serving", &q.for_training(name)).with(name)
-}
-
+/// Unless `compute`, only if it is cached.
+#[allow(clippy::too_many_arguments)]
 fn serving_stage(
     q: &CapstoneParams,
     name: &'static str,
     worlds: &Worlds,
     trained: &Trained,
     index: &Index,
+    compute: bool,
     cache: &mut StageCache,
     progress: &mut dyn Progress,
-) -> Rc<Serving> {
-    cache.get_or_compute(serving_key(q, name), |_| {
+) -> Option<Rc<Serving>> {
+    cache.get_or_compute_if(compute, GRAPH.key("serving", &q.for_training(name)).with(name), |_| {
         let fresh = &worlds.fresh;
         let users = fresh.world.users.len() as u32;
         let size = q.slate_size as u32;
@@ -1137,8 +1136,7 @@ fn run_main(p: &CapstoneParams, preview: bool, cache: &mut StageCache, progress:
         let (ab, offline_result) = if SERVED.contains(&name) {
             let model = model_of(name);
             let index = index_stage(p, name, &model, cache);
-            let served = (!preview || cache.contains(&serving_key(p, name)))
-                .then(|| serving_stage(p, name, &worlds, &model, &index, cache, progress));
+            let served = serving_stage(p, name, &worlds, &model, &index, !preview, cache, progress);
             match &served {
                 Some(served) => serving.push(served.result.clone()),
                 None => serving_pending = true,
@@ -1406,7 +1404,7 @@ mod tests {
         let init = item_init_stage(&q, &worlds, &logs, &mut cache);
         let model = training_stage(&q, "deep-prr", &worlds, &logs, &init, &mut cache, &mut ());
         let index = index_stage(&q, "deep-prr", &model, &mut cache);
-        let served = serving_stage(&q, "deep-prr", &worlds, &model, &index, &mut cache, &mut ());
+        let served = serving_stage(&q, "deep-prr", &worlds, &model, &index, true, &mut cache, &mut ()).expect("computed");
         let policy = Served::new(&model.model, &worlds.fresh, Some(&index.0), q.ef_search as usize, "deep-prr");
         let users = worlds.fresh.world.users.len();
         let searched = ab_test(&q, &worlds.fresh, &Remembered::new(&policy, users));

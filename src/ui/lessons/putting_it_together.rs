@@ -198,15 +198,13 @@ impl From<&CapstoneReport> for Figures {
                 .to_vec(),
             // Every served model's row, in a preview too (its times then to come: "…"), so that
             // the table keeps its size when the full report fills it in.
-            rows: CANDIDATES
+            rows: SERVED
                 .iter()
-                .map(|c| c.0)
-                .filter(|name| SERVED.contains(name))
-                .map(|name| (name, m.serving.iter().find(|s| s.name == name)))
+                .map(|name| (*name, m.serving.iter().find(|s| s.name == *name)))
                 .filter(|(_, s)| s.is_some() || m.serving_pending)
                 .map(|(name, s)| {
                     let Some(s) = s else {
-                        return [candidate_label(name)].into_iter().map(String::from).chain(["…"; 4].map(String::from)).collect();
+                        return std::iter::once(candidate_label(name)).chain(["…"; 4]).map(String::from).collect();
                     };
                     vec![
                         candidate_label(&s.name).to_string(),
