@@ -32,6 +32,8 @@ pub const NAMES: &[&str] = &[
     "mips-exact-batch32-top10-1e5x64",
     "mips-int8-top10-shortlist100-1e5x64",
     "mips-hnsw-top10-1e5x64",
+    "mips-hnsw-top4-200x8",
+    "mips-hnsw-build-uniform-3e4x100",
     "rsvd-20000x10000-1pct-rank32-q2",
     "bpr-epoch-default-world",
     "prr-epoch-1e3",
@@ -188,6 +190,31 @@ pub fn run(name: &str, now: &dyn Fn() -> f64) -> Result<BenchResult, String> {
             let ms = now() - start;
             let r = found.iter().zip(&truth).map(|(f, t)| recall(f, t)).sum::<f64>() / queries.len() as f64;
             Ok(result(name, &format!("queries (recall@10 = {r:.3})"), queries.len() as f64, ms))
+        }
+        "mips-hnsw-top4-200x8" => {
+            // The capstone's serving: a 200-item catalogue in d = 8, top 4 at ef_search 32 (a
+            // search visits most of the graph, so it is bound by bookkeeping, not distances).
+            let (items, queries) = data::generate(data::Kind::Clustered, 200, 1000, 8, 1);
+            let mut index = MipsIndex::build(&items, false, Config { m: 16, ef_construction: 64, seed: 1 }, &mut ());
+            let searches = 100_000;
+            let start = now();
+            let mut found = 0u64;
+            for q in 0..searches {
+                found += index.search(queries.row(q % queries.len()), 4, 32).len() as u64;
+            }
+            let ms = now() - start;
+            assert_eq!(found, 4 * searches as u64);
+            Ok(result(name, "queries", searches as f64, ms))
+        }
+        "mips-hnsw-build-uniform-3e4x100" => {
+            // The fast-MIPS lesson's graph: inner products on its uniform vectors (d = 100), M 16,
+            // ef_construction 64, repaired; 30,000 items (the notebook's sizes reach 137,854).
+            let (items, _) = data::generate(data::Kind::Uniform, 30_000, 1, 100, 1);
+            let start = now();
+            let index = MipsIndex::build(&items, false, Config { m: 16, ef_construction: 64, seed: 1 }, &mut ());
+            let ms = now() - start;
+            assert_eq!(index.graph.len(), items.len());
+            Ok(result(name, "insertions", items.len() as f64, ms))
         }
         "rsvd-20000x10000-1pct-rank32-q2" => {
             // The size: a 20,000 × 10,000 sparse matrix at 1 %, rank 32, p = 10, q = 2.
