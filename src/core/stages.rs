@@ -377,6 +377,13 @@ pub(crate) mod tests {
         assert_eq!((cache.stats.hits, cache.stats.misses), (2, 3));
     }
 
+    /// The report `parts` of `query` give, run one after the other in one worker's `cache`
+    /// and merged as the page merges them.
+    pub fn report_of_parts<E: Experiment + 'static>(query: &str, parts: &[Part], cache: &mut StageCache) -> E::Report {
+        let partials: Vec<String> = parts.iter().map(|&part| run_part_query_cached::<E>(query, part, cache, &mut ()).unwrap()).collect();
+        serde_json::from_str(&merge_query::<E>(query, &partials).unwrap()).unwrap()
+    }
+
     /// The fields at these paths set to 0 (`sizes.build_ms`: the field `build_ms` of every
     /// element of the array `sizes`; arrays are crossed without naming them), so that reports
     /// compare bit for bit otherwise.

@@ -1454,14 +1454,8 @@ mod tests {
     #[test]
     fn a_preview_leaves_the_spreads_out_unless_they_are_cached() {
         let q = "world=toy&logs=300&replications=4&seed=3";
-        let preview = |cache: &mut StageCache| -> HorvitzThompsonReport {
-            let parts: Vec<String> = (0..2)
-                .map(|i| {
-                    run_part_query_cached::<HorvitzThompsonLesson>(q, Part { preview: true, ..Part::new(i, 2) }, cache, &mut ()).unwrap()
-                })
-                .collect();
-            serde_json::from_str(&merge_query::<HorvitzThompsonLesson>(q, &parts).unwrap()).unwrap()
-        };
+        let parts: Vec<Part> = (0..2).map(|i| Part { preview: true, ..Part::new(i, 2) }).collect();
+        let preview = |cache: &mut StageCache| crate::core::stages::tests::report_of_parts::<HorvitzThompsonLesson>(q, &parts, cache);
         let mut cache = StageCache::new(crate::core::stages::WORKER_BUDGET_BYTES);
         let first = preview(&mut cache);
         let full: HorvitzThompsonReport = serde_json::from_str(&run_query::<HorvitzThompsonLesson>(q, &mut ()).unwrap()).unwrap();

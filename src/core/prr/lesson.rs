@@ -2130,13 +2130,9 @@ mod tests {
 
     #[test]
     fn a_preview_leaves_the_timing_out_unless_cached() {
-        use crate::core::experiment::run_part_query_cached;
-        use crate::core::stages::WORKER_BUDGET_BYTES;
+        use crate::core::stages::{tests::report_of_parts, WORKER_BUDGET_BYTES};
         let q = "logs=1000&epochs=2&impressions=1000&methods=oracle,prr&timing_max_items=100";
-        let report = |part: Part, cache: &mut StageCache| -> PrrReport {
-            let partial = run_part_query_cached::<PrrLesson>(q, part, cache, &mut ()).unwrap();
-            serde_json::from_str(&merge_query::<PrrLesson>(q, &[partial]).unwrap()).unwrap()
-        };
+        let report = |part: Part, cache: &mut StageCache| report_of_parts::<PrrLesson>(q, &[part], cache);
         let preview = Part { index: 0, count: 1, preview: true };
         let mut cache = StageCache::new(WORKER_BUDGET_BYTES);
         let first = report(preview, &mut cache);

@@ -1416,13 +1416,9 @@ mod tests {
 
     #[test]
     fn a_preview_leaves_the_serving_times_out_unless_cached() {
-        use crate::core::experiment::{merge_query, run_part_query_cached};
-        use crate::core::stages::WORKER_BUDGET_BYTES;
+        use crate::core::stages::{tests::report_of_parts, WORKER_BUDGET_BYTES};
         let q = "items=40&users=150&logs=2000&epochs=1&impressions=1500&sweep=off";
-        let report = |part: Part, cache: &mut StageCache| -> CapstoneReport {
-            let partial = run_part_query_cached::<CapstoneLesson>(q, part, cache, &mut ()).unwrap();
-            serde_json::from_str(&merge_query::<CapstoneLesson>(q, &[partial]).unwrap()).unwrap()
-        };
+        let report = |part: Part, cache: &mut StageCache| report_of_parts::<CapstoneLesson>(q, &[part], cache);
         let preview = Part { index: 0, count: 1, preview: true };
         let mut cache = StageCache::new(WORKER_BUDGET_BYTES);
         let first = report(preview, &mut cache);
