@@ -31,6 +31,9 @@ const cores = Math.min(16, Math.max(1, navigator.hardwareConcurrency || 1));
 window.__rorecSpareWorkers = Array.from({ length: cores }, window.__rorecStartWorker);
 compiled
   .then((module) => init({ module_or_path: module }), () => init())
+  // The opening run's parts go to the workers now, before the app's first render (the app's own
+  // messages for them adopt these runs: see www/worker.js).
+  .then(() => { try { rorec.post_opening_run(); } catch (error) { console.warn('opening run not posted early:', error); } })
   // The app's first render in a task of its own, not in the one that instantiated the module
   // (together they made one of the page's longest tasks).
   .then(() => new Promise((resolve) => { setTimeout(resolve, 0); }))

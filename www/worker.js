@@ -12,6 +12,12 @@ const wasmGiven = new Promise((resolve) => { loadWasm = resolve; });
 const ready = wasmGiven.then((module) => (module ? init({ module_or_path: module }) : init()));
 let run = null;
 let runId = 0;
+// The page's opening run, posted by main.js before the app's first render as job 0 (see
+// `post_opening_run` in src/ui/worker.rs): its part, and what it has posted so far, kept so that
+// the app's own message for the same part adopts the run instead of starting it again.
+let opening = null;
+// Counts the runs begun: a run superseded while the wasm loads does not start.
+let begun = 0;
 // A run's first slice is short, so that its first results so far are drawn soon after a change;
 // later slices are longer (fewer reports to send and draw).
 const FIRST_SLICE_MS = 50;
@@ -32,26 +38,49 @@ function schedule() {
   }
 }
 
+/** Posts a message of run `id`, kept while that run is the opening run nobody has adopted yet. */
+function post(message) {
+  if (opening && message.id === 0) Object.assign(opening.posted, message);
+  self.postMessage(message);
+}
+
 function tick() {
   scheduled = false;
   if (!run || paused) return;
   const id = runId;
   try {
-    const done = run.step(sliced++ === 0 ? FIRST_SLICE_MS : SLICE_MS, (progress, stage) => self.postMessage({ id, progress, stage }));
+    const done = run.step(sliced++ === 0 ? FIRST_SLICE_MS : SLICE_MS, (progress, stage) => post({ id, progress, stage }));
     if (done) {
       const result = run.partial();
       release();
-      self.postMessage({ id, result });
+      post({ id, result });
       if (queued.length) begin(queued.shift());
     } else {
       const live = run.live();
-      if (live !== undefined) self.postMessage({ id, live });
+      if (live !== undefined) post({ id, live });
       schedule();
     }
   } catch (error) {
     // A panic has already been posted by the panic hook; this covers plain errors.
     release();
-    self.postMessage({ id, error: errorText(error) });
+    post({ id, error: errorText(error) });
+  }
+}
+
+const samePart = (a, b) => a.lesson === b.lesson && a.query === b.query && a.part === b.part && a.parts === b.parts
+  && Boolean(a.preview) === Boolean(b.preview);
+
+/** The app's first message for the opening run's part: the run goes on as the app's, and what it
+ * has posted so far is posted again under the app's id (the app had not been listening). */
+function adopt(data) {
+  const { posted } = opening;
+  opening = null;
+  runId = data.id;
+  for (const key of ['progress', 'live', 'result', 'error']) {
+    if (posted[key] === undefined) continue;
+    const message = { id: data.id, [key]: posted[key] };
+    if (key === 'progress') message.stage = posted.stage;
+    self.postMessage(message);
   }
 }
 
@@ -72,6 +101,10 @@ self.onmessage = async (event) => {
     schedule();
     return;
   }
+  if (opening && !data.queue && data.id !== 0 && samePart(opening.data, data)) {
+    adopt(data);
+    return;
+  }
   if (data.queue && (run || loading)) {
     queued.push(data);
     return;
@@ -84,12 +117,14 @@ async function begin(data) {
   const { id, lesson, query, part, parts, preview } = data;
   // Before the await: a pause that arrives while the wasm loads must not be overwritten.
   release();
+  opening = id === 0 ? { data, posted: {} } : null;
   runId = id;
+  const mine = ++begun;
   paused = false;
   loading = true;
   try {
     await ready;
-    if (id !== runId) return; // superseded while loading
+    if (mine !== begun) return; // superseded while loading
     loading = false;
     run = new PartRun(lesson, query, part, parts, Boolean(preview));
     sliced = 0;
@@ -97,6 +132,6 @@ async function begin(data) {
   } catch (error) {
     loading = false;
     release();
-    self.postMessage({ id, error: errorText(error) });
+    post({ id, error: errorText(error) });
   }
 }

@@ -324,7 +324,7 @@ fn slide_columns(parts: &[Part], render_part: &dyn Fn(&Part) -> Html) -> Html {
 /// Whether a slide shows the preset buttons.
 /// Whether this page runs `query` at once, asks first or refuses, from its estimate on this
 /// machine's cores.
-fn page_verdict(lesson: &Lesson, query: &str) -> Verdict {
+pub(crate) fn page_verdict(lesson: &Lesson, query: &str) -> Verdict {
     match (lesson.estimate)(query) {
         Ok(estimate) => budget::verdict(&estimate, budget::Place::Page { cores: crate::ui::worker::cores() }),
         Err(_) => Verdict::Run, // bad parameters: the run reports them

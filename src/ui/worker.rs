@@ -535,16 +535,10 @@ fn launch<R: DeserializeOwned + 'static>(
     // needs where the full run places it.
     let cheaper = job.preview.as_ref().is_some_and(|p| p.shown.of != query);
     for (index, (worker, _, _)) in slot.workers.iter().take(parts as usize).enumerate() {
-        let message = js_sys::Object::new();
+        let message = part_message(id, &Post { lesson: lesson.id, query: query.clone(), part: index as u32, parts, cheaper });
         let set = |k: &str, v: JsValue| {
             let _ = js_sys::Reflect::set(&message, &JsValue::from_str(k), &v);
         };
-        set("id", JsValue::from(id));
-        set("lesson", JsValue::from_str(lesson.id));
-        set("query", JsValue::from_str(&query));
-        set("part", JsValue::from(index as u32));
-        set("parts", JsValue::from(parts));
-        set("preview", JsValue::from_bool(cheaper));
         match dispatch {
             Dispatch::AfterPreview { alone: true, .. } => slot.held.push((index, message)),
             Dispatch::FirstPartAlone if index > 0 => slot.held.push((index, message)),
@@ -558,6 +552,84 @@ fn launch<R: DeserializeOwned + 'static>(
         }
     }
     Some(job)
+}
+
+/// One part of a run as posted to its worker (www/worker.js reads these fields).
+#[derive(Clone, Debug, PartialEq)]
+struct Post {
+    lesson: &'static str,
+    query: String,
+    part: u32,
+    parts: u32,
+    /// A cheaper look than the page's query (it may leave out what is costly and not cached).
+    cheaper: bool,
+}
+
+fn part_message(id: u32, post: &Post) -> js_sys::Object {
+    let message = js_sys::Object::new();
+    let set = |k: &str, v: JsValue| {
+        let _ = js_sys::Reflect::set(&message, &JsValue::from_str(k), &v);
+    };
+    set("id", JsValue::from(id));
+    set("lesson", JsValue::from_str(post.lesson));
+    set("query", JsValue::from_str(&post.query));
+    set("part", JsValue::from(post.part));
+    set("parts", JsValue::from(post.parts));
+    set("preview", JsValue::from_bool(post.cheaper));
+    message
+}
+
+/// The parts a page opened on `query` posts at once, as [`start`] and [`launch`] post them on a
+/// fresh page (part i to worker i): the first look's parts, and the full run's parts in workers the
+/// look does not use unless the look runs alone; or, without a look, the full run's parts (only
+/// the first where it opens alone). Parts queued or held behind these are not among them.
+fn opening_posts(lesson: &'static Lesson, query: &str, cores: u32) -> Vec<Post> {
+    let post = |query: &str, part, parts, cheaper| Post { lesson: lesson.id, query: query.to_string(), part, parts, cheaper };
+    let parts = (lesson.parts)(query, cores);
+    match (lesson.first_look)(query) {
+        Some((look, _)) => {
+            let look_parts = (lesson.parts)(&look, cores);
+            let alone = (lesson.estimate)(&look).is_ok_and(|e| e.page_seconds(cores) <= crate::core::budget::QUICK_PREVIEW_SECONDS);
+            let mut posts: Vec<Post> = (0..look_parts).map(|i| post(&look, i, look_parts, look != query)).collect();
+            if !alone {
+                posts.extend((look_parts..parts).map(|i| post(query, i, parts, false)));
+            }
+            posts
+        }
+        None => {
+            let first_alone = (lesson.steps)(query) && (lesson.merges_without_parts)(query);
+            (0..if first_alone { 1 } else { parts }).map(|i| post(query, i, parts, false)).collect()
+        }
+    }
+}
+
+/// Starts the page's opening run in the workers www/main.js started, before the app's first
+/// render: called by main.js as soon as the wasm is instantiated. The parts go out as job 0 (no
+/// job of the app's); a worker adopts its part's run when the app posts the same part
+/// (www/worker.js), so the run has a head start of the app's first render (100–180 ms on the
+/// README's 2-core machine). Nothing is posted where the page would not run at once.
+#[wasm_bindgen]
+pub fn post_opening_run() {
+    if crate::ui::slides::is_speaker_window() {
+        return;
+    }
+    let route = crate::ui::app::Route::parse(&crate::ui::dom::hash());
+    let Some(lesson) = crate::lessons::find(&route.lesson) else { return };
+    let query = (lesson.canonical)(&route.query).0;
+    if crate::ui::lesson_page::page_verdict(lesson, &query) != crate::core::budget::Verdict::Run {
+        return;
+    }
+    let window = crate::ui::dom::window();
+    let Some(spares) =
+        js_sys::Reflect::get(&window, &JsValue::from_str("__rorecSpareWorkers")).ok().and_then(|v| v.dyn_into::<js_sys::Array>().ok())
+    else {
+        return;
+    };
+    for post in opening_posts(lesson, &query, cores()) {
+        if let Ok(worker) = spares.get(post.part).dyn_into::<Worker>() {
+            let _ = worker.post_message(&part_message(0, &post));
+        }
+    }
 }
 
 /// Posts the held parts of run `id` once its preview has been drawn: after the next frame, or
