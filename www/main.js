@@ -27,13 +27,17 @@ window.__rorecStartWorker = () => {
 };
 // The workers that will run the first experiment start now, while the page loads: the first run
 // finds them ready. `src/ui/worker.rs` takes them from this list before it starts any of its own.
+// Each also starts its part of the page's opening run as soon as it has the wasm (`opening_part`
+// in src/ui/worker.rs): the app's own message for that part adopts the run (www/worker.js).
 const cores = Math.min(16, Math.max(1, navigator.hardwareConcurrency || 1));
-window.__rorecSpareWorkers = Array.from({ length: cores }, window.__rorecStartWorker);
+const speakerView = location.search.includes('speaker');
+window.__rorecSpareWorkers = Array.from({ length: cores }, (_, index) => {
+  const worker = window.__rorecStartWorker();
+  if (!speakerView) worker.postMessage({ opening: location.hash.replace(/^#/, ''), cores, worker: index });
+  return worker;
+});
 compiled
   .then((module) => init({ module_or_path: module }), () => init())
-  // The opening run's parts go to the workers now, before the app's first render (the app's own
-  // messages for them adopt these runs: see www/worker.js).
-  .then(() => { try { rorec.post_opening_run(); } catch (error) { console.warn('opening run not posted early:', error); } })
   // The app's first render in a task of its own, not in the one that instantiated the module
   // (together they made one of the page's longest tasks).
   .then(() => new Promise((resolve) => { setTimeout(resolve, 0); }))

@@ -3,7 +3,7 @@
 // ("live"), and it honours pause/resume messages. The page cancels a run by terminating the worker.
 // A start message supersedes the run under way, unless it says `queue`: then it starts when the
 // run under way has finished (a preview first, the full run right behind it in the same worker).
-import init, { PartRun } from './pkg/reward_reco.js';
+import init, { PartRun, opening_part } from './pkg/reward_reco.js';
 
 // The page posts the compiled wasm first ({ wasm: module }, see www/main.js). A worker that is
 // sent a job before any module (or a null one) loads the wasm itself.
@@ -12,9 +12,9 @@ const wasmGiven = new Promise((resolve) => { loadWasm = resolve; });
 const ready = wasmGiven.then((module) => (module ? init({ module_or_path: module }) : init()));
 let run = null;
 let runId = 0;
-// The page's opening run, posted by main.js before the app's first render as job 0 (see
-// `post_opening_run` in src/ui/worker.rs): its part, and what it has posted so far, kept so that
-// the app's own message for the same part adopts the run instead of starting it again.
+// The page's opening run, started here as job 0 when main.js asks (see `opening_part` in
+// src/ui/worker.rs): its part, and what it has posted so far, kept so that the app's own message
+// for the same part adopts the run instead of starting it again.
 let opening = null;
 // Counts the runs begun: a run superseded while the wasm loads does not start.
 let begun = 0;
@@ -93,6 +93,15 @@ self.onmessage = async (event) => {
   const data = event.data;
   if (data.wasm !== undefined) {
     loadWasm(data.wasm);
+    return;
+  }
+  if (data.opening !== undefined) {
+    // This worker's part of the page's opening run, unless the app has posted a run already.
+    ready.then(() => {
+      if (begun > 0) return;
+      const job = opening_part(data.opening, data.cores, data.worker);
+      if (job) begin(job);
+    }).catch(() => { /* the app's own message will report a wasm that does not load */ });
     return;
   }
   loadWasm(null); // a job before any module: no-op once the module has come

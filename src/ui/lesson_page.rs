@@ -321,16 +321,21 @@ fn slide_columns(parts: &[Part], render_part: &dyn Fn(&Part) -> Html) -> Html {
     }
 }
 
-/// Whether a slide shows the preset buttons.
 /// Whether this page runs `query` at once, asks first or refuses, from its estimate on this
 /// machine's cores.
-pub(crate) fn page_verdict(lesson: &Lesson, query: &str) -> Verdict {
+fn page_verdict(lesson: &Lesson, query: &str) -> Verdict {
+    verdict_on(lesson, query, crate::ui::worker::cores())
+}
+
+/// [`page_verdict`] on `cores` cores (callable in a worker, which has no `window` to ask).
+pub(crate) fn verdict_on(lesson: &Lesson, query: &str, cores: u32) -> Verdict {
     match (lesson.estimate)(query) {
-        Ok(estimate) => budget::verdict(&estimate, budget::Place::Page { cores: crate::ui::worker::cores() }),
+        Ok(estimate) => budget::verdict(&estimate, budget::Place::Page { cores }),
         Err(_) => Verdict::Run, // bad parameters: the run reports them
     }
 }
 
+/// Whether a slide shows the preset buttons.
 fn offers_presets(text: &LessonText, slide: &Slide) -> bool {
     text.sections
         .get(slide.section)

@@ -603,33 +603,22 @@ fn opening_posts(lesson: &'static Lesson, query: &str, cores: u32) -> Vec<Post> 
     }
 }
 
-/// Starts the page's opening run in the workers www/main.js started, before the app's first
-/// render: called by main.js as soon as the wasm is instantiated. The parts go out as job 0 (no
-/// job of the app's); a worker adopts its part's run when the app posts the same part
-/// (www/worker.js), so the run has a head start of the app's first render (100–180 ms on the
-/// README's 2-core machine). Nothing is posted where the page would not run at once.
+/// The part of the page's opening run that worker `worker` of the page's first `cores` gets (see
+/// [`opening_posts`]) for the address `hash` (without its `#`), as a message of job 0; null if
+/// none, or where the page would not run at once. www/main.js asks each worker it starts while
+/// the page loads to start its part as soon as it has the wasm (the planning, which estimates the
+/// run, is then the worker's, not the main thread's: 10–30 ms of fresh wasm); when the app posts the
+/// same part, the worker adopts the run under way (www/worker.js). The run has a head start of the
+/// page's instantiation and first render. Runs in a worker: nothing here may need `window`.
 #[wasm_bindgen]
-pub fn post_opening_run() {
-    if crate::ui::slides::is_speaker_window() {
-        return;
-    }
-    let route = crate::ui::app::Route::parse(&crate::ui::dom::hash());
-    let Some(lesson) = crate::lessons::find(&route.lesson) else { return };
+pub fn opening_part(hash: &str, cores: u32, worker: u32) -> JsValue {
+    let route = crate::ui::app::Route::parse(hash);
+    let Some(lesson) = crate::lessons::find(&route.lesson) else { return JsValue::NULL };
     let query = (lesson.canonical)(&route.query).0;
-    if crate::ui::lesson_page::page_verdict(lesson, &query) != crate::core::budget::Verdict::Run {
-        return;
+    if crate::ui::lesson_page::verdict_on(lesson, &query, cores) != crate::core::budget::Verdict::Run {
+        return JsValue::NULL;
     }
-    let window = crate::ui::dom::window();
-    let Some(spares) =
-        js_sys::Reflect::get(&window, &JsValue::from_str("__rorecSpareWorkers")).ok().and_then(|v| v.dyn_into::<js_sys::Array>().ok())
-    else {
-        return;
-    };
-    for post in opening_posts(lesson, &query, cores()) {
-        if let Ok(worker) = spares.get(post.part).dyn_into::<Worker>() {
-            let _ = worker.post_message(&part_message(0, &post));
-        }
-    }
+    opening_posts(lesson, &query, cores).into_iter().find(|p| p.part == worker).map_or(JsValue::NULL, |p| part_message(0, &p).into())
 }
 
 /// Posts the held parts of run `id` once its preview has been drawn: after the next frame, or
