@@ -27,13 +27,15 @@ window.__rorecStartWorker = () => {
 };
 // The workers that will run the first experiment start now, while the page loads: the first run
 // finds them ready. `src/ui/worker.rs` takes them from this list before it starts any of its own.
-// Each also starts its part of the page's opening run as soon as it has the wasm (`opening_part`
-// in src/ui/worker.rs): the app's own message for that part adopts the run (www/worker.js).
+// The first also starts its part of the page's opening run as soon as it has the wasm
+// (`opening_part` in src/ui/worker.rs): the app's own message for that part adopts the run
+// (www/worker.js). Only the first: with every part started early, the workers took both cores of
+// the README's 2-core machine during the page's first render, and its tasks grew longer.
 const cores = Math.min(16, Math.max(1, navigator.hardwareConcurrency || 1));
 const speakerView = location.search.includes('speaker');
 window.__rorecSpareWorkers = Array.from({ length: cores }, (_, index) => {
   const worker = window.__rorecStartWorker();
-  if (!speakerView) worker.postMessage({ opening: location.hash.replace(/^#/, ''), cores, worker: index });
+  if (index === 0 && !speakerView) worker.postMessage({ opening: location.hash.replace(/^#/, ''), cores, worker: index });
   return worker;
 });
 compiled
