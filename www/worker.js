@@ -71,14 +71,15 @@ const samePart = (a, b) => a.lesson === b.lesson && a.query === b.query && a.par
   && Boolean(a.preview) === Boolean(b.preview);
 
 /** The app's first message for the opening run's part: the run goes on as the app's, and what it
- * has posted so far is posted again under the app's id (the app had not been listening). */
+ * has posted so far is posted again under the app's id (the app had not been listening), marked
+ * `adopted` (the app reads no such field; the browser tests and a reader of devtools do). */
 function adopt(data) {
   const { posted } = opening;
   opening = null;
   runId = data.id;
   for (const key of ['progress', 'live', 'result', 'error']) {
     if (posted[key] === undefined) continue;
-    const message = { id: data.id, [key]: posted[key] };
+    const message = { id: data.id, [key]: posted[key], adopted: true };
     if (key === 'progress') message.stage = posted.stage;
     self.postMessage(message);
   }

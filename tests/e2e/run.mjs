@@ -985,6 +985,51 @@ test('plots you can interrogate: hover and keys read points, the legend hides se
   await page.closeAll();
 });
 
+test('the opening run starts in the first worker before the app posts it, and the app\'s message adopts it', async () => {
+  const page = await open('#/slate-world?logs=3000');
+  await report(page);
+  const outcome = await page.evaluate(async () => {
+    // A worker of its own, driven as www/main.js and the app drive theirs.
+    const module = await WebAssembly.compileStreaming(fetch('./pkg/reward_reco_bg.wasm'));
+    const worker = new Worker('./worker.js', { type: 'module' });
+    const seen = [];
+    const next = (test) => new Promise((resolve) => {
+      const look = () => { const found = seen.find(test); if (found) resolve(found); else setTimeout(look, 10); };
+      look();
+    });
+    worker.addEventListener('message', (e) => seen.push(e.data));
+    const hash = '/slate-world?logs=3000&seed=5';
+    worker.postMessage({ opening: hash, cores: 2, worker: 0 });
+    worker.postMessage({ wasm: module });
+    const opening = await next((m) => m.id === 0 && m.result !== undefined);
+    // The app's message for the same part, once that run has finished: its result again, adopted.
+    const job = window.rorec.opening_part(hash, 2, 0);
+    worker.postMessage({ ...job, id: 7 });
+    const adopted = await next((m) => m.id === 7 && m.result !== undefined);
+    // Another query is a run of its own.
+    worker.postMessage({ ...job, id: 8, query: job.query.replace('seed=5', 'seed=6') });
+    const own = await next((m) => m.id === 8 && m.result !== undefined);
+    worker.terminate();
+    return {
+      job,
+      noneForWorker1: window.rorec.opening_part(hash, 2, 1),
+      same: adopted.result === opening.result,
+      adopted: adopted.adopted === true,
+      progress7: seen.filter((m) => m.id === 7 && m.progress !== undefined && !m.adopted).length,
+      ownAdopted: seen.some((m) => m.id === 8 && m.adopted),
+      ownProgress: seen.filter((m) => m.id === 8 && m.progress !== undefined).length,
+      differs: own.result !== opening.result,
+    };
+  });
+  assert.equal(outcome.job.lesson, 'slate-world');
+  assert.match(outcome.job.query, /(^|&)seed=5(&|$)/);
+  assert.equal(outcome.noneForWorker1, null, 'the slate world opens in one part');
+  assert.ok(outcome.same && outcome.adopted, 'the app\'s message gets the opening run\'s result, adopted');
+  assert.equal(outcome.progress7, 0, 'the adopted run was not computed again');
+  assert.ok(!outcome.ownAdopted && outcome.ownProgress > 0 && outcome.differs, 'another query runs afresh');
+  await page.closeAll();
+});
+
 test('a panic shows an error panel with a reload button, never a blank page', async () => {
   const page = await open('#/slate-world?logs=3000');
   await report(page);
