@@ -478,17 +478,12 @@ fn start<R: DeserializeOwned + 'static>(
             let preview_id = slot.next_id;
             let preview = PreviewJob::new(query.clone(), note, id, false);
             let parts = (lesson.parts)(&cheaper, cores());
-            let alone = !slot.shown
-                && (lesson.estimate)(&cheaper).is_ok_and(|e| e.page_seconds(cores()) <= crate::core::budget::QUICK_PREVIEW_SECONDS);
+            let alone = !slot.shown && look_runs_alone(lesson, &cheaper, cores());
             slot.preview_job = launch(&mut slot, slot_rc, dispatcher, lesson, preview_id, cheaper, Some(preview), Dispatch::Now);
             slot.job = launch(&mut slot, slot_rc, dispatcher, lesson, id, query, None, Dispatch::AfterPreview { parts, alone });
         }
         None => {
-            let dispatch = if !slot.shown && (lesson.steps)(&query) && (lesson.merges_without_parts)(&query) {
-                Dispatch::FirstPartAlone
-            } else {
-                Dispatch::Now
-            };
+            let dispatch = if !slot.shown && opens_first_part_alone(lesson, &query) { Dispatch::FirstPartAlone } else { Dispatch::Now };
             slot.job = launch(&mut slot, slot_rc, dispatcher, lesson, id, query, None, dispatch);
         }
     }
@@ -536,14 +531,11 @@ fn launch<R: DeserializeOwned + 'static>(
     let cheaper = job.preview.as_ref().is_some_and(|p| p.shown.of != query);
     for (index, (worker, _, _)) in slot.workers.iter().take(parts as usize).enumerate() {
         let message = part_message(id, &Post { lesson: lesson.id, query: query.clone(), part: index as u32, parts, cheaper });
-        let set = |k: &str, v: JsValue| {
-            let _ = js_sys::Reflect::set(&message, &JsValue::from_str(k), &v);
-        };
         match dispatch {
             Dispatch::AfterPreview { alone: true, .. } => slot.held.push((index, message)),
             Dispatch::FirstPartAlone if index > 0 => slot.held.push((index, message)),
             Dispatch::AfterPreview { parts, alone: false } => {
-                set("queue", JsValue::from_bool((index as u32) < parts));
+                set_field(&message, "queue", JsValue::from_bool((index as u32) < parts));
                 let _ = worker.post_message(&message);
             }
             Dispatch::Now | Dispatch::FirstPartAlone => {
@@ -567,16 +559,29 @@ struct Post {
 
 fn part_message(id: u32, post: &Post) -> js_sys::Object {
     let message = js_sys::Object::new();
-    let set = |k: &str, v: JsValue| {
-        let _ = js_sys::Reflect::set(&message, &JsValue::from_str(k), &v);
-    };
-    set("id", JsValue::from(id));
-    set("lesson", JsValue::from_str(post.lesson));
-    set("query", JsValue::from_str(&post.query));
-    set("part", JsValue::from(post.part));
-    set("parts", JsValue::from(post.parts));
-    set("preview", JsValue::from_bool(post.cheaper));
+    set_field(&message, "id", JsValue::from(id));
+    set_field(&message, "lesson", JsValue::from_str(post.lesson));
+    set_field(&message, "query", JsValue::from_str(&post.query));
+    set_field(&message, "part", JsValue::from(post.part));
+    set_field(&message, "parts", JsValue::from(post.parts));
+    set_field(&message, "preview", JsValue::from_bool(post.cheaper));
     message
+}
+
+fn set_field(message: &js_sys::Object, key: &str, value: JsValue) {
+    let _ = js_sys::Reflect::set(message, &JsValue::from_str(key), &value);
+}
+
+/// Whether a page's opening look at a lesson runs alone, the full run's parts held until it has
+/// been drawn (see [`Dispatch::AfterPreview`]): where it is quick.
+fn look_runs_alone(lesson: &Lesson, look: &str, cores: u32) -> bool {
+    (lesson.estimate)(look).is_ok_and(|e| e.page_seconds(cores) <= crate::core::budget::QUICK_PREVIEW_SECONDS)
+}
+
+/// Whether a page's opening run without a look starts with its first part alone (see
+/// [`Dispatch::FirstPartAlone`]).
+fn opens_first_part_alone(lesson: &Lesson, query: &str) -> bool {
+    (lesson.steps)(query) && (lesson.merges_without_parts)(query)
 }
 
 /// The parts a page opened on `query` posts at once, as [`start`] and [`launch`] post them on a
@@ -589,17 +594,13 @@ fn opening_posts(lesson: &'static Lesson, query: &str, cores: u32) -> Vec<Post> 
     match (lesson.first_look)(query) {
         Some((look, _)) => {
             let look_parts = (lesson.parts)(&look, cores);
-            let alone = (lesson.estimate)(&look).is_ok_and(|e| e.page_seconds(cores) <= crate::core::budget::QUICK_PREVIEW_SECONDS);
             let mut posts: Vec<Post> = (0..look_parts).map(|i| post(&look, i, look_parts, look != query)).collect();
-            if !alone {
+            if !look_runs_alone(lesson, &look, cores) {
                 posts.extend((look_parts..parts).map(|i| post(query, i, parts, false)));
             }
             posts
         }
-        None => {
-            let first_alone = (lesson.steps)(query) && (lesson.merges_without_parts)(query);
-            (0..if first_alone { 1 } else { parts }).map(|i| post(query, i, parts, false)).collect()
-        }
+        None => (0..if opens_first_part_alone(lesson, query) { 1 } else { parts }).map(|i| post(query, i, parts, false)).collect(),
     }
 }
 
