@@ -18,6 +18,13 @@ pub fn after(ms: i32, f: impl FnOnce() + 'static) {
     let _ = window().set_timeout_with_callback_and_timeout_and_arguments_0(callback.unchecked_ref(), ms);
 }
 
+/// Runs `f` before the next frame's layout: what it reads of the layout is that frame's, not a
+/// layout forced on its own.
+pub fn before_next_frame(f: impl FnOnce() + 'static) {
+    let callback = Closure::once_into_js(f);
+    let _ = window().request_animation_frame(callback.unchecked_ref());
+}
+
 pub fn hash() -> String {
     window().location().hash().unwrap_or_default().trim_start_matches('#').to_string()
 }

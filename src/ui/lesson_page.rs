@@ -60,37 +60,51 @@ pub struct LessonState<E: CoreExperiment> {
     verdict: Rc<Verdict>,
     auto_run: UseStateHandle<bool>,
     on_query: Callback<String>,
-    /// How many of the lesson's sections are in the page: at first only the first few, so that
-    /// the first render is a short task; then a few more per task (see [`use_lesson`]).
-    sections_shown: usize,
+    /// How many of the lesson's parts (prose and widgets, in reading order) are in the page: at
+    /// first only the prose before its first widget, so that the first render is a short task;
+    /// then a widget or two more per task (see [`use_lesson`]).
+    parts_shown: usize,
 }
 
-/// The number of sections in the page: it only grows (a late timer cannot take one away).
+/// The number of the lesson's parts in the page: it only grows (a late timer cannot take one away).
 #[derive(PartialEq)]
-struct SectionsShown(usize);
+struct PartsShown(usize);
 
-impl Reducible for SectionsShown {
+impl Reducible for PartsShown {
     type Action = usize;
     fn reduce(self: Rc<Self>, at_least: usize) -> Rc<Self> {
         if at_least > self.0 {
-            Rc::new(SectionsShown(at_least))
+            Rc::new(PartsShown(at_least))
         } else {
             self
         }
     }
 }
 
-/// Sections added to the page per task once its first report is on screen: one at a time took
-/// REINFORCE's first plot (in its fifth section) ~150 ms after its first report, against ~40 ms
-/// when the whole text came at once; two at a time halves the wait, and no step is a long task.
-const SECTIONS_PER_STEP: usize = 2;
-
-/// The sections rendered in the first task of a lesson page: those up to its first figure (a
-/// widget other than the shared controls), so that the first report draws at once.
-fn first_sections(text: &LessonText) -> usize {
-    let is_figure = |part: &Part| part.widget_name().is_some_and(|w| !matches!(w, "params" | "controls" | "presets" | "run"));
-    text.sections.iter().position(|s| s.parts.iter().any(is_figure)).map_or(text.sections.len(), |i| i + 1)
+/// Where a lesson page's text stops between tasks while it is being added, as counts of its parts
+/// in reading order: before each widget (so each task adds one widget and the prose after it),
+/// and at the end. Building a widget is most of a part's cost: a parameter panel is ~110 elements.
+/// Rendered a section or more at a time, the capstone's three opening sections made one 65–123 ms
+/// task, Horvitz–Thompson's first (its panel and prose) ~55 ms.
+fn reveal_stops(text: &LessonText) -> Vec<usize> {
+    let parts = text.sections.iter().flat_map(|s| s.parts.iter());
+    let mut stops: Vec<usize> = parts.enumerate().filter(|(_, p)| p.widget_name().is_some()).map(|(i, _)| i).collect();
+    stops.push(text.sections.iter().map(|s| s.parts.len()).sum());
+    stops
 }
+
+/// The parts in the page once its first figure (a widget other than the shared controls) is:
+/// the stop after it, so that the first report draws at once.
+fn through_first_figure(text: &LessonText, stops: &[usize]) -> usize {
+    let is_figure = |part: &Part| part.widget_name().is_some_and(|w| !matches!(w, "params" | "controls" | "presets" | "run"));
+    let all = *stops.last().unwrap_or(&0);
+    let figure = text.sections.iter().flat_map(|s| s.parts.iter()).position(is_figure).unwrap_or(all);
+    stops.iter().copied().find(|&stop| stop > figure).unwrap_or(all)
+}
+
+/// Widgets added per task once the first report is on screen: two halve the time the whole text
+/// takes to appear, and no step is a long task.
+const WIDGETS_PER_STEP: usize = 2;
 /// The rest of a lesson's text appears with its first report, or after this long without one.
 const REVEAL_LATEST_MS: i32 = 1500;
 
@@ -107,31 +121,40 @@ pub fn use_lesson<E: CoreExperiment + 'static>(props: &LessonProps) -> LessonSta
     // Whether the lesson runs in slices does not depend on the values: asked once per page.
     let steps = *use_memo(lesson.id, |_| (lesson.steps)(""));
     let auto_run = use_state(|| true);
-    let first = first_sections(lesson.text());
-    let sections_shown = use_reducer_eq(|| SectionsShown(first));
-    let sections = lesson.text().sections.len();
+    let stops = use_memo(lesson.id, |_| reveal_stops(lesson.text()));
+    let first_figure = through_first_figure(lesson.text(), &stops);
+    let parts_shown = use_reducer_eq(|| PartsShown(stops[0]));
+    let all_parts = *stops.last().unwrap_or(&0);
     {
-        // The rest of the text once the first report is on screen (or after REVEAL_LATEST_MS), a
-        // few sections per task: laying out and painting the whole lesson while the first run computes
-        // took the main thread ~0.5 s of the capstone's first second, beside the workers on 2
-        // cores, and laying out all its other sections in one task took 54–70 ms.
-        let shown = sections_shown.clone();
+        // The text up to the first figure one widget per task, the rest once the first report is
+        // on screen (or after REVEAL_LATEST_MS), two widgets per task: laying out and painting the
+        // whole lesson while the first run computes took the main thread ~0.5 s of the capstone's
+        // first second, beside the workers on 2 cores, and laying out all its other sections in
+        // one task took 54–70 ms.
+        let (shown, stops) = (parts_shown.clone(), stops.clone());
         let has_report = experiment.state.report.is_some();
         // A slide shows its own part of the text, whatever has been revealed.
         let presenting = props.slide.is_some();
-        use_effect_with((lesson.id, has_report, sections_shown.0, presenting), move |&(_, has_report, count, presenting)| {
-            if count < sections && !presenting {
-                let delay = if has_report || count > first { 0 } else { REVEAL_LATEST_MS };
-                crate::ui::dom::after(delay, move || shown.dispatch(count + SECTIONS_PER_STEP));
+        use_effect_with((lesson.id, has_report, parts_shown.0, presenting), move |&(_, has_report, count, presenting)| {
+            if count < all_parts && !presenting {
+                let waits_for_report = count == first_figure && !has_report;
+                let delay = if waits_for_report { REVEAL_LATEST_MS } else { 0 };
+                let widgets = if count < first_figure { 1 } else { WIDGETS_PER_STEP };
+                let next = stops.iter().copied().filter(|&stop| stop > count).nth(widgets - 1).unwrap_or(all_parts);
+                crate::ui::dom::after(delay, move || shown.dispatch(next));
             }
         });
     }
     // After a render that changes what is laid out (a report arrived, the last section appeared,
     // another slide): the boxes that now scroll. Not on every progress tick or drag preview.
-    let all_shown = sections_shown.0 >= sections;
+    let all_shown = parts_shown.0 >= all_parts;
     let layout = (experiment.state.report.as_ref().map(|r| Rc::as_ptr(r) as usize), all_shown, props.slide.clone());
-    use_effect_with(layout, |_| {
-        crate::ui::dom::after(50, crate::ui::dom::mark_scrollable_regions);
+    use_effect_with(layout, |(_, all_shown, slide)| {
+        // Measured at the next frame, whose layout the measuring then is (from a timer it forced
+        // a layout of its own: 87 ms in a task on the capstone's opening, the text still coming).
+        if *all_shown || slide.is_some() {
+            crate::ui::dom::before_next_frame(crate::ui::dom::mark_scrollable_regions);
+        }
     });
     // Estimated before anything runs: long runs start only when asked, too long ones not at all.
     let verdict = use_memo(canonical.clone(), |query| page_verdict(lesson, query));
@@ -187,7 +210,7 @@ pub fn use_lesson<E: CoreExperiment + 'static>(props: &LessonProps) -> LessonSta
         verdict,
         auto_run,
         on_query: props.on_query.clone(),
-        sections_shown: sections_shown.0,
+        parts_shown: parts_shown.0,
     }
 }
 
@@ -278,8 +301,15 @@ impl<E: CoreExperiment + 'static> LessonState<E> {
                 html! { <div class={classes!("widget", state)} data-widget={name.to_string()}>{ inner }</div> }
             }
         };
-        let shown = if slide.is_some() { usize::MAX } else { self.sections_shown };
-        let sections = text.sections.iter().enumerate().filter(|(i, _)| slide.is_none_or(|s| s.section == *i)).take(shown);
+        let shown = if slide.is_some() { usize::MAX } else { self.parts_shown };
+        // Each section with the number of its parts in the page (the sections before it hold the rest).
+        let mut before = 0;
+        let sections = text.sections.iter().map(move |s| {
+            let in_page = shown.saturating_sub(before).min(s.parts.len());
+            before += s.parts.len();
+            (s, in_page)
+        });
+        let sections = sections.enumerate().filter(|(i, (_, in_page))| slide.is_none_or(|s| s.section == *i) && *in_page > 0);
         html! {
             // Plots learn the parameters of the report they show (a pinned run's legend says
             // what changed since).
@@ -287,7 +317,7 @@ impl<E: CoreExperiment + 'static> LessonState<E> {
                 <article class={classes!("lesson", self.is_gated().then_some("gated"))}>
                     if slide.is_none_or(|s| s.section == 0 && s.part == 0) { <h1>{ text.title }</h1> }
                     { url_issues_notice(&self.url_issues) }
-                    { for sections.map(|(i, s)| html! {
+                    { for sections.map(|(i, (s, in_page))| html! {
                         <section class="lesson-section" data-section={i.to_string()} aria-label={s.heading}>
                             // A section's later slides repeat its heading, small.
                             if let Some(slide) = slide.filter(|slide| slide.part > 0) {
@@ -296,7 +326,7 @@ impl<E: CoreExperiment + 'static> LessonState<E> {
                             { match slide {
                                 // A slide: its prose beside its figure, as on a 16:9 slide.
                                 Some(slide) => slide_columns(&s.parts[slide.parts.clone()], &render_part),
-                                None => s.parts.iter().map(render_part).collect::<Html>(),
+                                None => s.parts[..in_page].iter().map(render_part).collect::<Html>(),
                             } }
                         </section>
                     }) }
