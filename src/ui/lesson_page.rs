@@ -82,7 +82,7 @@ impl Reducible for PartsShown {
 }
 
 /// Where a lesson page's text stops between tasks while it is being added, as counts of its parts
-/// in reading order: before each widget (so each task adds one widget and the prose after it),
+/// in reading order: before each widget (a step adds whole widgets, each with the prose after it),
 /// and at the end. Building a widget is most of a part's cost: a parameter panel is ~110 elements.
 /// Rendered a section or more at a time, the capstone's three opening sections made one 65–123 ms
 /// task, Horvitz–Thompson's first (its panel and prose) ~55 ms.
@@ -126,8 +126,8 @@ pub fn use_lesson<E: CoreExperiment + 'static>(props: &LessonProps) -> LessonSta
     let parts_shown = use_reducer_eq(|| PartsShown(stops[0]));
     let all_parts = *stops.last().unwrap_or(&0);
     {
-        // The text up to the first figure one widget per task, the rest once the first report is
-        // on screen (or after REVEAL_LATEST_MS), two widgets per task: laying out and painting the
+        // The text up to the first figure in growing steps, the rest once the first report is on
+        // screen (or after REVEAL_LATEST_MS), two widgets per task: laying out and painting the
         // whole lesson while the first run computes took the main thread ~0.5 s of the capstone's
         // first second, beside the workers on 2 cores, and laying out all its other sections in
         // one task took 54–70 ms.
@@ -139,8 +139,17 @@ pub fn use_lesson<E: CoreExperiment + 'static>(props: &LessonProps) -> LessonSta
             if count < all_parts && !presenting {
                 let waits_for_report = count == first_figure && !has_report;
                 let delay = if waits_for_report { REVEAL_LATEST_MS } else { 0 };
-                let widgets = if count < first_figure { 1 } else { WIDGETS_PER_STEP };
-                let next = stops.iter().copied().filter(|&stop| stop > count).nth(widgets - 1).unwrap_or(all_parts);
+                let next = if count < first_figure && has_report {
+                    // The report is here before its figure: the figure at once.
+                    first_figure
+                } else if count < first_figure {
+                    // One widget, then two, then four…: each step about as large as all before
+                    // it, so that a deep first figure is not many frames away.
+                    let revealed = stops.iter().filter(|&&stop| stop <= count).count().saturating_sub(1);
+                    stops.iter().copied().filter(|&stop| stop > count).nth(revealed).unwrap_or(all_parts).min(first_figure)
+                } else {
+                    stops.iter().copied().filter(|&stop| stop > count).nth(WIDGETS_PER_STEP - 1).unwrap_or(all_parts)
+                };
                 crate::ui::dom::after(delay, move || shown.dispatch(next));
             }
         });
