@@ -326,8 +326,10 @@ impl<E: CoreExperiment + 'static> LessonState<E> {
                 <article class={classes!("lesson", self.is_gated().then_some("gated"))}>
                     if slide.is_none_or(|s| s.section == 0 && s.part == 0) { <h1>{ text.title }</h1> }
                     { url_issues_notice(&self.url_issues) }
-                    { for sections.map(|(i, (s, in_page))| html! {
-                        <section class="lesson-section" data-section={i.to_string()} aria-label={s.heading}>
+                    // One list of its own, keyed by section (`for` would put the sections among
+                    // the article's unkeyed children, which Yew pairs from the end).
+                    { sections.map(|(i, (s, in_page))| html! {
+                        <section key={i} class="lesson-section" data-section={i.to_string()} aria-label={s.heading}>
                             // A section's later slides repeat its heading, small.
                             if let Some(slide) = slide.filter(|slide| slide.part > 0) {
                                 <p class="slide-continued">{ format!("{} ({}/{})", s.heading, slide.part + 1, slide.of) }</p>
@@ -335,10 +337,18 @@ impl<E: CoreExperiment + 'static> LessonState<E> {
                             { match slide {
                                 // A slide: its prose beside its figure, as on a 16:9 slide.
                                 Some(slide) => slide_columns(&s.parts[slide.parts.clone()], &render_part),
-                                None => s.parts[..in_page].iter().map(render_part).collect::<Html>(),
+                                // Keyed by position: Yew pairs an unkeyed list's children from its
+                                // end, so each part added to the page would patch every part before
+                                // it into its neighbour (widgets rebuilt, a plot's canvas moved to
+                                // the next plot, the formulas parsed again).
+                                None => s.parts[..in_page]
+                                    .iter()
+                                    .enumerate()
+                                    .map(|(j, part)| Html::from(yew::virtual_dom::VList::with_children(vec![render_part(part)], Some(j.into()))))
+                                    .collect::<Html>(),
                             } }
                         </section>
-                    }) }
+                    }).collect::<Html>() }
                 </article>
             </ContextProvider<PlotContext>>
         }

@@ -26,7 +26,7 @@ const test = (name, fn) => tests.push({ name, fn });
 const measurements = {};
 
 /** A fresh page that records console errors and long tasks. */
-async function open(hash, { width = 1280, height = 900, scale = 1 } = {}) {
+async function open(hash, { width = 1280, height = 900, scale = 1, init = null } = {}) {
   const context = await browser.newContext({ viewport: { width, height }, deviceScaleFactor: scale, acceptDownloads: true });
   const page = await context.newPage();
   page.errors = [];
@@ -38,6 +38,7 @@ async function open(hash, { width = 1280, height = 900, scale = 1 } = {}) {
       for (const e of list.getEntries()) window.__longTasks.push({ start: e.startTime, duration: e.duration });
     }).observe({ type: 'longtask', buffered: true });
   });
+  if (init) await page.addInitScript(init);
   await page.goto(BASE + hash);
   page.closeAll = () => context.close();
   return page;
@@ -83,6 +84,49 @@ test('every lesson opens, computes and has no console errors', async () => {
       .map((t) => t.closest('.table-wrap').dataset.table));
     assert.deepEqual(ragged, [], 'tables whose rows do not match their headers');
     await page.screenshot({ path: join(ARTIFACTS, `${id}.png`), fullPage: true });
+    assert.deepEqual(page.errors, []);
+    await page.closeAll();
+  }
+});
+
+test('a lesson\'s text comes in steps, the first without a widget, and nothing shown is rebuilt as it grows', async () => {
+  // Yew pairs an unkeyed list's children from its end: without keys, every part added to a section
+  // (or section added to the page) patched the parts before it into their neighbours, removing and
+  // rebuilding them (a plot's canvas once showed up in the next section).
+  const watch = () => {
+    window.__widgetsShown = [];
+    window.__partsRemoved = [];
+    new MutationObserver((records) => {
+      for (const r of records) {
+        for (const n of r.removedNodes) {
+          const section = n.nodeType === 1 && n.matches('section.lesson-section') ? n : null;
+          if (section || (r.target.nodeType === 1 && r.target.matches('section.lesson-section'))) {
+            window.__partsRemoved.push(n.nodeType === 1 ? (n.dataset.widget || n.tagName.toLowerCase()) : '#text');
+          }
+        }
+      }
+      const article = document.querySelector('article.lesson');
+      const widgets = article ? article.querySelectorAll('section.lesson-section > .widget').length : null;
+      if (article && window.__widgetsShown[window.__widgetsShown.length - 1] !== widgets) window.__widgetsShown.push(widgets);
+    }).observe(document, { childList: true, subtree: true });
+  };
+  for (const id of ['slate-world', 'putting-it-together']) {
+    const page = await open(`#/${id}`, { init: watch });
+    await report(page);
+    // The rest of the text follows the report a few widgets per task: until no step for a second.
+    let last = '';
+    for (let waited = 0; waited < 10000; waited += 1000) {
+      const now = await page.evaluate(() => String(window.__widgetsShown));
+      if (now === last) break;
+      last = now;
+      await page.waitForTimeout(1000);
+    }
+    const [shown, removed, total] = await page.evaluate(() => [window.__widgetsShown, window.__partsRemoved,
+      document.querySelectorAll('section.lesson-section > .widget').length]);
+    assert.equal(shown[0], 0, `${id}: the first render holds the prose before the first widget only (widgets shown in turn: ${shown})`);
+    assert.ok(shown.length >= 3, `${id}: the text came in steps (widgets shown in turn: ${shown})`);
+    assert.equal(shown[shown.length - 1], total, `${id}: the last step shows every widget`);
+    assert.deepEqual(removed, [], `${id}: parts removed from a section while the text grew`);
     assert.deepEqual(page.errors, []);
     await page.closeAll();
   }
