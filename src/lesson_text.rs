@@ -134,9 +134,106 @@ pub fn plain_text(html: &str) -> String {
     out.replace("&lt;", "<").replace("&gt;", ">").replace("&quot;", "\"").replace("&#39;", "'").replace("&amp;", "&")
 }
 
+/// How a lesson page adds its text, a few parts per task, so that no task of the page is long
+/// (see `ui::lesson_page`). It stops before widgets: building a widget is most of a part's cost (a
+/// parameter panel is ~110 elements), so a step adds whole widgets, each with the prose after it.
+/// Rendered a section or more at a time, the capstone's three opening sections made one 65–123 ms
+/// task, Horvitz–Thompson's first (its panel and prose) ~55 ms.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Reveal {
+    /// Counts of parts (in reading order) at which the page may stop: before each widget, and all.
+    stops: Vec<usize>,
+    /// The count once the first figure is in (the stop after it), so that the first report draws.
+    first_figure: usize,
+}
+
+/// Widgets added per step once the first report is on screen: two halve the time the whole text
+/// takes to appear, and no step is a long task.
+pub const WIDGETS_PER_STEP: usize = 2;
+
+impl Reveal {
+    pub fn of(text: &LessonText) -> Reveal {
+        let parts = || text.sections.iter().flat_map(|s| s.parts.iter());
+        let mut stops: Vec<usize> = parts().enumerate().filter(|(_, p)| p.widget_name().is_some()).map(|(i, _)| i).collect();
+        let all = parts().count();
+        stops.push(all);
+        let figure = parts().position(is_figure).unwrap_or(all);
+        let first_figure = stops.iter().copied().find(|&stop| stop > figure).unwrap_or(all);
+        Reveal { stops, first_figure }
+    }
+
+    /// The parts in the first render: the prose before the first widget.
+    pub fn first(&self) -> usize {
+        self.stops[0]
+    }
+
+    pub fn all(&self) -> usize {
+        *self.stops.last().expect("the last stop is all parts")
+    }
+
+    /// Whether the page, with `count` parts in, waits for the first report before adding more.
+    pub fn waits_for_report(&self, count: usize, has_report: bool) -> bool {
+        count == self.first_figure && !has_report && count < self.all()
+    }
+
+    /// The parts in the page after the step from `count`. Up to the first figure the steps grow
+    /// (one widget, then two, then four: each about as large as all before it, so that a deep first
+    /// figure is a few frames away, not one per widget), and the figure comes at once when the
+    /// report is already there; after it, [`WIDGETS_PER_STEP`] at a time.
+    pub fn next(&self, count: usize, has_report: bool) -> usize {
+        let ahead = |widgets: usize| self.stops.iter().copied().filter(|&stop| stop > count).nth(widgets - 1).unwrap_or(self.all());
+        if count < self.first_figure && has_report {
+            self.first_figure
+        } else if count < self.first_figure {
+            let widgets_in = self.stops.iter().filter(|&&stop| stop <= count).count().saturating_sub(1);
+            ahead(widgets_in + 1).min(self.first_figure)
+        } else {
+            ahead(WIDGETS_PER_STEP)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_text_comes_in_growing_steps_to_its_first_figure_then_two_widgets_at_a_time() {
+        const PARTS: [&[Part]; 3] = [
+            &[Part::Html("a"), Part::Widget("params"), Part::Html("b"), Part::Widget("run"), Part::Html("c")],
+            &[Part::Html("d"), Part::Widget("controls x"), Part::Widget("plot-a"), Part::Html("e")],
+            &[Part::Html("f"), Part::Widget("plot-b"), Part::Widget("plot-c"), Part::Widget("plot-d"), Part::Html("g")],
+        ];
+        let sections = [
+            Section { heading: "1", notes: "", parts: PARTS[0] },
+            Section { heading: "2", notes: "", parts: PARTS[1] },
+            Section { heading: "3", notes: "", parts: PARTS[2] },
+        ];
+        let sections: &'static [Section] = Box::leak(Box::new(sections));
+        let reveal = Reveal::of(&LessonText { title: "t", sections });
+        // Parts in reading order: 0 a, 1 params, 2 b, 3 run, 4 c, 5 d, 6 controls, 7 plot-a, 8 e,
+        // 9 f, 10 plot-b, 11 plot-c, 12 plot-d, 13 g.
+        assert_eq!(reveal.first(), 1, "the prose before the first widget");
+        assert_eq!(reveal.all(), 14);
+        // One widget (params), then two (run, controls), then up to the first figure (plot-a).
+        assert_eq!(reveal.next(1, false), 3);
+        assert_eq!(reveal.next(3, false), 7);
+        assert_eq!(reveal.next(7, false), 10);
+        assert!(reveal.waits_for_report(10, false) && !reveal.waits_for_report(10, true) && !reveal.waits_for_report(7, false));
+        // The report before its figure: the figure at once.
+        assert_eq!(reveal.next(3, true), 10);
+        // Then two widgets a step, the last step to the end.
+        assert_eq!(reveal.next(10, true), 12);
+        assert_eq!(reveal.next(12, true), 14);
+        // A text without a figure never waits; one without widgets is whole at once.
+        let prose: &'static [Section] =
+            Box::leak(Box::new([Section { heading: "1", notes: "", parts: &[Part::Html("a"), Part::Widget("params"), Part::Html("b")] }]));
+        let reveal = Reveal::of(&LessonText { title: "t", sections: prose });
+        assert_eq!((reveal.first(), reveal.all(), reveal.next(1, false)), (1, 3, 3));
+        assert!(!reveal.waits_for_report(3, false));
+        let none: &'static [Section] = Box::leak(Box::new([Section { heading: "1", notes: "", parts: &[Part::Html("a")] }]));
+        assert_eq!(Reveal::of(&LessonText { title: "t", sections: none }).first(), 1);
+    }
 
     /// Every `<math>…</math>` of every lesson (text and speaker notes), with its TeX source.
     fn formulas() -> Vec<(&'static str, String, String)> {

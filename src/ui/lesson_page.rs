@@ -4,7 +4,7 @@
 use crate::core::budget::{self, Verdict};
 use crate::core::experiment::Experiment as CoreExperiment;
 use crate::core::params::{from_query, matching_preset, preset_params, to_query, Issue, LessonParams};
-use crate::lesson_text::{LessonText, Part, Slide};
+use crate::lesson_text::{LessonText, Part, Reveal, Slide};
 use crate::lessons::Lesson;
 use crate::ui::plot::PlotContext;
 use crate::ui::widgets::{url_issues_notice, Gate, ParamPanel, PresetBar, RunControls};
@@ -81,30 +81,6 @@ impl Reducible for PartsShown {
     }
 }
 
-/// Where a lesson page's text stops between tasks while it is being added, as counts of its parts
-/// in reading order: before each widget (a step adds whole widgets, each with the prose after it),
-/// and at the end. Building a widget is most of a part's cost: a parameter panel is ~110 elements.
-/// Rendered a section or more at a time, the capstone's three opening sections made one 65–123 ms
-/// task, Horvitz–Thompson's first (its panel and prose) ~55 ms.
-fn reveal_stops(text: &LessonText) -> Vec<usize> {
-    let parts = text.sections.iter().flat_map(|s| s.parts.iter());
-    let mut stops: Vec<usize> = parts.enumerate().filter(|(_, p)| p.widget_name().is_some()).map(|(i, _)| i).collect();
-    stops.push(text.sections.iter().map(|s| s.parts.len()).sum());
-    stops
-}
-
-/// The parts in the page once its first figure (a widget other than the shared controls) is:
-/// the stop after it, so that the first report draws at once.
-fn through_first_figure(text: &LessonText, stops: &[usize]) -> usize {
-    let is_figure = |part: &Part| part.widget_name().is_some_and(|w| !matches!(w, "params" | "controls" | "presets" | "run"));
-    let all = *stops.last().unwrap_or(&0);
-    let figure = text.sections.iter().flat_map(|s| s.parts.iter()).position(is_figure).unwrap_or(all);
-    stops.iter().copied().find(|&stop| stop > figure).unwrap_or(all)
-}
-
-/// Widgets added per task once the first report is on screen: two halve the time the whole text
-/// takes to appear, and no step is a long task.
-const WIDGETS_PER_STEP: usize = 2;
 /// The rest of a lesson's text appears with its first report, or after this long without one.
 const REVEAL_LATEST_MS: i32 = 1500;
 
@@ -121,35 +97,23 @@ pub fn use_lesson<E: CoreExperiment + 'static>(props: &LessonProps) -> LessonSta
     // Whether the lesson runs in slices does not depend on the values: asked once per page.
     let steps = *use_memo(lesson.id, |_| (lesson.steps)(""));
     let auto_run = use_state(|| true);
-    let stops = use_memo(lesson.id, |_| reveal_stops(lesson.text()));
-    let first_figure = through_first_figure(lesson.text(), &stops);
-    let parts_shown = use_reducer_eq(|| PartsShown(stops[0]));
-    let all_parts = *stops.last().unwrap_or(&0);
+    let reveal = use_memo(lesson.id, |_| Reveal::of(lesson.text()));
+    let parts_shown = use_reducer_eq(|| PartsShown(reveal.first()));
+    let all_parts = reveal.all();
     {
         // The text up to the first figure in growing steps, the rest once the first report is on
-        // screen (or after REVEAL_LATEST_MS), two widgets per task: laying out and painting the
-        // whole lesson while the first run computes took the main thread ~0.5 s of the capstone's
-        // first second, beside the workers on 2 cores, and laying out all its other sections in
-        // one task took 54–70 ms.
-        let (shown, stops) = (parts_shown.clone(), stops.clone());
+        // screen (or after REVEAL_LATEST_MS), a few widgets per task (see `Reveal`): laying out and
+        // painting the whole lesson while the first run computes took the main thread ~0.5 s of the
+        // capstone's first second, beside the workers on 2 cores, and laying out all its other
+        // sections in one task took 54–70 ms.
+        let (shown, reveal) = (parts_shown.clone(), reveal.clone());
         let has_report = experiment.state.report.is_some();
         // A slide shows its own part of the text, whatever has been revealed.
         let presenting = props.slide.is_some();
         use_effect_with((lesson.id, has_report, parts_shown.0, presenting), move |&(_, has_report, count, presenting)| {
-            if count < all_parts && !presenting {
-                let waits_for_report = count == first_figure && !has_report;
-                let delay = if waits_for_report { REVEAL_LATEST_MS } else { 0 };
-                let next = if count < first_figure && has_report {
-                    // The report is here before its figure: the figure at once.
-                    first_figure
-                } else if count < first_figure {
-                    // One widget, then two, then four…: each step about as large as all before
-                    // it, so that a deep first figure is not many frames away.
-                    let revealed = stops.iter().filter(|&&stop| stop <= count).count().saturating_sub(1);
-                    stops.iter().copied().filter(|&stop| stop > count).nth(revealed).unwrap_or(all_parts).min(first_figure)
-                } else {
-                    stops.iter().copied().filter(|&stop| stop > count).nth(WIDGETS_PER_STEP - 1).unwrap_or(all_parts)
-                };
+            if count < reveal.all() && !presenting {
+                let delay = if reveal.waits_for_report(count, has_report) { REVEAL_LATEST_MS } else { 0 };
+                let next = reveal.next(count, has_report);
                 crate::ui::dom::after(delay, move || shown.dispatch(next));
             }
         });
