@@ -171,6 +171,15 @@ impl Reveal {
         *self.stops.last().expect("the last stop is all parts")
     }
 
+    /// How many of each section's parts a page holding its first `shown` parts shows.
+    pub fn in_sections(text: &LessonText, shown: usize) -> impl Iterator<Item = usize> + '_ {
+        text.sections.iter().scan(0, move |before, section| {
+            let in_page = shown.saturating_sub(*before).min(section.parts.len());
+            *before += section.parts.len();
+            Some(in_page)
+        })
+    }
+
     /// Whether the page, with `count` parts in, waits for the first report before adding more.
     pub fn waits_for_report(&self, count: usize, has_report: bool) -> bool {
         count == self.first_figure && !has_report && count < self.all()
@@ -225,6 +234,9 @@ mod tests {
         // Then two widgets a step, the last step to the end.
         assert_eq!(reveal.next(10, true), 12);
         assert_eq!(reveal.next(12, true), 14);
+        let text = LessonText { title: "t", sections };
+        assert_eq!(Reveal::in_sections(&text, 7).collect::<Vec<_>>(), [5, 2, 0]);
+        assert_eq!(Reveal::in_sections(&text, usize::MAX).collect::<Vec<_>>(), [5, 4, 5]);
         // A text without a figure never waits; one without widgets is whole at once.
         let prose: &'static [Section] =
             Box::leak(Box::new([Section { heading: "1", notes: "", parts: &[Part::Html("a"), Part::Widget("params"), Part::Html("b")] }]));

@@ -32,6 +32,8 @@ window.__rorecStartWorker = () => {
 // (www/worker.js). Only the first: with every part started early, the workers took both cores of
 // the README's 2-core machine during the page's first render, and its tasks grew longer.
 const cores = Math.min(16, Math.max(1, navigator.hardwareConcurrency || 1));
+// The speaker view runs no lesson (the rule of `is_speaker_window` in src/ui/slides.rs; the wasm is
+// not loaded yet).
 const speakerView = location.search.includes('speaker');
 window.__rorecSpareWorkers = Array.from({ length: cores }, (_, index) => {
   const worker = window.__rorecStartWorker();

@@ -99,7 +99,6 @@ pub fn use_lesson<E: CoreExperiment + 'static>(props: &LessonProps) -> LessonSta
     let auto_run = use_state(|| true);
     let reveal = use_memo(lesson.id, |_| Reveal::of(lesson.text()));
     let parts_shown = use_reducer_eq(|| PartsShown(reveal.first()));
-    let all_parts = reveal.all();
     {
         // The text up to the first figure in growing steps, the rest once the first report is on
         // screen (or after REVEAL_LATEST_MS), a few widgets per task (see `Reveal`): laying out and
@@ -120,7 +119,7 @@ pub fn use_lesson<E: CoreExperiment + 'static>(props: &LessonProps) -> LessonSta
     }
     // After a render that changes what is laid out (a report arrived, the last section appeared,
     // another slide): the boxes that now scroll. Not on every progress tick or drag preview.
-    let all_shown = parts_shown.0 >= all_parts;
+    let all_shown = parts_shown.0 >= reveal.all();
     let layout = (experiment.state.report.as_ref().map(|r| Rc::as_ptr(r) as usize), all_shown, props.slide.clone());
     use_effect_with(layout, |(_, all_shown, slide)| {
         // Measured at the next frame, whose layout the measuring then is (from a timer it forced
@@ -275,14 +274,12 @@ impl<E: CoreExperiment + 'static> LessonState<E> {
             }
         };
         let shown = if slide.is_some() { usize::MAX } else { self.parts_shown };
-        // Each section with the number of its parts in the page (the sections before it hold the rest).
-        let mut before = 0;
-        let sections = text.sections.iter().map(move |s| {
-            let in_page = shown.saturating_sub(before).min(s.parts.len());
-            before += s.parts.len();
-            (s, in_page)
-        });
-        let sections = sections.enumerate().filter(|(i, (_, in_page))| slide.is_none_or(|s| s.section == *i) && *in_page > 0);
+        let sections = text
+            .sections
+            .iter()
+            .zip(Reveal::in_sections(text, shown))
+            .enumerate()
+            .filter(|(i, (_, in_page))| slide.is_none_or(|s| s.section == *i) && *in_page > 0);
         html! {
             // Plots learn the parameters of the report they show (a pinned run's legend says
             // what changed since).
