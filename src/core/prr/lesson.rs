@@ -1128,8 +1128,8 @@ const NS_PER_TIMED_IPS_STEP: f64 = 0.900;
 /// What the lesson's text states about its results (see [`crate::core::claims`]).
 const CLAIMS: &[Claim<PrrReport>] = &[Claim {
     sentence: "costs $O(K)$ per logged row whatever the catalogue size",
-    asserts: "over the timed catalogues (P up a thousandfold), PRR's epoch time grows less than a hundredth as fast as P \
-              (memory effects only), and slate IPS's grows at least 10× more than PRR's",
+    asserts: "over the timed catalogues (P up a thousandfold), PRR's epoch time grows less than √P does (memory effects \
+              only; an O(P) cost would grow about as P does), and slate IPS's grows at least 10× more than PRR's",
     check: prr_epoch_flat_in_p,
 }];
 
@@ -1141,7 +1141,9 @@ fn prr_epoch_flat_in_p(r: &PrrReport) -> Option<Result<(), String>> {
     let prr = last.prr_ms_per_epoch / first.prr_ms_per_epoch;
     let ips = last.slate_ips_ms_per_epoch / first.slate_ips_ms_per_epoch;
     let p_growth = last.items as f64 / first.items as f64;
-    Some(if prr < p_growth / 100.0 && ips > 10.0 * prr {
+    // √P, not a fixed fraction of P: how much a larger table misses the caches depends on the
+    // machine (×5 to ×11 over P ×1000 on the machines this ran on), an O(P) cost does not.
+    Some(if prr < p_growth.sqrt() && ips > 10.0 * prr {
         Ok(())
     } else {
         Err(format!("from P = {} to {}: PRR ×{prr:.1}, slate IPS ×{ips:.1}", first.items, last.items))
