@@ -9,7 +9,7 @@ import statistics
 import sys
 from collections import defaultdict
 
-OURS, HNSWLIB, FAISS = "rorec", "hnswlib", "faiss IndexHNSWFlat"
+OURS, HNSWLIB, HNSWLIB_CPP, FAISS = "rorec", "hnswlib", "hnswlib (C++)", "faiss IndexHNSWFlat"
 TARGET_RECALL = 0.95
 
 
@@ -36,7 +36,7 @@ def main(paths):
         rounds = sorted({r for r, _ in runs})
         efs = sorted({row["ef"] for rows in runs.values() for row in rows})
         print(f"## {kind}: medians over {len(rounds)} interleaved rounds")
-        for other in (HNSWLIB, FAISS):
+        for other in (HNSWLIB, HNSWLIB_CPP, FAISS):
             per_ef = defaultdict(list)
             equal_recall, build = [], []
             for r in rounds:
@@ -57,10 +57,15 @@ def main(paths):
             print(f"ours / {other}, build time: {statistics.median(build):.2f} "
                   f"(ours {statistics.median(runs[(r, OURS)][0]['build_s'] for r in rounds):.1f} s, "
                   f"{other} {statistics.median(runs[(r, other)][0]['build_s'] for r in rounds):.1f} s)")
-        for lib in (OURS, HNSWLIB, FAISS):
+        for lib in (OURS, HNSWLIB, HNSWLIB_CPP, FAISS):
             at32 = [x["recall"] for r in rounds for x in runs[(r, lib)] if x["ef"] == 32]
             if at32:
                 print(f"recall@10 at ef 32, {lib}: {statistics.median(at32):.4f}")
+        for lib in (OURS, HNSWLIB_CPP):
+            counts = {ef: statistics.median(x["distances_per_query"] for r in rounds for x in runs[(r, lib)] if x["ef"] == ef)
+                      for ef in efs if any(x["ef"] == ef for r in rounds for x in runs[(r, lib)])}
+            if counts:
+                print(f"distances per query, {lib}: " + " · ".join(f"ef {ef}: {c:.0f}" for ef, c in counts.items()))
         print()
 
 
