@@ -800,6 +800,18 @@ mod tests {
     }
 
     #[test]
+    fn on_clustered_vectors_recall_is_at_least_0_99_at_ef_32_and_1_when_the_beam_takes_all() {
+        // The benchmark's kind of data (.ci/bench-mips: clustered MF-like, d = 64, M 16,
+        // ef_construction 100), a fifth of its size.
+        let (items, queries) = data::generate(data::Kind::Clustered, 20_000, 200, 64, 7);
+        let mut index = MipsIndex::build(&items, false, Config { m: 16, ef_construction: 100, seed: 1 }, &mut ());
+        let at_32 = mean_recall(&mut index, &items, &queries, 10, 32);
+        let all = mean_recall(&mut index, &items, &queries, 10, items.len());
+        assert!(at_32 >= 0.99, "recall@10 at ef 32: {at_32}");
+        assert_eq!(all, 1.0, "recall@10 with a beam as wide as the catalogue");
+    }
+
+    #[test]
     fn recall_rises_with_ef_to_one() {
         for kind in [data::Kind::Clustered, data::Kind::Uniform] {
             let (items, queries) = data::generate(kind, 3000, 40, 16, 5);
