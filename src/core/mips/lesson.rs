@@ -633,8 +633,10 @@ const NS_PER_BATCH_STEP: f64 = 0.055;
 /// fixed work (its top-R test) in codes.
 const NS_PER_INT8_CODE: f64 = 0.04;
 const INT8_ROW_FIXED_CODES: f64 = 8.0;
-/// ns per distance work unit of the searches at ef_search.
-const NS_PER_SEARCH_STEP: f64 = 0.36;
+/// ns per distance work unit of the searches at ef_search (0.36 until the repair's links hung in
+/// trees: the searches now compute a quarter fewer distances at the default ef; `rorec calibrate
+/// fast-mips` fitted 0.212).
+const NS_PER_SEARCH_STEP: f64 = 0.21;
 /// ns per distance work unit of the recall–speed curves' searches.
 const NS_PER_CURVE_STEP: f64 = 0.22;
 
