@@ -6,6 +6,40 @@ window.rorec = rorec;
 if ('serviceWorker' in navigator) {
   navigator.serviceWorker.register('./sw.js').catch((error) => console.warn('no offline copy:', error));
 }
+// The first text a renderer lays out in a font (regular, bold, italic, monospace, the math font, its
+// stretchy operators, the form controls' font) costs it that font's loading and shaping caches: in a
+// trace of fast MIPS's opening, the app's first layouts took 36 and 35 ms for 179 and 104 objects,
+// where laying out the whole page again takes 12–18 ms. While the wasm compiles, the page's thread
+// is idle: lay out a sample of each, off screen and hidden, one per task, so that the lesson's
+// first layouts find the fonts ready and no task of its opening is long. Removed when done.
+function warmFonts() {
+  const samples = [
+    '<p>Text <b>bold</b> <i>italic</i> <strong>strong</strong> <em>em</em> – × · ± − ² ε → ← ✓ ✗ ≤ ≥ … π θ Σ √</p>',
+    '<code>code 0.123</code> <kbd>Esc</kbd>',
+    '<math><msub><mi>θ</mi><mi>k</mi></msub><mo>=</mo><mi>x</mi><msup><mi>e</mi><mn>2</mn></msup></math>',
+    '<math display="block"><mfrac><mn>1</mn><mi>N</mi></mfrac><mo>(</mo><mi>a</mi><mo>)</mo></math>',
+    '<math display="block"><munderover><mo>∑</mo><mrow><mi>k</mi><mo>=</mo><mn>1</mn></mrow><mi>K</mi></munderover>'
+      + '<msqrt><mi>x</mi></msqrt><mover><mi>V</mi><mo>^</mo></mover></math>',
+    '<table><tr><th>head</th><td>1,234</td></tr></table><h1>H</h1><h2>H</h2><h3>H</h3>',
+    '<button>button</button><input value="1"><select><option>option</option></select><input type="range"><input type="checkbox">',
+  ];
+  const box = document.createElement('div');
+  box.style.cssText = 'position:absolute;left:-10000px;top:0;width:600px;visibility:hidden';
+  box.setAttribute('aria-hidden', 'true');
+  box.inert = true;
+  document.body.appendChild(box);
+  const next = (i) => {
+    if (i === samples.length) {
+      box.remove();
+      return;
+    }
+    box.insertAdjacentHTML('beforeend', samples[i]);
+    void box.offsetHeight; // lay it out now, in this task
+    setTimeout(() => next(i + 1), 0);
+  };
+  setTimeout(() => next(0), 0);
+}
+warmFonts();
 // The wasm is compiled once, here, and the compiled module is posted to every worker: a worker then
 // only instantiates it (no fetch, no compile of its own), and the code the engine compiles for
 // one thread serves them all. Three copies compiling at once on two cores kept the workers from
