@@ -1,4 +1,5 @@
-"""Median ratios ours/hnswlib (and ours/faiss) over the interleaved rounds of .ci/bench-mips.
+"""Median ratios ours/hnswlib (from Python and from C++) and ours/faiss over the interleaved rounds
+of .ci/bench-mips.
 
 Reads the JSON lines the rounds wrote (one per library, ef and round) and prints, per data set:
 queries/s ratio at each ef, the ratio at equal recall (each library's fastest ef reaching
@@ -37,6 +38,8 @@ def main(paths):
         efs = sorted({row["ef"] for rows in runs.values() for row in rows})
         print(f"## {kind}: medians over {len(rounds)} interleaved rounds")
         for other in (HNSWLIB, HNSWLIB_CPP, FAISS):
+            if not all(runs[(r, other)] for r in rounds):
+                continue  # not run (hnswlib from C++ needs g++)
             per_ef = defaultdict(list)
             equal_recall, build = [], []
             for r in rounds:
