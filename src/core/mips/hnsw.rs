@@ -169,9 +169,10 @@ impl RepairTrees {
         }
     }
 
-    /// The node to link lost node `v` from, for an `anchor` that [`Self::can_take`] it; `v`
-    /// joins the anchor's tree.
-    fn place(&mut self, graph: &Hnsw, anchor: u32, v: u32) -> u32 {
+    /// Links lost node `v` into the tree of `anchor` (which [`Self::can_take`] it): from that
+    /// tree's first node with room, whose layer-0 list it joins; that node is returned (for the
+    /// repair's undo log). The tree's first node with room then moves past the nodes now full.
+    fn link(&mut self, graph: &mut Hnsw, anchor: u32, v: u32) -> u32 {
         let t = match self.tree_of[anchor as usize] {
             RepairTrees::NONE => {
                 self.trees.push((vec![anchor], 0));
@@ -180,23 +181,21 @@ impl RepairTrees {
             }
             t => t as usize,
         };
-        let (nodes, first_free) = &self.trees[t];
-        let w = nodes[*first_free];
-        debug_assert!(self.room(graph, w, *first_free == 0));
+        let first_free = self.trees[t].1;
+        let w = self.trees[t].0[first_free];
+        debug_assert!(self.room(graph, w, first_free == 0));
+        let mut list = graph.neighbours(w, 0).to_vec();
+        list.push(v);
+        graph.set_neighbours(w, 0, &list);
+        self.taken[w as usize] += 1;
         self.trees[t].0.push(v);
         self.tree_of[v as usize] = t as u32;
-        w
-    }
-
-    /// After `w` took a link: its tree's first node with room moves past the nodes now full.
-    fn placed(&mut self, graph: &Hnsw, w: u32) {
-        self.taken[w as usize] += 1;
-        let t = self.tree_of[w as usize] as usize;
-        let mut first_free = self.trees[t].1;
+        let mut first_free = first_free;
         while first_free < self.trees[t].0.len() && !self.room(graph, self.trees[t].0[first_free], first_free == 0) {
             first_free += 1;
         }
         self.trees[t].1 = first_free;
+        w
     }
 }
 
@@ -367,11 +366,7 @@ impl Hnsw {
                 }
                 match anchor {
                     Some(anchor) => {
-                        let w = trees.place(self, anchor, v);
-                        let mut list = self.neighbours(w, 0).to_vec();
-                        list.push(v);
-                        self.set_neighbours(w, 0, &list);
-                        trees.placed(self, w);
+                        let w = trees.link(self, anchor, v);
                         self.repair_links.push(w);
                         self.mark_reachable(v, &mut reached, &mut stack);
                         linked_any = true;
