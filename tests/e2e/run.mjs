@@ -630,7 +630,7 @@ test('previews: a first look before the full report, and while a slider is dragg
   const page = await open('#/horvitz-thompson');
   // The first replications show while the rest compute, marked as a preview.
   await page.waitForFunction(() => document.querySelector('.widget.preview canvas')
-    && /first 50 of 500 replications/.test(document.querySelector('.run-controls .status')?.textContent || ''), null, { timeout: 60000, polling: 10 });
+    && /first 25 of 500 replications/.test(document.querySelector('.run-controls .status')?.textContent || ''), null, { timeout: 60000, polling: 10 });
   assert.deepEqual(await report(page), cli('horvitz-thompson', ''));
   // Dragging a slider previews the dragged value without committing it to the address.
   await page.goto(`${BASE}#/fast-mips?base_items=400&sizes=3&queries=20&dim=16`);
