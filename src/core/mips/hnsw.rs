@@ -141,9 +141,14 @@ struct RepairTrees {
     tree_of: Vec<u32>,
     /// Repair links each node has taken.
     taken: Vec<u8>,
-    /// Each tree's nodes in the order they joined (its root first), and the first of them that
-    /// may still take a link (those before it cannot).
-    trees: Vec<(Vec<u32>, usize)>,
+    trees: Vec<RepairTree>,
+}
+
+struct RepairTree {
+    /// Its nodes in the order they joined, its root first.
+    nodes: Vec<u32>,
+    /// The first of them that may still take a link (those before it cannot).
+    first_free: usize,
 }
 
 impl RepairTrees {
@@ -165,7 +170,10 @@ impl RepairTrees {
     fn can_take(&self, graph: &Hnsw, w: u32) -> bool {
         match self.tree_of[w as usize] {
             RepairTrees::NONE => self.room(graph, w, true),
-            t => self.trees[t as usize].1 < self.trees[t as usize].0.len(),
+            t => {
+                let tree = &self.trees[t as usize];
+                tree.first_free < tree.nodes.len()
+            }
         }
     }
 
@@ -175,26 +183,25 @@ impl RepairTrees {
     fn link(&mut self, graph: &mut Hnsw, anchor: u32, v: u32) -> u32 {
         let t = match self.tree_of[anchor as usize] {
             RepairTrees::NONE => {
-                self.trees.push((vec![anchor], 0));
+                self.trees.push(RepairTree { nodes: vec![anchor], first_free: 0 });
                 self.tree_of[anchor as usize] = (self.trees.len() - 1) as u32;
                 self.trees.len() - 1
             }
             t => t as usize,
         };
-        let first_free = self.trees[t].1;
-        let w = self.trees[t].0[first_free];
+        let mut first_free = self.trees[t].first_free;
+        let w = self.trees[t].nodes[first_free];
         debug_assert!(self.room(graph, w, first_free == 0));
         let mut list = graph.neighbours(w, 0).to_vec();
         list.push(v);
         graph.set_neighbours(w, 0, &list);
         self.taken[w as usize] += 1;
-        self.trees[t].0.push(v);
+        self.trees[t].nodes.push(v);
         self.tree_of[v as usize] = t as u32;
-        let mut first_free = first_free;
-        while first_free < self.trees[t].0.len() && !self.room(graph, self.trees[t].0[first_free], first_free == 0) {
+        while first_free < self.trees[t].nodes.len() && !self.room(graph, self.trees[t].nodes[first_free], first_free == 0) {
             first_free += 1;
         }
-        self.trees[t].1 = first_free;
+        self.trees[t].first_free = first_free;
         w
     }
 }
