@@ -236,12 +236,25 @@ impl PlotSpec {
     /// A point's x and y as a reader reads them: back from log10 axes, categorical ticks by name.
     fn point_text(&self, (x, y): (f64, f64)) -> (String, String) {
         let x_text = match &self.x_ticks {
-            Some(ticks) => ticks.iter().find(|(t, _)| (t - x).abs() < 1e-6).map(|(_, l)| l.clone()).unwrap_or_else(|| fmt_short(x)),
+            // A jittered point (a strip plot) belongs to the category whose tick it sits around.
+            Some(ticks) => ticks
+                .iter()
+                .filter(|(t, _)| (t - x).abs() < 0.5)
+                .min_by(|a, b| (a.0 - x).abs().total_cmp(&(b.0 - x).abs()))
+                .map(|(_, l)| l.clone())
+                .unwrap_or_else(|| fmt_short(x)),
             None if self.x_is_log10 => fmt_short(10f64.powf(x)),
             None => fmt_short(x),
         };
         let y_text = if self.y_is_log10 { fmt_short(10f64.powf(y)) } else { fmt_short(y) };
         (x_text, y_text)
+    }
+
+    /// Whether every point of series `s` sits at the same categorical tick.
+    fn is_one_category(&self, s: usize) -> bool {
+        let mut categories = self.series[s].points.iter().map(|&p| self.point_text(p).0);
+        let first = categories.next();
+        self.x_ticks.is_some() && first.is_some() && categories.all(|c| Some(c) == first)
     }
 
     fn error_text(series: &Series, i: usize) -> Option<String> {
@@ -254,6 +267,10 @@ impl PlotSpec {
         let series = &self.series[s];
         let (x_text, y_text) = self.point_text(series.points[i]);
         let error = Self::error_text(series, i).map(|e| format!(" ± {e}")).unwrap_or_default();
+        if self.x_label.is_empty() {
+            // An unnamed categorical axis: the category is the x.
+            return format!("{}: {x_text}; {} = {y_text}{error}", series.name, self.y_label);
+        }
         format!("{}: {} = {x_text}; {} = {y_text}{error}", series.name, self.x_label, self.y_label)
     }
 
@@ -269,7 +286,14 @@ impl PlotSpec {
         let lowest = order.iter().copied().fold(last, |best, p| if y_of(p) < y_of(best) { p } else { best });
         let at = |(s, i): PointRef| {
             let (x, y) = self.point_text(self.series[s].points[i]);
-            format!("{y} at {} = {x}", self.x_label)
+            // A series that is one category (a strip plot's column) is named by its series: x adds nothing.
+            if self.x_label.is_empty() && self.is_one_category(s) {
+                y
+            } else if self.x_label.is_empty() {
+                format!("{y} at {x}")
+            } else {
+                format!("{y} at {} = {x}", self.x_label)
+            }
         };
         let names: Vec<&str> = self.series.iter().filter(|s| !s.ghost && !s.points.is_empty()).map(|s| s.name.as_str()).collect();
         if names.len() == 1 {
@@ -563,6 +587,23 @@ mod tests {
         assert_eq!(table.rows.len(), 3);
         assert_eq!(table.rows[0], ["ip", "1", "0.5", "0.1"]);
         assert_eq!(table.rows[1], ["ip", "2", "0.9", ""]);
+    }
+
+    #[test]
+    fn a_strip_plot_names_its_points_by_category_not_by_their_jitter() {
+        // Jittered columns on an unnamed categorical axis, as the HT lesson's estimates.
+        let mut spec = PlotSpec::new("strip", "Estimates", "", "V (%)");
+        spec.series.push(Series::new("HT / slate IPS", Style::Points, vec![(0.8, 30.0), (1.2, 37.4)], 0));
+        spec.series.push(Series::new("SNIPS", Style::Points, vec![(1.9, 31.0), (2.3, 29.0)], 1));
+        spec.x_ticks = Some(vec![(1.0, "ht".to_string()), (2.0, "snips".to_string())]);
+        assert_eq!(spec.summary(), "2 series (HT / slate IPS, SNIPS); the highest V (%) is HT / slate IPS's 37.4, the lowest SNIPS's 29.");
+        assert_eq!(spec.describe((0, 1)), "HT / slate IPS: ht; V (%) = 37.4");
+        // A series spanning categories (bias², variance… per estimator) keeps its category.
+        let mut bars = PlotSpec::new("bars", "Bias and variance", "", "(log scale)");
+        bars.series.push(Series::new("MSE", Style::Points, vec![(1.0, 3.0), (2.0, 1.0)], 0));
+        bars.series.push(Series::new("bias²", Style::Points, vec![(1.0, 0.5), (2.0, 0.25)], 1));
+        bars.x_ticks = spec.x_ticks.clone();
+        assert_eq!(bars.summary(), "2 series (MSE, bias²); the highest (log scale) is MSE's 3 at ht, the lowest bias²'s 0.25 at snips.");
     }
 
     #[test]
