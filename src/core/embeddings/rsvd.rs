@@ -6,8 +6,11 @@
 //! Ω ~ N(0, 1)^{m×l};  Y = AΩ;  Q = orth(Y);  q times { Z = orth(AᵀQ); Q = orth(AZ) };
 //! Bᵀ = AᵀQ (m × l);  B = U_B Σ Vᵀ;  A ≈ (Q U_B) Σ Vᵀ, truncated to k.
 //!
-//! Only A's non-zeros and dense n × l, m × l and l × l blocks are ever stored. orth is nalgebra's
-//! Householder QR. The SVD of the small B is taken from the eigen-decomposition of the l × l Gram
+//! Only A's non-zeros and dense n × l, m × l and l × l blocks are ever stored. Between the power
+//! iteration's products only the span matters: there orth is one Cholesky QR ([`basis`]); the
+//! last one, which B is built from, is two (orthonormal to rounding when κ(Y) < 10⁸; [`basis`]
+//! falls back to Householder far below that). The SVD of the small B is taken from
+//! the eigen-decomposition of the l × l Gram
 //! matrix B·Bᵀ = U_B Σ² U_Bᵀ, then V = BᵀU_B Σ⁻¹, rather than from nalgebra's SVD: that one calls
 //! `f64::hypot`, which is the platform's C library natively and a different implementation in
 //! wasm (they disagree in the last bit on about one input in eight), while QR and the symmetric
@@ -71,14 +74,16 @@ pub fn randomized_svd(a: &Csr, params: &RsvdParams, want_left: bool, progress: &
     omega.data.iter_mut().for_each(|x| *x = rng::normal(&mut omega_rng));
 
     progress.report(0.0, "rSVD: sketch Y = AΩ");
-    let mut q = orthonormalize(&a.mul_dense(&omega));
+    let mut y = a.mul_dense(&omega);
     tick(progress, "rSVD: sketch Y = AΩ");
     for it in 0..params.power_iterations {
-        let z = orthonormalize(&a.transpose_mul_dense(&q));
+        let z = a.transpose_mul_dense(&basis(&y));
         tick(progress, &format!("rSVD: power iteration {}/{}", it + 1, params.power_iterations));
-        q = orthonormalize(&a.mul_dense(&z));
+        y = a.mul_dense(&basis(&z));
         tick(progress, &format!("rSVD: power iteration {}/{}", it + 1, params.power_iterations));
     }
+    // B = QᵀA needs Q orthonormal to rounding: a second Cholesky QR gives that (CholQR2).
+    let q = basis(&basis(&y));
     let b_transposed = a.transpose_mul_dense(&q); // Bᵀ = AᵀQ, m × l
     let (singular_values, u_b, right) = small_svd(&b_transposed, k);
     let left = want_left.then(|| q.mul(&u_b));
@@ -91,6 +96,67 @@ pub fn randomized_svd(a: &Csr, params: &RsvdParams, want_left: bool, progress: &
 pub fn orthonormalize(x: &DenseMatrix) -> DenseMatrix {
     assert!(x.rows >= x.cols, "orthonormalize: {}×{} has more columns than rows", x.rows, x.cols);
     DenseMatrix::from_nalgebra(&x.to_nalgebra().qr().q())
+}
+
+/// Columns spanning those of x, well conditioned but not necessarily orthonormal: what a power
+/// iteration needs between its products (only the span is carried on). Applied twice, orthonormal
+/// to rounding (Yamamoto et al. 2015, CholeskyQR2).
+///
+/// Cholesky QR: the Gram matrix G = XᵀX in one pass over the rows, G = RᵀR, then X R⁻¹ in a
+/// second pass. About a quarter of Householder's arithmetic (which also forms Q from its
+/// reflections), and row by row, so each pass streams the n × l block once (and the browser runs
+/// the per-row functions as optimised code from their first rows on). When X is ill
+/// conditioned (a pivot of R² below 10⁻¹⁰ of its column's squared norm, so κ(X) ≳ 10⁵, or
+/// X rank deficient), it falls back to Householder.
+pub fn basis(x: &DenseMatrix) -> DenseMatrix {
+    let l = x.cols as usize;
+    let mut gram = vec![0.0; l * l];
+    for r in 0..x.rows {
+        add_outer_upper(&mut gram, x.row(r));
+    }
+    let Some(r_inverse) = inverse_cholesky_factor(&gram, l) else { return orthonormalize(x) };
+    let mut out = DenseMatrix::zeros(x.rows, x.cols);
+    for r in 0..x.rows {
+        times_upper(out.row_mut(r), x.row(r), &r_inverse);
+    }
+    out
+}
+
+/// R⁻¹ (row-major, upper triangular) for G = RᵀR given G's upper triangle; None when a pivot
+/// R_jj² falls below 10⁻¹⁰ G_jj (or G is not positive definite).
+fn inverse_cholesky_factor(gram: &[f64], l: usize) -> Option<Vec<f64>> {
+    let mut r = vec![0.0; l * l];
+    for j in 0..l {
+        let pivot = gram[j * l + j] - (0..j).map(|k| r[k * l + j] * r[k * l + j]).sum::<f64>();
+        if !(pivot > 1e-10 * gram[j * l + j]) {
+            return None;
+        }
+        let r_jj = pivot.sqrt();
+        r[j * l + j] = r_jj;
+        for c in j + 1..l {
+            r[j * l + c] = (gram[j * l + c] - (0..j).map(|k| r[k * l + j] * r[k * l + c]).sum::<f64>()) / r_jj;
+        }
+    }
+    // Back substitution, column by column of the identity: R W = I.
+    let mut w = vec![0.0; l * l];
+    for c in 0..l {
+        for i in (0..=c).rev() {
+            let above: f64 = (i + 1..=c).map(|k| r[i * l + k] * w[k * l + c]).sum();
+            w[i * l + c] = (if i == c { 1.0 } else { 0.0 } - above) / r[i * l + i];
+        }
+    }
+    Some(w)
+}
+
+/// out = row · W for an upper-triangular W (row-major, `row.len()` columns).
+#[inline(never)]
+fn times_upper(out: &mut [f64], row: &[f64], w: &[f64]) {
+    let l = row.len();
+    for (k, &x) in row.iter().enumerate() {
+        for (o, &w_kc) in out[k..].iter_mut().zip(&w[k * l + k..(k + 1) * l]) {
+            *o += x * w_kc;
+        }
+    }
 }
 
 /// The top k singular triplets of B from Bᵀ (m × l): σ, U_B (l × k) and V (m × k). Signs are
@@ -390,6 +456,45 @@ mod tests {
         assert!(svd.right.data.iter().all(|x| x.is_finite()));
         assert!(randomized_svd(&a, &RsvdParams::new(0, 2, 1, 3), false, &mut ()).is_err());
         assert!(randomized_svd(&a, &RsvdParams::new(11, 2, 1, 3), false, &mut ()).is_err());
+    }
+
+    #[test]
+    fn a_cholesky_basis_spans_the_same_columns_and_falls_back_when_ill_conditioned() {
+        let world = small_world(3);
+        let mut omega_rng = rng::seeded(9, Stream::Embeddings);
+        let mut omega = DenseMatrix::zeros(world.observed.cols, 10);
+        omega.data.iter_mut().for_each(|x| *x = rng::normal(&mut omega_rng));
+        let y = world.observed.mul_dense(&omega);
+        // The basis B spans Y's columns: Y = B (BᵀB)⁻¹BᵀY, checked as ‖Y − Q QᵀY‖ with Q = orth(B).
+        let in_span = |x: &DenseMatrix, of: &DenseMatrix| {
+            let q = orthonormalize(of);
+            let projected = q.mul(&q.transpose_mul(x));
+            let residual = x.data.iter().zip(&projected.data).map(|(a, b)| (a - b).powi(2)).sum::<f64>().sqrt();
+            residual / x.data.iter().map(|a| a * a).sum::<f64>().sqrt()
+        };
+        let b = basis(&y);
+        assert!(in_span(&y, &b) < 1e-12 && in_span(&b, &y) < 1e-12, "{} {}", in_span(&y, &b), in_span(&b, &y));
+        // Nearly orthonormal (Cholesky QR loses orthogonality like κ(Y)² u).
+        let gram = b.transpose_mul(&b);
+        for r in 0..10 {
+            for c in 0..10 {
+                assert!((gram.get(r, c) - if r == c { 1.0 } else { 0.0 }).abs() < 1e-8, "BᵀB[{r},{c}] = {}", gram.get(r, c));
+            }
+        }
+        // Twice: orthonormal to rounding.
+        let twice = basis(&b);
+        let gram = twice.transpose_mul(&twice);
+        for r in 0..10 {
+            for c in 0..10 {
+                assert!((gram.get(r, c) - if r == c { 1.0 } else { 0.0 }).abs() < 1e-14, "QᵀQ[{r},{c}] = {}", gram.get(r, c));
+            }
+        }
+        // A repeated column: Householder's orthonormal columns, no NaN.
+        let mut repeated = y.clone();
+        for r in 0..y.rows {
+            *repeated.get_mut(r, 3) = y.get(r, 2);
+        }
+        assert_eq!(basis(&repeated), orthonormalize(&repeated));
     }
 
     #[test]
