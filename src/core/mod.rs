@@ -2,6 +2,7 @@
 
 pub mod bench;
 pub mod budget;
+pub mod chacha;
 pub mod claims;
 pub mod embeddings;
 pub mod experiment;

@@ -6,7 +6,12 @@
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+/// rand_chacha's generator natively (its AVX2 code); in the browser the same stream from
+/// [`super::chacha`], whose block function runs in simd128 (rand_chacha's has no wasm back end).
+#[cfg(not(target_arch = "wasm32"))]
 pub type Rng = ChaCha8Rng;
+#[cfg(target_arch = "wasm32")]
+pub type Rng = super::chacha::ChaCha8;
 
 /// Independent streams of one seed: the world, the logs, the A/B test... each draw from their own
 /// stream, so that changing N does not change the world.
@@ -29,8 +34,15 @@ pub enum Stream {
 }
 
 pub fn seeded(seed: u64, stream: Stream) -> Rng {
+    with_stream(seed, stream as u64)
+}
+
+/// ChaCha8 keyed by `seed` (expanded as rand_chacha's `seed_from_u64` does), on stream `stream`.
+fn with_stream(seed: u64, stream: u64) -> Rng {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    rng.set_stream(stream as u64);
+    rng.set_stream(stream);
+    #[cfg(target_arch = "wasm32")]
+    let rng = super::chacha::ChaCha8::new(rng.get_seed(), stream);
     rng
 }
 
@@ -43,9 +55,7 @@ pub fn replication(seed: u64, r: u32) -> Rng {
 /// Sub-stream `index` of a stream (one per method, say): independent of the others and of how
 /// the work is split.
 pub fn substream(seed: u64, stream: Stream, index: u32) -> Rng {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    rng.set_stream(((stream as u64) << 32) | index as u64);
-    rng
+    with_stream(seed, ((stream as u64) << 32) | index as u64)
 }
 
 /// Uniform in [0, 1).
