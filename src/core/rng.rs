@@ -94,7 +94,13 @@ pub fn poisson(rng: &mut Rng, lambda: f64) -> u32 {
 
 /// Index drawn with probability proportional to `weights` (not necessarily normalised).
 pub fn categorical(rng: &mut Rng, weights: &[f64]) -> u32 {
-    let total: f64 = weights.iter().sum();
+    categorical_with_total(rng, weights, weights.iter().sum())
+}
+
+/// [`categorical`] for a caller drawing many times from the same weights: `total` must be
+/// `weights.iter().sum()` (summed in that order, so that the draws are the same bits).
+#[inline]
+pub fn categorical_with_total(rng: &mut Rng, weights: &[f64], total: f64) -> u32 {
     let mut target = uniform(rng) * total;
     for (i, w) in weights.iter().enumerate() {
         if target < *w {

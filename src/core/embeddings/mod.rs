@@ -286,12 +286,13 @@ fn draw_by_rejection(
     rng: &mut Rng,
 ) -> bool {
     let mut attempts = 0u32;
+    let total: f64 = topic_weights.iter().sum();
     while (chosen.len() as u32) < count {
         attempts += 1;
         if attempts > 50 * count + 1000 {
             return false;
         }
-        let t = rng::categorical(rng, topic_weights) as usize;
+        let t = rng::categorical_with_total(rng, topic_weights, total) as usize;
         let cumulative = &topics.cumulative[t];
         let point = rng::uniform(rng) * topics.mass[t];
         let slot = cumulative.partition_point(|&c| c <= point).min(cumulative.len() - 1);
