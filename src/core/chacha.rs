@@ -84,24 +84,15 @@ impl TryRng for ChaCha8 {
 #[inline(never)]
 fn four_blocks(key: &[u32; 8], counter: u64, stream: u64, out: &mut [u32; 64]) {
     let counters: [u64; 4] = std::array::from_fn(|i| counter.wrapping_add(i as u64));
-    let initial: [Lanes; 16] = [
-        Lanes::splat(CONSTANTS[0]),
-        Lanes::splat(CONSTANTS[1]),
-        Lanes::splat(CONSTANTS[2]),
-        Lanes::splat(CONSTANTS[3]),
-        Lanes::splat(key[0]),
-        Lanes::splat(key[1]),
-        Lanes::splat(key[2]),
-        Lanes::splat(key[3]),
-        Lanes::splat(key[4]),
-        Lanes::splat(key[5]),
-        Lanes::splat(key[6]),
-        Lanes::splat(key[7]),
-        Lanes::from_array(counters.map(|c| c as u32)),
-        Lanes::from_array(counters.map(|c| (c >> 32) as u32)),
-        Lanes::splat(stream as u32),
-        Lanes::splat((stream >> 32) as u32),
-    ];
+    // Rows: the constants, the key (two rows), then counter (low, high) and stream (low, high).
+    let initial: [Lanes; 16] = std::array::from_fn(|j| match j {
+        0..4 => Lanes::splat(CONSTANTS[j]),
+        4..12 => Lanes::splat(key[j - 4]),
+        12 => Lanes::from_array(counters.map(|c| c as u32)),
+        13 => Lanes::from_array(counters.map(|c| (c >> 32) as u32)),
+        14 => Lanes::splat(stream as u32),
+        _ => Lanes::splat((stream >> 32) as u32),
+    });
     let mut x = initial;
     for _ in 0..DOUBLE_ROUNDS {
         quarter_round(&mut x, 0, 4, 8, 12);
@@ -187,7 +178,12 @@ impl Lanes {
     #[inline(always)]
     fn store(self, out: &mut [u32]) {
         use core::arch::wasm32::*;
-        let words = [u32x4_extract_lane::<0>(self.0), u32x4_extract_lane::<1>(self.0), u32x4_extract_lane::<2>(self.0), u32x4_extract_lane::<3>(self.0)];
+        let words = [
+            u32x4_extract_lane::<0>(self.0),
+            u32x4_extract_lane::<1>(self.0),
+            u32x4_extract_lane::<2>(self.0),
+            u32x4_extract_lane::<3>(self.0),
+        ];
         out.copy_from_slice(&words);
     }
 }
