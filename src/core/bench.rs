@@ -24,6 +24,7 @@ pub struct BenchResult {
 
 pub const NAMES: &[&str] = &[
     "estimators",
+    "rng-chacha8-uniforms",
     "simulate",
     "slate-world-default",
     "ht-lab-default-one-thread",
@@ -78,6 +79,14 @@ pub fn run(name: &str, now: &dyn Fn() -> f64) -> Result<BenchResult, String> {
             let elapsed = now() - start;
             assert!(sink.is_finite());
             Ok(result(name, "slate-estimates", (reps * estimators::ALL.len() * rows.len()) as f64, elapsed))
+        }
+        "rng-chacha8-uniforms" => {
+            // The generator alone: in the browser the simd128 block function of `core::chacha`.
+            let mut rng = rng::seeded(1, rng::Stream::MonteCarlo);
+            let n = 4_000_000u32;
+            let start = now();
+            std::hint::black_box((0..n).map(|_| rng::uniform(&mut rng)).sum::<f64>());
+            Ok(result(name, "uniform f64 draws", n as f64, now() - start))
         }
         "simulate" => {
             let (lab, mut rows) = default_rows(10);
