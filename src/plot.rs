@@ -235,16 +235,10 @@ impl PlotSpec {
 
     /// A point's x and y as a reader reads them: back from log10 axes, categorical ticks by name.
     fn point_text(&self, (x, y): (f64, f64)) -> (String, String) {
-        let x_text = match &self.x_ticks {
-            // A jittered point (a strip plot) belongs to the category whose tick it sits around.
-            Some(ticks) => ticks
-                .iter()
-                .filter(|(t, _)| (t - x).abs() < 0.5)
-                .min_by(|a, b| (a.0 - x).abs().total_cmp(&(b.0 - x).abs()))
-                .map(|(_, l)| l.clone())
-                .unwrap_or_else(|| fmt_short(x)),
-            None if self.x_is_log10 => fmt_short(10f64.powf(x)),
-            None => fmt_short(x),
+        let x_text = match (&self.x_ticks, self.category_of(x)) {
+            (Some(ticks), Some(c)) => ticks[c].1.clone(),
+            (None, _) if self.x_is_log10 => fmt_short(10f64.powf(x)),
+            _ => fmt_short(x),
         };
         let y_text = if self.y_is_log10 { fmt_short(10f64.powf(y)) } else { fmt_short(y) };
         (x_text, y_text)
@@ -252,9 +246,18 @@ impl PlotSpec {
 
     /// Whether every point of series `s` sits at the same categorical tick.
     fn is_one_category(&self, s: usize) -> bool {
-        let mut categories = self.series[s].points.iter().map(|&p| self.point_text(p).0);
-        let first = categories.next();
-        self.x_ticks.is_some() && first.is_some() && categories.all(|c| Some(c) == first)
+        let mut categories = self.series[s].points.iter().map(|&(x, _)| self.category_of(x));
+        let first = categories.next().flatten();
+        first.is_some() && categories.all(|c| c == first)
+    }
+
+    /// The categorical tick x sits at or around (a jittered strip plot's point: within half a
+    /// step), the nearest one; None without categorical ticks.
+    fn category_of(&self, x: f64) -> Option<usize> {
+        let ticks = self.x_ticks.as_ref()?;
+        (0..ticks.len())
+            .filter(|&i| (ticks[i].0 - x).abs() < 0.5)
+            .min_by(|&a, &b| (ticks[a].0 - x).abs().total_cmp(&(ticks[b].0 - x).abs()))
     }
 
     fn error_text(series: &Series, i: usize) -> Option<String> {
