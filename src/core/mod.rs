@@ -5,6 +5,7 @@ pub mod budget;
 pub mod chacha;
 pub mod claims;
 pub mod embeddings;
+pub mod exp_lanes;
 pub mod experiment;
 pub mod horvitz_thompson;
 pub mod math;
