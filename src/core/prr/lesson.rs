@@ -13,7 +13,7 @@ use crate::core::params::{Checked, Issue, Kind, LessonParams, Preset, Spec};
 use crate::core::progress::{staged, Progress};
 use crate::core::rng;
 use crate::core::slate_world::lesson::CLICK_MODELS;
-use crate::core::slate_world::policy::{all_slates, Logging, LoggingKind, Oracle, PlackettLuce, SlatePolicy};
+use crate::core::slate_world::policy::{all_slates, Logging, LoggingKind, Oracle, PerCategory, PlackettLuce, SlatePolicy};
 use crate::core::slate_world::simulate::{ab_test_expected_rewards, deterministic_ctr_on, log_data, LoggedData};
 use crate::core::slate_world::{ClickModel, SyntheticSpec, World, MAX_SLATE};
 use crate::core::stages::{bytes_of, small_buffer_bytes as small, Footprint, Graph, Key, Stage, StageCache, PER_BUFFER};
@@ -445,10 +445,10 @@ enum Trained {
 impl Trained {
     fn policy<'a>(&'a self, label: &str) -> Box<dyn SlatePolicy + 'a> {
         match self {
-            Trained::Oracle => Box::new(Oracle),
+            Trained::Oracle => Box::new(PerCategory::new(Oracle)),
             Trained::Random(pl) => Box::new(Logging { policy: pl }),
-            Trained::Model(m) => Box::new(ModelPolicy { model: m, label: label.into() }),
-            Trained::Softmax(s) => Box::new(policy_learning::Deployed { policy: s, label: label.into() }),
+            Trained::Model(m) => Box::new(PerCategory::new(ModelPolicy { model: m, label: label.into() })),
+            Trained::Softmax(s) => Box::new(PerCategory::new(policy_learning::Deployed { policy: s, label: label.into() })),
         }
     }
 }
@@ -1536,7 +1536,7 @@ fn train(q: &PrrParams, name: &str, m: u32, curve: bool, world: &World, logs: &L
             stage.report((epoch + 1) as f64 / (epochs + 1) as f64, &stage_name);
             if curve {
                 let t = stage.now_ms();
-                ctr_curve.push(deterministic_ctr_on(world, &ModelPolicy { model: m, label: String::new() }, CURVE_USERS));
+                ctr_curve.push(deterministic_ctr_on(world, &PerCategory::new(ModelPolicy { model: m, label: String::new() }), CURVE_USERS));
                 eval_ms += stage.now_ms() - t;
             }
         });
@@ -1548,7 +1548,11 @@ fn train(q: &PrrParams, name: &str, m: u32, curve: bool, world: &World, logs: &L
             stage.report((epoch + 1) as f64 / (epochs + 1) as f64, &stage_name);
             if curve {
                 let t = stage.now_ms();
-                ctr_curve.push(deterministic_ctr_on(world, &policy_learning::Deployed { policy: s, label: String::new() }, CURVE_USERS));
+                ctr_curve.push(deterministic_ctr_on(
+                    world,
+                    &PerCategory::new(policy_learning::Deployed { policy: s, label: String::new() }),
+                    CURVE_USERS,
+                ));
                 eval_ms += stage.now_ms() - t;
             }
         });

@@ -245,6 +245,38 @@ pub fn position_marginals(weights: &[f64], positions: usize) -> Vec<f64> {
 /// The oracle: knows the click model and shows each user the best slate — the items with the
 /// largest affinity, the best one in the position with the largest γ.
 #[derive(Clone, Debug, Default)]
+/// A policy whose slate depends on the user only through the user's category (a deterministic
+/// model of the context, as PRR's decision rule and a deployed softmax policy are), each
+/// category's slate of each size computed once: an A/B test of 20,000 impressions over 20
+/// categories scores the catalogue 20 times instead of 20,000 (the same slates).
+pub struct PerCategory<P> {
+    pub policy: P,
+    slates: std::cell::RefCell<std::collections::HashMap<(u32, u32), Vec<u32>>>,
+}
+
+impl<P: SlatePolicy> PerCategory<P> {
+    pub fn new(policy: P) -> PerCategory<P> {
+        PerCategory { policy, slates: Default::default() }
+    }
+}
+
+impl<P: SlatePolicy> SlatePolicy for PerCategory<P> {
+    fn choose(&self, world: &World, user: u32, size: u32, rng: &mut Rng, slate: &mut Vec<u32>) {
+        let key = (world.users[user as usize].category, size);
+        let mut slates = self.slates.borrow_mut();
+        let kept = slates.entry(key).or_insert_with(|| {
+            let mut fresh = Vec::new();
+            self.policy.choose(world, user, size, rng, &mut fresh);
+            fresh
+        });
+        slate.clone_from(kept);
+    }
+
+    fn name(&self) -> String {
+        self.policy.name()
+    }
+}
+
 pub struct Oracle;
 
 impl SlatePolicy for Oracle {
