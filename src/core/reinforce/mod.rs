@@ -24,6 +24,7 @@ pub mod plackett_luce;
 
 use crate::core::embeddings::rsvd::{item_embeddings, randomized_svd, RsvdParams};
 use crate::core::embeddings::{Csr, InteractionWorld, WorldSpec};
+use crate::core::exp_lanes::exp_in_place;
 use crate::core::math::{exp, ln};
 use crate::core::mips::hnsw::{Config, MipsIndex};
 
@@ -252,7 +253,6 @@ pub struct EstimateInfo {
 /// c for one context, exactly: π over the whole catalogue.
 pub fn direction_exact(world: &CatalogueWorld, user: u32, h: &[f32], out: &mut [f64], scratch: &mut Scratch) {
     let items = &world.items;
-    let n = items.len();
     scores_all(items, h, &mut scratch.scores);
     let max = scratch.scores.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
     let d = world.dim as usize;
@@ -263,14 +263,17 @@ pub fn direction_exact(world: &CatalogueWorld, user: u32, h: &[f32], out: &mut [
     mean.resize(d, 0.0);
     rewarded.clear();
     rewarded.resize(d, 0.0);
-    for a in 0..n {
-        let w = exp(scratch.scores[a] as f64 - max);
+    let weights = &mut scratch.weights;
+    weights.clear();
+    weights.extend(scratch.scores.iter().map(|&s| s as f64 - max));
+    exp_in_place(weights);
+    for (a, &w) in weights.iter().enumerate() {
         total += w;
         mean.iter_mut().zip(items.row(a)).for_each(|(m, e)| *m += w * *e as f64);
     }
     let mut reward_mass = 0.0;
     for &a in world.held_out.row_ids(user) {
-        let w = exp(scratch.scores[a as usize] as f64 - max);
+        let w = weights[a as usize];
         reward_mass += w;
         rewarded.iter_mut().zip(items.row(a as usize)).for_each(|(m, e)| *m += w * *e as f64);
     }
@@ -312,8 +315,11 @@ pub fn directions_exact(world: &CatalogueWorld, users: &[u32], queries: &[&[f32]
         let end = (start + EXACT_BLOCK_ITEMS).min(n);
         for g in 0..group {
             let (row, m) = (&scores[g * n..(g + 1) * n], &mut mean[g * d..(g + 1) * d]);
-            for (a, &score) in row.iter().enumerate().take(end).skip(start) {
-                let w = exp(score as f64 - max[g]);
+            let weights = &mut scratch.weights;
+            weights.clear();
+            weights.extend(row[start..end].iter().map(|&s| s as f64 - max[g]));
+            exp_in_place(weights);
+            for (a, &w) in (start..end).zip(weights.iter()) {
                 total[g] += w;
                 m.iter_mut().zip(items.row(a)).for_each(|(m, e)| *m += w * *e as f64);
             }
@@ -360,11 +366,13 @@ pub fn direction_sampled(
     mean.clear();
     mean.resize(d, 0.0);
     scratch.weights.clear();
+    scratch.weights.extend(scratch.scores.iter().map(|&s| s as f64 - max));
+    exp_in_place(&mut scratch.weights);
     let mut total = 0.0;
-    for (a, &score) in scratch.scores.iter().enumerate() {
-        let w = exp(score as f64 - max);
+    for (a, running) in scratch.weights.iter_mut().enumerate() {
+        let w = *running;
         total += w;
-        scratch.weights.push(total);
+        *running = total;
         mean.iter_mut().zip(items.row(a)).for_each(|(m, e)| *m += w * *e as f64);
     }
     mean.iter_mut().for_each(|m| *m /= total);
@@ -461,10 +469,11 @@ pub fn direction_snis(
         scratch.weights.push(dot(items.row(a as usize), h) as f64 - ln_q);
     }
     let max = scratch.weights.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    scratch.weights.iter_mut().for_each(|w| *w -= max);
+    exp_in_place(&mut scratch.weights);
     let mut total = 0.0;
     let mut squares = 0.0;
-    for w in scratch.weights.iter_mut() {
-        *w = exp(*w - max);
+    for w in scratch.weights.iter() {
         total += *w;
         squares += *w * *w;
     }
@@ -656,7 +665,8 @@ mod tests {
         let world = small_world(300, 4);
         let policy = Policy::scaled_identity(world.dim, 8.0);
         let users: Vec<u32> = world.validation_users.iter().copied().take(70).collect();
-        let one_by_one = hit_at_1(&world, &users, &policy, |q| crate::core::mips::exact::top_k(&world.items, q, 1).first().map(|&(_, a)| a));
+        let one_by_one =
+            hit_at_1(&world, &users, &policy, |q| crate::core::mips::exact::top_k(&world.items, q, 1).first().map(|&(_, a)| a));
         assert_eq!(hit_at_1_exact(&world, &users, &policy).to_bits(), one_by_one.to_bits());
         assert!(one_by_one > 0.0);
     }
