@@ -11,6 +11,7 @@
 //! costs O(K·e), whatever the catalogue size. The decision rule serves the model through MIPS:
 //! positions ordered by γ, items by g(z)·Ψ.
 
+use crate::core::exp_lanes::exp_in_place;
 use crate::core::math::{exp, ln};
 use crate::core::rng::{self, Rng, Stream};
 use crate::core::slate_world::policy::{top_k_by, SlatePolicy};
@@ -175,18 +176,24 @@ impl Model {
 
     /// θ_0..θ_K for an example.
     pub fn thetas(&self, e: &Example, out: &mut Vec<f64>) {
-        out.clear();
-        out.push(exp(self.log_theta0(e)));
-        for (k, &a) in e.slate.iter().enumerate() {
-            let (u, v) = self.position_terms(e.category, k, a);
-            out.push(u + v);
+        let k_len = e.slate.len();
+        self.exp_terms(e, out);
+        for k in 0..k_len {
+            out[k + 1] += out[k_len + 1 + k];
         }
+        out.truncate(k_len + 1);
     }
 
-    /// θ_k's two terms for item `a` at position `k`: u_k = exp(g(z)·Ψ_a + γ_k) and v_k = exp(α_k).
+    /// θ's 2K + 1 exponential terms, in `out`: θ_0 = exp(log θ_0), then each position's
+    /// u_k = exp(g(z)·Ψ_a + γ_k), then each position's v_k = exp(α_k), so that θ_k = u_k + v_k.
+    /// Their exps are taken together, two lanes at a time (the same bits as one by one).
     #[inline]
-    fn position_terms(&self, z: u32, k: usize, a: u32) -> (f64, f64) {
-        (exp(self.score(z, a) + self.params[self.position_gamma_index(k)]), exp(self.params[self.position_alpha_index(k)]))
+    fn exp_terms(&self, e: &Example, out: &mut Vec<f64>) {
+        out.clear();
+        out.push(self.log_theta0(e));
+        out.extend(e.slate.iter().enumerate().map(|(k, &a)| self.score(e.category, a) + self.params[self.position_gamma_index(k)]));
+        out.extend((0..e.slate.len()).map(|k| self.params[self.position_alpha_index(k)]));
+        exp_in_place(out);
     }
 
     /// Predicted click probability 1 − θ_0/Z (the ranking-only model has no θ_0 worth using).
@@ -205,18 +212,17 @@ impl Model {
         if self.variant == Variant::Ranking && c == 0 {
             return 0.0;
         }
-        // In `scratch`: θ_0..θ_K; each position's u_k = exp(g·Ψ_a + γ_k) and v_k = exp(α_k), whose
-        // sum is θ_k (as [`Model::thetas`] computes it), kept for the gradient; then dL/dθ_j for
-        // j = 0..K.
-        scratch.clear();
-        scratch.resize(4 * k_len + 2, 0.0);
-        let (theta, rest) = scratch.split_at_mut(k_len + 1);
-        let (us_vs, d_theta) = rest.split_at_mut(2 * k_len);
-        theta[0] = exp(self.log_theta0(e));
-        for (k, &a) in e.slate.iter().enumerate() {
-            let (u, v) = self.position_terms(e.category, k, a);
-            theta[k + 1] = u + v;
-            (us_vs[k], us_vs[k_len + k]) = (u, v);
+        // In `scratch`: θ_0, each position's u_k = exp(g·Ψ_a + γ_k) and v_k = exp(α_k) (kept for
+        // the gradient); then θ_0..θ_K, θ_k = u_k + v_k (as [`Model::thetas`] computes it); then
+        // dL/dθ_j for j = 0..K.
+        self.exp_terms(e, scratch);
+        scratch.resize(4 * k_len + 3, 0.0);
+        let (terms, rest) = scratch.split_at_mut(2 * k_len + 1);
+        let (theta, d_theta) = rest.split_at_mut(k_len + 1);
+        let us_vs = &terms[1..];
+        theta[0] = terms[0];
+        for k in 0..k_len {
+            theta[k + 1] = us_vs[k] + us_vs[k_len + k];
         }
         let loss = outcome_loss(self.variant, theta, c, d_theta);
         // θ_0 = exp(log θ_0): dθ_0 = θ_0 d(log θ_0).
