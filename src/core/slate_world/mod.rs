@@ -42,6 +42,19 @@ pub struct User {
     pub engagement: Vec<f64>,
     /// ln θ_0 = y·φ + b: how reluctant this user is to click at all.
     pub log_no_click: f64,
+    /// θ_0 = exp(ln θ_0), computed once: every simulated impression of the user needs it.
+    no_click_weight: f64,
+}
+
+impl User {
+    pub fn new(category: u32, engagement: Vec<f64>, log_no_click: f64) -> User {
+        User { category, engagement, log_no_click, no_click_weight: exp(log_no_click) }
+    }
+
+    /// θ_0 = exp(y·φ + b).
+    pub fn no_click_weight(&self) -> f64 {
+        self.no_click_weight
+    }
 }
 
 /// Slate sizes of the toy world (the notebook's banners of 2 to 4 items).
@@ -79,6 +92,9 @@ pub struct World {
     /// g(z)·Ψ_a and its exp, C × P, cached because every simulation needs them.
     affinity: Vec<f64>,
     exp_affinity: Vec<f64>,
+    /// exp γ_k and exp α_k, for the same reason (PRR's θ_k = exp(g·Ψ_a) exp γ_k + exp α_k).
+    exp_position_gamma: Vec<f64>,
+    exp_position_alpha: Vec<f64>,
 }
 
 /// The toy world's catalogue and categories (as in the PRR notebook).
@@ -266,7 +282,11 @@ impl World {
             fresh_sessions: false,
             affinity: Vec::new(),
             exp_affinity: Vec::new(),
+            exp_position_gamma: Vec::new(),
+            exp_position_alpha: Vec::new(),
         };
+        world.exp_position_gamma = world.position_gamma.iter().map(|g| exp(*g)).collect();
+        world.exp_position_alpha = world.position_alpha.iter().map(|a| exp(*a)).collect();
         let (items, categories) = (world.items(), world.categories());
         let mut cache = Vec::with_capacity((items * categories) as usize);
         for z in 0..categories {
@@ -345,6 +365,12 @@ impl World {
         self.exp_affinity[(z * self.items() + a) as usize]
     }
 
+    /// PRR's θ_k of item `a` at position `k` for category `z`: exp(g(z)·Ψ_a) exp(γ_k) + exp(α_k).
+    #[inline]
+    pub fn position_theta(&self, z: u32, k: usize, a: u32) -> f64 {
+        self.exp_affinity(z, a) * self.exp_position_gamma[k] + self.exp_position_alpha[k]
+    }
+
     /// Probability of each outcome: entry 0 = no click, entry k = click at position k (PRR), or the
     /// per-position click probabilities with entry 0 = P(no click at all) (PBM).
     pub fn outcome_probabilities(&self, user: &User, slate: &[u32], out: &mut Vec<f64>) {
@@ -352,10 +378,10 @@ impl World {
         match self.click_model {
             ClickModel::Prr => {
                 out.push(1.0);
-                let theta0 = exp(user.log_no_click);
+                let theta0 = user.no_click_weight;
                 let mut total = theta0;
                 for (k, &a) in slate.iter().enumerate() {
-                    let theta = self.exp_affinity(user.category, a) * exp(self.position_gamma[k]) + exp(self.position_alpha[k]);
+                    let theta = self.position_theta(user.category, k, a);
                     out.push(theta);
                     total += theta;
                 }
@@ -386,9 +412,9 @@ impl World {
             ClickModel::Prr => {
                 let mut clicks = 0.0;
                 for (k, &a) in slate.iter().enumerate() {
-                    clicks += self.exp_affinity(user.category, a) * exp(self.position_gamma[k]) + exp(self.position_alpha[k]);
+                    clicks += self.position_theta(user.category, k, a);
                 }
-                let theta0 = exp(user.log_no_click);
+                let theta0 = user.no_click_weight;
                 clicks / (theta0 + clicks)
             }
             ClickModel::Pbm => {
@@ -489,7 +515,7 @@ fn population(rng: &mut Rng, users: u32, features: u32, phi: &[f64], bias: f64, 
             let category = category(rng);
             let engagement: Vec<f64> = (0..features).map(|_| rng::uniform(rng)).collect();
             let log_no_click = dot(&engagement, phi) + bias;
-            User { category, engagement, log_no_click }
+            User::new(category, engagement, log_no_click)
         })
         .collect()
 }

@@ -4,7 +4,6 @@
 use super::distribution::Distribution;
 use super::policy::{LoggingKind, PlackettLuce, SlatePolicy};
 use super::{ClickModel, World};
-use crate::core::math::exp;
 use crate::core::progress::Progress;
 use crate::core::rng::{self, Stream};
 use crate::core::stats::{MeanSe, Running};
@@ -394,11 +393,7 @@ pub fn deterministic_ctr_on(world: &World, policy: &dyn SlatePolicy, users: u32)
 /// θ-mass of the clicks of a slate under PRR (independent of the user's θ_0).
 pub fn prr_click_mass(world: &World, category: u32, slate: &[u32]) -> f64 {
     debug_assert_eq!(world.click_model, ClickModel::Prr);
-    slate
-        .iter()
-        .enumerate()
-        .map(|(k, &a)| world.exp_affinity(category, a) * exp(world.position_gamma[k]) + exp(world.position_alpha[k]))
-        .sum()
+    slate.iter().enumerate().map(|(k, &a)| world.position_theta(category, k, a)).sum()
 }
 
 #[cfg(test)]
