@@ -20,7 +20,7 @@ pub mod rsvd;
 pub mod sparse;
 
 use crate::core::math::{exp, ln};
-use crate::core::rng::{self, Rng, Stream};
+use crate::core::rng::{self, Guide, Rng, Stream};
 use serde::{Deserialize, Serialize};
 pub use sparse::{Csr, DenseMatrix};
 
@@ -273,54 +273,6 @@ struct TopicItems<'a> {
     guides: &'a [Guide],
 }
 
-/// A guide table for inverse-CDF draws from a non-decreasing cumulative sum: for each of n
-/// equal steps of its range, the first slot whose sum is above the step's start. A draw starts
-/// there and walks to the slot `partition_point` finds (c ≤ point before it, c > point from it):
-/// about one comparison instead of a binary search's log₂ n dependent loads. The guide only
-/// chooses where the walk starts; the walk's end is exact, whatever the rounding of the step.
-struct Guide {
-    starts: Vec<u32>,
-    /// n / total: a point's step is ⌊point · scale⌋.
-    scale: f64,
-}
-
-impl Guide {
-    fn new(cumulative: &[f64]) -> Guide {
-        let n = cumulative.len();
-        let total = cumulative.last().copied().unwrap_or(0.0);
-        if n == 0 || total <= 0.0 || !total.is_finite() {
-            return Guide { starts: vec![0], scale: 0.0 };
-        }
-        let step = total / n as f64;
-        let mut slot = 0;
-        let starts = (0..n)
-            .map(|j| {
-                let from = j as f64 * step;
-                while slot < n && cumulative[slot] <= from {
-                    slot += 1;
-                }
-                slot as u32
-            })
-            .collect();
-        Guide { starts, scale: n as f64 / total }
-    }
-
-    /// `cumulative.partition_point(|&c| c <= point)`, walked to from the point's guide entry.
-    #[inline]
-    fn partition_point(&self, cumulative: &[f64], point: f64) -> usize {
-        let step = point * self.scale;
-        let entry = if step > 0.0 { (step as usize).min(self.starts.len() - 1) } else { 0 };
-        let mut slot = (self.starts[entry] as usize).min(cumulative.len());
-        while slot > 0 && cumulative[slot - 1] > point {
-            slot -= 1;
-        }
-        while slot < cumulative.len() && cumulative[slot] <= point {
-            slot += 1;
-        }
-        slot
-    }
-}
-
 /// One user's items by rejection: a topic by the user's weights, an item by popularity within
 /// it, kept unless already taken, until `count` are chosen (true) or 50·count + 1000 attempts
 /// are spent (false). Called once per user, never inlined: see `sparse`'s module note on why a
@@ -547,28 +499,5 @@ mod tests {
         assert!(InteractionWorld::generate(&WorldSpec::new(10, 100, 200, 0.1), 1).is_err());
         let no_floor = WorldSpec { uniform_floor: 0.0, ..WorldSpec::new(10, 100, 5, 0.1) };
         assert!(InteractionWorld::generate(&no_floor, 1).is_err());
-    }
-
-    #[test]
-    fn a_guided_draw_lands_where_a_binary_search_does() {
-        let mut rng = rng::seeded(3, Stream::World);
-        for n in [1usize, 2, 7, 625] {
-            // Heavy-tailed steps with ties (zero steps) and a long flat stretch.
-            let mut total = 0.0;
-            let cumulative: Vec<f64> = (0..n)
-                .map(|i| {
-                    total += if i % 5 == 1 { 0.0 } else { exp(2.0 * rng::normal(&mut rng)) };
-                    total
-                })
-                .collect();
-            let guide = Guide::new(&cumulative);
-            let last = *cumulative.last().unwrap();
-            let mut points: Vec<f64> = (0..20_000).map(|_| rng::uniform(&mut rng) * last).collect();
-            points.extend(cumulative.iter().flat_map(|&c| [c, c.next_down(), c.next_up()]));
-            points.extend([0.0, -1.0, last, last * 2.0, f64::MIN_POSITIVE]);
-            for point in points {
-                assert_eq!(guide.partition_point(&cumulative, point), cumulative.partition_point(|&c| c <= point), "n {n}, point {point}");
-            }
-        }
     }
 }
