@@ -11,15 +11,15 @@
 //! The lanes are simd128 in the browser and SSE2 natively (x86-64's baseline); elsewhere plain
 //! pairs of f64, which compile to the same scalar operations.
 
-/// libm's constants (`exp.rs`).
-const LN2HI: f64 = 6.93147180369123816490e-01;
-const LN2LO: f64 = 1.90821492927058770002e-10;
-const INVLN2: f64 = 1.44269504088896338700e+00;
-const P1: f64 = 1.66666666666666019037e-01;
-const P2: f64 = -2.77777777770155933842e-03;
-const P3: f64 = 6.61375632143793436117e-05;
-const P4: f64 = -1.65339022054652515390e-06;
-const P5: f64 = 4.13813679705723846039e-08;
+/// libm's constants (`exp.rs`), by their bits as its comments give them.
+const LN2HI: f64 = f64::from_bits(0x3fe6_2e42_fee0_0000);
+const LN2LO: f64 = f64::from_bits(0x3dea_39ef_3579_3c76);
+const INVLN2: f64 = f64::from_bits(0x3ff7_1547_652b_82fe);
+const P1: f64 = f64::from_bits(0x3fc5_5555_5555_553e);
+const P2: f64 = f64::from_bits(0xbf66_c16c_16be_bd93);
+const P3: f64 = f64::from_bits(0x3f11_566a_af25_de2c);
+const P4: f64 = f64::from_bits(0xbebb_bd41_c5d2_6bf1);
+const P5: f64 = f64::from_bits(0x3e66_3769_72be_a4d0);
 
 // libm branches on the high word hx of |x|. For non-negative doubles the order of the bits is the
 // order of the values, so each test on hx is a comparison of |x| with the smallest double whose
@@ -339,6 +339,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::excessive_precision)] // libm's thresholds, written as libm writes them
     fn equals_libm_at_every_boundary_of_its_cases() {
         let mut values =
             vec![0.0, -0.0, 1.0, -1.0, f64::INFINITY, f64::NEG_INFINITY, f64::NAN, f64::MIN_POSITIVE, -f64::MIN_POSITIVE, 5e-324];
@@ -380,7 +381,7 @@ mod tests {
             values.push(rng.random_range(-750.0..750.0));
             // Uniform in the exponent: tiny to huge magnitudes, both signs.
             values.push(f64::from_bits(
-                rng.random::<u64>() & 0xbfff_ffff_ffff_ffff | 0x3000_0000_0000_0000 * u64::from(rng.random::<bool>()),
+                (rng.random::<u64>() & 0xbfff_ffff_ffff_ffff) | (0x3000_0000_0000_0000 * u64::from(rng.random::<bool>())),
             ));
         }
         values.push(0.5); // odd length: the last value alone
