@@ -75,6 +75,21 @@ fn exp_lanes(x: Lanes) -> Option<Lanes> {
     Some(Lanes::select(magnitude.at_least(REDUCED_FROM), scaled, Lanes::splat(1.0) + x))
 }
 
+/// `impl Trait for Lanes` for each binary operator, applying `f` to the two vectors inside.
+macro_rules! binary_ops {
+    ($($op:ident::$method:ident => $f:expr),* $(,)?) => {
+        $(
+            impl std::ops::$op for Lanes {
+                type Output = Lanes;
+                #[inline(always)]
+                fn $method(self, o: Lanes) -> Lanes {
+                    Lanes(($f)(self.0, o.0))
+                }
+            }
+        )*
+    };
+}
+
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 mod lanes {
     use std::arch::wasm32::*;
@@ -129,33 +144,11 @@ mod lanes {
         }
     }
 
-    impl std::ops::Add for Lanes {
-        type Output = Lanes;
-        #[inline(always)]
-        fn add(self, o: Lanes) -> Lanes {
-            Lanes(f64x2_add(self.0, o.0))
-        }
-    }
-    impl std::ops::Sub for Lanes {
-        type Output = Lanes;
-        #[inline(always)]
-        fn sub(self, o: Lanes) -> Lanes {
-            Lanes(f64x2_sub(self.0, o.0))
-        }
-    }
-    impl std::ops::Mul for Lanes {
-        type Output = Lanes;
-        #[inline(always)]
-        fn mul(self, o: Lanes) -> Lanes {
-            Lanes(f64x2_mul(self.0, o.0))
-        }
-    }
-    impl std::ops::Div for Lanes {
-        type Output = Lanes;
-        #[inline(always)]
-        fn div(self, o: Lanes) -> Lanes {
-            Lanes(f64x2_div(self.0, o.0))
-        }
+    binary_ops! {
+        Add::add => f64x2_add,
+        Sub::sub => f64x2_sub,
+        Mul::mul => f64x2_mul,
+        Div::div => f64x2_div,
     }
 }
 
@@ -216,33 +209,12 @@ mod lanes {
         }
     }
 
-    impl std::ops::Add for Lanes {
-        type Output = Lanes;
-        #[inline(always)]
-        fn add(self, o: Lanes) -> Lanes {
-            Lanes(unsafe { _mm_add_pd(self.0, o.0) })
-        }
-    }
-    impl std::ops::Sub for Lanes {
-        type Output = Lanes;
-        #[inline(always)]
-        fn sub(self, o: Lanes) -> Lanes {
-            Lanes(unsafe { _mm_sub_pd(self.0, o.0) })
-        }
-    }
-    impl std::ops::Mul for Lanes {
-        type Output = Lanes;
-        #[inline(always)]
-        fn mul(self, o: Lanes) -> Lanes {
-            Lanes(unsafe { _mm_mul_pd(self.0, o.0) })
-        }
-    }
-    impl std::ops::Div for Lanes {
-        type Output = Lanes;
-        #[inline(always)]
-        fn div(self, o: Lanes) -> Lanes {
-            Lanes(unsafe { _mm_div_pd(self.0, o.0) })
-        }
+    // SSE2 is part of x86-64: these intrinsics are always there.
+    binary_ops! {
+        Add::add => |a, b| unsafe { _mm_add_pd(a, b) },
+        Sub::sub => |a, b| unsafe { _mm_sub_pd(a, b) },
+        Mul::mul => |a, b| unsafe { _mm_mul_pd(a, b) },
+        Div::div => |a, b| unsafe { _mm_div_pd(a, b) },
     }
 }
 
@@ -253,9 +225,6 @@ mod lanes {
 
     fn map(a: Lanes, f: impl Fn(f64) -> f64) -> Lanes {
         Lanes([f(a.0[0]), f(a.0[1])])
-    }
-    fn zip(a: Lanes, b: Lanes, f: impl Fn(f64, f64) -> f64) -> Lanes {
-        Lanes([f(a.0[0], b.0[0]), f(a.0[1], b.0[1])])
     }
 
     impl Lanes {
@@ -281,7 +250,7 @@ mod lanes {
             Lanes(std::array::from_fn(|i| if mask.0[i].to_bits() != 0 { yes.0[i] } else { no.0[i] }))
         }
         pub fn with_sign_of(self, sign: Lanes) -> Lanes {
-            zip(self, sign, f64::copysign)
+            Lanes([self.0[0].copysign(sign.0[0]), self.0[1].copysign(sign.0[1])])
         }
         pub fn trunc(self) -> Lanes {
             map(self, f64::trunc)
@@ -291,29 +260,11 @@ mod lanes {
         }
     }
 
-    impl std::ops::Add for Lanes {
-        type Output = Lanes;
-        fn add(self, o: Lanes) -> Lanes {
-            zip(self, o, |a, b| a + b)
-        }
-    }
-    impl std::ops::Sub for Lanes {
-        type Output = Lanes;
-        fn sub(self, o: Lanes) -> Lanes {
-            zip(self, o, |a, b| a - b)
-        }
-    }
-    impl std::ops::Mul for Lanes {
-        type Output = Lanes;
-        fn mul(self, o: Lanes) -> Lanes {
-            zip(self, o, |a, b| a * b)
-        }
-    }
-    impl std::ops::Div for Lanes {
-        type Output = Lanes;
-        fn div(self, o: Lanes) -> Lanes {
-            zip(self, o, |a, b| a / b)
-        }
+    binary_ops! {
+        Add::add => |a: [f64; 2], b: [f64; 2]| [a[0] + b[0], a[1] + b[1]],
+        Sub::sub => |a: [f64; 2], b: [f64; 2]| [a[0] - b[0], a[1] - b[1]],
+        Mul::mul => |a: [f64; 2], b: [f64; 2]| [a[0] * b[0], a[1] * b[1]],
+        Div::div => |a: [f64; 2], b: [f64; 2]| [a[0] / b[0], a[1] / b[1]],
     }
 }
 
