@@ -148,6 +148,7 @@ impl SoftmaxPolicy {
         // `add` per term would (bit for bit), and written back once.
         let mut g_sum: Vec<f64> = (0..self.dim).map(|d| grad.value(g_start + d)).collect();
         let mut touched_g = false;
+        let g_row = &self.params[g_start..g_start + self.dim];
         for (b, ds) in d_scores.iter().enumerate() {
             let ds = ds * weight;
             if ds == 0.0 {
@@ -155,9 +156,9 @@ impl SoftmaxPolicy {
             }
             touched_g = true;
             let psi_start = b * self.dim;
-            for (d, sum) in g_sum.iter_mut().enumerate() {
-                grad.add(psi_start + d, ds * self.params[g_start + d]);
-                *sum += ds * self.params[psi_start + d];
+            grad.add_scaled(psi_start, ds, g_row);
+            for (sum, psi) in g_sum.iter_mut().zip(&self.params[psi_start..psi_start + self.dim]) {
+                *sum += ds * psi;
             }
         }
         if touched_g {
@@ -212,6 +213,9 @@ pub fn train_watched(
     after_epoch: impl FnMut(&SoftmaxPolicy, u32, f64),
 ) -> Vec<f64> {
     let mut probs = Vec::new();
+    // Most rows have no click and add nothing (see `objective_and_gradient`): looked up here in one
+    // small array, shuffled rows skip them without a cache miss on their slate and clicks.
+    let clicked: Vec<bool> = examples.iter().map(|e| e.clicks.iter().any(|&c| c != 0)).collect();
     minibatch_adam(
         policy,
         examples.len(),
@@ -220,7 +224,7 @@ pub fn train_watched(
         learning_rate,
         -1.0,
         rng,
-        |p, i, w, grad| p.objective_and_gradient(objective, &examples[i], w, grad, &mut probs),
+        |p, i, w, grad| if clicked[i] { p.objective_and_gradient(objective, &examples[i], w, grad, &mut probs) } else { 0.0 },
         after_epoch,
     )
 }

@@ -453,9 +453,9 @@ impl TowerModel {
                 grad.add(self.gamma_index(k), ds * weight);
                 grad.add(self.alpha_index(k), d_theta[k + 1] * alpha * weight);
                 let start = a as usize * self.dim;
-                for (d, (dq, g)) in d_query.iter_mut().zip(&scratch.trace.output).enumerate() {
-                    grad.add(start + d, ds * weight * g);
-                    *dq += ds * self.params[start + d];
+                grad.add_scaled(start, ds * weight, &scratch.trace.output);
+                for (dq, psi) in d_query.iter_mut().zip(&self.params[start..start + self.dim]) {
+                    *dq += ds * psi;
                 }
             }
             let range = self.tower_range();
@@ -506,9 +506,9 @@ impl TowerModel {
         d_query.resize(self.dim, 0.0);
         for (b, &ds) in d_scores.iter().enumerate() {
             let start = b * self.dim;
-            for (d, (dq, g)) in d_query.iter_mut().zip(&scratch.trace.output).enumerate() {
-                grad.add(start + d, ds * weight * g);
-                *dq += ds * self.params[start + d];
+            grad.add_scaled(start, ds * weight, &scratch.trace.output);
+            for (dq, psi) in d_query.iter_mut().zip(&self.params[start..start + self.dim]) {
+                *dq += ds * psi;
             }
         }
         let range = self.tower_range();
