@@ -23,7 +23,6 @@ pub mod reading;
 pub mod tower;
 
 use crate::core::exp_lanes::exp_in_place;
-use crate::core::math::exp;
 use crate::core::mips::hnsw::MipsIndex;
 use crate::core::prr::policy_learning::score_gradient;
 use crate::core::prr::{calibrated_bias, outcome_loss, Adam, Gradient, Variant, NOISE_CLICK_LOG_WEIGHT};
@@ -371,6 +370,12 @@ impl TowerModel {
     }
 
     fn thetas(&self, query: &[f64], engagement: &[f64], slate: &[u32], out: &mut Vec<f64>) {
+        self.thetas_and_alphas(query, engagement, slate, out);
+        out.truncate(slate.len() + 1);
+    }
+
+    /// θ_0..θ_K in `out`, followed by each position's exp(α_k), which the gradient needs too.
+    fn thetas_and_alphas(&self, query: &[f64], engagement: &[f64], slate: &[u32], out: &mut Vec<f64>) {
         // First the 2K + 1 exponents (log θ_0, each position's g·Ψ_a + γ_k, each position's α_k),
         // exponentiated together two lanes at a time (the same bits as one by one); then
         // θ_k = exp(g·Ψ_a + γ_k) + exp(α_k) in place.
@@ -388,7 +393,6 @@ impl TowerModel {
         for k in 0..k_len {
             out[k + 1] += out[k_len + 1 + k];
         }
-        out.truncate(k_len + 1);
     }
 
     /// The model's probability that the user (z, y) clicks on `slate`: 1 − θ_0/Z. The direct
@@ -428,15 +432,16 @@ impl TowerModel {
             return self.iips_objective(z, row, weight, grad, scratch);
         }
         self.tower.forward(&self.params[self.tower_range()], z, &mut scratch.trace);
-        let mut theta = std::mem::take(&mut scratch.theta);
-        self.thetas(&scratch.trace.output, engagement, &row.slate, &mut theta);
+        let mut terms = std::mem::take(&mut scratch.theta);
+        self.thetas_and_alphas(&scratch.trace.output, engagement, &row.slate, &mut terms);
         let k_len = row.slate.len();
+        let (theta, alphas) = terms.split_at(k_len + 1);
         let c = row.clicks.iter().position(|c| *c > 0).map_or(0, |k| k + 1);
         let mut d_theta = std::mem::take(&mut scratch.d_theta);
         d_theta.clear();
         d_theta.resize(k_len + 1, 0.0);
         let variant = if self.head == Head::Prr { Variant::Prr } else { Variant::Reward };
-        let loss = outcome_loss(variant, &theta, c, &mut d_theta);
+        let loss = outcome_loss(variant, theta, c, &mut d_theta);
         if let Some((grad, tower_grad)) = grad {
             let d_log0 = d_theta[0] * theta[0] * weight;
             grad.add(self.bias_index(), d_log0);
@@ -447,7 +452,7 @@ impl TowerModel {
             d_query.clear();
             d_query.resize(self.dim, 0.0);
             for (k, &a) in row.slate.iter().enumerate() {
-                let alpha = exp(self.params[self.alpha_index(k)]);
+                let alpha = alphas[k];
                 let u = theta[k + 1] - alpha; // exp(g·Ψ_a + γ_k)
                 let ds = d_theta[k + 1] * u; // ∂L/∂s_k, unweighted
                 grad.add(self.gamma_index(k), ds * weight);
@@ -462,7 +467,7 @@ impl TowerModel {
             self.tower.backward(&self.params[range], &mut scratch.trace, &d_query, weight, tower_grad);
             scratch.d_query = d_query;
         }
-        scratch.theta = theta;
+        scratch.theta = terms;
         scratch.d_theta = d_theta;
         loss
     }
