@@ -113,14 +113,19 @@ pub fn for_each_score_batch(items: &Vectors, queries: &[&[f32]], mut f: impl FnM
 /// The K best (score, item) pairs of each query, in one pass over the catalogue (see
 /// [`for_each_score_batch`]): the same lists as [`top_k`] on each query, bit for bit.
 ///
-/// Natively on x86-64 CPUs with AVX and FMA, the scores first screen the catalogue by fused multiply-adds
-/// ([`super::screened`]), and only the items the screen cannot exclude are scored as `dot` does.
+/// The scores first screen the catalogue, and only the items the screen cannot exclude are scored
+/// as `dot` does: natively on x86-64 CPUs with AVX and FMA by fused multiply-adds
+/// ([`super::screened`]), elsewhere (in the browser) by exact integer sums of 16-bit codes
+/// ([`super::int_screened`]).
 pub fn top_k_batch(items: &Vectors, queries: &[&[f32]], k: usize) -> Vec<Vec<(f32, u32)>> {
     #[cfg(target_arch = "x86_64")]
     if super::screened::available() {
         if let Some(found) = super::screened::top_k_batch(items, queries, k) {
             return found;
         }
+    }
+    if let Some(found) = super::int_screened::top_k_batch(items, queries, k) {
+        return found;
     }
     let mut best: Vec<Best<f32>> = queries.iter().map(|_| Best::new(k)).collect();
     for_each_score_batch(items, queries, |q, i, s| best[q].offer(s, i as u32));

@@ -8,6 +8,7 @@
 pub mod data;
 pub mod exact;
 pub mod hnsw;
+pub mod int_screened;
 pub mod lesson;
 pub mod quantized;
 #[cfg(target_arch = "x86_64")]
