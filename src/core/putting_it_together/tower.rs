@@ -199,29 +199,39 @@ impl Tower {
 }
 
 /// `out` = W x + b for W's rows (`fan_in` = x's length each). Each row's sum is `iter().sum()`'s
-/// (from −0.0, in index order), bit for bit; four rows are summed side by side so that the CPU
-/// overlaps four chains of dependent adds instead of waiting on one (a forward pass was
-/// latency-bound: a fifth of the capstone's drag preview natively).
+/// (from −0.0, in index order), bit for bit; eight rows, then four, are summed side by side so
+/// that the CPU overlaps that many chains of dependent adds instead of waiting on one (a forward
+/// pass was latency-bound: a fifth of the capstone's drag preview natively).
 fn affine(weights: &[f64], biases: &[f64], x: &[f64], out: &mut Vec<f64>) {
     let fan_in = x.len();
-    let mut quads = weights.chunks_exact(4 * fan_in);
-    let mut quad_biases = biases.chunks_exact(4);
-    for (quad, b) in quads.by_ref().zip(quad_biases.by_ref()) {
-        let (r0, rest) = quad.split_at(fan_in);
-        let (r1, rest) = rest.split_at(fan_in);
-        let (r2, r3) = rest.split_at(fan_in);
-        let mut sums = [-0.0f64; 4];
-        for i in 0..fan_in {
-            sums[0] += r0[i] * x[i];
-            sums[1] += r1[i] * x[i];
-            sums[2] += r2[i] * x[i];
-            sums[3] += r3[i] * x[i];
-        }
-        out.extend(b.iter().zip(sums).map(|(b, sum)| b + sum));
+    let eights = biases.len() / 8 * 8;
+    let fours = biases.len() / 4 * 4;
+    let mut o = 0;
+    while o < eights {
+        rows_side_by_side::<8>(&weights[o * fan_in..(o + 8) * fan_in], &biases[o..o + 8], x, out);
+        o += 8;
     }
-    for (row, b) in quads.remainder().chunks_exact(fan_in).zip(quad_biases.remainder()) {
+    while o < fours {
+        rows_side_by_side::<4>(&weights[o * fan_in..(o + 4) * fan_in], &biases[o..o + 4], x, out);
+        o += 4;
+    }
+    for (row, b) in weights[o * fan_in..].chunks_exact(fan_in).zip(&biases[o..]) {
         out.push(b + row.iter().zip(x).map(|(w, x)| w * x).sum::<f64>());
     }
+}
+
+/// N rows' sums, each in index order from −0.0, then their biases added.
+#[inline(always)]
+fn rows_side_by_side<const N: usize>(rows: &[f64], biases: &[f64], x: &[f64], out: &mut Vec<f64>) {
+    let fan_in = x.len();
+    let rows: [&[f64]; N] = std::array::from_fn(|r| &rows[r * fan_in..(r + 1) * fan_in]);
+    let mut sums = [-0.0f64; N];
+    for (i, &xi) in x.iter().enumerate() {
+        for r in 0..N {
+            sums[r] += rows[r][i] * xi;
+        }
+    }
+    out.extend(biases.iter().zip(sums).map(|(b, sum)| b + sum));
 }
 
 #[cfg(test)]
@@ -265,11 +275,11 @@ mod tests {
         }
     }
 
-    /// Four rows at a time give each row's plain `sum`, bit for bit (zeros of both signs too).
+    /// Eight or four rows at a time give each row's plain `sum`, bit for bit (zeros of both signs too).
     #[test]
     fn affine_sums_each_row_as_one_sum_would() {
         let mut rng = rng::seeded(9, Stream::Model);
-        for (fan_in, fan_out) in [(1, 1), (3, 4), (5, 7), (32, 32), (6, 9)] {
+        for (fan_in, fan_out) in [(1, 1), (3, 4), (5, 7), (32, 32), (6, 9), (6, 13), (32, 8), (7, 20)] {
             let mut draw = |n: usize| -> Vec<f64> {
                 (0..n)
                     .map(|i| if i % 5 == 0 { [0.0, -0.0][i % 2] } else { rng::normal(&mut rng) * 10f64.powi((i % 7) as i32 - 3) })
