@@ -83,6 +83,32 @@ impl<S: Score> Best<S> {
     }
 }
 
+/// The end of a screen ([`super::screened`], [`super::int_screened`]): per query, the kept items
+/// whose upper bound reaches the final T (the K-th largest lower bound), scored again by `dot` and
+/// offered in item order, so the list is [`top_k`]'s, ties included.
+pub(super) fn rescore_kept(
+    items: &Vectors,
+    queries: &[&[f32]],
+    kept: &[Vec<(u32, f32)>],
+    lower: &[Best<f32>],
+    k: usize,
+) -> Vec<Vec<(f32, u32)>> {
+    kept.iter()
+        .zip(lower)
+        .zip(queries)
+        .map(|((kept, lower), query)| {
+            let threshold = lower.threshold();
+            let mut best = Best::new(k);
+            for &(item, upper) in kept {
+                if upper >= threshold {
+                    best.offer(dot(items.row(item as usize), query), item);
+                }
+            }
+            best.list
+        })
+        .collect()
+}
+
 /// Bytes of catalogue scored against the whole batch before the next block is read: small enough
 /// to stay in the core's L1 or L2 cache while every query passes over it.
 const BATCH_BLOCK_BYTES: usize = 16 * 1024;

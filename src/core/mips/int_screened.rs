@@ -4,29 +4,37 @@
 //!
 //! Each block of the catalogue is copied to 16-bit codes while it is in cache, and so is each
 //! query. A row x gets a power-of-two step s_x with max_j |x_j| < 2^b s_x and codes
-//! X_j = round(x_j / s_x), so |x_j − s_x X_j| ≤ s_x / 2 exactly (a power-of-two scaling does not
-//! round); a query q gets its step s_q and codes Q_j the same way. The integer I = Σ_j X_j Q_j is
-//! exact in any order (|I| ≤ d 2^2b < 2^31), so every kernel below gives the same I. Then, with
-//! v = x·q the exact inner product and c the declared f32 score ([`super::dot`]):
+//! X_j = round(x_j / s_x), so |x_j − s_x X_j| ≤ s_x / 2 exactly: a power-of-two scaling does not
+//! round unless its result is subnormal, and such a result (below 2⁻¹²⁶) gets the code 0, an
+//! error of |x_j| ≤ s_x / 2. A query q gets its step s_q and codes Q_j the same way. A code is at
+//! most 2^b in size (≤ 4096), and the integer I = Σ_j X_j Q_j is exact in any order
+//! (|I| ≤ d 2^2b ≤ 2³⁰), so every kernel below gives the same I. Then, with v = x·q the exact
+//! inner product and c the declared f32 score ([`super::dot`]):
 //!
 //! - |v − s_x s_q I| ≤ (s_q / 2) ‖x‖₁ + (s_x / 2) s_q ‖Q‖₁ (the two roundings of the codes);
 //! - |c − v| ≤ γ ‖x‖₁ ‖q‖∞ + d 2⁻¹⁴⁹ (any f32 summation of d products, γ = n u / (1 − n u),
-//!   n = d + 8, u = 2⁻²⁴; the last term for products that underflow);
-//! - in units of s_q, the screen's score F = fl(I) s_x is within u |I| s_x of I s_x, and its
-//!   bounds F ± M round by at most u (|F| + M): both are covered by a 3u term, since
-//!   |I| s_x ≤ (‖x‖₁ + d s_x / 2)(‖q‖∞ / s_q + 1/2).
+//!   n = d + 8, u = 2⁻²⁴; the last term for products that underflow: each is off by at most
+//!   2⁻¹⁵⁰, and additions whose result is subnormal are exact);
+//! - in units of s_q, the screen's score F = fl(I) s_x is within u |I| s_x of I s_x, and the
+//!   rounding of F ± M is at most u (|F| + M): the u |F| parts are covered by a 3u term, since
+//!   |I| s_x ≤ (‖x‖₁ + d s_x / 2)(‖q‖∞ / s_q + 1/2), and the u M part, with the roundings of M's
+//!   own products and sums, by rounding α, β and κ up by 2⁻¹⁸ ((1 + 2⁻¹⁸)(1 − u)⁶ > 1). κ may
+//!   round to a subnormal or to 0 in f32; the α ‖x‖₁ term (≥ 2⁻⁶¹ for a row not all zeros) covers
+//!   that, and a row of zeros has c = ±0 = F.
 //!
 //! So M = α_q ‖x‖₁ + β_q s_x + κ_q bounds |c / s_q − F| (α, β, κ per query, below), and as in
 //! [`super::screened`]: T, the K-th largest lower bound F − M seen so far, is at most the K-th
 //! largest declared score (in units of s_q); an item whose F + M is below T is not in the top K;
 //! the items left are scored again by [`super::dot`] and ranked as [`super::exact::top_k`] ranks.
+//! The argument assumes IEEE f32 arithmetic rounding to nearest with gradual underflow, as on
+//! x86-64 (SSE) and in wasm; not flush-to-zero modes or x87's excess precision.
 //!
 //! A row whose largest entry is below 2⁻⁶⁰ (other than all zeros), a query whose largest entry is
 //! below it, or entries not finite or too large for the bound make [`top_k_batch`] give `None`:
 //! the caller then scores in the declared order.
 
 use super::exact::Best;
-use super::{dot, Vectors};
+use super::Vectors;
 
 /// Codes per row and query are padded with zeros to a multiple of this (whole SIMD loads).
 const LANES: usize = 16;
@@ -57,7 +65,7 @@ fn code_bits(dim: usize) -> Option<u32> {
 /// exponent E with largest < 2^(bits + E), as (2^E, 2^−E).
 fn step_of(largest: f32, bits: u32) -> (f32, f32) {
     let exponent = ((largest.to_bits() >> 23) & 0xff) as i32 - 127; // a normal number here
-    let e = exponent + 1 - bits as i32; // −72 ≤ e ≤ 117: both powers are normal f32
+    let e = exponent + 1 - bits as i32; // −71 ≤ e ≤ 124: both powers are normal f32
     (f32::from_bits(((e + 127) as u32) << 23), f32::from_bits(((127 - e) as u32) << 23))
 }
 
@@ -155,7 +163,7 @@ pub fn top_k_batch(items: &Vectors, queries: &[&[f32]], k: usize) -> Option<Vec<
     let mut uppers = vec![0.0f32; rows_per_block];
     let mut lowers = vec![0.0f32; rows_per_block];
     let mut lower: Vec<Best<f32>> = queries.iter().map(|_| Best::new(k)).collect();
-    let mut kept: Vec<Vec<(u32, f32)>> = queries.iter().map(|_| Vec::with_capacity(4 * k)).collect();
+    let mut kept: Vec<Vec<(u32, f32)>> = queries.iter().map(|_| Vec::with_capacity(k.saturating_mul(4).min(items.len()))).collect();
     let mut start = 0;
     while start < items.len() {
         let end = (start + rows_per_block).min(items.len());
@@ -170,22 +178,7 @@ pub fn top_k_batch(items: &Vectors, queries: &[&[f32]], k: usize) -> Option<Vec<
         }
         start = end;
     }
-    let found = kept
-        .iter()
-        .zip(&lower)
-        .zip(queries)
-        .map(|((kept, lower), query)| {
-            let threshold = lower.threshold();
-            let mut best = Best::new(k);
-            for &(item, upper) in kept {
-                if upper >= threshold {
-                    best.offer(dot(items.row(item as usize), query), item);
-                }
-            }
-            best.list
-        })
-        .collect();
-    Some(found)
+    Some(super::exact::rescore_kept(items, queries, &kept, &lower, k))
 }
 
 /// Codes, steps s_x and upper bounds of ‖x‖₁ of the rows `range` (`codes` has `stride` codes
@@ -201,7 +194,8 @@ fn encode_rows(
     l1s: &mut [f32],
 ) -> bool {
     let stride = codes.len() / steps.len();
-    // (d + 8) u bounds the relative error of an f32 sum of d non-negative terms and of the product.
+    // 2 (d + 8) u: more than the relative error of an f32 sum of d non-negative terms (any order)
+    // and of this product.
     let l1_up = 1.0 + (items.dim + 8) as f32 * f32::EPSILON;
     for (r, i) in range.enumerate() {
         let row = items.row(i);
@@ -505,7 +499,7 @@ mod tests {
         let negated: Vec<f32> = queries.row(0).iter().map(|x| -x).collect();
         let mut with_negated = batch.clone();
         with_negated.push(&negated);
-        for k in [1, 3, 10, 402] {
+        for k in [1, 3, 10, 402, 1000] {
             assert_eq!(top_k_batch(&items, &with_negated, k).unwrap(), declared_order(&items, &with_negated, k), "k {k}");
         }
     }

@@ -73,7 +73,7 @@ pub fn top_k_batch(items: &Vectors, queries: &[&[f32]], k: usize) -> Option<Vec<
     let mut norms = vec![0.0f32; rows_per_block];
     // Per query: the K largest lower bounds (their K-th is T), and the items not yet excluded.
     let mut lower: Vec<Best<f32>> = queries.iter().map(|_| Best::new(k)).collect();
-    let mut kept: Vec<Vec<(u32, f32)>> = queries.iter().map(|_| Vec::with_capacity(4 * k)).collect();
+    let mut kept: Vec<Vec<(u32, f32)>> = queries.iter().map(|_| Vec::with_capacity(k.saturating_mul(4).min(items.len()))).collect();
     let mut start = 0;
     while start < items.len() {
         let end = (start + rows_per_block).min(items.len());
@@ -103,22 +103,7 @@ pub fn top_k_batch(items: &Vectors, queries: &[&[f32]], k: usize) -> Option<Vec<
         }
         start = end;
     }
-    let found = kept
-        .iter()
-        .zip(&lower)
-        .zip(queries)
-        .map(|((kept, lower), query)| {
-            let threshold = lower.threshold();
-            let mut best = Best::new(k);
-            for &(item, upper) in kept {
-                if upper >= threshold {
-                    best.offer(dot(items.row(item as usize), query), item);
-                }
-            }
-            best.list
-        })
-        .collect();
-    Some(found)
+    Some(super::exact::rescore_kept(items, queries, &kept, &lower, k))
 }
 
 /// One query's scores of one block: keeps the items whose upper bound f + e reaches T, and
