@@ -316,9 +316,7 @@ mod kernels {
                 acc[1][r] = i32x4_add(acc[1][r], i32x4_dot_i16x8(x, q1));
             }
         }
-        let total =
-            |a: v128| i32x4_extract_lane::<0>(a) + i32x4_extract_lane::<1>(a) + i32x4_extract_lane::<2>(a) + i32x4_extract_lane::<3>(a);
-        acc.map(|g| g.map(total))
+        acc.map(super::super::simd::lane_sums_i32)
     }
 
     #[cfg(target_arch = "x86_64")]

@@ -156,9 +156,7 @@ mod kernels {
                 acc[r] = i32x4_add(acc[r], i32x4_add(i32x4_dot_i16x8(lo, q0), i32x4_dot_i16x8(hi, q1)));
             }
         }
-        acc.map(|a| {
-            i32x4_extract_lane::<0>(a) + i32x4_extract_lane::<1>(a) + i32x4_extract_lane::<2>(a) + i32x4_extract_lane::<3>(a)
-        })
+        super::super::simd::lane_sums_i32(acc)
     }
 
     #[cfg(not(any(target_arch = "x86_64", all(target_arch = "wasm32", target_feature = "simd128"))))]
