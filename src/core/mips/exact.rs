@@ -83,6 +83,17 @@ impl<S: Score> Best<S> {
     }
 }
 
+/// Per query, the items a screen has not excluded: (item, upper bound).
+pub(super) type Kept = Vec<Vec<(u32, f32)>>;
+
+/// The start of a screen: per query, the K largest lower bounds so far (their K-th is T), and
+/// the items not yet excluded.
+pub(super) fn screen_state(queries: usize, k: usize, items: usize) -> (Vec<Best<f32>>, Kept) {
+    let lower = (0..queries).map(|_| Best::new(k)).collect();
+    let kept = (0..queries).map(|_| Vec::with_capacity(k.saturating_mul(4).min(items))).collect();
+    (lower, kept)
+}
+
 /// The end of a screen ([`super::screened`], [`super::int_screened`]): per query, the kept items
 /// whose upper bound reaches the final T (the K-th largest lower bound), scored again by `dot` and
 /// offered in item order, so the list is [`top_k`]'s, ties included.

@@ -162,8 +162,7 @@ pub fn top_k_batch(items: &Vectors, queries: &[&[f32]], k: usize) -> Option<Vec<
     let mut sums = vec![0i32; rows_per_block * queries.len()];
     let mut uppers = vec![0.0f32; rows_per_block];
     let mut lowers = vec![0.0f32; rows_per_block];
-    let mut lower: Vec<Best<f32>> = queries.iter().map(|_| Best::new(k)).collect();
-    let mut kept: Vec<Vec<(u32, f32)>> = queries.iter().map(|_| Vec::with_capacity(k.saturating_mul(4).min(items.len()))).collect();
+    let (mut lower, mut kept) = super::exact::screen_state(queries.len(), k, items.len());
     let mut start = 0;
     while start < items.len() {
         let end = (start + rows_per_block).min(items.len());
@@ -357,16 +356,10 @@ mod kernels {
                 acc[1][r] = _mm256_add_epi32(acc[1][r], _mm256_madd_epi16(x, q1));
             }
         }
-        // Each query's four rows' lane sums in one go: horizontal adds pair the lanes up until
-        // each row's total sits in one lane (integer sums: exact in this order too).
-        acc.map(|a| {
-            let pairs = _mm256_hadd_epi32(_mm256_hadd_epi32(a[0], a[1]), _mm256_hadd_epi32(a[2], a[3]));
-            let totals = _mm_add_epi32(_mm256_castsi256_si128(pairs), _mm256_extracti128_si256::<1>(pairs));
-            let mut out = [0i32; 4];
-            // SAFETY: a 16-byte store into a 16-byte array.
-            unsafe { _mm_storeu_si128(out.as_mut_ptr() as *mut __m128i, totals) };
-            out
-        })
+        // SAFETY: AVX2 is present (this function's own requirement). Not in a closure, which would
+        // not inherit the feature and so could not inline the sums.
+        let [first, second] = acc;
+        unsafe { [super::super::int_lanes::sums_avx2(first), super::super::int_lanes::sums_avx2(second)] }
     }
 
     #[cfg(target_arch = "x86_64")]
@@ -388,14 +381,7 @@ mod kernels {
                 acc[1][r] = _mm_add_epi32(acc[1][r], _mm_madd_epi16(x, q1));
             }
         }
-        acc.map(|g| {
-            g.map(|a| {
-                let mut lanes = [0i32; 4];
-                // SAFETY: a 16-byte store into a 16-byte array.
-                unsafe { _mm_storeu_si128(lanes.as_mut_ptr() as *mut __m128i, a) };
-                lanes.iter().sum()
-            })
-        })
+        acc.map(|g| g.map(super::super::int_lanes::sum_sse2))
     }
 
     #[cfg(all(test, target_arch = "x86_64"))]

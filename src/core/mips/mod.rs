@@ -234,6 +234,38 @@ fn four_lanes<const L2: bool>(rows: [&[f32]; 4], q: &[f32]) -> [[f32; 8]; 4] {
     acc
 }
 
+/// Lane sums of the integer kernels' accumulators on x86-64 (the int8 scan's and the integer
+/// screen's; integer sums, exact in any order). The wasm one is `simd::lane_sums_i32`.
+#[cfg(target_arch = "x86_64")]
+pub(super) mod int_lanes {
+    use core::arch::x86_64::*;
+
+    /// Four rows' 8-lane sums in one go: horizontal adds pair the lanes up until each row's total
+    /// sits in one lane.
+    ///
+    /// # Safety
+    /// The CPU must have AVX2.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    pub unsafe fn sums_avx2([a, b, c, d]: [__m256i; 4]) -> [i32; 4] {
+        let pairs = _mm256_hadd_epi32(_mm256_hadd_epi32(a, b), _mm256_hadd_epi32(c, d));
+        let totals = _mm_add_epi32(_mm256_castsi256_si128(pairs), _mm256_extracti128_si256::<1>(pairs));
+        let mut out = [0i32; 4];
+        // SAFETY: a 16-byte store into a 16-byte array.
+        unsafe { _mm_storeu_si128(out.as_mut_ptr() as *mut __m128i, totals) };
+        out
+    }
+
+    /// One 4-lane sum (SSE2, part of every x86-64 CPU).
+    #[inline(always)]
+    pub fn sum_sse2(a: __m128i) -> i32 {
+        let mut lanes = [0i32; 4];
+        // SAFETY: a 16-byte store into a 16-byte array.
+        unsafe { _mm_storeu_si128(lanes.as_mut_ptr() as *mut __m128i, a) };
+        lanes.iter().sum()
+    }
+}
+
 /// The 8 lanes in one 256-bit AVX register, natively on CPUs that have it: the same lane-wise
 /// multiplies and adds as the portable loop (no FMA), so the same bits in half the instructions.
 #[cfg(target_arch = "x86_64")]

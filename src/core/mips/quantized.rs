@@ -180,14 +180,8 @@ mod kernels {
                 acc[r] = _mm256_add_epi32(acc[r], _mm256_madd_epi16(_mm256_cvtepi8_epi16(bytes), q));
             }
         }
-        // The four rows' lane sums in one go: horizontal adds pair the lanes up until each row's
-        // total sits in one lane (integer sums: exact in this order too).
-        let pairs = _mm256_hadd_epi32(_mm256_hadd_epi32(acc[0], acc[1]), _mm256_hadd_epi32(acc[2], acc[3]));
-        let totals = _mm_add_epi32(_mm256_castsi256_si128(pairs), _mm256_extracti128_si256::<1>(pairs));
-        let mut out = [0i32; 4];
-        // SAFETY: a 16-byte store into a 16-byte array.
-        unsafe { _mm_storeu_si128(out.as_mut_ptr() as *mut __m128i, totals) };
-        out
+        // SAFETY: AVX2 is present (this function's own requirement).
+        unsafe { super::super::int_lanes::sums_avx2(acc) }
     }
 
     #[cfg(target_arch = "x86_64")]
@@ -209,16 +203,7 @@ mod kernels {
                 acc[r] = _mm_add_epi32(acc[r], _mm_add_epi32(_mm_madd_epi16(lo, q0), _mm_madd_epi16(hi, q1)));
             }
         }
-        acc.map(sum4)
-    }
-
-    #[cfg(target_arch = "x86_64")]
-    #[inline(always)]
-    fn sum4(a: core::arch::x86_64::__m128i) -> i32 {
-        let mut lanes = [0i32; 4];
-        // SAFETY: a 16-byte store into a 16-byte array.
-        unsafe { core::arch::x86_64::_mm_storeu_si128(lanes.as_mut_ptr() as *mut core::arch::x86_64::__m128i, a) };
-        lanes.iter().sum()
+        acc.map(super::super::int_lanes::sum_sse2)
     }
 
     #[cfg(all(test, target_arch = "x86_64"))]

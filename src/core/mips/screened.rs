@@ -71,9 +71,7 @@ pub fn top_k_batch(items: &Vectors, queries: &[&[f32]], k: usize) -> Option<Vec<
     let rows_per_block = (BLOCK_BYTES / (dim * 4)).max(4) / 4 * 4;
     let mut scores = vec![0.0f32; rows_per_block * queries.len()];
     let mut norms = vec![0.0f32; rows_per_block];
-    // Per query: the K largest lower bounds (their K-th is T), and the items not yet excluded.
-    let mut lower: Vec<Best<f32>> = queries.iter().map(|_| Best::new(k)).collect();
-    let mut kept: Vec<Vec<(u32, f32)>> = queries.iter().map(|_| Vec::with_capacity(k.saturating_mul(4).min(items.len()))).collect();
+    let (mut lower, mut kept) = super::exact::screen_state(queries.len(), k, items.len());
     let mut start = 0;
     while start < items.len() {
         let end = (start + rows_per_block).min(items.len());
