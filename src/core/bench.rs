@@ -47,6 +47,7 @@ pub const NAMES: &[&str] = &[
     "reinforce-step-1e5-uniform",
     "reinforce-step-1e5-mixture",
     "reinforce-world-default",
+    "capstone-tower-w128",
 ];
 
 fn result(name: &str, unit: &str, count: f64, milliseconds: f64) -> BenchResult {
@@ -300,6 +301,28 @@ pub fn run(name: &str, now: &dyn Fn() -> f64) -> Result<BenchResult, String> {
                 trainer.step(&world, &mut index, &sampling, params.batch as u32);
             }
             Ok(result(name, "iterations (batch 32)", steps as f64, now() - start))
+        }
+        "capstone-tower-w128" => {
+            // The capstone's deep query tower at the hidden_width slider's top (6 → 128 → 128 →
+            // 8, ReLU): one training row's forward and backward pass, as its drag computes them.
+            use crate::core::putting_it_together::tower::{Activation, Trace, Tower};
+            let tower = Tower::mlp(6, 2, 128, 8, Activation::Relu);
+            let mut rng = rng::seeded(1, rng::Stream::Model);
+            let mut params = vec![0.0; tower.len()];
+            tower.init(&mut params, &mut rng);
+            let weights = tower.forward_weights(&params);
+            let contexts: Vec<[f64; 6]> = (0..64).map(|_| std::array::from_fn(|_| rng::normal(&mut rng))).collect();
+            let (mut trace, mut grad) = (Trace::default(), vec![0.0; tower.len()]);
+            let rows = 20_000;
+            let start = now();
+            for r in 0..rows {
+                tower.forward(&weights, &contexts[r % contexts.len()], &mut trace);
+                let d_output = trace.output.clone();
+                tower.backward(&params, &mut trace, &d_output, 1e-3, &mut grad);
+            }
+            let ms = now() - start;
+            assert!(grad.iter().all(|g| g.is_finite()));
+            Ok(result(name, "rows (forward + backward)", rows as f64, ms))
         }
         other => Err(format!("no benchmark “{other}”; there are {}", NAMES.join(", "))),
     }

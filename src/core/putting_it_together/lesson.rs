@@ -847,7 +847,11 @@ impl Footprint for ItemInit {
 
 impl Footprint for Trained {
     fn footprint(&self) -> usize {
-        bytes_of(&self.model.params) + bytes_of(&self.fit.train_loss) + bytes_of(&self.fit.validation_loss)
+        // The tower's weights count twice: the parameters and the forward pass's copy of them.
+        bytes_of(self.model.params())
+            + self.model.tower.len() * std::mem::size_of::<f64>()
+            + bytes_of(&self.fit.train_loss)
+            + bytes_of(&self.fit.validation_loss)
     }
 }
 

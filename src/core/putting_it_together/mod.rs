@@ -31,7 +31,7 @@ use crate::core::slate_world::policy::{top_k_by, SlatePolicy};
 use crate::core::slate_world::simulate::LoggedRow;
 use crate::core::slate_world::{ClickModel, SyntheticSpec, User, World};
 use std::cell::RefCell;
-use tower::{Tower, Trace};
+use tower::{ForwardWeights, Tower, Trace};
 
 /// Dimension of the world's true embeddings (the synthetic world's).
 pub const WORLD_DIM: u32 = 8;
@@ -272,9 +272,23 @@ pub struct TowerModel {
     pub tower: Tower,
     pub features: usize,
     pub positions: usize,
-    pub params: Vec<f64>,
+    /// Read by [`TowerModel::params`], changed through [`TowerModel::params_mut`] only.
+    params: Vec<f64>,
     /// The tower's parameter count (asked for in every row's gradient).
     tower_len: usize,
+    forward: ForwardCache,
+}
+
+/// The tower's [`ForwardWeights`], made from the parameters at the first forward pass after they
+/// change: every query between two Adam steps (a batch's rows, an evaluation's users) reuses them.
+#[derive(Clone, Debug, Default)]
+struct ForwardCache(std::sync::OnceLock<ForwardWeights>);
+
+impl PartialEq for ForwardCache {
+    /// A function of the parameters, which the models' equality compares.
+    fn eq(&self, _: &ForwardCache) -> bool {
+        true
+    }
 }
 
 /// Reusable buffers of one training or serving loop.
@@ -306,7 +320,8 @@ impl TowerModel {
     ) -> TowerModel {
         let len = items * dim + tower.len() + features + 1 + 2 * positions;
         let tower_len = tower.len();
-        let mut model = TowerModel { head, items, dim, tower, features, positions, params: vec![0.0; len], tower_len };
+        let mut model =
+            TowerModel { head, items, dim, tower, features, positions, params: vec![0.0; len], tower_len, forward: ForwardCache::default() };
         let mut rng = rng::seeded(seed, Stream::Model);
         match item_init {
             Some(psi) => model.params[..items * dim].copy_from_slice(psi),
@@ -322,6 +337,21 @@ impl TowerModel {
         let b = model.bias_index();
         model.params[b] = calibrated_bias(ctr, positions as f64);
         model
+    }
+
+    /// Ψ, the tower, φ, b, γ, α in one flat vector.
+    pub fn params(&self) -> &[f64] {
+        &self.params
+    }
+
+    /// The parameters, to change: the tower's forward weights are made again at the next pass.
+    pub fn params_mut(&mut self) -> &mut Vec<f64> {
+        self.forward = ForwardCache::default();
+        &mut self.params
+    }
+
+    fn forward_weights(&self) -> &ForwardWeights {
+        self.forward.0.get_or_init(|| self.tower.forward_weights(&self.params[self.tower_range()]))
     }
 
     fn tower_range(&self) -> std::ops::Range<usize> {
@@ -356,7 +386,7 @@ impl TowerModel {
 
     /// g(z), left in `scratch.trace.output`.
     pub fn query<'s>(&self, z: &[f64], scratch: &'s mut Scratch) -> &'s [f64] {
-        self.tower.forward(&self.params[self.tower_range()], z, &mut scratch.trace);
+        self.tower.forward(self.forward_weights(), z, &mut scratch.trace);
         &scratch.trace.output
     }
 
@@ -398,7 +428,7 @@ impl TowerModel {
     /// The model's probability that the user (z, y) clicks on `slate`: 1 − θ_0/Z. The direct
     /// method's reward model.
     pub fn click_probability(&self, z: &[f64], engagement: &[f64], slate: &[u32], scratch: &mut Scratch) -> f64 {
-        self.tower.forward(&self.params[self.tower_range()], z, &mut scratch.trace);
+        self.tower.forward(self.forward_weights(), z, &mut scratch.trace);
         let query = std::mem::take(&mut scratch.trace.output);
         let p = self.click_probability_for(&query, engagement, slate, scratch);
         scratch.trace.output = query;
@@ -431,7 +461,7 @@ impl TowerModel {
         if self.head == Head::Iips {
             return self.iips_objective(z, row, weight, grad, scratch);
         }
-        self.tower.forward(&self.params[self.tower_range()], z, &mut scratch.trace);
+        self.tower.forward(self.forward_weights(), z, &mut scratch.trace);
         let mut terms = std::mem::take(&mut scratch.theta);
         self.thetas_and_alphas(&scratch.trace.output, engagement, &row.slate, &mut terms);
         let k_len = row.slate.len();
@@ -493,7 +523,7 @@ impl TowerModel {
         if !row.clicks.iter().any(|c| *c > 0) {
             return 0.0;
         }
-        self.tower.forward(&self.params[self.tower_range()], z, &mut scratch.trace);
+        self.tower.forward(self.forward_weights(), z, &mut scratch.trace);
         self.softmax(scratch);
         let mut value = 0.0;
         let mut coefs: Vec<(u32, f64)> = Vec::with_capacity(row.slate.len());
@@ -580,7 +610,7 @@ pub fn fit(
             for (i, g) in tower_range.clone().zip(&tower_grad) {
                 grad.add(i, *g);
             }
-            adam.step(&mut model.params, &grad, sign);
+            adam.step(model.params_mut(), &grad, sign);
         }
         result.train_loss.push(total / train.len().max(1) as f64);
         let held_out = mean_loss(model, population, validation, &mut scratch);
@@ -592,7 +622,7 @@ pub fn fit(
         after_epoch(epoch);
     }
     if let Some((_, params)) = best {
-        model.params = params;
+        *model.params_mut() = params;
     }
     result
 }
@@ -810,7 +840,7 @@ mod tests {
     fn gradient_check(head: Head, tower: Tower, outcome: Option<usize>) {
         let mut model = TowerModel::new(head, 5, 3, tower, 2, 3, None, 0.2, 4);
         let mut r = rng::seeded(9, Stream::Sweep);
-        model.params.iter_mut().for_each(|p| *p += 0.2 * rng::normal(&mut r));
+        model.params_mut().iter_mut().for_each(|p| *p += 0.2 * rng::normal(&mut r));
         let mut clicks = vec![0u8; 3];
         if let Some(k) = outcome {
             clicks[k] = 1;
@@ -825,8 +855,8 @@ mod tests {
         for i in 0..model.params.len() {
             let h = 1e-6;
             let (mut plus, mut minus) = (model.clone(), model.clone());
-            plus.params[i] += h;
-            minus.params[i] -= h;
+            plus.params_mut()[i] += h;
+            minus.params_mut()[i] -= h;
             let numeric =
                 (plus.row_loss(&z, &y, &row, 1.0, None, &mut scratch) - minus.row_loss(&z, &y, &row, 1.0, None, &mut scratch)) / (2.0 * h);
             let analytic = if model.tower_range().contains(&i) { tower_grad[i - tower_start] } else { grad[i] };

@@ -79,6 +79,13 @@ pub struct Trace {
     next_delta: Vec<f64>,
 }
 
+/// The tower's weights as the forward pass reads them: each layer's W transposed (in × out, so
+/// that a tile of outputs has its weights for one input side by side, summed in vector lanes),
+/// then its b, at the same offsets as in the parameters. Made from the parameters once for every
+/// forward pass until they change (see [`Tower::forward_weights`]).
+#[derive(Clone, Debug, Default)]
+pub struct ForwardWeights(Vec<f64>);
+
 impl Tower {
     fn new(inputs: usize, hidden: Vec<usize>, outputs: usize, activation: Activation) -> Tower {
         let widths: Vec<usize> = std::iter::once(inputs).chain(hidden.iter().copied()).chain([outputs]).collect();
@@ -133,18 +140,31 @@ impl Tower {
         }
     }
 
-    /// g(z) into `trace.output`, keeping what the backward pass needs.
-    pub fn forward(&self, params: &[f64], z: &[f64], trace: &mut Trace) {
+    /// The forward pass's layout of `params` (the tower's slice).
+    pub fn forward_weights(&self, params: &[f64]) -> ForwardWeights {
+        let mut out = Vec::with_capacity(self.len());
+        for &Layer { fan_in, fan_out, offset } in &self.layers {
+            let (weights, biases) = params[offset..offset + fan_in * fan_out + fan_out].split_at(fan_in * fan_out);
+            out.extend((0..fan_in).flat_map(|i| weights[i..].iter().step_by(fan_in).copied()));
+            out.extend_from_slice(biases);
+        }
+        ForwardWeights(out)
+    }
+
+    /// g(z) into `trace.output`, keeping what the backward pass needs; `forward_weights`
+    /// are [`Tower::forward_weights`] of the parameters.
+    pub fn forward(&self, forward_weights: &ForwardWeights, z: &[f64], trace: &mut Trace) {
+        let params = &forward_weights.0;
         let layers = self.layers.len();
         trace.inputs.resize(layers, Vec::new());
         trace.pre.resize(layers - 1, Vec::new());
         trace.inputs[0].clear();
         trace.inputs[0].extend_from_slice(z);
         for (l, &Layer { fan_in, fan_out, offset: at }) in self.layers.iter().enumerate() {
-            let (weights, biases) = params[at..at + fan_in * fan_out + fan_out].split_at(fan_in * fan_out);
+            let (transposed, biases) = params[at..at + fan_in * fan_out + fan_out].split_at(fan_in * fan_out);
             let mut out = std::mem::take(if l + 1 < layers { &mut trace.pre[l] } else { &mut trace.output });
             out.clear();
-            affine(weights, biases, &trace.inputs[l], &mut out);
+            affine(transposed, biases, &trace.inputs[l], &mut out);
             if l + 1 < layers {
                 let mut next = std::mem::take(&mut trace.inputs[l + 1]);
                 next.clear();
@@ -198,40 +218,47 @@ impl Tower {
     }
 }
 
-/// `out` = W x + b for W's rows (`fan_in` = x's length each). Each row's sum is `iter().sum()`'s
-/// (from −0.0, in index order), bit for bit; eight rows, then four, are summed side by side so
-/// that the CPU overlaps that many chains of dependent adds instead of waiting on one (a forward
-/// pass was latency-bound: a fifth of the capstone's drag preview natively).
-fn affine(weights: &[f64], biases: &[f64], x: &[f64], out: &mut Vec<f64>) {
-    let fan_in = x.len();
-    let eights = biases.len() / 8 * 8;
-    let fours = biases.len() / 4 * 4;
+/// `out` = W x + b, with W given transposed (`transposed`: x's length rows of b's length). Each
+/// output's sum is that of W's row by `iter().sum()` (from −0.0, in index order), bit for bit:
+/// tiles of 16, 8, 4 and 2 outputs are summed side by side, their weights for one input being
+/// contiguous, so that the adds run in vector lanes and that many chains overlap (the pass, row
+/// by row, was scalar and latency-bound: half the capstone's drag at width 128 natively).
+fn affine(transposed: &[f64], biases: &[f64], x: &[f64], out: &mut Vec<f64>) {
+    let fan_out = biases.len();
     let mut o = 0;
-    while o < eights {
-        rows_side_by_side::<8>(&weights[o * fan_in..(o + 8) * fan_in], &biases[o..o + 8], x, out);
+    while o + 16 <= fan_out {
+        outputs_side_by_side::<16>(transposed, o, biases, x, out);
+        o += 16;
+    }
+    if o + 8 <= fan_out {
+        outputs_side_by_side::<8>(transposed, o, biases, x, out);
         o += 8;
     }
-    while o < fours {
-        rows_side_by_side::<4>(&weights[o * fan_in..(o + 4) * fan_in], &biases[o..o + 4], x, out);
+    if o + 4 <= fan_out {
+        outputs_side_by_side::<4>(transposed, o, biases, x, out);
         o += 4;
     }
-    for (row, b) in weights[o * fan_in..].chunks_exact(fan_in).zip(&biases[o..]) {
-        out.push(b + row.iter().zip(x).map(|(w, x)| w * x).sum::<f64>());
+    if o + 2 <= fan_out {
+        outputs_side_by_side::<2>(transposed, o, biases, x, out);
+        o += 2;
+    }
+    if o < fan_out {
+        outputs_side_by_side::<1>(transposed, o, biases, x, out);
     }
 }
 
-/// N rows' sums, each in index order from −0.0, then their biases added.
+/// Outputs `first`..`first + N`: their sums, each in index order from −0.0, then their biases.
 #[inline(always)]
-fn rows_side_by_side<const N: usize>(rows: &[f64], biases: &[f64], x: &[f64], out: &mut Vec<f64>) {
-    let fan_in = x.len();
-    let rows: [&[f64]; N] = std::array::from_fn(|r| &rows[r * fan_in..(r + 1) * fan_in]);
+fn outputs_side_by_side<const N: usize>(transposed: &[f64], first: usize, biases: &[f64], x: &[f64], out: &mut Vec<f64>) {
+    let fan_out = biases.len();
     let mut sums = [-0.0f64; N];
-    for (i, &xi) in x.iter().enumerate() {
+    for (weights, &xi) in transposed.chunks_exact(fan_out).zip(x) {
+        let weights: &[f64; N] = weights[first..first + N].try_into().expect("N outputs");
         for r in 0..N {
-            sums[r] += rows[r][i] * xi;
+            sums[r] += weights[r] * xi;
         }
     }
-    out.extend(biases.iter().zip(sums).map(|(b, sum)| b + sum));
+    out.extend(biases[first..first + N].iter().zip(sums).map(|(b, sum)| b + sum));
 }
 
 #[cfg(test)]
@@ -257,11 +284,11 @@ mod tests {
             let c = [0.9, -0.3];
             let loss = |p: &[f64]| {
                 let mut t = Trace::default();
-                tower.forward(p, &z, &mut t);
+                tower.forward(&tower.forward_weights(p), &z, &mut t);
                 t.output.iter().zip(&c).map(|(g, c)| g * c).sum::<f64>()
             };
             let mut trace = Trace::default();
-            tower.forward(&params, &z, &mut trace);
+            tower.forward(&tower.forward_weights(&params), &z, &mut trace);
             let mut grad = vec![0.0; tower.len()];
             tower.backward(&params, &mut trace, &c, 2.0, &mut grad);
             for i in 0..params.len() {
@@ -275,19 +302,20 @@ mod tests {
         }
     }
 
-    /// Eight or four rows at a time give each row's plain `sum`, bit for bit (zeros of both signs too).
+    /// Tiles of outputs give each row's plain `sum`, bit for bit (zeros of both signs too).
     #[test]
     fn affine_sums_each_row_as_one_sum_would() {
         let mut rng = rng::seeded(9, Stream::Model);
-        for (fan_in, fan_out) in [(1, 1), (3, 4), (5, 7), (32, 32), (6, 9), (6, 13), (32, 8), (7, 20)] {
+        for (fan_in, fan_out) in [(1, 1), (3, 4), (5, 7), (32, 32), (6, 9), (6, 13), (32, 8), (7, 20), (6, 128), (128, 128), (33, 31), (2, 47)] {
             let mut draw = |n: usize| -> Vec<f64> {
                 (0..n)
                     .map(|i| if i % 5 == 0 { [0.0, -0.0][i % 2] } else { rng::normal(&mut rng) * 10f64.powi((i % 7) as i32 - 3) })
                     .collect()
             };
             let (weights, biases, x) = (draw(fan_in * fan_out), draw(fan_out), draw(fan_in));
+            let transposed: Vec<f64> = (0..fan_in).flat_map(|i| (0..fan_out).map(move |o| (i, o))).map(|(i, o)| weights[o * fan_in + i]).collect();
             let mut out = Vec::new();
-            affine(&weights, &biases, &x, &mut out);
+            affine(&transposed, &biases, &x, &mut out);
             let plain: Vec<f64> =
                 weights.chunks_exact(fan_in).zip(&biases).map(|(row, b)| b + row.iter().zip(&x).map(|(w, x)| w * x).sum::<f64>()).collect();
             assert_eq!(out.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), plain.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
@@ -301,7 +329,7 @@ mod tests {
         // W = [[1, 2], [3, 4]], b = [0.5, -1].
         let params = [1.0, 2.0, 3.0, 4.0, 0.5, -1.0];
         let mut trace = Trace::default();
-        tower.forward(&params, &[1.0, -1.0], &mut trace);
+        tower.forward(&tower.forward_weights(&params), &[1.0, -1.0], &mut trace);
         assert_eq!(trace.output, vec![-0.5, -2.0]);
         let mlp = Tower::mlp(6, 2, 32, 8, Activation::Relu);
         assert_eq!(mlp.len(), 6 * 32 + 32 + 32 * 32 + 32 + 32 * 8 + 8);
