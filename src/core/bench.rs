@@ -305,7 +305,7 @@ pub fn run(name: &str, now: &dyn Fn() -> f64) -> Result<BenchResult, String> {
         "capstone-tower-w128" => {
             // The capstone's deep query tower at the hidden_width slider's top (6 → 128 → 128 →
             // 8, ReLU): one training row's forward and backward pass, as its drag computes them.
-            use crate::core::putting_it_together::tower::{Activation, Trace, Tower};
+            use crate::core::putting_it_together::tower::{Activation, Tower, Trace};
             let tower = Tower::mlp(6, 2, 128, 8, Activation::Relu);
             let mut rng = rng::seeded(1, rng::Stream::Model);
             let mut params = vec![0.0; tower.len()];

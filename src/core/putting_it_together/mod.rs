@@ -320,8 +320,17 @@ impl TowerModel {
     ) -> TowerModel {
         let len = items * dim + tower.len() + features + 1 + 2 * positions;
         let tower_len = tower.len();
-        let mut model =
-            TowerModel { head, items, dim, tower, features, positions, params: vec![0.0; len], tower_len, forward: ForwardCache::default() };
+        let mut model = TowerModel {
+            head,
+            items,
+            dim,
+            tower,
+            features,
+            positions,
+            params: vec![0.0; len],
+            tower_len,
+            forward: ForwardCache::default(),
+        };
         let mut rng = rng::seeded(seed, Stream::Model);
         match item_init {
             Some(psi) => model.params[..items * dim].copy_from_slice(psi),

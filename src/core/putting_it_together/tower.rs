@@ -201,13 +201,7 @@ impl Tower {
             // δ of the layer below: Wᵀδ times the activation's derivative at its pre-activation.
             next.clear();
             next.resize(fan_in, 0.0);
-            let weights = &params[at..at + fan_in * fan_out];
-            for (row, d) in weights.chunks_exact(fan_in).zip(&delta) {
-                if *d == 0.0 {
-                    continue;
-                }
-                next.iter_mut().zip(row).for_each(|(n, w)| *n += d * w);
-            }
+            combine_rows::<true>(&params[at..at + fan_in * fan_out], &delta, 0.0, &mut next);
             for (n, x) in next.iter_mut().zip(&trace.pre[l - 1]) {
                 *n *= self.activation.derivative(*x);
             }
@@ -219,46 +213,65 @@ impl Tower {
 }
 
 /// `out` = W x + b, with W given transposed (`transposed`: x's length rows of b's length). Each
-/// output's sum is that of W's row by `iter().sum()` (from −0.0, in index order), bit for bit:
-/// tiles of 16, 8, 4 and 2 outputs are summed side by side, their weights for one input being
-/// contiguous, so that the adds run in vector lanes and that many chains overlap (the pass, row
-/// by row, was scalar and latency-bound: half the capstone's drag at width 128 natively).
+/// output's sum is that of W's row by `iter().sum()` (from −0.0, in index order), bit for bit (see
+/// [`combine_rows`]; the pass, row by row, was scalar and latency-bound: half the capstone's drag
+/// at width 128 natively).
 fn affine(transposed: &[f64], biases: &[f64], x: &[f64], out: &mut Vec<f64>) {
-    let fan_out = biases.len();
-    let mut o = 0;
-    while o + 16 <= fan_out {
-        outputs_side_by_side::<16>(transposed, o, biases, x, out);
-        o += 16;
+    out.clear();
+    out.resize(biases.len(), 0.0);
+    combine_rows::<false>(transposed, x, -0.0, out);
+    out.iter_mut().zip(biases).for_each(|(sum, b)| *sum = b + *sum);
+}
+
+/// `out` = Σ_r c_r · M_r over the rows M_r of `matrix` (each `out.len()` long), `coefficients`
+/// c: each entry one sum from `start`, in row order, skipping the rows whose c_r is zero when
+/// `SKIP_ZEROS`. Tiles of 16, 8, 4 and 2 entries are summed side by side, their values in one row
+/// contiguous, so that the adds run in vector lanes and that many chains overlap; every entry's
+/// sum is still the plain loop's, bit for bit.
+fn combine_rows<const SKIP_ZEROS: bool>(matrix: &[f64], coefficients: &[f64], start: f64, out: &mut [f64]) {
+    let width = out.len();
+    let mut first = 0;
+    while first + 16 <= width {
+        out[first..first + 16].copy_from_slice(&combine_tile::<16, SKIP_ZEROS>(matrix, width, coefficients, first, start));
+        first += 16;
     }
-    if o + 8 <= fan_out {
-        outputs_side_by_side::<8>(transposed, o, biases, x, out);
-        o += 8;
+    if first + 8 <= width {
+        out[first..first + 8].copy_from_slice(&combine_tile::<8, SKIP_ZEROS>(matrix, width, coefficients, first, start));
+        first += 8;
     }
-    if o + 4 <= fan_out {
-        outputs_side_by_side::<4>(transposed, o, biases, x, out);
-        o += 4;
+    if first + 4 <= width {
+        out[first..first + 4].copy_from_slice(&combine_tile::<4, SKIP_ZEROS>(matrix, width, coefficients, first, start));
+        first += 4;
     }
-    if o + 2 <= fan_out {
-        outputs_side_by_side::<2>(transposed, o, biases, x, out);
-        o += 2;
+    if first + 2 <= width {
+        out[first..first + 2].copy_from_slice(&combine_tile::<2, SKIP_ZEROS>(matrix, width, coefficients, first, start));
+        first += 2;
     }
-    if o < fan_out {
-        outputs_side_by_side::<1>(transposed, o, biases, x, out);
+    if first < width {
+        out[first..].copy_from_slice(&combine_tile::<1, SKIP_ZEROS>(matrix, width, coefficients, first, start));
     }
 }
 
-/// Outputs `first`..`first + N`: their sums, each in index order from −0.0, then their biases.
+/// Entries `first`..`first + N` of [`combine_rows`].
 #[inline(always)]
-fn outputs_side_by_side<const N: usize>(transposed: &[f64], first: usize, biases: &[f64], x: &[f64], out: &mut Vec<f64>) {
-    let fan_out = biases.len();
-    let mut sums = [-0.0f64; N];
-    for (weights, &xi) in transposed.chunks_exact(fan_out).zip(x) {
-        let weights: &[f64; N] = weights[first..first + N].try_into().expect("N outputs");
+fn combine_tile<const N: usize, const SKIP_ZEROS: bool>(
+    matrix: &[f64],
+    width: usize,
+    coefficients: &[f64],
+    first: usize,
+    start: f64,
+) -> [f64; N] {
+    let mut sums = [start; N];
+    for (row, &c) in matrix.chunks_exact(width).zip(coefficients) {
+        if SKIP_ZEROS && c == 0.0 {
+            continue;
+        }
+        let row: &[f64; N] = row[first..first + N].try_into().expect("N entries");
         for r in 0..N {
-            sums[r] += weights[r] * xi;
+            sums[r] += row[r] * c;
         }
     }
-    out.extend(biases[first..first + N].iter().zip(sums).map(|(b, sum)| b + sum));
+    sums
 }
 
 #[cfg(test)]
@@ -306,18 +319,41 @@ mod tests {
     #[test]
     fn affine_sums_each_row_as_one_sum_would() {
         let mut rng = rng::seeded(9, Stream::Model);
-        for (fan_in, fan_out) in [(1, 1), (3, 4), (5, 7), (32, 32), (6, 9), (6, 13), (32, 8), (7, 20), (6, 128), (128, 128), (33, 31), (2, 47)] {
+        for (fan_in, fan_out) in
+            [(1, 1), (3, 4), (5, 7), (32, 32), (6, 9), (6, 13), (32, 8), (7, 20), (6, 128), (128, 128), (33, 31), (2, 47)]
+        {
             let mut draw = |n: usize| -> Vec<f64> {
                 (0..n)
                     .map(|i| if i % 5 == 0 { [0.0, -0.0][i % 2] } else { rng::normal(&mut rng) * 10f64.powi((i % 7) as i32 - 3) })
                     .collect()
             };
             let (weights, biases, x) = (draw(fan_in * fan_out), draw(fan_out), draw(fan_in));
-            let transposed: Vec<f64> = (0..fan_in).flat_map(|i| (0..fan_out).map(move |o| (i, o))).map(|(i, o)| weights[o * fan_in + i]).collect();
+            let transposed: Vec<f64> =
+                (0..fan_in).flat_map(|i| (0..fan_out).map(move |o| (i, o))).map(|(i, o)| weights[o * fan_in + i]).collect();
             let mut out = Vec::new();
             affine(&transposed, &biases, &x, &mut out);
             let plain: Vec<f64> =
                 weights.chunks_exact(fan_in).zip(&biases).map(|(row, b)| b + row.iter().zip(&x).map(|(w, x)| w * x).sum::<f64>()).collect();
+            assert_eq!(out.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), plain.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
+        }
+    }
+
+    /// The backward pass's Wᵀδ: each entry the plain loop's sum, skipping zero coefficients.
+    #[test]
+    fn combined_rows_skip_zero_coefficients_as_the_plain_loop_does() {
+        let mut rng = rng::seeded(10, Stream::Model);
+        for (rows, width) in [(1, 1), (4, 3), (8, 128), (128, 128), (13, 31), (2, 47)] {
+            let matrix: Vec<f64> = (0..rows * width).map(|_| rng::normal(&mut rng)).collect();
+            let coefficients: Vec<f64> = (0..rows).map(|i| if i % 3 == 0 { [0.0, -0.0][i % 2] } else { rng::normal(&mut rng) }).collect();
+            let mut plain = vec![0.0; width];
+            for (row, c) in matrix.chunks_exact(width).zip(&coefficients) {
+                if *c == 0.0 {
+                    continue;
+                }
+                plain.iter_mut().zip(row).for_each(|(n, w)| *n += c * w);
+            }
+            let mut out = vec![f64::NAN; width];
+            combine_rows::<true>(&matrix, &coefficients, 0.0, &mut out);
             assert_eq!(out.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), plain.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
         }
     }
