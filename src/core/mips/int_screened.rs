@@ -144,21 +144,103 @@ fn encode_query(query: &[f32], dim: usize, stride: usize, bits: u32) -> Option<Q
 }
 
 /// The K best (score, item) pairs of each query, as [`super::exact::top_k_batch`] gives them;
-/// `None` when a vector is not finite, too long or too short for the bound, or d too large.
+/// `None` when a vector is not finite, too long or too short for the bound, or d too large. Each
+/// block of rows is encoded while in cache.
 pub fn top_k_batch(items: &Vectors, queries: &[&[f32]], k: usize) -> Option<Vec<Vec<(f32, u32)>>> {
+    let bits = code_bits(items.dim)?;
+    screen_batch(items, Rows::Encode { bits, buffers: Default::default() }, queries, k)
+}
+
+/// A catalogue's codes, steps and ‖x‖₁ bounds, made once for all the batches searched against it:
+/// a row's codes do not depend on the queries. Twice the memory of the catalogue's f32 rows at
+/// d = 64 is half, and a batch then reads these codes instead of encoding its rows (a third of a
+/// batch's time in the browser).
+pub struct EncodedRows {
+    bits: u32,
+    codes: Vec<i16>,
+    steps: Vec<f32>,
+    l1s: Vec<f32>,
+    /// The largest ‖x‖₁ of a row (as computed, before rounding up): with a batch's largest entry,
+    /// the check that no declared score may overflow.
+    largest_l1: f32,
+}
+
+impl EncodedRows {
+    /// `None` when a row is not finite, too long or too short for the bound, or d too large.
+    pub fn new(items: &Vectors) -> Option<EncodedRows> {
+        let bits = code_bits(items.dim)?;
+        let stride = items.dim.div_ceil(LANES) * LANES;
+        let mut codes = vec![0i16; items.len() * stride];
+        let (mut steps, mut l1s) = (vec![0.0f32; items.len()], vec![0.0f32; items.len()]);
+        // 0 as the largest query entry: the check that needs the queries is made per batch.
+        if !items.is_empty() && !encode_rows(items, 0..items.len(), bits, 0.0, &mut codes, &mut steps, &mut l1s) {
+            return None;
+        }
+        let largest_l1 = (0..items.len()).filter_map(|i| largest_and_l1(items.row(i)).map(|(_, l1)| l1)).fold(0.0f32, f32::max);
+        Some(EncodedRows { bits, codes, steps, l1s, largest_l1 })
+    }
+
+    pub fn bytes(&self) -> usize {
+        std::mem::size_of_val(&self.codes[..]) + std::mem::size_of_val(&self.steps[..]) + std::mem::size_of_val(&self.l1s[..])
+    }
+}
+
+/// [`top_k_batch`] with the rows' codes made beforehand (`encoded` must be of `items`).
+pub fn top_k_batch_encoded(items: &Vectors, encoded: &EncodedRows, queries: &[&[f32]], k: usize) -> Option<Vec<Vec<(f32, u32)>>> {
+    debug_assert_eq!(encoded.steps.len(), items.len());
+    screen_batch(items, Rows::Encoded(encoded), queries, k)
+}
+
+/// Where a block's codes come from.
+enum Rows<'a> {
+    /// Encoded block by block into these buffers.
+    Encode {
+        bits: u32,
+        buffers: (Vec<i16>, Vec<f32>, Vec<f32>),
+    },
+    Encoded(&'a EncodedRows),
+}
+
+impl Rows<'_> {
+    fn bits(&self) -> u32 {
+        match self {
+            Rows::Encode { bits, .. } => *bits,
+            Rows::Encoded(encoded) => encoded.bits,
+        }
+    }
+
+    /// The codes, steps and ‖x‖₁ bounds of the rows `range`; `None` as [`top_k_batch`] gives it.
+    fn block(&mut self, items: &Vectors, range: std::ops::Range<usize>, largest_entry: f32) -> Option<(&[i16], &[f32], &[f32])> {
+        let stride = items.dim.div_ceil(LANES) * LANES;
+        match self {
+            Rows::Encode { bits, buffers: (codes, steps, l1s) } => {
+                let rows = range.len();
+                codes.resize(rows * stride, 0);
+                steps.resize(rows, 0.0);
+                l1s.resize(rows, 0.0);
+                encode_rows(items, range, *bits, largest_entry, codes, steps, l1s).then_some((&codes[..], &steps[..], &l1s[..]))
+            }
+            Rows::Encoded(encoded) => {
+                if encoded.largest_l1 * largest_entry >= LARGEST_SCORE {
+                    return None;
+                }
+                Some((&encoded.codes[range.start * stride..range.end * stride], &encoded.steps[range.clone()], &encoded.l1s[range]))
+            }
+        }
+    }
+}
+
+fn screen_batch(items: &Vectors, mut rows_of: Rows, queries: &[&[f32]], k: usize) -> Option<Vec<Vec<(f32, u32)>>> {
     let dim = items.dim;
     if k == 0 || dim == 0 || queries.is_empty() || queries.iter().any(|q| q.len() != dim) {
         return None;
     }
-    let bits = code_bits(dim)?;
+    let bits = rows_of.bits();
     let stride = dim.div_ceil(LANES) * LANES;
     let encoded: Vec<Query> = queries.iter().map(|q| encode_query(q, dim, stride, bits)).collect::<Option<_>>()?;
     let query_codes: Vec<&[i16]> = encoded.iter().map(|q| &q.codes[..]).collect();
     let largest_entry = queries.iter().flat_map(|q| q.iter()).fold(0.0f32, |m, v| m.max(v.abs()));
     let rows_per_block = (BLOCK_BYTES / (stride * 2)).max(4) / 4 * 4;
-    let mut codes = vec![0i16; rows_per_block * stride];
-    let mut steps = vec![0.0f32; rows_per_block];
-    let mut l1s = vec![0.0f32; rows_per_block];
     let mut sums = vec![0i32; rows_per_block * queries.len()];
     let mut uppers = vec![0.0f32; rows_per_block];
     let mut lowers = vec![0.0f32; rows_per_block];
@@ -167,13 +249,11 @@ pub fn top_k_batch(items: &Vectors, queries: &[&[f32]], k: usize) -> Option<Vec<
     while start < items.len() {
         let end = (start + rows_per_block).min(items.len());
         let rows = end - start;
-        if !encode_rows(items, start..end, bits, largest_entry, &mut codes, &mut steps, &mut l1s) {
-            return None;
-        }
-        kernels::block(&codes[..rows * stride], stride, &query_codes, &mut sums[..rows * queries.len()]);
+        let (codes, steps, l1s) = rows_of.block(items, start..end, largest_entry)?;
+        kernels::block(codes, stride, &query_codes, &mut sums[..rows * queries.len()]);
         for (q, query) in encoded.iter().enumerate() {
             let sums = &sums[q * rows..(q + 1) * rows];
-            screen(query, sums, &steps[..rows], &l1s[..rows], start as u32, (&mut uppers, &mut lowers), &mut lower[q], &mut kept[q]);
+            screen(query, sums, steps, l1s, start as u32, (&mut uppers, &mut lowers), &mut lower[q], &mut kept[q]);
         }
         start = end;
     }
@@ -398,6 +478,14 @@ mod tests {
     use super::super::{data, exact};
     use super::*;
 
+    /// The batch screened both ways (rows encoded block by block, and beforehand): the same answer.
+    fn both(items: &Vectors, batch: &[&[f32]], k: usize) -> Option<Vec<Vec<(f32, u32)>>> {
+        let on_the_fly = top_k_batch(items, batch, k);
+        let beforehand = EncodedRows::new(items).and_then(|encoded| top_k_batch_encoded(items, &encoded, batch, k));
+        assert_eq!(on_the_fly, beforehand);
+        on_the_fly
+    }
+
     fn declared_order(items: &Vectors, queries: &[&[f32]], k: usize) -> Vec<Vec<(f32, u32)>> {
         queries.iter().map(|q| exact::top_k(items, q, k)).collect()
     }
@@ -456,7 +544,7 @@ mod tests {
                 let (items, qs) = data::generate(kind, n, queries, dim, 11);
                 let batch: Vec<&[f32]> = (0..qs.len()).map(|q| qs.row(q)).collect();
                 for k in [1, 4, 10] {
-                    let screened = top_k_batch(&items, &batch, k).expect("screened");
+                    let screened = both(&items, &batch, k).expect("screened");
                     assert_eq!(screened, declared_order(&items, &batch, k), "{kind:?} n {n} d {dim} k {k}");
                 }
             }
@@ -484,7 +572,7 @@ mod tests {
         let mut with_negated = batch.clone();
         with_negated.push(&negated);
         for k in [1, 3, 10, 402, 1000] {
-            assert_eq!(top_k_batch(&items, &with_negated, k).unwrap(), declared_order(&items, &with_negated, k), "k {k}");
+            assert_eq!(both(&items, &with_negated, k).unwrap(), declared_order(&items, &with_negated, k), "k {k}");
         }
     }
 
@@ -492,7 +580,7 @@ mod tests {
     fn vectors_the_bound_cannot_cover_are_left_to_the_declared_order() {
         let (items, queries) = data::generate(data::Kind::Gaussian, 20, 2, 8, 3);
         let batch: Vec<&[f32]> = (0..queries.len()).map(|q| queries.row(q)).collect();
-        assert!(top_k_batch(&items, &batch, 3).is_some());
+        assert!(both(&items, &batch, 3).is_some());
         for bad in [f32::NAN, f32::INFINITY, 1e-30, 1e31] {
             // A tiny row is tiny throughout; the other values go into one entry.
             let mut data = items.data.clone();
@@ -502,12 +590,12 @@ mod tests {
                 data[5 * 8 + 2] = bad;
             }
             let bad_items = Vectors { dim: 8, data };
-            assert!(top_k_batch(&bad_items, &batch, 3).is_none(), "row entry {bad}");
+            assert!(both(&bad_items, &batch, 3).is_none(), "row entry {bad}");
             let bad_query: Vec<f32> = queries.row(0).iter().map(|&x| if bad.abs() < 1.0 { x * bad } else { x + bad }).collect();
-            assert!(top_k_batch(&items, &[&bad_query[..]], 3).is_none(), "query times {bad}");
+            assert!(both(&items, &[&bad_query[..]], 3).is_none(), "query times {bad}");
         }
         let zero_query = [0.0f32; 8];
-        assert!(top_k_batch(&items, &[&zero_query[..]], 3).is_none());
+        assert!(both(&items, &[&zero_query[..]], 3).is_none());
     }
 
     #[test]

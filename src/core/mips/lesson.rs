@@ -393,9 +393,10 @@ fn truth(p: &MipsParams, items: u32, cache: &mut StageCache, progress: &mut dyn 
         if top_k.len() < queries.len() {
             progress.report(0.07, &format!("P = {items}: the other queries' exact answers, {EXACT_BATCH} at a time"));
         }
+        let search = exact::BatchSearch::new(vectors);
         while top_k.len() < queries.len() {
             let batch: Vec<&[f32]> = (top_k.len()..queries.len().min(top_k.len() + EXACT_BATCH)).map(|q| queries.row(q)).collect();
-            top_k.extend(exact::top_k_batch(vectors, &batch, k).into_iter().map(|found| found.into_iter().map(|(_, i)| i).collect()));
+            top_k.extend(search.top_k_batch(&batch, k).into_iter().map(|found| found.into_iter().map(|(_, i)| i).collect()));
         }
         Truth { top_k, exact_ms_per_query }
     })

@@ -220,7 +220,8 @@ fn affine(transposed: &[f64], biases: &[f64], x: &[f64], out: &mut Vec<f64>) {
     out.clear();
     out.resize(biases.len(), 0.0);
     combine_rows::<false>(transposed, x, -0.0, out);
-    out.iter_mut().zip(biases).for_each(|(sum, b)| *sum = b + *sum);
+    // sum + b: b + sum, as IEEE 754 addition commutes.
+    out.iter_mut().zip(biases).for_each(|(sum, b)| *sum += b);
 }
 
 /// `out` = Σ_r c_r · M_r over the rows M_r of `matrix` (each `out.len()` long), `coefficients`

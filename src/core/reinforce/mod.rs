@@ -635,6 +635,7 @@ const EXACT_EVAL_GROUP: usize = 32;
 /// batched exact top-K, 32 users per pass (the same argmax as one user at a time, bit for bit).
 pub fn hit_at_1_exact(world: &CatalogueWorld, users: &[u32], policy: &Policy) -> f64 {
     let mut hits = 0u32;
+    let search = crate::core::mips::exact::BatchSearch::new(&world.items);
     for group in users.chunks(EXACT_EVAL_GROUP) {
         let queries: Vec<Vec<f32>> = group
             .iter()
@@ -645,7 +646,7 @@ pub fn hit_at_1_exact(world: &CatalogueWorld, users: &[u32], policy: &Policy) ->
             })
             .collect();
         let batch: Vec<&[f32]> = queries.iter().map(Vec::as_slice).collect();
-        let top = crate::core::mips::exact::top_k_batch(&world.items, &batch, 1);
+        let top = search.top_k_batch(&batch, 1);
         hits += group.iter().zip(&top).map(|(&u, found)| found.first().map_or(0, |&(_, a)| world.reward(u, a) as u32)).sum::<u32>();
     }
     hits as f64 / users.len().max(1) as f64
