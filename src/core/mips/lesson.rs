@@ -533,6 +533,11 @@ fn curve_efs(k: usize) -> Vec<usize> {
     efs
 }
 
+/// Queries of a first look on a tenth of the smallest catalogue: its curves' recalls are means over
+/// them, at every ef up to 512, so their number is most of its time (300, the default's, took the
+/// first look 0.17–0.22 s natively, 100 took 0.08–0.09 s).
+const FIRST_LOOK_QUERIES: i64 = 100;
+
 /// The sizes part `index` of `count` runs: dealt round-robin, so that every worker gets small and
 /// large catalogues.
 fn sizes_of_part(all: &[u32], index: u32, count: u32) -> Vec<u32> {
@@ -876,19 +881,24 @@ impl Experiment for MipsLesson {
         })
     }
 
-    /// The preview where it is quick; else a catalogue a tenth of the smallest, a first look
-    /// within about a second that the full run does not reuse (the default's smallest catalogue,
-    /// 10,000 items, takes ~2.7 s: its two graphs). Once the graphs are cached, the preview is the
-    /// quicker one: waiting for the tenth took ef_search's answer from 174–266 to 260–390 ms.
+    /// The preview where it is quick; else a catalogue a tenth of the smallest with at most
+    /// [`FIRST_LOOK_QUERIES`] queries, a first look within about a second that the full run does
+    /// not reuse (the default's smallest catalogue, 10,000 items, takes ~2.7 s: its two graphs).
+    /// Once the graphs are cached, the preview is the quicker one: waiting for the tenth took
+    /// ef_search's answer from 174–266 to 260–390 ms.
     fn first_look(params: &Checked<MipsParams>) -> Option<(MipsParams, String)> {
         let smallest = MipsParams { sizes: 1, ..(**params).clone() };
         let quick = |p: &MipsParams| {
             crate::core::params::check(p.clone()).is_ok_and(|c| Self::estimate(&c).page_seconds(1) <= QUICK_PREVIEW_SECONDS)
         };
         if !quick(&smallest) {
-            let tenth = MipsParams { base_items: params.base_items / 10, ..smallest.clone() };
+            let queries = params.queries.min(FIRST_LOOK_QUERIES);
+            let tenth = MipsParams { base_items: params.base_items / 10, queries, ..smallest.clone() };
             if crate::core::params::check(tenth.clone()).is_ok() {
-                let note = format!("a catalogue of {} items, a tenth of the smallest", tenth.base_items);
+                let mut note = format!("a catalogue of {} items, a tenth of the smallest", tenth.base_items);
+                if queries < params.queries {
+                    note.push_str(&format!(", and {queries} of the {} queries", params.queries));
+                }
                 return Some((tenth, note));
             }
         }
@@ -922,6 +932,17 @@ mod tests {
     use super::*;
     use crate::core::experiment::{merge_query, run_part_query, run_query};
     use crate::core::params::{check, from_query};
+
+    #[test]
+    fn the_default_first_look_is_a_tenth_of_the_smallest_catalogue_with_fewer_queries() {
+        let look = |q: &str| MipsLesson::first_look(&from_query::<MipsParams>(q).0).unwrap();
+        let (tenth, note) = look("");
+        assert_eq!((tenth.base_items, tenth.sizes, tenth.queries), (1000, 1, FIRST_LOOK_QUERIES));
+        assert!(note.ends_with("a tenth of the smallest, and 100 of the 300 queries"), "{note}");
+        let (tenth, note) = look("queries=40");
+        assert_eq!(tenth.queries, 40);
+        assert!(note.ends_with("a tenth of the smallest"), "{note}");
+    }
 
     #[test]
     fn a_walk_through_parameter_changes_gives_what_a_fresh_run_gives() {
