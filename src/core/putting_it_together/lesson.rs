@@ -706,8 +706,15 @@ impl Experiment for CapstoneLesson {
     }
 
     /// The same world with a quarter of the logs (where that leaves every split large enough), a
-    /// twentieth of the epochs and no sweep: the default's preview computes in ~0.18 s natively
-    /// (the full default without its sweep in ~1.8 s), so that it is the page's first figure.
+    /// twentieth of the epochs, no sweep, and A/B tests on a sixteenth of the impressions (at
+    /// least 1,000): the page's first figure, each change's first changed figure and each step of
+    /// a drag. With the serving times left out of a preview (see [`run_main`]), a candidate's
+    /// slates are searched only for the users its A/B test and its estimators meet, and searching
+    /// was most of a preview's time (HNSW's search, 40 % of it natively, opening): 1,250
+    /// impressions meet about 930 of the 2,000 fresh users, 20,000 nearly all. Natively a drag of
+    /// hidden_width took 58–74 ms this way, 95–121 ms with all the impressions; the linear
+    /// candidate's estimators reuse its slates (stage `ope_slates`). In the page the first figure
+    /// came at 800–829 ms instead of 1,088–1,211 (two runs each, alternated).
     fn preview(params: &Checked<CapstoneParams>) -> Option<(CapstoneParams, String)> {
         let epochs = (params.epochs / 20).max(1);
         let mut cheaper = CapstoneParams { epochs, sweep: "off", ..(**params).clone() };
@@ -720,25 +727,13 @@ impl Experiment for CapstoneLesson {
         if params.sweep == "on" {
             note.push_str(", without the sweep");
         }
-        Some((cheaper, note))
-    }
-
-    /// While a slider is dragged: the preview, A/B tested on a sixteenth of the impressions (at
-    /// least 1,000). With the serving times left out of a preview (see [`run_main`]), a candidate's
-    /// slates are searched only for the users its A/B test and its estimators meet: natively, a
-    /// drag of hidden_width took 58–74 ms (the change's preview ~110 ms with the serving times,
-    /// 95–121 ms without, its 20,000 impressions meeting nearly all 2,000 fresh users). The
-    /// linear candidate's estimators reuse its slates (stage `ope_slates`): 38 drags of
-    /// hidden_width in one cache, median 64.4–65.7 → 60.1–60.8 ms.
-    fn drag_preview(params: &Checked<CapstoneParams>) -> Option<(CapstoneParams, String)> {
-        let (preview, note) = Self::preview(params)?;
-        let fewer = CapstoneParams { impressions: (params.impressions / 16).max(1000), ..preview.clone() };
+        let fewer = CapstoneParams { impressions: (params.impressions / 16).max(1000), ..cheaper.clone() };
         if fewer.impressions < params.impressions && crate::core::params::check(fewer.clone()).is_ok() {
             let (some, all) = (thousands(fewer.impressions as u64), thousands(params.impressions as u64));
-            Some((fewer, format!("{note}, A/B tested on {some} of the {all} impressions")))
-        } else {
-            Some((preview, note))
+            note.push_str(&format!(", A/B tested on {some} of the {all} impressions"));
+            cheaper = fewer;
         }
+        Some((cheaper, note))
     }
 
     fn merge(params: &Checked<CapstoneParams>, partials: Vec<Vec<(u32, JobResult)>>) -> CapstoneReport {
@@ -1408,9 +1403,10 @@ mod tests {
             (params, cheaper, note)
         };
         let (full, cheaper, note) = preview("");
-        assert_eq!((cheaper.logs, cheaper.epochs, cheaper.sweep), (5000, 1, "off"));
+        assert_eq!((cheaper.logs, cheaper.epochs, cheaper.sweep, cheaper.impressions), (5000, 1, "off", 1250));
         assert_eq!(GRAPH.key("world", &cheaper), GRAPH.key("world", &*full));
         assert!(note.contains("5,000 of the 20,000 logged impressions") && note.contains("1 of 20 epochs"), "{note}");
+        assert!(note.ends_with("A/B tested on 1,250 of the 20,000 impressions"), "{note}");
         // A quarter of 4000 would leave 50 evaluation rows (200 needed): all the logs, then.
         let (_, cheaper, note) = preview("logs=4000&eval_share=0.05");
         assert_eq!(cheaper.logs, 4000);
