@@ -152,9 +152,9 @@ pub fn top_k_batch(items: &Vectors, queries: &[&[f32]], k: usize) -> Option<Vec<
 }
 
 /// A catalogue's codes, steps and ‖x‖₁ bounds, made once for all the batches searched against it:
-/// a row's codes do not depend on the queries. Twice the memory of the catalogue's f32 rows at
-/// d = 64 is half, and a batch then reads these codes instead of encoding its rows (a third of a
-/// batch's time in the browser).
+/// a row's codes do not depend on the queries. They take half the memory of the f32 rows (at d a
+/// multiple of 16), and a batch then reads them instead of encoding its rows (a third of a batch's
+/// time in the browser).
 pub struct EncodedRows {
     bits: u32,
     codes: Vec<i16>,
@@ -178,10 +178,6 @@ impl EncodedRows {
         }
         let largest_l1 = (0..items.len()).filter_map(|i| largest_and_l1(items.row(i)).map(|(_, l1)| l1)).fold(0.0f32, f32::max);
         Some(EncodedRows { bits, codes, steps, l1s, largest_l1 })
-    }
-
-    pub fn bytes(&self) -> usize {
-        std::mem::size_of_val(&self.codes[..]) + std::mem::size_of_val(&self.steps[..]) + std::mem::size_of_val(&self.l1s[..])
     }
 }
 
