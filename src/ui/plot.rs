@@ -503,7 +503,9 @@ pub fn draw(canvas: &HtmlCanvasElement, spec: &PlotSpec, css_height: f64, legend
         };
         anno.label(series.name.as_str())
             .legend(move |(x, y)| Rectangle::new([(x, y - px(4.0)), (x + px(14.0), y + px(4.0))], legend_style.color.filled()));
-        if series.style == Style::LinePoints {
+        // A line through one point draws nothing (a preview after one epoch): show the point.
+        let lone_point = series.style == Style::Line && points.clone().count() == 1;
+        if series.style == Style::LinePoints || lone_point {
             fill_dots(canvas, &chart, points.clone(), px(3.0), c)?;
         }
         if let Some(errors) = &series.errors {
