@@ -54,6 +54,11 @@ const LARGEST_L1: f32 = 1.2676506e30;
 /// (it is at most ‖x‖₁ ‖q‖∞ (1 + γ)).
 const LARGEST_SCORE: f32 = 1e30;
 
+/// Codes per row or query: d padded with zeros to whole SIMD loads.
+fn code_stride(dim: usize) -> usize {
+    dim.div_ceil(LANES) * LANES
+}
+
 /// The code range 2^b: the largest b ≤ 12 with d 2^2b ≤ 2^30 (so the integer sums fit in i32).
 fn code_bits(dim: usize) -> Option<u32> {
     let log_dim = dim.next_power_of_two().trailing_zeros();
@@ -169,14 +174,11 @@ impl EncodedRows {
     /// `None` when a row is not finite, too long or too short for the bound, or d too large.
     pub fn new(items: &Vectors) -> Option<EncodedRows> {
         let bits = code_bits(items.dim)?;
-        let stride = items.dim.div_ceil(LANES) * LANES;
+        let stride = code_stride(items.dim);
         let mut codes = vec![0i16; items.len() * stride];
         let (mut steps, mut l1s) = (vec![0.0f32; items.len()], vec![0.0f32; items.len()]);
         // 0 as the largest query entry: the check that needs the queries is made per batch.
-        if !items.is_empty() && !encode_rows(items, 0..items.len(), bits, 0.0, &mut codes, &mut steps, &mut l1s) {
-            return None;
-        }
-        let largest_l1 = (0..items.len()).filter_map(|i| largest_and_l1(items.row(i)).map(|(_, l1)| l1)).fold(0.0f32, f32::max);
+        let largest_l1 = encode_rows(items, 0..items.len(), bits, 0.0, &mut codes, &mut steps, &mut l1s)?;
         Some(EncodedRows { bits, codes, steps, l1s, largest_l1 })
     }
 }
@@ -207,14 +209,15 @@ impl Rows<'_> {
 
     /// The codes, steps and ‖x‖₁ bounds of the rows `range`; `None` as [`top_k_batch`] gives it.
     fn block(&mut self, items: &Vectors, range: std::ops::Range<usize>, largest_entry: f32) -> Option<(&[i16], &[f32], &[f32])> {
-        let stride = items.dim.div_ceil(LANES) * LANES;
+        let stride = code_stride(items.dim);
         match self {
             Rows::Encode { bits, buffers: (codes, steps, l1s) } => {
                 let rows = range.len();
                 codes.resize(rows * stride, 0);
                 steps.resize(rows, 0.0);
                 l1s.resize(rows, 0.0);
-                encode_rows(items, range, *bits, largest_entry, codes, steps, l1s).then_some((&codes[..], &steps[..], &l1s[..]))
+                encode_rows(items, range, *bits, largest_entry, codes, steps, l1s)?;
+                Some((&codes[..], &steps[..], &l1s[..]))
             }
             Rows::Encoded(encoded) => {
                 if encoded.largest_l1 * largest_entry >= LARGEST_SCORE {
@@ -232,7 +235,7 @@ fn screen_batch(items: &Vectors, mut rows_of: Rows, queries: &[&[f32]], k: usize
         return None;
     }
     let bits = rows_of.bits();
-    let stride = dim.div_ceil(LANES) * LANES;
+    let stride = code_stride(dim);
     let encoded: Vec<Query> = queries.iter().map(|q| encode_query(q, dim, stride, bits)).collect::<Option<_>>()?;
     let query_codes: Vec<&[i16]> = encoded.iter().map(|q| &q.codes[..]).collect();
     let largest_entry = queries.iter().flat_map(|q| q.iter()).fold(0.0f32, |m, v| m.max(v.abs()));
@@ -256,8 +259,9 @@ fn screen_batch(items: &Vectors, mut rows_of: Rows, queries: &[&[f32]], k: usize
     Some(super::exact::rescore_kept(items, queries, &kept, &lower, k))
 }
 
-/// Codes, steps s_x and upper bounds of ‖x‖₁ of the rows `range` (`codes` has `stride` codes
-/// per row); false when a row is not finite, too long or too short for the bound.
+/// Codes, steps s_x and upper bounds of ‖x‖₁ of the rows `range` (`codes` has [`code_stride`]
+/// codes per row), and the largest ‖x‖₁ as computed; `None` when a row is not finite, too long or
+/// too short for the bound.
 #[inline(never)]
 fn encode_rows(
     items: &Vectors,
@@ -267,27 +271,29 @@ fn encode_rows(
     codes: &mut [i16],
     steps: &mut [f32],
     l1s: &mut [f32],
-) -> bool {
-    let stride = codes.len() / steps.len();
+) -> Option<f32> {
+    let stride = code_stride(items.dim);
     // 2 (d + 8) u: more than the relative error of an f32 sum of d non-negative terms (any order)
     // and of this product.
     let l1_up = 1.0 + (items.dim + 8) as f32 * f32::EPSILON;
+    let mut largest_l1 = 0.0f32;
     for (r, i) in range.enumerate() {
         let row = items.row(i);
-        let Some((largest, l1)) = largest_and_l1(row) else { return false };
+        let (largest, l1) = largest_and_l1(row)?;
         let codes = &mut codes[r * stride..(r + 1) * stride];
         if largest == 0.0 {
             codes.fill(0); // a row of zeros (or −0): I = 0, M = κ, and its score is ±0
             (steps[r], l1s[r]) = (0.0, 0.0);
         } else if largest < SMALLEST_ENTRY || l1 >= LARGEST_L1 || l1 * largest_entry >= LARGEST_SCORE {
-            return false;
+            return None;
         } else {
             let (step, inverse_step) = step_of(largest, bits);
             encode(row, inverse_step, codes);
             (steps[r], l1s[r]) = (step, l1 * l1_up);
+            largest_l1 = largest_l1.max(l1);
         }
     }
-    true
+    Some(largest_l1)
 }
 
 /// One query's integer sums of one block: keeps the items whose upper bound F + M reaches T, and

@@ -229,28 +229,21 @@ fn affine(transposed: &[f64], biases: &[f64], x: &[f64], out: &mut Vec<f64>) {
 /// `SKIP_ZEROS`. Tiles of 16, 8, 4 and 2 entries are summed side by side, their values in one row
 /// contiguous, so that the adds run in vector lanes and that many chains overlap; every entry's
 /// sum is still the plain loop's, bit for bit.
+// `first + 1 <= width` reads as the other tiles' test.
+#[allow(clippy::int_plus_one)]
 fn combine_rows<const SKIP_ZEROS: bool>(matrix: &[f64], coefficients: &[f64], start: f64, out: &mut [f64]) {
     let width = out.len();
     let mut first = 0;
-    while first + 16 <= width {
-        out[first..first + 16].copy_from_slice(&combine_tile::<16, SKIP_ZEROS>(matrix, width, coefficients, first, start));
-        first += 16;
+    // Tiles of 16 while they fit, then at most one each of 8, 4, 2 and 1.
+    macro_rules! tiles {
+        ($($n:literal),*) => {$(
+            while first + $n <= width {
+                out[first..first + $n].copy_from_slice(&combine_tile::<$n, SKIP_ZEROS>(matrix, width, coefficients, first, start));
+                first += $n;
+            }
+        )*};
     }
-    if first + 8 <= width {
-        out[first..first + 8].copy_from_slice(&combine_tile::<8, SKIP_ZEROS>(matrix, width, coefficients, first, start));
-        first += 8;
-    }
-    if first + 4 <= width {
-        out[first..first + 4].copy_from_slice(&combine_tile::<4, SKIP_ZEROS>(matrix, width, coefficients, first, start));
-        first += 4;
-    }
-    if first + 2 <= width {
-        out[first..first + 2].copy_from_slice(&combine_tile::<2, SKIP_ZEROS>(matrix, width, coefficients, first, start));
-        first += 2;
-    }
-    if first < width {
-        out[first..].copy_from_slice(&combine_tile::<1, SKIP_ZEROS>(matrix, width, coefficients, first, start));
-    }
+    tiles!(16, 8, 4, 2, 1);
 }
 
 /// Entries `first`..`first + N` of [`combine_rows`].
