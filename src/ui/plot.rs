@@ -394,17 +394,26 @@ pub fn draw(canvas: &HtmlCanvasElement, spec: &PlotSpec, css_height: f64, legend
         root.draw(&Text::new(line.as_str(), at, title_font.color(&BLACK).pos(Pos::new(HPos::Center, VPos::Top)))).map_err(e)?;
     }
     let below_title = root.margin(px(8.0) + lines.len() as i32 * line_height, 0, 0, 0);
+    // The x label at the right end is centred on the plot's edge: the right margin holds its
+    // half (a 10 px margin cut "1050" in two on a phone).
+    let right_label = match &spec.x_ticks {
+        Some(ticks) => ticks.iter().max_by(|a, b| a.0.total_cmp(&b.0)).map(|t| t.1.clone()).unwrap_or_default(),
+        None if spec.x_is_log10 => log10_ticks(x0, x1).pop().map_or_else(|| tick_label(x1, true, x1 - x0), |t| t.1),
+        None => tick_label(x1, false, x1 - x0),
+    };
+    let right_margin = (text_width(12.0, &right_label) / ratio / 2.0 + 3.0).max(10.0);
     // Named x ticks (categories) that would touch are drawn on two alternating rows, below.
     let named_ticks = spec.x_ticks.clone().unwrap_or_default();
     let staggered = {
         // The plot's width: the canvas less the margins and the y labels' area (as built below).
-        let plot_width = css_width - 20.0 - 62.0;
+        let plot_width = css_width - 10.0 - right_margin - 62.0;
         let centres: Vec<f64> = named_ticks.iter().map(|(v, _)| (v - x0) / (x1 - x0) * plot_width).collect();
         let widths: Vec<f64> = named_ticks.iter().map(|(_, label)| text_width(12.0, label) / ratio).collect();
         labels_collide(&centres, &widths, 6.0)
     };
     let mut chart = ChartBuilder::on(&below_title)
         .margin(px(10.0))
+        .margin_right(px(right_margin))
         .x_label_area_size(px(if staggered { 58.0 } else { 44.0 }))
         .y_label_area_size(px(62.0))
         .build_cartesian_2d(x0..x1, y0..y1)
