@@ -616,10 +616,7 @@ pub fn fit(
                 let (z, y) = (population.context(row.user), population.engagement(row.user));
                 total += model.row_loss(z, y, row, weight, Some((&mut grad, &mut tower_grad)), &mut scratch);
             }
-            for (i, g) in tower_range.clone().zip(&tower_grad) {
-                grad.add(i, *g);
-            }
-            adam.step(model.params_mut(), &grad, sign);
+            adam.step_with_dense(model.params_mut(), &grad, tower_range.start, &tower_grad, sign);
         }
         result.train_loss.push(total / train.len().max(1) as f64);
         let held_out = mean_loss(model, population, validation, &mut scratch);
