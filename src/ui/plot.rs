@@ -394,14 +394,20 @@ pub fn draw(canvas: &HtmlCanvasElement, spec: &PlotSpec, css_height: f64, legend
         root.draw(&Text::new(line.as_str(), at, title_font.color(&BLACK).pos(Pos::new(HPos::Center, VPos::Top)))).map_err(e)?;
     }
     let below_title = root.margin(px(8.0) + lines.len() as i32 * line_height, 0, 0, 0);
-    // The x label at the right end is centred on the plot's edge: the right margin holds its
-    // half (a 10 px margin cut "1050" in two on a phone).
-    let right_label = match &spec.x_ticks {
-        Some(ticks) => ticks.iter().max_by(|a, b| a.0.total_cmp(&b.0)).map(|t| t.1.clone()).unwrap_or_default(),
-        None if spec.x_is_log10 => log10_ticks(x0, x1).pop().map_or_else(|| tick_label(x1, true, x1 - x0), |t| t.1),
-        None => tick_label(x1, false, x1 - x0),
+    // The x label nearest the right end is centred on its tick: the right margin holds what of
+    // it passes the plot's edge (a 10 px margin cut "1050" in two on a phone). Plotters' own
+    // ticks are not known here: their label at the edge is the worst case.
+    let last_tick = match &spec.x_ticks {
+        Some(ticks) => ticks.iter().max_by(|a, b| a.0.total_cmp(&b.0)).cloned(),
+        None if spec.x_is_log10 => log10_ticks(x0, x1).pop().or_else(|| Some((x1, tick_label(x1, true, x1 - x0)))),
+        None => Some((x1, tick_label(x1, false, x1 - x0))),
     };
-    let right_margin = (text_width(12.0, &right_label) / ratio / 2.0 + 3.0).max(10.0);
+    let right_margin = last_tick.map_or(10.0, |(at, label)| {
+        let half = text_width(12.0, &label) / ratio / 2.0;
+        // The plot's width with the largest margin this can take: the tick's room is then least.
+        let room = if x1 > x0 { (x1 - at).max(0.0) / (x1 - x0) * (css_width - 72.0 - half).max(0.0) } else { 0.0 };
+        (half + 3.0 - room).max(10.0)
+    });
     // Named x ticks (categories) that would touch are drawn on two alternating rows, below.
     let named_ticks = spec.x_ticks.clone().unwrap_or_default();
     let staggered = {
