@@ -418,9 +418,8 @@ impl Adam {
                 adam_entry(&mut params[i], &mut self.m[i], &mut self.v[i], sign * grad.values[i], rate, c1, c2);
             }
         }
-        let range = dense_range.clone();
-        let entries = params[range.clone()].iter_mut().zip(&mut self.m[range.clone()]).zip(&mut self.v[range.clone()]);
-        for (((param, m), v), (sum, term)) in entries.zip(grad.values[range].iter().zip(dense)) {
+        let entries = params[dense_range.clone()].iter_mut().zip(&mut self.m[dense_range.clone()]).zip(&mut self.v[dense_range.clone()]);
+        for (((param, m), v), (sum, term)) in entries.zip(grad.values[dense_range].iter().zip(dense)) {
             adam_entry(param, m, v, sign * (sum + term), rate, c1, c2);
         }
     }
