@@ -63,6 +63,9 @@ pub struct Lesson {
     pub first_look: fn(&str) -> Option<(String, String)>,
     /// The same while a slider is dragged: maybe cheaper still.
     pub drag_preview: fn(&str) -> Option<(String, String)>,
+    /// Whether the page opens with the first look in one part (see
+    /// `Experiment::FIRST_LOOK_IN_ONE_PART`).
+    pub first_look_in_one_part: bool,
     /// Queries that exercise every term of the estimate (`rorec calibrate`).
     pub calibration: &'static [&'static str],
     /// The experiment's stages and what each depends on.
@@ -128,6 +131,7 @@ macro_rules! lesson {
             preview: preview_query::<$experiment>,
             first_look: first_look_query::<$experiment>,
             drag_preview: drag_preview_query::<$experiment>,
+            first_look_in_one_part: <$experiment as Experiment>::FIRST_LOOK_IN_ONE_PART,
             graph: <$experiment as Experiment>::GRAPH,
             validate_graph: || <$experiment as Experiment>::GRAPH.validate::<<$experiment as Experiment>::Params>(),
             specs: specs::<$experiment>,

@@ -87,6 +87,11 @@ pub trait Experiment {
         Self::preview(params)
     }
 
+    /// Whether the parts of the [`Experiment::first_look`] each compute the same costly stages
+    /// (each builds the world, say). The page then opens with the look in one part, where it runs
+    /// alone (see `ui::worker`), leaving the other core to the page's first render.
+    const FIRST_LOOK_IN_ONE_PART: bool = false;
+
     /// The look shown while a slider is dragged (for the value it is at when the look before has
     /// been computed; the full report follows the release): by default the
     /// [`Experiment::preview`]. A lesson whose preview of a changed world takes more than ~100 ms

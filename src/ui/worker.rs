@@ -469,7 +469,7 @@ fn start<R: DeserializeOwned + 'static>(
         // the full run shown as the drag's preview (later stages are cached anyway).
         let (posted, note) = look.unwrap_or_else(|| (query.clone(), String::new()));
         let preview = PreviewJob::new(query, note, id, true);
-        slot.job = launch(&mut slot, slot_rc, dispatcher, lesson, id, posted, Some(preview), Dispatch::Now);
+        slot.job = launch(&mut slot, slot_rc, dispatcher, lesson, id, posted, Some(preview), Dispatch::Now, cores());
         return;
     }
     match look {
@@ -477,19 +477,21 @@ fn start<R: DeserializeOwned + 'static>(
             slot.next_id += 1;
             let preview_id = slot.next_id;
             let preview = PreviewJob::new(query.clone(), note, id, false);
-            let parts = (lesson.parts)(&cheaper, cores());
             let alone = !slot.shown && look_runs_alone(lesson, &cheaper, cores());
-            slot.preview_job = launch(&mut slot, slot_rc, dispatcher, lesson, preview_id, cheaper, Some(preview), Dispatch::Now);
-            slot.job = launch(&mut slot, slot_rc, dispatcher, lesson, id, query, None, Dispatch::AfterPreview { parts, alone });
+            let workers = if alone && lesson.first_look_in_one_part { 1 } else { cores() };
+            let parts = (lesson.parts)(&cheaper, workers);
+            slot.preview_job = launch(&mut slot, slot_rc, dispatcher, lesson, preview_id, cheaper, Some(preview), Dispatch::Now, workers);
+            slot.job = launch(&mut slot, slot_rc, dispatcher, lesson, id, query, None, Dispatch::AfterPreview { parts, alone }, cores());
         }
         None => {
             let dispatch = if !slot.shown && opens_first_part_alone(lesson, &query) { Dispatch::FirstPartAlone } else { Dispatch::Now };
-            slot.job = launch(&mut slot, slot_rc, dispatcher, lesson, id, query, None, dispatch);
+            slot.job = launch(&mut slot, slot_rc, dispatcher, lesson, id, query, None, dispatch, cores());
         }
     }
 }
 
-/// Runs `query` as job `id` in the slot's workers, one part each, dispatched as `dispatch` says.
+/// Runs `query` as job `id` in the slot's first `workers` workers (at most), one part each,
+/// dispatched as `dispatch` says.
 #[allow(clippy::too_many_arguments)]
 fn launch<R: DeserializeOwned + 'static>(
     slot: &mut Slot,
@@ -500,8 +502,9 @@ fn launch<R: DeserializeOwned + 'static>(
     query: String,
     preview: Option<PreviewJob>,
     dispatch: Dispatch,
+    workers: u32,
 ) -> Option<Job> {
-    let parts = (lesson.parts)(&query, cores());
+    let parts = (lesson.parts)(&query, workers);
     while (slot.workers.len() as u32) < parts {
         let index = slot.workers.len() as u32;
         match spawn::<R>(slot_rc.clone(), dispatcher.clone(), lesson, index) {
@@ -593,9 +596,10 @@ fn opening_posts(lesson: &'static Lesson, query: &str, cores: u32) -> Vec<Post> 
     let parts = (lesson.parts)(query, cores);
     match (lesson.first_look)(query) {
         Some((look, _)) => {
-            let look_parts = (lesson.parts)(&look, cores);
+            let alone = look_runs_alone(lesson, &look, cores);
+            let look_parts = (lesson.parts)(&look, if alone && lesson.first_look_in_one_part { 1 } else { cores });
             let mut posts: Vec<Post> = (0..look_parts).map(|i| post(&look, i, look_parts, look != query)).collect();
-            if !look_runs_alone(lesson, &look, cores) {
+            if !alone {
                 posts.extend((look_parts..parts).map(|i| post(query, i, parts, false)));
             }
             posts

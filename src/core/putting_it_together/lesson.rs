@@ -519,9 +519,19 @@ pub struct MainResult {
     pub deep_gain_se: f64,
 }
 
+/// What a share of the main world's candidates yields (see [`MAIN_SHARES`]): the main world's
+/// result for the share's candidates, with the curves of its trainings and the serving times of
+/// its served candidates (the judgements, which read every candidate, are left to the merge).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MainShare {
+    pub result: MainResult,
+    /// Whether the result's deep gain is computed (the share with both PRR towers).
+    pub has_gain: bool,
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum JobResult {
-    Main(Box<MainResult>),
+    Main(Box<MainShare>),
     Sweep(SweepPoint),
 }
 
@@ -585,14 +595,42 @@ pub struct CapstoneLesson;
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Job {
-    Main,
+    /// The main world's candidates of share `s` of [`MAIN_SHARES`].
+    Main(u32),
     Sweep(f64),
 }
 
-/// The main world first, then the sweep's worlds, the one at the main λ first (it shares the
-/// main world's trainings when it runs on the same worker).
+/// The main world's candidates in the shares that two workers run side by side: the references
+/// with both PRR towers (whose paired gain a share computes), and the other two deep candidates.
+/// Each share trains the direct method's reward model, which every candidate's estimates read
+/// (the same model in both: same rows, same stream), so a drag of a deep knob retrains four deep
+/// towers on two cores instead of one. One worker runs both shares and trains it once.
+const MAIN_SHARES: [&[&str]; 2] = [&["logging", "popularity", "linear-prr", "deep-prr", "oracle"], &["deep-reward", "iips"]];
+
+/// Which part runs each job: share s of the main world part s (so that a drag's preview, which
+/// has no sweep, runs on two workers); the sweep point at the main λ the first share's part (it
+/// reuses that share's PRR trainings); the other sweep points dealt in turn from the second part
+/// on. A part that ran a share runs it again for the next query, and finds its trainings cached.
+fn assignment(p: &CapstoneParams, jobs: &[Job], parts: u32) -> Vec<u32> {
+    let parts = parts.max(1);
+    let mut next = 1 % parts;
+    jobs.iter()
+        .map(|job| match *job {
+            Job::Main(share) => share % parts,
+            Job::Sweep(lambda) if lambda == p.nonlinearity => 0,
+            Job::Sweep(_) => {
+                let part = next;
+                next = (next + 1) % parts;
+                part
+            }
+        })
+        .collect()
+}
+
+/// The main world's shares first, then the sweep's worlds, the one at the main λ first (it
+/// shares the main world's PRR trainings on the worker that runs the first share).
 fn jobs(p: &CapstoneParams) -> Vec<Job> {
-    let mut jobs = vec![Job::Main];
+    let mut jobs: Vec<Job> = (0..MAIN_SHARES.len() as u32).map(Job::Main).collect();
     if p.sweep == "on" {
         let mut points: Vec<f64> = SWEEP_POINTS.to_vec();
         if let Some(i) = points.iter().position(|x| *x == p.nonlinearity) {
@@ -630,6 +668,12 @@ impl Experiment for CapstoneLesson {
     fn parts(params: &Checked<CapstoneParams>) -> u32 {
         jobs(params).len() as u32
     }
+
+    /// The first look's two shares each build the world, log it and train the reward model.
+    /// Opened with them on both workers beside the page's first render, the longest main-thread
+    /// task of the opening was 108–250 ms (median of eight 136), against 76–121 (91) with one
+    /// worker; the first figure came no sooner (median 992 ms against 996).
+    const FIRST_LOOK_IN_ONE_PART: bool = true;
 
     fn estimate(params: &Checked<CapstoneParams>) -> Estimate {
         let p: &CapstoneParams = params;
@@ -690,16 +734,17 @@ impl Experiment for CapstoneLesson {
     ) -> Vec<(u32, JobResult)> {
         let p: &CapstoneParams = params;
         let all = jobs(p);
-        let range = part.range(all.len() as u32);
-        let count = range.len().max(1) as f64;
+        let mine: Vec<usize> =
+            assignment(p, &all, part.count).into_iter().enumerate().filter(|&(_, q)| q == part.index).map(|(j, _)| j).collect();
+        let count = mine.len().max(1) as f64;
         let mut out = Vec::new();
-        for (i, j) in range.enumerate() {
+        for (i, &j) in mine.iter().enumerate() {
             let mut stage = staged(progress, i as f64 / count, (i + 1) as f64 / count);
-            let result = match all[j as usize] {
-                Job::Main => JobResult::Main(Box::new(run_main(p, part.preview, cache, &mut stage))),
+            let result = match all[j] {
+                Job::Main(share) => JobResult::Main(Box::new(run_main_share(p, share, part.preview, cache, &mut stage))),
                 Job::Sweep(lambda) => JobResult::Sweep(run_sweep_point(&p.at(lambda), cache, &mut stage)),
             };
-            out.push((j, result));
+            out.push((j as u32, result));
         }
         progress.report(1.0, "done");
         out
@@ -708,7 +753,7 @@ impl Experiment for CapstoneLesson {
     /// The same world with a quarter of the logs (where that leaves every split large enough), a
     /// twentieth of the epochs, no sweep, and A/B tests on a sixteenth of the impressions (at
     /// least 1,000): the page's first figure, each change's first changed figure and each step of
-    /// a drag. With the serving times left out of a preview (see [`run_main`]), a candidate's
+    /// a drag. With the serving times left out of a preview (see [`run_main_share`]), a candidate's
     /// slates are searched only for the users its A/B test and its estimators meet, and searching
     /// was most of a preview's time (HNSW's search, 40 % of it natively, opening): 1,250
     /// impressions meet about 930 of the 2,000 fresh users, 20,000 nearly all. Natively a drag of
@@ -740,11 +785,11 @@ impl Experiment for CapstoneLesson {
         let p: &CapstoneParams = params;
         let mut results: Vec<(u32, JobResult)> = partials.into_iter().flatten().collect();
         results.sort_by_key(|r| r.0);
-        let mut main = None;
+        let mut shares = Vec::new();
         let mut sweep = Vec::new();
         for (_, r) in results {
             match r {
-                JobResult::Main(m) => main = Some(*m),
+                JobResult::Main(m) => shares.push(*m),
                 JobResult::Sweep(s) => sweep.push(s),
             }
         }
@@ -756,7 +801,7 @@ impl Experiment for CapstoneLesson {
             logs: p.logs as u32,
             impressions: p.impressions as u32,
             epochs: p.epochs as u32,
-            main: main.expect("the main job ran"),
+            main: main_result(shares),
             sweep,
         }
     }
@@ -1141,15 +1186,17 @@ fn ope_slates_stage(
     })
 }
 
-/// The main world. A `preview` leaves out the serving times unless cached: they serve every fresh
-/// user twice (exact scan and index) for a table the full run, next, measures anyway; the A/B test
-/// then searches only the users its impressions meet (see [`CapstoneLesson::drag_preview`]).
-fn run_main(p: &CapstoneParams, preview: bool, cache: &mut StageCache, progress: &mut dyn Progress) -> MainResult {
+/// Share `share` of the main world's candidates (see [`MAIN_SHARES`]). A `preview` leaves out the
+/// serving times unless cached: they serve every fresh user twice (exact scan and index) for a
+/// table the full run, next, measures anyway; the A/B test then searches only the users its
+/// impressions meet (see [`CapstoneLesson::drag_preview`]).
+fn run_main_share(p: &CapstoneParams, share: u32, preview: bool, cache: &mut StageCache, progress: &mut dyn Progress) -> MainShare {
+    let share = MAIN_SHARES[share as usize];
     let worlds = world_stage(p, cache, &mut staged(progress, 0.0, 0.02));
     let logs = logs_stage(p, &worlds, cache, &mut staged(progress, 0.02, 0.05));
     let init = item_init_stage(p, &worlds, &logs, cache);
-    // Trainings: the four served candidates and the reward model.
-    let names: Vec<&'static str> = SERVED.iter().copied().chain([REWARD_MODEL]).collect();
+    // Trainings: the share's served candidates and the reward model.
+    let names: Vec<&'static str> = SERVED.iter().copied().filter(|name| share.contains(name)).chain([REWARD_MODEL]).collect();
     let mut trained: Vec<(&'static str, Rc<Trained>)> = Vec::new();
     for (i, name) in names.iter().enumerate() {
         let (from, to) = (0.05 + 0.75 * i as f64 / names.len() as f64, 0.05 + 0.75 * (i + 1) as f64 / names.len() as f64);
@@ -1163,7 +1210,7 @@ fn run_main(p: &CapstoneParams, preview: bool, cache: &mut StageCache, progress:
     let mut tests: Vec<(&str, Rc<AbResult>)> = Vec::new();
     let mut serving = Vec::new();
     let mut serving_pending = false;
-    for &(name, _, deployable) in CANDIDATES {
+    for &(name, _, deployable) in CANDIDATES.iter().filter(|c| share.contains(&c.0)) {
         let (ab, offline_result) = if SERVED.contains(&name) {
             let model = model_of(name);
             let index = index_stage(p, name, &model, cache);
@@ -1233,9 +1280,8 @@ fn run_main(p: &CapstoneParams, preview: bool, cache: &mut StageCache, progress:
         });
         tests.push((name, ab));
     }
-    let ab_of = |name: &str| tests.iter().find(|t| t.0 == name).map(|t| t.1.clone()).expect("tested");
-    let gain = paired(&ab_of("deep-prr"), &ab_of("linear-prr"));
-    let (judgements, best_deployable) = judge(&candidates);
+    let ab_of = |name: &str| tests.iter().find(|t| t.0 == name).map(|t| t.1.clone());
+    let deep_gain = ab_of("deep-prr").zip(ab_of("linear-prr")).map(|(deep, linear)| paired(&deep, &linear));
     let curves = trained
         .iter()
         .map(|(name, t)| CurveResult {
@@ -1247,7 +1293,8 @@ fn run_main(p: &CapstoneParams, preview: bool, cache: &mut StageCache, progress:
         })
         .collect();
     progress.report(1.0, "done");
-    MainResult {
+    let gain = deep_gain.unwrap_or_default();
+    let result = MainResult {
         train_rows: logs.train.len() as u32,
         validation_rows: logs.validation.len() as u32,
         eval_rows: logs.evaluation.len() as u32,
@@ -1255,14 +1302,54 @@ fn run_main(p: &CapstoneParams, preview: bool, cache: &mut StageCache, progress:
         logged_se: logs.ctr.se,
         svd_init: init.0.is_some(),
         candidates,
-        judgements,
-        best_deployable,
+        judgements: Vec::new(),
+        best_deployable: String::new(),
         curves,
         serving,
         serving_pending,
         deep_gain: gain.mean,
         deep_gain_se: gain.se,
+    };
+    MainShare { result, has_gain: deep_gain.is_some() }
+}
+
+/// The main world's shares merged: the candidates in the order of [`CANDIDATES`], the curves
+/// and the serving times in the order of [`SERVED`] (the reward model's curve, which both shares
+/// trained alike, once and last), and the judgements over all candidates.
+fn main_result(shares: Vec<MainShare>) -> MainResult {
+    let mut shares = shares.into_iter();
+    let MainShare { result: mut main, mut has_gain } = shares.next().expect("a share of the main world");
+    for share in shares {
+        let other = share.result;
+        main.candidates.extend(other.candidates);
+        main.curves.extend(other.curves.into_iter().filter(|c| c.name != REWARD_MODEL));
+        main.serving.extend(other.serving);
+        main.serving_pending |= other.serving_pending;
+        if share.has_gain && !has_gain {
+            (main.deep_gain, main.deep_gain_se, has_gain) = (other.deep_gain, other.deep_gain_se, true);
+        }
     }
+    assert!(has_gain, "a share with both PRR towers");
+    let candidates: Vec<&str> = CANDIDATES.iter().map(|c| c.0).collect();
+    let models: Vec<&str> = SERVED.iter().copied().chain([REWARD_MODEL]).collect();
+    main.candidates = in_order(main.candidates, &candidates, |c| &c.name);
+    main.curves = in_order(main.curves, &models, |c| &c.name);
+    main.serving = in_order(main.serving, &models, |s| &s.name);
+    (main.judgements, main.best_deployable) = judge(&main.candidates);
+    main
+}
+
+/// `items` in the order of their names in `order` (a plain loop: the stable sort's code for the
+/// three item types weighed 7 KiB of the gzipped wasm).
+fn in_order<T>(mut items: Vec<T>, order: &[&str], name: fn(&T) -> &String) -> Vec<T> {
+    let mut ordered = Vec::with_capacity(items.len());
+    for wanted in order {
+        if let Some(i) = items.iter().position(|item| name(item) == wanted) {
+            ordered.push(items.swap_remove(i));
+        }
+    }
+    debug_assert!(items.is_empty(), "every item is named in the order");
+    ordered
 }
 
 /// Each estimator against the A/B test: Kendall's τ_b over all candidates, and what it would ship.
@@ -1460,12 +1547,30 @@ mod tests {
     }
 
     #[test]
+    fn two_workers_run_the_main_world_in_two_shares() {
+        let p = CapstoneParams::default();
+        let all = jobs(&p);
+        assert_eq!(all.len(), MAIN_SHARES.len() + SWEEP_POINTS.len());
+        // The shares apart, the sweep point at the main λ beside the PRR towers it reuses, the
+        // other four points two and two.
+        let parts = assignment(&p, &all, 2);
+        assert_eq!((&parts[..3], parts.iter().filter(|&&q| q == 1).count()), (&[0, 1, 0][..], 3));
+        assert!(assignment(&p, &all, 1).iter().all(|&q| q == 0));
+        // A preview is the two shares alone; every candidate is in one share.
+        let (preview, _) = CapstoneLesson::preview(&crate::core::params::check(p).unwrap()).unwrap();
+        assert_eq!(jobs(&preview), vec![Job::Main(0), Job::Main(1)]);
+        for (name, _, _) in CANDIDATES {
+            assert_eq!(MAIN_SHARES.iter().filter(|share| share.contains(name)).count(), 1, "{name}");
+        }
+    }
+
+    #[test]
     fn the_linear_tower_ignores_the_deep_knobs() {
         let p = CapstoneParams::default();
         let wider = CapstoneParams { hidden_width: 64, ..p.clone() };
         let key = |q: &CapstoneParams, name| GRAPH.key("training", &q.for_training(name));
         assert_eq!(key(&p, "linear-prr"), key(&wider, "linear-prr"));
         assert_ne!(key(&p, "deep-prr"), key(&wider, "deep-prr"));
-        assert_eq!(jobs(&CapstoneParams { nonlinearity: 0.75, ..p.clone() })[1], Job::Sweep(0.75));
+        assert_eq!(jobs(&CapstoneParams { nonlinearity: 0.75, ..p.clone() })[MAIN_SHARES.len()], Job::Sweep(0.75));
     }
 }
