@@ -63,8 +63,8 @@ pub struct Lesson {
     pub first_look: fn(&str) -> Option<(String, String)>,
     /// The same while a slider is dragged: maybe cheaper still.
     pub drag_preview: fn(&str) -> Option<(String, String)>,
-    /// Whether the page opens with the first look in one part (see
-    /// `Experiment::FIRST_LOOK_IN_ONE_PART`).
+    /// Whether the page opens with the first look in one part, where it is quick enough to run
+    /// alone (see `Experiment::FIRST_LOOK_IN_ONE_PART`).
     pub first_look_in_one_part: bool,
     /// Queries that exercise every term of the estimate (`rorec calibrate`).
     pub calibration: &'static [&'static str],

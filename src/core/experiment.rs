@@ -2,7 +2,7 @@
 //!
 //! An experiment may split its work into parts (replications, say) that run in parallel, one
 //! per worker, and are merged afterwards. Parts must not change the numbers: the merged report is
-//! the same for any number of parts (the CLI uses one part, the page one per core).
+//! the same for any number of parts (the CLI uses one part, the page up to one per core).
 
 use super::budget::Estimate;
 use super::params::{check, parse_strict, to_query, Checked, LessonParams};
@@ -88,8 +88,9 @@ pub trait Experiment {
     }
 
     /// Whether the parts of the [`Experiment::first_look`] each compute the same costly stages
-    /// (each builds the world, say). The page then opens with the look in one part, where it runs
-    /// alone (see `ui::worker`), leaving the other core to the page's first render.
+    /// (each builds the world, say). The page then opens with the look in one part when that is
+    /// quick enough to run alone (see `opening_look` in `ui::worker`), leaving the other cores to
+    /// the page's first render.
     const FIRST_LOOK_IN_ONE_PART: bool = false;
 
     /// The look shown while a slider is dragged (for the value it is at when the look before has

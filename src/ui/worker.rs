@@ -477,8 +477,7 @@ fn start<R: DeserializeOwned + 'static>(
             slot.next_id += 1;
             let preview_id = slot.next_id;
             let preview = PreviewJob::new(query.clone(), note, id, false);
-            let alone = !slot.shown && look_runs_alone(lesson, &cheaper, cores());
-            let workers = if alone && lesson.first_look_in_one_part { 1 } else { cores() };
+            let (alone, workers) = if slot.shown { (false, cores()) } else { opening_look(lesson, &cheaper, cores()) };
             let parts = (lesson.parts)(&cheaper, workers);
             slot.preview_job = launch(&mut slot, slot_rc, dispatcher, lesson, preview_id, cheaper, Some(preview), Dispatch::Now, workers);
             slot.job = launch(&mut slot, slot_rc, dispatcher, lesson, id, query, None, Dispatch::AfterPreview { parts, alone }, cores());
@@ -575,10 +574,17 @@ fn set_field(message: &js_sys::Object, key: &str, value: JsValue) {
     let _ = js_sys::Reflect::set(message, &JsValue::from_str(key), &value);
 }
 
-/// Whether a page's opening look at a lesson runs alone, the full run's parts held until it has
-/// been drawn (see [`Dispatch::AfterPreview`]): where it is quick.
-fn look_runs_alone(lesson: &Lesson, look: &str, cores: u32) -> bool {
-    (lesson.estimate)(look).is_ok_and(|e| e.page_seconds(cores) <= crate::core::budget::QUICK_PREVIEW_SECONDS)
+/// How a page's opening look at a lesson runs: whether alone, the full run's parts held until it
+/// has been drawn (see [`Dispatch::AfterPreview`]), where it is quick on the workers it gets; and
+/// on how many workers (one where the lesson's look repeats costly stages in each part, see
+/// `Experiment::FIRST_LOOK_IN_ONE_PART`, and runs alone).
+fn opening_look(lesson: &Lesson, look: &str, cores: u32) -> (bool, u32) {
+    let quick_on = |workers| (lesson.estimate)(look).is_ok_and(|e| e.page_seconds(workers) <= crate::core::budget::QUICK_PREVIEW_SECONDS);
+    if lesson.first_look_in_one_part && quick_on(1) {
+        (true, 1)
+    } else {
+        (quick_on(cores), cores)
+    }
 }
 
 /// Whether a page's opening run without a look starts with its first part alone (see
@@ -588,16 +594,16 @@ fn opens_first_part_alone(lesson: &Lesson, query: &str) -> bool {
 }
 
 /// The parts a page opened on `query` posts at once, as [`start`] and [`launch`] post them on a
-/// fresh page (part i to worker i): the first look's parts, and the full run's parts in workers the
-/// look does not use unless the look runs alone; or, without a look, the full run's parts (only
+/// fresh page (part i to worker i): the first look's parts (see [`opening_look`]), and the full
+/// run's parts in workers the look does not use unless the look runs alone; or, without a look, the full run's parts (only
 /// the first where it opens alone). Parts queued or held behind these are not among them.
 fn opening_posts(lesson: &'static Lesson, query: &str, cores: u32) -> Vec<Post> {
     let post = |query: &str, part, parts, cheaper| Post { lesson: lesson.id, query: query.to_string(), part, parts, cheaper };
     let parts = (lesson.parts)(query, cores);
     match (lesson.first_look)(query) {
         Some((look, _)) => {
-            let alone = look_runs_alone(lesson, &look, cores);
-            let look_parts = (lesson.parts)(&look, if alone && lesson.first_look_in_one_part { 1 } else { cores });
+            let (alone, workers) = opening_look(lesson, &look, cores);
+            let look_parts = (lesson.parts)(&look, workers);
             let mut posts: Vec<Post> = (0..look_parts).map(|i| post(&look, i, look_parts, look != query)).collect();
             if !alone {
                 posts.extend((look_parts..parts).map(|i| post(query, i, parts, false)));

@@ -524,9 +524,10 @@ pub struct MainResult {
 /// its served candidates (the judgements, which read every candidate, are left to the merge).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct MainShare {
+    /// Its deep gain and judgements are the merge's.
     pub result: MainResult,
-    /// Whether the result's deep gain is computed (the share with both PRR towers).
-    pub has_gain: bool,
+    /// Deep PRR − linear PRR, paired (in the share with both).
+    pub deep_gain: Option<MeanSe>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -603,17 +604,19 @@ enum Job {
 /// The main world's candidates in the shares that two workers run side by side: the references
 /// with both PRR towers (whose paired gain a share computes), and the other two deep candidates.
 /// Each share trains the direct method's reward model, which every candidate's estimates read
-/// (the same model in both: same rows, same stream), so a drag of a deep knob retrains four deep
-/// towers on two cores instead of one. One worker runs both shares and trains it once.
+/// (the same model in both: same rows, same stream): a drag of a deep knob trains five deep towers
+/// on two cores (three and two) instead of four on one. One worker running both shares trains
+/// the reward model once.
 const MAIN_SHARES: [&[&str]; 2] = [&["logging", "popularity", "linear-prr", "deep-prr", "oracle"], &["deep-reward", "iips"]];
 
 /// Which part runs each job: share s of the main world part s (so that a drag's preview, which
 /// has no sweep, runs on two workers); the sweep point at the main λ the first share's part (it
-/// reuses that share's PRR trainings); the other sweep points dealt in turn from the second part
-/// on. A part that ran a share runs it again for the next query, and finds its trainings cached.
+/// reuses that share's PRR trainings); the other sweep points dealt in turn from the part after
+/// the shares' on (on two parts, two each). A part that ran a share runs it again for the next
+/// query, and finds its trainings cached.
 fn assignment(p: &CapstoneParams, jobs: &[Job], parts: u32) -> Vec<u32> {
     let parts = parts.max(1);
-    let mut next = 1 % parts;
+    let mut next = MAIN_SHARES.len() as u32 % parts;
     jobs.iter()
         .map(|job| match *job {
             Job::Main(share) => share % parts,
@@ -665,8 +668,10 @@ impl Experiment for CapstoneLesson {
     type Report = CapstoneReport;
     type Partial = Vec<(u32, JobResult)>;
 
+    /// Every job a part of its own, but the sweep point at the main λ (see [`assignment`]).
     fn parts(params: &Checked<CapstoneParams>) -> u32 {
-        jobs(params).len() as u32
+        let all = jobs(params);
+        (all.len() - all.iter().filter(|j| **j == Job::Sweep(params.nonlinearity)).count()) as u32
     }
 
     /// The first look's two shares each build the world, log it and train the reward model.
@@ -1293,7 +1298,6 @@ fn run_main_share(p: &CapstoneParams, share: u32, preview: bool, cache: &mut Sta
         })
         .collect();
     progress.report(1.0, "done");
-    let gain = deep_gain.unwrap_or_default();
     let result = MainResult {
         train_rows: logs.train.len() as u32,
         validation_rows: logs.validation.len() as u32,
@@ -1307,29 +1311,35 @@ fn run_main_share(p: &CapstoneParams, share: u32, preview: bool, cache: &mut Sta
         curves,
         serving,
         serving_pending,
-        deep_gain: gain.mean,
-        deep_gain_se: gain.se,
+        deep_gain: 0.0,
+        deep_gain_se: 0.0,
     };
-    MainShare { result, has_gain: deep_gain.is_some() }
+    MainShare { result, deep_gain }
 }
 
-/// The main world's shares merged: the candidates in the order of [`CANDIDATES`], the curves
-/// and the serving times in the order of [`SERVED`] (the reward model's curve, which both shares
-/// trained alike, once and last), and the judgements over all candidates.
+/// The main world's shares (in the order of their jobs) merged: the candidates in the order of
+/// [`CANDIDATES`], the curves and the serving times in the order of [`SERVED`] (the reward
+/// model's curve, which every share trained alike, once and last: the first share's, with its
+/// time per epoch), and the judgements over all candidates.
 fn main_result(shares: Vec<MainShare>) -> MainResult {
     let mut shares = shares.into_iter();
-    let MainShare { result: mut main, mut has_gain } = shares.next().expect("a share of the main world");
+    // The page merges only when every part is in (the capstone has no results so far).
+    let MainShare { result: mut main, mut deep_gain } = shares.next().expect("every share of the main world");
     for share in shares {
         let other = share.result;
         main.candidates.extend(other.candidates);
-        main.curves.extend(other.curves.into_iter().filter(|c| c.name != REWARD_MODEL));
+        for curve in other.curves {
+            match main.curves.iter().find(|c| c.name == curve.name) {
+                Some(kept) => debug_assert_eq!(kept.train_loss, curve.train_loss, "{} trained alike in every share", curve.name),
+                None => main.curves.push(curve),
+            }
+        }
         main.serving.extend(other.serving);
         main.serving_pending |= other.serving_pending;
-        if share.has_gain && !has_gain {
-            (main.deep_gain, main.deep_gain_se, has_gain) = (other.deep_gain, other.deep_gain_se, true);
-        }
+        deep_gain = deep_gain.or(share.deep_gain);
     }
-    assert!(has_gain, "a share with both PRR towers");
+    let gain = deep_gain.unwrap_or_default();
+    (main.deep_gain, main.deep_gain_se) = (gain.mean, gain.se);
     let candidates: Vec<&str> = CANDIDATES.iter().map(|c| c.0).collect();
     let models: Vec<&str> = SERVED.iter().copied().chain([REWARD_MODEL]).collect();
     main.candidates = in_order(main.candidates, &candidates, |c| &c.name);
@@ -1339,16 +1349,16 @@ fn main_result(shares: Vec<MainShare>) -> MainResult {
     main
 }
 
-/// `items` in the order of their names in `order` (a plain loop: the stable sort's code for the
-/// three item types weighed 7 KiB of the gzipped wasm).
+/// `items` in the order of their names in `order`, any other after them (a plain loop: the
+/// stable sort's code for the three item types weighed 7 KiB of the gzipped wasm).
 fn in_order<T>(mut items: Vec<T>, order: &[&str], name: fn(&T) -> &String) -> Vec<T> {
     let mut ordered = Vec::with_capacity(items.len());
     for wanted in order {
         if let Some(i) = items.iter().position(|item| name(item) == wanted) {
-            ordered.push(items.swap_remove(i));
+            ordered.push(items.remove(i));
         }
     }
-    debug_assert!(items.is_empty(), "every item is named in the order");
+    ordered.extend(items);
     ordered
 }
 
@@ -1544,6 +1554,38 @@ mod tests {
         assert_eq!(timeless(&full), timeless(&report(Part::WHOLE, &mut StageCache::disabled())));
         // Once cached, a preview has them.
         assert!(!report(preview, &mut cache).main.serving_pending);
+    }
+
+    #[test]
+    fn parts_give_the_same_report_as_one_run() {
+        use crate::core::experiment::{merge_query, run_part_query, run_query};
+        let strip = |json: &str| {
+            let mut v: serde_json::Value = serde_json::from_str(json).unwrap();
+            crate::core::stages::tests::without_timings(&mut v, CapstoneLesson::TIMINGS);
+            v
+        };
+        // λ at a sweep point and between two; no sweep.
+        for extra in ["nonlinearity=0.5", "nonlinearity=0.6", "sweep=off"] {
+            let q = format!("{WALK_BASE}&{extra}");
+            let whole = strip(&run_query::<CapstoneLesson>(&q, &mut ()).unwrap());
+            let most = CapstoneLesson::parts(&crate::core::params::parse_strict::<CapstoneParams>(&q).unwrap());
+            assert_eq!(
+                most,
+                if extra == "sweep=off" {
+                    2
+                } else if extra.ends_with("0.6") {
+                    7
+                } else {
+                    6
+                }
+            );
+            for count in 2..=most {
+                let parts: Vec<String> =
+                    (0..count).map(|i| run_part_query::<CapstoneLesson>(&q, Part::new(i, count), &mut ()).unwrap()).collect();
+                assert!(parts.iter().all(|p| p != "[]"), "{extra}, {count} parts: every part has a job");
+                assert_eq!(strip(&merge_query::<CapstoneLesson>(&q, &parts).unwrap()), whole, "{extra}, {count} parts");
+            }
+        }
     }
 
     #[test]
