@@ -28,6 +28,11 @@ impl Part {
         Part { index, count, preview: false }
     }
 
+    /// The jobs this part runs, given the part of every job (an experiment's placement).
+    pub fn jobs_placed(&self, placement: &[u32]) -> Vec<usize> {
+        placement.iter().enumerate().filter(|&(_, &part)| part == self.index).map(|(job, _)| job).collect()
+    }
+
     /// This part's share of `0..total`, as a contiguous range.
     pub fn range(&self, total: u32) -> std::ops::Range<u32> {
         let start = (total as u64 * self.index as u64 / self.count as u64) as u32;

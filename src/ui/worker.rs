@@ -595,8 +595,9 @@ fn opens_first_part_alone(lesson: &Lesson, query: &str) -> bool {
 
 /// The parts a page opened on `query` posts at once, as [`start`] and [`launch`] post them on a
 /// fresh page (part i to worker i): the first look's parts (see [`opening_look`]), and the full
-/// run's parts in workers the look does not use unless the look runs alone; or, without a look, the full run's parts (only
-/// the first where it opens alone). Parts queued or held behind these are not among them.
+/// run's parts in workers the look does not use unless the look runs alone; or, without a look,
+/// the full run's parts (only the first where it opens alone). Parts queued or held behind these
+/// are not among them.
 fn opening_posts(lesson: &'static Lesson, query: &str, cores: u32) -> Vec<Post> {
     let post = |query: &str, part, parts, cheaper| Post { lesson: lesson.id, query: query.to_string(), part, parts, cheaper };
     let parts = (lesson.parts)(query, cores);

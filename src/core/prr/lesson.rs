@@ -1264,12 +1264,7 @@ impl Experiment for PrrLesson {
     fn run_part(params: &Checked<PrrParams>, part: Part, cache: &mut StageCache, progress: &mut dyn Progress) -> Vec<(u32, JobResult)> {
         let p: &PrrParams = params;
         let all = jobs(p);
-        let mine: Vec<usize> = assignment(p, &all, part.count, part.preview)
-            .into_iter()
-            .enumerate()
-            .filter(|&(_, q)| q == part.index)
-            .map(|(j, _)| j)
-            .collect();
+        let mine = part.jobs_placed(&assignment(p, &all, part.count, part.preview));
         let count = mine.len().max(1) as f64;
         let mut out = Vec::new();
         for (i, &j) in mine.iter().enumerate() {

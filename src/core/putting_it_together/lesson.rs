@@ -668,10 +668,11 @@ impl Experiment for CapstoneLesson {
     type Report = CapstoneReport;
     type Partial = Vec<(u32, JobResult)>;
 
-    /// Every job a part of its own, but the sweep point at the main λ (see [`assignment`]).
+    /// The parts [`assignment`] uses with a part per job (the sweep point at the main λ shares
+    /// the first share's).
     fn parts(params: &Checked<CapstoneParams>) -> u32 {
         let all = jobs(params);
-        (all.len() - all.iter().filter(|j| **j == Job::Sweep(params.nonlinearity)).count()) as u32
+        assignment(params, &all, all.len() as u32).into_iter().max().map_or(1, |last| last + 1)
     }
 
     /// The first look's two shares each build the world, log it and train the reward model.
@@ -739,8 +740,7 @@ impl Experiment for CapstoneLesson {
     ) -> Vec<(u32, JobResult)> {
         let p: &CapstoneParams = params;
         let all = jobs(p);
-        let mine: Vec<usize> =
-            assignment(p, &all, part.count).into_iter().enumerate().filter(|&(_, q)| q == part.index).map(|(j, _)| j).collect();
+        let mine = part.jobs_placed(&assignment(p, &all, part.count));
         let count = mine.len().max(1) as f64;
         let mut out = Vec::new();
         for (i, &j) in mine.iter().enumerate() {
