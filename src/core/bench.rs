@@ -337,13 +337,13 @@ pub fn run(name: &str, now: &dyn Fn() -> f64) -> Result<BenchResult, String> {
             tower.init(&mut params, &mut rng);
             let weights = tower.forward_weights(&params);
             let contexts: Vec<[f64; 6]> = (0..64).map(|_| std::array::from_fn(|_| rng::normal(&mut rng))).collect();
-            let (mut trace, mut grad) = (Trace::default(), vec![0.0; tower.len()]);
+            let (mut trace, mut grad) = (Trace::default(), vec![0.0f32; tower.len()]);
             let rows = 20_000;
             let start = now();
             for r in 0..rows {
                 tower.forward(&weights, &contexts[r % contexts.len()], &mut trace);
                 let d_output = trace.output.clone();
-                tower.backward(&params, &mut trace, &d_output, 1e-3, &mut grad);
+                tower.backward(&weights, &mut trace, &d_output, 1e-3, &mut grad);
             }
             let ms = now() - start;
             assert!(grad.iter().all(|g| g.is_finite()));

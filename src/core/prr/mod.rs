@@ -398,15 +398,16 @@ impl Adam {
 
     /// One step along −`sign` × gradient (sign = 1 minimises, −1 maximises).
     pub fn step(&mut self, params: &mut [f64], grad: &Gradient, sign: f64) {
-        self.step_with_dense(params, grad, 0, &[], sign);
+        self.step_with_dense(params, grad, 0, &[] as &[f64], sign);
     }
 
     /// [`Adam::step`] where the entries `start..start + dense.len()` are all touched and their
     /// gradient is `grad`'s entry plus `dense`'s (a tower's weights, summed per batch apart): the
     /// same numbers as adding `dense` to `grad` entry by entry and stepping, without tracking
     /// those entries one by one, in a loop the compiler vectorises (each entry's arithmetic is
-    /// the same IEEE operations in the same order, so its result is the same bits).
-    pub fn step_with_dense(&mut self, params: &mut [f64], grad: &Gradient, start: usize, dense: &[f64], sign: f64) {
+    /// the same IEEE operations in the same order, so its result is the same bits). `dense` may be
+    /// f32 (the capstone's towers compute in f32): each entry is widened to f64 before it is added.
+    pub fn step_with_dense<T: Copy + Into<f64>>(&mut self, params: &mut [f64], grad: &Gradient, start: usize, dense: &[T], sign: f64) {
         self.t += 1;
         let c1 = 1.0 - crate::core::math::pow(ADAM_BETA1, self.t as f64);
         let c2 = 1.0 - crate::core::math::pow(ADAM_BETA2, self.t as f64);
@@ -420,7 +421,7 @@ impl Adam {
         }
         let entries = params[dense_range.clone()].iter_mut().zip(&mut self.m[dense_range.clone()]).zip(&mut self.v[dense_range.clone()]);
         for (((param, m), v), (sum, term)) in entries.zip(grad.values[dense_range].iter().zip(dense)) {
-            adam_entry(param, m, v, sign * (sum + term), rate, c1, c2);
+            adam_entry(param, m, v, sign * (sum + (*term).into()), rate, c1, c2);
         }
     }
 }

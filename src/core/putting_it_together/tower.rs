@@ -4,6 +4,13 @@
 //!
 //! The weights live in a slice of the owner's flat parameter vector (so that one Adam loop moves
 //! them with the rest of the model): layer l is W_l (out × in, row-major) then b_l (out).
+//!
+//! The passes compute in f32, as the notebooks' TensorFlow and PyTorch models do: the browser's
+//! vector lanes hold four f32 where they hold two f64, and the passes are most of a deep
+//! tower's training (a drag of the capstone's hidden width retrains five). The parameters, Adam's
+//! moments and the PRR heads stay in f64. f32 sums are as reproducible as f64 ones (IEEE
+//! arithmetic in a fixed order, no fused multiply-adds, GELU's tanh from libm): the same bits
+//! natively and in wasm.
 
 use crate::core::rng::{self, Rng};
 
@@ -14,21 +21,21 @@ pub enum Activation {
     Gelu,
 }
 
-const GELU_C: f64 = 0.797_884_560_802_865_4; // √(2/π)
-const GELU_A: f64 = 0.044_715;
+const GELU_C: f32 = 0.797_884_6; // √(2/π)
+const GELU_A: f32 = 0.044_715;
 
 impl Activation {
     #[inline]
-    fn apply(self, x: f64) -> f64 {
+    fn apply(self, x: f32) -> f32 {
         match self {
             Activation::Relu => x.max(0.0),
-            Activation::Gelu => 0.5 * x * (1.0 + libm::tanh(GELU_C * (x + GELU_A * x * x * x))),
+            Activation::Gelu => 0.5 * x * (1.0 + libm::tanhf(GELU_C * (x + GELU_A * x * x * x))),
         }
     }
 
     /// The derivative at pre-activation x.
     #[inline]
-    fn derivative(self, x: f64) -> f64 {
+    fn derivative(self, x: f32) -> f32 {
         match self {
             Activation::Relu => {
                 if x > 0.0 {
@@ -38,7 +45,7 @@ impl Activation {
                 }
             }
             Activation::Gelu => {
-                let t = libm::tanh(GELU_C * (x + GELU_A * x * x * x));
+                let t = libm::tanhf(GELU_C * (x + GELU_A * x * x * x));
                 0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * GELU_C * (1.0 + 3.0 * GELU_A * x * x)
             }
         }
@@ -70,21 +77,28 @@ struct Layer {
 #[derive(Clone, Debug, Default)]
 pub struct Trace {
     /// inputs[l]: the input of layer l (inputs[0] = z).
-    inputs: Vec<Vec<f64>>,
+    inputs: Vec<Vec<f32>>,
     /// pre[l]: layer l's pre-activation (hidden layers only).
-    pre: Vec<Vec<f64>>,
+    pre: Vec<Vec<f32>>,
+    /// The output layer's values, before they are widened into `output`.
+    last: Vec<f32>,
+    /// g(z), in f64 for the heads that read it.
     pub output: Vec<f64>,
     /// Scratch for the backward pass.
-    delta: Vec<f64>,
-    next_delta: Vec<f64>,
+    delta: Vec<f32>,
+    next_delta: Vec<f32>,
 }
 
-/// The tower's weights as the forward pass reads them: each layer's W transposed (in × out, so
-/// that a tile of outputs has its weights for one input side by side, summed in vector lanes),
-/// then its b, at the same offsets as in the parameters. Made from the parameters once for every
-/// forward pass until they change (see [`Tower::forward_weights`]).
+/// The tower's weights as the passes read them, in f32: for the forward pass each layer's W
+/// transposed (in × out, so that a tile of outputs has its weights for one input side by side,
+/// summed in vector lanes), then its b, at the same offsets as in the parameters; for the
+/// backward pass W as it is. Made from the parameters once for every pass until they change (see
+/// [`Tower::forward_weights`]).
 #[derive(Clone, Debug, Default)]
-pub struct ForwardWeights(Vec<f64>);
+pub struct ForwardWeights {
+    transposed: Vec<f32>,
+    rows: Vec<f32>,
+}
 
 impl Tower {
     fn new(inputs: usize, hidden: Vec<usize>, outputs: usize, activation: Activation) -> Tower {
@@ -140,29 +154,29 @@ impl Tower {
         }
     }
 
-    /// The forward pass's layout of `params` (the tower's slice).
+    /// The passes' f32 copies of `params` (the tower's slice).
     pub fn forward_weights(&self, params: &[f64]) -> ForwardWeights {
-        let mut out = Vec::with_capacity(self.len());
+        let mut transposed = Vec::with_capacity(self.len());
         for &Layer { fan_in, fan_out, offset } in &self.layers {
             let (weights, biases) = params[offset..offset + fan_in * fan_out + fan_out].split_at(fan_in * fan_out);
-            out.extend((0..fan_in).flat_map(|i| weights[i..].iter().step_by(fan_in).copied()));
-            out.extend_from_slice(biases);
+            transposed.extend((0..fan_in).flat_map(|i| weights[i..].iter().step_by(fan_in).map(|w| *w as f32)));
+            transposed.extend(biases.iter().map(|b| *b as f32));
         }
-        ForwardWeights(out)
+        ForwardWeights { transposed, rows: params.iter().map(|w| *w as f32).collect() }
     }
 
     /// g(z) into `trace.output`, keeping what the backward pass needs; `forward_weights`
     /// are [`Tower::forward_weights`] of the parameters.
     pub fn forward(&self, forward_weights: &ForwardWeights, z: &[f64], trace: &mut Trace) {
-        let params = &forward_weights.0;
+        let params = &forward_weights.transposed;
         let layers = self.layers.len();
         trace.inputs.resize(layers, Vec::new());
         trace.pre.resize(layers - 1, Vec::new());
         trace.inputs[0].clear();
-        trace.inputs[0].extend_from_slice(z);
+        trace.inputs[0].extend(z.iter().map(|x| *x as f32));
         for (l, &Layer { fan_in, fan_out, offset: at }) in self.layers.iter().enumerate() {
             let (transposed, biases) = params[at..at + fan_in * fan_out + fan_out].split_at(fan_in * fan_out);
-            let mut out = std::mem::take(if l + 1 < layers { &mut trace.pre[l] } else { &mut trace.output });
+            let mut out = std::mem::take(if l + 1 < layers { &mut trace.pre[l] } else { &mut trace.last });
             out.clear();
             affine(transposed, biases, &trace.inputs[l], &mut out);
             if l + 1 < layers {
@@ -172,18 +186,21 @@ impl Tower {
                 trace.inputs[l + 1] = next;
                 trace.pre[l] = out;
             } else {
-                trace.output = out;
+                trace.last = out;
             }
         }
+        trace.output.clear();
+        trace.output.extend(trace.last.iter().map(|g| *g as f64));
     }
 
-    /// Add `weight` × ∂L/∂params to `grad` (the tower's slice, dense), given ∂L/∂g(z) =
-    /// `d_output` and the trace of the forward pass at this z.
-    pub fn backward(&self, params: &[f64], trace: &mut Trace, d_output: &[f64], weight: f64, grad: &mut [f64]) {
+    /// Add `weight` × ∂L/∂params to `grad` (the tower's slice, dense, in f32), given ∂L/∂g(z) =
+    /// `d_output` and the trace of the forward pass at this z with the same weights.
+    pub fn backward(&self, forward_weights: &ForwardWeights, trace: &mut Trace, d_output: &[f64], weight: f64, grad: &mut [f32]) {
+        let params = &forward_weights.rows;
         let mut delta = std::mem::take(&mut trace.delta);
         let mut next = std::mem::take(&mut trace.next_delta);
         delta.clear();
-        delta.extend(d_output.iter().map(|d| d * weight));
+        delta.extend(d_output.iter().map(|d| (d * weight) as f32));
         for l in (0..self.layers.len()).rev() {
             let Layer { fan_in, fan_out, offset: at } = self.layers[l];
             let input = &trace.inputs[l];
@@ -216,7 +233,7 @@ impl Tower {
 /// output's sum is that of W's row by `iter().sum()` (from −0.0, in index order), bit for bit (see
 /// [`combine_rows`]; the pass, row by row, was scalar and latency-bound: half the capstone's drag
 /// at width 128 natively).
-fn affine(transposed: &[f64], biases: &[f64], x: &[f64], out: &mut Vec<f64>) {
+fn affine(transposed: &[f32], biases: &[f32], x: &[f32], out: &mut Vec<f32>) {
     out.clear();
     out.resize(biases.len(), 0.0);
     combine_rows::<false>(transposed, x, -0.0, out);
@@ -231,7 +248,7 @@ fn affine(transposed: &[f64], biases: &[f64], x: &[f64], out: &mut Vec<f64>) {
 /// sum is still the plain loop's, bit for bit.
 // `first + 1 <= width` reads as the other tiles' test.
 #[allow(clippy::int_plus_one)]
-fn combine_rows<const SKIP_ZEROS: bool>(matrix: &[f64], coefficients: &[f64], start: f64, out: &mut [f64]) {
+fn combine_rows<const SKIP_ZEROS: bool>(matrix: &[f32], coefficients: &[f32], start: f32, out: &mut [f32]) {
     let width = out.len();
     let mut first = 0;
     // Tiles of 16 while they fit, then at most one each of 8, 4, 2 and 1.
@@ -249,18 +266,18 @@ fn combine_rows<const SKIP_ZEROS: bool>(matrix: &[f64], coefficients: &[f64], st
 /// Entries `first`..`first + N` of [`combine_rows`].
 #[inline(always)]
 fn combine_tile<const N: usize, const SKIP_ZEROS: bool>(
-    matrix: &[f64],
+    matrix: &[f32],
     width: usize,
-    coefficients: &[f64],
+    coefficients: &[f32],
     first: usize,
-    start: f64,
-) -> [f64; N] {
+    start: f32,
+) -> [f32; N] {
     let mut sums = [start; N];
     for (row, &c) in matrix.chunks_exact(width).zip(coefficients) {
         if SKIP_ZEROS && c == 0.0 {
             continue;
         }
-        let row: &[f64; N] = row[first..first + N].try_into().expect("N entries");
+        let row: &[f32; N] = row[first..first + N].try_into().expect("N entries");
         for r in 0..N {
             sums[r] += row[r] * c;
         }
@@ -295,16 +312,19 @@ mod tests {
                 t.output.iter().zip(&c).map(|(g, c)| g * c).sum::<f64>()
             };
             let mut trace = Trace::default();
-            tower.forward(&tower.forward_weights(&params), &z, &mut trace);
-            let mut grad = vec![0.0; tower.len()];
-            tower.backward(&params, &mut trace, &c, 2.0, &mut grad);
+            let weights = tower.forward_weights(&params);
+            tower.forward(&weights, &z, &mut trace);
+            let mut grad = vec![0.0f32; tower.len()];
+            tower.backward(&weights, &mut trace, &c, 2.0, &mut grad);
             for i in 0..params.len() {
-                let h = 1e-6;
+                // A step large enough for the f32 passes' rounding (about 1e-7 of the loss).
+                let h = 1e-3;
                 let (mut plus, mut minus) = (params.clone(), params.clone());
                 plus[i] += h;
                 minus[i] -= h;
                 let numeric = 2.0 * (loss(&plus) - loss(&minus)) / (2.0 * h);
-                assert!((numeric - grad[i]).abs() < 1e-6 * (1.0 + numeric.abs()), "{tower:?} param {i}: {numeric} vs {}", grad[i]);
+                let analytic = grad[i] as f64;
+                assert!((numeric - analytic).abs() < 1e-3 * (1.0 + numeric.abs()), "{tower:?} param {i}: {numeric} vs {analytic}");
             }
         }
     }
@@ -316,18 +336,18 @@ mod tests {
         for (fan_in, fan_out) in
             [(1, 1), (3, 4), (5, 7), (32, 32), (6, 9), (6, 13), (32, 8), (7, 20), (6, 128), (128, 128), (33, 31), (2, 47)]
         {
-            let mut draw = |n: usize| -> Vec<f64> {
+            let mut draw = |n: usize| -> Vec<f32> {
                 (0..n)
-                    .map(|i| if i % 5 == 0 { [0.0, -0.0][i % 2] } else { rng::normal(&mut rng) * 10f64.powi((i % 7) as i32 - 3) })
+                    .map(|i| if i % 5 == 0 { [0.0, -0.0][i % 2] } else { (rng::normal(&mut rng) * 10f64.powi((i % 7) as i32 - 3)) as f32 })
                     .collect()
             };
             let (weights, biases, x) = (draw(fan_in * fan_out), draw(fan_out), draw(fan_in));
-            let transposed: Vec<f64> =
+            let transposed: Vec<f32> =
                 (0..fan_in).flat_map(|i| (0..fan_out).map(move |o| (i, o))).map(|(i, o)| weights[o * fan_in + i]).collect();
             let mut out = Vec::new();
             affine(&transposed, &biases, &x, &mut out);
-            let plain: Vec<f64> =
-                weights.chunks_exact(fan_in).zip(&biases).map(|(row, b)| b + row.iter().zip(&x).map(|(w, x)| w * x).sum::<f64>()).collect();
+            let plain: Vec<f32> =
+                weights.chunks_exact(fan_in).zip(&biases).map(|(row, b)| b + row.iter().zip(&x).map(|(w, x)| w * x).sum::<f32>()).collect();
             assert_eq!(out.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), plain.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
         }
     }
@@ -337,8 +357,9 @@ mod tests {
     fn combined_rows_skip_zero_coefficients_as_the_plain_loop_does() {
         let mut rng = rng::seeded(10, Stream::Model);
         for (rows, width) in [(1, 1), (4, 3), (8, 128), (128, 128), (13, 31), (2, 47)] {
-            let matrix: Vec<f64> = (0..rows * width).map(|_| rng::normal(&mut rng)).collect();
-            let coefficients: Vec<f64> = (0..rows).map(|i| if i % 3 == 0 { [0.0, -0.0][i % 2] } else { rng::normal(&mut rng) }).collect();
+            let matrix: Vec<f32> = (0..rows * width).map(|_| rng::normal(&mut rng) as f32).collect();
+            let coefficients: Vec<f32> =
+                (0..rows).map(|i| if i % 3 == 0 { [0.0, -0.0][i % 2] } else { rng::normal(&mut rng) as f32 }).collect();
             let mut plain = vec![0.0; width];
             for (row, c) in matrix.chunks_exact(width).zip(&coefficients) {
                 if *c == 0.0 {
@@ -346,7 +367,7 @@ mod tests {
                 }
                 plain.iter_mut().zip(row).for_each(|(n, w)| *n += c * w);
             }
-            let mut out = vec![f64::NAN; width];
+            let mut out = vec![f32::NAN; width];
             combine_rows::<true>(&matrix, &coefficients, 0.0, &mut out);
             assert_eq!(out.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), plain.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
         }
