@@ -335,7 +335,7 @@ pub fn run(name: &str, now: &dyn Fn() -> f64) -> Result<BenchResult, String> {
             let mut rng = rng::seeded(1, rng::Stream::Model);
             let mut params = vec![0.0; tower.len()];
             tower.init(&mut params, &mut rng);
-            let weights = tower.forward_weights(&params);
+            let weights = tower.pass_weights(&params);
             let contexts: Vec<[f64; 6]> = (0..64).map(|_| std::array::from_fn(|_| rng::normal(&mut rng))).collect();
             let (mut trace, mut grad) = (Trace::default(), vec![0.0f32; tower.len()]);
             let rows = 20_000;

@@ -31,7 +31,7 @@ use crate::core::slate_world::policy::{top_k_by, SlatePolicy};
 use crate::core::slate_world::simulate::LoggedRow;
 use crate::core::slate_world::{ClickModel, SyntheticSpec, User, World};
 use std::cell::RefCell;
-use tower::{ForwardWeights, Tower, Trace};
+use tower::{PassWeights, Tower, Trace};
 
 /// Dimension of the world's true embeddings (the synthetic world's).
 pub const WORLD_DIM: u32 = 8;
@@ -276,17 +276,17 @@ pub struct TowerModel {
     params: Vec<f64>,
     /// The tower's parameter count (asked for in every row's gradient).
     tower_len: usize,
-    forward: ForwardCache,
+    pass_weights: PassWeightsCache,
 }
 
-/// The tower's [`ForwardWeights`], made from the parameters at the first forward pass after they
+/// The tower's [`PassWeights`], made from the parameters at the first pass after they
 /// change: every query between two Adam steps (a batch's rows, an evaluation's users) reuses them.
 #[derive(Clone, Debug, Default)]
-struct ForwardCache(std::sync::OnceLock<ForwardWeights>);
+struct PassWeightsCache(std::sync::OnceLock<PassWeights>);
 
-impl PartialEq for ForwardCache {
+impl PartialEq for PassWeightsCache {
     /// A function of the parameters, which the models' equality compares.
-    fn eq(&self, _: &ForwardCache) -> bool {
+    fn eq(&self, _: &PassWeightsCache) -> bool {
         true
     }
 }
@@ -329,7 +329,7 @@ impl TowerModel {
             positions,
             params: vec![0.0; len],
             tower_len,
-            forward: ForwardCache::default(),
+            pass_weights: PassWeightsCache::default(),
         };
         let mut rng = rng::seeded(seed, Stream::Model);
         match item_init {
@@ -355,12 +355,12 @@ impl TowerModel {
 
     /// The parameters, to change: the tower's forward weights are made again at the next pass.
     pub fn params_mut(&mut self) -> &mut Vec<f64> {
-        self.forward = ForwardCache::default();
+        self.pass_weights = PassWeightsCache::default();
         &mut self.params
     }
 
-    fn forward_weights(&self) -> &ForwardWeights {
-        self.forward.0.get_or_init(|| self.tower.forward_weights(&self.params[self.tower_range()]))
+    fn pass_weights(&self) -> &PassWeights {
+        self.pass_weights.0.get_or_init(|| self.tower.pass_weights(&self.params[self.tower_range()]))
     }
 
     fn tower_range(&self) -> std::ops::Range<usize> {
@@ -395,7 +395,7 @@ impl TowerModel {
 
     /// g(z), left in `scratch.trace.output`.
     pub fn query<'s>(&self, z: &[f64], scratch: &'s mut Scratch) -> &'s [f64] {
-        self.tower.forward(self.forward_weights(), z, &mut scratch.trace);
+        self.tower.forward(self.pass_weights(), z, &mut scratch.trace);
         &scratch.trace.output
     }
 
@@ -437,7 +437,7 @@ impl TowerModel {
     /// The model's probability that the user (z, y) clicks on `slate`: 1 − θ_0/Z. The direct
     /// method's reward model.
     pub fn click_probability(&self, z: &[f64], engagement: &[f64], slate: &[u32], scratch: &mut Scratch) -> f64 {
-        self.tower.forward(self.forward_weights(), z, &mut scratch.trace);
+        self.tower.forward(self.pass_weights(), z, &mut scratch.trace);
         let query = std::mem::take(&mut scratch.trace.output);
         let p = self.click_probability_for(&query, engagement, slate, scratch);
         scratch.trace.output = query;
@@ -470,7 +470,7 @@ impl TowerModel {
         if self.head == Head::Iips {
             return self.iips_objective(z, row, weight, grad, scratch);
         }
-        self.tower.forward(self.forward_weights(), z, &mut scratch.trace);
+        self.tower.forward(self.pass_weights(), z, &mut scratch.trace);
         let mut terms = std::mem::take(&mut scratch.theta);
         self.thetas_and_alphas(&scratch.trace.output, engagement, &row.slate, &mut terms);
         let k_len = row.slate.len();
@@ -502,7 +502,7 @@ impl TowerModel {
                     *dq += ds * psi;
                 }
             }
-            self.tower.backward(self.forward_weights(), &mut scratch.trace, &d_query, weight, tower_grad);
+            self.tower.backward(self.pass_weights(), &mut scratch.trace, &d_query, weight, tower_grad);
             scratch.d_query = d_query;
         }
         scratch.theta = terms;
@@ -531,7 +531,7 @@ impl TowerModel {
         if !row.clicks.iter().any(|c| *c > 0) {
             return 0.0;
         }
-        self.tower.forward(self.forward_weights(), z, &mut scratch.trace);
+        self.tower.forward(self.pass_weights(), z, &mut scratch.trace);
         self.softmax(scratch);
         let mut value = 0.0;
         let mut coefs: Vec<(u32, f64)> = Vec::with_capacity(row.slate.len());
@@ -554,7 +554,7 @@ impl TowerModel {
                 *dq += ds * psi;
             }
         }
-        self.tower.backward(self.forward_weights(), &mut scratch.trace, &d_query, weight, tower_grad);
+        self.tower.backward(self.pass_weights(), &mut scratch.trace, &d_query, weight, tower_grad);
         scratch.d_query = d_query;
         scratch.d_scores = d_scores;
         value

@@ -93,9 +93,9 @@ pub struct Trace {
 /// transposed (in × out, so that a tile of outputs has its weights for one input side by side,
 /// summed in vector lanes), then its b, at the same offsets as in the parameters; for the
 /// backward pass W as it is. Made from the parameters once for every pass until they change (see
-/// [`Tower::forward_weights`]).
+/// [`Tower::pass_weights`]).
 #[derive(Clone, Debug, Default)]
-pub struct ForwardWeights {
+pub struct PassWeights {
     transposed: Vec<f32>,
     rows: Vec<f32>,
 }
@@ -155,20 +155,20 @@ impl Tower {
     }
 
     /// The passes' f32 copies of `params` (the tower's slice).
-    pub fn forward_weights(&self, params: &[f64]) -> ForwardWeights {
+    pub fn pass_weights(&self, params: &[f64]) -> PassWeights {
         let mut transposed = Vec::with_capacity(self.len());
         for &Layer { fan_in, fan_out, offset } in &self.layers {
             let (weights, biases) = params[offset..offset + fan_in * fan_out + fan_out].split_at(fan_in * fan_out);
             transposed.extend((0..fan_in).flat_map(|i| weights[i..].iter().step_by(fan_in).map(|w| *w as f32)));
             transposed.extend(biases.iter().map(|b| *b as f32));
         }
-        ForwardWeights { transposed, rows: params.iter().map(|w| *w as f32).collect() }
+        PassWeights { transposed, rows: params.iter().map(|w| *w as f32).collect() }
     }
 
-    /// g(z) into `trace.output`, keeping what the backward pass needs; `forward_weights`
-    /// are [`Tower::forward_weights`] of the parameters.
-    pub fn forward(&self, forward_weights: &ForwardWeights, z: &[f64], trace: &mut Trace) {
-        let params = &forward_weights.transposed;
+    /// g(z) into `trace.output`, keeping what the backward pass needs; `pass_weights`
+    /// are [`Tower::pass_weights`] of the parameters.
+    pub fn forward(&self, pass_weights: &PassWeights, z: &[f64], trace: &mut Trace) {
+        let params = &pass_weights.transposed;
         let layers = self.layers.len();
         trace.inputs.resize(layers, Vec::new());
         trace.pre.resize(layers - 1, Vec::new());
@@ -195,8 +195,8 @@ impl Tower {
 
     /// Add `weight` × ∂L/∂params to `grad` (the tower's slice, dense, in f32), given ∂L/∂g(z) =
     /// `d_output` and the trace of the forward pass at this z with the same weights.
-    pub fn backward(&self, forward_weights: &ForwardWeights, trace: &mut Trace, d_output: &[f64], weight: f64, grad: &mut [f32]) {
-        let params = &forward_weights.rows;
+    pub fn backward(&self, pass_weights: &PassWeights, trace: &mut Trace, d_output: &[f64], weight: f64, grad: &mut [f32]) {
+        let params = &pass_weights.rows;
         let mut delta = std::mem::take(&mut trace.delta);
         let mut next = std::mem::take(&mut trace.next_delta);
         delta.clear();
@@ -308,11 +308,11 @@ mod tests {
             let c = [0.9, -0.3];
             let loss = |p: &[f64]| {
                 let mut t = Trace::default();
-                tower.forward(&tower.forward_weights(p), &z, &mut t);
+                tower.forward(&tower.pass_weights(p), &z, &mut t);
                 t.output.iter().zip(&c).map(|(g, c)| g * c).sum::<f64>()
             };
             let mut trace = Trace::default();
-            let weights = tower.forward_weights(&params);
+            let weights = tower.pass_weights(&params);
             tower.forward(&weights, &z, &mut trace);
             let mut grad = vec![0.0f32; tower.len()];
             tower.backward(&weights, &mut trace, &c, 2.0, &mut grad);
@@ -380,7 +380,7 @@ mod tests {
         // W = [[1, 2], [3, 4]], b = [0.5, -1].
         let params = [1.0, 2.0, 3.0, 4.0, 0.5, -1.0];
         let mut trace = Trace::default();
-        tower.forward(&tower.forward_weights(&params), &[1.0, -1.0], &mut trace);
+        tower.forward(&tower.pass_weights(&params), &[1.0, -1.0], &mut trace);
         assert_eq!(trace.output, vec![-0.5, -2.0]);
         let mlp = Tower::mlp(6, 2, 32, 8, Activation::Relu);
         assert_eq!(mlp.len(), 6 * 32 + 32 + 32 * 32 + 32 + 32 * 8 + 8);
