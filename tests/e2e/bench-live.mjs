@@ -5,7 +5,8 @@
 // the old one, and to the new value again (both now answered from the workers' stage caches).
 // Then a drag of the knob's slider: the time from an input event to the preview it shows, and
 // from the release to the complete report. Throughout, the longest main-thread task (Long Tasks
-// API; the harness's own script is left out, see `seen`). Needs BASE_URL (the served dist/).
+// API; the harness's own script is left out, see `seen`), the opening's and the rest's apart.
+// Needs BASE_URL (the served dist/).
 // Prints a Markdown table. Benchmark figures, not tests.
 import { chromium } from 'playwright-core';
 
