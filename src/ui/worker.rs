@@ -579,7 +579,8 @@ fn set_field(message: &js_sys::Object, key: &str, value: JsValue) {
 /// on how many workers (one where the lesson's look repeats costly stages in each part, see
 /// `Experiment::FIRST_LOOK_IN_ONE_PART`, and runs alone).
 fn opening_look(lesson: &Lesson, look: &str, cores: u32) -> (bool, u32) {
-    let quick_on = |workers| (lesson.estimate)(look).is_ok_and(|e| e.page_seconds(workers) <= crate::core::budget::QUICK_PREVIEW_SECONDS);
+    let estimate = (lesson.estimate)(look).ok();
+    let quick_on = |workers| estimate.as_ref().is_some_and(|e| e.page_seconds(workers) <= crate::core::budget::QUICK_PREVIEW_SECONDS);
     if lesson.first_look_in_one_part && quick_on(1) {
         (true, 1)
     } else {

@@ -398,7 +398,7 @@ impl Adam {
 
     /// One step along −`sign` × gradient (sign = 1 minimises, −1 maximises).
     pub fn step(&mut self, params: &mut [f64], grad: &Gradient, sign: f64) {
-        self.step_with_dense(params, grad, 0, &[] as &[f64], sign);
+        self.step_with_dense::<f64>(params, grad, 0, &[], sign);
     }
 
     /// [`Adam::step`] where the entries `start..start + dense.len()` are all touched and their
